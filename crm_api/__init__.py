@@ -1,0 +1,34 @@
+"""The thin HTTP face: authenticate, validate, record a job, enqueue it, answer 202."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from crm_api.errors import register_error_handlers
+from crm_workers.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Flask:
+    """The Flask app; servers come from `settings` unless a test passes its own `db` and `broker`."""
+    from crm_workers.adapters.broker import make_broker
+    from crm_workers.adapters.mongo import connect, ensure_indexes
+
+    settings = settings or Settings.from_env()
+    settings.require("JWT_SECRET", "MONGODB_URI", "REDIS_URL")
+    if db is None:
+        db = connect(settings.mongodb_uri, settings.mongodb_db)
+        ensure_indexes(db)
+    broker = broker or make_broker(settings, for_worker=False)
+
+    app = Flask(__name__)
+    app.config["CRM_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.extra.get("max_upload_bytes", 512 * 1024 * 1024)
+    app.extensions["crm"] = {"db": db, "broker": broker}
+    register_error_handlers(app)
+
+    from crm_api.routes import health, jobs, tags
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(jobs.bp)
+    app.register_blueprint(tags.bp)
+    return app

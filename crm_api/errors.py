@@ -1,0 +1,48 @@
+"""One errors module: every error renders as {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from crm_workers.errors import CRMError
+
+log = logging.getLogger("crm.api")
+
+
+def error_response(status: int, code: str, message: str, details=None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response.status_code = status
+    return response
+
+
+def validation_details(exc: ValidationError) -> list[dict]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or None, "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CRMError)
+    def crm_error(exc: CRMError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(ValidationError)
+    def invalid(exc: ValidationError):
+        details = validation_details(exc)
+        fields = ", ".join(d["field"] or "body" for d in details)
+        return error_response(400, "invalid_request", f"invalid value for: {fields}", details)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an unexpected error occurred; it was logged")

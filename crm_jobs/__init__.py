@@ -1,0 +1,1 @@
+"""Entrypoints: the `crm-jobs` command and the embedded servers of `crm-jobs dev`."""

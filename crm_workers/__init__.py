@@ -1,0 +1,1 @@
+"""crm-jobs workers: the job record, services, domain rules and adapters."""

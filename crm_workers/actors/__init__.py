@@ -1,0 +1,46 @@
+"""Actors: each decodes its message and calls one service. Declared on a broker passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dramatiq
+
+from crm_workers.actors import tags
+from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
+from crm_workers.domain.job_types import job_kind
+from crm_workers.runtime import Runtime
+
+#: job type -> function(runtime, job, progress) returning the job's result.
+JOB_HANDLERS: dict[str, Callable] = {
+    **tags.HANDLERS,
+}
+
+
+def _job_actor(runtime: Runtime, handler: Callable):
+    def run(job_id: str) -> None:
+        current = current_job()
+        current.result = handler(runtime, current.job, current.progress)
+
+    return run
+
+
+def declare_actors(broker, runtime: Runtime) -> dict[str, dramatiq.Actor]:
+    """Declare one actor per implemented job type on `broker`, on its own queue and limits."""
+    actors = {}
+    for job_type, handler in JOB_HANDLERS.items():
+        kind = job_kind(job_type)
+        actors[job_type] = dramatiq.actor(
+            _job_actor(runtime, handler),
+            broker=broker,
+            actor_name=kind.actor_name,
+            queue_name=str(kind.queue),
+            time_limit=kind.time_limit_ms,
+            max_retries=kind.max_retries,
+            throws=NOT_RETRIED,
+        )
+    return actors
+
+
+def implemented_job_types() -> frozenset[str]:
+    return frozenset(JOB_HANDLERS)

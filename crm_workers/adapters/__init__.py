@@ -1,0 +1,1 @@
+"""The edges: MongoDB, Redis, the broker, storage."""

@@ -1,0 +1,82 @@
+"""The Dramatiq broker on Redis, its middleware, and the job message."""
+
+from __future__ import annotations
+
+import redis
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from crm_workers.adapters.middleware.account_fairness import AccountFairness
+from crm_workers.adapters.middleware.job_lifecycle import JobLifecycle
+from crm_workers.domain.job_types import HEAVY_QUEUES, job_kind
+from crm_workers.settings import Settings
+
+#: A worker that has not heartbeated to the broker for this long (ms) is dead: its unacked messages
+#: go back to their queue at the next maintenance. Dramatiq's default is 60 s.
+BROKER_HEARTBEAT_TIMEOUT_MS = 30_000
+#: Maintenance runs on this many broker commands in a million (Dramatiq's default: 1,000). Job
+#: staleness does not depend on it: the scheduler re-enqueues jobs whose heartbeat stopped.
+MAINTENANCE_CHANCE = 10_000
+#: Retries of a transient failure: Dramatiq's default is 20 attempts over days; ours are few and quick.
+DEFAULT_MAX_RETRIES = 3
+MIN_BACKOFF_MS = 2_000
+MAX_BACKOFF_MS = 300_000
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)
+
+
+def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> RedisBroker:
+    """The broker; a worker's (with `db`) carries the job lifecycle and fairness middleware."""
+    client = redis_client(settings)
+    middleware = [
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS),
+        CurrentMessage(),
+    ]
+    if for_worker:
+        if db is None:
+            raise ValueError("a worker's broker needs the database")
+        middleware += [
+            AccountFairness(client=client, queues=HEAVY_QUEUES, limit=settings.account_heavy_job_limit,
+                            lease_seconds=settings.job_stale_seconds, namespace=settings.redis_namespace),
+            JobLifecycle(db=db, heartbeat_seconds=settings.job_heartbeat_seconds,
+                         stale_seconds=settings.job_stale_seconds),
+        ]
+    return RedisBroker(
+        client=client,
+        namespace=f"{settings.redis_namespace}-dramatiq",
+        middleware=middleware,
+        heartbeat_timeout=BROKER_HEARTBEAT_TIMEOUT_MS,
+        maintenance_chance=MAINTENANCE_CHANCE,
+    )
+
+
+def job_message(job: dict) -> Message:
+    """The message that runs a job: it carries ids only, never bodies or files."""
+    kind = job_kind(job["type"])
+    return Message(
+        queue_name=str(kind.queue),
+        actor_name=kind.actor_name,
+        args=(),
+        kwargs={"job_id": str(job["_id"])},
+        options={"account_id": str(job["account_id"])},
+    )
+
+
+def enqueue_job(broker, job: dict) -> None:
+    broker.enqueue(job_message(job))

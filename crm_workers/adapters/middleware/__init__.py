@@ -1,0 +1,1 @@
+"""Dramatiq middleware: each its own module."""

@@ -1,0 +1,102 @@
+"""AccountFairness: at most N heavy jobs of one account run at once.
+
+A message over the limit goes back to its queue with a short delay and the worker thread is freed
+at once, so other accounts' jobs run meanwhile. Slots are Redis leases (a sorted set per account,
+scored by expiry) so a dead worker's slot frees itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+
+from dramatiq.middleware import Middleware, SkipMessage
+
+log = logging.getLogger("crm.fairness")
+
+#: How long (ms) a message over its account's limit waits before it is tried again.
+DEFAULT_WAIT_MS = 1500
+
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[4]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
+  return 1
+end
+return 0
+"""
+
+
+class AccountFairness(Middleware):
+    def __init__(self, *, client, queues, limit: int, lease_seconds: int, namespace: str = "crm",
+                 wait_ms: int = DEFAULT_WAIT_MS):
+        self.client = client
+        self.queues = frozenset(str(q) for q in queues)
+        self.limit = limit
+        self.lease_ms = lease_seconds * 1000
+        self.namespace = namespace
+        self.wait_ms = wait_ms
+        self._acquire = client.register_script(_ACQUIRE)
+        self._held: dict[str, str] = {}  # token -> key
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._stop = threading.Event()
+
+    def key(self, account_id: str) -> str:
+        return f"{self.namespace}:running:{account_id}"
+
+    def after_worker_boot(self, broker, worker):
+        self._stop.clear()
+        threading.Thread(target=self._renew_loop, name="crm-fairness-lease", daemon=True).start()
+
+    def before_worker_shutdown(self, broker, worker):
+        self._stop.set()
+
+    def _renew_loop(self):
+        while not self._stop.wait(max(1.0, self.lease_ms / 3000)):
+            with self._lock:
+                held = dict(self._held)
+            expiry = int(time.time() * 1000) + self.lease_ms
+            try:
+                for token, key in held.items():
+                    self.client.zadd(key, {token: expiry}, xx=True)
+            except Exception:
+                log.exception("renewing account slots failed")
+
+    def before_process_message(self, broker, message):
+        self._local.token = None
+        account_id = message.options.get("account_id")
+        if not account_id or message.queue_name not in self.queues or self.limit <= 0:
+            return
+        key, token, now_ms = self.key(account_id), uuid.uuid4().hex, int(time.time() * 1000)
+        if self._acquire(keys=[key], args=[now_ms, self.limit, token, now_ms + self.lease_ms, self.lease_ms * 2]):
+            with self._lock:
+                self._held[token] = key
+            self._local.token = token
+            return
+        delay = self.wait_ms + random.randint(0, self.wait_ms)
+        log.debug("account %s is at its limit of %s heavy jobs; message %s waits %s ms",
+                  account_id, self.limit, message.message_id, delay)
+        broker.enqueue(message.copy(), delay=delay)
+        raise SkipMessage()
+
+    def _release(self):
+        token = getattr(self._local, "token", None)
+        if token is None:
+            return
+        self._local.token = None
+        with self._lock:
+            key = self._held.pop(token, None)
+        if key:
+            self.client.zrem(key, token)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        self._release()
+
+    def after_skip_message(self, broker, message):
+        self._release()

@@ -1,0 +1,110 @@
+"""JobLifecycle: ties each Dramatiq message to its job record, so an actor only does its work.
+
+Before a message runs, its job is claimed (queued → running, attempts + 1); a message whose job is
+finished, cancelled or running elsewhere is skipped. After it runs the job ends completed, failed,
+cancelled, or goes back to queued while Dramatiq's Retries holds a next attempt. A thread heartbeats
+every running job of this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from dramatiq.middleware import Middleware, SkipMessage
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+from crm_workers import jobs
+from crm_workers.errors import JobCancelled, PermanentJobError
+
+log = logging.getLogger("crm.jobs")
+
+#: Exceptions that end a job at once instead of retrying it.
+NOT_RETRIED = (JobCancelled, PermanentJobError, TimeLimitExceeded)
+
+_current = threading.local()
+
+
+class CurrentJob:
+    """What the running actor sees of its job: the record, the progress handle and a result slot."""
+
+    def __init__(self, job: dict, progress: jobs.Progress):
+        self.job = job
+        self.progress = progress
+        self.result = None
+
+
+def current_job() -> CurrentJob:
+    """The job of the message this thread is running; RuntimeError outside a job message."""
+    current = getattr(_current, "job", None)
+    if current is None:
+        raise RuntimeError("no job is running in this thread")
+    return current
+
+
+def _error(exc: BaseException, default_code: str) -> dict:
+    return {"code": getattr(exc, "code", None) or default_code, "message": str(exc) or type(exc).__name__}
+
+
+class JobLifecycle(Middleware):
+    def __init__(self, *, db, heartbeat_seconds: int, stale_seconds: int):
+        self.db = db
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stale_seconds = stale_seconds
+        self._runs: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def after_worker_boot(self, broker, worker):
+        self._stop.clear()
+        threading.Thread(target=self._heartbeat_loop, name="crm-job-heartbeat", daemon=True).start()
+
+    def before_worker_shutdown(self, broker, worker):
+        self._stop.set()
+
+    def _heartbeat_loop(self):
+        while not self._stop.wait(self.heartbeat_seconds):
+            with self._lock:
+                runs = list(self._runs)
+            try:
+                jobs.heartbeat(self.db, runs)
+            except Exception:  # a database hiccup must not kill the heartbeat thread
+                log.exception("job heartbeat failed")
+
+    def before_process_message(self, broker, message):
+        job_id = message.kwargs.get("job_id")
+        if job_id is None:
+            return
+        job = jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds)
+        if job is None:
+            log.info("job %s is not runnable (finished, cancelled or running elsewhere); message skipped", job_id)
+            raise SkipMessage()
+        with self._lock:
+            self._runs.add(job["run_id"])
+        _current.job = CurrentJob(job, jobs.Progress(self.db, job))
+        log.info("job %s (%s) started, attempt %s", job_id, job["type"], job["attempts"])
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        current = getattr(_current, "job", None)
+        if current is None:
+            return
+        _current.job = None
+        job, progress = current.job, current.progress.as_doc()
+        with self._lock:
+            self._runs.discard(job["run_id"])
+        if exception is None:
+            jobs.complete(self.db, job, progress, current.result)
+            status = "completed"
+        elif isinstance(exception, JobCancelled):
+            jobs.cancelled(self.db, job, progress)
+            status = "cancelled"
+        elif isinstance(exception, NOT_RETRIED) or message.failed:
+            jobs.fail(self.db, job, progress, _error(exception, "job_failed"))
+            status = "failed"
+        else:
+            jobs.requeue_for_retry(self.db, job, progress, _error(exception, "transient_error"))
+            status = "waiting for retry"
+        log.info("job %s (%s) %s", job["_id"], job["type"], status)
+
+    def after_skip_message(self, broker, message):
+        _current.job = None

@@ -1,0 +1,114 @@
+"""MongoDB access: the client, collection names and indexes (created idempotently at start)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo.database import Database
+
+ACCOUNTS = "_accounts"
+CONTACTS = "crm.contacts"
+DEALS = "crm.deals"
+PIPELINES = "crm.pipelines"
+STAGES = "crm.pipeline.stages"
+AUTOMATIONS = "crm.automations"
+AUTOMATION_LOGS = "automation.logs"
+REMINDERS = "crm.reminders"
+NOTES = "crm.notes"
+ACTIVITY = "crm.activity"
+TAGS = "crm.tags"
+FIELDS = "crm.fields"
+IMPORT_RESULTS = "crm.contact.import.results"
+NOTIFICATIONS = "crm.notifications"
+QUEUES = "queues"
+IDEMPOTENCY_KEYS = "crm.idempotency_keys"
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+CASE_INSENSITIVE = {"locale": "en", "strength": 2}
+
+
+@cache
+def _client(uri: str) -> MongoClient:
+    return MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=15_000)
+
+
+def connect(uri: str, db_name: str) -> Database:
+    """The database, with one shared client per URI in this process."""
+    return _client(uri)[db_name]
+
+
+def oid(value) -> ObjectId | None:
+    """An ObjectId from a 24-hex string (or an ObjectId); None when it is not one."""
+    if isinstance(value, ObjectId):
+        return value
+    if isinstance(value, str) and ObjectId.is_valid(value) and len(value) == 24:
+        return ObjectId(value)
+    return None
+
+
+def _ix(*keys, **kwargs) -> IndexModel:
+    return IndexModel(list(keys), **kwargs)
+
+
+A = ("account_id", ASCENDING)
+
+INDEXES: dict[str, list[IndexModel]] = {
+    QUEUES: [
+        _ix(A, ("created_at", DESCENDING)),
+        _ix(A, ("status", ASCENDING), ("created_at", DESCENDING)),
+        _ix(A, ("type", ASCENDING), ("created_at", DESCENDING)),
+        _ix(("status", ASCENDING), ("heartbeat_at", ASCENDING)),
+        _ix(("finished_at", ASCENDING)),
+    ],
+    IDEMPOTENCY_KEYS: [
+        _ix(A, ("key", ASCENDING), unique=True),
+        _ix(("created_at", ASCENDING), expireAfterSeconds=IDEMPOTENCY_TTL_SECONDS),
+    ],
+    CONTACTS: [
+        _ix(A, ("created_at", DESCENDING)),
+        _ix(A, ("email", ASCENDING)),
+        _ix(A, ("phone", ASCENDING)),
+        _ix(A, ("tags", ASCENDING)),
+        _ix(A, ("owner", ASCENDING)),
+        _ix(A, ("import_id", ASCENDING)),
+        _ix(A, ("businesses", ASCENDING)),
+    ],
+    DEALS: [
+        _ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING)),
+        _ix(A, ("tags", ASCENDING)),
+        _ix(A, ("owner", ASCENDING)),
+        _ix(A, ("contacts", ASCENDING)),
+        _ix(A, ("import_id", ASCENDING)),
+    ],
+    PIPELINES: [_ix(A, ("name", ASCENDING))],
+    STAGES: [_ix(A, ("pipeline_id", ASCENDING), ("position", ASCENDING))],
+    AUTOMATIONS: [_ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING))],
+    AUTOMATION_LOGS: [
+        _ix(A, ("automation_id", ASCENDING), ("started_at", DESCENDING)),
+        _ix(A, ("event_id", ASCENDING), ("automation_id", ASCENDING), unique=True,
+            partialFilterExpression={"event_id": {"$type": "string"}}),
+    ],
+    REMINDERS: [
+        _ix(A, ("assigned_to", ASCENDING), ("due_at", ASCENDING)),
+        _ix(("status", ASCENDING), ("notified_at", ASCENDING), ("due_at", ASCENDING)),
+        _ix(A, ("contact_id", ASCENDING)),
+        _ix(A, ("deal_id", ASCENDING)),
+    ],
+    NOTES: [_ix(A, ("contact_id", ASCENDING)), _ix(A, ("deal_id", ASCENDING))],
+    ACTIVITY: [_ix(A, ("entity_type", ASCENDING), ("entity_id", ASCENDING), ("created_at", DESCENDING))],
+    TAGS: [_ix(A, ("name", ASCENDING), unique=True, collation=CASE_INSENSITIVE)],
+    FIELDS: [_ix(A, ("entity", ASCENDING), ("key", ASCENDING), unique=True)],
+    IMPORT_RESULTS: [_ix(A, ("job_id", ASCENDING), unique=True)],
+    NOTIFICATIONS: [
+        _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
+        _ix(("dedupe_key", ASCENDING), unique=True),
+    ],
+}
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create every index; safe to run at every start and from several processes at once."""
+    for name, models in INDEXES.items():
+        db[name].create_indexes(models)

@@ -1,0 +1,66 @@
+"""Which queue each job type runs on, and how long and how often it may run.
+
+One queue per kind of work, so that a huge import never delays a reminder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+
+
+class Queue(StrEnum):
+    IMPORTS = "imports"
+    BULK = "bulk"
+    EXPORTS = "exports"
+    AUTOMATIONS = "automations"
+    NOTIFICATIONS = "notifications"
+
+
+# Heavy queues are subject to the per-account concurrency limit.
+HEAVY_QUEUES = frozenset({Queue.IMPORTS, Queue.BULK, Queue.EXPORTS})
+
+
+@dataclass(frozen=True)
+class JobKind:
+    type: str
+    queue: Queue
+    time_limit_ms: int
+    max_retries: int = 3
+
+    @property
+    def actor_name(self) -> str:
+        return "job_" + self.type.replace(".", "_")
+
+    @property
+    def heavy(self) -> bool:
+        return self.queue in HEAVY_QUEUES
+
+
+_KINDS = [
+    JobKind("contacts.import", Queue.IMPORTS, 6 * HOUR_MS),
+    JobKind("deals.import", Queue.IMPORTS, 6 * HOUR_MS),
+    JobKind("contacts.bulk_delete", Queue.BULK, 2 * HOUR_MS),
+    JobKind("deals.bulk_delete", Queue.BULK, 2 * HOUR_MS),
+    JobKind("contacts.bulk_update", Queue.BULK, 2 * HOUR_MS),
+    JobKind("deals.bulk_update", Queue.BULK, 2 * HOUR_MS),
+    JobKind("contacts.link", Queue.BULK, 2 * HOUR_MS),
+    JobKind("contacts.export", Queue.EXPORTS, 2 * HOUR_MS),
+    JobKind("deals.export", Queue.EXPORTS, 2 * HOUR_MS),
+    JobKind("tags.delete", Queue.BULK, HOUR_MS),
+    JobKind("fields.delete", Queue.BULK, HOUR_MS),
+    JobKind("stages.delete", Queue.BULK, HOUR_MS),
+    JobKind("pipelines.delete", Queue.BULK, 2 * HOUR_MS),
+    JobKind("automations.run", Queue.AUTOMATIONS, 10 * MINUTE_MS, max_retries=5),
+    JobKind("reminders.notify", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
+]
+
+JOB_KINDS: dict[str, JobKind] = {kind.type: kind for kind in _KINDS}
+
+
+def job_kind(job_type: str) -> JobKind:
+    """The JobKind of a job type; KeyError for an unknown type."""
+    return JOB_KINDS[job_type]

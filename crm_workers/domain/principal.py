@@ -1,0 +1,44 @@
+"""Who is calling: the claims of a bearer token, and how tokens are made and read (CONTRACT §3)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+from bson import ObjectId
+
+#: Tokens made by `crm-jobs token` last this long (seconds).
+LOCAL_TOKEN_TTL_SECONDS = 7 * 24 * 3600
+
+
+class TokenError(Exception):
+    """Raised when a bearer token is missing, expired, badly signed or lacks a claim."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    account_id: ObjectId
+    uid: ObjectId
+    is_owner: bool
+
+
+def issue_token(secret: str, *, account_id: str, uid: str, is_owner: bool = False,
+                ttl_seconds: int = LOCAL_TOKEN_TTL_SECONDS) -> str:
+    now = int(time.time())
+    claims = {"account_id": account_id, "uid": uid, "is_owner": is_owner, "iat": now, "exp": now + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def read_token(secret: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"]})
+    except jwt.ExpiredSignatureError:
+        raise TokenError("token expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise TokenError(f"invalid token: {exc}") from None
+    for claim in ("account_id", "uid"):
+        value = claims.get(claim)
+        if not (isinstance(value, str) and ObjectId.is_valid(value) and len(value) == 24):
+            raise TokenError(f"claim {claim} must be a 24-hex id")
+    return Principal(ObjectId(claims["account_id"]), ObjectId(claims["uid"]), bool(claims.get("is_owner")))

@@ -1,0 +1,64 @@
+"""One hierarchy for the errors our services raise; the API maps them to HTTP once."""
+
+from __future__ import annotations
+
+
+class CRMError(Exception):
+    """Raised when a request cannot be served; carries the HTTP status and a stable code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details=None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code:
+            self.code = code
+
+
+class BadRequest(CRMError):
+    """Raised when a request body or parameter is wrong; `details` names the field."""
+
+
+class Unauthorized(CRMError):
+    """Raised when the bearer token is missing, expired or badly signed."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(CRMError):
+    """Raised when a record does not exist in the caller's account (or is not visible to the caller)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(CRMError):
+    """Raised when the record's state forbids the request (locked tag, finished job...)."""
+
+    status = 409
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    """Raised when a job status change is not allowed by the lifecycle."""
+
+    code = "invalid_transition"
+
+
+class ConfigError(Exception):
+    """Raised at start when a setting is missing or malformed."""
+
+
+class JobCancelled(Exception):
+    """Raised inside an actor at a checkpoint when its job was cancelled."""
+
+
+class PermanentJobError(Exception):
+    """Raised by a service when retrying cannot help; the job fails at once."""
+
+    def __init__(self, message: str, *, code: str = "job_failed"):
+        super().__init__(message)
+        self.code = code

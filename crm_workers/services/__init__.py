@@ -1,0 +1,1 @@
+"""The business decisions, one module per job family."""

@@ -1,0 +1,64 @@
+"""Recording a job and handing it to the broker: what every job-creating request does."""
+
+from __future__ import annotations
+
+import logging
+
+from pymongo.database import Database
+
+from crm_workers import jobs
+from crm_workers.adapters.broker import enqueue_job
+from crm_workers.domain.principal import Principal
+from crm_workers.errors import CRMError
+from crm_workers.services.visibility import restricted_to
+
+log = logging.getLogger("crm.jobs")
+
+
+class BrokerUnavailable(CRMError):
+    """Raised when the job was recorded but the broker refused its message."""
+
+    status = 503
+    code = "broker_unavailable"
+
+
+def _enqueue(db: Database, broker, job: dict) -> None:
+    try:
+        enqueue_job(broker, job)
+    except Exception as exc:
+        log.exception("enqueueing job %s failed", job["_id"])
+        jobs.mark_enqueue_failed(db, job["_id"], str(exc))
+        raise BrokerUnavailable("the job queue is unavailable; the job was recorded as failed, retry it later",
+                                details={"job_id": str(job["_id"])}) from exc
+
+
+def submit_job(db: Database, broker, principal: Principal, job_type: str, params: dict, *,
+               idempotency_key: str | None = None) -> dict:
+    """Record a queued job and enqueue it; the same idempotency key returns the first job untouched."""
+    job, created = jobs.create_job(db, principal.account_id, job_type, params, created_by=principal.uid,
+                                   idempotency_key=idempotency_key)
+    if created:
+        _enqueue(db, broker, job)
+    return job
+
+
+def find_job(db: Database, principal: Principal, job_id: str) -> dict:
+    return jobs.get_job(db, principal.account_id, job_id, owner_uid=restricted_to(db, principal))
+
+
+def list_jobs(db: Database, principal: Principal, **filters) -> tuple[list[dict], int]:
+    return jobs.list_jobs(db, principal.account_id, owner_uid=restricted_to(db, principal), **filters)
+
+
+def cancel_job(db: Database, principal: Principal, job_id: str) -> dict:
+    return jobs.request_cancel(db, find_job(db, principal, job_id))
+
+
+def retry_job(db: Database, broker, principal: Principal, job_id: str, *,
+              idempotency_key: str | None = None) -> dict:
+    job = find_job(db, principal, job_id)
+    if idempotency_key and not jobs.remember_key(db, principal.account_id, idempotency_key, job["_id"]):
+        return job  # the same retry request again: answered with the job as it is now
+    job = jobs.retry_job(db, job)
+    _enqueue(db, broker, job)
+    return job

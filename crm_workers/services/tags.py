@@ -1,0 +1,58 @@
+"""Tags: deleting a tag takes it off every contact and deal of the account, then removes it."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import CONTACTS, DEALS, TAGS, oid
+from crm_workers.errors import BadRequest, Conflict, NotFound
+from crm_workers.jobs import Progress
+
+TAGGED = {"contacts": CONTACTS, "deals": DEALS}
+
+
+def tag_for_delete(db: Database, account_id: ObjectId, tag_id: str) -> dict:
+    """The tag to delete, checked: NotFound outside the account, Conflict when locked."""
+    _id = oid(tag_id)
+    if _id is None:
+        raise BadRequest("tag_id must be a 24-hex id", details={"field": "tag_id"})
+    tag = db[TAGS].find_one({"_id": _id, "account_id": account_id})
+    if not tag:
+        raise NotFound("tag not found", details={"tag_id": tag_id})
+    if tag.get("locked"):
+        raise Conflict(f"tag {tag['name']!r} is locked and cannot be deleted", code="tag_locked",
+                       details={"tag_id": tag_id, "name": tag["name"]})
+    return tag
+
+
+def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: Progress, *,
+               batch_size: int) -> dict:
+    """Pull the tag from every record in batches (a checkpoint between each), then delete it.
+
+    Resumable: counts are derived from what still carries the tag, so a rerun never counts twice.
+    """
+    tagged = {"account_id": account_id, "tags": tag_id}
+    totals = progress.state.get("totals")
+    if totals is None:
+        totals = {name: db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
+        progress.total = sum(totals.values())
+        progress.save_state(totals=totals)
+    done = {name: totals[name] - db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
+    for name, coll in TAGGED.items():
+        while True:
+            progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
+            progress.checkpoint()
+            ids = [d["_id"] for d in db[coll].find(tagged, {"_id": 1}).limit(batch_size)]
+            if not ids:
+                break
+            changed = db[coll].update_many({**tagged, "_id": {"$in": ids}}, {"$pull": {"tags": tag_id}})
+            done[name] += changed.modified_count
+    progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
+    tag = db[TAGS].find_one_and_delete({"_id": tag_id, "account_id": account_id})
+    return {
+        "tag_id": str(tag_id),
+        "name": tag["name"] if tag else None,
+        "contacts_updated": done["contacts"],
+        "deals_updated": done["deals"],
+    }

@@ -1,0 +1,142 @@
+"""Shared server fixtures, started once per session: real Valkey and a real MongoDB-wire server.
+
+REDIS_URL / MONGODB_URI, when set, are used instead of starting servers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import dramatiq
+import pytest
+from bson import ObjectId
+
+from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey
+from crm_workers.adapters.mongo import connect, ensure_indexes
+from crm_workers.domain.principal import issue_token
+from crm_workers.settings import Settings
+
+JWT_SECRET = "test-jwt-secret-that-is-32-bytes-long"
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    server = EmbeddedValkey()
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri():
+    if os.environ.get("MONGODB_URI"):
+        yield os.environ["MONGODB_URI"]
+        return
+    server = EmbeddedMongo(":memory:")
+    uri = server.start()
+    yield uri
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(redis_url, mongodb_uri) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    return Settings(
+        mongodb_uri=mongodb_uri,
+        mongodb_db=f"crm_test_{run}",
+        redis_url=redis_url,
+        jwt_secret=JWT_SECRET,
+        redis_namespace=f"crmtest-{run}",
+        bulk_batch_size=10,
+        job_heartbeat_seconds=1,
+        job_stale_seconds=4,
+    )
+
+
+@pytest.fixture(scope="session")
+def db(settings):
+    database = connect(settings.mongodb_uri, settings.mongodb_db)
+    ensure_indexes(database)
+    yield database
+    database.client.drop_database(settings.mongodb_db)
+
+
+@pytest.fixture(scope="session")
+def broker(settings, db):
+    from crm_workers.bootstrap import build_worker_broker
+
+    broker = build_worker_broker(settings)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture(scope="session")
+def worker(broker):
+    """A real Dramatiq worker, in-process, consuming every queue."""
+    w = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
+    w.start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="session")
+def app(settings, db, broker):
+    from crm_api import create_app
+
+    return create_app(settings, db=db, broker=broker)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Tenant:
+    """An account with an owner and a plain user, and their bearer headers."""
+
+    def __init__(self, db, *, visibility: str = "everyone"):
+        self.account_id = ObjectId()
+        self.owner_uid = ObjectId()
+        self.user_uid = ObjectId()
+        db["_accounts"].insert_one({"_id": self.account_id, "name": f"acct {self.account_id}",
+                                    "preferences": {"crm_visibility": visibility}})
+
+    def headers(self, *, owner: bool = True, uid: ObjectId | None = None, **extra) -> dict:
+        uid = uid or (self.owner_uid if owner else self.user_uid)
+        token = issue_token(JWT_SECRET, account_id=str(self.account_id), uid=str(uid), is_owner=owner)
+        return {"Authorization": f"Bearer {token}", **extra}
+
+
+@pytest.fixture
+def tenant(db):
+    return Tenant(db)
+
+
+@pytest.fixture
+def other_tenant(db):
+    return Tenant(db)
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for_job(db, job_id, statuses=("completed", "failed", "cancelled"), timeout: float = 30.0) -> dict:
+    return wait_for(
+        lambda: (doc := db["queues"].find_one({"_id": ObjectId(str(job_id))})) and doc["status"] in statuses and doc,
+        timeout=timeout,
+        what=f"job {job_id} to reach {statuses}",
+    )
