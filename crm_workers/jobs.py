@@ -85,8 +85,7 @@ def create_job(
                 {"account_id": account_id, "key": idempotency_key, "job_id": job_id, "created_at": ts}
             )
         except DuplicateKeyError:
-            seen = db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "key": idempotency_key})
-            first = seen and db[QUEUES].find_one({"_id": seen["job_id"], "account_id": account_id})
+            first = job_for_key(db, account_id, idempotency_key)
             if first:
                 return first, False
             # The first request died before recording its job: this one takes the key over.
@@ -116,6 +115,12 @@ def create_job(
     }
     db[QUEUES].insert_one(doc)
     return doc, True
+
+
+def job_for_key(db: Database, account_id: ObjectId, key: str) -> dict | None:
+    """The job a request with this idempotency key made in the last 24 h, if any."""
+    seen = db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "key": key})
+    return seen and db[QUEUES].find_one({"_id": seen["job_id"], "account_id": account_id})
 
 
 def remember_key(db: Database, account_id: ObjectId, key: str, job_id: ObjectId) -> bool:

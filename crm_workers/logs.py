@@ -11,3 +11,4 @@ def configure_logging(level: str | None = None) -> None:
         level=(level or os.environ.get("LOG_LEVEL") or "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

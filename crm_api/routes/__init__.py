@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, current_app, jsonify, request
 
-from crm_api.auth import authenticate
-from crm_workers.jobs import job_to_json
+from crm_api.auth import authenticate, principal
+from crm_workers.jobs import job_for_key, job_to_json
 
 API_PREFIX = "/v1/crm"
 
@@ -32,3 +34,18 @@ def idempotency_key() -> str | None:
 
 def job_response(job: dict, status: int = 200):
     return jsonify(job_to_json(job)), status
+
+
+def idempotent(view):
+    """A job-creating route: a request repeating an Idempotency-Key answers with the first job, unvalidated
+    and unchanged (the first request may have changed what validation would see)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        key = idempotency_key()
+        job = key and job_for_key(db(), principal().account_id, key)
+        if job:
+            return job_response(job, 202)
+        return view(*args, **kwargs)
+
+    return wrapper

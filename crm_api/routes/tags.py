@@ -1,7 +1,7 @@
 """DELETE /tags/<id> → a tags.delete job."""
 
 from crm_api.auth import principal
-from crm_api.routes import broker, crm_blueprint, db, idempotency_key, job_response
+from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
 from crm_workers.services.job_submission import submit_job
 from crm_workers.services.tags import tag_for_delete
 
@@ -9,6 +9,7 @@ bp = crm_blueprint("tags")
 
 
 @bp.delete("/tags/<tag_id>")
+@idempotent
 def delete_tag(tag_id):
     tag = tag_for_delete(db(), principal().account_id, tag_id)
     job = submit_job(db(), broker(), principal(), "tags.delete", {"tag_id": tag_id, "name": tag["name"]},

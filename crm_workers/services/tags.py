@@ -6,7 +6,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import CONTACTS, DEALS, TAGS, oid
-from crm_workers.errors import BadRequest, Conflict, NotFound
+from crm_workers.errors import BadRequest, Conflict, NotFound, PermanentJobError
 from crm_workers.jobs import Progress
 
 TAGGED = {"contacts": CONTACTS, "deals": DEALS}
@@ -32,6 +32,8 @@ def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: P
 
     Resumable: counts are derived from what still carries the tag, so a rerun never counts twice.
     """
+    if tag_id is None:
+        raise PermanentJobError("params.tag_id is not a tag id", code="bad_params")
     tagged = {"account_id": account_id, "tags": tag_id}
     totals = progress.state.get("totals")
     if totals is None:

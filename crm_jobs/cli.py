@@ -1,0 +1,145 @@
+"""`crm-jobs api | worker | scheduler | dev | token`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from crm_workers.domain.job_types import Queue
+from crm_workers.errors import ConfigError
+from crm_workers.logs import configure_logging
+from crm_workers.settings import Settings
+
+DEV_SECRET_FILE = "jwt-secret"
+
+
+def _settings(*required: str) -> Settings:
+    try:
+        return Settings.from_env().require(*required)
+    except ConfigError as exc:
+        sys.exit(f"crm-jobs: {exc}")
+
+
+def cmd_api(args) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from crm_api import create_app
+
+    settings = _settings("JWT_SECRET", "MONGODB_URI", "REDIS_URL")
+    configure_logging()
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return create_app(settings)
+
+    Server().run()
+
+
+def cmd_worker(args) -> None:
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    _settings("MONGODB_URI", "REDIS_URL")
+    argv = ["crm_workers.worker", "--processes", str(args.processes), "--threads", str(args.threads)]
+    if args.queues:
+        argv += ["--queues", *args.queues]
+    sys.exit(dramatiq_main(make_argument_parser().parse_args(argv)))
+
+
+def cmd_scheduler(args) -> None:
+    from scheduler.app import run
+
+    settings = _settings("MONGODB_URI", "REDIS_URL")
+    configure_logging()
+    run(settings)
+
+
+def cmd_token(args) -> None:
+    from crm_workers.domain.principal import issue_token
+
+    secret = os.environ.get("JWT_SECRET") or _dev_secret(args.data_dir, create=False)
+    if not secret:
+        sys.exit("crm-jobs: missing required environment variable JWT_SECRET")
+    print(issue_token(secret, account_id=args.account, uid=args.uid, is_owner=args.owner,
+                      ttl_seconds=args.ttl))
+
+
+def _dev_secret(data_dir: str, *, create: bool) -> str | None:
+    path = os.path.join(data_dir, DEV_SECRET_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            return f.read().strip()
+    if not create:
+        return None
+    import secrets
+
+    os.makedirs(data_dir, exist_ok=True)
+    secret = secrets.token_hex(32)
+    with open(path, "w") as f:
+        f.write(secret)
+    return secret
+
+
+def cmd_dev(args) -> None:
+    from crm_jobs.dev import run_dev
+
+    secret = os.environ.get("JWT_SECRET") or _dev_secret(args.data_dir, create=True)
+    run_dev(data_dir=args.data_dir, port=args.port, jwt_secret=secret)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crm-jobs", description="The CRM's background-job system.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    api = sub.add_parser("api", help="run the HTTP API (gunicorn)")
+    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    api.add_argument("--workers", type=int, default=2)
+    api.add_argument("--threads", type=int, default=8)
+    api.set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="run Dramatiq workers")
+    worker.add_argument("--queues", nargs="*", choices=[str(q) for q in Queue],
+                        help="queues to consume (default: all)")
+    worker.add_argument("--processes", type=int, default=2)
+    worker.add_argument("--threads", type=int, default=8)
+    worker.set_defaults(func=cmd_worker)
+
+    sched = sub.add_parser("scheduler", help="run the scheduler (safe to run two replicas)")
+    sched.set_defaults(func=cmd_scheduler)
+
+    dev = sub.add_parser("dev", help="everything in one command on embedded servers")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--data-dir", default=".crm-data")
+    dev.set_defaults(func=cmd_dev)
+
+    token = sub.add_parser("token", help="print a bearer token for local use")
+    token.add_argument("--account", required=True, help="account id (24 hex)")
+    token.add_argument("--uid", required=True, help="user id (24 hex)")
+    token.add_argument("--owner", action="store_true", help="the user is an account owner")
+    token.add_argument("--ttl", type=int, default=7 * 24 * 3600, help="seconds the token is valid")
+    token.add_argument("--data-dir", default=".crm-data", help="where `crm-jobs dev` keeps its secret")
+    token.set_defaults(func=cmd_token)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.command == "token":
+        from bson import ObjectId
+
+        for name in ("account", "uid"):
+            if not ObjectId.is_valid(getattr(args, name)):
+                sys.exit(f"crm-jobs: --{name} must be a 24-hex id")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

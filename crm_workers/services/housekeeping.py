@@ -1,0 +1,25 @@
+"""Housekeeping the scheduler runs: stale jobs back to the queue, old job records trimmed."""
+
+from __future__ import annotations
+
+import logging
+
+from pymongo.database import Database
+
+from crm_workers import jobs
+from crm_workers.adapters.broker import enqueue_job
+
+log = logging.getLogger("crm.housekeeping")
+
+
+def requeue_stale_jobs(db: Database, broker, *, stale_seconds: int, at=None) -> int:
+    """Running jobs whose worker stopped heartbeating are queued again, and their message re-sent."""
+    requeued = jobs.requeue_stale(db, stale_seconds=stale_seconds, at=at)
+    for job in requeued:
+        log.warning("job %s (%s) had no heartbeat for %s s: re-enqueued", job["_id"], job["type"], stale_seconds)
+        enqueue_job(broker, job)
+    return len(requeued)
+
+
+def trim_job_records(db: Database, *, retention_days: int) -> int:
+    return jobs.trim_finished(db, older_than_days=retention_days)

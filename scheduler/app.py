@@ -1,0 +1,78 @@
+"""The scheduler process: APScheduler jobs that act only on the replica holding the leader lease."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from crm_workers.adapters.broker import make_broker
+from crm_workers.adapters.leader import LeaderLease
+from crm_workers.adapters.mongo import connect, ensure_indexes
+from crm_workers.services import housekeeping
+from crm_workers.settings import Settings
+
+log = logging.getLogger("crm.scheduler")
+
+#: The leader lease (seconds); a dead leader's replica takes over within this.
+LEASE_SECONDS = 15
+#: A run may start this late (seconds) after its time and still run; later runs are coalesced.
+MISFIRE_GRACE_SECONDS = 60
+
+
+def leader_only(lease: LeaderLease, fn):
+    @functools.wraps(fn)
+    def run():
+        if not lease.is_leader():
+            return None
+        try:
+            return fn()
+        except Exception:
+            log.exception("scheduled job %s failed", fn.__name__)
+            return None
+
+    return run
+
+
+def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broker=None, lease=None):
+    """The scheduler with every job added; `lease` decides which replica acts."""
+    db = db if db is not None else connect(settings.mongodb_uri, settings.mongodb_db)
+    broker = broker or make_broker(settings, for_worker=False)
+    lease = lease or LeaderLease(broker.client, f"{settings.redis_namespace}:scheduler:leader",
+                                 lease_seconds=LEASE_SECONDS)
+    cls = BlockingScheduler if blocking else BackgroundScheduler
+    sched = cls(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+                                              "misfire_grace_time": MISFIRE_GRACE_SECONDS})
+
+    def refresh_lease():
+        was = lease.is_leader()
+        now_leader = lease.refresh()
+        if now_leader != was:
+            log.info("this scheduler replica %s the leader", "is now" if now_leader else "is no longer")
+
+    def stale_jobs():
+        return housekeeping.requeue_stale_jobs(db, broker, stale_seconds=settings.job_stale_seconds)
+
+    def trim_jobs():
+        return housekeeping.trim_job_records(db, retention_days=settings.job_retention_days)
+
+    sched.add_job(refresh_lease, "interval", seconds=LEASE_SECONDS / 3, id="leader-lease")
+    sched.add_job(leader_only(lease, stale_jobs), "interval", seconds=settings.scheduler_tick_seconds,
+                  id="stale-jobs")
+    sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")
+    refresh_lease()
+    return sched, lease
+
+
+def run(settings: Settings) -> None:
+    ensure_indexes(connect(settings.mongodb_uri, settings.mongodb_db))
+    sched, lease = build_scheduler(settings)
+    log.info("scheduler started (tick %s s)", settings.scheduler_tick_seconds)
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        lease.release()

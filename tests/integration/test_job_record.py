@@ -1,0 +1,180 @@
+"""The job record on a real MongoDB-wire server: claims, finishing, stale requeue, progress writes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from bson import ObjectId
+
+from crm_workers import jobs
+from crm_workers.errors import InvalidTransition, JobCancelled
+
+
+@pytest.fixture
+def account():
+    return ObjectId()
+
+
+def new_job(db, account, **kw):
+    job, created = jobs.create_job(db, account, "tags.delete", {"tag_id": str(ObjectId())}, **kw)
+    assert created
+    return job
+
+
+def test_a_new_job_is_queued_with_empty_progress_and_no_attempts(db, account):
+    job = new_job(db, account)
+
+    stored = db["queues"].find_one({"_id": job["_id"]})
+    assert stored["status"] == "queued" and stored["attempts"] == 0 and stored["queue"] == "bulk"
+    assert stored["progress"] == {"total": None, "processed": 0, "succeeded": 0, "failed": 0, "percent": 0.0}
+    assert stored["created_at"] and stored["started_at"] is None
+
+
+def test_a_claim_makes_the_job_running_counts_the_attempt_and_a_second_claim_gets_nothing(db, account):
+    job = new_job(db, account)
+
+    claimed = jobs.claim(db, job["_id"], stale_seconds=60)
+
+    assert claimed["status"] == "running" and claimed["attempts"] == 1 and claimed["run_id"]
+    assert claimed["started_at"] and claimed["heartbeat_at"]
+    assert jobs.claim(db, job["_id"], stale_seconds=60) is None
+
+
+def test_a_running_job_without_heartbeat_can_be_claimed_again_and_the_old_run_can_no_longer_write(db, account):
+    job = new_job(db, account)
+    first = jobs.claim(db, job["_id"], stale_seconds=60)
+    db["queues"].update_one({"_id": job["_id"]},
+                            {"$set": {"heartbeat_at": jobs.now() - timedelta(seconds=120)}})
+
+    second = jobs.claim(db, job["_id"], stale_seconds=60)
+
+    assert second["attempts"] == 2 and second["run_id"] != first["run_id"]
+    assert second["started_at"] == first["started_at"]
+    assert jobs.complete(db, first, {}, {"by": "old"}) is None  # the lost run cannot finish the job
+    assert jobs.complete(db, second, {"total": 1}, {"by": "new"})["result"] == {"by": "new"}
+
+
+def test_complete_fail_and_cancel_set_finished_at_and_only_apply_to_running_jobs(db, account):
+    for finish in (jobs.complete, jobs.fail, jobs.cancelled):
+        job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+        args = (db, job, {"total": 0}) + (({"code": "x", "message": "y"},) if finish is jobs.fail else
+                                           (None,) if finish is jobs.complete else ())
+        done = finish(*args)
+        assert done["finished_at"] is not None
+        assert done["status"] in {"completed", "failed", "cancelled"}
+        assert finish(*args) is None  # a finished job does not change again
+
+
+def test_cancelling_a_queued_job_ends_it_and_a_later_claim_gets_nothing(db, account):
+    job = new_job(db, account)
+
+    cancelled = jobs.request_cancel(db, job)
+
+    assert cancelled["status"] == "cancelled" and cancelled["finished_at"]
+    assert jobs.claim(db, job["_id"], stale_seconds=60) is None
+
+
+def test_cancelling_a_running_job_only_flags_it_and_its_next_checkpoint_raises(db, account):
+    job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    progress = jobs.Progress(db, job)
+
+    flagged = jobs.request_cancel(db, db["queues"].find_one({"_id": job["_id"]}))
+
+    assert flagged["status"] == "running" and flagged["cancel_requested"] is True
+    with pytest.raises(JobCancelled):
+        progress.flush()
+
+
+def test_cancelling_a_finished_job_is_refused(db, account):
+    job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    done = jobs.complete(db, job, {}, None)
+
+    with pytest.raises(InvalidTransition):
+        jobs.request_cancel(db, done)
+
+
+def test_only_a_failed_job_can_be_retried_and_retry_clears_its_error(db, account):
+    job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    with pytest.raises(InvalidTransition):
+        jobs.retry_job(db, db["queues"].find_one({"_id": job["_id"]}))
+    failed = jobs.fail(db, job, {}, {"code": "boom", "message": "boom"})
+
+    retried = jobs.retry_job(db, failed)
+
+    assert retried["status"] == "queued" and retried["error"] is None and retried["finished_at"] is None
+    assert jobs.claim(db, job["_id"], stale_seconds=60)["attempts"] == 2
+
+
+def test_progress_is_written_at_most_once_a_second_and_always_on_flush(db, account):
+    job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    clock = [100.0]
+    progress = jobs.Progress(db, job, clock=lambda: clock[0])
+    stored = lambda: db["queues"].find_one({"_id": job["_id"]})["progress"]  # noqa: E731
+
+    progress.total = 10
+    for _ in range(5):
+        progress.add(succeeded=1)
+        clock[0] += 0.1
+        progress.checkpoint()
+    assert stored()["processed"] == 0  # half a second: nothing written yet
+
+    clock[0] += 0.6
+    progress.checkpoint()
+    assert stored() == {"total": 10, "processed": 5, "succeeded": 5, "failed": 0, "percent": 50.0}
+
+    progress.add(failed=1)
+    progress.checkpoint()
+    assert stored()["failed"] == 0
+    progress.flush()
+    assert stored()["failed"] == 1 and stored()["processed"] == 6
+
+
+def test_a_resumed_run_starts_from_the_counts_and_state_the_last_run_saved(db, account):
+    job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    progress = jobs.Progress(db, job)
+    progress.total = 100
+    progress.add(succeeded=40)
+    progress.save_state(cursor="abc")
+    db["queues"].update_one({"_id": job["_id"]}, {"$set": {"heartbeat_at": jobs.now() - timedelta(hours=1)}})
+
+    again = jobs.Progress(db, jobs.claim(db, job["_id"], stale_seconds=60))
+
+    assert (again.total, again.processed, again.state) == (100, 40, {"cursor": "abc"})
+
+
+def test_stale_running_jobs_are_requeued_and_fresh_ones_are_left_alone(db, account):
+    stale = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    fresh = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    db["queues"].update_one({"_id": stale["_id"]}, {"$set": {"heartbeat_at": jobs.now() - timedelta(seconds=90)}})
+
+    requeued = jobs.requeue_stale(db, stale_seconds=60)
+
+    assert stale["_id"] in [j["_id"] for j in requeued]
+    assert fresh["_id"] not in [j["_id"] for j in requeued]
+    assert db["queues"].find_one({"_id": stale["_id"]})["status"] == "queued"
+    assert db["queues"].find_one({"_id": fresh["_id"]})["status"] == "running"
+
+
+def test_the_same_idempotency_key_returns_the_first_job_and_other_accounts_keys_are_their_own(db, account):
+    first = new_job(db, account, idempotency_key="k-1")
+
+    again, created = jobs.create_job(db, account, "tags.delete", {"tag_id": "x"}, idempotency_key="k-1")
+    other, other_created = jobs.create_job(db, ObjectId(), "tags.delete", {}, idempotency_key="k-1")
+
+    assert (again["_id"], created) == (first["_id"], False)
+    assert other_created and other["_id"] != first["_id"]
+
+
+def test_finished_jobs_past_retention_are_trimmed_and_others_kept(db, account):
+    old = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    jobs.complete(db, old, {}, None)
+    db["queues"].update_one({"_id": old["_id"]}, {"$set": {"finished_at": jobs.now() - timedelta(days=100)}})
+    recent = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    jobs.complete(db, recent, {}, None)
+    queued = new_job(db, account)
+
+    jobs.trim_finished(db, older_than_days=90)
+
+    assert db["queues"].find_one({"_id": old["_id"]}) is None
+    assert db["queues"].find_one({"_id": recent["_id"]}) and db["queues"].find_one({"_id": queued["_id"]})
