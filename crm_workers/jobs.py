@@ -8,6 +8,8 @@ Every write a worker makes is guarded by the `run_id` of its claim, so a worker 
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -248,6 +250,11 @@ def mark_enqueue_failed(db: Database, job_id: ObjectId, message: str) -> None:
 # ---------------------------------------------------------------- the worker's side
 
 
+def worker_name() -> str:
+    """Which process runs a job, as operators see it in the record."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def claim(db: Database, job_id, *, stale_seconds: int) -> dict | None:
     """Atomically take a queued job (or a running one whose worker stopped heartbeating) for a new run.
 
@@ -268,6 +275,7 @@ def claim(db: Database, job_id, *, stale_seconds: int) -> dict | None:
             {"$set": {
                 "status": str(S.RUNNING),
                 "run_id": uuid.uuid4().hex,
+                "worker": worker_name(),
                 "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
                 "started_at": {"$ifNull": ["$started_at", ts]},
                 "heartbeat_at": ts,

@@ -39,15 +39,10 @@ def redis_client(settings: Settings) -> redis.Redis:
 def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> RedisBroker:
     """The broker; a worker's (with `db`) carries the job lifecycle and fairness middleware."""
     client = redis_client(settings)
-    middleware = [
-        AgeLimit(),
-        TimeLimit(),
-        ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
-        Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS),
-        CurrentMessage(),
-    ]
+    # Order matters. Before-hooks run in list order: fairness decides first, then the job is claimed.
+    # After-hooks run in reverse: Retries marks an exhausted message failed, then the lifecycle writes
+    # the outcome, then fairness frees the account's slot (so the next job starts after this one ended).
+    middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines()]
     if for_worker:
         if db is None:
             raise ValueError("a worker's broker needs the database")
@@ -57,6 +52,10 @@ def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> Redi
             JobLifecycle(db=db, heartbeat_seconds=settings.job_heartbeat_seconds,
                          stale_seconds=settings.job_stale_seconds),
         ]
+    middleware += [
+        Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS),
+        CurrentMessage(),
+    ]
     return RedisBroker(
         client=client,
         namespace=f"{settings.redis_namespace}-dramatiq",

@@ -112,3 +112,25 @@ def ensure_indexes(db: Database) -> None:
     """Create every index; safe to run at every start and from several processes at once."""
     for name, models in INDEXES.items():
         db[name].create_indexes(models)
+
+
+def id_batches(collection, query: dict, batch_size: int):
+    """The `_id`s matching `query`, in `_id` order, as lists of `batch_size`, from one cursor."""
+    batch = []
+    for doc in collection.find(query, {"_id": 1}).sort("_id", ASCENDING).batch_size(batch_size):
+        batch.append(doc["_id"])
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def update_by_ids(collection, account_id, ids: list, update: dict):
+    """update_many on a batch of one account's ids, through the `_id` index.
+
+    The filter is `_id` first and nothing but `account_id` besides, on purpose: SecantusDB's planner
+    follows the filter's key order and picks a collection scan or a wide index otherwise. So the
+    update must be a no-op on records that no longer need it (as `$pull` and `$addToSet` are).
+    """
+    return collection.update_many({"_id": {"$in": ids}, "account_id": account_id}, update)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bson import ObjectId
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import CONTACTS, DEALS, TAGS, oid
+from crm_workers.adapters.mongo import CONTACTS, DEALS, TAGS, id_batches, oid, update_by_ids
 from crm_workers.errors import BadRequest, Conflict, NotFound, PermanentJobError
 from crm_workers.jobs import Progress
 
@@ -42,14 +42,12 @@ def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: P
         progress.save_state(totals=totals)
     done = {name: totals[name] - db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
     for name, coll in TAGGED.items():
-        while True:
+        for ids in id_batches(db[coll], tagged, batch_size):
             progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
             progress.checkpoint()
-            ids = [d["_id"] for d in db[coll].find(tagged, {"_id": 1}).limit(batch_size)]
-            if not ids:
-                break
-            changed = db[coll].update_many({**tagged, "_id": {"$in": ids}}, {"$pull": {"tags": tag_id}})
-            done[name] += changed.modified_count
+            done[name] += update_by_ids(db[coll], account_id, ids, {"$pull": {"tags": tag_id}}).modified_count
+        # Records tagged while the cursor ran, behind it: one last sweep before the tag goes.
+        done[name] += db[coll].update_many(tagged, {"$pull": {"tags": tag_id}}).modified_count
     progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
     tag = db[TAGS].find_one_and_delete({"_id": tag_id, "account_id": account_id})
     return {

@@ -153,7 +153,7 @@ def test_a_cancelled_queued_job_never_starts(client, db, broker, worker, tenant)
 
 def test_a_cancelled_running_job_stops_at_a_checkpoint_with_consistent_counts(client, db, worker, tenant):
     tag = make_tag(db, tenant.account_id)
-    seed_tagged(db, tenant.account_id, tag, contacts=4000, deals=0)
+    seed_tagged(db, tenant.account_id, tag, contacts=6000, deals=0)
     job_id = delete_tag(client, tenant, tag).get_json()["id"]
     running = wait_for(lambda: (d := db["queues"].find_one({"_id": ObjectId(job_id)})) and
                        d["status"] == "running" and d["progress"]["total"] and d, what="the job to run")
@@ -165,8 +165,8 @@ def test_a_cancelled_running_job_stops_at_a_checkpoint_with_consistent_counts(cl
     assert response.status_code == 200 and response.get_json()["cancel_requested"] is True
     assert job["status"] == "cancelled" and job["finished_at"] and job["heartbeat_at"] > first_beat
     still_tagged = db["crm.contacts"].count_documents({"account_id": tenant.account_id, "tags": tag})
-    assert 0 < job["progress"]["processed"] < 4000
-    assert job["progress"]["processed"] == 4000 - still_tagged
+    assert 0 < job["progress"]["processed"] < 6000
+    assert job["progress"]["processed"] == 6000 - still_tagged
     assert db["crm.tags"].find_one({"_id": tag})  # the tag stays: the job did not finish
 
 

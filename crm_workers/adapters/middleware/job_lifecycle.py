@@ -98,8 +98,11 @@ class JobLifecycle(Middleware):
         elif isinstance(exception, JobCancelled):
             jobs.cancelled(self.db, job, progress)
             status = "cancelled"
-        elif isinstance(exception, NOT_RETRIED) or message.failed:
+        elif isinstance(exception, NOT_RETRIED):
             jobs.fail(self.db, job, progress, _error(exception, "job_failed"))
+            status = "failed"
+        elif message.failed:
+            jobs.fail(self.db, job, progress, _error(exception, "retries_exhausted"))
             status = "failed"
         else:
             jobs.requeue_for_retry(self.db, job, progress, _error(exception, "transient_error"))

@@ -1,0 +1,79 @@
+"""The job middleware on a real broker and worker: transient retries, retries exhausted, account fairness."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+from bson import ObjectId
+from dramatiq import Message
+
+from crm_workers import jobs
+from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
+from tests.conftest import wait_for_job
+from tests.e2e.test_tags_delete import make_tag, seed_tagged
+
+
+def _flaky():
+    """Fails its first `fail_times` attempts with a transient error, then succeeds."""
+    job = current_job()
+    if job.job["attempts"] <= job.job["params"]["fail_times"]:
+        raise RuntimeError(f"transient failure on attempt {job.job['attempts']}")
+    job.progress.total = 1
+    job.progress.add(succeeded=1)
+    job.result = {"ran_on_attempt": job.job["attempts"]}
+
+
+@pytest.fixture(scope="module")
+def flaky_actor(broker):
+    return dramatiq.actor(lambda job_id: _flaky(), broker=broker, actor_name="test_flaky", queue_name="automations",
+                          max_retries=2, min_backoff=50, max_backoff=100, throws=NOT_RETRIED)
+
+
+def run_flaky(db, broker, fail_times: int) -> ObjectId:
+    job, _ = jobs.create_job(db, ObjectId(), "automations.run", {"fail_times": fail_times})
+    broker.enqueue(Message(queue_name="automations", actor_name="test_flaky", args=(),
+                           kwargs={"job_id": str(job["_id"])}, options={"account_id": str(job["account_id"])}))
+    return job["_id"]
+
+
+def test_a_transient_failure_is_retried_and_the_job_completes_with_its_attempts_counted(db, broker, worker,
+                                                                                          flaky_actor):
+    job = wait_for_job(db, run_flaky(db, broker, fail_times=2))
+
+    assert job["status"] == "completed" and job["attempts"] == 3
+    assert job["result"] == {"ran_on_attempt": 3} and job["error"] is None
+    assert "attempt 2" in job["last_error"]["message"]
+    assert job["progress"]["succeeded"] == 1
+
+
+def test_when_retries_are_exhausted_the_job_fails_with_the_error(db, broker, worker, flaky_actor):
+    job = wait_for_job(db, run_flaky(db, broker, fail_times=99))
+
+    assert job["status"] == "failed" and job["attempts"] == 3
+    assert job["error"] == {"code": "retries_exhausted", "message": "transient failure on attempt 3"}
+
+
+def test_an_account_runs_at_most_two_heavy_jobs_at_once_and_other_accounts_are_not_held_up(
+        client, db, worker, tenant, other_tenant):
+    busy_ids = []
+    for i in range(4):
+        tag = make_tag(db, tenant.account_id, f"Busy{i}")
+        seed_tagged(db, tenant.account_id, tag, contacts=400, deals=0)
+        busy_ids.append(client.delete(f"/v1/crm/tags/{tag}", headers=tenant.headers()).get_json()["id"])
+    small = make_tag(db, other_tenant.account_id, "Small")
+    seed_tagged(db, other_tenant.account_id, small, contacts=5, deals=0)
+    small_id = client.delete(f"/v1/crm/tags/{small}", headers=other_tenant.headers()).get_json()["id"]
+
+    small_job = wait_for_job(db, small_id)
+    busy = [wait_for_job(db, j, timeout=60) for j in busy_ids]
+
+    assert small_job["status"] == "completed" and all(j["status"] == "completed" for j in busy)
+    assert all(j["attempts"] == 1 for j in busy)  # waiting for a slot is not an attempt
+    events = sorted([(j["started_at"], 1) for j in busy] + [(j["finished_at"], -1) for j in busy],
+                    key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak == 2
+    assert small_job["finished_at"] < max(j["finished_at"] for j in busy)

@@ -1,0 +1,119 @@
+"""Real `crm-jobs worker` processes: scale-out on one broker, and a SIGKILL in the middle of a job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+import redis
+from bson import ObjectId
+
+from crm_workers import jobs
+from crm_workers.adapters.broker import enqueue_job, make_broker
+from crm_workers.services.housekeeping import requeue_stale_jobs
+from tests.conftest import wait_for, wait_for_job
+from tests.e2e.test_tags_delete import make_tag, seed_tagged
+
+pytestmark = pytest.mark.slow
+
+STALE_SECONDS = 3
+
+
+@pytest.fixture
+def own_namespace(settings):
+    """Settings on a broker namespace of their own, so the in-process test worker does not take these jobs."""
+    return settings.with_(redis_namespace=f"{settings.redis_namespace}-{uuid.uuid4().hex[:6]}",
+                          job_stale_seconds=STALE_SECONDS)
+
+
+class WorkerProcess:
+    def __init__(self, settings, *, threads: int = 2):
+        env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
+               "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
+               "BULK_BATCH_SIZE": str(settings.bulk_batch_size), "JOB_HEARTBEAT_SECONDS": "1",
+               "JOB_STALE_SECONDS": str(settings.job_stale_seconds), "LOG_LEVEL": "WARNING"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(threads)],
+            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def workers():
+    started = []
+    yield lambda settings, **kw: started.append(WorkerProcess(settings, **kw)) or started[-1]
+    for w in started:
+        w.stop()
+
+
+def broker_workers_alive(settings) -> int:
+    client = redis.Redis.from_url(settings.redis_url)
+    return client.zcard(f"{settings.redis_namespace}-dramatiq:__heartbeats__")
+
+
+def test_two_worker_processes_share_a_stream_of_jobs_and_every_job_runs_once(db, own_namespace, workers):
+    broker = make_broker(own_namespace, for_worker=False)
+    workers(own_namespace)
+    workers(own_namespace)
+    wait_for(lambda: broker_workers_alive(own_namespace) >= 2, timeout=60, what="two workers on the broker")
+    ids = []
+    for _ in range(40):
+        account = ObjectId()
+        tag = make_tag(db, account)
+        seed_tagged(db, account, tag, contacts=30, deals=0)
+        job, _ = jobs.create_job(db, account, "tags.delete", {"tag_id": str(tag)})
+        enqueue_job(broker, job)
+        ids.append(job["_id"])
+
+    done = [wait_for_job(db, job_id, timeout=120) for job_id in ids]
+
+    assert all(j["status"] == "completed" and j["attempts"] == 1 for j in done)
+    assert all(j["result"]["contacts_updated"] == 30 for j in done)
+    assert len({j["worker"] for j in done}) == 2
+
+
+def test_a_worker_killed_mid_job_leaves_it_to_a_new_worker_that_completes_it_exactly_once(
+        db, own_namespace, workers):
+    broker = make_broker(own_namespace, for_worker=False)
+    account = ObjectId()
+    tag = make_tag(db, account)
+    seed_tagged(db, account, tag, contacts=6000, deals=0)
+    job, _ = jobs.create_job(db, account, "tags.delete", {"tag_id": str(tag)})
+    first = workers(own_namespace)
+    enqueue_job(broker, job)
+    wait_for(lambda: 0 < db["queues"].find_one({"_id": job["_id"]})["progress"]["processed"], timeout=60,
+             what="the job to report progress")
+
+    first.kill()
+    mid = db["queues"].find_one({"_id": job["_id"]})
+    assert mid["status"] == "running" and mid["progress"]["processed"] < 6000
+
+    workers(own_namespace)
+
+    def finished():
+        requeue_stale_jobs(db, broker, stale_seconds=STALE_SECONDS)  # what the scheduler does every tick
+        doc = db["queues"].find_one({"_id": job["_id"]})
+        return doc["status"] in ("completed", "failed", "cancelled") and doc
+
+    done = wait_for(finished, timeout=90, interval=0.5, what="the job to complete on the new worker")
+    assert done["status"] == "completed" and done["attempts"] == 2
+    assert done["progress"] == {"total": 6000, "processed": 6000, "succeeded": 6000, "failed": 0, "percent": 100.0}
+    assert done["result"]["contacts_updated"] == 6000
+    assert db["crm.contacts"].count_documents({"account_id": account, "tags": tag}) == 0
+    assert db["crm.contacts"].count_documents({"account_id": account}) == 6000
+    assert db["crm.tags"].find_one({"_id": tag}) is None
