@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bson import ObjectId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -199,10 +199,20 @@ def job_to_json(doc: dict) -> dict:
 # ---------------------------------------------------------------- user actions
 
 
+def _update_and_get(db: Database, query: dict, update) -> dict | None:
+    """update_one on one job (`query` has its `_id`), then the job as it is now; None when nothing matched.
+
+    Two plain operations instead of find_one_and_update, whose cost on SecantusDB grows with the
+    collection; the update alone is what makes a transition atomic.
+    """
+    if not db[QUEUES].update_one(query, update).matched_count:
+        return None
+    return db[QUEUES].find_one({"_id": query["_id"]})
+
+
 def _move(db: Database, query: dict, target: JobStatus, update: dict) -> dict | None:
     update.setdefault("$set", {}).update({"status": str(target), "updated_at": now()})
-    query = {**query, "status": {"$in": _sources(target)}}
-    return db[QUEUES].find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+    return _update_and_get(db, {**query, "status": {"$in": _sources(target)}}, update)
 
 
 def request_cancel(db: Database, job: dict) -> dict:
@@ -216,11 +226,9 @@ def request_cancel(db: Database, job: dict) -> dict:
             return done
         job = db[QUEUES].find_one({"_id": job["_id"]})  # it started meanwhile
     if job["status"] == S.RUNNING:
-        return db[QUEUES].find_one_and_update(
-            {"_id": job["_id"], "status": str(S.RUNNING)},
-            {"$set": {"cancel_requested": True, "updated_at": now()}},
-            return_document=ReturnDocument.AFTER,
-        ) or db[QUEUES].find_one({"_id": job["_id"]})
+        return _update_and_get(db, {"_id": job["_id"], "status": str(S.RUNNING)},
+                               {"$set": {"cancel_requested": True, "updated_at": now()}}
+                               ) or db[QUEUES].find_one({"_id": job["_id"]})
     check_transition(job["status"], S.CANCELLED)
     return job
 
@@ -262,28 +270,24 @@ def claim(db: Database, job_id, *, stale_seconds: int) -> dict | None:
     cancelled, or running elsewhere with a live heartbeat).
     """
     ts = now()
-    stale_before = ts - timedelta(seconds=stale_seconds)
-    return db[QUEUES].find_one_and_update(
-        {
-            "_id": oid(job_id),
-            "$or": [
-                {"status": str(S.QUEUED)},
-                {"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}},
-            ],
-        },
-        [
-            {"$set": {
-                "status": str(S.RUNNING),
-                "run_id": uuid.uuid4().hex,
-                "worker": worker_name(),
-                "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
-                "started_at": {"$ifNull": ["$started_at", ts]},
-                "heartbeat_at": ts,
-                "updated_at": ts,
-            }}
-        ],
-        return_document=ReturnDocument.AFTER,
-    )
+    run_id = uuid.uuid4().hex
+    claim_it = [{"$set": {
+        "status": str(S.RUNNING),
+        "run_id": run_id,
+        "worker": worker_name(),
+        "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
+        "started_at": {"$ifNull": ["$started_at", ts]},
+        "heartbeat_at": ts,
+        "updated_at": ts,
+    }}]
+    _id = oid(job_id)
+    # Two plain conditions tried in turn rather than one $or, which SecantusDB answers with a collection scan.
+    for condition in ({"status": str(S.QUEUED)},
+                      {"status": str(S.RUNNING), "heartbeat_at": {"$lt": ts - timedelta(seconds=stale_seconds)}}):
+        job = _update_and_get(db, {"_id": _id, **condition}, claim_it)
+        if job is not None:
+            return job if job.get("run_id") == run_id else None
+    return None
 
 
 def _finish(db: Database, job: dict, target: JobStatus, fields: dict) -> dict | None:
@@ -392,12 +396,12 @@ class Progress:
 
     def flush(self) -> None:
         ts = now()
-        doc = self._db[QUEUES].find_one_and_update(
+        doc = _update_and_get(
+            self._db,
             {"_id": self._job["_id"], "run_id": self._job["run_id"]},
             {"$set": {"progress": self.as_doc(), "state": self.state, "heartbeat_at": ts, "updated_at": ts}},
-            projection={"cancel_requested": 1, "status": 1},
-            return_document=ReturnDocument.AFTER,
         )
         self._last_flush = self._clock()
+        # Gone (another run took the job over) or cancelled: this run stops here.
         if doc is None or doc.get("cancel_requested") or doc.get("status") != S.RUNNING:
             raise JobCancelled()

@@ -40,16 +40,20 @@ def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: P
         totals = {name: db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
         progress.total = sum(totals.values())
         progress.save_state(totals=totals)
-    done = {name: totals[name] - db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
+        done = dict.fromkeys(TAGGED, 0)
+    else:  # a resumed run: what no longer carries the tag was done by the run before
+        done = {name: totals[name] - db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
     for name, coll in TAGGED.items():
-        for ids in id_batches(db[coll], tagged, batch_size):
-            progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
-            progress.checkpoint()
-            done[name] += update_by_ids(db[coll], account_id, ids, {"$pull": {"tags": tag_id}}).modified_count
-        # Records tagged while the cursor ran, behind it: one last sweep before the tag goes.
+        if totals[name] - done[name] > batch_size:
+            for ids in id_batches(db[coll], tagged, batch_size):
+                progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
+                progress.checkpoint()
+                done[name] += update_by_ids(db[coll], account_id, ids, {"$pull": {"tags": tag_id}}).modified_count
+        # The rest in one go: a small remainder, and records tagged while the cursor ran, behind it.
         done[name] += db[coll].update_many(tagged, {"$pull": {"tags": tag_id}}).modified_count
     progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
-    tag = db[TAGS].find_one_and_delete({"_id": tag_id, "account_id": account_id})
+    tag = db[TAGS].find_one({"_id": tag_id, "account_id": account_id}, {"name": 1})
+    db[TAGS].delete_one({"_id": tag_id, "account_id": account_id})
     return {
         "tag_id": str(tag_id),
         "name": tag["name"] if tag else None,

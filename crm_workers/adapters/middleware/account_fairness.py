@@ -18,7 +18,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 log = logging.getLogger("crm.fairness")
 
 #: How long (ms) a message over its account's limit waits before it is tried again.
-DEFAULT_WAIT_MS = 1500
+DEFAULT_WAIT_MS = 250
 
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
