@@ -1,0 +1,27 @@
+"""The scheduler: of two replicas exactly one acts; its stale-job housekeeping re-sends lost jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bson import ObjectId
+
+from crm_workers import jobs
+from crm_workers.adapters.broker import make_broker
+from scheduler.app import build_scheduler
+
+
+def test_of_two_scheduler_replicas_only_the_leader_runs_housekeeping(settings, db):
+    broker = make_broker(settings.with_(redis_namespace=settings.redis_namespace + "-sched"), for_worker=False)
+    first, _ = build_scheduler(settings, blocking=False, db=db, broker=broker)
+    second, _ = build_scheduler(settings, blocking=False, db=db, broker=broker)
+    job, _ = jobs.create_job(db, ObjectId(), "tags.delete", {"tag_id": str(ObjectId())})
+    jobs.claim(db, job["_id"], stale_seconds=60)
+    db["queues"].update_one({"_id": job["_id"]}, {"$set": {"heartbeat_at": jobs.now() - timedelta(hours=1)}})
+    queue_before = broker.client.llen(f"{settings.redis_namespace}-sched-dramatiq:bulk")
+
+    results = [s.get_job("stale-jobs").func() for s in (first, second)]
+
+    assert sorted(results, key=str) == [1, None]  # one replica requeued the job, the other did nothing
+    assert db["queues"].find_one({"_id": job["_id"]})["status"] == "queued"
+    assert broker.client.llen(f"{settings.redis_namespace}-sched-dramatiq:bulk") == queue_before + 1
