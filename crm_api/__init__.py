@@ -12,6 +12,7 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
     """The Flask app; servers come from `settings` unless a test passes its own `db` and `broker`."""
     from crm_workers.adapters.broker import make_broker
     from crm_workers.adapters.mongo import connect, ensure_indexes
+    from crm_workers.adapters.storage import storage_from_settings
 
     settings = settings or Settings.from_env()
     settings.require("JWT_SECRET", "MONGODB_URI", "REDIS_URL")
@@ -22,13 +23,13 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
 
     app = Flask(__name__)
     app.config["CRM_SETTINGS"] = settings
-    app.config["MAX_CONTENT_LENGTH"] = settings.extra.get("max_upload_bytes", 512 * 1024 * 1024)
-    app.extensions["crm"] = {"db": db, "broker": broker}
+    # The body may carry a little more than the file (the other form fields); the file itself is checked too.
+    app.config["MAX_CONTENT_LENGTH"] = settings.import_max_bytes + 1024 * 1024
+    app.extensions["crm"] = {"db": db, "broker": broker, "storage": storage_from_settings(settings)}
     register_error_handlers(app)
 
-    from crm_api.routes import health, jobs, tags
+    from crm_api.routes import health, imports, jobs, tags
 
-    app.register_blueprint(health.bp)
-    app.register_blueprint(jobs.bp)
-    app.register_blueprint(tags.bp)
+    for module in (health, jobs, tags, imports):
+        app.register_blueprint(module.bp)
     return app

@@ -46,6 +46,9 @@ class Settings:
     job_stale_seconds: int = 120
     job_retention_days: int = 90
     bulk_batch_size: int = 500
+    import_max_bytes: int = 512 * 1024 * 1024
+    import_max_rows: int = 1_048_576
+    import_chunk_rows: int = 2000
     redis_namespace: str = "crm"
     extra: dict = field(default_factory=dict)
 
@@ -74,6 +77,9 @@ class Settings:
             job_stale_seconds=_int(env, "JOB_STALE_SECONDS", 120),
             job_retention_days=_int(env, "JOB_RETENTION_DAYS", 90),
             bulk_batch_size=_int(env, "BULK_BATCH_SIZE", 500),
+            import_max_bytes=_int(env, "IMPORT_MAX_BYTES", 512 * 1024 * 1024),
+            import_max_rows=_int(env, "IMPORT_MAX_ROWS", 1_048_576),
+            import_chunk_rows=_int(env, "IMPORT_CHUNK_ROWS", 2000),
             redis_namespace=env.get("REDIS_NAMESPACE") or "crm",
         )
 

@@ -44,9 +44,11 @@ def mongodb_uri():
 
 
 @pytest.fixture(scope="session")
-def settings(redis_url, mongodb_uri) -> Settings:
+def settings(redis_url, mongodb_uri, tmp_path_factory) -> Settings:
     run = uuid.uuid4().hex[:8]
     return Settings(
+        storage_url=f"file://{tmp_path_factory.mktemp('storage')}",
+        import_chunk_rows=100,
         mongodb_uri=mongodb_uri,
         mongodb_db=f"crm_test_{run}",
         redis_url=redis_url,

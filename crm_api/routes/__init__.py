@@ -27,6 +27,14 @@ def broker():
     return current_app.extensions["crm"]["broker"]
 
 
+def storage():
+    return current_app.extensions["crm"]["storage"]
+
+
+def settings():
+    return current_app.config["CRM_SETTINGS"]
+
+
 def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key", "").strip()
     return key[:200] or None

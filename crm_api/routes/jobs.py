@@ -1,12 +1,14 @@
 """GET /jobs, GET /jobs/<id>, POST /jobs/<id>/cancel, POST /jobs/<id>/retry."""
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 
 from crm_api.auth import principal
-from crm_api.routes import broker, crm_blueprint, db, idempotency_key, job_response
+from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
 from crm_api.schemas import JobListQuery
 from crm_workers.jobs import job_to_json
 from crm_workers.services import job_submission as service
+from crm_workers.services.import_errors import error_rows_csv
+from crm_workers.services.import_undo import request_undo
 
 bp = crm_blueprint("jobs")
 
@@ -34,3 +36,16 @@ def cancel_job(job_id):
 def retry_job(job_id):
     job = service.retry_job(db(), broker(), principal(), job_id, idempotency_key=idempotency_key())
     return job_response(job, 202)
+
+
+@bp.post("/jobs/<job_id>/undo")
+@idempotent
+def undo_job(job_id):
+    return job_response(request_undo(db(), broker(), principal(), job_id, idempotency_key=idempotency_key()), 202)
+
+
+@bp.get("/jobs/<job_id>/errors")
+def job_errors(job_id):
+    job, lines = error_rows_csv(db(), principal(), job_id)
+    return Response(lines, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="job-{job["_id"]}-errors.csv"'})

@@ -24,6 +24,8 @@ IMPORT_RESULTS = "crm.contact.import.results"
 NOTIFICATIONS = "crm.notifications"
 QUEUES = "queues"
 IDEMPOTENCY_KEYS = "crm.idempotency_keys"
+IMPORT_UNDO = "crm.import.undo"
+IMPORT_ERRORS = "crm.import.errors"
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 CASE_INSENSITIVE = {"locale": "en", "strength": 2}
@@ -73,6 +75,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("tags", ASCENDING)),
         _ix(A, ("owner", ASCENDING)),
         _ix(A, ("import_id", ASCENDING)),
+        _ix(A, ("created_by_import", ASCENDING)),
         _ix(A, ("businesses", ASCENDING)),
     ],
     DEALS: [
@@ -81,6 +84,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("owner", ASCENDING)),
         _ix(A, ("contacts", ASCENDING)),
         _ix(A, ("import_id", ASCENDING)),
+        _ix(A, ("created_by_import", ASCENDING)),
     ],
     PIPELINES: [_ix(A, ("name", ASCENDING))],
     STAGES: [_ix(A, ("pipeline_id", ASCENDING), ("position", ASCENDING))],
@@ -101,6 +105,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     TAGS: [_ix(A, ("name", ASCENDING), unique=True, collation=CASE_INSENSITIVE)],
     FIELDS: [_ix(A, ("entity", ASCENDING), ("key", ASCENDING), unique=True)],
     IMPORT_RESULTS: [_ix(A, ("job_id", ASCENDING), unique=True)],
+    IMPORT_UNDO: [_ix(A, ("job_id", ASCENDING), ("record_id", ASCENDING), unique=True)],
+    IMPORT_ERRORS: [_ix(A, ("job_id", ASCENDING), ("row", ASCENDING), unique=True)],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),

@@ -43,6 +43,7 @@ class JobKind:
 _KINDS = [
     JobKind("contacts.import", Queue.IMPORTS, 6 * HOUR_MS),
     JobKind("deals.import", Queue.IMPORTS, 6 * HOUR_MS),
+    JobKind("imports.undo", Queue.IMPORTS, 2 * HOUR_MS),
     JobKind("contacts.bulk_delete", Queue.BULK, 2 * HOUR_MS),
     JobKind("deals.bulk_delete", Queue.BULK, 2 * HOUR_MS),
     JobKind("contacts.bulk_update", Queue.BULK, 2 * HOUR_MS),

@@ -1,0 +1,177 @@
+"""One import row → the record it asks for, or the reasons it cannot be imported. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bson import ObjectId
+
+from crm_workers.domain.values import (
+    parse_custom,
+    parse_date,
+    parse_email,
+    parse_number,
+    parse_phone,
+    parse_url,
+    split_list,
+)
+
+DEAL_STATUSES = {"open": "open", "won": "won", "lost": "lost", "closed won": "won", "closed lost": "lost",
+                 "closedwon": "won", "closedlost": "lost"}
+
+
+@dataclass
+class RowContext:
+    """What parsing a row needs to know about its import."""
+
+    entity: str  # "contact" | "deal"
+    mapping: dict[str, str]  # header -> target
+    fields: dict[str, dict]  # custom field key -> crm.fields document
+    country: str | None
+    day_first: dict[str, bool] = field(default_factory=dict)  # header -> True when the column is d/m/y
+    contact_type: str = "person"
+
+
+@dataclass
+class ParsedRow:
+    row: int
+    values: list  # the row as it was in the file
+    record: dict = field(default_factory=dict)  # standard fields, "address" and "custom_fields" nested
+    tags: list[str] = field(default_factory=list)
+    businesses: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # deal-only lookups: pipeline, stage, currency, contact_email
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def error_text(self) -> str:
+        return "; ".join(self.errors)
+
+
+def _fail(parsed: ParsedRow, header: str, value, reason: str) -> None:
+    parsed.errors.append(f"row {parsed.row}, column {header!r}, value {str(value)!r}: {reason}")
+
+
+def _set(record: dict, target: str, value) -> None:
+    if target.startswith("address."):
+        record.setdefault("address", {})[target.split(".", 1)[1]] = value
+    elif target.startswith("custom."):
+        record.setdefault("custom_fields", {})[target.split(".", 1)[1]] = value
+    else:
+        record[target] = value
+
+
+def _parse_cell(ctx: RowContext, parsed: ParsedRow, header: str, target: str, value) -> None:
+    text = value if not isinstance(value, str) else value.strip()
+    if target == "email" or target == "contact_email":
+        email = parse_email(str(text))
+        _set(parsed.record, target, email) if target == "email" else parsed.extra.__setitem__(target, email)
+    elif target == "phone":
+        _set(parsed.record, "phone", parse_phone(str(text), ctx.country))
+    elif target == "website":
+        _set(parsed.record, "website", parse_url(str(text)))
+    elif target == "tags":
+        parsed.tags.extend(t for t in split_list(text) if t.lower() not in {x.lower() for x in parsed.tags})
+    elif target == "owner":
+        if not ObjectId.is_valid(str(text)):
+            raise ValueError("not a user id")
+        parsed.record["owner"] = ObjectId(str(text))
+    elif target == "business":
+        if str(text).lower() not in {b.lower() for b in parsed.businesses}:
+            parsed.businesses.append(str(text))
+    elif target.startswith("custom."):
+        definition = ctx.fields.get(target.split(".", 1)[1])
+        if definition is None:
+            raise ValueError("no such custom field")
+        _set(parsed.record, target, parse_custom(definition, text, country=ctx.country,
+                                                 day_first=ctx.day_first.get(header, False)))
+    elif target == "value":
+        amount, currency = parse_number(text)
+        parsed.extra["amount"] = amount
+        if currency:
+            parsed.extra.setdefault("currency", currency)
+    elif target == "currency":
+        code = str(text).upper()
+        if len(code) != 3 or not code.isalpha():
+            raise ValueError("not a currency code (like USD)")
+        parsed.extra["currency"] = code
+    elif target == "status":
+        status = DEAL_STATUSES.get(str(text).lower())
+        if status is None:
+            raise ValueError("status must be open, won or lost")
+        parsed.record["status"] = status
+    elif target == "expected_close_date":
+        parsed.record["expected_close_date"] = parse_date(text, day_first=ctx.day_first.get(header, False))
+    elif target in ("pipeline", "stage"):
+        parsed.extra[target] = str(text)
+    elif target == "address.country":
+        _set(parsed.record, target, str(text).upper() if len(str(text)) == 2 else str(text))
+    else:
+        _set(parsed.record, target, str(text))
+
+
+def parse_row(ctx: RowContext, row: int, headers: list[str], values: list, *, default_tags=(), owner=None
+              ) -> ParsedRow:
+    """Every mapped cell parsed and validated; a bad value becomes an error naming row, column and value."""
+    parsed = ParsedRow(row=row, values=values)
+    for header, value in zip(headers, values, strict=False):
+        target = ctx.mapping.get(header)
+        if target is None or value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            _parse_cell(ctx, parsed, header, target, value)
+        except ValueError as exc:
+            _fail(parsed, header, value, str(exc))
+    for tag in default_tags:
+        if tag.lower() not in {t.lower() for t in parsed.tags}:
+            parsed.tags.append(tag)
+    if owner is not None:
+        parsed.record.setdefault("owner", owner)
+    if parsed.ok:
+        (_complete_contact if ctx.entity == "contact" else _complete_deal)(ctx, parsed)
+    return parsed
+
+
+def _complete_contact(ctx: RowContext, parsed: ParsedRow) -> None:
+    r = parsed.record
+    if ctx.contact_type == "business":
+        r["type"] = "business"
+        r["name"] = r.get("name") or " ".join(filter(None, [r.pop("first_name", None), r.pop("last_name", None)]))
+        if not r["name"]:
+            parsed.errors.append(f"row {parsed.row}: a business needs a name")
+        parsed.businesses = []
+        return
+    r["type"] = "person"
+    name = r.pop("name", None)
+    if name and not (r.get("first_name") or r.get("last_name")):
+        first, *rest = name.split(None, 1)
+        r["first_name"] = first
+        if rest:
+            r["last_name"] = rest[0].strip()
+    if not (r.get("first_name") or r.get("last_name") or r.get("email") or r.get("phone")):
+        parsed.errors.append(f"row {parsed.row}: a person needs a name, an email or a phone")
+
+
+def _complete_deal(ctx: RowContext, parsed: ParsedRow) -> None:
+    if not parsed.record.get("name"):
+        parsed.errors.append(f"row {parsed.row}: a deal needs a name")
+    if not parsed.extra.get("pipeline"):
+        parsed.errors.append(f"row {parsed.row}: a deal needs a pipeline")
+    parsed.record.setdefault("status", "open")
+
+
+def merge_into(target: ParsedRow, other: ParsedRow) -> None:
+    """A later row with the same dedupe key: its non-empty values win, tags and businesses add up."""
+    for key, value in other.record.items():
+        if isinstance(value, dict):
+            target.record.setdefault(key, {}).update(value)
+        else:
+            target.record[key] = value
+    for tag in other.tags:
+        if tag.lower() not in {t.lower() for t in target.tags}:
+            target.tags.append(tag)
+    for name in other.businesses:
+        if name.lower() not in {b.lower() for b in target.businesses}:
+            target.businesses.append(name)

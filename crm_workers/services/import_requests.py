@@ -1,0 +1,147 @@
+"""Accepting an import: the file (upload, connector records or a stored key) checked and stored; no parsing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import uuid
+from typing import BinaryIO
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import FIELDS
+from crm_workers.adapters.storage import safe_name
+from crm_workers.domain.headers import targets_for
+from crm_workers.domain.principal import Principal
+from crm_workers.errors import BadRequest, CRMError, NotFound
+from crm_workers.services.job_submission import submit_job
+
+UPLOAD_TYPES = {".csv", ".tsv", ".txt", ".xlsx"}
+ENTITY_JOB = {"contact": "contacts.import", "deal": "deals.import"}
+
+
+class TooLarge(CRMError):
+    """Raised when a file or a batch of records is over the import limits."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedType(CRMError):
+    """Raised when an upload is not CSV, TSV or XLSX."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+def _key(account_id: ObjectId, file_name: str) -> str:
+    return f"accounts/{account_id}/imports/{uuid.uuid4().hex}/{safe_name(file_name, 'upload.csv')}"
+
+
+def check_mapping(db: Database, account_id: ObjectId, entity: str, options: dict) -> None:
+    """Every mapping target must be a target of this entity; `custom.<key>` must be a field of the account."""
+    mapping = options.get("mapping") or {}
+    if not mapping:
+        return
+    keys = [f["key"] for f in db[FIELDS].find({"account_id": account_id, "entity": entity}, {"key": 1})]
+    valid = targets_for(entity, keys)
+    for header, target in mapping.items():
+        if target not in valid:
+            raise BadRequest(f"unknown import target {target!r} for column {header!r}",
+                             details={"field": f"options.mapping.{header}", "targets": sorted(valid)})
+
+
+def _submit(db, broker, principal, entity, source: dict, options: dict, idempotency_key) -> dict:
+    return submit_job(db, broker, principal, ENTITY_JOB[entity], {"entity": entity, "source": source,
+                                                                    "options": options},
+                      idempotency_key=idempotency_key)
+
+
+def import_upload(db, broker, storage, settings, principal: Principal, entity: str, *, stream: BinaryIO,
+                  file_name: str, options: dict, idempotency_key=None) -> dict:
+    ext = os.path.splitext(file_name or "")[1].lower()
+    if ext not in UPLOAD_TYPES:
+        raise UnsupportedType(f"files of type {ext or '(none)'!r} cannot be imported; use CSV, TSV or XLSX",
+                              details={"field": "file"})
+    check_mapping(db, principal.account_id, entity, options)
+    key = _key(principal.account_id, file_name)
+    size = storage.put_stream(key, stream)
+    if size == 0:
+        storage.delete(key)
+        raise BadRequest("the file is empty", details={"field": "file"})
+    if size > settings.import_max_bytes:
+        storage.delete(key)
+        raise TooLarge(f"the file is {size} bytes; the limit is {settings.import_max_bytes}",
+                       details={"field": "file"})
+    source = {"type": "upload", "key": key, "file_name": file_name, "bytes": size}
+    return _submit(db, broker, principal, entity, source, options, idempotency_key)
+
+
+def _flat(record: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, list):
+            out[f"{prefix}{k}"] = ", ".join(str(x) for x in v)
+        else:
+            out[f"{prefix}{k}"] = "" if v is None else v
+    return out
+
+
+def records_csv(records: list[dict]) -> bytes:
+    """Connector records as a CSV, so that they import exactly like a file (nested keys become `a.b`)."""
+    flat = [_flat(r) for r in records]
+    headers = list(dict.fromkeys(k for r in flat for k in r))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=headers, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(flat)
+    return out.getvalue().encode("utf-8")
+
+
+def import_records(db, broker, storage, settings, principal: Principal, entity: str, *, records: list[dict],
+                   file_name: str | None, options: dict, idempotency_key=None) -> dict:
+    if len(records) > settings.import_max_rows:
+        raise TooLarge(f"{len(records)} records; the limit is {settings.import_max_rows}",
+                       details={"field": "source.records"})
+    check_mapping(db, principal.account_id, entity, options)
+    body = records_csv(records)
+    if len(body) > settings.import_max_bytes:
+        raise TooLarge("the records are over the size limit", details={"field": "source.records"})
+    name = file_name or "records.csv"
+    key = _key(principal.account_id, name if name.endswith(".csv") else name + ".csv")
+    storage.put_stream(key, io.BytesIO(body))
+    source = {"type": "records", "key": key, "file_name": name, "bytes": len(body), "records": len(records)}
+    return _submit(db, broker, principal, entity, source, options, idempotency_key)
+
+
+def import_stored(db, broker, storage, settings, principal: Principal, entity: str, *, key: str,
+                  file_name: str | None, options: dict, idempotency_key=None) -> dict:
+    if not key.startswith(f"accounts/{principal.account_id}/") or ".." in key.split("/"):
+        raise NotFound("no such file", details={"field": "source.key"})
+    try:
+        size = storage.size(key)
+    except Exception:
+        raise NotFound("no such file", details={"field": "source.key"}) from None
+    if size > settings.import_max_bytes:
+        raise TooLarge(f"the file is {size} bytes; the limit is {settings.import_max_bytes}",
+                       details={"field": "source.key"})
+    check_mapping(db, principal.account_id, entity, options)
+    source = {"type": "storage", "key": key, "file_name": file_name or key.rsplit("/", 1)[-1], "bytes": size}
+    return _submit(db, broker, principal, entity, source, options, idempotency_key)
+
+
+def parse_options_field(raw: str | None) -> dict:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"options is not valid JSON ({exc.msg})", details={"field": "options"}) from None
+    if not isinstance(value, dict):
+        raise BadRequest("options must be a JSON object", details={"field": "options"})
+    return value

@@ -1,0 +1,150 @@
+"""contacts.import and deals.import: stream the stored file in chunks, parse, validate, write, report."""
+
+from __future__ import annotations
+
+from pymongo import UpdateOne
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import ACCOUNTS, ACTIVITY, CONTACTS, FIELDS, IMPORT_ERRORS, IMPORT_RESULTS, oid
+from crm_workers.adapters.storage import storage_from_settings
+from crm_workers.adapters.tabular import UnreadableFile, chunks, describe, scan
+from crm_workers.domain.headers import auto_mapping, targets_for
+from crm_workers.domain.import_rows import RowContext, parse_row
+from crm_workers.domain.values import numeric_date_order
+from crm_workers.errors import PermanentJobError
+from crm_workers.jobs import Progress, now
+from crm_workers.services.import_lookups import Lookups
+from crm_workers.services.import_writer import ImportRun, write_contacts, write_deals
+
+ERRORS_KEPT_IN_RESULT = 100
+DATE_TARGETS = {"expected_close_date"}
+
+
+def resolve_mapping(headers: list[str], requested: dict | None, entity: str, fields: dict[str, dict]
+                    ) -> tuple[dict[str, str], list[str]]:
+    """The mapping to use (the request's, or matched by name) and the headers it leaves out."""
+    if requested:
+        valid = targets_for(entity, list(fields))
+        mapping = {h: t for h, t in requested.items() if h in headers and t in valid}
+        return mapping, [h for h in headers if h not in mapping]
+    labels = {k: f.get("label") for k, f in fields.items() if f.get("label")}
+    return auto_mapping(headers, entity, list(fields), labels)
+
+
+def _date_headers(mapping: dict[str, str], fields: dict[str, dict]) -> list[str]:
+    return [h for h, t in mapping.items() if t in DATE_TARGETS
+            or (t.startswith("custom.") and fields.get(t[7:], {}).get("field_type") == "date")]
+
+
+def _learn_date_orders(info, date_headers: list[str]):
+    """A column is read day-first when one of its values can only be d/m/y (and none only m/d/y)."""
+    seen = {h: set() for h in date_headers}
+    positions = {h: info.headers.index(h) for h in date_headers}
+
+    def on_row(values):
+        for header, i in positions.items():
+            if i < len(values) and (order := numeric_date_order(str(values[i]))):
+                seen[header].add(order)
+
+    return on_row, lambda: {h: orders == {"dmy"} for h, orders in seen.items()}
+
+
+def run_import(db: Database, settings, job: dict, progress: Progress, *, entity: str) -> dict:
+    account_id, params = job["account_id"], job["params"]
+    options, source = params.get("options") or {}, params["source"]
+    storage = storage_from_settings(settings)
+
+    def open_file():
+        return storage.open(source["key"])
+
+    try:
+        info = describe(open_file, source.get("file_name") or "upload.csv")
+    except UnreadableFile as exc:
+        raise PermanentJobError(str(exc), code="unreadable_file") from None
+    fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
+    mapping, ignored = resolve_mapping(info.headers, options.get("mapping"), entity, fields)
+    if not mapping:
+        raise PermanentJobError(f"no column matches an import target (headers: {', '.join(info.headers)})",
+                                code="nothing_to_import")
+    state = progress.state
+    if "rows_done" not in state:
+        on_row, orders = _learn_date_orders(info, _date_headers(mapping, fields))
+        rows = scan(open_file, info, on_row)
+        if rows > settings.import_max_rows:
+            raise PermanentJobError(f"the file has {rows} rows; the limit is {settings.import_max_rows}",
+                                    code="too_many_rows")
+        progress.total = rows
+        progress.save_state(rows_done=0, day_first=orders(), headers=info.headers,
+                            counts={"created": 0, "updated": 0, "skipped": 0, "failed": 0, "merged": 0})
+    prefs = (db[ACCOUNTS].find_one({"_id": account_id}, {"preferences": 1}) or {}).get("preferences") or {}
+    ctx = RowContext(entity=entity, mapping=mapping, fields=fields,
+                     country=options.get("country") or prefs.get("default_country"),
+                     day_first=state["day_first"], contact_type=options.get("type", "person"))
+    run = ImportRun(db=db, account_id=account_id, job_id=job["_id"], dedupe=options.get("dedupe", "email"),
+                    mode=options.get("mode", "upsert"), owner=oid(options.get("owner")),
+                    base_currency=settings.base_currency,
+                    default_currency=prefs.get("currency") or settings.base_currency,
+                    lookups=Lookups(db, account_id, job["_id"], now), now=now)
+    counts = state["counts"]
+    write = write_contacts if entity == "contact" else write_deals
+    for chunk in chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=state["rows_done"]):
+        parsed = [parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
+                  for n, values in chunk if any(str(v).strip() for v in values)]
+        counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
+        outcome = write(run, [p for p in parsed if p.ok])
+        failed = [(p, p.error_text()) for p in parsed if not p.ok] + outcome.failed
+        _record_failures(db, account_id, job["_id"], failed + outcome.skipped)
+        counts["created"] += outcome.created
+        counts["updated"] += outcome.updated
+        counts["skipped"] += len(outcome.skipped)
+        counts["failed"] += len(failed)
+        counts["merged"] += outcome.merged
+        progress.set(processed=chunk[-1][0] - 1, succeeded=counts["created"] + counts["updated"],
+                     failed=counts["failed"])
+        progress.save_state(rows_done=chunk[-1][0] - 1, counts=counts)  # also the cancellation checkpoint
+    return _finish(db, job, info, mapping, ignored, counts, entity, rows=progress.total)
+
+
+def _record_failures(db: Database, account_id, job_id, failures) -> None:
+    if failures:
+        db[IMPORT_ERRORS].bulk_write([
+            UpdateOne({"account_id": account_id, "job_id": job_id, "row": p.row},
+                      {"$set": {"values": [v if isinstance(v, str) else str(v) for v in p.values], "error": reason,
+                                "kind": "skipped" if "exists" in reason or "to update" in reason else "failed"}},
+                      upsert=True)
+            for p, reason in failures], ordered=False)
+
+
+def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows) -> dict:
+    account_id, job_id = job["account_id"], job["_id"]
+    errors = [{"row": e["row"], "error": e["error"]} for e in
+              db[IMPORT_ERRORS].find({"account_id": account_id, "job_id": job_id}).sort("row", 1)
+              .limit(ERRORS_KEPT_IN_RESULT)]
+    businesses = db[CONTACTS].count_documents({"account_id": account_id, "created_by_import": job_id,
+                                               "type": "business"}) if entity == "contact" else 0
+    result = {
+        "counts": {k: counts[k] for k in ("created", "updated", "skipped", "failed")},
+        "merged_duplicates": counts["merged"],
+        "businesses_created": businesses,
+        "rows": rows,
+        "headers": info.headers,
+        "mapping": mapping,
+        "ignored_columns": ignored,
+        "file": {"format": info.format, "encoding": info.encoding, "delimiter": info.delimiter},
+        "errors_url": f"/v1/crm/jobs/{job_id}/errors",
+    }
+    ts = now()
+    db[IMPORT_RESULTS].update_one(
+        {"account_id": account_id, "job_id": job_id},
+        {"$set": {"entity": entity, "file_name": job["params"]["source"].get("file_name"), "mapping": mapping,
+                  "counts": result["counts"], "errors": errors, "errors_file": result["errors_url"],
+                  "updated_at": ts}, "$setOnInsert": {"created_at": ts}},
+        upsert=True)
+    db[ACTIVITY].update_one(
+        {"account_id": account_id, "entity_type": "import", "entity_id": job_id, "type": "import"},
+        {"$set": {"data": {"entity": entity, "counts": result["counts"],
+                           "file_name": job["params"]["source"].get("file_name")},
+                  "uid": job.get("created_by"), "updated_at": ts}, "$setOnInsert": {"created_at": ts}},
+        upsert=True)
+    return result
+
