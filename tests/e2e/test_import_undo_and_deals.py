@@ -157,7 +157,8 @@ def test_bad_options_are_400_naming_the_field(client, tenant, options, field):
 
     assert response.status_code == 400
     error = response.get_json()["error"]
-    fields = [d["field"] for d in error["details"]] if isinstance(error["details"], list) else [error["details"]["field"]]
+    details = error["details"]
+    fields = [d["field"] for d in details] if isinstance(details, list) else [details["field"]]
     assert field in fields
 
 

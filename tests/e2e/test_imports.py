@@ -12,15 +12,15 @@ from tests.conftest import wait_for_job
 from tests.e2e.import_helpers import add_field, contacts, run_import, upload
 
 MESSY = (
-    "First Name,Last Name,E-mail,Phone Number,Company,Zip,Tags,Tier,Favourite Colour\n"
-    "Ana,Lima,ANA@Example.COM,(415) 555-0134,Acme,94107,VIP; Newsletter,Gold,blue\n"
-    "Bob,Stone,bob@example.com,+44 20 7946 0958,Acme,,vip,silver,\n"
-    ",,,,,,,,\n"
-    "Ana,,ana@example.com,,Globex,,Partner,,\n"
-    "Cid,Moss,not-an-email,,,,,,\n"
-    "Dee,Ray,dee@example.com,12,,,,,\n"
-    "Eve,Kay,eve@example.com,,,,,Platinum,\n"
-).encode()
+    b"First Name,Last Name,E-mail,Phone Number,Company,Zip,Tags,Tier,Favourite Colour\n"
+    b"Ana,Lima,ANA@Example.COM,(415) 555-0134,Acme,94107,VIP; Newsletter,Gold,blue\n"
+    b"Bob,Stone,bob@example.com,+44 20 7946 0958,Acme,,vip,silver,\n"
+    b",,,,,,,,\n"
+    b"Ana,,ana@example.com,,Globex,,Partner,,\n"
+    b"Cid,Moss,not-an-email,,,,,,\n"
+    b"Dee,Ray,dee@example.com,12,,,,,\n"
+    b"Eve,Kay,eve@example.com,,,,,Platinum,\n"
+)
 
 
 @pytest.fixture
