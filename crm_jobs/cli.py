@@ -1,4 +1,4 @@
-"""`crm-jobs api | worker | scheduler | dev | token`."""
+"""`crm-jobs api | worker | scheduler | pubsub | dev | token`."""
 
 from __future__ import annotations
 
@@ -61,6 +61,30 @@ def cmd_scheduler(args) -> None:
     run(settings)
 
 
+def cmd_pubsub(args) -> None:
+    import signal
+    import threading
+
+    from crm_workers.adapters.broker import make_broker
+    from crm_workers.adapters.mongo import connect, ensure_indexes
+    from crm_workers.adapters.pubsub import GoogleSubscription
+    from crm_workers.adapters.storage import storage_from_settings
+    from crm_workers.services.pubsub_bridge import run_bridge
+
+    settings = _settings("MONGODB_URI", "REDIS_URL", "GOOGLE_CLOUD_PROJECT_ID", "PUBSUB_IMPORT_SUBSCRIPTION")
+    configure_logging()
+    db = connect(settings.mongodb_uri, settings.mongodb_db)
+    ensure_indexes(db)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    subscription = GoogleSubscription(settings.google_cloud_project_id, settings.pubsub_import_subscription)
+    try:
+        run_bridge(subscription, db, make_broker(settings, for_worker=False), storage_from_settings(settings),
+                   settings, stop=stop)
+    except KeyboardInterrupt:
+        pass
+
+
 def cmd_token(args) -> None:
     from crm_workers.domain.principal import issue_token
 
@@ -114,6 +138,9 @@ def parser() -> argparse.ArgumentParser:
 
     sched = sub.add_parser("scheduler", help="run the scheduler (safe to run two replicas)")
     sched.set_defaults(func=cmd_scheduler)
+
+    pubsub = sub.add_parser("pubsub", help="run the Pub/Sub bridge (imports and connector batches)")
+    pubsub.set_defaults(func=cmd_pubsub)
 
     dev = sub.add_parser("dev", help="everything in one command on embedded servers")
     dev.add_argument("--port", type=int, default=8000)

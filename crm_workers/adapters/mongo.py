@@ -26,6 +26,7 @@ QUEUES = "queues"
 IDEMPOTENCY_KEYS = "crm.idempotency_keys"
 IMPORT_UNDO = "crm.import.undo"
 IMPORT_ERRORS = "crm.import.errors"
+PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 CASE_INSENSITIVE = {"locale": "en", "strength": 2}
@@ -106,6 +107,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     FIELDS: [_ix(A, ("entity", ASCENDING), ("key", ASCENDING), unique=True)],
     IMPORT_RESULTS: [_ix(A, ("job_id", ASCENDING), unique=True)],
     IMPORT_UNDO: [_ix(A, ("job_id", ASCENDING), ("record_id", ASCENDING), unique=True)],
+    PUBSUB_DEADLETTERS: [_ix(("message_id", ASCENDING), unique=True)],
     IMPORT_ERRORS: [_ix(A, ("job_id", ASCENDING), ("row", ASCENDING), unique=True)],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from bson import ObjectId
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from crm_workers.adapters.mongo import CASE_INSENSITIVE, CONTACTS, PIPELINES, STAGES, TAGS
 from crm_workers.domain.ids import stable_id
+
+
+def _first_spellings(names: list[str], known: dict) -> list[str]:
+    """The names not known yet, once each, as first spelled in the file."""
+    first: dict[str, str] = {}
+    for name in names:
+        if name.lower() not in known:
+            first.setdefault(name.lower(), name)
+    return list(first.values())
 
 
 class Lookups:
@@ -20,7 +29,7 @@ class Lookups:
 
     def tag_ids(self, names: list[str]) -> list[ObjectId]:
         """Ids of the tags named (case-insensitive), creating the missing ones once."""
-        missing = list({n.lower(): n for n in names if n.lower() not in self._tags}.values())
+        missing = _first_spellings(names, self._tags)
         if missing:
             for doc in self.db[TAGS].find({"account_id": self.account_id, "name": {"$in": missing}},
                                           {"name": 1}, collation=CASE_INSENSITIVE):
@@ -43,29 +52,32 @@ class Lookups:
             return found["_id"]
 
     def business_ids(self, names: list[str], owner=None) -> list[ObjectId]:
-        """Ids of the business contacts named (case-insensitive), creating the missing ones."""
-        missing = list({n.lower(): n for n in names if n.lower() not in self._businesses}.values())
+        """Ids of the business contacts named (case-insensitive), creating the missing ones in one write."""
+        missing = _first_spellings(names, self._businesses)
         if missing:
             for doc in self.db[CONTACTS].find({"account_id": self.account_id, "type": "business",
                                                "name": {"$in": missing}}, {"name": 1}, collation=CASE_INSENSITIVE):
                 self._businesses.setdefault(doc["name"].lower(), doc["_id"])
-            for name in missing:
-                if name.lower() not in self._businesses:
-                    self._businesses[name.lower()] = self._create_business(name, owner)
+            new = [n for n in missing if n.lower() not in self._businesses]
+            if new:
+                self._create_businesses(new, owner)
         return [self._businesses[n.lower()] for n in names]
 
-    def _create_business(self, name: str, owner) -> ObjectId:
-        _id = stable_id(self.job_id, "business", name.lower())
-        doc = {"_id": _id, "account_id": self.account_id, "type": "business", "name": name, "tags": [],
-               "source": "import", "import_id": self.job_id, "created_by_import": self.job_id,
-               "created_at": self.now(), "updated_at": self.now()}
-        if owner:
-            doc["owner"] = owner
+    def _create_businesses(self, names: list[str], owner) -> None:
+        docs = []
+        for name in names:
+            doc = {"_id": stable_id(self.job_id, "business", name.lower()), "account_id": self.account_id,
+                   "type": "business", "name": name, "tags": [], "source": "import", "import_id": self.job_id,
+                   "created_by_import": self.job_id, "created_at": self.now(), "updated_at": self.now()}
+            if owner:
+                doc["owner"] = owner
+            docs.append(doc)
+            self._businesses[name.lower()] = doc["_id"]
         try:
-            self.db[CONTACTS].insert_one(doc)
-        except DuplicateKeyError:
-            pass  # this import created it before a retry
-        return _id
+            self.db[CONTACTS].insert_many(docs, ordered=False)
+        except BulkWriteError as exc:  # duplicates: this import created them before a retry
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
 
     def pipeline(self, name: str) -> dict | None:
         key = name.lower()

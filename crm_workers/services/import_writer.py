@@ -88,6 +88,9 @@ def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
     if keys:
         for doc in run.db[CONTACTS].find({"account_id": run.account_id, run.dedupe: {"$in": keys}}).sort("_id", 1):
             existing.setdefault(doc[run.dedupe], doc)
+    # Every name of the chunk resolved at once (one query, one write for what is missing).
+    run.lookups.tag_ids([t for r in rows for t in r.tags])
+    run.lookups.business_ids([b for r in rows for b in r.businesses], owner=run.owner)
     ts = run.now()
     undo_ops, write_ops = [], []
     for key, group in groups.items():
@@ -148,6 +151,8 @@ def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
         for doc in run.db[CONTACTS].find({"account_id": run.account_id, "email": {"$in": emails}},
                                          {"email": 1}).sort("_id", 1):
             contacts.setdefault(doc["email"], doc["_id"])
+    run.lookups.tag_ids([t for r in rows for t in r.tags])
+    run.lookups.business_ids([r.businesses[0] for r in rows if r.businesses], owner=run.owner)
     ts = run.now()
     ops = []
     for row in rows:

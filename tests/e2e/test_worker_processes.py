@@ -35,7 +35,8 @@ class WorkerProcess:
         env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
                "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
                "BULK_BATCH_SIZE": str(settings.bulk_batch_size), "JOB_HEARTBEAT_SECONDS": "1",
-               "JOB_STALE_SECONDS": str(settings.job_stale_seconds), "LOG_LEVEL": "WARNING"}
+               "JOB_STALE_SECONDS": str(settings.job_stale_seconds), "LOG_LEVEL": "WARNING",
+               "STORAGE_URL": settings.storage_url, "IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(threads)],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,3 +118,41 @@ def test_a_worker_killed_mid_job_leaves_it_to_a_new_worker_that_completes_it_exa
     assert db["crm.contacts"].count_documents({"account_id": account, "tags": tag}) == 0
     assert db["crm.contacts"].count_documents({"account_id": account}) == 6000
     assert db["crm.tags"].find_one({"_id": tag}) is None
+
+
+def test_a_worker_killed_mid_import_leaves_exactly_one_contact_per_email_after_the_restart(
+        db, own_namespace, workers):
+    import io
+
+    from crm_workers.adapters.storage import storage_from_settings
+    from crm_workers.domain.principal import Principal
+    from crm_workers.services.import_requests import import_upload
+
+    broker = make_broker(own_namespace, for_worker=False)
+    account = ObjectId()
+    rows = 4000
+    content = "email,first_name,tags\n" + "".join(f"p{i}@example.com,P{i},Batch;T{i % 3}\n" for i in range(rows))
+    first = workers(own_namespace)
+    job = import_upload(db, broker, storage_from_settings(own_namespace), own_namespace,
+                        Principal(account, ObjectId(), True), "contact", stream=io.BytesIO(content.encode()),
+                        file_name="big.csv", options={})
+    wait_for(lambda: 0 < db["queues"].find_one({"_id": job["_id"]})["progress"]["processed"], timeout=60,
+             what="the import to write its first chunks")
+
+    first.kill()
+    mid = db["queues"].find_one({"_id": job["_id"]})
+    assert mid["status"] == "running" and mid["progress"]["processed"] < rows
+
+    workers(own_namespace)
+
+    def finished():
+        requeue_stale_jobs(db, broker, stale_seconds=STALE_SECONDS)
+        doc = db["queues"].find_one({"_id": job["_id"]})
+        return doc["status"] in ("completed", "failed", "cancelled") and doc
+
+    done = wait_for(finished, timeout=120, interval=0.5, what="the import to complete on the new worker")
+    assert done["status"] == "completed" and done["attempts"] == 2
+    assert done["result"]["counts"] == {"created": rows, "updated": 0, "skipped": 0, "failed": 0}
+    emails = [c["email"] for c in db["crm.contacts"].find({"account_id": account}, {"email": 1})]
+    assert len(emails) == rows and len(set(emails)) == rows
+    assert db["crm.tags"].count_documents({"account_id": account}) == 4

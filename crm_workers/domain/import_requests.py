@@ -1,0 +1,62 @@
+"""The shape of an import request (CONTRACT §6, §7), shared by the API and the Pub/Sub bridge."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from bson import ObjectId
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImportOptions(Strict):
+    mapping: dict[str, str] | None = None
+    dedupe: Literal["email", "phone", "none"] = "email"
+    mode: Literal["upsert", "create", "update"] = "upsert"
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    owner: str | None = None
+    country: str | None = Field(default=None, min_length=2, max_length=2)
+    run_automations: bool = False
+    type: Literal["person", "business"] = "person"
+
+    @field_validator("owner")
+    @classmethod
+    def owner_is_an_id(cls, value: str | None) -> str | None:
+        if value is not None and not (ObjectId.is_valid(value) and len(value) == 24):
+            raise ValueError("must be a user id (24 hex)")
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def country_upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+    @model_validator(mode="after")
+    def update_needs_a_key(self):
+        if self.mode == "update" and self.dedupe == "none":
+            raise ValueError("mode 'update' needs dedupe 'email' or 'phone' to find the records")
+        return self
+
+
+class RecordsSource(Strict):
+    type: Literal["records"]
+    records: list[dict[str, Any]] = Field(min_length=1)
+    file_name: str | None = None
+
+
+class StorageSource(Strict):
+    type: Literal["storage"]
+    key: str = Field(min_length=1, max_length=1000)
+    file_name: str | None = None
+
+
+class ImportRequest(Strict):
+    source: RecordsSource | StorageSource = Field(discriminator="type")
+    options: ImportOptions = Field(default_factory=ImportOptions)
+
+
+class UploadOptions(Strict):
+    options: ImportOptions = Field(default_factory=ImportOptions)
