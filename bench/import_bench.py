@@ -105,7 +105,8 @@ def main():
             for i in range(0, len(docs), 1000):
                 db["bench_raw"].insert_many(docs[i:i + 1000], ordered=False)
             raw_s = time.perf_counter() - t
-        print(f"raw insert_many of the {len(docs)} final documents (same indexes): {raw_s:.1f} s = {len(docs) / raw_s:,.0f} docs/s "
+        print(f"raw insert_many of the {len(docs)} final documents (same indexes): {raw_s:.1f} s = "
+              f"{len(docs) / raw_s:,.0f} docs/s "
               f"(peak RSS {peak_raw.peak / 1e6:.0f} MB, the documents held in memory)")
         print(f"import / raw insert time: {import_s / raw_s:.1f}x")
         db.client.drop_database(settings.mongodb_db)
