@@ -336,6 +336,18 @@ def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = Non
     return requeued
 
 
+def exports_past_retention(db: Database, *, older_than_days: int) -> list[dict]:
+    """Completed exports whose file is older than the retention and not deleted yet."""
+    cutoff = now() - timedelta(days=older_than_days)
+    return list(db[QUEUES].find({"type": {"$in": ["contacts.export", "deals.export"]}, "status": str(S.COMPLETED),
+                                 "finished_at": {"$lt": cutoff}, "result.file_key": {"$exists": True},
+                                 "file_deleted_at": {"$exists": False}}, {"result.file_key": 1}))
+
+
+def mark_file_deleted(db: Database, job_id: ObjectId) -> None:
+    db[QUEUES].update_one({"_id": job_id}, {"$set": {"file_deleted_at": now(), "result.download_url": None}})
+
+
 def trim_finished(db: Database, *, older_than_days: int) -> int:
     """Delete finished job records past their retention."""
     cutoff = now() - timedelta(days=older_than_days)

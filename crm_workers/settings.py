@@ -49,6 +49,9 @@ class Settings:
     import_max_bytes: int = 512 * 1024 * 1024
     import_max_rows: int = 1_048_576
     import_chunk_rows: int = 2000
+    public_url: str = "http://127.0.0.1:8000"
+    export_link_seconds: int = 24 * 3600
+    export_retention_days: int = 7
     redis_namespace: str = "crm"
     extra: dict = field(default_factory=dict)
 
@@ -80,6 +83,9 @@ class Settings:
             import_max_bytes=_int(env, "IMPORT_MAX_BYTES", 512 * 1024 * 1024),
             import_max_rows=_int(env, "IMPORT_MAX_ROWS", 1_048_576),
             import_chunk_rows=_int(env, "IMPORT_CHUNK_ROWS", 2000),
+            public_url=(env.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            export_link_seconds=_int(env, "EXPORT_LINK_SECONDS", 24 * 3600),
+            export_retention_days=_int(env, "EXPORT_RETENTION_DAYS", 7),
             redis_namespace=env.get("REDIS_NAMESPACE") or "crm",
         )
 

@@ -11,6 +11,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.leader import LeaderLease
 from crm_workers.adapters.mongo import connect, ensure_indexes
+from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.services import housekeeping
 from crm_workers.settings import Settings
 
@@ -58,10 +59,15 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def trim_jobs():
         return housekeeping.trim_job_records(db, retention_days=settings.job_retention_days)
 
+    def expired_exports():
+        return housekeeping.delete_expired_exports(db, storage_from_settings(settings),
+                                                   retention_days=settings.export_retention_days)
+
     sched.add_job(refresh_lease, "interval", seconds=LEASE_SECONDS / 3, id="leader-lease")
     sched.add_job(leader_only(lease, stale_jobs), "interval", seconds=settings.scheduler_tick_seconds,
                   id="stale-jobs")
     sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")
+    sched.add_job(leader_only(lease, expired_exports), "interval", minutes=30, id="expired-exports")
     refresh_lease()
     return sched, lease
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import dramatiq
 
-from crm_workers.actors import imports, tags
+from crm_workers.actors import exports, imports, tags
 from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
 from crm_workers.domain.job_types import job_kind
 from crm_workers.runtime import Runtime
@@ -15,6 +15,7 @@ from crm_workers.runtime import Runtime
 JOB_HANDLERS: dict[str, Callable] = {
     **tags.HANDLERS,
     **imports.HANDLERS,
+    **exports.HANDLERS,
 }
 
 

@@ -5,12 +5,16 @@ Keys are relative paths (`accounts/<id>/imports/<job>/file.csv`); a key can neve
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 from crm_workers.errors import ConfigError
 
@@ -34,9 +38,34 @@ def _check_key(key: str) -> str:
     return key
 
 
+def link_signature(secret: str, key: str, expires: int) -> str:
+    return hmac.new(secret.encode(), f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_link(secret: str, key: str, expires: str, signature: str, *, at: float | None = None) -> bool:
+    """True when a local download link is authentic and not expired."""
+    try:
+        expiry = int(expires)
+    except (TypeError, ValueError):
+        return False
+    good = hmac.compare_digest(link_signature(secret, key, expiry), signature or "")
+    return good and (at or time.time()) < expiry
+
+
 class LocalStorage:
-    def __init__(self, root: str | Path):
+    """Files under a root folder; downloads go through the API's signed, expiring /files/<key> links."""
+
+    def __init__(self, root: str | Path, *, link_secret: str = "", public_url: str = ""):
         self.root = Path(root).resolve()
+        self.link_secret = link_secret
+        self.public_url = public_url.rstrip("/")
+
+    def download_url(self, key: str, *, expires_in: int, file_name: str | None = None) -> tuple[str, int]:
+        if not self.link_secret:
+            raise ConfigError("local download links need JWT_SECRET to sign them")
+        expires = int(time.time()) + expires_in
+        query = urlencode({"expires": expires, "sig": link_signature(self.link_secret, _check_key(key), expires)})
+        return f"{self.public_url}/files/{quote(key)}?{query}", expires
 
     def path(self, key: str) -> Path:
         path = (self.root / _check_key(key)).resolve()
@@ -97,16 +126,26 @@ class S3Storage:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
+    def download_url(self, key: str, *, expires_in: int, file_name: str | None = None) -> tuple[str, int]:
+        params = {"Bucket": self.bucket, "Key": self.object_key(key)}
+        if file_name:
+            params["ResponseContentDisposition"] = f'attachment; filename="{safe_name(file_name)}"'
+        url = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        return url, int(time.time()) + expires_in
+
 
 def storage_from_settings(settings) -> LocalStorage | S3Storage:
     url = urlparse(settings.storage_url)
     if url.scheme == "file":
-        return LocalStorage((url.netloc + url.path) if url.netloc == "." else url.path or ".")
+        return LocalStorage((url.netloc + url.path) if url.netloc == "." else url.path or ".",
+                            link_secret=settings.jwt_secret, public_url=settings.public_url)
     if url.scheme == "s3":
         import boto3
+        from botocore.config import Config
 
         client = boto3.client(
             "s3",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
             endpoint_url=settings.s3_endpoint_url or None,
             region_name=settings.s3_region or None,
             aws_access_key_id=settings.s3_access_key_id or None,
@@ -114,3 +153,24 @@ def storage_from_settings(settings) -> LocalStorage | S3Storage:
         )
         return S3Storage(bucket=url.netloc, prefix=url.path, client=client)
     raise ConfigError(f"STORAGE_URL must start with s3:// or file://, got {settings.storage_url!r}")
+
+
+class IterStream(io.RawIOBase):
+    """A readable file over an iterator of bytes: lets an upload pull a file while it is being written."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(target), len(self._buffer))
+        target[:n], self._buffer = self._buffer[:n], self._buffer[n:]
+        return n

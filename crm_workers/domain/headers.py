@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 CONTACT_TARGETS = (
-    "first_name", "last_name", "name", "email", "phone", "website",
+    "type", "first_name", "last_name", "name", "email", "phone", "website",
     "address.street", "address.city", "address.state_province", "address.postal_code", "address.country",
     "tags", "owner", "business",
 )
@@ -17,6 +17,7 @@ DEAL_TARGETS = (
 # Normalised header -> target. Normalising drops case, spaces, "_", "-" and ".".
 _SYNONYMS = {
     "contact": {
+        "type": "type", "contacttype": "type",
         "firstname": "first_name", "givenname": "first_name", "forename": "first_name", "first": "first_name",
         "lastname": "last_name", "surname": "last_name", "familyname": "last_name", "last": "last_name",
         "name": "name", "fullname": "name", "contactname": "name",

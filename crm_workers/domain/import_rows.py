@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from bson import ObjectId
 
+from crm_workers.domain.cells import FORMULA_STARTS
 from crm_workers.domain.values import (
     parse_custom,
     parse_date,
@@ -63,9 +64,21 @@ def _set(record: dict, target: str, value) -> None:
         record[target] = value
 
 
+def unneutralise(value: str) -> str:
+    """Undo an export's formula guard: `'=x` was `=x` (see domain/cells.py)."""
+    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_STARTS:
+        return value[1:]
+    return value
+
+
 def _parse_cell(ctx: RowContext, parsed: ParsedRow, header: str, target: str, value) -> None:
-    text = value if not isinstance(value, str) else value.strip()
-    if target == "email" or target == "contact_email":
+    text = value if not isinstance(value, str) else unneutralise(value.strip())
+    if target == "type":
+        kind = str(text).lower()
+        if kind not in ("person", "business"):
+            raise ValueError("type must be person or business")
+        parsed.record["type"] = kind
+    elif target == "email" or target == "contact_email":
         email = parse_email(str(text))
         _set(parsed.record, target, email) if target == "email" else parsed.extra.__setitem__(target, email)
     elif target == "phone":
@@ -136,7 +149,7 @@ def parse_row(ctx: RowContext, row: int, headers: list[str], values: list, *, de
 
 def _complete_contact(ctx: RowContext, parsed: ParsedRow) -> None:
     r = parsed.record
-    if ctx.contact_type == "business":
+    if r.get("type", ctx.contact_type) == "business":
         r["type"] = "business"
         r["name"] = r.get("name") or " ".join(filter(None, [r.pop("first_name", None), r.pop("last_name", None)]))
         if not r["name"]:

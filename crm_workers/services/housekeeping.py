@@ -23,3 +23,15 @@ def requeue_stale_jobs(db: Database, broker, *, stale_seconds: int, at=None) -> 
 
 def trim_job_records(db: Database, *, retention_days: int) -> int:
     return jobs.trim_finished(db, older_than_days=retention_days)
+
+
+def delete_expired_exports(db: Database, storage, *, retention_days: int) -> int:
+    """Export files past their retention are deleted from storage; their job keeps its record."""
+    deleted = 0
+    for job in jobs.exports_past_retention(db, older_than_days=retention_days):
+        storage.delete(job["result"]["file_key"])
+        jobs.mark_file_deleted(db, job["_id"])
+        deleted += 1
+    if deleted:
+        log.info("deleted %s export files past their %s-day retention", deleted, retention_days)
+    return deleted

@@ -13,7 +13,7 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from crm_workers.adapters.mongo import CONTACTS, DEALS, IMPORT_UNDO
+from crm_workers.adapters.mongo import CASE_INSENSITIVE, CONTACTS, DEALS, IMPORT_UNDO
 from crm_workers.domain.currency import convert
 from crm_workers.domain.ids import stable_id
 from crm_workers.domain.import_rows import ParsedRow, merge_into
@@ -77,17 +77,31 @@ def _bulk(collection, ops) -> None:
         # Duplicate keys: these records were written by this job's previous attempt.
 
 
+def _dedupe_key(run: ImportRun, row: ParsedRow):
+    """The email or phone; for a business without one, its name; a row of its own otherwise."""
+    if run.dedupe != "none":
+        if row.record.get(run.dedupe):
+            return row.record[run.dedupe]
+        if row.record.get("type") == "business":
+            return ("business", row.record["name"].lower())
+    return ("row", row.row)
+
+
 def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
     out = ChunkOutcome()
     groups: dict[object, list[ParsedRow]] = {}
     for row in rows:
-        key = row.record.get(run.dedupe) if run.dedupe != "none" else None
-        groups.setdefault(key if key is not None else ("row", row.row), []).append(row)
+        groups.setdefault(_dedupe_key(run, row), []).append(row)
     keys = [k for k in groups if not isinstance(k, tuple)]
     existing: dict[object, dict] = {}
     if keys:
         for doc in run.db[CONTACTS].find({"account_id": run.account_id, run.dedupe: {"$in": keys}}).sort("_id", 1):
             existing.setdefault(doc[run.dedupe], doc)
+    names = [k[1] for k in groups if isinstance(k, tuple) and k[0] == "business"]
+    if names:
+        for doc in run.db[CONTACTS].find({"account_id": run.account_id, "type": "business", "name": {"$in": names}},
+                                         collation=CASE_INSENSITIVE).sort("_id", 1):
+            existing.setdefault(("business", doc["name"].lower()), doc)
     # Every name of the chunk resolved at once (one query, one write for what is missing).
     run.lookups.tag_ids([t for r in rows for t in r.tags])
     run.lookups.business_ids([b for r in rows for b in r.businesses], owner=run.owner)
@@ -99,7 +113,7 @@ def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
             merge_into(merged, row)
         out.merged += len(group) - 1
         new_id = stable_id(run.job_id, "row", group[0].row)
-        found = existing.get(key) if not isinstance(key, tuple) else None
+        found = existing.get(key)
         ours = found is not None and found.get("created_by_import") == run.job_id
         if found is None and run.mode == "update":
             out.skipped += [(r, f"row {r.row}: no contact with this {run.dedupe} to update") for r in group]

@@ -1,0 +1,64 @@
+"""Turning a Selection into a MongoDB query: always the caller's account, and under owner_only their records."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import CASE_INSENSITIVE, TAGS
+from crm_workers.domain.principal import Principal
+from crm_workers.domain.selection import Selection, text_query
+from crm_workers.errors import BadRequest
+from crm_workers.services.visibility import restricted_to
+
+TEXT_FIELDS = {"contact": ["first_name", "last_name", "name", "email"], "deal": ["name"]}
+
+
+def _tag_ids(db: Database, account_id: ObjectId, refs: list[str], field: str) -> list[ObjectId]:
+    ids = [ObjectId(r) for r in refs if ObjectId.is_valid(r) and len(r) == 24]
+    names = [r for r in refs if not (ObjectId.is_valid(r) and len(r) == 24)]
+    if names:
+        found = {t["name"].lower(): t["_id"] for t in db[TAGS].find(
+            {"account_id": account_id, "name": {"$in": names}}, {"name": 1}, collation=CASE_INSENSITIVE)}
+        unknown = [n for n in names if n.lower() not in found]
+        if unknown:
+            raise BadRequest(f"unknown tags: {', '.join(unknown)}", details={"field": f"filter.{field}"})
+        ids += [found[n.lower()] for n in names]
+    return ids
+
+
+def _utc(value):
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def selection_query(db: Database, principal: Principal, entity: str, selection: Selection) -> dict:
+    """The query for `selection`, scoped to the account and the caller's visibility."""
+    query: dict = {"account_id": principal.account_id}
+    s = selection
+    if s.ids is not None:
+        query["_id"] = {"$in": [ObjectId(i) for i in s.ids]}
+    if s.type and entity == "contact":
+        query["type"] = s.type
+    tag_conditions = []
+    if s.tags_any:
+        tag_conditions.append({"tags": {"$in": _tag_ids(db, principal.account_id, s.tags_any, "tags_any")}})
+    if s.tags_all:
+        tag_conditions.append({"tags": {"$all": _tag_ids(db, principal.account_id, s.tags_all, "tags_all")}})
+    if s.owner:
+        query["owner"] = ObjectId(s.owner)
+    if s.created_from or s.created_to:
+        query["created_at"] = {k: _utc(v) for k, v in (("$gte", s.created_from), ("$lte", s.created_to)) if v}
+    for name in ("pipeline_id", "stage_id", "import_id"):
+        if getattr(s, name):
+            query[name] = ObjectId(getattr(s, name))
+    and_ = tag_conditions + ([text_query(s.q, TEXT_FIELDS[entity])] if s.q else [])
+    uid = restricted_to(db, principal)
+    if uid is not None:
+        if s.owner and ObjectId(s.owner) != uid:
+            query["_id"] = {"$in": []}  # asks for someone else's records: nothing is visible
+        query["owner"] = uid
+    if and_:
+        query["$and"] = and_
+    return query
