@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -12,7 +13,7 @@ from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.leader import LeaderLease
 from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
-from crm_workers.services import housekeeping
+from crm_workers.services import housekeeping, reminder_schedule
 from crm_workers.settings import Settings
 
 log = logging.getLogger("crm.scheduler")
@@ -59,11 +60,21 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def trim_jobs():
         return housekeeping.trim_job_records(db, retention_days=settings.job_retention_days)
 
+    def due_reminders():
+        return reminder_schedule.enqueue_due_reminders(db, broker)
+
+    def digests():
+        return reminder_schedule.enqueue_digests(db, broker)
+
     def expired_exports():
         return housekeeping.delete_expired_exports(db, storage_from_settings(settings),
                                                    retention_days=settings.export_retention_days)
 
     sched.add_job(refresh_lease, "interval", seconds=LEASE_SECONDS / 3, id="leader-lease")
+    # The first tick runs at start: reminders that fell due while everything was down go out at once.
+    sched.add_job(leader_only(lease, due_reminders), "interval", seconds=settings.scheduler_tick_seconds,
+                  id="due-reminders", next_run_time=datetime.now(UTC))
+    sched.add_job(leader_only(lease, digests), "cron", minute="*/15", id="digests")
     sched.add_job(leader_only(lease, stale_jobs), "interval", seconds=settings.scheduler_tick_seconds,
                   id="stale-jobs")
     sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import dramatiq
 
-from crm_workers.actors import exports, imports, tags
+from crm_workers.actors import exports, imports, reminders, tags
 from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
 from crm_workers.domain.job_types import job_kind
 from crm_workers.runtime import Runtime
@@ -16,6 +16,7 @@ JOB_HANDLERS: dict[str, Callable] = {
     **tags.HANDLERS,
     **imports.HANDLERS,
     **exports.HANDLERS,
+    **reminders.HANDLERS,
 }
 
 

@@ -57,6 +57,7 @@ _KINDS = [
     JobKind("pipelines.delete", Queue.BULK, 2 * HOUR_MS),
     JobKind("automations.run", Queue.AUTOMATIONS, 10 * MINUTE_MS, max_retries=5),
     JobKind("reminders.notify", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
+    JobKind("reminders.digest", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
 ]
 
 JOB_KINDS: dict[str, JobKind] = {kind.type: kind for kind in _KINDS}

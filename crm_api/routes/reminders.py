@@ -1,0 +1,19 @@
+"""GET /reminders/due (the dashboard's badge), POST /reminders/<id>/complete."""
+
+from flask import jsonify, request
+
+from crm_api.auth import principal
+from crm_api.routes import crm_blueprint, db
+from crm_workers.services.reminder_actions import complete_reminder, due_badge
+
+bp = crm_blueprint("reminders")
+
+
+@bp.get("/reminders/due")
+def due():
+    return jsonify(due_badge(db(), principal(), request.args.get("window")))
+
+
+@bp.post("/reminders/<reminder_id>/complete")
+def complete(reminder_id):
+    return jsonify(complete_reminder(db(), principal(), reminder_id))

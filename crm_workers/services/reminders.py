@@ -1,0 +1,192 @@
+"""Reminders: claiming the due ones, fanning out one notification per assignee, recurrence, the daily digest.
+
+Exactly once: a reminder is claimed atomically before a job is made for it, and every notification has a
+unique `dedupe_key` per reminder occurrence and user, so a retried job or a second scheduler never tells
+anyone twice. Delivery to the socket service is retried; the stored notification is never lost.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bson import ObjectId
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from crm_workers.adapters.mongo import ACCOUNTS, ACTIVITY, NOTIFICATIONS, REMINDERS
+from crm_workers.adapters.socket import emit
+from crm_workers.domain.ids import stable_id
+from crm_workers.domain.recurrence import local_day_bounds, next_occurrence
+from crm_workers.jobs import Progress, now
+
+CLAIM_BATCH = 500
+#: A claim older than this whose reminders were not notified is taken again (its job was lost).
+CLAIM_STALE = timedelta(minutes=10)
+#: A reminder notified later than this after its due time is marked overdue in its notification.
+OVERDUE_AFTER = timedelta(minutes=5)
+UPCOMING_DAYS = 7
+
+
+def account_timezone(db: Database, account_id) -> str:
+    account = db[ACCOUNTS].find_one({"_id": account_id}, {"preferences.timezone": 1}) or {}
+    return (account.get("preferences") or {}).get("timezone") or "UTC"
+
+
+def claim_due(db: Database, *, at: datetime, batch: int = CLAIM_BATCH) -> list[tuple[ObjectId, str]]:
+    """Claim every due, unnotified reminder (in batches); returns (account_id, claim_id) pairs to notify."""
+    claims: list[tuple[ObjectId, str]] = []
+    due = {"status": "pending", "notified_at": None, "due_at": {"$lte": at}}
+    for free in ({"claim_id": None}, {"claimed_at": {"$lt": at - CLAIM_STALE}}):
+        while True:
+            ids = [d["_id"] for d in db[REMINDERS].find({**due, **free}, {"_id": 1}).limit(batch)]
+            if not ids:
+                break
+            claim_id = uuid.uuid4().hex
+            db[REMINDERS].update_many({"_id": {"$in": ids}, **due, **free},
+                                      {"$set": {"claim_id": claim_id, "claimed_at": at}})
+            accounts = db[REMINDERS].distinct("account_id", {"claim_id": claim_id})
+            claims += [(account_id, claim_id) for account_id in accounts]
+            if len(ids) < batch:
+                break
+    return claims
+
+
+def _notification(reminder: dict, uid, *, claim_id: str, overdue: bool, ts) -> dict:
+    return {
+        "account_id": reminder["account_id"], "uid": uid, "type": "reminder", "title": reminder["title"],
+        "data": {"reminder_id": str(reminder["_id"]), "due_at": reminder["due_at"].isoformat(), "overdue": overdue,
+                 "category": reminder.get("category"),
+                 "contact_id": str(reminder["contact_id"]) if reminder.get("contact_id") else None,
+                 "deal_id": str(reminder["deal_id"]) if reminder.get("deal_id") else None},
+        "read": False, "claim_id": claim_id, "delivered_at": None, "created_at": ts,
+        "dedupe_key": f"reminder:{reminder['_id']}:{reminder['due_at'].isoformat()}:{uid}",
+    }
+
+
+def _store(db: Database, notification: dict) -> None:
+    db[NOTIFICATIONS].update_one({"dedupe_key": notification["dedupe_key"]}, {"$setOnInsert": notification},
+                                 upsert=True)
+
+
+def schedule_next(db: Database, reminder: dict, timezone: str) -> ObjectId | None:
+    """Create the next occurrence of a recurring reminder (once, whoever asks: notifying or completing)."""
+    if not reminder.get("recurrence"):
+        return None
+    due = next_occurrence(reminder["due_at"], reminder["recurrence"], timezone)
+    _id = stable_id(reminder["_id"], "next")
+    ts = now()
+    doc = {k: reminder[k] for k in ("account_id", "title", "assigned_to", "contact_id", "deal_id", "category",
+                                    "recurrence", "owner") if k in reminder}
+    doc.update({"_id": _id, "due_at": due, "status": "pending", "notified_at": None, "claim_id": None,
+                "series_id": reminder.get("series_id", reminder["_id"]), "created_at": ts, "updated_at": ts})
+    try:
+        db[REMINDERS].insert_one(doc)
+    except DuplicateKeyError:
+        pass
+    return _id
+
+
+def _activity(db: Database, reminder: dict, ts) -> None:
+    for entity_type, field in (("contact", "contact_id"), ("deal", "deal_id")):
+        if reminder.get(field):
+            db[ACTIVITY].update_one(
+                {"account_id": reminder["account_id"], "entity_type": entity_type, "entity_id": reminder[field],
+                 "type": "reminder", "data.reminder_id": reminder["_id"]},
+                {"$setOnInsert": {"data": {"reminder_id": reminder["_id"], "title": reminder["title"],
+                                           "due_at": reminder["due_at"]}, "uid": None, "created_at": ts,
+                                  "updated_at": ts}}, upsert=True)
+
+
+def notify_claimed(db: Database, settings, job: dict, progress: Progress) -> dict:
+    """Store one notification per assignee of every reminder in the claim, then deliver what is undelivered."""
+    account_id, claim_id = job["account_id"], job["params"]["claim_id"]
+    claimed_at = job["created_at"]
+    timezone = account_timezone(db, account_id)
+    pending = {"account_id": account_id, "claim_id": claim_id, "notified_at": None}
+    if progress.total is None:
+        progress.total = db[REMINDERS].count_documents({"account_id": account_id, "claim_id": claim_id})
+    for reminder in db[REMINDERS].find(pending):
+        ts = now()
+        overdue = claimed_at - reminder["due_at"] > OVERDUE_AFTER
+        for uid in reminder.get("assigned_to") or []:
+            _store(db, _notification(reminder, uid, claim_id=claim_id, overdue=overdue, ts=ts))
+        _activity(db, reminder, ts)
+        schedule_next(db, reminder, timezone)
+        db[REMINDERS].update_one({"_id": reminder["_id"], "account_id": account_id, "claim_id": claim_id},
+                                 {"$set": {"notified_at": ts, "updated_at": ts}})
+        progress.add(succeeded=1)
+        progress.checkpoint()
+    delivered = deliver(db, settings, {"account_id": account_id, "claim_id": claim_id})
+    return {"reminders": progress.succeeded, "delivered": delivered}
+
+
+def deliver(db: Database, settings, query: dict) -> int:
+    """Send the undelivered notifications matching `query` to the socket service (when there is one)."""
+    if not settings.conversation_socket:
+        return 0
+    sent = 0
+    for n in db[NOTIFICATIONS].find({**query, "delivered_at": None}):
+        db[NOTIFICATIONS].update_one({"_id": n["_id"]}, {"$inc": {"delivery_attempts": 1}})
+        data = {"id": str(n["_id"]), "type": n["type"], "title": n["title"], **n["data"]}
+        emit(settings.conversation_socket, settings.app_secret, account_id=str(n["account_id"]), uid=str(n["uid"]),
+             data=data)  # SocketUnavailable: the job is retried with backoff; what was sent stays sent
+        db[NOTIFICATIONS].update_one({"_id": n["_id"]}, {"$set": {"delivered_at": now()}})
+        sent += 1
+    return sent
+
+
+def due_counts(db: Database, account_id, uid, *, at: datetime, window_days: int = UPCOMING_DAYS) -> dict:
+    """Pending reminders assigned to `uid`: overdue, due today (account's timezone), upcoming in the window."""
+    start, end = local_day_bounds(at, account_timezone(db, account_id))
+    base = {"account_id": account_id, "assigned_to": uid, "status": "pending"}
+    return {
+        "overdue": db[REMINDERS].count_documents({**base, "due_at": {"$lt": at}}),
+        "today": db[REMINDERS].count_documents({**base, "due_at": {"$gte": at, "$lt": end}}),
+        "upcoming": db[REMINDERS].count_documents({**base, "due_at": {"$gte": end,
+                                                                      "$lt": end + timedelta(days=window_days)}}),
+        "window_days": window_days,
+    }
+
+
+def digest(db: Database, settings, job: dict, progress: Progress) -> dict:
+    """One notification per user with pending reminders: counts overdue, today and upcoming, by category."""
+    account_id, at = job["account_id"], job["created_at"]
+    timezone = account_timezone(db, account_id)
+    start, end = local_day_bounds(at, timezone)
+    local_date = at.astimezone(ZoneInfo(timezone)).date().isoformat()
+    users = db[REMINDERS].distinct("assigned_to", {"account_id": account_id, "status": "pending"})
+    progress.total = len(users)
+    for uid in users:
+        counts = {"overdue": {}, "today": {}, "upcoming": {}}
+        horizon = end + timedelta(days=UPCOMING_DAYS)
+        for r in db[REMINDERS].find({"account_id": account_id, "assigned_to": uid, "status": "pending",
+                                     "due_at": {"$lt": horizon}}, {"due_at": 1, "category": 1}):
+            bucket = "overdue" if r["due_at"] < at else "today" if r["due_at"] < end else "upcoming"
+            category = r.get("category") or "other"
+            counts[bucket][category] = counts[bucket].get(category, 0) + 1
+        totals = {k: sum(v.values()) for k, v in counts.items()}
+        _store(db, {"account_id": account_id, "uid": uid, "type": "digest",
+                    "title": f"{totals['overdue']} overdue, {totals['today']} due today, "
+                             f"{totals['upcoming']} upcoming",
+                    "data": {"date": local_date, "totals": totals, "by_category": counts}, "read": False,
+                    "claim_id": f"digest:{job['_id']}", "delivered_at": None, "created_at": now(),
+                    "dedupe_key": f"digest:{account_id}:{uid}:{local_date}"})
+        progress.add(succeeded=1)
+    delivered = deliver(db, settings, {"account_id": account_id, "type": "digest", "data.date": local_date})
+    return {"users": len(users), "date": local_date, "delivered": delivered}
+
+
+def accounts_at_digest_time(db: Database, *, at: datetime, hour: int = 8, window_minutes: int = 15) -> list:
+    """Accounts whose local time is within `window_minutes` after `hour`:00 (the scheduler runs every 15 min)."""
+    due = []
+    for account in db[ACCOUNTS].find({}, {"preferences.timezone": 1}):
+        tz = (account.get("preferences") or {}).get("timezone") or "UTC"
+        try:
+            local = at.astimezone(ZoneInfo(tz))
+        except Exception:  # an unknown timezone name: treat as UTC rather than skip the account
+            local = at
+        if local.hour == hour and local.minute < window_minutes:
+            due.append((account["_id"], local.date().isoformat()))
+    return due
