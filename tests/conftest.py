@@ -43,10 +43,25 @@ def mongodb_uri():
     server.stop()
 
 
+APP_SECRET = "test-app-secret-for-the-socket-service"
+
+
 @pytest.fixture(scope="session")
-def settings(redis_url, mongodb_uri, tmp_path_factory) -> Settings:
+def socket_receiver():
+    """A local socket emit service on 127.0.0.1 that checks the JWT and can fail on purpose."""
+    from tests.socket_receiver import SocketReceiver
+
+    receiver = SocketReceiver(APP_SECRET)
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(redis_url, mongodb_uri, tmp_path_factory, socket_receiver) -> Settings:
     run = uuid.uuid4().hex[:8]
     return Settings(
+        conversation_socket=socket_receiver.url,
+        app_secret=APP_SECRET,
         storage_url=f"file://{tmp_path_factory.mktemp('storage')}",
         import_chunk_rows=100,
         mongodb_uri=mongodb_uri,

@@ -22,6 +22,7 @@ def test_of_two_scheduler_replicas_only_the_leader_runs_housekeeping(settings, d
 
     results = [s.get_job("stale-jobs").func() for s in (first, second)]
 
-    assert sorted(results, key=str) == [1, None]  # one replica requeued the job, the other did nothing
+    acted = [r for r in results if r is not None]
+    assert len(acted) == 1 and acted[0] >= 1  # one replica requeued (this job and any other stale one)
     assert db["queues"].find_one({"_id": job["_id"]})["status"] == "queued"
-    assert broker.client.llen(f"{settings.redis_namespace}-sched-dramatiq:bulk") == queue_before + 1
+    assert broker.client.llen(f"{settings.redis_namespace}-sched-dramatiq:bulk") >= queue_before + 1
