@@ -319,18 +319,24 @@ def heartbeat(db: Database, run_ids: list[str]) -> None:
         )
 
 
+#: A job whose worker was lost this many times is failed instead of re-queued again (it may be what kills them).
+MAX_LOST_RUNS = 5
+
+
 def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = None) -> list[dict]:
-    """Running jobs whose heartbeat stopped are put back to queued; returns them for re-enqueueing."""
+    """Running jobs whose heartbeat stopped go back to queued (returned, for re-enqueueing), or fail after
+    MAX_LOST_RUNS attempts."""
     stale_before = (at or now()) - timedelta(seconds=stale_seconds)
     requeued = []
-    for doc in db[QUEUES].find({"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}}, {"_id": 1}):
-        moved = _move(
-            db,
-            {"_id": doc["_id"], "heartbeat_at": {"$lt": stale_before}},
-            S.QUEUED,
-            {"$set": {"enqueued_at": now(), "last_error": {"code": "worker_lost",
-                                                            "message": "the worker stopped heartbeating"}}},
-        )
+    for doc in db[QUEUES].find({"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}},
+                               {"_id": 1, "attempts": 1}):
+        lost = {"code": "worker_lost", "message": "the worker stopped heartbeating"}
+        query = {"_id": doc["_id"], "heartbeat_at": {"$lt": stale_before}}
+        if doc.get("attempts", 0) >= MAX_LOST_RUNS:
+            _move(db, query, S.FAILED, {"$set": {"finished_at": now(), "error": {
+                **lost, "message": f"the worker was lost {doc['attempts']} times; not retried again"}}})
+            continue
+        moved = _move(db, query, S.QUEUED, {"$set": {"enqueued_at": now(), "last_error": lost}})
         if moved:
             requeued.append(moved)
     return requeued

@@ -178,3 +178,15 @@ def test_finished_jobs_past_retention_are_trimmed_and_others_kept(db, account):
 
     assert db["queues"].find_one({"_id": old["_id"]}) is None
     assert db["queues"].find_one({"_id": recent["_id"]}) and db["queues"].find_one({"_id": queued["_id"]})
+
+
+def test_a_job_whose_worker_was_lost_too_often_fails_instead_of_being_requeued_again(db, account):
+    job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    db["queues"].update_one({"_id": job["_id"]}, {"$set": {"attempts": jobs.MAX_LOST_RUNS,
+                                                           "heartbeat_at": jobs.now() - timedelta(hours=1)}})
+
+    requeued = jobs.requeue_stale(db, stale_seconds=60)
+
+    assert job["_id"] not in [j["_id"] for j in requeued]
+    failed = db["queues"].find_one({"_id": job["_id"]})
+    assert failed["status"] == "failed" and failed["error"]["code"] == "worker_lost"
