@@ -354,6 +354,10 @@ def mark_file_deleted(db: Database, job_id: ObjectId) -> None:
     db[QUEUES].update_one({"_id": job_id}, {"$set": {"file_deleted_at": now(), "result.download_url": None}})
 
 
+def mark_undone(db: Database, account_id: ObjectId, job_id: ObjectId) -> None:
+    db[QUEUES].update_one({"_id": job_id, "account_id": account_id}, {"$set": {"undone_at": now()}})
+
+
 def trim_finished(db: Database, *, older_than_days: int) -> int:
     """Delete finished job records past their retention."""
     cutoff = now() - timedelta(days=older_than_days)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import dramatiq
 
-from crm_workers.actors import exports, imports, reminders, tags
+from crm_workers.actors import exports, imports, mass, reminders, tags
 from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
 from crm_workers.domain.job_types import job_kind
 from crm_workers.runtime import Runtime
@@ -17,6 +17,7 @@ JOB_HANDLERS: dict[str, Callable] = {
     **imports.HANDLERS,
     **exports.HANDLERS,
     **reminders.HANDLERS,
+    **mass.HANDLERS,
 }
 
 

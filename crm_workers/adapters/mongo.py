@@ -27,6 +27,8 @@ IDEMPOTENCY_KEYS = "crm.idempotency_keys"
 IMPORT_UNDO = "crm.import.undo"
 IMPORT_ERRORS = "crm.import.errors"
 PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
+TRASH = "crm.trash"
+TRASH_DAYS = 30
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 CASE_INSENSITIVE = {"locale": "en", "strength": 2}
@@ -107,6 +109,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     FIELDS: [_ix(A, ("entity", ASCENDING), ("key", ASCENDING), unique=True)],
     IMPORT_RESULTS: [_ix(A, ("job_id", ASCENDING), unique=True)],
     IMPORT_UNDO: [_ix(A, ("job_id", ASCENDING), ("record_id", ASCENDING), unique=True)],
+    TRASH: [
+        _ix(A, ("job_id", ASCENDING), ("collection", ASCENDING), ("record_id", ASCENDING), ("kind", ASCENDING),
+            ("field", ASCENDING), unique=True),
+        _ix(("deleted_at", ASCENDING), expireAfterSeconds=TRASH_DAYS * 24 * 3600),
+    ],
     PUBSUB_DEADLETTERS: [_ix(("message_id", ASCENDING), unique=True)],
     IMPORT_ERRORS: [_ix(A, ("job_id", ASCENDING), ("row", ASCENDING), unique=True)],
     NOTIFICATIONS: [

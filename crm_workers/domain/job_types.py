@@ -55,6 +55,7 @@ _KINDS = [
     JobKind("fields.delete", Queue.BULK, HOUR_MS),
     JobKind("stages.delete", Queue.BULK, HOUR_MS),
     JobKind("pipelines.delete", Queue.BULK, 2 * HOUR_MS),
+    JobKind("trash.restore", Queue.BULK, 2 * HOUR_MS),
     JobKind("automations.run", Queue.AUTOMATIONS, 10 * MINUTE_MS, max_retries=5),
     JobKind("reminders.notify", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
     JobKind("reminders.digest", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),

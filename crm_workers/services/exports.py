@@ -19,10 +19,8 @@ from crm_workers.adapters.mongo import CONTACTS, DEALS, FIELDS, PIPELINES, STAGE
 from crm_workers.adapters.storage import IterStream, storage_from_settings
 from crm_workers.domain.cells import safe_cell
 from crm_workers.domain.headers import CONTACT_TARGETS, DEAL_TARGETS
-from crm_workers.domain.principal import Principal
-from crm_workers.domain.selection import Selection
 from crm_workers.jobs import Progress, now
-from crm_workers.services.selection import selection_query
+from crm_workers.services.selection import job_selection_query
 
 CURSOR_BATCH = 1000
 DEAL_COLUMNS = [*DEAL_TARGETS[:5], "base_value", *DEAL_TARGETS[5:]]
@@ -146,10 +144,7 @@ def _csv_bytes(columns: list[str], rows: Iterator[list[str]], counter: list[int]
 
 def run_export(db: Database, settings, job: dict, progress: Progress, *, entity: str) -> dict:
     params, account_id = job["params"], job["account_id"]
-    who = params["principal"]
-    principal = Principal(account_id, ObjectId(who["uid"]), bool(who["is_owner"]))
-    query = selection_query(db, principal, entity, Selection.model_validate(params.get("filter") or {}))
-    query["created_at"] = {**query.get("created_at", {}), "$lte": job["created_at"]}  # what matched at the start
+    query = job_selection_query(db, job, entity, key="filter")
     collection = CONTACTS if entity == "contact" else DEALS
     columns = params.get("columns") or default_columns(db, account_id, entity)
     progress.set(processed=0, succeeded=0)

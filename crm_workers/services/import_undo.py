@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import CONTACTS, DEALS, IMPORT_UNDO, QUEUES, TAGS, id_batches
-from crm_workers.domain.principal import Principal
-from crm_workers.errors import Conflict
-from crm_workers.jobs import Progress, now
-from crm_workers.services.job_submission import find_job, submit_job
+from crm_workers.jobs import Progress, mark_undone
 
-UNDO_WINDOW_DAYS = 30
-UNDOABLE = {"contacts.import", "deals.import"}
 LISTED_MAX = 100
-
-
-def request_undo(db: Database, broker, principal: Principal, job_id: str, *, idempotency_key=None) -> dict:
-    """Check the job can be undone, mark it, and start an `imports.undo` job."""
-    job = find_job(db, principal, job_id)
-    if job["type"] not in UNDOABLE:
-        raise Conflict(f"a {job['type']} job cannot be undone", code="not_undoable")
-    if job["status"] != "completed":
-        raise Conflict("only a completed import can be undone", code="not_undoable",
-                       details={"status": job["status"]})
-    if job["finished_at"] < now() - timedelta(days=UNDO_WINDOW_DAYS):
-        raise Conflict(f"imports can be undone within {UNDO_WINDOW_DAYS} days", code="undo_expired")
-    marked = db[QUEUES].update_one({"_id": job["_id"], "undo_requested_at": {"$exists": False}},
-                                   {"$set": {"undo_requested_at": now()}})
-    if not marked.modified_count:
-        raise Conflict("this import was undone already", code="already_undone")
-    undo = submit_job(db, broker, principal, "imports.undo", {"job_id": str(job["_id"]), "type": job["type"]},
-                      idempotency_key=idempotency_key)
-    db[QUEUES].update_one({"_id": job["_id"]}, {"$set": {"undo_job_id": undo["_id"]}})
-    return undo
 
 
 def undo_import(db: Database, account_id, import_job_id, progress: Progress, *, batch_size: int) -> dict:
@@ -88,5 +61,5 @@ def undo_import(db: Database, account_id, import_job_id, progress: Progress, *, 
                      for c in (CONTACTS, DEALS))
         if not in_use:
             db[TAGS].delete_one({"_id": tag["_id"], "account_id": account_id})
-    db[QUEUES].update_one({"_id": import_job_id}, {"$set": {"undone_at": now()}})
+    mark_undone(db, account_id, import_job_id)
     return {"import_job_id": str(import_job_id), **counts, "left_changed_records": left}

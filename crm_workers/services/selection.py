@@ -62,3 +62,13 @@ def selection_query(db: Database, principal: Principal, entity: str, selection: 
     if and_:
         query["$and"] = and_
     return query
+
+
+def job_selection_query(db: Database, job: dict, entity: str, *, key: str = "selection") -> dict:
+    """The query of a mass job, rebuilt in the worker as its requester would see it, limited to the records
+    that existed when the job was requested."""
+    who = job["params"]["principal"]
+    principal = Principal(job["account_id"], ObjectId(who["uid"]), bool(who["is_owner"]))
+    query = selection_query(db, principal, entity, Selection.model_validate(job["params"].get(key) or {}))
+    query["created_at"] = {**query.get("created_at", {}), "$lte": job["created_at"]}
+    return query

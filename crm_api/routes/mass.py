@@ -1,0 +1,66 @@
+"""Mass operations (bulk delete, bulk update, link; ?dry_run=1 counts) and structure deletes."""
+
+from flask import jsonify, request
+
+from crm_api.auth import principal
+from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
+from crm_workers.services import mass_requests as service
+
+bp = crm_blueprint("mass")
+
+
+def _dry_run() -> bool:
+    return request.args.get("dry_run") in ("1", "true", "yes")
+
+
+def _mass(entity: str, model, submit):
+    body = model.model_validate(request.get_json(silent=True) or {})
+    if _dry_run():
+        return jsonify({"matched": service.matched(db(), principal(), entity, body)})
+    return job_response(submit(body), 202)
+
+
+def _key():
+    return {"idempotency_key": idempotency_key()}
+
+
+@bp.post("/<any(contacts, deals):kind>/bulk-delete")
+@idempotent
+def bulk_delete(kind):
+    entity = kind[:-1]
+    return _mass(entity, service.MassRequest,
+                 lambda body: service.request_delete(db(), broker(), principal(), entity, body, **_key()))
+
+
+@bp.post("/<any(contacts, deals):kind>/bulk-update")
+@idempotent
+def bulk_update(kind):
+    entity = kind[:-1]
+    return _mass(entity, service.BulkUpdateRequest,
+                 lambda body: service.request_update(db(), broker(), principal(), entity, body, **_key()))
+
+
+@bp.post("/contacts/link")
+@idempotent
+def link():
+    return _mass("contact", service.LinkRequest,
+                 lambda body: service.request_link(db(), broker(), principal(), body, **_key()))
+
+
+@bp.delete("/fields/<field_id>")
+@idempotent
+def delete_field(field_id):
+    return job_response(service.request_field_delete(db(), broker(), principal(), field_id, **_key()), 202)
+
+
+@bp.delete("/stages/<stage_id>")
+@idempotent
+def delete_stage(stage_id):
+    job = service.request_stage_delete(db(), broker(), principal(), stage_id, request.args.get("move_to"), **_key())
+    return job_response(job, 202)
+
+
+@bp.delete("/pipelines/<pipeline_id>")
+@idempotent
+def delete_pipeline(pipeline_id):
+    return job_response(service.request_pipeline_delete(db(), broker(), principal(), pipeline_id, **_key()), 202)

@@ -1,0 +1,69 @@
+"""contacts.bulk_delete and deals.bulk_delete: in batches, cascades first, everything kept in the trash.
+
+Per batch the dependants go first (notes, reminders, activity, links from other records, attachment
+files), then the records themselves: a crash between the two leaves no orphan, and the rerun finds the
+same records and does the same (idempotent) work again.
+"""
+
+from __future__ import annotations
+
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import ACTIVITY, CONTACTS, DEALS, NOTES, REMINDERS, id_batches
+from crm_workers.services import trash
+
+ENTITY_COLLECTION = {"contact": CONTACTS, "deal": DEALS}
+
+
+def _move_to_trash(db: Database, account_id, job_id, collection: str, query: dict) -> list[dict]:
+    docs = list(db[collection].find({**query, "account_id": account_id}))
+    trash.keep_docs(db, account_id, job_id, collection, docs)
+    if docs:
+        db[collection].delete_many({"_id": {"$in": [d["_id"] for d in docs]}, "account_id": account_id})
+    return docs
+
+
+def _pull_links(db: Database, account_id, job_id, collection: str, field: str, ids: list) -> None:
+    pulls = {d["_id"]: [i for i in d[field] if i in set(ids)]
+             for d in db[collection].find({"account_id": account_id, field: {"$in": ids}}, {field: 1})}
+    trash.keep_pulls(db, account_id, job_id, collection, field, pulls)
+    if pulls:
+        db[collection].update_many({"_id": {"$in": list(pulls)}, "account_id": account_id},
+                                   {"$pull": {field: {"$in": ids}}})
+
+
+def _dependants(db: Database, storage, account_id, job_id, entity: str, ids: list) -> None:
+    field = "contact_id" if entity == "contact" else "deal_id"
+    notes = _move_to_trash(db, account_id, job_id, NOTES, {field: {"$in": ids}})
+    for note in notes:
+        for attachment in note.get("attachments") or []:
+            if storage is not None and attachment.get("key"):
+                trash.keep_file(db, storage, account_id, job_id, attachment["key"])
+    _move_to_trash(db, account_id, job_id, REMINDERS, {field: {"$in": ids}})
+    _move_to_trash(db, account_id, job_id, ACTIVITY, {"entity_type": entity, "entity_id": {"$in": ids}})
+    if entity == "contact":
+        _pull_links(db, account_id, job_id, DEALS, "contacts", ids)
+        _pull_links(db, account_id, job_id, CONTACTS, "businesses", ids)
+        linked = {d["_id"]: d["business_id"]
+                  for d in db[DEALS].find({"account_id": account_id, "business_id": {"$in": ids}}, {"business_id": 1})}
+        trash.keep_unsets(db, account_id, job_id, DEALS, "business_id", linked)
+        if linked:
+            db[DEALS].update_many({"_id": {"$in": list(linked)}, "account_id": account_id},
+                                  {"$unset": {"business_id": ""}})
+
+
+def delete_records(db: Database, storage, account_id, job_id, entity: str, query: dict, progress, *,
+                   batch_size: int) -> int:
+    """Delete what `query` matches (already scoped to the account), with cascades; returns how many."""
+    collection = ENTITY_COLLECTION[entity]
+    if progress.total is None:
+        progress.total = db[collection].count_documents(query)
+        progress.save_state(total_at_start=progress.total)
+    deleted = progress.state["total_at_start"] - db[collection].count_documents(query)
+    for ids in id_batches(db[collection], query, batch_size):
+        progress.set(processed=deleted, succeeded=deleted)
+        progress.checkpoint()  # cancelled here: between batches, never inside one
+        _dependants(db, storage, account_id, job_id, entity, ids)
+        deleted += len(_move_to_trash(db, account_id, job_id, collection, {"_id": {"$in": ids}}))
+    progress.set(processed=deleted, succeeded=deleted)
+    return deleted

@@ -1,0 +1,30 @@
+"""Deals entering a stage: the stage_change activity, and the hook where stage automations start.
+
+Every path that moves deals (mass update, stage delete, imports) calls `deals_entered_stage`; the
+automations issue plugs `automations.run` jobs in through `STAGE_ENTERED_HOOKS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pymongo import InsertOne
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import ACTIVITY
+from crm_workers.jobs import now
+
+#: Functions (db, account_id, moves: list[(deal_id, from_stage, to_stage)], source_job_id) called after a move.
+STAGE_ENTERED_HOOKS: list[Callable] = []
+
+
+def deals_entered_stage(db: Database, account_id, moves: list[tuple], *, uid=None, job_id=None) -> None:
+    if not moves:
+        return
+    ts = now()
+    db[ACTIVITY].bulk_write([InsertOne({
+        "account_id": account_id, "entity_type": "deal", "entity_id": deal_id, "type": "stage_change",
+        "data": {"from_stage_id": before, "to_stage_id": after, "job_id": job_id}, "uid": uid,
+        "created_at": ts, "updated_at": ts}) for deal_id, before, after in moves], ordered=False)
+    for hook in STAGE_ENTERED_HOOKS:
+        hook(db, account_id, moves, job_id)
