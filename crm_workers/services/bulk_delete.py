@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import ACTIVITY, CONTACTS, DEALS, NOTES, REMINDERS, id_batches
+from crm_workers.adapters.mongo import ACTIVITY, CONTACTS, DEALS, NOTES, REMINDERS, id_batches, update_by_ids
 from crm_workers.services import trash
 
 ENTITY_COLLECTION = {"contact": CONTACTS, "deal": DEALS}
+LINK_BATCH = 200
 
 
 def _move_to_trash(db: Database, account_id, job_id, collection: str, query: dict) -> list[dict]:
@@ -24,12 +25,13 @@ def _move_to_trash(db: Database, account_id, job_id, collection: str, query: dic
 
 
 def _pull_links(db: Database, account_id, job_id, collection: str, field: str, ids: list) -> None:
-    pulls = {d["_id"]: [i for i in d[field] if i in set(ids)]
+    gone = set(ids)
+    pulls = {d["_id"]: (d[field], [i for i in d[field] if i in gone])
              for d in db[collection].find({"account_id": account_id, field: {"$in": ids}}, {field: 1})}
     trash.keep_pulls(db, account_id, job_id, collection, field, pulls)
-    if pulls:
-        db[collection].update_many({"_id": {"$in": list(pulls)}, "account_id": account_id},
-                                   {"$pull": {field: {"$in": ids}}})
+    holders = list(pulls)
+    for start in range(0, len(holders), LINK_BATCH):  # a business can be linked from thousands of records
+        update_by_ids(db[collection], account_id, holders[start:start + LINK_BATCH], {"$pull": {field: {"$in": ids}}})
 
 
 def _dependants(db: Database, storage, account_id, job_id, entity: str, ids: list) -> None:

@@ -27,12 +27,13 @@ def keep_docs(db: Database, account_id, job_id, collection: str, docs: list[dict
 
 
 def keep_pulls(db: Database, account_id, job_id, collection: str, field: str, pulls: dict) -> None:
-    """`pulls`: record id -> the ids about to be pulled from its `field`."""
+    """`pulls`: record id -> (the array as it is, the ids about to be pulled from it)."""
     if pulls:
         db[TRASH].bulk_write([UpdateOne(_key(account_id, job_id, collection, rid, "pull", field),
                                         {"$addToSet": {"values": {"$each": list(values)}},
-                                         "$setOnInsert": {"deleted_at": now()}}, upsert=True)
-                              for rid, values in pulls.items()], ordered=False)
+                                         "$setOnInsert": {"original": list(original), "deleted_at": now()}},
+                                        upsert=True)
+                              for rid, (original, values) in pulls.items()], ordered=False)
 
 
 def keep_unsets(db: Database, account_id, job_id, collection: str, field: str, values: dict) -> None:
@@ -70,8 +71,13 @@ def restore(db: Database, storage, account_id, job_id, progress) -> dict:
                 db[coll].bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)])
                 counts["documents"] += 1
         elif kind == "pull":
-            db[coll].update_one({"_id": entry["record_id"], "account_id": account_id},
-                                {"$addToSet": {entry["field"]: {"$each": entry["values"]}}})
+            record = db[coll].find_one({"_id": entry["record_id"], "account_id": account_id}, {entry["field"]: 1})
+            if record is not None:
+                pulled = [v for v in entry["original"] if v not in entry["values"]]
+                # Unchanged since the pull: the array exactly as it was; changed: the links added back.
+                update = {"$set": {entry["field"]: entry["original"]}} if record.get(entry["field"]) == pulled \
+                    else {"$addToSet": {entry["field"]: {"$each": entry["values"]}}}
+                db[coll].update_one({"_id": entry["record_id"], "account_id": account_id}, update)
             counts["links"] += 1
         elif kind == "unset":
             db[coll].update_one({"_id": entry["record_id"], "account_id": account_id},
