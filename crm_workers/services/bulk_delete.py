@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import ACTIVITY, CONTACTS, DEALS, NOTES, REMINDERS, id_batches, update_by_ids
+from crm_workers.adapters.mongo import (
+    ACTIVITY,
+    CONTACTS,
+    DEALS,
+    NOTES,
+    REMINDERS,
+    delete_by_ids,
+    id_batches,
+    update_by_ids,
+)
 from crm_workers.services import trash
 
 ENTITY_COLLECTION = {"contact": CONTACTS, "deal": DEALS}
@@ -19,8 +28,7 @@ LINK_BATCH = 200
 def _move_to_trash(db: Database, account_id, job_id, collection: str, query: dict) -> list[dict]:
     docs = list(db[collection].find({**query, "account_id": account_id}))
     trash.keep_docs(db, account_id, job_id, collection, docs)
-    if docs:
-        db[collection].delete_many({"_id": {"$in": [d["_id"] for d in docs]}, "account_id": account_id})
+    delete_by_ids(db[collection], account_id, [d["_id"] for d in docs])
     return docs
 
 

@@ -1,0 +1,95 @@
+"""A bulk delete of N contacts (default 100,000), each with a note and a reminder, while small jobs keep coming.
+
+    python bench/bulk_delete_bench.py [N]
+
+Prints the delete's duration and rate, the worker process's peak memory, and how long each small job
+(a tag delete of another account, enqueued every 2 s during the big delete) took from request to done.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+
+import dramatiq
+import psutil
+from bson import ObjectId
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import servers  # noqa: E402
+from bench.import_bench import PeakRSS  # noqa: E402
+from crm_workers import jobs  # noqa: E402
+from crm_workers.adapters.broker import enqueue_job  # noqa: E402
+from crm_workers.adapters.mongo import connect, ensure_indexes  # noqa: E402
+from crm_workers.bootstrap import build_worker_broker  # noqa: E402
+from crm_workers.settings import Settings  # noqa: E402
+
+
+def seed(db, account, n):
+    ts = jobs.now()
+    for start in range(0, n, 5000):
+        ids = [ObjectId() for _ in range(start, min(n, start + 5000))]
+        db["crm.contacts"].insert_many([{"_id": i, "account_id": account, "type": "person", "first_name": "P",
+                                         "tags": [], "created_at": ts, "updated_at": ts} for i in ids])
+        db["crm.notes"].insert_many([{"account_id": account, "contact_id": i, "content": "n", "created_at": ts}
+                                     for i in ids])
+        db["crm.reminders"].insert_many([{"account_id": account, "contact_id": i, "title": "r", "due_at": ts,
+                                          "status": "completed", "created_at": ts} for i in ids])
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    with servers() as (redis_url, mongodb_uri):
+        settings = Settings(mongodb_uri=mongodb_uri, mongodb_db=f"bench_{uuid.uuid4().hex[:6]}", redis_url=redis_url,
+                            redis_namespace=f"bench-{uuid.uuid4().hex[:6]}", jwt_secret="x")
+        db = connect(mongodb_uri, settings.mongodb_db)
+        account = ObjectId()
+        t = time.perf_counter()
+        seed(db, account, n)
+        ensure_indexes(db)
+        print(f"seeded {n} contacts, {n} notes, {n} reminders in {time.perf_counter() - t:.0f} s")
+        broker = build_worker_broker(settings)
+        worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
+        worker.start()
+        base = psutil.Process().memory_info().rss
+        try:
+            job, _ = jobs.create_job(db, account, "contacts.bulk_delete", {
+                "selection": {}, "principal": {"uid": str(ObjectId()), "is_owner": True}})
+            with PeakRSS() as peak:
+                start = time.perf_counter()
+                enqueue_job(broker, job)
+                latencies = []
+                while db["queues"].find_one({"_id": job["_id"]})["status"] in ("queued", "running"):
+                    other = ObjectId()
+                    tag = db["crm.tags"].insert_one({"account_id": other, "name": "t"}).inserted_id
+                    small, _ = jobs.create_job(db, other, "tags.delete", {"tag_id": str(tag)})
+                    asked = time.perf_counter()
+                    enqueue_job(broker, small)
+                    while db["queues"].find_one({"_id": small["_id"]})["status"] != "completed":
+                        time.sleep(0.05)
+                    latencies.append(time.perf_counter() - asked)
+                    time.sleep(2)
+                elapsed = time.perf_counter() - start
+        finally:
+            worker.stop()
+        done = db["queues"].find_one({"_id": job["_id"]})
+        elapsed = (done["finished_at"] - done["started_at"]).total_seconds()  # the job's own run time
+        left = sum(db[c].count_documents({"account_id": account}) for c in ("crm.contacts", "crm.notes",
+                                                                            "crm.reminders"))
+        print(f"bulk delete: {done['status']}, {done['result']['deleted']} contacts (+ their notes and reminders) "
+              f"in {elapsed:.0f} s = {n / elapsed:,.0f} contacts/s; records left: {left}")
+        print(f"worker process peak RSS: +{(peak.peak - base) / 1e6:.0f} MB over its start")
+        latencies.sort()
+        print(f"{len(latencies)} small jobs during the delete: median {latencies[len(latencies) // 2]:.2f} s, "
+              f"max {latencies[-1]:.2f} s from request to completed")
+        try:
+            db.client.drop_database(settings.mongodb_db)
+        except Exception as exc:
+            print(f"(could not drop the benchmark database: {exc})")
+
+
+if __name__ == "__main__":
+    main()
