@@ -11,9 +11,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.leader import LeaderLease
-from crm_workers.adapters.mongo import connect, ensure_indexes
+from crm_workers.adapters.mongo import TRASH_DAYS, connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
-from crm_workers.services import housekeeping, reminder_schedule
+from crm_workers.services import housekeeping, reminder_schedule, trash
 from crm_workers.settings import Settings
 
 log = logging.getLogger("crm.scheduler")
@@ -66,6 +66,9 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def digests():
         return reminder_schedule.enqueue_digests(db, broker)
 
+    def trash_files():
+        return trash.purge_old_files(db, storage_from_settings(settings), older_than_days=TRASH_DAYS - 1)
+
     def expired_exports():
         return housekeeping.delete_expired_exports(db, storage_from_settings(settings),
                                                    retention_days=settings.export_retention_days)
@@ -79,6 +82,7 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
                   id="stale-jobs")
     sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")
     sched.add_job(leader_only(lease, expired_exports), "interval", minutes=30, id="expired-exports")
+    sched.add_job(leader_only(lease, trash_files), "cron", hour=4, minute=7, id="trash-files")
     refresh_lease()
     return sched, lease
 

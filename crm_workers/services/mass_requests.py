@@ -15,6 +15,7 @@ from crm_workers.domain.values import parse_custom, parse_date
 from crm_workers.errors import BadRequest, Conflict, NotFound
 from crm_workers.services.job_submission import submit_job
 from crm_workers.services.selection import selection_query
+from crm_workers.services.visibility import restricted_to
 
 COLLECTION = {"contact": CONTACTS, "deal": DEALS}
 SETTABLE = {"contact": {"owner"}, "deal": {"owner", "stage_id", "status", "expected_close_date"}}
@@ -152,7 +153,8 @@ def request_link(db, broker, principal, request: LinkRequest, *, idempotency_key
         target = oid(request.deal_id) and db[DEALS].find_one({"_id": oid(request.deal_id),
                                                              "account_id": principal.account_id})
         field = "deal_id"
-    if not target:
+    uid = restricted_to(db, principal)
+    if not target or (uid is not None and target.get("owner") != uid):
         raise NotFound(f"{field.removesuffix('_id')} not found", details={"field": field})
     params = _params(principal, request, **{field: str(target["_id"])})
     return submit_job(db, broker, principal, "contacts.link", params, idempotency_key=idempotency_key)

@@ -7,6 +7,8 @@ nothing. Kinds: `doc` (a whole document), `pull` (ids pulled from an array field
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
@@ -97,3 +99,14 @@ def restore(db: Database, storage, account_id, job_id, progress) -> dict:
         progress.add(succeeded=1)
         progress.checkpoint()
     return counts
+
+
+def purge_old_files(db: Database, storage, *, older_than_days: int) -> int:
+    """Attachment files kept for undo, past the undo window: deleted before their trash entry expires."""
+    cutoff = now() - timedelta(days=older_than_days)
+    purged = 0
+    for entry in db[TRASH].find({"kind": "file", "deleted_at": {"$lt": cutoff}}):
+        storage.delete(trash_key(entry["job_id"], entry["record_id"]))
+        db[TRASH].delete_one({"_id": entry["_id"]})
+        purged += 1
+    return purged

@@ -264,3 +264,27 @@ def test_dry_run_counts_the_selection_for_every_mass_operation_and_starts_nothin
 
     assert counts == [{"matched": 3}, {"matched": 1}, {"matched": 1}, {"matched": 2}]
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
+
+
+def test_under_owner_only_a_users_update_link_and_deal_delete_touch_only_their_own_records(client, db, worker,
+                                                                                          store):
+    acct = Tenant(db, visibility="owner_only")
+    ids = seed(db, acct, store)
+    business = ids["business"]  # owned by the owner: not visible to the user
+
+    updated = run(client, db, acct, "/v1/crm/contacts/bulk-update", {"filter": {}, "set": {"custom.tier": "Silver"}},
+                  owner=False)
+    linked = run(client, db, acct, "/v1/crm/contacts/link", {"filter": {}, "deal_id": str(ids["deals"][1])},
+                 owner=False)
+    deleted = run(client, db, acct, "/v1/crm/deals/bulk-delete", {"filter": {}}, owner=False)
+
+    assert updated["result"] == {"updated": 3} and linked["result"] == {"linked": 3}
+    for c in db["crm.contacts"].find({"account_id": acct.account_id, "type": "person"}):
+        assert c["custom_fields"]["tier"] == ("Silver" if c["owner"] == acct.user_uid else "Gold")
+    assert deleted["result"] == {"deleted": 2}
+    assert {d["owner"] for d in db["crm.deals"].find({"account_id": acct.account_id})} == {acct.owner_uid}
+    assert db["crm.contacts"].find_one({"_id": business})["name"] == "Acme"
+    assert orphans(db, acct.account_id) == []
+    hidden = client.post("/v1/crm/contacts/link", json={"filter": {}, "business_id": str(business)},
+                         headers=acct.headers(owner=False))
+    assert hidden.status_code == 404  # the owner's business is not visible to the user
