@@ -19,7 +19,7 @@ from bson import ObjectId
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import servers  # noqa: E402
+from bench.common import drop, servers  # noqa: E402
 from bench.import_bench import PeakRSS  # noqa: E402
 from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.broker import enqueue_job  # noqa: E402
@@ -85,10 +85,7 @@ def main():
         latencies.sort()
         print(f"{len(latencies)} small jobs during the delete: median {latencies[len(latencies) // 2]:.2f} s, "
               f"max {latencies[-1]:.2f} s from request to completed")
-        try:
-            db.client.drop_database(settings.mongodb_db)
-        except Exception as exc:
-            print(f"(could not drop the benchmark database: {exc})")
+        drop(db)
 
 
 if __name__ == "__main__":

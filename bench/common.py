@@ -29,3 +29,11 @@ def servers():
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def drop(db) -> None:
+    """Remove the benchmark's database; a failed clean-up is reported, never hides the numbers."""
+    try:
+        db.client.drop_database(db.name)
+    except Exception as exc:
+        print(f"(could not drop the benchmark database: {exc})")

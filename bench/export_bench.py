@@ -19,7 +19,7 @@ from bson import ObjectId
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import servers  # noqa: E402
+from bench.common import drop, servers  # noqa: E402
 from bench.import_bench import PeakRSS  # noqa: E402
 from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.mongo import connect, ensure_indexes  # noqa: E402
@@ -74,10 +74,7 @@ def main():
         print(f"export to CSV: {result['rows']} rows, {result['bytes'] / 1e6:.1f} MB in {export_s:.1f} s = "
               f"{result['rows'] / export_s:,.0f} rows/s (peak RSS +{(peak.peak - base) / 1e6:.0f} MB)")
         print(f"export / raw read time: {export_s / raw_s:.1f}x")
-        try:
-            db.client.drop_database(settings.mongodb_db)
-        except Exception as exc:
-            print(f"(could not drop the benchmark database: {exc})")
+        drop(db)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from bson import ObjectId
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import servers  # noqa: E402
+from bench.common import drop, servers  # noqa: E402
 from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.mongo import CONTACTS, INDEXES, connect, ensure_indexes  # noqa: E402
 from crm_workers.services.imports import run_import  # noqa: E402
@@ -109,10 +109,7 @@ def main():
               f"{len(docs) / raw_s:,.0f} docs/s "
               f"(peak RSS {peak_raw.peak / 1e6:.0f} MB, the documents held in memory)")
         print(f"import / raw insert time: {import_s / raw_s:.1f}x")
-        try:
-            db.client.drop_database(settings.mongodb_db)
-        except Exception as exc:  # the numbers are printed; a failed clean-up must not hide them
-            print(f"(could not drop the benchmark database: {exc})")
+        drop(db)
 
 
 if __name__ == "__main__":

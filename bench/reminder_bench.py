@@ -21,7 +21,7 @@ from bson import ObjectId
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import servers  # noqa: E402
+from bench.common import drop, servers  # noqa: E402
 from crm_workers.adapters.mongo import connect  # noqa: E402
 from crm_workers.bootstrap import build_worker_broker  # noqa: E402
 from crm_workers.jobs import now  # noqa: E402
@@ -76,10 +76,7 @@ def main():
               f"all notified and delivered in {elapsed:.1f} s ({expected / elapsed:,.0f} notifications/s)")
         print(f"stored notifications: {stored} (expected {expected}); socket deliveries: {sum(per_key.values())}; "
               f"duplicates: {duplicates + max(0, stored - expected)}")
-        try:
-            db.client.drop_database(settings.mongodb_db)
-        except Exception as exc:
-            print(f"(could not drop the benchmark database: {exc})")
+        drop(db)
     receiver.stop()
 
 

@@ -42,6 +42,27 @@ class Conflict(CRMError):
     code = "conflict"
 
 
+class TooLarge(CRMError):
+    """Raised when a file or a batch of records is over the import limits."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedType(CRMError):
+    """Raised when an upload or a request body is of a type we do not take."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class BrokerUnavailable(CRMError):
+    """Raised when a job was recorded but the broker refused its message."""
+
+    status = 503
+    code = "broker_unavailable"
+
+
 class InvalidTransition(Conflict):
     """Raised when a job status change is not allowed by the lifecycle."""
 

@@ -5,7 +5,7 @@ from flask import request
 from crm_api.auth import principal
 from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, settings, storage
 from crm_api.schemas import ImportRequest, UploadOptions
-from crm_workers.errors import BadRequest
+from crm_workers.errors import BadRequest, UnsupportedType
 from crm_workers.services import import_requests as service
 
 bp = crm_blueprint("imports")
@@ -34,8 +34,6 @@ def _import(entity: str):
 
 
 def _not_json():
-    from crm_workers.services.import_requests import UnsupportedType
-
     raise UnsupportedType("send multipart/form-data (file + options) or application/json",
                           details={"field": "Content-Type"})
 

@@ -100,6 +100,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     REMINDERS: [
         _ix(A, ("assigned_to", ASCENDING), ("due_at", ASCENDING)),
         _ix(("status", ASCENDING), ("notified_at", ASCENDING), ("due_at", ASCENDING)),
+        _ix(("claim_id", ASCENDING)),
         _ix(A, ("contact_id", ASCENDING)),
         _ix(A, ("deal_id", ASCENDING)),
     ],
@@ -119,6 +120,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),
+        _ix(("claim_id", ASCENDING)),
     ],
 }
 

@@ -16,25 +16,11 @@ from crm_workers.adapters.mongo import FIELDS
 from crm_workers.adapters.storage import safe_name
 from crm_workers.domain.headers import targets_for
 from crm_workers.domain.principal import Principal
-from crm_workers.errors import BadRequest, CRMError, NotFound
+from crm_workers.errors import BadRequest, NotFound, TooLarge, UnsupportedType
 from crm_workers.services.job_submission import submit_job
 
 UPLOAD_TYPES = {".csv", ".tsv", ".txt", ".xlsx"}
 ENTITY_JOB = {"contact": "contacts.import", "deal": "deals.import"}
-
-
-class TooLarge(CRMError):
-    """Raised when a file or a batch of records is over the import limits."""
-
-    status = 413
-    code = "too_large"
-
-
-class UnsupportedType(CRMError):
-    """Raised when an upload is not CSV, TSV or XLSX."""
-
-    status = 415
-    code = "unsupported_media_type"
 
 
 def _key(account_id: ObjectId, file_name: str) -> str:

@@ -9,17 +9,10 @@ from pymongo.database import Database
 from crm_workers import jobs
 from crm_workers.adapters.broker import enqueue_job
 from crm_workers.domain.principal import Principal
-from crm_workers.errors import CRMError
+from crm_workers.errors import BrokerUnavailable
 from crm_workers.services.visibility import restricted_to
 
 log = logging.getLogger("crm.jobs")
-
-
-class BrokerUnavailable(CRMError):
-    """Raised when the job was recorded but the broker refused its message."""
-
-    status = 503
-    code = "broker_unavailable"
 
 
 def _enqueue(db: Database, broker, job: dict) -> None:

@@ -15,13 +15,13 @@ from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from crm_workers.adapters.mongo import ACCOUNTS, ACTIVITY, NOTIFICATIONS, REMINDERS
+from crm_workers.adapters.mongo import ACCOUNTS, ACTIVITY, IN_CHUNK, NOTIFICATIONS, REMINDERS
 from crm_workers.adapters.socket import emit
 from crm_workers.domain.ids import stable_id
 from crm_workers.domain.recurrence import local_day_bounds, next_occurrence
 from crm_workers.jobs import Progress, now
 
-CLAIM_BATCH = 500
+CLAIM_BATCH = 1000
 #: A claim older than this whose reminders were not notified is taken again (its job was lost).
 CLAIM_STALE = timedelta(minutes=10)
 #: A reminder notified later than this after its due time is marked overdue in its notification.
@@ -44,9 +44,10 @@ def claim_due(db: Database, *, at: datetime, batch: int = CLAIM_BATCH) -> list[t
             if not ids:
                 break
             claim_id = uuid.uuid4().hex
-            db[REMINDERS].update_many({"_id": {"$in": ids}, **due, **free},
-                                      {"$set": {"claim_id": claim_id, "claimed_at": at}})
-            accounts = db[REMINDERS].distinct("account_id", {"claim_id": claim_id})
+            for start in range(0, len(ids), IN_CHUNK):  # the condition again: a reminder is claimed once
+                db[REMINDERS].update_many({"_id": {"$in": ids[start:start + IN_CHUNK]}, **due, **free},
+                                          {"$set": {"claim_id": claim_id, "claimed_at": at}})
+            accounts = db[REMINDERS].distinct("account_id", {"claim_id": claim_id})  # uses the claim_id index
             claims += [(account_id, claim_id) for account_id in accounts]
             if len(ids) < batch:
                 break
@@ -104,9 +105,10 @@ def notify_claimed(db: Database, settings, job: dict, progress: Progress) -> dic
     account_id, claim_id = job["account_id"], job["params"]["claim_id"]
     claimed_at = job["created_at"]
     timezone = account_timezone(db, account_id)
-    pending = {"account_id": account_id, "claim_id": claim_id, "notified_at": None}
+    # claim_id first in every filter: it is the selective key (SecantusDB plans in the filter's key order).
+    pending = {"claim_id": claim_id, "account_id": account_id, "notified_at": None}
     if progress.total is None:
-        progress.total = db[REMINDERS].count_documents({"account_id": account_id, "claim_id": claim_id})
+        progress.total = db[REMINDERS].count_documents({"claim_id": claim_id, "account_id": account_id})
     for reminder in db[REMINDERS].find(pending):
         ts = now()
         overdue = claimed_at - reminder["due_at"] > OVERDUE_AFTER
@@ -114,11 +116,11 @@ def notify_claimed(db: Database, settings, job: dict, progress: Progress) -> dic
             _store(db, _notification(reminder, uid, claim_id=claim_id, overdue=overdue, ts=ts))
         _activity(db, reminder, ts)
         schedule_next(db, reminder, timezone)
-        db[REMINDERS].update_one({"_id": reminder["_id"], "account_id": account_id, "claim_id": claim_id},
+        db[REMINDERS].update_one({"_id": reminder["_id"], "claim_id": claim_id},
                                  {"$set": {"notified_at": ts, "updated_at": ts}})
         progress.add(succeeded=1)
         progress.checkpoint()
-    delivered = deliver(db, settings, {"account_id": account_id, "claim_id": claim_id})
+    delivered = deliver(db, settings, {"claim_id": claim_id, "account_id": account_id})
     return {"reminders": progress.succeeded, "delivered": delivered}
 
 
@@ -127,7 +129,7 @@ def deliver(db: Database, settings, query: dict) -> int:
     if not settings.conversation_socket:
         return 0
     sent = 0
-    for n in db[NOTIFICATIONS].find({**query, "delivered_at": None}):
+    for n in db[NOTIFICATIONS].find({**query, "delivered_at": None}):  # query starts with its claim_id
         db[NOTIFICATIONS].update_one({"_id": n["_id"]}, {"$inc": {"delivery_attempts": 1}})
         data = {"id": str(n["_id"]), "type": n["type"], "title": n["title"], **n["data"]}
         emit(settings.conversation_socket, settings.app_secret, account_id=str(n["account_id"]), uid=str(n["uid"]),
@@ -174,7 +176,7 @@ def digest(db: Database, settings, job: dict, progress: Progress) -> dict:
                     "claim_id": f"digest:{job['_id']}", "delivered_at": None, "created_at": now(),
                     "dedupe_key": f"digest:{account_id}:{uid}:{local_date}"})
         progress.add(succeeded=1)
-    delivered = deliver(db, settings, {"account_id": account_id, "type": "digest", "data.date": local_date})
+    delivered = deliver(db, settings, {"claim_id": f"digest:{job['_id']}", "account_id": account_id})
     return {"users": len(users), "date": local_date, "delivered": delivered}
 
 
