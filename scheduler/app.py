@@ -13,6 +13,7 @@ from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.leader import LeaderLease
 from crm_workers.adapters.mongo import TRASH_DAYS, connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
+from crm_workers.services import automations as automation_service
 from crm_workers.services import housekeeping, reminder_schedule, trash
 from crm_workers.settings import Settings
 
@@ -63,6 +64,9 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def due_reminders():
         return reminder_schedule.enqueue_due_reminders(db, broker)
 
+    def delayed_automations():
+        return automation_service.fire_delayed(db, broker)
+
     def digests():
         return reminder_schedule.enqueue_digests(db, broker)
 
@@ -77,6 +81,8 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     # The first tick runs at start: reminders that fell due while everything was down go out at once.
     sched.add_job(leader_only(lease, due_reminders), "interval", seconds=settings.scheduler_tick_seconds,
                   id="due-reminders", next_run_time=datetime.now(UTC))
+    sched.add_job(leader_only(lease, delayed_automations), "interval", seconds=settings.scheduler_tick_seconds,
+                  id="delayed-automations")
     sched.add_job(leader_only(lease, digests), "cron", minute="*/15", id="digests")
     sched.add_job(leader_only(lease, stale_jobs), "interval", seconds=settings.scheduler_tick_seconds,
                   id="stale-jobs")

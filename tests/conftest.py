@@ -61,6 +61,7 @@ def settings(redis_url, mongodb_uri, tmp_path_factory, socket_receiver) -> Setti
     run = uuid.uuid4().hex[:8]
     return Settings(
         conversation_socket=socket_receiver.url,
+        webhook_allow_private=True,  # the tests' webhook receivers listen on 127.0.0.1
         app_secret=APP_SECRET,
         storage_url=f"file://{tmp_path_factory.mktemp('storage')}",
         import_chunk_rows=100,

@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import dramatiq
 
-from crm_workers.actors import exports, imports, mass, reminders, tags
+from crm_workers.actors import automations, exports, imports, mass, reminders, tags
 from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
 from crm_workers.domain.job_types import job_kind
 from crm_workers.runtime import Runtime
+from crm_workers.services import automations as automation_service
+from crm_workers.services import stage_events
 
 #: job type -> function(runtime, job, progress) returning the job's result.
 JOB_HANDLERS: dict[str, Callable] = {
@@ -31,8 +33,10 @@ def _job_actor(runtime: Runtime, handler: Callable):
 
 def declare_actors(broker, runtime: Runtime) -> dict[str, dramatiq.Actor]:
     """Declare one actor per implemented job type on `broker`, on its own queue and limits."""
+    # Deals entering a stage (mass update, stage delete, imports) start that stage's automations.
+    stage_events.STAGE_ENTERED_HOOKS[:] = [automation_service.stage_hook(broker)]
     actors = {}
-    for job_type, handler in JOB_HANDLERS.items():
+    for job_type, handler in {**JOB_HANDLERS, **automations.handlers(broker)}.items():
         kind = job_kind(job_type)
         actors[job_type] = dramatiq.actor(
             _job_actor(runtime, handler),
@@ -47,4 +51,4 @@ def declare_actors(broker, runtime: Runtime) -> dict[str, dramatiq.Actor]:
 
 
 def implemented_job_types() -> frozenset[str]:
-    return frozenset(JOB_HANDLERS)
+    return frozenset(JOB_HANDLERS) | {"automations.run"}

@@ -18,6 +18,7 @@ from crm_workers.domain.currency import convert
 from crm_workers.domain.ids import stable_id
 from crm_workers.domain.import_rows import ParsedRow, merge_into
 from crm_workers.services.import_lookups import Lookups
+from crm_workers.services.stage_events import run_stage_hooks
 
 DUPLICATE_KEY = 11000
 
@@ -36,6 +37,7 @@ class ImportRun:
     default_currency: str
     lookups: Lookups
     now: object
+    run_automations: bool = False
 
 
 @dataclass
@@ -168,7 +170,7 @@ def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
     run.lookups.tag_ids([t for r in rows for t in r.tags])
     run.lookups.business_ids([r.businesses[0] for r in rows if r.businesses], owner=run.owner)
     ts = run.now()
-    ops = []
+    ops, entered = [], []
     for row in rows:
         pipeline = run.lookups.pipeline(row.extra["pipeline"])
         if pipeline is None:
@@ -200,6 +202,9 @@ def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
         if run.owner and "owner" not in doc:
             doc["owner"] = run.owner
         ops.append(InsertOne(doc))
+        entered.append((doc["_id"], None, doc["stage_id"]))
         out.created += 1
     _bulk(run.db[DEALS], ops)
+    if run.run_automations and entered:  # off by default: a migration must not fire every webhook by surprise
+        run_stage_hooks(run.db, run.account_id, entered, run.job_id)
     return out

@@ -84,7 +84,8 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
                     mode=options.get("mode", "upsert"), owner=oid(options.get("owner")),
                     base_currency=settings.base_currency,
                     default_currency=prefs.get("currency") or settings.base_currency,
-                    lookups=Lookups(db, account_id, job["_id"], now), now=now)
+                    lookups=Lookups(db, account_id, job["_id"], now), now=now,
+                    run_automations=bool(options.get("run_automations")))
     counts = state["counts"]
     write = write_contacts if entity == "contact" else write_deals
     for chunk in chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=state["rows_done"]):

@@ -66,7 +66,7 @@ def _notification(reminder: dict, uid, *, claim_id: str, overdue: bool, ts) -> d
     }
 
 
-def _store(db: Database, notification: dict) -> None:
+def store_notification(db: Database, notification: dict) -> None:
     db[NOTIFICATIONS].update_one({"dedupe_key": notification["dedupe_key"]}, {"$setOnInsert": notification},
                                  upsert=True)
 
@@ -113,7 +113,7 @@ def notify_claimed(db: Database, settings, job: dict, progress: Progress) -> dic
         ts = now()
         overdue = claimed_at - reminder["due_at"] > OVERDUE_AFTER
         for uid in reminder.get("assigned_to") or []:
-            _store(db, _notification(reminder, uid, claim_id=claim_id, overdue=overdue, ts=ts))
+            store_notification(db, _notification(reminder, uid, claim_id=claim_id, overdue=overdue, ts=ts))
         _activity(db, reminder, ts)
         schedule_next(db, reminder, timezone)
         db[REMINDERS].update_one({"_id": reminder["_id"], "claim_id": claim_id},
@@ -169,7 +169,7 @@ def digest(db: Database, settings, job: dict, progress: Progress) -> dict:
             category = r.get("category") or "other"
             counts[bucket][category] = counts[bucket].get(category, 0) + 1
         totals = {k: sum(v.values()) for k, v in counts.items()}
-        _store(db, {"account_id": account_id, "uid": uid, "type": "digest",
+        store_notification(db, {"account_id": account_id, "uid": uid, "type": "digest",
                     "title": f"{totals['overdue']} overdue, {totals['today']} due today, "
                              f"{totals['upcoming']} upcoming",
                     "data": {"date": local_date, "totals": totals, "by_category": counts}, "read": False,

@@ -18,7 +18,8 @@ from crm_workers.jobs import now
 STAGE_ENTERED_HOOKS: list[Callable] = []
 
 
-def deals_entered_stage(db: Database, account_id, moves: list[tuple], *, uid=None, job_id=None) -> None:
+def deals_entered_stage(db: Database, account_id, moves: list[tuple], *, uid=None, job_id=None,
+                        run_hooks: bool = True) -> None:
     if not moves:
         return
     ts = now()
@@ -26,5 +27,11 @@ def deals_entered_stage(db: Database, account_id, moves: list[tuple], *, uid=Non
         "account_id": account_id, "entity_type": "deal", "entity_id": deal_id, "type": "stage_change",
         "data": {"from_stage_id": before, "to_stage_id": after, "job_id": job_id}, "uid": uid,
         "created_at": ts, "updated_at": ts}) for deal_id, before, after in moves], ordered=False)
+    if run_hooks:
+        run_stage_hooks(db, account_id, moves, job_id)
+
+
+def run_stage_hooks(db: Database, account_id, moves: list[tuple], job_id=None) -> None:
+    """Tell the hooks (stage automations) that deals entered stages, without writing activity (imports)."""
     for hook in STAGE_ENTERED_HOOKS:
         hook(db, account_id, moves, job_id)

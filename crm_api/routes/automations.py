@@ -1,0 +1,47 @@
+"""POST /automations/trigger, GET /automations/<id>/logs, POST /automations/logs/<id>/retry."""
+
+from flask import jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from crm_api.auth import principal
+from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
+from crm_workers.services import automations as service
+
+bp = crm_blueprint("automations")
+
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deal_id: str = Field(min_length=1)
+    stage_id: str = Field(min_length=1)
+    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Page(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=50, ge=1, le=200)
+
+
+@bp.post("/automations/trigger")
+@idempotent
+def trigger():
+    body = TriggerRequest.model_validate(request.get_json(silent=True) or {})
+    job = service.trigger(db(), broker(), principal(), body.deal_id, body.stage_id, body.event_id,
+                          idempotency_key=idempotency_key())
+    return job_response(job, 202)
+
+
+@bp.get("/automations/<automation_id>/logs")
+def logs(automation_id):
+    page = Page.model_validate(request.args.to_dict())
+    items, total = service.list_logs(db(), principal(), automation_id, page=page.page, per_page=page.per_page)
+    return jsonify({"logs": [service.log_to_json(log) for log in items], "page": page.page,
+                    "per_page": page.per_page, "total": total})
+
+
+@bp.post("/automations/logs/<log_id>/retry")
+def retry(log_id):
+    return job_response(service.retry_log(db(), broker(), principal(), log_id), 202)

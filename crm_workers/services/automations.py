@@ -1,0 +1,223 @@
+"""automations.run: for each enabled automation of the stage a deal entered, run its actions, logged.
+
+Exactly once in effect: one `automation.logs` entry per (event, automation) (unique), each action's status
+kept in it, so the same event_id twice does nothing new and a retried run resumes at the failed action.
+A delayed automation waits in its log (`waiting`, `run_at`) until the scheduler fires it; it then runs only
+if the deal is still in that stage.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from pymongo.database import Database
+
+from crm_workers import jobs
+from crm_workers.adapters.broker import enqueue_job
+from crm_workers.adapters.mongo import ACTIVITY, AUTOMATION_LOGS, AUTOMATIONS, DEALS, STAGES, oid
+from crm_workers.domain.principal import Principal
+from crm_workers.errors import Conflict, NotFound
+from crm_workers.jobs import now
+from crm_workers.services.automation_actions import (
+    ACTIONS,
+    ActionContext,
+    PermanentActionError,
+    Skipped,
+    TransientActionError,
+)
+from crm_workers.services.job_submission import submit_job
+
+DONE = ("succeeded", "failed", "skipped")
+
+
+def _start_job(db: Database, broker, account_id, params: dict, key: str, created_by=None) -> dict:
+    job, created = jobs.create_job(db, account_id, "automations.run", params, created_by=created_by,
+                                   idempotency_key=key)
+    if created:
+        enqueue_job(broker, job)
+    return job
+
+
+def trigger(db: Database, broker, principal: Principal, deal_id: str, stage_id: str, event_id: str | None, *,
+            idempotency_key=None) -> dict:
+    """POST /automations/trigger: the deal entered the stage; the same event_id again returns the first job."""
+    deal = oid(deal_id) and db[DEALS].find_one({"_id": oid(deal_id), "account_id": principal.account_id})
+    if not deal:
+        raise NotFound("deal not found", details={"field": "deal_id"})
+    stage = oid(stage_id) and db[STAGES].find_one({"_id": oid(stage_id), "account_id": principal.account_id})
+    if not stage:
+        raise NotFound("stage not found", details={"field": "stage_id"})
+    event_id = event_id or uuid.uuid4().hex
+    return submit_job(db, broker, principal, "automations.run",
+                      {"deal_id": deal_id, "stage_id": stage_id, "event_id": event_id, "depth": 0,
+                       "record_activity": True},
+                      idempotency_key=f"automation-event:{event_id}")
+
+
+def stage_hook(broker):
+    """The stage_events hook: deals that entered a stage with automations get an automations.run job each."""
+
+    def on_stage_entered(db: Database, account_id, moves, source_job_id):
+        with_automations = {}
+        for deal_id, _, stage_id in moves:
+            if stage_id not in with_automations:
+                with_automations[stage_id] = bool(db[AUTOMATIONS].find_one(
+                    {"account_id": account_id, "stage_id": stage_id, "enabled": True}, {"_id": 1}))
+            if with_automations[stage_id]:
+                event = f"{source_job_id}:{deal_id}:{stage_id}"
+                _start_job(db, broker, account_id, {"deal_id": str(deal_id), "stage_id": str(stage_id),
+                                                    "event_id": event, "depth": 0}, f"automation-event:{event}")
+
+    return on_stage_entered
+
+
+def _open_log(db: Database, account_id, automation: dict, deal_id, stage_id, event_id: str, depth: int) -> dict:
+    key = {"account_id": account_id, "event_id": event_id, "automation_id": automation["_id"]}
+    db[AUTOMATION_LOGS].update_one(key, {"$setOnInsert": {
+        "deal_id": deal_id, "stage_id": stage_id, "depth": depth, "status": "running", "attempt": 0,
+        "actions": [{"type": a.get("type"), "status": "pending", "error": None} for a in automation.get("actions", [])],
+        "started_at": now(), "finished_at": None}}, upsert=True)
+    return db[AUTOMATION_LOGS].find_one(key)
+
+
+def _set_log(db: Database, log: dict, fields: dict) -> None:
+    db[AUTOMATION_LOGS].update_one({"_id": log["_id"]}, {"$set": fields})
+    log.update(fields)
+
+
+def run_log(db: Database, settings, broker, automation: dict, log: dict, event_id: str, depth: int) -> str:
+    """Run the log's pending actions in order; 'succeeded', 'failed', or TransientActionError to retry."""
+    account_id = log["account_id"]
+    db[AUTOMATION_LOGS].update_one({"_id": log["_id"]}, {"$inc": {"attempt": 1}, "$set": {"status": "running"}})
+
+    def follow_up(deal_id, stage_id, next_event, next_depth):
+        _start_job(db, broker, account_id, {"deal_id": str(deal_id), "stage_id": str(stage_id),
+                                            "event_id": next_event, "depth": next_depth},
+                   f"automation-event:{next_event}")
+
+    for index, action in enumerate(automation.get("actions") or []):
+        state = log["actions"][index]
+        if state["status"] in ("succeeded", "skipped"):
+            continue  # done by an earlier attempt: never twice
+        deal = db[DEALS].find_one({"_id": log["deal_id"], "account_id": account_id})
+        ctx = ActionContext(db, settings, account_id, automation, log, index, depth, event_id, follow_up)
+        path = f"actions.{index}"
+        try:
+            if deal is None:
+                raise PermanentActionError("the deal no longer exists")
+            handler = ACTIONS.get(action.get("type"))
+            if handler is None:
+                raise PermanentActionError(f"unknown action type {action.get('type')!r}")
+            result = handler(ctx, deal, action.get("params") or {})
+            update = {f"{path}.status": "succeeded", f"{path}.error": None, f"{path}.result": result}
+        except Skipped as exc:
+            update = {f"{path}.status": "skipped", f"{path}.error": str(exc)}
+        except PermanentActionError as exc:
+            _set_log(db, log, {f"{path}.status": "failed", f"{path}.error": str(exc), "status": "failed",
+                               "error": str(exc), "finished_at": now()})
+            return "failed"
+        except TransientActionError as exc:
+            _set_log(db, log, {f"{path}.status": "retrying", f"{path}.error": str(exc), "status": "retrying"})
+            raise
+        _set_log(db, log, update)
+        log["actions"][index].update({k.rsplit(".", 1)[1]: v for k, v in update.items()})
+    _set_log(db, log, {"status": "succeeded", "error": None, "finished_at": now()})
+    return "succeeded"
+
+
+def run_automations(db: Database, settings, broker, job: dict, progress) -> dict:
+    p, account_id = job["params"], job["account_id"]
+    event_id, depth = p["event_id"], int(p.get("depth", 0))
+    if p.get("log_id"):  # a delayed automation whose time came, or a retry asked for by a user
+        log = db[AUTOMATION_LOGS].find_one({"_id": oid(p["log_id"]), "account_id": account_id})
+        automation = log and db[AUTOMATIONS].find_one({"_id": log["automation_id"], "account_id": account_id})
+        if not automation:
+            return {"skipped": "the automation no longer exists"}
+        deal = db[DEALS].find_one({"_id": log["deal_id"], "account_id": account_id}, {"stage_id": 1})
+        if p.get("delayed") and (deal is None or deal["stage_id"] != log["stage_id"]):
+            _set_log(db, log, {"status": "skipped", "finished_at": now(),
+                               "error": "the deal left the stage before the delay ended"})
+            return {"automations": {str(automation["_id"]): "skipped"}}
+        return {"automations": {str(automation["_id"]): run_log(db, settings, broker, automation, log,
+                                                                 log["event_id"], log.get("depth", 0))}}
+    deal_id, stage_id = oid(p["deal_id"]), oid(p["stage_id"])
+    deal = db[DEALS].find_one({"_id": deal_id, "account_id": account_id})
+    if deal is None:
+        return {"skipped": "the deal no longer exists"}
+    if p.get("record_activity"):
+        db[ACTIVITY].update_one({"account_id": account_id, "entity_type": "deal", "entity_id": deal_id,
+                                 "type": "stage_change", "data.event_id": event_id},
+                                {"$setOnInsert": {"data": {"event_id": event_id, "to_stage_id": stage_id},
+                                                  "uid": job.get("created_by"), "created_at": now()}}, upsert=True)
+    automations = list(db[AUTOMATIONS].find({"account_id": account_id, "pipeline_id": deal["pipeline_id"],
+                                             "stage_id": stage_id, "trigger": "stage_entered", "enabled": True})
+                       .sort([("created_at", 1), ("_id", 1)]))
+    progress.total = len(automations)
+    outcomes = {}
+    for automation in automations:
+        log = _open_log(db, account_id, automation, deal_id, stage_id, event_id, depth)
+        if log["status"] in DONE:
+            outcomes[str(automation["_id"])] = log["status"]
+        elif automation.get("delay_seconds") and not log.get("run_at"):
+            _set_log(db, log, {"status": "waiting",
+                               "run_at": now() + timedelta(seconds=int(automation["delay_seconds"]))})
+            outcomes[str(automation["_id"])] = "waiting"
+        elif log["status"] in ("waiting", "queued"):
+            outcomes[str(automation["_id"])] = log["status"]
+        else:
+            outcomes[str(automation["_id"])] = run_log(db, settings, broker, automation, log, event_id, depth)
+        progress.add(succeeded=1)
+    return {"automations": outcomes}
+
+
+def fire_delayed(db: Database, broker, *, at: datetime | None = None) -> int:
+    """Scheduler: waiting automation runs whose delay is over get a job (claimed once: waiting → queued)."""
+    fired = 0
+    for log in db[AUTOMATION_LOGS].find({"status": "waiting", "run_at": {"$lte": at or now()}}):
+        if db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "waiting"},
+                                          {"$set": {"status": "queued"}}).modified_count:
+            _start_job(db, broker, log["account_id"], {"log_id": str(log["_id"]), "event_id": log["event_id"],
+                                                       "delayed": True}, f"automation-log:{log['_id']}")
+            fired += 1
+    return fired
+
+
+def list_logs(db: Database, principal: Principal, automation_id: str, *, page: int, per_page: int):
+    automation = oid(automation_id) and db[AUTOMATIONS].find_one({"_id": oid(automation_id),
+                                                                  "account_id": principal.account_id})
+    if not automation:
+        raise NotFound("automation not found", details={"automation_id": automation_id})
+    query = {"account_id": principal.account_id, "automation_id": automation["_id"]}
+    total = db[AUTOMATION_LOGS].count_documents(query)
+    logs = list(db[AUTOMATION_LOGS].find(query).sort([("started_at", -1), ("_id", -1)])
+                .skip((page - 1) * per_page).limit(per_page))
+    return logs, total
+
+
+def retry_log(db: Database, broker, principal: Principal, log_id: str) -> dict:
+    log = oid(log_id) and db[AUTOMATION_LOGS].find_one({"_id": oid(log_id), "account_id": principal.account_id})
+    if not log:
+        raise NotFound("automation run not found", details={"log_id": log_id})
+    if log["status"] != "failed":
+        raise Conflict(f"only a failed run can be retried; this one is {log['status']}", code="not_failed")
+    reset = {f"actions.{i}.status": "pending" for i, a in enumerate(log["actions"]) if a["status"] == "failed"}
+    db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "failed"},
+                                   {"$set": {**reset, "status": "queued", "error": None}})
+    return submit_job(db, broker, principal, "automations.run",
+                      {"log_id": log_id, "event_id": log["event_id"]},
+                      idempotency_key=f"automation-log-retry:{log_id}:{log.get('attempt', 0)}")
+
+
+def log_to_json(log: dict) -> dict:
+    def ts(v):
+        return v.isoformat().replace("+00:00", "Z") if v else None
+
+    return {"id": str(log["_id"]), "automation_id": str(log["automation_id"]), "deal_id": str(log["deal_id"]),
+            "event_id": log["event_id"], "status": log["status"], "error": log.get("error"),
+            "attempt": log.get("attempt", 0), "depth": log.get("depth", 0),
+            "actions": [{"type": a.get("type"), "status": a.get("status"), "error": a.get("error")}
+                        for a in log.get("actions", [])],
+            "started_at": ts(log.get("started_at")), "finished_at": ts(log.get("finished_at")),
+            "run_at": ts(log.get("run_at"))}
+

@@ -1,0 +1,282 @@
+"""Stage automations through the API and a real worker: every action, delays, loops, exactly-once, retries."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from bson import ObjectId
+
+from crm_workers import jobs
+from crm_workers.domain.webhooks import WebhookRefused, check_url, signature
+from crm_workers.jobs import now
+from crm_workers.services.automations import fire_delayed, run_automations
+from tests.conftest import APP_SECRET, wait_for, wait_for_job
+
+
+class HookReceiver:
+    """A webhook endpoint on 127.0.0.1: answers with the statuses queued for it (then 200), records calls."""
+
+    def __init__(self):
+        self.calls, self.statuses = [], []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                receiver.calls.append({"body": json.loads(body), "status": status, "path": self.path,
+                                       "signed": self.headers.get("X-CRM-Signature") == signature(APP_SECRET, body)})
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def for_event(self, event_id):
+        return [c for c in self.calls if c["body"]["event_id"] == event_id]
+
+
+@pytest.fixture(scope="module")
+def hooks():
+    receiver = HookReceiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture
+def crm(db, tenant):
+    """A pipeline (Lead, Qualified, Won), a deal in Lead owned by the owner, tags Cold and VIP."""
+    a, ts = tenant.account_id, now()
+    pid = db["crm.pipelines"].insert_one({"account_id": a, "name": "Sales", "currency": "USD"}).inserted_id
+    stages = db["crm.pipeline.stages"].insert_many([{"account_id": a, "pipeline_id": pid, "name": n, "position": i}
+                                                    for i, n in enumerate(["Lead", "Qualified", "Won"])]).inserted_ids
+    cold = db["crm.tags"].insert_one({"account_id": a, "name": "Cold"}).inserted_id
+    deal = db["crm.deals"].insert_one({"account_id": a, "name": "Big", "pipeline_id": pid, "stage_id": stages[0],
+                                       "owner": tenant.owner_uid, "tags": [cold], "contacts": [], "status": "open",
+                                       "created_at": ts, "updated_at": ts}).inserted_id
+    return {"pipeline": pid, "stages": stages, "deal": deal, "cold": cold}
+
+
+def automation(db, tenant, crm, stage, actions, **extra):
+    return db["crm.automations"].insert_one({
+        "account_id": tenant.account_id, "pipeline_id": crm["pipeline"], "stage_id": stage, "trigger": "stage_entered",
+        "enabled": True, "delay_seconds": 0, "actions": actions, "created_at": now(), **extra}).inserted_id
+
+
+def trigger(client, db, tenant, crm, stage, event_id=None, **headers):
+    body = {"deal_id": str(crm["deal"]), "stage_id": str(stage)} | ({"event_id": event_id} if event_id else {})
+    response = client.post("/v1/crm/automations/trigger", json=body, headers=tenant.headers(**headers))
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["id"]
+
+
+def logs(db, automation_id):
+    return list(db["automation.logs"].find({"automation_id": automation_id}).sort("started_at", 1))
+
+
+def test_every_action_type_runs_in_order_and_is_logged(client, db, worker, tenant, crm, hooks, socket_receiver):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [
+        {"type": "add_tags", "params": {"tags": ["Hot", "VIP"]}},
+        {"type": "remove_tags", "params": {"tags": ["cold"]}},
+        {"type": "assign_owner", "params": {"users": [str(tenant.user_uid)]}},
+        {"type": "create_reminder", "params": {"title": "Call", "due_in": {"amount": 2, "unit": "days"},
+                                               "assigned_to": "owner", "category": "call"}},
+        {"type": "create_note", "params": {"content": "Qualified by automation"}},
+        {"type": "notify", "params": {"users": "owner", "title": "Deal qualified", "message": "Big"}},
+        {"type": "webhook", "params": {"url": hooks.url}},
+    ])
+
+    job = wait_for_job(db, trigger(client, db, tenant, crm, qualified, "evt-all"))
+
+    assert job["status"] == "completed" and job["result"] == {"automations": {str(aid): "succeeded"}}
+    deal = db["crm.deals"].find_one({"_id": crm["deal"]})
+    tags = {t["_id"]: t["name"] for t in db["crm.tags"].find({"account_id": tenant.account_id})}
+    assert sorted(tags[t] for t in deal["tags"]) == ["Hot", "VIP"] and deal["owner"] == tenant.user_uid
+    [reminder] = list(db["crm.reminders"].find({"deal_id": crm["deal"]}))
+    assert reminder["assigned_to"] == [tenant.user_uid] and reminder["category"] == "call"
+    assert timedelta(days=1, hours=23) < reminder["due_at"] - job["created_at"] < timedelta(days=2, hours=1)
+    assert db["crm.notes"].find_one({"deal_id": crm["deal"]})["content"] == "Qualified by automation"
+    [note] = list(db["crm.notifications"].find({"account_id": tenant.account_id, "type": "automation"}))
+    assert note["uid"] == tenant.user_uid and socket_receiver.delivered(str(tenant.user_uid))
+    [call] = hooks.for_event("evt-all")
+    assert call["signed"] and call["body"]["deal"]["id"] == str(crm["deal"])
+    [log] = logs(db, aid)
+    assert log["status"] == "succeeded" and [a["status"] for a in log["actions"]] == ["succeeded"] * 7
+    assert db["crm.activity"].count_documents({"entity_id": crm["deal"], "type": "stage_change"}) == 1
+
+
+def test_the_same_event_id_twice_does_nothing_the_second_time(client, db, worker, tenant, crm, hooks):
+    qualified = crm["stages"][1]
+    automation(db, tenant, crm, qualified, [{"type": "create_note", "params": {"content": "once"}},
+                                            {"type": "webhook", "params": {"url": hooks.url}}])
+
+    first = trigger(client, db, tenant, crm, qualified, "evt-once")
+    wait_for_job(db, first)
+    second = trigger(client, db, tenant, crm, qualified, "evt-once")
+
+    assert first == second
+    assert db["crm.notes"].count_documents({"deal_id": crm["deal"]}) == 1 and len(hooks.for_event("evt-once")) == 1
+
+
+def test_a_transient_webhook_failure_is_retried_from_the_failed_action_only(client, db, worker, tenant, crm, hooks):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [
+        {"type": "create_note", "params": {"content": "before"}},
+        {"type": "webhook", "params": {"url": hooks.url}},
+        {"type": "create_reminder", "params": {"title": "after", "due_in": {"amount": 1, "unit": "hours"}}},
+    ])
+    hooks.statuses[:] = [503]
+
+    job = wait_for_job(db, trigger(client, db, tenant, crm, qualified, "evt-retry"))
+
+    assert job["status"] == "completed" and job["attempts"] == 2
+    assert [c["status"] for c in hooks.for_event("evt-retry")] == [503, 200]
+    assert db["crm.notes"].count_documents({"deal_id": crm["deal"]}) == 1
+    assert db["crm.reminders"].count_documents({"deal_id": crm["deal"]}) == 1
+    [log] = logs(db, aid)
+    assert log["status"] == "succeeded" and log["attempt"] == 2
+
+
+def test_a_permanent_failure_fails_the_run_with_its_reason_and_a_user_retry_resumes_it(client, db, worker, tenant,
+                                                                                       crm, hooks):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [
+        {"type": "create_note", "params": {"content": "before"}},
+        {"type": "webhook", "params": {"url": hooks.url}},
+        {"type": "create_note", "params": {"content": "after"}},
+    ])
+    hooks.statuses[:] = [410]
+
+    wait_for_job(db, trigger(client, db, tenant, crm, qualified, "evt-perm"))
+    [log] = logs(db, aid)
+    assert log["status"] == "failed" and "410" in log["actions"][1]["error"]
+    assert [a["status"] for a in log["actions"]] == ["succeeded", "failed", "pending"]
+
+    listed = client.get(f"/v1/crm/automations/{aid}/logs", headers=tenant.headers()).get_json()
+    response = client.post(f"/v1/crm/automations/logs/{log['_id']}/retry", headers=tenant.headers())
+    wait_for_job(db, response.get_json()["id"])
+
+    assert listed["total"] == 1 and listed["logs"][0]["status"] == "failed"
+    [log] = logs(db, aid)
+    assert log["status"] == "succeeded"
+    assert sorted(n["content"] for n in db["crm.notes"].find({"deal_id": crm["deal"]})) == ["after", "before"]
+
+
+def test_move_to_stage_chains_automations_until_the_loop_limit_stops_it(client, db, worker, tenant, crm):
+    lead, qualified, _ = crm["stages"]
+    to_lead = automation(db, tenant, crm, qualified, [{"type": "move_to_stage", "params": {"stage_id": str(lead)}}])
+    to_qualified = automation(db, tenant, crm, lead, [{"type": "move_to_stage",
+                                                       "params": {"stage_id": str(qualified)}}])
+
+    trigger(client, db, tenant, crm, qualified, "evt-loop")
+    wait_for(lambda: db["automation.logs"].count_documents({"actions.status": "skipped",
+                                                            "account_id": tenant.account_id}) == 1,
+             timeout=30, what="the loop limit to stop the chain")
+    wait_for(lambda: db["queues"].count_documents({"account_id": tenant.account_id, "status": {"$ne": "completed"}})
+             == 0, what="every chained run to finish")
+
+    runs = logs(db, to_lead) + logs(db, to_qualified)
+    assert len(runs) == 6 and max(r["depth"] for r in runs) == 5
+    [stopped] = [r for r in runs if r["actions"][0]["status"] == "skipped"]
+    assert "loop limit" in stopped["actions"][0]["error"]
+
+
+def test_assign_owner_round_robin_is_fair_across_runs(client, db, worker, tenant, crm):
+    users = [ObjectId() for _ in range(3)]
+    qualified = crm["stages"][1]
+    automation(db, tenant, crm, qualified, [{"type": "assign_owner", "params": {"users": [str(u) for u in users]}}])
+    owners = []
+    for i in range(6):
+        wait_for_job(db, trigger(client, db, tenant, crm, qualified, f"evt-rr-{i}"))
+        owners.append(db["crm.deals"].find_one({"_id": crm["deal"]})["owner"])
+
+    assert owners == users + users
+
+
+def test_a_delayed_automation_runs_only_if_the_deal_is_still_in_the_stage(client, db, broker, worker, tenant, crm):
+    lead, qualified, won = crm["stages"]
+    aid = automation(db, tenant, crm, qualified, [{"type": "create_note", "params": {"content": "later"}}],
+                     delay_seconds=3600)
+
+    wait_for_job(db, trigger(client, db, tenant, crm, qualified, "evt-stay"))
+    [waiting] = logs(db, aid)
+    assert waiting["status"] == "waiting" and db["crm.notes"].count_documents({"deal_id": crm["deal"]}) == 0
+    db["crm.deals"].update_one({"_id": crm["deal"]}, {"$set": {"stage_id": qualified}})
+    assert fire_delayed(db, broker, at=now()) == 0  # not yet due
+    fire_delayed(db, broker, at=now() + timedelta(hours=2))
+    wait_for(lambda: logs(db, aid)[0]["status"] == "succeeded", what="the delayed run")
+    assert db["crm.notes"].count_documents({"deal_id": crm["deal"]}) == 1
+
+    wait_for_job(db, trigger(client, db, tenant, crm, qualified, "evt-moved"))
+    db["crm.deals"].update_one({"_id": crm["deal"]}, {"$set": {"stage_id": won}})
+    fire_delayed(db, broker, at=now() + timedelta(hours=2))
+    wait_for(lambda: logs(db, aid)[1]["status"] == "skipped", what="the delayed run to be skipped")
+    assert "left the stage" in logs(db, aid)[1]["error"]
+    assert db["crm.notes"].count_documents({"deal_id": crm["deal"]}) == 1
+
+
+def test_moving_deals_by_mass_update_starts_the_stage_automations(client, db, worker, tenant, crm):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [{"type": "create_note", "params": {"content": "moved in bulk"}}])
+
+    response = client.post("/v1/crm/deals/bulk-update", json={"filter": {}, "set": {"stage_id": str(qualified)}},
+                           headers=tenant.headers())
+    wait_for_job(db, response.get_json()["id"])
+
+    wait_for(lambda: logs(db, aid) and logs(db, aid)[0]["status"] == "succeeded", what="the automation run")
+    assert db["crm.notes"].find_one({"deal_id": crm["deal"]})["content"] == "moved in bulk"
+
+
+def test_webhooks_to_private_addresses_are_refused_by_default(settings, db, tenant, crm, hooks):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [{"type": "webhook", "params": {"url": hooks.url}}])
+    job, _ = jobs.create_job(db, tenant.account_id, "automations.run", {
+        "deal_id": str(crm["deal"]), "stage_id": str(qualified), "event_id": "evt-private", "depth": 0})
+    job = jobs.claim(db, job["_id"], stale_seconds=60)
+
+    run_automations(db, settings.with_(webhook_allow_private=False), None, job, jobs.Progress(db, job))
+
+    [log] = logs(db, aid)
+    assert log["status"] == "failed" and "non-public address" in log["actions"][0]["error"]
+    assert hooks.for_event("evt-private") == []
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.9", "172.16.5.5", "169.254.169.254",
+                                     "::1", "0.0.0.0"])
+def test_the_address_check_refuses_loopback_private_and_link_local(address):
+    with pytest.raises(WebhookRefused):
+        check_url("http://hooks.example.com/x", allow_private=False,
+                  resolve=lambda host, port: [(None, None, None, None, (address, port))])
+    check_url("http://hooks.example.com/x", allow_private=True)  # the operator's switch
+
+
+def test_a_public_address_passes_the_check():
+    check_url("https://hooks.example.com/x", allow_private=False,
+              resolve=lambda host, port: [(None, None, None, None, ("93.184.216.34", port))])
+
+
+def test_nothing_of_another_account_can_be_triggered_listed_or_retried(client, db, tenant, other_tenant, crm):
+    aid = automation(db, tenant, crm, crm["stages"][1], [])
+    body = {"deal_id": str(crm["deal"]), "stage_id": str(crm["stages"][1])}
+
+    assert client.post("/v1/crm/automations/trigger", json=body, headers=other_tenant.headers()).status_code == 404
+    assert client.get(f"/v1/crm/automations/{aid}/logs", headers=other_tenant.headers()).status_code == 404
+    log = db["automation.logs"].insert_one({"account_id": tenant.account_id, "automation_id": aid, "status": "failed",
+                                            "event_id": "x", "actions": []}).inserted_id
+    assert client.post(f"/v1/crm/automations/logs/{log}/retry", headers=other_tenant.headers()).status_code == 404
+    assert db["queues"].count_documents({"account_id": other_tenant.account_id}) == 0
+
+
+def test_a_trigger_without_deal_id_is_400_naming_it(client, tenant):
+    response = client.post("/v1/crm/automations/trigger", json={"stage_id": "x"}, headers=tenant.headers())
+
+    assert response.status_code == 400 and response.get_json()["error"]["details"][0]["field"] == "deal_id"
