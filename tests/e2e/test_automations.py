@@ -280,3 +280,19 @@ def test_a_trigger_without_deal_id_is_400_naming_it(client, tenant):
     response = client.post("/v1/crm/automations/trigger", json={"stage_id": "x"}, headers=tenant.headers())
 
     assert response.status_code == 400 and response.get_json()["error"]["details"][0]["field"] == "deal_id"
+
+
+def test_a_deal_import_starts_stage_automations_only_when_asked(client, db, worker, tenant, crm):
+    from tests.e2e.import_helpers import run_import
+
+    aid = automation(db, tenant, crm, crm["stages"][1], [{"type": "create_note", "params": {"content": "imported"}}])
+    content = b"Deal Name,Pipeline,Stage\nQuiet,Sales,Qualified\n"
+
+    run_import(client, db, tenant, content, "deals.csv", entity="deals")
+    run_import(client, db, tenant, content.replace(b"Quiet", b"Loud"), "deals.csv", {"run_automations": True},
+               entity="deals")
+
+    wait_for(lambda: logs(db, aid) and logs(db, aid)[0]["status"] == "succeeded", what="the automation run")
+    loud = db["crm.deals"].find_one({"account_id": tenant.account_id, "name": "Loud"})
+    assert [(log["deal_id"], log["status"]) for log in logs(db, aid)] == [(loud["_id"], "succeeded")]
+    assert db["crm.notes"].find_one({"deal_id": loud["_id"]})["content"] == "imported"
