@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from bson import ObjectId
@@ -49,6 +50,21 @@ def _seed_demo(db, account_id: ObjectId) -> ObjectId:
     return tag_id
 
 
+def _wait_until_up(url: str, children: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Print "up" only once the API answers its health check."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.poll() is not None for c in children):
+            return
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    print(f"crm-jobs dev: the API did not answer on {url} within {timeout:.0f} s", file=sys.stderr)
+
+
 def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> None:
     data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -81,6 +97,7 @@ def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> None:
 
         token = issue_token(jwt_secret, account_id=ident["account_id"], uid=ident["uid"], is_owner=True)
         url = f"http://127.0.0.1:{port}"
+        _wait_until_up(url, children)
         lines = {"CRM_URL": url, "CRM_TOKEN": token, "CRM_TAG": str(tag_id)}
         (data / "dev.env").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in lines.items()))
         print(f"\ncrm-jobs dev is up.\n  API:   {url}\n  token: {token}\n  demo tag id: {tag_id}\n"
