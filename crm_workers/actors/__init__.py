@@ -48,7 +48,3 @@ def declare_actors(broker, runtime: Runtime) -> dict[str, dramatiq.Actor]:
             throws=NOT_RETRIED,
         )
     return actors
-
-
-def implemented_job_types() -> frozenset[str]:
-    return frozenset(JOB_HANDLERS) | {"automations.run"}
