@@ -102,3 +102,30 @@ def test_a_token_signed_with_another_secret_is_refused():
     token = issue_token("another-secret-another-secret-another", account_id=str(ObjectId()), uid=str(ObjectId()))
     with pytest.raises(TokenError, match="Signature"):
         read_token(SECRET, token)
+
+
+def test_a_monthly_reminder_on_the_31st_lands_on_the_last_day_of_shorter_months():
+    from datetime import UTC, datetime
+
+    from crm_workers.domain.recurrence import next_occurrence
+
+    due = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+    assert next_occurrence(due, {"every": 1, "unit": "month"}, "UTC") == datetime(2026, 2, 28, 9, 0, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        next_occurrence(due, {"every": 1, "unit": "fortnight"}, "UTC")
+
+
+def test_search_text_is_escaped_never_a_pattern():
+    from crm_workers.domain.selection import text_query
+
+    query = text_query("a.b*(c", ["name"])
+    assert query == {"$or": [{"name": {"$regex": r"a\.b\*\(c", "$options": "i"}}]}
+
+
+def test_formula_cells_are_neutralised_and_plain_negative_numbers_are_not():
+    from crm_workers.domain.cells import safe_cell
+    from crm_workers.domain.import_rows import unneutralise
+
+    for value in ("=1+1", "+1415", "-x", "@SUM(A1)", "\tx", "\rx"):
+        assert safe_cell(value) == "'" + value and unneutralise(safe_cell(value)) == value
+    assert safe_cell("-12.5") == "-12.5" and safe_cell("plain") == "plain"
