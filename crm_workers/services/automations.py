@@ -16,6 +16,7 @@ from pymongo.database import Database
 from crm_workers import jobs
 from crm_workers.adapters.broker import enqueue_job
 from crm_workers.adapters.mongo import ACTIVITY, AUTOMATION_LOGS, AUTOMATIONS, DEALS, STAGES, oid
+from crm_workers.domain.job_types import job_kind
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import Conflict, NotFound
 from crm_workers.jobs import now
@@ -86,7 +87,8 @@ def _set_log(db: Database, log: dict, fields: dict) -> None:
     log.update(fields)
 
 
-def run_log(db: Database, settings, broker, automation: dict, log: dict, event_id: str, depth: int) -> str:
+def run_log(db: Database, settings, broker, automation: dict, log: dict, event_id: str, depth: int, *,
+            final_attempt: bool = False) -> str:
     """Run the log's pending actions in order; 'succeeded', 'failed', or TransientActionError to retry."""
     account_id = log["account_id"]
     db[AUTOMATION_LOGS].update_one({"_id": log["_id"]}, {"$inc": {"attempt": 1}, "$set": {"status": "running"}})
@@ -118,7 +120,11 @@ def run_log(db: Database, settings, broker, automation: dict, log: dict, event_i
                                "error": str(exc), "finished_at": now()})
             return "failed"
         except TransientActionError as exc:
-            _set_log(db, log, {f"{path}.status": "retrying", f"{path}.error": str(exc), "status": "retrying"})
+            if final_attempt:  # Dramatiq will not try again: the run ends failed, with the reason
+                _set_log(db, log, {f"{path}.status": "failed", f"{path}.error": str(exc), "status": "failed",
+                                   "error": f"gave up after the last retry: {exc}", "finished_at": now()})
+            else:
+                _set_log(db, log, {f"{path}.status": "retrying", f"{path}.error": str(exc), "status": "retrying"})
             raise
         _set_log(db, log, update)
         log["actions"][index].update({k.rsplit(".", 1)[1]: v for k, v in update.items()})
@@ -129,6 +135,7 @@ def run_log(db: Database, settings, broker, automation: dict, log: dict, event_i
 def run_automations(db: Database, settings, broker, job: dict, progress) -> dict:
     p, account_id = job["params"], job["account_id"]
     event_id, depth = p["event_id"], int(p.get("depth", 0))
+    final = job.get("attempts", 1) > job_kind("automations.run").max_retries
     if p.get("log_id"):  # a delayed automation whose time came, or a retry asked for by a user
         log = db[AUTOMATION_LOGS].find_one({"_id": oid(p["log_id"]), "account_id": account_id})
         automation = log and db[AUTOMATIONS].find_one({"_id": log["automation_id"], "account_id": account_id})
@@ -140,7 +147,8 @@ def run_automations(db: Database, settings, broker, job: dict, progress) -> dict
                                "error": "the deal left the stage before the delay ended"})
             return {"automations": {str(automation["_id"]): "skipped"}}
         return {"automations": {str(automation["_id"]): run_log(db, settings, broker, automation, log,
-                                                                 log["event_id"], log.get("depth", 0))}}
+                                                                 log["event_id"], log.get("depth", 0),
+                                                                 final_attempt=final)}}
     deal_id, stage_id = oid(p["deal_id"]), oid(p["stage_id"])
     deal = db[DEALS].find_one({"_id": deal_id, "account_id": account_id})
     if deal is None:
@@ -166,7 +174,8 @@ def run_automations(db: Database, settings, broker, job: dict, progress) -> dict
         elif log["status"] in ("waiting", "queued"):
             outcomes[str(automation["_id"])] = log["status"]
         else:
-            outcomes[str(automation["_id"])] = run_log(db, settings, broker, automation, log, event_id, depth)
+            outcomes[str(automation["_id"])] = run_log(db, settings, broker, automation, log, event_id, depth,
+                                                       final_attempt=final)
         progress.add(succeeded=1)
     return {"automations": outcomes}
 

@@ -296,3 +296,20 @@ def test_a_deal_import_starts_stage_automations_only_when_asked(client, db, work
     loud = db["crm.deals"].find_one({"account_id": tenant.account_id, "name": "Loud"})
     assert [(log["deal_id"], log["status"]) for log in logs(db, aid)] == [(loud["_id"], "succeeded")]
     assert db["crm.notes"].find_one({"deal_id": loud["_id"]})["content"] == "imported"
+
+
+def test_when_the_last_retry_also_fails_the_run_is_logged_failed_with_the_reason(settings, db, tenant, crm, hooks):
+    from crm_workers.services.automation_actions import TransientActionError
+
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [{"type": "webhook", "params": {"url": hooks.url}}])
+    job, _ = jobs.create_job(db, tenant.account_id, "automations.run", {
+        "deal_id": str(crm["deal"]), "stage_id": str(qualified), "event_id": "evt-last", "depth": 0})
+    job = jobs.claim(db, job["_id"], stale_seconds=60)
+    hooks.statuses[:] = [502]
+
+    with pytest.raises(TransientActionError):
+        run_automations(db, settings, None, {**job, "attempts": 6}, jobs.Progress(db, job))
+
+    [log] = logs(db, aid)
+    assert log["status"] == "failed" and "gave up after the last retry: webhook answered 502" in log["error"]
