@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
+from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -22,6 +23,7 @@ from crm_workers.domain.recurrence import local_day_bounds, next_occurrence
 from crm_workers.jobs import Progress, now
 
 CLAIM_BATCH = 1000
+STORE_BATCH = 500
 #: A claim older than this whose reminders were not notified is taken again (its job was lost).
 CLAIM_STALE = timedelta(minutes=10)
 #: A reminder notified later than this after its due time is marked overdue in its notification.
@@ -109,17 +111,23 @@ def notify_claimed(db: Database, settings, job: dict, progress: Progress) -> dic
     pending = {"claim_id": claim_id, "account_id": account_id, "notified_at": None}
     if progress.total is None:
         progress.total = db[REMINDERS].count_documents({"claim_id": claim_id, "account_id": account_id})
-    for reminder in db[REMINDERS].find(pending):
-        ts = now()
-        overdue = claimed_at - reminder["due_at"] > OVERDUE_AFTER
-        for uid in reminder.get("assigned_to") or []:
-            store_notification(db, _notification(reminder, uid, claim_id=claim_id, overdue=overdue, ts=ts))
+    reminders = list(db[REMINDERS].find(pending))  # one claim: at most CLAIM_BATCH reminders of one account
+    ts = now()
+    stored = [UpdateOne({"dedupe_key": n["dedupe_key"]}, {"$setOnInsert": n}, upsert=True)
+              for r in reminders for uid in r.get("assigned_to") or []
+              for n in [_notification(r, uid, claim_id=claim_id, ts=ts,
+                                      overdue=claimed_at - r["due_at"] > OVERDUE_AFTER)]]
+    for start in range(0, len(stored), STORE_BATCH):  # written in bulk: the dedupe key makes a rerun harmless
+        db[NOTIFICATIONS].bulk_write(stored[start:start + STORE_BATCH], ordered=False)
+    for reminder in reminders:
         _activity(db, reminder, ts)
         schedule_next(db, reminder, timezone)
-        db[REMINDERS].update_one({"_id": reminder["_id"], "claim_id": claim_id},
-                                 {"$set": {"notified_at": ts, "updated_at": ts}})
-        progress.add(succeeded=1)
-        progress.checkpoint()
+    ids = [r["_id"] for r in reminders]
+    for start in range(0, len(ids), IN_CHUNK):  # after the notifications: a crash before this only repeats them
+        db[REMINDERS].update_many({"_id": {"$in": ids[start:start + IN_CHUNK]}, "claim_id": claim_id},
+                                  {"$set": {"notified_at": ts, "updated_at": ts}})
+    progress.add(succeeded=len(reminders))
+    progress.checkpoint()
     delivered = deliver(db, settings, {"claim_id": claim_id, "account_id": account_id})
     return {"reminders": progress.succeeded, "delivered": delivered}
 
@@ -128,15 +136,23 @@ def deliver(db: Database, settings, query: dict) -> int:
     """Send the undelivered notifications matching `query` to the socket service (when there is one)."""
     if not settings.conversation_socket:
         return 0
-    sent = 0
-    for n in db[NOTIFICATIONS].find({**query, "delivered_at": None}):  # query starts with its claim_id
-        db[NOTIFICATIONS].update_one({"_id": n["_id"]}, {"$inc": {"delivery_attempts": 1}})
-        data = {"id": str(n["_id"]), "type": n["type"], "title": n["title"], **n["data"]}
-        emit(settings.conversation_socket, settings.app_secret, account_id=str(n["account_id"]), uid=str(n["uid"]),
-             data=data)  # SocketUnavailable: the job is retried with backoff; what was sent stays sent
-        db[NOTIFICATIONS].update_one({"_id": n["_id"]}, {"$set": {"delivered_at": now()}})
-        sent += 1
-    return sent
+    pending = list(db[NOTIFICATIONS].find({**query, "delivered_at": None}))  # query starts with its claim_id
+    _each_chunk(db, [n["_id"] for n in pending], {"$inc": {"delivery_attempts": 1}})
+    sent = []
+    try:
+        for n in pending:
+            data = {"id": str(n["_id"]), "type": n["type"], "title": n["title"], **n["data"]}
+            emit(settings.conversation_socket, settings.app_secret, account_id=str(n["account_id"]),
+                 uid=str(n["uid"]), data=data)  # SocketUnavailable: the job is retried with backoff
+            sent.append(n["_id"])
+    finally:  # what was sent stays sent, even when a later one failed
+        _each_chunk(db, sent, {"$set": {"delivered_at": now()}})
+    return len(sent)
+
+
+def _each_chunk(db: Database, ids: list, update: dict) -> None:
+    for start in range(0, len(ids), IN_CHUNK):
+        db[NOTIFICATIONS].update_many({"_id": {"$in": ids[start:start + IN_CHUNK]}}, update)
 
 
 def due_counts(db: Database, account_id, uid, *, at: datetime, window_days: int = UPCOMING_DAYS) -> dict:
