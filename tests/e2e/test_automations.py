@@ -65,6 +65,13 @@ def crm(db, tenant):
     return {"pipeline": pid, "stages": stages, "deal": deal, "cold": cold}
 
 
+def direct_job(db, tenant, crm, stage, event_id):
+    """An automations.run job claimed as a worker would, to call the service directly."""
+    job, _ = jobs.create_job(db, tenant.account_id, "automations.run", {
+        "deal_id": str(crm["deal"]), "stage_id": str(stage), "event_id": event_id, "depth": 0})
+    return jobs.claim(db, job["_id"], stale_seconds=60)
+
+
 def automation(db, tenant, crm, stage, actions, **extra):
     return db["crm.automations"].insert_one({
         "account_id": tenant.account_id, "pipeline_id": crm["pipeline"], "stage_id": stage, "trigger": "stage_entered",
@@ -239,9 +246,7 @@ def test_moving_deals_by_mass_update_starts_the_stage_automations(client, db, wo
 def test_webhooks_to_private_addresses_are_refused_by_default(settings, db, tenant, crm, hooks):
     qualified = crm["stages"][1]
     aid = automation(db, tenant, crm, qualified, [{"type": "webhook", "params": {"url": hooks.url}}])
-    job, _ = jobs.create_job(db, tenant.account_id, "automations.run", {
-        "deal_id": str(crm["deal"]), "stage_id": str(qualified), "event_id": "evt-private", "depth": 0})
-    job = jobs.claim(db, job["_id"], stale_seconds=60)
+    job = direct_job(db, tenant, crm, qualified, "evt-private")
 
     run_automations(db, settings.with_(webhook_allow_private=False), None, job, jobs.Progress(db, job))
 
@@ -303,9 +308,7 @@ def test_when_the_last_retry_also_fails_the_run_is_logged_failed_with_the_reason
 
     qualified = crm["stages"][1]
     aid = automation(db, tenant, crm, qualified, [{"type": "webhook", "params": {"url": hooks.url}}])
-    job, _ = jobs.create_job(db, tenant.account_id, "automations.run", {
-        "deal_id": str(crm["deal"]), "stage_id": str(qualified), "event_id": "evt-last", "depth": 0})
-    job = jobs.claim(db, job["_id"], stale_seconds=60)
+    job = direct_job(db, tenant, crm, qualified, "evt-last")
     hooks.statuses[:] = [502]
 
     with pytest.raises(TransientActionError):

@@ -13,13 +13,18 @@ from crm_workers.errors import PermanentJobError
 from crm_workers.services.imports import run_import
 
 
-def test_a_file_over_the_row_limit_fails_the_job_before_anything_is_written(settings, db):
+def claimed_import(settings, db, content: bytes):
+    """A stored file and its import job, claimed as a worker would: (account, job)."""
     account = ObjectId()
-    key = f"accounts/{account}/imports/limit/contacts.csv"
-    storage_from_settings(settings).put_stream(key, io.BytesIO(b"email\na@x.com\nb@x.com\nc@x.com\n"))
+    key = f"accounts/{account}/imports/{ObjectId()}/contacts.csv"
+    storage_from_settings(settings).put_stream(key, io.BytesIO(content))
     job, _ = jobs.create_job(db, account, "contacts.import", {
         "entity": "contact", "source": {"type": "upload", "key": key, "file_name": "contacts.csv"}, "options": {}})
-    job = jobs.claim(db, job["_id"], stale_seconds=60)
+    return account, jobs.claim(db, job["_id"], stale_seconds=60)
+
+
+def test_a_file_over_the_row_limit_fails_the_job_before_anything_is_written(settings, db):
+    account, job = claimed_import(settings, db, b"email\na@x.com\nb@x.com\nc@x.com\n")
 
     with pytest.raises(PermanentJobError, match="3 rows; the limit is 2"):
         run_import(db, settings.with_(import_max_rows=2), job, jobs.Progress(db, job), entity="contact")
@@ -27,12 +32,7 @@ def test_a_file_over_the_row_limit_fails_the_job_before_anything_is_written(sett
 
 
 def test_a_file_with_no_matching_column_fails_with_its_headers(settings, db):
-    account = ObjectId()
-    key = f"accounts/{account}/imports/none/x.csv"
-    storage_from_settings(settings).put_stream(key, io.BytesIO(b"foo,bar\n1,2\n"))
-    job, _ = jobs.create_job(db, account, "contacts.import", {
-        "entity": "contact", "source": {"type": "upload", "key": key, "file_name": "x.csv"}, "options": {}})
-    job = jobs.claim(db, job["_id"], stale_seconds=60)
+    _, job = claimed_import(settings, db, b"foo,bar\n1,2\n")
 
     with pytest.raises(PermanentJobError, match="headers: foo, bar"):
         run_import(db, settings, job, jobs.Progress(db, job), entity="contact")
