@@ -1,0 +1,70 @@
+"""Prometheus metrics read from the shared state (MongoDB, Redis) at scrape time, so that every API replica
+reports the same numbers however many workers run, and nothing is lost when a worker restarts."""
+
+from __future__ import annotations
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import QUEUES, REMINDERS
+from crm_workers.domain.job_types import Queue
+from crm_workers.jobs import now
+
+
+class JobMetrics:
+    """A prometheus_client collector: jobs by type and status, durations, attempts, rows, queues, lag."""
+
+    def __init__(self, db: Database, redis_client, *, broker_namespace: str):
+        self.db, self.redis, self.namespace = db, redis_client, broker_namespace
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        jobs = GaugeMetricFamily("crm_jobs", "Job records by type and status", labels=["type", "status"])
+        attempts = CounterMetricFamily("crm_job_attempts", "Runs started, by job type (retries included)",
+                                       labels=["type"])
+        duration = CounterMetricFamily("crm_job_duration_seconds", "Time finished jobs ran, by type",
+                                       labels=["type"])
+        finished = CounterMetricFamily("crm_jobs_finished", "Finished jobs, by type", labels=["type"])
+        for row in self.db[QUEUES].aggregate([{"$group": {"_id": {"type": "$type", "status": "$status"},
+                                                          "n": {"$sum": 1}}}]):
+            jobs.add_metric([row["_id"]["type"], row["_id"]["status"]], row["n"])
+        for row in self.db[QUEUES].aggregate([{"$group": {"_id": "$type",
+                                                          "attempts": {"$sum": {"$ifNull": ["$attempts", 0]}}}}]):
+            attempts.add_metric([row["_id"]], row["attempts"])
+        for row in self.db[QUEUES].aggregate([
+                {"$match": {"finished_at": {"$ne": None}, "started_at": {"$ne": None}}},
+                {"$group": {"_id": "$type", "n": {"$sum": 1},
+                            "ms": {"$sum": {"$subtract": ["$finished_at", "$started_at"]}}}}]):
+            duration.add_metric([row["_id"]], row["ms"] / 1000)
+            finished.add_metric([row["_id"]], row["n"])
+        yield from (jobs, attempts, duration, finished)
+        yield from self._rows()
+        depth = GaugeMetricFamily("crm_queue_depth", "Messages waiting in each Dramatiq queue (delayed included)",
+                                  labels=["queue"])
+        for queue in Queue:
+            waiting = self.redis.llen(f"{self.namespace}:{queue}") + self.redis.zcard(f"{self.namespace}:{queue}.DQ")
+            depth.add_metric([str(queue)], waiting)
+        yield depth
+        lag = GaugeMetricFamily("crm_scheduler_lag_seconds", "Age of the oldest due reminder not notified yet")
+        oldest = next(iter(self.db[REMINDERS].find({"status": "pending", "notified_at": None,
+                                                    "due_at": {"$lte": now()}}, {"due_at": 1})
+                           .sort("due_at", 1).limit(1)), None)
+        lag.add_metric([], (now() - oldest["due_at"]).total_seconds() if oldest else 0.0)
+        yield lag
+
+    def _rows(self):
+        imported = CounterMetricFamily("crm_rows_imported", "Rows imported (created + updated)", labels=["type"])
+        exported = CounterMetricFamily("crm_rows_exported", "Rows exported", labels=["type"])
+        for row in self.db[QUEUES].aggregate([
+                {"$match": {"type": {"$in": ["contacts.import", "deals.import"]}, "status": "completed"}},
+                {"$group": {"_id": "$type", "n": {"$sum": {"$add": [
+                    {"$ifNull": ["$result.counts.created", 0]}, {"$ifNull": ["$result.counts.updated", 0]}]}}}}]):
+            imported.add_metric([row["_id"]], row["n"])
+        for row in self.db[QUEUES].aggregate([
+                {"$match": {"type": {"$in": ["contacts.export", "deals.export"]}, "status": "completed"}},
+                {"$group": {"_id": "$type", "n": {"$sum": {"$ifNull": ["$result.rows", 0]}}}}]):
+            exported.add_metric([row["_id"]], row["n"])
+        yield imported
+        yield exported
