@@ -83,7 +83,8 @@ def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> None:
             mongodb_uri = mongo.start()
         env = {**os.environ, "REDIS_URL": redis_url, "MONGODB_URI": mongodb_uri, "JWT_SECRET": jwt_secret,
                "STORAGE_URL": os.environ.get("STORAGE_URL") or f"file://{data / 'files'}",
-               "SCHEDULER_TICK_SECONDS": os.environ.get("SCHEDULER_TICK_SECONDS", "5")}
+               "SCHEDULER_TICK_SECONDS": os.environ.get("SCHEDULER_TICK_SECONDS", "5"),
+               "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text")}  # readable in a terminal
         db = connect(mongodb_uri, env.get("MONGODB_DB") or "crm")
         ensure_indexes(db)
         ident = _dev_identity(data)

@@ -16,6 +16,7 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from crm_workers import jobs
 from crm_workers.errors import JobCancelled, PermanentJobError
+from crm_workers.logs import job_context
 
 log = logging.getLogger("crm.jobs")
 
@@ -82,6 +83,7 @@ class JobLifecycle(Middleware):
         with self._lock:
             self._runs.add(job["run_id"])
         _current.job = CurrentJob(job, jobs.Progress(self.db, job))
+        job_context(job)
         log.info("job %s (%s) started, attempt %s", job_id, job["type"], job["attempts"])
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
@@ -108,6 +110,8 @@ class JobLifecycle(Middleware):
             jobs.requeue_for_retry(self.db, job, progress, _error(exception, "transient_error"))
             status = "waiting for retry"
         log.info("job %s (%s) %s", job["_id"], job["type"], status)
+        job_context(None)
 
     def after_skip_message(self, broker, message):
         _current.job = None
+        job_context(None)
