@@ -1,4 +1,4 @@
-"""`crm-jobs api | worker | scheduler | pubsub | dev | token`."""
+"""`crm-jobs api | worker | scheduler | pubsub | dev | token | import | export | jobs | watch`."""
 
 from __future__ import annotations
 
@@ -118,6 +118,48 @@ def cmd_dev(args) -> None:
     run_dev(data_dir=args.data_dir, port=args.port, jwt_secret=secret)
 
 
+def _client(args):
+    from crm_jobs.client import Client
+
+    return Client(args.url, args.token)
+
+
+def cmd_import(args) -> None:
+    from crm_jobs.client import import_file, watch
+
+    job = import_file(_client(args), args.file, entity=args.entity, mapping=args.mapping, options=args.options)
+    print(f"job {job['id']} ({job['type']}) queued")
+    if not args.no_watch:
+        watch(_client(args), job["id"])
+
+
+def cmd_export(args) -> None:
+    from crm_jobs.client import export, watch
+
+    job = export(_client(args), entity=args.entity, filter_json=args.filter, fmt=args.format)
+    print(f"job {job['id']} ({job['type']}) queued")
+    if not args.no_watch:
+        watch(_client(args), job["id"])
+
+
+def cmd_jobs(args) -> None:
+    from crm_jobs.client import jobs_table
+
+    jobs_table(_client(args), status=args.status, limit=args.limit)
+
+
+def cmd_watch(args) -> None:
+    from crm_jobs.client import watch
+
+    job = watch(_client(args), args.job_id, interval=args.interval)
+    sys.exit(0 if job["status"] == "completed" else 1)
+
+
+def _api_flags(p) -> None:
+    p.add_argument("--url", help="API base URL (default: CRM_URL or http://127.0.0.1:8000)")
+    p.add_argument("--token", help="bearer token (default: CRM_TOKEN)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crm-jobs", description="The CRM's background-job system.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -146,6 +188,33 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--data-dir", default=".crm-data")
     dev.set_defaults(func=cmd_dev)
+
+    imp = sub.add_parser("import", help="upload a CSV/XLSX through the API and watch the import")
+    imp.add_argument("file")
+    imp.add_argument("--entity", choices=["contacts", "deals"], default="contacts")
+    imp.add_argument("--mapping", help="a JSON file: {\"<header>\": \"<target>\"}")
+    imp.add_argument("--options", help="import options as JSON")
+    imp.add_argument("--no-watch", action="store_true")
+    imp.set_defaults(func=cmd_import)
+
+    exp = sub.add_parser("export", help="export through the API and print the download link")
+    exp.add_argument("--entity", choices=["contacts", "deals"], default="contacts")
+    exp.add_argument("--filter", help="a selection as JSON")
+    exp.add_argument("--format", choices=["csv", "xlsx"], default="csv")
+    exp.add_argument("--no-watch", action="store_true")
+    exp.set_defaults(func=cmd_export)
+
+    jobs = sub.add_parser("jobs", help="the account's jobs as a table")
+    jobs.add_argument("--status")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.set_defaults(func=cmd_jobs)
+
+    watch = sub.add_parser("watch", help="a job's progress bar until it ends")
+    watch.add_argument("job_id")
+    watch.add_argument("--interval", type=float, default=1.0)
+    watch.set_defaults(func=cmd_watch)
+    for api_command in (imp, exp, jobs, watch):
+        _api_flags(api_command)
 
     token = sub.add_parser("token", help="print a bearer token for local use")
     token.add_argument("--account", required=True, help="account id (24 hex)")

@@ -48,3 +48,47 @@ def test_token_refuses_an_account_that_is_not_an_id(tmp_path):
     result = crm_jobs("token", "--account", "acme", "--uid", str(ObjectId()), env={"JWT_SECRET": "x"}, cwd=tmp_path)
 
     assert result.returncode != 0 and "--account must be a 24-hex id" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def live_api(app):
+    """The app on a real HTTP port, for the CLI to talk to."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_import_uploads_a_file_and_watches_the_job_to_its_end(live_api, db, worker, tenant, tmp_path):
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text("Col A,Col B\ncli@example.com,Cli\nbroken,Bad\n")
+    (tmp_path / "m.json").write_text('{"Col A": "email", "Col B": "first_name"}')
+    token = tenant.headers()["Authorization"].removeprefix("Bearer ")
+    env = {"CRM_URL": live_api, "CRM_TOKEN": token}
+
+    result = crm_jobs("import", str(csv_file), "--mapping", str(tmp_path / "m.json"), env=env, cwd=tmp_path)
+    table = crm_jobs("jobs", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "100.0% 2/2 ok 1 failed 1  completed" in result.stdout and '"created": 1' in result.stdout
+    assert db["crm.contacts"].find_one({"account_id": tenant.account_id})["email"] == "cli@example.com"
+    assert "contacts.import" in table.stdout and "completed" in table.stdout and "1 of 1" in table.stdout
+
+
+def test_watch_exits_non_zero_for_a_job_that_did_not_complete_and_errors_are_one_line(live_api, db, tenant,
+                                                                                       tmp_path):
+    from crm_workers import jobs
+
+    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {})
+    jobs.request_cancel(db, job)
+    env = {"CRM_URL": live_api, "CRM_TOKEN": tenant.headers()["Authorization"].removeprefix("Bearer ")}
+
+    watched = crm_jobs("watch", str(job["_id"]), env=env, cwd=tmp_path)
+    missing = crm_jobs("watch", str(ObjectId()), env=env, cwd=tmp_path)
+
+    assert watched.returncode == 1 and "cancelled" in watched.stdout
+    assert missing.returncode != 0 and missing.stderr.strip().startswith("crm-jobs: 404 not_found")
