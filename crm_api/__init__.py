@@ -28,9 +28,22 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
     app.extensions["crm"] = {"db": db, "broker": broker, "storage": storage_from_settings(settings)}
     register_error_handlers(app)
 
-    from crm_api.routes import automations, docs, exports, health, imports, jobs, mass, metrics, reminders, tags
+    from crm_api.routes import (
+        automations,
+        dashboard,
+        docs,
+        exports,
+        health,
+        imports,
+        jobs,
+        mass,
+        metrics,
+        reminders,
+        tags,
+    )
 
-    for module in (health, metrics, docs, jobs, tags, imports, exports, reminders, mass, automations):
+    for module in (health, metrics, docs, jobs, tags, imports, exports, reminders, mass, automations, dashboard):
         app.register_blueprint(module.bp)
+    app.register_blueprint(dashboard.page)
     app.register_blueprint(exports.files)
     return app

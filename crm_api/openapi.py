@@ -73,6 +73,11 @@ ENDPOINTS: dict[str, dict] = {
                             "ok": J},
     "automations.logs": {"summary": "An automation's runs, newest first", "query": Page},
     "automations.retry": {"summary": "Retry a failed automation run from its failed action", "ok": J},
+    "dashboard.dashboard": {"summary": "The job dashboard (HTML; signs in with a bearer token)", "public": True,
+                            "text": True},
+    "dashboard_data.queues": {"summary": "Messages waiting per queue"},
+    "dashboard_data.automation_runs": {"summary": "The account's most recent automation runs"},
+    "dashboard_data.throughput": {"summary": "The account's jobs finished per minute over the last hour"},
 }
 
 
