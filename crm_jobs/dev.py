@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bson import ObjectId
 
-from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey
+from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey, free_port
 from crm_workers.adapters.mongo import ACCOUNTS, CONTACTS, TAGS, connect, ensure_indexes
 from crm_workers.domain.principal import issue_token
 from crm_workers.jobs import now
@@ -84,7 +84,8 @@ def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> None:
         env = {**os.environ, "REDIS_URL": redis_url, "MONGODB_URI": mongodb_uri, "JWT_SECRET": jwt_secret,
                "STORAGE_URL": os.environ.get("STORAGE_URL") or f"file://{data / 'files'}",
                "SCHEDULER_TICK_SECONDS": os.environ.get("SCHEDULER_TICK_SECONDS", "5"),
-               "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text")}  # readable in a terminal
+               "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # readable in a terminal
+               "dramatiq_prom_port": os.environ.get("dramatiq_prom_port") or str(free_port())}
         db = connect(mongodb_uri, env.get("MONGODB_DB") or "crm")
         ensure_indexes(db)
         ident = _dev_identity(data)
@@ -103,6 +104,8 @@ def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> None:
         (data / "dev.env").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in lines.items()))
         print(f"\ncrm-jobs dev is up.\n  API:   {url}\n  token: {token}\n  demo tag id: {tag_id}\n"
               f"  (all three: source {data / 'dev.env'})\n  Redis: {redis_url}\n  MongoDB: {mongodb_uri}\n"
+              f"  dashboard: {url}/dashboard   API docs: {url}/v1/crm/docs   metrics: {url}/metrics, worker "
+              f"http://127.0.0.1:{env['dramatiq_prom_port']}/\n"
               "Ctrl-C stops everything.\n", flush=True)
         while all(c.poll() is None for c in children):
             time.sleep(0.5)

@@ -31,12 +31,13 @@ def own_namespace(settings):
 
 
 class WorkerProcess:
-    def __init__(self, settings, *, threads: int = 2):
+    def __init__(self, settings, *, threads: int = 2, extra_env: dict | None = None):
         env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
                "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
                "BULK_BATCH_SIZE": str(settings.bulk_batch_size), "JOB_HEARTBEAT_SECONDS": "1",
                "JOB_STALE_SECONDS": str(settings.job_stale_seconds), "LOG_LEVEL": "WARNING",
-               "STORAGE_URL": settings.storage_url, "IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows)}
+               "STORAGE_URL": settings.storage_url, "IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows),
+               "dramatiq_prom_port": "0", **(extra_env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(threads)],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -156,3 +157,28 @@ def test_a_worker_killed_mid_import_leaves_exactly_one_contact_per_email_after_t
     emails = [c["email"] for c in db["crm.contacts"].find({"account_id": account}, {"email": 1})]
     assert len(emails) == rows and len(set(emails)) == rows
     assert db["crm.tags"].count_documents({"account_id": account}) == 4
+
+
+def test_each_worker_machine_exports_dramatiqs_prometheus_metrics(db, own_namespace, workers, tmp_path):
+    import requests
+
+    from crm_jobs.servers import free_port
+
+    port = free_port()
+    broker = make_broker(own_namespace, for_worker=False)
+    workers(own_namespace, extra_env={"dramatiq_prom_port": str(port), "dramatiq_prom_db": str(tmp_path)})
+    account = ObjectId()
+    tag = make_tag(db, account)
+    job, _ = jobs.create_job(db, account, "tags.delete", {"tag_id": str(tag)})
+    enqueue_job(broker, job)
+    wait_for_job(db, job["_id"], timeout=60)
+
+    def scraped():
+        try:
+            text = requests.get(f"http://127.0.0.1:{port}/", timeout=2).text
+        except requests.RequestException:
+            return None
+        return 'actor_name="job_tags_delete"' in text and text
+
+    text = wait_for(scraped, timeout=30, interval=0.5, what="the worker's metrics")
+    assert "dramatiq_messages_total" in text

@@ -1,0 +1,51 @@
+"""Property-based requests (schemathesis, from our OpenAPI document) against the live API: never a 5xx."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(app, db):
+    from werkzeug.serving import make_server
+
+    from tests.conftest import Tenant
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tenant = Tenant(db)
+    yield f"http://127.0.0.1:{server.server_port}", tenant.headers()
+    server.shutdown()
+
+
+def test_no_request_built_from_the_openapi_document_gets_a_5xx(app, fuzz_target):
+    from crm_api.openapi import build_spec
+
+    with app.app_context():
+        schema = schemathesis.openapi.from_dict(build_spec(app))
+    base_url, headers = fuzz_target
+    failures, statuses = [], []
+    for operation in schema.get_all_operations():
+        op = operation.ok()
+        if op.path.startswith("/files/"):
+            continue
+
+        @settings(max_examples=8, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy())
+        def check(case):
+            response = case.call(base_url=base_url, headers=headers)
+            statuses.append(response.status_code)
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}")
+
+        check()
+    assert failures == []
+    assert len(statuses) >= 3 * len(list(schema.get_all_operations())) - 3  # it really called every endpoint
+    print(sorted(set(statuses)))
