@@ -125,7 +125,7 @@ def main():
         run = uuid.uuid4().hex[:6]
         env = {**os.environ, "REDIS_URL": redis_url, "MONGODB_URI": mongodb_uri, "MONGODB_DB": f"bench_{run}",
                "JWT_SECRET": SECRET, "REDIS_NAMESPACE": f"bench-{run}", "BENCH_NAMESPACE": f"bench-raw-{run}",
-               "LOG_LEVEL": "WARNING", "PYTHONPATH": os.getcwd()}
+               "LOG_LEVEL": "WARNING", "PYTHONPATH": os.getcwd(), "dramatiq_prom_port": "0"}
         db = connect(mongodb_uri, env["MONGODB_DB"])
         ensure_indexes(db)
         posted, jobs_s = bench_jobs(n, env, db)
