@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
+import threading
+
+import psutil
 
 from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey
 
@@ -27,13 +29,28 @@ def servers():
             s.stop()
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def drop(db) -> None:
     """Remove the benchmark's database; a failed clean-up is reported, never hides the numbers."""
     try:
         db.client.drop_database(db.name)
     except Exception as exc:
         print(f"(could not drop the benchmark database: {exc})")
+
+
+class PeakRSS:
+    def __init__(self):
+        self.proc, self.peak, self._stop = psutil.Process(), 0, threading.Event()
+
+    def __enter__(self):
+        self.peak = self.proc.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()

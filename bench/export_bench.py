@@ -19,8 +19,7 @@ from bson import ObjectId
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import drop, servers  # noqa: E402
-from bench.import_bench import PeakRSS  # noqa: E402
+from bench.common import PeakRSS, drop, servers  # noqa: E402
 from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.mongo import connect, ensure_indexes  # noqa: E402
 from crm_workers.services.exports import run_export  # noqa: E402

@@ -13,7 +13,6 @@ import os
 import random
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +22,7 @@ from bson import ObjectId
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import drop, servers  # noqa: E402
+from bench.common import PeakRSS, drop, servers  # noqa: E402
 from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.mongo import CONTACTS, INDEXES, connect, ensure_indexes  # noqa: E402
 from crm_workers.services.imports import run_import  # noqa: E402
@@ -50,25 +49,6 @@ def messy_csv(path: Path, n: int, seed: int = 7) -> None:
                         "said \"hi\",\nthen left" if k % 50 == 0 else ""])
             if rnd.random() < 0.001:
                 f.write("\n")
-
-
-class PeakRSS:
-    def __init__(self):
-        self.proc, self.peak, self._stop = psutil.Process(), 0, threading.Event()
-
-    def __enter__(self):
-        self.peak = self.proc.memory_info().rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def main():

@@ -109,6 +109,19 @@ def app(settings, db, broker):
     return create_app(settings, db=db, broker=broker)
 
 
+@pytest.fixture(scope="session")
+def live_api(app):
+    """The app on a real HTTP port on 127.0.0.1, for clients outside the test process (CLI, browser, fuzzer)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()

@@ -40,6 +40,11 @@ def idempotency_key() -> str | None:
     return key[:200] or None
 
 
+def dry_run() -> bool:
+    """`?dry_run=1`: count what the request selects, start nothing."""
+    return request.args.get("dry_run") in ("1", "true", "yes")
+
+
 def job_response(job: dict, status: int = 200):
     return jsonify(job_to_json(job)), status
 

@@ -5,6 +5,7 @@ from flask import Blueprint, Response, jsonify
 
 from crm_api.auth import principal
 from crm_api.routes import broker, crm_blueprint, db
+from crm_workers.adapters.broker import queue_depths
 from crm_workers.services import dashboard as service
 from crm_workers.services.automations import log_to_json
 
@@ -14,7 +15,7 @@ page = Blueprint("dashboard", __name__)
 
 @bp.get("/queues")
 def queues():
-    return jsonify(service.queue_depths(broker().client, broker().namespace))
+    return jsonify(queue_depths(broker()))
 
 
 @bp.get("/automations/runs")

@@ -3,16 +3,22 @@
 from flask import Blueprint, abort, jsonify, request, send_file
 
 from crm_api.auth import principal
-from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, settings, storage
+from crm_api.routes import (
+    broker,
+    crm_blueprint,
+    db,
+    dry_run,
+    idempotency_key,
+    idempotent,
+    job_response,
+    settings,
+    storage,
+)
 from crm_workers.adapters.storage import InvalidKey, LocalStorage, check_link
 from crm_workers.services.export_requests import ExportRequest, matched, request_export
 
 bp = crm_blueprint("exports")
 files = Blueprint("files", __name__)
-
-
-def dry_run() -> bool:
-    return request.args.get("dry_run") in ("1", "true", "yes")
 
 
 def _export(entity: str):

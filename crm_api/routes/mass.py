@@ -3,19 +3,15 @@
 from flask import jsonify, request
 
 from crm_api.auth import principal
-from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
+from crm_api.routes import broker, crm_blueprint, db, dry_run, idempotency_key, idempotent, job_response
 from crm_workers.services import mass_requests as service
 
 bp = crm_blueprint("mass")
 
 
-def _dry_run() -> bool:
-    return request.args.get("dry_run") in ("1", "true", "yes")
-
-
 def _mass(entity: str, model, submit):
     body = model.model_validate(request.get_json(silent=True) or {})
-    if _dry_run():
+    if dry_run():
         return jsonify({"matched": service.matched(db(), principal(), entity, body)})
     return job_response(submit(body), 202)
 

@@ -14,6 +14,6 @@ def metrics():
     registry = current_app.extensions["crm"].get("metrics")
     if registry is None:
         registry = CollectorRegistry()
-        registry.register(JobMetrics(db(), broker().client, broker_namespace=broker().namespace))
+        registry.register(JobMetrics(db(), broker()))
         current_app.extensions["crm"]["metrics"] = registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -17,7 +17,7 @@ from dramatiq.middleware import (
 
 from crm_workers.adapters.middleware.account_fairness import AccountFairness
 from crm_workers.adapters.middleware.job_lifecycle import JobLifecycle
-from crm_workers.domain.job_types import HEAVY_QUEUES, job_kind
+from crm_workers.domain.job_types import HEAVY_QUEUES, Queue, job_kind
 from crm_workers.settings import Settings
 
 #: A worker that has not heartbeated to the broker for this long (ms) is dead: its unacked messages
@@ -79,3 +79,9 @@ def job_message(job: dict) -> Message:
 
 def enqueue_job(broker, job: dict) -> None:
     broker.enqueue(job_message(job))
+
+
+def queue_depths(broker) -> dict[str, int]:
+    """Messages waiting in each of our queues, delayed ones included."""
+    client, ns = broker.client, broker.namespace
+    return {str(q): client.llen(f"{ns}:{q}") + client.zcard(f"{ns}:{q}.DQ") for q in Queue}

@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 
 from pymongo.database import Database
 
-from crm_workers import jobs
-from crm_workers.adapters.broker import enqueue_job
 from crm_workers.adapters.mongo import ACTIVITY, AUTOMATION_LOGS, AUTOMATIONS, DEALS, STAGES, oid
 from crm_workers.domain.job_types import job_kind
 from crm_workers.domain.principal import Principal
@@ -27,17 +25,13 @@ from crm_workers.services.automation_actions import (
     Skipped,
     TransientActionError,
 )
-from crm_workers.services.job_submission import submit_job
+from crm_workers.services.job_submission import start_job, submit_job
 
 DONE = ("succeeded", "failed", "skipped")
 
 
-def _start_job(db: Database, broker, account_id, params: dict, key: str, created_by=None) -> dict:
-    job, created = jobs.create_job(db, account_id, "automations.run", params, created_by=created_by,
-                                   idempotency_key=key)
-    if created:
-        enqueue_job(broker, job)
-    return job
+def _start_job(db: Database, broker, account_id, params: dict, key: str) -> dict:
+    return start_job(db, broker, account_id, "automations.run", params, idempotency_key=key)
 
 
 def trigger(db: Database, broker, principal: Principal, deal_id: str, stage_id: str, event_id: str | None, *,

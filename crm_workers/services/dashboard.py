@@ -1,4 +1,4 @@
-"""What the dashboard shows besides jobs: queue depths, recent automation runs, throughput per minute."""
+"""What the dashboard shows besides jobs and queue depths: recent automation runs, throughput per minute."""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ from datetime import timedelta
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import AUTOMATION_LOGS, QUEUES
-from crm_workers.domain.job_types import Queue
 from crm_workers.domain.principal import Principal
 from crm_workers.jobs import now
 from crm_workers.services.visibility import restricted_to
 
 THROUGHPUT_MINUTES = 60
-
-
-def queue_depths(redis_client, namespace: str) -> dict[str, int]:
-    return {str(q): redis_client.llen(f"{namespace}:{q}") + redis_client.zcard(f"{namespace}:{q}.DQ") for q in Queue}
 
 
 def recent_automation_runs(db: Database, principal: Principal, limit: int = 20) -> list[dict]:

@@ -28,7 +28,14 @@ def _enqueue(db: Database, broker, job: dict) -> None:
 def submit_job(db: Database, broker, principal: Principal, job_type: str, params: dict, *,
                idempotency_key: str | None = None) -> dict:
     """Record a queued job and enqueue it; the same idempotency key returns the first job untouched."""
-    job, created = jobs.create_job(db, principal.account_id, job_type, params, created_by=principal.uid,
+    return start_job(db, broker, principal.account_id, job_type, params, created_by=principal.uid,
+                     idempotency_key=idempotency_key)
+
+
+def start_job(db: Database, broker, account_id, job_type: str, params: dict, *, created_by=None,
+              idempotency_key: str | None = None) -> dict:
+    """The same for jobs the system starts itself (scheduler, hooks): no caller, the account given."""
+    job, created = jobs.create_job(db, account_id, job_type, params, created_by=created_by,
                                    idempotency_key=idempotency_key)
     if created:
         _enqueue(db, broker, job)

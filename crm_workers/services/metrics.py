@@ -6,16 +6,16 @@ from __future__ import annotations
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pymongo.database import Database
 
+from crm_workers.adapters.broker import queue_depths
 from crm_workers.adapters.mongo import QUEUES, REMINDERS
-from crm_workers.domain.job_types import Queue
 from crm_workers.jobs import now
 
 
 class JobMetrics:
     """A prometheus_client collector: jobs by type and status, durations, attempts, rows, queues, lag."""
 
-    def __init__(self, db: Database, redis_client, *, broker_namespace: str):
-        self.db, self.redis, self.namespace = db, redis_client, broker_namespace
+    def __init__(self, db: Database, broker):
+        self.db, self.broker = db, broker
 
     def describe(self):
         return []
@@ -43,9 +43,8 @@ class JobMetrics:
         yield from self._rows()
         depth = GaugeMetricFamily("crm_queue_depth", "Messages waiting in each Dramatiq queue (delayed included)",
                                   labels=["queue"])
-        for queue in Queue:
-            waiting = self.redis.llen(f"{self.namespace}:{queue}") + self.redis.zcard(f"{self.namespace}:{queue}.DQ")
-            depth.add_metric([str(queue)], waiting)
+        for queue, waiting in queue_depths(self.broker).items():
+            depth.add_metric([queue], waiting)
         yield depth
         lag = GaugeMetricFamily("crm_scheduler_lag_seconds", "Age of the oldest due reminder not notified yet")
         oldest = next(iter(self.db[REMINDERS].find({"status": "pending", "notified_at": None,

@@ -7,22 +7,16 @@ from datetime import datetime
 from pymongo.database import Database
 
 from crm_workers import jobs
-from crm_workers.adapters.broker import enqueue_job
+from crm_workers.services.job_submission import start_job
 from crm_workers.services.reminders import accounts_at_digest_time, claim_due
-
-
-def _job(db: Database, broker, account_id, job_type: str, params: dict, key: str) -> dict:
-    job, created = jobs.create_job(db, account_id, job_type, params, idempotency_key=key)
-    if created:
-        enqueue_job(broker, job)
-    return job
 
 
 def enqueue_due_reminders(db: Database, broker, *, at: datetime | None = None) -> int:
     """Claim what fell due (including while everything was down) and enqueue a notify job per account."""
     claims = claim_due(db, at=at or jobs.now())
     for account_id, claim_id in claims:
-        _job(db, broker, account_id, "reminders.notify", {"claim_id": claim_id}, f"reminders:{claim_id}")
+        start_job(db, broker, account_id, "reminders.notify", {"claim_id": claim_id},
+                  idempotency_key=f"reminders:{claim_id}")
     return len(claims)
 
 
@@ -30,5 +24,6 @@ def enqueue_digests(db: Database, broker, *, at: datetime | None = None) -> int:
     """A digest job for every account where it is now 08:00–08:15; once per account and local day."""
     due = accounts_at_digest_time(db, at=at or jobs.now())
     for account_id, local_date in due:
-        _job(db, broker, account_id, "reminders.digest", {"date": local_date}, f"digest:{local_date}")
+        start_job(db, broker, account_id, "reminders.digest", {"date": local_date},
+                  idempotency_key=f"digest:{local_date}")
     return len(due)

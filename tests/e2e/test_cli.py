@@ -50,19 +50,6 @@ def test_token_refuses_an_account_that_is_not_an_id(tmp_path):
     assert result.returncode != 0 and "--account must be a 24-hex id" in result.stderr
 
 
-@pytest.fixture(scope="module")
-def live_api(app):
-    """The app on a real HTTP port, for the CLI to talk to."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
 def test_import_uploads_a_file_and_watches_the_job_to_its_end(live_api, db, worker, tenant, tmp_path):
     csv_file = tmp_path / "people.csv"
     csv_file.write_text("Col A,Col B\ncli@example.com,Cli\nbroken,Bad\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ from tests.e2e.import_helpers import upload
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
-
-
-@pytest.fixture(scope="module")
-def live(app):
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +30,13 @@ def browser():
 
 
 def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_other_accounts(
-        live, browser, client, db, worker, tenant, other_tenant, tmp_path):
+        live_api, browser, client, db, worker, tenant, other_tenant, tmp_path):
     theirs = db["crm.tags"].insert_one({"account_id": other_tenant.account_id, "name": "Theirs"}).inserted_id
     other_job = client.delete(f"/v1/crm/tags/{theirs}", headers=other_tenant.headers()).get_json()["id"]
     rows = "".join(f"d{i}@example.com,D{i}\n" for i in range(4000))
     job_id = upload(client, tenant, ("email,first_name\n" + rows).encode()).get_json()["id"]
     page = browser.new_page()
-    page.goto(f"{live}/dashboard")
+    page.goto(f"{live_api}/dashboard")
     page.fill("[data-testid=token]", tenant.headers()["Authorization"].removeprefix("Bearer "))
     page.click("[data-testid=signin] button")
 
