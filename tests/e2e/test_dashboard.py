@@ -33,7 +33,7 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
         live_api, browser, client, db, worker, tenant, other_tenant, tmp_path):
     theirs = db["crm.tags"].insert_one({"account_id": other_tenant.account_id, "name": "Theirs"}).inserted_id
     other_job = client.delete(f"/v1/crm/tags/{theirs}", headers=other_tenant.headers()).get_json()["id"]
-    rows = "".join(f"d{i}@example.com,D{i}\n" for i in range(4000))
+    rows = "".join(f"d{i}@example.com,D{i}\n" for i in range(20000))  # long enough to still run when cancelled
     job_id = upload(client, tenant, ("email,first_name\n" + rows).encode()).get_json()["id"]
     page = browser.new_page()
     page.goto(f"{live_api}/dashboard")
