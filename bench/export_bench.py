@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import PeakRSS, drop, servers  # noqa: E402
 from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.mongo import connect, ensure_indexes  # noqa: E402
-from crm_workers.services.exports import run_export  # noqa: E402
+from crm_workers.services.exports.run import run_export  # noqa: E402
 from crm_workers.settings import Settings  # noqa: E402
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import PeakRSS, drop, servers  # noqa: E402
 from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.mongo import CONTACTS, INDEXES, connect, ensure_indexes  # noqa: E402
-from crm_workers.services.imports import run_import  # noqa: E402
+from crm_workers.services.imports.run import run_import  # noqa: E402
 from crm_workers.settings import Settings  # noqa: E402
 
 FIRST = ["Ana", "Bob", "Chloé", "Dmitri", "Eve", "François", "Grace", "Hiro", "Inés", "José", "Kofi", "Lena"]

@@ -25,7 +25,7 @@ from bench.common import drop, servers  # noqa: E402
 from crm_workers.adapters.mongo import connect  # noqa: E402
 from crm_workers.bootstrap import build_worker_broker  # noqa: E402
 from crm_workers.jobs import now  # noqa: E402
-from crm_workers.services.reminder_schedule import enqueue_due_reminders  # noqa: E402
+from crm_workers.services.reminders.schedule import enqueue_due_reminders  # noqa: E402
 from crm_workers.settings import Settings  # noqa: E402
 from tests.socket_receiver import SocketReceiver  # noqa: E402
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 from crm_api.routes.automations import Page, TriggerRequest
 from crm_api.schemas import ImportRequest, Job, JobListQuery, JobPage
 from crm_workers.domain.job_types import JOB_KINDS
-from crm_workers.services.export_requests import ExportRequest
-from crm_workers.services.mass_requests import BulkUpdateRequest, LinkRequest, MassRequest
+from crm_workers.services.exports.intake import ExportRequest
+from crm_workers.services.mass.intake import BulkUpdateRequest, LinkRequest, MassRequest
 
 ERRORS = {"400": "Bad request: the field that is wrong is in error.details",
           "401": "Missing, expired or badly signed bearer token",

@@ -69,7 +69,7 @@ def cmd_pubsub(args) -> None:
     from crm_workers.adapters.mongo import connect, ensure_indexes
     from crm_workers.adapters.pubsub import GoogleSubscription
     from crm_workers.adapters.storage import storage_from_settings
-    from crm_workers.services.pubsub_bridge import run_bridge
+    from crm_workers.services.imports.pubsub_bridge import run_bridge
 
     settings = _settings("MONGODB_URI", "REDIS_URL", "GOOGLE_CLOUD_PROJECT_ID", "PUBSUB_IMPORT_SUBSCRIPTION")
     configure_logging()

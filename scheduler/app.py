@@ -13,8 +13,10 @@ from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.leader import LeaderLease
 from crm_workers.adapters.mongo import TRASH_DAYS, connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
-from crm_workers.services import automations as automation_service
-from crm_workers.services import housekeeping, reminder_schedule, trash
+from crm_workers.services import housekeeping
+from crm_workers.services.automations import run as automation_service
+from crm_workers.services.mass import trash
+from crm_workers.services.reminders import schedule as reminder_schedule
 from crm_workers.settings import Settings
 
 log = logging.getLogger("crm.scheduler")

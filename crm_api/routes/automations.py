@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.auth import principal
 from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
-from crm_workers.services import automations as service
+from crm_workers.services.automations import run as service
 
 bp = crm_blueprint("automations")
 

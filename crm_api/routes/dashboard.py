@@ -7,7 +7,7 @@ from crm_api.auth import principal
 from crm_api.routes import broker, crm_blueprint, db
 from crm_workers.adapters.broker import queue_depths
 from crm_workers.services import dashboard as service
-from crm_workers.services.automations import log_to_json
+from crm_workers.services.automations.run import log_to_json
 
 bp = crm_blueprint("dashboard_data")
 page = Blueprint("dashboard", __name__)

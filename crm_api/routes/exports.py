@@ -15,7 +15,7 @@ from crm_api.routes import (
     storage,
 )
 from crm_workers.adapters.storage import InvalidKey, LocalStorage, check_link
-from crm_workers.services.export_requests import ExportRequest, matched, request_export
+from crm_workers.services.exports.intake import ExportRequest, matched, request_export
 
 bp = crm_blueprint("exports")
 files = Blueprint("files", __name__)

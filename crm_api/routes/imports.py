@@ -6,7 +6,7 @@ from crm_api.auth import principal
 from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, settings, storage
 from crm_api.schemas import ImportRequest, UploadOptions
 from crm_workers.errors import BadRequest, UnsupportedType
-from crm_workers.services import import_requests as service
+from crm_workers.services.imports import intake as service
 
 bp = crm_blueprint("imports")
 

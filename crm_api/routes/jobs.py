@@ -7,7 +7,7 @@ from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempoten
 from crm_api.schemas import JobListQuery
 from crm_workers.jobs import job_to_json
 from crm_workers.services import job_submission as service
-from crm_workers.services.import_errors import error_rows_csv
+from crm_workers.services.imports.errors_file import error_rows_csv
 from crm_workers.services.undo import request_undo
 
 bp = crm_blueprint("jobs")

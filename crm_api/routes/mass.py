@@ -4,7 +4,7 @@ from flask import jsonify, request
 
 from crm_api.auth import principal
 from crm_api.routes import broker, crm_blueprint, db, dry_run, idempotency_key, idempotent, job_response
-from crm_workers.services import mass_requests as service
+from crm_workers.services.mass import intake as service
 
 bp = crm_blueprint("mass")
 

@@ -4,7 +4,7 @@ from flask import jsonify, request
 
 from crm_api.auth import principal
 from crm_api.routes import crm_blueprint, db
-from crm_workers.services.reminder_actions import complete_reminder, due_badge
+from crm_workers.services.reminders.actions import complete_reminder, due_badge
 
 bp = crm_blueprint("reminders")
 

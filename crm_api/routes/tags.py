@@ -3,7 +3,7 @@
 from crm_api.auth import principal
 from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
 from crm_workers.services.job_submission import submit_job
-from crm_workers.services.tags import tag_for_delete
+from crm_workers.services.mass.tags import tag_for_delete
 
 bp = crm_blueprint("tags")
 

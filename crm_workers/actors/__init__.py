@@ -10,8 +10,8 @@ from crm_workers.actors import automations, exports, imports, mass, reminders, t
 from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
 from crm_workers.domain.job_types import job_kind
 from crm_workers.runtime import Runtime
-from crm_workers.services import automations as automation_service
 from crm_workers.services import stage_events
+from crm_workers.services.automations import run as automation_service
 
 #: job type -> function(runtime, job, progress) returning the job's result.
 JOB_HANDLERS: dict[str, Callable] = {

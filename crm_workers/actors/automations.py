@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm_workers.services.automations import run_automations
+from crm_workers.services.automations.run import run_automations
 
 
 def handlers(broker):

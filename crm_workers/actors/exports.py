@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm_workers.services.exports import run_export
+from crm_workers.services.exports.run import run_export
 
 
 def run_contacts_export(runtime, job, progress):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from crm_workers.adapters.mongo import oid
-from crm_workers.services.import_undo import undo_import
-from crm_workers.services.imports import run_import
+from crm_workers.services.imports.run import run_import
+from crm_workers.services.imports.undo import undo_import
 
 
 def run_contacts_import(runtime, job, progress):

@@ -9,12 +9,12 @@ from bson import ObjectId
 from crm_workers.adapters.mongo import CASE_INSENSITIVE, FIELDS, PIPELINES, STAGES, oid
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.jobs import mark_undone, now
-from crm_workers.services import trash
-from crm_workers.services.bulk_delete import delete_records
-from crm_workers.services.bulk_update import link_contacts, update_records
-from crm_workers.services.import_lookups import Lookups
+from crm_workers.services.imports.lookups import Lookups
+from crm_workers.services.mass import trash
+from crm_workers.services.mass.bulk_delete import delete_records
+from crm_workers.services.mass.bulk_update import link_contacts, update_records
+from crm_workers.services.mass.structure_delete import delete_field, delete_pipeline, delete_stage
 from crm_workers.services.selection import job_selection_query
-from crm_workers.services.structure_delete import delete_field, delete_pipeline, delete_stage
 
 
 def _bulk_delete(entity):

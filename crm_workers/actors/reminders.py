@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm_workers.services.reminders import digest, notify_claimed
+from crm_workers.services.reminders.fanout import digest, notify_claimed
 
 
 def run_reminders_notify(runtime, job, progress):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crm_workers.adapters.mongo import oid
-from crm_workers.services.tags import delete_tag
+from crm_workers.services.mass.tags import delete_tag
 
 
 def run_tags_delete(runtime, job, progress):

@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 from tests.conftest import wait_for
-from tests.e2e.import_helpers import upload
+from tests.e2e.imports.helpers import upload
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")

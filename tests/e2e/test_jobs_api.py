@@ -11,7 +11,7 @@ from bson import ObjectId
 from crm_workers import jobs
 from crm_workers.adapters.broker import enqueue_job
 from tests.conftest import JWT_SECRET, Tenant, wait_for, wait_for_job
-from tests.e2e.test_tags_delete import make_tag, seed_tagged
+from tests.e2e.mass.test_tags_delete import make_tag, seed_tagged
 
 
 def delete_tag(client, tenant, tag, **headers):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import wait_for_job
-from tests.e2e.import_helpers import run_import
+from tests.e2e.imports.helpers import run_import
 
 
 def scrape(client) -> dict:

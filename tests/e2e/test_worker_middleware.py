@@ -10,7 +10,7 @@ from dramatiq import Message
 from crm_workers import jobs
 from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
 from tests.conftest import wait_for_job
-from tests.e2e.test_tags_delete import make_tag, seed_tagged
+from tests.e2e.mass.test_tags_delete import make_tag, seed_tagged
 
 
 def _flaky():

@@ -16,7 +16,7 @@ from crm_workers import jobs
 from crm_workers.adapters.broker import enqueue_job, make_broker
 from crm_workers.services.housekeeping import requeue_stale_jobs
 from tests.conftest import wait_for, wait_for_job
-from tests.e2e.test_tags_delete import make_tag, seed_tagged
+from tests.e2e.mass.test_tags_delete import make_tag, seed_tagged
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +127,7 @@ def test_a_worker_killed_mid_import_leaves_exactly_one_contact_per_email_after_t
 
     from crm_workers.adapters.storage import storage_from_settings
     from crm_workers.domain.principal import Principal
-    from crm_workers.services.import_requests import import_upload
+    from crm_workers.services.imports.intake import import_upload
 
     broker = make_broker(own_namespace, for_worker=False)
     account = ObjectId()

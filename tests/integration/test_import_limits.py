@@ -10,7 +10,7 @@ from bson import ObjectId
 from crm_workers import jobs
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.errors import PermanentJobError
-from crm_workers.services.imports import run_import
+from crm_workers.services.imports.run import run_import
 
 
 def claimed_import(settings, db, content: bytes):

@@ -17,7 +17,7 @@ from crm_workers.adapters.socket import SocketUnavailable
 from crm_workers.domain.ids import stable_id
 from crm_workers.domain.webhooks import WebhookRefused, check_url, signature
 from crm_workers.jobs import now
-from crm_workers.services.import_lookups import Lookups
+from crm_workers.services.imports.lookups import Lookups
 
 MAX_DEPTH = 5
 WEBHOOK_TIMEOUT_SECONDS = 10
@@ -158,7 +158,7 @@ def move_to_stage(ctx, deal, params):
 
 
 def notify(ctx, deal, params):
-    from crm_workers.services.reminders import deliver, store_notification
+    from crm_workers.services.reminders.fanout import deliver, store_notification
 
     users = _users(ctx, params.get("users", "owner"), deal)
     claim = f"automation:{ctx.log['_id']}:{ctx.index}"

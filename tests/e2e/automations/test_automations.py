@@ -13,7 +13,7 @@ from bson import ObjectId
 from crm_workers import jobs
 from crm_workers.domain.webhooks import WebhookRefused, check_url, signature
 from crm_workers.jobs import now
-from crm_workers.services.automations import fire_delayed, run_automations
+from crm_workers.services.automations.run import fire_delayed, run_automations
 from tests.conftest import APP_SECRET, wait_for, wait_for_job
 
 
@@ -288,7 +288,7 @@ def test_a_trigger_without_deal_id_is_400_naming_it(client, tenant):
 
 
 def test_a_deal_import_starts_stage_automations_only_when_asked(client, db, worker, tenant, crm):
-    from tests.e2e.import_helpers import run_import
+    from tests.e2e.imports.helpers import run_import
 
     aid = automation(db, tenant, crm, crm["stages"][1], [{"type": "create_note", "params": {"content": "imported"}}])
     content = b"Deal Name,Pipeline,Stage\nQuiet,Sales,Qualified\n"
@@ -304,7 +304,7 @@ def test_a_deal_import_starts_stage_automations_only_when_asked(client, db, work
 
 
 def test_when_the_last_retry_also_fails_the_run_is_logged_failed_with_the_reason(settings, db, tenant, crm, hooks):
-    from crm_workers.services.automation_actions import TransientActionError
+    from crm_workers.services.automations.actions import TransientActionError
 
     qualified = crm["stages"][1]
     aid = automation(db, tenant, crm, qualified, [{"type": "webhook", "params": {"url": hooks.url}}])

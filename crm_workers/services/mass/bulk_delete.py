@@ -19,7 +19,7 @@ from crm_workers.adapters.mongo import (
     id_batches,
     update_by_ids,
 )
-from crm_workers.services import trash
+from crm_workers.services.mass import trash
 
 ENTITY_COLLECTION = {"contact": CONTACTS, "deal": DEALS}
 LINK_BATCH = 200

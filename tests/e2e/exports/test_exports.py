@@ -15,10 +15,10 @@ from openpyxl import load_workbook
 from crm_workers import jobs
 from crm_workers.adapters.storage import link_signature, storage_from_settings
 from crm_workers.jobs import now
-from crm_workers.services.exports import run_export
+from crm_workers.services.exports.run import run_export
 from crm_workers.services.housekeeping import delete_expired_exports
 from tests.conftest import Tenant, wait_for_job
-from tests.e2e.import_helpers import add_field, add_pipeline, contacts, run_import
+from tests.e2e.imports.helpers import add_field, add_pipeline, contacts, run_import
 
 
 def seed_people(db, tenant):

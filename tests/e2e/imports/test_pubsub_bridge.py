@@ -10,9 +10,9 @@ from pymongo import MongoClient
 
 from crm_workers.adapters.pubsub import ReceivedMessage
 from crm_workers.adapters.storage import storage_from_settings
-from crm_workers.services.pubsub_bridge import handle, run_bridge
+from crm_workers.services.imports.pubsub_bridge import handle, run_bridge
 from tests.conftest import wait_for_job
-from tests.e2e.import_helpers import contacts
+from tests.e2e.imports.helpers import contacts
 
 
 class ListSubscription:

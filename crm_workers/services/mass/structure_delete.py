@@ -16,8 +16,8 @@ from crm_workers.adapters.mongo import (
 )
 from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import now
-from crm_workers.services import trash
-from crm_workers.services.bulk_delete import delete_records
+from crm_workers.services.mass import trash
+from crm_workers.services.mass.bulk_delete import delete_records
 from crm_workers.services.stage_events import deals_entered_stage
 
 

@@ -18,7 +18,7 @@ from crm_workers.domain.job_types import job_kind
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import Conflict, NotFound
 from crm_workers.jobs import now
-from crm_workers.services.automation_actions import (
+from crm_workers.services.automations.actions import (
     ACTIONS,
     ActionContext,
     PermanentActionError,

@@ -13,8 +13,8 @@ from crm_workers.domain.import_rows import RowContext, parse_row
 from crm_workers.domain.values import numeric_date_order
 from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import Progress, now
-from crm_workers.services.import_lookups import Lookups
-from crm_workers.services.import_writer import ImportRun, write_contacts, write_deals
+from crm_workers.services.imports.lookups import Lookups
+from crm_workers.services.imports.writer import ImportRun, write_contacts, write_deals
 
 ERRORS_KEPT_IN_RESULT = 100
 DATE_TARGETS = {"expected_close_date"}

@@ -11,7 +11,7 @@ from bson import ObjectId
 from crm_api import create_app
 from crm_workers.jobs import now
 from tests.conftest import wait_for_job
-from tests.e2e.import_helpers import add_field, add_pipeline, contacts, run_import, upload
+from tests.e2e.imports.helpers import add_field, add_pipeline, contacts, run_import, upload
 
 
 def snapshot(db, account_id):

@@ -8,7 +8,7 @@ from pymongo.database import Database
 
 from crm_workers import jobs
 from crm_workers.services.job_submission import start_job
-from crm_workers.services.reminders import accounts_at_digest_time, claim_due
+from crm_workers.services.reminders.fanout import accounts_at_digest_time, claim_due
 
 
 def enqueue_due_reminders(db: Database, broker, *, at: datetime | None = None) -> int:

@@ -17,7 +17,7 @@ from crm_workers.adapters.mongo import CASE_INSENSITIVE, CONTACTS, DEALS, IMPORT
 from crm_workers.domain.currency import convert
 from crm_workers.domain.ids import stable_id
 from crm_workers.domain.import_rows import ParsedRow, merge_into
-from crm_workers.services.import_lookups import Lookups
+from crm_workers.services.imports.lookups import Lookups
 from crm_workers.services.stage_events import run_stage_hooks
 
 DUPLICATE_KEY = 11000

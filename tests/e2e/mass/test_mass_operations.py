@@ -8,7 +8,7 @@ from bson import ObjectId
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.services import stage_events
 from tests.conftest import Tenant, wait_for, wait_for_job
-from tests.e2e.mass_seed import orphans, seed, snapshot
+from tests.e2e.mass.seed import orphans, seed, snapshot
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from crm_workers.adapters.mongo import REMINDERS, oid
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import BadRequest, NotFound
 from crm_workers.jobs import now
-from crm_workers.services.reminders import UPCOMING_DAYS, account_timezone, due_counts, schedule_next
+from crm_workers.services.reminders.fanout import UPCOMING_DAYS, account_timezone, due_counts, schedule_next
 from crm_workers.services.visibility import restricted_to
 
 MAX_WINDOW_DAYS = 90

@@ -21,7 +21,7 @@ from crm_workers.domain.import_requests import ImportOptions, ImportRequest
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import CRMError
 from crm_workers.jobs import now
-from crm_workers.services import import_requests
+from crm_workers.services.imports import intake as import_requests
 
 log = logging.getLogger("crm.pubsub")
 ENTITIES = {"contacts": "contact", "deals": "deal"}

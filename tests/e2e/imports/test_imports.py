@@ -9,7 +9,7 @@ from openpyxl import Workbook
 
 from crm_workers.jobs import now
 from tests.conftest import wait_for_job
-from tests.e2e.import_helpers import add_field, contacts, run_import, upload
+from tests.e2e.imports.helpers import add_field, contacts, run_import, upload
 
 MESSY = (
     b"First Name,Last Name,E-mail,Phone Number,Company,Zip,Tags,Tier,Favourite Colour\n"

@@ -11,7 +11,7 @@ from crm_workers.adapters.mongo import CONTACTS, DEALS
 from crm_workers.domain.principal import Principal
 from crm_workers.domain.selection import Selection
 from crm_workers.errors import BadRequest
-from crm_workers.services.exports import default_columns
+from crm_workers.services.exports.run import default_columns
 from crm_workers.services.job_submission import submit_job
 from crm_workers.services.selection import selection_query
 

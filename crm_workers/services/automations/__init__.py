@@ -1,0 +1,1 @@
+"""Stage automations: the run with its logs, and the actions."""

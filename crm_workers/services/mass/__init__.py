@@ -1,0 +1,1 @@
+"""Mass operations: bulk delete, update and link, structure deletes (tags, fields, stages, pipelines), trash."""
