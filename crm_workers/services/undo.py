@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import QUEUES, TRASH_DAYS
+from crm_workers import jobs
+from crm_workers.adapters.mongo import TRASH_DAYS
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import Conflict
 from crm_workers.jobs import now
@@ -32,11 +33,9 @@ def request_undo(db: Database, broker, principal: Principal, job_id: str, *, ide
                        details={"status": job["status"]})
     if job["finished_at"] < now() - timedelta(days=UNDO_WINDOW_DAYS):
         raise Conflict(f"jobs can be undone within {UNDO_WINDOW_DAYS} days", code="undo_expired")
-    marked = db[QUEUES].update_one({"_id": job["_id"], "undo_requested_at": {"$exists": False}},
-                                   {"$set": {"undo_requested_at": now()}})
-    if not marked.modified_count:
+    if not jobs.mark_undo_requested(db, job["_id"]):
         raise Conflict("this job was undone already", code="already_undone")
     undo = submit_job(db, broker, principal, UNDO_JOB[job["type"]], {"job_id": str(job["_id"]), "type": job["type"]},
                       idempotency_key=idempotency_key)
-    db[QUEUES].update_one({"_id": job["_id"]}, {"$set": {"undo_job_id": undo["_id"]}})
+    jobs.link_undo_job(db, job["_id"], undo["_id"])
     return undo

@@ -20,6 +20,7 @@ from crm_workers.adapters.mongo import (
     update_by_ids,
 )
 from crm_workers.services.mass import trash
+from crm_workers.services.selection import job_selection_query
 
 ENTITY_COLLECTION = {"contact": CONTACTS, "deal": DEALS}
 LINK_BATCH = 200
@@ -77,3 +78,10 @@ def delete_records(db: Database, storage, account_id, job_id, entity: str, query
         deleted += len(_move_to_trash(db, account_id, job_id, collection, {"_id": {"$in": ids}}))
     progress.set(processed=deleted, succeeded=deleted)
     return deleted
+
+
+def run_bulk_delete(db: Database, storage, job: dict, progress, *, entity: str, batch_size: int) -> dict:
+    """contacts.bulk_delete / deals.bulk_delete: the job's selection, with cascades, into the trash."""
+    query = job_selection_query(db, job, entity)
+    return {"deleted": delete_records(db, storage, job["account_id"], job["_id"], entity, query, progress,
+                                      batch_size=batch_size)}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bson import ObjectId
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import CONTACTS, DEALS, id_batches, update_by_ids
+from crm_workers.adapters.mongo import CONTACTS, DEALS, FIELDS, STAGES, id_batches, oid, update_by_ids
 from crm_workers.jobs import now
+from crm_workers.services.imports.lookups import Lookups
+from crm_workers.services.selection import job_selection_query
 from crm_workers.services.stage_events import deals_entered_stage
 
 
@@ -68,3 +72,46 @@ def link_contacts(db: Database, account_id, query: dict, *, business_id: ObjectI
         done += len(ids)
         progress.set(processed=done, succeeded=done)
     return done
+
+
+def change_from_params(db: Database, job: dict, entity: str) -> dict:
+    """The job's params made ready to write: ids, dates and paths."""
+    p, account_id = job["params"], job["account_id"]
+    fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
+    sets, stage = {}, None
+    for key, value in (p.get("set") or {}).items():
+        if key == "owner":
+            sets["owner"] = ObjectId(value)
+        elif key == "stage_id":
+            found = db[STAGES].find_one({"_id": ObjectId(value), "account_id": account_id})
+            stage = {"_id": found["_id"], "pipeline_id": found["pipeline_id"]}
+        elif key == "expected_close_date":
+            sets[key] = datetime.fromisoformat(value)
+        elif key.startswith("custom."):
+            typed = datetime.fromisoformat(value) if fields.get(key[7:], {}).get("field_type") == "date" and value \
+                else value
+            sets[f"custom_fields.{key[7:]}"] = typed
+        else:
+            sets[key] = value
+    tags_add = Lookups(db, account_id, job["_id"], now).tag_ids(
+        [t for t in p.get("tags_add") or [] if not (ObjectId.is_valid(t) and len(t) == 24)])
+    tags_add += [ObjectId(t) for t in p.get("tags_add") or [] if ObjectId.is_valid(t) and len(t) == 24]
+    return {"set": sets, "stage": stage, "tags_add": tags_add,
+            "tags_remove": [ObjectId(t) for t in p.get("tags_remove") or []]}
+
+
+def run_bulk_update(db: Database, job: dict, progress, *, entity: str, batch_size: int) -> dict:
+    """contacts.bulk_update / deals.bulk_update: the job's selection gets the job's change."""
+    query = job_selection_query(db, job, entity)
+    updated = update_records(db, job["account_id"], job, entity, query, change_from_params(db, job, entity),
+                             progress, batch_size=batch_size)
+    return {"updated": updated}
+
+
+def run_link(db: Database, job: dict, progress, *, batch_size: int) -> dict:
+    """contacts.link: the job's selection linked to its business or deal."""
+    p = job["params"]
+    linked = link_contacts(db, job["account_id"], job_selection_query(db, job, "contact"),
+                           business_id=oid(p.get("business_id")), deal_id=oid(p.get("deal_id")), progress=progress,
+                           batch_size=batch_size)
+    return {"linked": linked}

@@ -6,12 +6,14 @@ from pymongo.database import Database
 
 from crm_workers.adapters.mongo import (
     AUTOMATIONS,
+    CASE_INSENSITIVE,
     CONTACTS,
     DEALS,
     FIELDS,
     PIPELINES,
     STAGES,
     id_batches,
+    oid,
     update_by_ids,
 )
 from crm_workers.errors import PermanentJobError
@@ -79,3 +81,28 @@ def delete_pipeline(db: Database, storage, account_id, pipeline: dict, job: dict
     db[PIPELINES].delete_one({"_id": pid, "account_id": account_id})
     return {"pipeline_id": str(pid), "deals_deleted": deals, "stages_deleted": removed[STAGES],
             "automations_deleted": removed[AUTOMATIONS]}
+
+
+def run_field_delete(db: Database, job: dict, progress, *, batch_size: int) -> dict:
+    field = db[FIELDS].find_one({"_id": oid(job["params"]["field_id"]), "account_id": job["account_id"]})
+    if field is None:  # deleted by this job's previous attempt
+        return {"field": job["params"]["key"], "records_updated": progress.processed}
+    return delete_field(db, job["account_id"], field, progress, batch_size=batch_size)
+
+
+def run_stage_delete(db: Database, job: dict, progress, *, batch_size: int) -> dict:
+    account_id, p = job["account_id"], job["params"]
+    stage = db[STAGES].find_one({"_id": oid(p["stage_id"]), "account_id": account_id})
+    if stage is None:
+        return {"stage_id": p["stage_id"], "deals_moved": progress.processed}
+    move_to = p.get("move_to") and db[STAGES].find_one({"_id": oid(p["move_to"]), "account_id": account_id})
+    return delete_stage(db, account_id, stage, move_to or None, job, progress, batch_size=batch_size)
+
+
+def run_pipeline_delete(db: Database, storage, job: dict, progress, *, batch_size: int) -> dict:
+    account_id = job["account_id"]
+    pipeline = db[PIPELINES].find_one({"_id": oid(job["params"]["pipeline_id"]), "account_id": account_id},
+                                      collation=CASE_INSENSITIVE)
+    if pipeline is None:
+        return {"pipeline_id": job["params"]["pipeline_id"], "deals_deleted": progress.processed}
+    return delete_pipeline(db, storage, account_id, pipeline, job, progress, batch_size=batch_size)

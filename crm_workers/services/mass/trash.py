@@ -13,8 +13,8 @@ from pymongo import ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from crm_workers.adapters.mongo import TRASH
-from crm_workers.jobs import now
+from crm_workers.adapters.mongo import TRASH, oid
+from crm_workers.jobs import mark_undone, now
 
 
 def _key(account_id, job_id, collection, record_id, kind, field=None) -> dict:
@@ -110,3 +110,11 @@ def purge_old_files(db: Database, storage, *, older_than_days: int) -> int:
         db[TRASH].delete_one({"_id": entry["_id"]})
         purged += 1
     return purged
+
+
+def run_restore(db: Database, storage, job: dict, progress) -> dict:
+    """trash.restore: undo a delete job by putting back what it moved to the trash."""
+    target = oid(job["params"]["job_id"])
+    restored = restore(db, storage, job["account_id"], target, progress)
+    mark_undone(db, job["account_id"], target)
+    return {"job_id": str(target), **restored}

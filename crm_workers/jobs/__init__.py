@@ -1,0 +1,48 @@
+"""The job record in `queues` and its lifecycle: this package is the one place that writes `queues`.
+
+- `status`: the statuses, the transitions allowed, and the atomic move between them;
+- `record`: creating, reading and listing jobs, what users do to them (cancel, retry), housekeeping marks;
+- `idempotency`: idempotency keys;
+- `runs`: the worker's side (claim, heartbeat, how a run ends, stale runs);
+- `progress`: the handle a running job reports through.
+
+Everything public is re-exported here: `from crm_workers import jobs; jobs.claim(...)`.
+"""
+
+from crm_workers.jobs.idempotency import job_for_key, remember_key
+from crm_workers.jobs.progress import PROGRESS_FLUSH_SECONDS, Progress
+from crm_workers.jobs.record import (
+    create_job,
+    exports_past_retention,
+    get_job,
+    job_to_json,
+    link_undo_job,
+    list_jobs,
+    mark_enqueue_failed,
+    mark_file_deleted,
+    mark_undo_requested,
+    mark_undone,
+    request_cancel,
+    retry_job,
+    trim_finished,
+)
+from crm_workers.jobs.runs import (
+    MAX_LOST_RUNS,
+    cancelled,
+    claim,
+    complete,
+    fail,
+    heartbeat,
+    requeue_for_retry,
+    requeue_stale,
+    worker_name,
+)
+from crm_workers.jobs.status import ALLOWED_TRANSITIONS, FINISHED, JobStatus, check_transition, now
+
+__all__ = [
+    "ALLOWED_TRANSITIONS", "FINISHED", "MAX_LOST_RUNS", "PROGRESS_FLUSH_SECONDS", "JobStatus", "Progress",
+    "cancelled", "check_transition", "claim", "complete", "create_job", "exports_past_retention", "fail",
+    "get_job", "heartbeat", "job_for_key", "job_to_json", "link_undo_job", "list_jobs", "mark_enqueue_failed",
+    "mark_file_deleted", "mark_undo_requested", "mark_undone", "now", "remember_key", "request_cancel",
+    "requeue_for_retry", "requeue_stale", "retry_job", "trim_finished", "worker_name",
+]

@@ -1,0 +1,79 @@
+"""The progress handle a running job reports through: counts, checkpoints, cancellation, resumable state."""
+
+from __future__ import annotations
+
+import time
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from crm_workers.domain.progress import progress_doc
+from crm_workers.errors import JobCancelled
+from crm_workers.jobs.status import S, now, update_and_get
+
+#: Progress is written at most this often (seconds), never per row.
+PROGRESS_FLUSH_SECONDS = 1.0
+
+
+class Progress:
+    """The handle a service reports through: counts, checkpoints, cancellation, resumable state.
+
+    Writes reach MongoDB at most once per PROGRESS_FLUSH_SECONDS and at the end, never per row.
+    """
+
+    def __init__(self, db: Database, job: dict, *, clock=time.monotonic):
+        self._db = db
+        self._job = job
+        self._clock = clock
+        p = job.get("progress") or {}
+        self.total: int | None = p.get("total")
+        self.processed = p.get("processed", 0)
+        self.succeeded = p.get("succeeded", 0)
+        self.failed = p.get("failed", 0)
+        self.state: dict = dict(job.get("state") or {})
+        self._last_flush = clock()
+
+    @property
+    def job_id(self) -> ObjectId:
+        return self._job["_id"]
+
+    @property
+    def attempt(self) -> int:
+        return self._job.get("attempts", 1)
+
+    def as_doc(self) -> dict:
+        return progress_doc(self.total, self.processed, self.succeeded, self.failed)
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        self.flush()
+
+    def set(self, *, processed: int, succeeded: int, failed: int = 0) -> None:
+        self.processed, self.succeeded, self.failed = processed, succeeded, failed
+
+    def add(self, *, succeeded: int = 0, failed: int = 0) -> None:
+        self.succeeded += succeeded
+        self.failed += failed
+        self.processed += succeeded + failed
+
+    def save_state(self, **state) -> None:
+        """Remember where the work stands, so a retried or resumed run can continue from there."""
+        self.state.update(state)
+        self.flush()
+
+    def checkpoint(self) -> None:
+        """Flush if a second has passed, and stop here (JobCancelled) if the job was cancelled."""
+        if self._clock() - self._last_flush >= PROGRESS_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        ts = now()
+        doc = update_and_get(
+            self._db,
+            {"_id": self._job["_id"], "run_id": self._job["run_id"]},
+            {"$set": {"progress": self.as_doc(), "state": self.state, "heartbeat_at": ts, "updated_at": ts}},
+        )
+        self._last_flush = self._clock()
+        # Gone (another run took the job over) or cancelled: this run stops here.
+        if doc is None or doc.get("cancel_requested") or doc.get("status") != S.RUNNING:
+            raise JobCancelled()

@@ -1,0 +1,204 @@
+"""The job record in `queues`: creating, reading, what users do to a job, and the marks housekeeping and undo
+leave on it. With `runs` (the worker's side) and `progress`, the only code that writes `queues`.
+
+queued → running → completed | failed | cancelled; running → queued when a retry or a stale-job
+requeue is due; failed → queued on a user's retry. Any other change raises InvalidTransition.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bson import ObjectId
+from pymongo import DESCENDING
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import QUEUES, oid
+from crm_workers.domain.job_types import job_kind
+from crm_workers.domain.progress import progress_doc
+from crm_workers.errors import InvalidTransition, NotFound
+from crm_workers.jobs.idempotency import reserve_key
+from crm_workers.jobs.status import FINISHED, S, check_transition, move, now, update_and_get
+
+
+def create_job(
+    db: Database,
+    account_id: ObjectId,
+    job_type: str,
+    params: dict,
+    *,
+    created_by: ObjectId | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[dict, bool]:
+    """Record a queued job; with an idempotency key seen in the last 24 h, return that first job instead.
+
+    Returns (job, created).
+    """
+    kind = job_kind(job_type)
+    job_id = ObjectId()
+    ts = now()
+    if idempotency_key:
+        first = reserve_key(db, account_id, idempotency_key, job_id)
+        if first:
+            return first, False
+    doc = {
+        "_id": job_id,
+        "account_id": account_id,
+        "type": job_type,
+        "queue": str(kind.queue),
+        "status": str(S.QUEUED),
+        "progress": progress_doc(None, 0, 0, 0),
+        "params": params,
+        "result": None,
+        "error": None,
+        "attempts": 0,
+        "created_by": created_by,
+        "idempotency_key": idempotency_key,
+        "cancel_requested": False,
+        "created_at": ts,
+        "updated_at": ts,
+        "enqueued_at": ts,
+        "started_at": None,
+        "finished_at": None,
+        "heartbeat_at": None,
+    }
+    db[QUEUES].insert_one(doc)
+    return doc, True
+
+
+def get_job(db: Database, account_id: ObjectId, job_id, *, owner_uid: ObjectId | None = None) -> dict:
+    """One job of the account (and of `owner_uid` when visibility is owner-only); NotFound otherwise."""
+    query = {"_id": oid(job_id), "account_id": account_id}
+    if owner_uid is not None:
+        query["created_by"] = owner_uid
+    doc = query["_id"] and db[QUEUES].find_one(query)
+    if not doc:
+        raise NotFound("job not found", details={"job_id": str(job_id)})
+    return doc
+
+
+def list_jobs(
+    db: Database,
+    account_id: ObjectId,
+    *,
+    status: str | None = None,
+    job_type: str | None = None,
+    owner_uid: ObjectId | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[dict], int]:
+    """A page of the account's jobs, newest first, and the total matching."""
+    query: dict = {"account_id": account_id}
+    if status:
+        query["status"] = status
+    if job_type:
+        query["type"] = job_type
+    if owner_uid is not None:
+        query["created_by"] = owner_uid
+    total = db[QUEUES].count_documents(query)
+    cursor = (
+        db[QUEUES].find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        .skip((page - 1) * per_page).limit(per_page)
+    )
+    return list(cursor), total
+
+
+def job_to_json(doc: dict) -> dict:
+    """The job as the API shows it (CONTRACT §5)."""
+
+    def ts(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "id": str(doc["_id"]),
+        "type": doc["type"],
+        "status": doc["status"],
+        "progress": doc.get("progress"),
+        "params": doc.get("params") or {},
+        "result": doc.get("result"),
+        "error": doc.get("error"),
+        "attempts": doc.get("attempts", 0),
+        "queue": doc.get("queue"),
+        "cancel_requested": bool(doc.get("cancel_requested")),
+        "created_at": ts(doc.get("created_at")),
+        "updated_at": ts(doc.get("updated_at")),
+        "started_at": ts(doc.get("started_at")),
+        "finished_at": ts(doc.get("finished_at")),
+        "heartbeat_at": ts(doc.get("heartbeat_at")),
+    }
+
+
+# ---------------------------------------------------------------- user actions
+
+
+def request_cancel(db: Database, job: dict) -> dict:
+    """Cancel a queued job at once; ask a running one to stop at its next checkpoint."""
+    if job["status"] == S.CANCELLED:
+        return job
+    if job["status"] == S.QUEUED:
+        ts = now()
+        done = move(db, {"_id": job["_id"]}, S.CANCELLED, {"$set": {"finished_at": ts, "cancel_requested": True}})
+        if done:
+            return done
+        job = db[QUEUES].find_one({"_id": job["_id"]})  # it started meanwhile
+    if job["status"] == S.RUNNING:
+        return update_and_get(db, {"_id": job["_id"], "status": str(S.RUNNING)},
+                               {"$set": {"cancel_requested": True, "updated_at": now()}}
+                               ) or db[QUEUES].find_one({"_id": job["_id"]})
+    check_transition(job["status"], S.CANCELLED)
+    return job
+
+
+def retry_job(db: Database, job: dict) -> dict:
+    """Put a failed job back in the queue (the caller enqueues its message)."""
+    check_transition(job["status"], S.QUEUED)
+    if job["status"] != S.FAILED:
+        raise InvalidTransition(f"only a failed job can be retried; this one is {job['status']}")
+    moved = move(
+        db,
+        {"_id": job["_id"], "status": str(S.FAILED)},
+        S.QUEUED,
+        {"$set": {"error": None, "finished_at": None, "enqueued_at": now(), "cancel_requested": False}},
+    )
+    if not moved:
+        raise InvalidTransition("the job changed meanwhile; reload it", details={"status": job["status"]})
+    return moved
+
+
+def mark_enqueue_failed(db: Database, job_id: ObjectId, message: str) -> None:
+    """The broker refused the message: the job fails visibly instead of waiting forever."""
+    move(db, {"_id": job_id}, S.FAILED, {"$set": {"finished_at": now(), "error": {
+        "code": "enqueue_failed", "message": message}}})
+
+
+def exports_past_retention(db: Database, *, older_than_days: int) -> list[dict]:
+    """Completed exports whose file is older than the retention and not deleted yet."""
+    cutoff = now() - timedelta(days=older_than_days)
+    return list(db[QUEUES].find({"type": {"$in": ["contacts.export", "deals.export"]}, "status": str(S.COMPLETED),
+                                 "finished_at": {"$lt": cutoff}, "result.file_key": {"$exists": True},
+                                 "file_deleted_at": {"$exists": False}}, {"result.file_key": 1}))
+
+
+def mark_file_deleted(db: Database, job_id: ObjectId) -> None:
+    db[QUEUES].update_one({"_id": job_id}, {"$set": {"file_deleted_at": now(), "result.download_url": None}})
+
+
+def mark_undone(db: Database, account_id: ObjectId, job_id: ObjectId) -> None:
+    db[QUEUES].update_one({"_id": job_id, "account_id": account_id}, {"$set": {"undone_at": now()}})
+
+
+def mark_undo_requested(db: Database, job_id: ObjectId) -> bool:
+    """Mark a job as being undone; False when an undo was asked for already."""
+    return bool(db[QUEUES].update_one({"_id": job_id, "undo_requested_at": {"$exists": False}},
+                                      {"$set": {"undo_requested_at": now()}}).modified_count)
+
+
+def link_undo_job(db: Database, job_id: ObjectId, undo_job_id: ObjectId) -> None:
+    db[QUEUES].update_one({"_id": job_id}, {"$set": {"undo_job_id": undo_job_id}})
+
+
+def trim_finished(db: Database, *, older_than_days: int) -> int:
+    """Delete finished job records past their retention."""
+    cutoff = now() - timedelta(days=older_than_days)
+    return db[QUEUES].delete_many({"status": {"$in": [str(s) for s in FINISHED]},
+                                   "finished_at": {"$lt": cutoff}}).deleted_count

@@ -1,0 +1,102 @@
+"""The worker's side of a job: claiming it for a run, heartbeats, and how the run ends.
+
+Every write a worker makes is guarded by the `run_id` of its claim, so a worker that lost its job
+(declared stale, cancelled) can no longer change it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import QUEUES, oid
+from crm_workers.jobs.status import JobStatus, S, move, now, update_and_get
+
+
+def worker_name() -> str:
+    """Which process runs a job, as operators see it in the record."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(db: Database, job_id, *, stale_seconds: int) -> dict | None:
+    """Atomically take a queued job (or a running one whose worker stopped heartbeating) for a new run.
+
+    Returns the job with a fresh `run_id`, or None when the message must not run (finished,
+    cancelled, or running elsewhere with a live heartbeat).
+    """
+    ts = now()
+    run_id = uuid.uuid4().hex
+    claim_it = [{"$set": {
+        "status": str(S.RUNNING),
+        "run_id": run_id,
+        "worker": worker_name(),
+        "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
+        "started_at": {"$ifNull": ["$started_at", ts]},
+        "heartbeat_at": ts,
+        "updated_at": ts,
+    }}]
+    _id = oid(job_id)
+    # Two plain conditions tried in turn rather than one $or, which SecantusDB answers with a collection scan.
+    for condition in ({"status": str(S.QUEUED)},
+                      {"status": str(S.RUNNING), "heartbeat_at": {"$lt": ts - timedelta(seconds=stale_seconds)}}):
+        job = update_and_get(db, {"_id": _id, **condition}, claim_it)
+        if job is not None:
+            return job if job.get("run_id") == run_id else None
+    return None
+
+
+def _finish(db: Database, job: dict, target: JobStatus, fields: dict) -> dict | None:
+    return move(db, {"_id": job["_id"], "run_id": job["run_id"]}, target, {"$set": fields})
+
+
+def complete(db: Database, job: dict, progress: dict, result) -> dict | None:
+    return _finish(db, job, S.COMPLETED, {"progress": progress, "result": result, "finished_at": now()})
+
+
+def fail(db: Database, job: dict, progress: dict, error: dict) -> dict | None:
+    return _finish(db, job, S.FAILED, {"progress": progress, "error": error, "finished_at": now()})
+
+
+def cancelled(db: Database, job: dict, progress: dict) -> dict | None:
+    return _finish(db, job, S.CANCELLED, {"progress": progress, "finished_at": now()})
+
+
+def requeue_for_retry(db: Database, job: dict, progress: dict, error: dict) -> dict | None:
+    """A transient failure: the job waits for Dramatiq's next attempt, its last error kept."""
+    return _finish(db, job, S.QUEUED, {"progress": progress, "last_error": error, "enqueued_at": now()})
+
+
+def heartbeat(db: Database, run_ids: list[str]) -> None:
+    """Tell the world these runs are alive."""
+    if run_ids:
+        db[QUEUES].update_many(
+            {"run_id": {"$in": run_ids}, "status": str(S.RUNNING)}, {"$set": {"heartbeat_at": now()}}
+        )
+
+
+#: A job whose worker was lost this many times is failed instead of re-queued again (it may be what kills them).
+MAX_LOST_RUNS = 5
+
+
+def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = None) -> list[dict]:
+    """Running jobs whose heartbeat stopped go back to queued (returned, for re-enqueueing), or fail after
+    MAX_LOST_RUNS attempts."""
+    stale_before = (at or now()) - timedelta(seconds=stale_seconds)
+    requeued = []
+    for doc in db[QUEUES].find({"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}},
+                               {"_id": 1, "attempts": 1}):
+        lost = {"code": "worker_lost", "message": "the worker stopped heartbeating"}
+        query = {"_id": doc["_id"], "heartbeat_at": {"$lt": stale_before}}
+        if doc.get("attempts", 0) >= MAX_LOST_RUNS:
+            move(db, query, S.FAILED, {"$set": {"finished_at": now(), "error": {
+                **lost, "message": f"the worker was lost {doc['attempts']} times; not retried again"}}})
+            continue
+        moved = move(db, query, S.QUEUED, {"$set": {"enqueued_at": now(), "last_error": lost}})
+        if moved:
+            requeued.append(moved)
+    return requeued
+

@@ -1,0 +1,62 @@
+"""Job statuses, the transitions the lifecycle allows, and the two write primitives every transition uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pymongo.database import Database
+
+from crm_workers.adapters.mongo import QUEUES
+from crm_workers.errors import InvalidTransition
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+S = JobStatus
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
+    S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CANCELLED, S.QUEUED}),
+    S.FAILED: frozenset({S.QUEUED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+FINISHED = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
+
+
+def check_transition(current: str, target: JobStatus) -> None:
+    """Raise InvalidTransition unless the lifecycle allows current → target."""
+    if target not in ALLOWED_TRANSITIONS[JobStatus(current)]:
+        raise InvalidTransition(f"a {current} job cannot become {target}", details={"status": current})
+
+
+def sources(target: JobStatus) -> list[str]:
+    """The statuses a job may be in to become `target`."""
+    return [str(s) for s, targets in ALLOWED_TRANSITIONS.items() if target in targets]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def update_and_get(db: Database, query: dict, update) -> dict | None:
+    """update_one on one job (`query` has its `_id`), then the job as it is now; None when nothing matched.
+
+    Two plain operations instead of find_one_and_update, whose cost on SecantusDB grows with the
+    collection; the update alone is what makes a transition atomic.
+    """
+    if not db[QUEUES].update_one(query, update).matched_count:
+        return None
+    return db[QUEUES].find_one({"_id": query["_id"]})
+
+
+def move(db: Database, query: dict, target: JobStatus, update: dict) -> dict | None:
+    """The job matching `query` moved to `target`, if its status allows it; None otherwise."""
+    update.setdefault("$set", {}).update({"status": str(target), "updated_at": now()})
+    return update_and_get(db, {**query, "status": {"$in": sources(target)}}, update)
