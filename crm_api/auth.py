@@ -6,6 +6,7 @@ from flask import current_app, g, request
 
 from crm_workers.domain.principal import Principal, TokenError, read_token
 from crm_workers.errors import Unauthorized
+from crm_workers.services.visibility import with_visibility
 
 
 def authenticate() -> None:
@@ -21,4 +22,7 @@ def authenticate() -> None:
 
 
 def principal() -> Principal:
+    """The caller, with their account's visibility looked up once per request."""
+    if g.principal.owner_only is None:
+        g.principal = with_visibility(current_app.extensions["crm"]["db"], g.principal)
     return g.principal

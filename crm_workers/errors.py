@@ -28,6 +28,13 @@ class Unauthorized(CRMError):
     code = "unauthorized"
 
 
+class Forbidden(CRMError):
+    """Raised when the caller may not do this at all (a structure delete by a non-owner under owner_only)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(CRMError):
     """Raised when a record does not exist in the caller's account (or is not visible to the caller)."""
 
@@ -40,6 +47,13 @@ class Conflict(CRMError):
 
     status = 409
     code = "conflict"
+
+
+class Unprocessable(CRMError):
+    """Raised when a request is well-formed but cannot be taken (an idempotency key reused for another request)."""
+
+    status = 422
+    code = "unprocessable"
 
 
 class TooLarge(CRMError):

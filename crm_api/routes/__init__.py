@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from crm_api.auth import authenticate, principal
-from crm_workers.jobs import job_for_key, job_to_json
+from crm_workers.jobs import IdempotencyKey, client_key, job_for_key, job_to_json
 
 API_PREFIX = "/v1/crm"
 
@@ -35,9 +36,34 @@ def settings():
     return current_app.config["CRM_SETTINGS"]
 
 
-def idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key", "").strip()
-    return key[:200] or None
+#: The longest Idempotency-Key taken (characters); longer ones are cut.
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def request_fingerprint() -> str:
+    """A hash of what makes this request this request: method, path, query, body (a file by its bytes)."""
+    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    for name, value in sorted(request.args.items(multi=True)):
+        digest.update(f"arg {name}={value}\n".encode())
+    if request.mimetype == "multipart/form-data":
+        for name, value in sorted(request.form.items(multi=True)):
+            digest.update(f"form {name}={value}\n".encode())
+        for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+            digest.update(f"file {name}={upload.filename}\n".encode())
+            for block in iter(lambda stream=upload.stream: stream.read(1024 * 1024), b""):
+                digest.update(block)
+            upload.stream.seek(0)
+    else:
+        digest.update(request.get_data(cache=True))
+    return digest.hexdigest()
+
+
+def idempotency_key() -> IdempotencyKey | None:
+    """The caller's `Idempotency-Key`, scoped to them and to this very request; None without one."""
+    if "idempotency_key" not in g:
+        key = request.headers.get("Idempotency-Key", "").strip()[:IDEMPOTENCY_KEY_MAX]
+        g.idempotency_key = client_key(principal().uid, key, request_fingerprint()) if key else None
+    return g.idempotency_key
 
 
 def dry_run() -> bool:
@@ -51,7 +77,8 @@ def job_response(job: dict, status: int = 200):
 
 def idempotent(view):
     """A job-creating route: a request repeating an Idempotency-Key answers with the first job, unvalidated
-    and unchanged (the first request may have changed what validation would see)."""
+    and unchanged (the first request may have changed what validation would see); the same key on another
+    request is a 422."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):

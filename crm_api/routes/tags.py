@@ -2,8 +2,7 @@
 
 from crm_api.auth import principal
 from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
-from crm_workers.services.job_submission import submit_job
-from crm_workers.services.mass.tags import tag_for_delete
+from crm_workers.services.mass.intake import request_tag_delete
 
 bp = crm_blueprint("tags")
 
@@ -11,7 +10,5 @@ bp = crm_blueprint("tags")
 @bp.delete("/tags/<tag_id>")
 @idempotent
 def delete_tag(tag_id):
-    tag = tag_for_delete(db(), principal().account_id, tag_id)
-    job = submit_job(db(), broker(), principal(), "tags.delete", {"tag_id": tag_id, "name": tag["name"]},
-                     idempotency_key=idempotency_key())
-    return job_response(job, 202)
+    return job_response(request_tag_delete(db(), broker(), principal(), tag_id, idempotency_key=idempotency_key()),
+                        202)

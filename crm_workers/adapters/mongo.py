@@ -7,6 +7,7 @@ from functools import cache
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 ACCOUNTS = "_accounts"
 CONTACTS = "crm.contacts"
@@ -68,7 +69,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(("finished_at", ASCENDING)),
     ],
     IDEMPOTENCY_KEYS: [
-        _ix(A, ("key", ASCENDING), unique=True),
+        _ix(A, ("scope", ASCENDING), ("key", ASCENDING), unique=True),
         _ix(("created_at", ASCENDING), expireAfterSeconds=IDEMPOTENCY_TTL_SECONDS),
     ],
     CONTACTS: [
@@ -125,8 +126,20 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+#: Indexes of earlier versions that would contradict today's (dropped at start; see the README's migrations).
+OBSOLETE_INDEXES = {IDEMPOTENCY_KEYS: ["account_id_1_key_1"]}
+
+
 def ensure_indexes(db: Database) -> None:
     """Create every index; safe to run at every start and from several processes at once."""
+    existing = set(db.list_collection_names())
+    for name, obsolete in OBSOLETE_INDEXES.items():
+        if name in existing:
+            for index in set(obsolete) & set(db[name].index_information()):
+                try:
+                    db[name].drop_index(index)
+                except OperationFailure:  # another process dropped it first
+                    pass
     for name, models in INDEXES.items():
         db[name].create_indexes(models)
 

@@ -18,9 +18,34 @@ class TokenError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
+    """Who acts: a user of an account, with the account's visibility once it is known.
+
+    `owner_only` is the account's `crm_visibility == "owner_only"` as it was when the request came in: a
+    job keeps it in its params, so the worker applies the rights the caller had when asking.
+    """
+
     account_id: ObjectId
-    uid: ObjectId
+    uid: ObjectId | None
     is_owner: bool
+    owner_only: bool | None = None
+
+    @property
+    def restricted_uid(self) -> ObjectId | None:
+        """The uid the caller is limited to (their own records), or None when they see the whole account."""
+        if self.owner_only is None:
+            raise ValueError("the account's visibility is not known yet (see services.visibility)")
+        return self.uid if self.owner_only and not self.is_owner else None
+
+    def as_params(self) -> dict:
+        """What a job keeps of its caller."""
+        return {"uid": str(self.uid) if self.uid else None, "is_owner": self.is_owner, "owner_only": self.owner_only}
+
+    @classmethod
+    def from_params(cls, account_id: ObjectId, params: dict | None) -> Principal:
+        """The caller a job acts for; a job the system started itself acts for the whole account."""
+        if not params or not params.get("uid"):
+            return cls(account_id, None, True, False)
+        return cls(account_id, ObjectId(params["uid"]), params.get("is_owner") is True, params.get("owner_only"))
 
 
 def issue_token(secret: str, *, account_id: str, uid: str, is_owner: bool = False,

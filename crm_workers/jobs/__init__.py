@@ -9,7 +9,7 @@
 Everything public is re-exported here: `from crm_workers import jobs; jobs.claim(...)`.
 """
 
-from crm_workers.jobs.idempotency import job_for_key, remember_key
+from crm_workers.jobs.idempotency import IdempotencyKey, client_key, job_for_key, remember_key
 from crm_workers.jobs.progress import PROGRESS_FLUSH_SECONDS, Progress
 from crm_workers.jobs.record import (
     create_job,
@@ -40,7 +40,8 @@ from crm_workers.jobs.runs import (
 from crm_workers.jobs.status import ALLOWED_TRANSITIONS, FINISHED, JobStatus, check_transition, now
 
 __all__ = [
-    "ALLOWED_TRANSITIONS", "FINISHED", "MAX_LOST_RUNS", "PROGRESS_FLUSH_SECONDS", "JobStatus", "Progress",
+    "ALLOWED_TRANSITIONS", "FINISHED", "MAX_LOST_RUNS", "PROGRESS_FLUSH_SECONDS", "IdempotencyKey", "JobStatus",
+    "Progress", "client_key",
     "cancelled", "check_transition", "claim", "complete", "create_job", "exports_past_retention", "fail",
     "get_job", "heartbeat", "job_for_key", "job_to_json", "link_undo_job", "list_jobs", "mark_enqueue_failed",
     "mark_file_deleted", "mark_undo_requested", "mark_undone", "now", "remember_key", "request_cancel",

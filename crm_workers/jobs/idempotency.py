@@ -1,38 +1,109 @@
-"""Idempotency keys: a request repeated with the same key within 24 h answers with its first job."""
+"""Idempotency keys: a request repeated with the same key within 24 h answers with its first job.
+
+A client's key belongs to one user of one account (`scope` "user:<uid>") and to one request: it is kept
+with a fingerprint of the method, path and body, and the same key on another request is refused. Keys the
+system makes for itself (reminder claims, automation events, Pub/Sub messages…) live in the "system" scope,
+which no client key can reach. The unique index on (account, scope, key) decides between concurrent
+requests, never a read-then-write.
+"""
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass
 
 from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, QUEUES
+from crm_workers.errors import Unprocessable
 from crm_workers.jobs.status import now
 
+SYSTEM_SCOPE = "system"
+#: How long a request waits for the job of a concurrent request that took the same key first (seconds).
+FIRST_JOB_WAIT_SECONDS = 5.0
 
-def reserve_key(db: Database, account_id: ObjectId, key: str, job_id: ObjectId) -> dict | None:
-    """Take `key` for the job about to be made; the first job when a request already took it."""
-    try:
-        db[IDEMPOTENCY_KEYS].insert_one({"account_id": account_id, "key": key, "job_id": job_id, "created_at": now()})
-    except DuplicateKeyError:
-        first = job_for_key(db, account_id, key)
-        if first:
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    key: str
+    scope: str = SYSTEM_SCOPE
+    fingerprint: str | None = None
+
+
+def client_key(uid: ObjectId, key: str, fingerprint: str) -> IdempotencyKey:
+    """A client's `Idempotency-Key`: only the same user repeating the same request may reuse it."""
+    return IdempotencyKey(key=key, scope=f"user:{uid}", fingerprint=fingerprint)
+
+
+def as_key(key: str | IdempotencyKey | None) -> IdempotencyKey | None:
+    """A plain string is a key the system made for itself."""
+    return IdempotencyKey(key=key) if isinstance(key, str) else key
+
+
+def _find(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> dict | None:
+    return db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "scope": ik.scope, "key": ik.key})
+
+
+def _check_same_request(seen: dict, ik: IdempotencyKey) -> None:
+    if seen.get("fingerprint") != ik.fingerprint:
+        raise Unprocessable("this Idempotency-Key was used for another request (another path or body); "
+                            "use a new key for a new request", code="idempotency_key_reused",
+                            details={"header": "Idempotency-Key"})
+
+
+def _job(db: Database, account_id: ObjectId, job_id) -> dict | None:
+    return db[QUEUES].find_one({"_id": job_id, "account_id": account_id})
+
+
+def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, job_id: ObjectId) -> dict | None:
+    """Take the key for the job about to be made (None: go on and make it), or the first request's job."""
+    ik = as_key(key)
+    doc = {"account_id": account_id, "scope": ik.scope, "key": ik.key, "fingerprint": ik.fingerprint,
+           "job_id": job_id, "created_at": now()}
+    deadline = time.monotonic() + FIRST_JOB_WAIT_SECONDS
+    while True:
+        try:
+            db[IDEMPOTENCY_KEYS].insert_one(dict(doc))
+            return None
+        except DuplicateKeyError:
+            seen = _find(db, account_id, ik)
+        if seen is None:
+            continue  # expired between the two calls: try again
+        _check_same_request(seen, ik)
+        first = _job(db, account_id, seen["job_id"])
+        if first is not None:
             return first
-        # The first request died before recording its job: this one takes the key over.
-        db[IDEMPOTENCY_KEYS].update_one({"account_id": account_id, "key": key}, {"$set": {"job_id": job_id}})
-    return None
+        if time.monotonic() < deadline:
+            time.sleep(0.05)  # the first request is between taking the key and recording its job
+            continue
+        # The first request died before recording its job: one waiting request (the first to swap) takes over.
+        if db[IDEMPOTENCY_KEYS].update_one({"_id": seen["_id"], "job_id": seen["job_id"]},
+                                           {"$set": {"job_id": job_id, "created_at": now()}}).modified_count:
+            return None
+        deadline = time.monotonic() + FIRST_JOB_WAIT_SECONDS
 
 
-def job_for_key(db: Database, account_id: ObjectId, key: str) -> dict | None:
-    """The job a request with this idempotency key made in the last 24 h, if any."""
-    seen = db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "key": key})
-    return seen and db[QUEUES].find_one({"_id": seen["job_id"], "account_id": account_id})
+def job_for_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey) -> dict | None:
+    """The job a request with this key made in the last 24 h, if it is recorded; 422 for another request's key."""
+    ik = as_key(key)
+    seen = _find(db, account_id, ik)
+    if seen is None:
+        return None
+    _check_same_request(seen, ik)
+    return _job(db, account_id, seen["job_id"])
 
 
-def remember_key(db: Database, account_id: ObjectId, key: str, job_id: ObjectId) -> bool:
-    """Record an idempotency key for a request about an existing job; False when it was seen already."""
+def remember_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, job_id: ObjectId) -> bool:
+    """Record a key for a request about an existing job (a retry); False when that request was seen already."""
+    ik = as_key(key)
     try:
-        db[IDEMPOTENCY_KEYS].insert_one({"account_id": account_id, "key": key, "job_id": job_id, "created_at": now()})
+        db[IDEMPOTENCY_KEYS].insert_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
+                                         "fingerprint": ik.fingerprint, "job_id": job_id, "created_at": now()})
     except DuplicateKeyError:
+        seen = _find(db, account_id, ik)
+        if seen is not None:
+            _check_same_request(seen, ik)
         return False
     return True

@@ -17,7 +17,7 @@ from crm_workers.adapters.mongo import QUEUES, oid
 from crm_workers.domain.job_types import job_kind
 from crm_workers.domain.progress import progress_doc
 from crm_workers.errors import InvalidTransition, NotFound
-from crm_workers.jobs.idempotency import reserve_key
+from crm_workers.jobs.idempotency import IdempotencyKey, as_key, reserve_key
 from crm_workers.jobs.status import FINISHED, S, check_transition, move, now, update_and_get
 
 
@@ -28,17 +28,19 @@ def create_job(
     params: dict,
     *,
     created_by: ObjectId | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: str | IdempotencyKey | None = None,
 ) -> tuple[dict, bool]:
     """Record a queued job; with an idempotency key seen in the last 24 h, return that first job instead.
 
-    Returns (job, created).
+    A plain string key is one the system made for itself; a client's key comes as an IdempotencyKey of its
+    user. Returns (job, created).
     """
     kind = job_kind(job_type)
     job_id = ObjectId()
     ts = now()
-    if idempotency_key:
-        first = reserve_key(db, account_id, idempotency_key, job_id)
+    ik = as_key(idempotency_key)
+    if ik:
+        first = reserve_key(db, account_id, ik, job_id)
         if first:
             return first, False
     doc = {
@@ -53,7 +55,7 @@ def create_job(
         "error": None,
         "attempts": 0,
         "created_by": created_by,
-        "idempotency_key": idempotency_key,
+        "idempotency_key": ik and {"scope": ik.scope, "key": ik.key},
         "cancel_requested": False,
         "created_at": ts,
         "updated_at": ts,

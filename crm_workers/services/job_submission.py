@@ -10,7 +10,7 @@ from crm_workers import jobs
 from crm_workers.adapters.broker import enqueue_job
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import BrokerUnavailable
-from crm_workers.services.visibility import restricted_to
+from crm_workers.services.visibility import restricted_to, with_visibility
 
 log = logging.getLogger("crm.jobs")
 
@@ -26,14 +26,19 @@ def _enqueue(db: Database, broker, job: dict) -> None:
 
 
 def submit_job(db: Database, broker, principal: Principal, job_type: str, params: dict, *,
-               idempotency_key: str | None = None) -> dict:
-    """Record a queued job and enqueue it; the same idempotency key returns the first job untouched."""
+               idempotency_key: jobs.IdempotencyKey | str | None = None) -> dict:
+    """Record a queued job for a caller and enqueue it; the same idempotency key returns the first job untouched.
+
+    The job keeps who asked and with what rights (`params.principal`): the worker acts for them, as they
+    could then.
+    """
+    params = {**params, "principal": with_visibility(db, principal).as_params()}
     return start_job(db, broker, principal.account_id, job_type, params, created_by=principal.uid,
                      idempotency_key=idempotency_key)
 
 
 def start_job(db: Database, broker, account_id, job_type: str, params: dict, *, created_by=None,
-              idempotency_key: str | None = None) -> dict:
+              idempotency_key: jobs.IdempotencyKey | str | None = None) -> dict:
     """The same for jobs the system starts itself (scheduler, hooks): no caller, the account given."""
     job, created = jobs.create_job(db, account_id, job_type, params, created_by=created_by,
                                    idempotency_key=idempotency_key)

@@ -42,15 +42,20 @@ def test_a_transient_failure_is_retried_and_the_job_completes_with_its_attempts_
 
     assert job["status"] == "completed" and job["attempts"] == 3
     assert job["result"] == {"ran_on_attempt": 3} and job["error"] is None
-    assert "attempt 2" in job["last_error"]["message"]
+    assert job["last_error"]["code"] == "transient_error" and job["last_error"]["reference"]
     assert job["progress"]["succeeded"] == 1
 
 
-def test_when_retries_are_exhausted_the_job_fails_with_the_error(db, broker, worker, flaky_actor):
+def test_when_retries_are_exhausted_the_job_fails_with_a_reference_and_the_details_are_logged(
+        db, broker, worker, flaky_actor, caplog):
     job = wait_for_job(db, run_flaky(db, broker, fail_times=99))
 
     assert job["status"] == "failed" and job["attempts"] == 3
-    assert job["error"] == {"code": "retries_exhausted", "message": "transient failure on attempt 3"}
+    error = job["error"]
+    assert error["code"] == "retries_exhausted" and "transient failure" not in error["message"]
+    assert error["reference"] in error["message"]  # what a user can quote to an operator
+    logged = [r for r in caplog.records if error["reference"] in r.getMessage()]
+    assert logged and "transient failure on attempt 3" in logged[0].getMessage()
 
 
 def test_an_account_runs_at_most_two_heavy_jobs_at_once_and_other_accounts_are_not_held_up(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 
 from dramatiq.middleware import Middleware, SkipMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from crm_workers import jobs
-from crm_workers.errors import JobCancelled, PermanentJobError
+from crm_workers.errors import CRMError, JobCancelled, PermanentJobError
 from crm_workers.logs import job_context
 
 log = logging.getLogger("crm.jobs")
@@ -44,7 +45,16 @@ def current_job() -> CurrentJob:
 
 
 def _error(exc: BaseException, default_code: str) -> dict:
-    return {"code": getattr(exc, "code", None) or default_code, "message": str(exc) or type(exc).__name__}
+    """What the job record says of an error: our own messages as they are; anything else by a reference only
+    (the exception's text may carry internals: hosts, queries, paths), its details in the logs."""
+    if isinstance(exc, PermanentJobError | JobCancelled | CRMError):
+        return {"code": getattr(exc, "code", None) or default_code, "message": str(exc) or type(exc).__name__}
+    if isinstance(exc, TimeLimitExceeded):
+        return {"code": "time_limit_exceeded", "message": "the job ran over its time limit and was stopped"}
+    reference = uuid.uuid4().hex[:12]
+    log.error("job error reference %s: %s: %s", reference, type(exc).__name__, exc, exc_info=exc)
+    return {"code": default_code, "message": f"an unexpected error occurred (reference {reference}); "
+                                             "operators find the details in the worker logs", "reference": reference}
 
 
 class JobLifecycle(Middleware):

@@ -153,7 +153,8 @@ def move_to_stage(ctx, deal, params):
                                  {"$set": {"stage_id": target["_id"], "stage_entered_at": ts, "updated_at": ts}})
         deals_entered_stage(ctx.db, ctx.account_id, [(deal["_id"], deal["stage_id"], target["_id"])],
                             run_hooks=False)
-    ctx.enqueue_follow_up(deal["_id"], target["_id"], f"{ctx.event_id}>{ctx.index}:{target['_id']}", ctx.depth + 1)
+    follow_up = ctx.event_id if ctx.event_id.startswith("sys:") else f"sys:{ctx.event_id}"
+    ctx.enqueue_follow_up(deal["_id"], target["_id"], f"{follow_up}>{ctx.index}:{target['_id']}", ctx.depth + 1)
     return {"stage_id": str(target["_id"])}
 
 

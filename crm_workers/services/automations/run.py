@@ -16,7 +16,7 @@ from pymongo.database import Database
 from crm_workers.adapters.mongo import ACTIVITY, AUTOMATION_LOGS, AUTOMATIONS, DEALS, STAGES, oid
 from crm_workers.domain.job_types import job_kind
 from crm_workers.domain.principal import Principal
-from crm_workers.errors import Conflict, NotFound
+from crm_workers.errors import BadRequest, Conflict, NotFound
 from crm_workers.jobs import now
 from crm_workers.services.automations.actions import (
     ACTIONS,
@@ -26,19 +26,30 @@ from crm_workers.services.automations.actions import (
     TransientActionError,
 )
 from crm_workers.services.job_submission import start_job, submit_job
+from crm_workers.services.visibility import can_see, job_principal, visible
 
 DONE = ("succeeded", "failed", "skipped")
+SYSTEM_EVENT_PREFIX = "sys:"
 
 
 def _start_job(db: Database, broker, account_id, params: dict, key: str) -> dict:
     return start_job(db, broker, account_id, "automations.run", params, idempotency_key=key)
 
 
+def system_event(*parts) -> str:
+    """An event id the system makes (a stage move by a job, a follow-up): no client event id can be one."""
+    return SYSTEM_EVENT_PREFIX + ":".join(str(p) for p in parts)
+
+
 def trigger(db: Database, broker, principal: Principal, deal_id: str, stage_id: str, event_id: str | None, *,
             idempotency_key=None) -> dict:
     """POST /automations/trigger: the deal entered the stage; the same event_id again returns the first job."""
-    deal = oid(deal_id) and db[DEALS].find_one({"_id": oid(deal_id), "account_id": principal.account_id})
-    if not deal:
+    if event_id and event_id.startswith(SYSTEM_EVENT_PREFIX):
+        raise BadRequest(f"event_id may not start with {SYSTEM_EVENT_PREFIX!r} (reserved for the system's events)",
+                         details={"field": "event_id"})
+    deal = oid(deal_id) and db[DEALS].find_one({"_id": oid(deal_id), "account_id": principal.account_id,
+                                                **visible(db, principal)})
+    if not deal:  # another user's deal under owner_only is as absent as a deal that does not exist
         raise NotFound("deal not found", details={"field": "deal_id"})
     stage = oid(stage_id) and db[STAGES].find_one({"_id": oid(stage_id), "account_id": principal.account_id})
     if not stage:
@@ -60,7 +71,7 @@ def stage_hook(broker):
                 with_automations[stage_id] = bool(db[AUTOMATIONS].find_one(
                     {"account_id": account_id, "stage_id": stage_id, "enabled": True}, {"_id": 1}))
             if with_automations[stage_id]:
-                event = f"{source_job_id}:{deal_id}:{stage_id}"
+                event = system_event(source_job_id, deal_id, stage_id)
                 _start_job(db, broker, account_id, {"deal_id": str(deal_id), "stage_id": str(stage_id),
                                                     "event_id": event, "depth": 0}, f"automation-event:{event}")
 
@@ -145,7 +156,7 @@ def run_automations(db: Database, settings, broker, job: dict, progress) -> dict
                                                                  final_attempt=final)}}
     deal_id, stage_id = oid(p["deal_id"]), oid(p["stage_id"])
     deal = db[DEALS].find_one({"_id": deal_id, "account_id": account_id})
-    if deal is None:
+    if not can_see(db, job_principal(db, job), deal):
         return {"skipped": "the deal no longer exists"}
     if p.get("record_activity"):
         db[ACTIVITY].update_one({"account_id": account_id, "entity_type": "deal", "entity_id": deal_id,
@@ -191,7 +202,7 @@ def list_logs(db: Database, principal: Principal, automation_id: str, *, page: i
                                                                   "account_id": principal.account_id})
     if not automation:
         raise NotFound("automation not found", details={"automation_id": automation_id})
-    query = {"account_id": principal.account_id, "automation_id": automation["_id"]}
+    query = {"account_id": principal.account_id, "automation_id": automation["_id"], **visible_logs(db, principal)}
     total = db[AUTOMATION_LOGS].count_documents(query)
     logs = list(db[AUTOMATION_LOGS].find(query).sort([("started_at", -1), ("_id", -1)])
                 .skip((page - 1) * per_page).limit(per_page))
@@ -199,7 +210,8 @@ def list_logs(db: Database, principal: Principal, automation_id: str, *, page: i
 
 
 def retry_log(db: Database, broker, principal: Principal, log_id: str) -> dict:
-    log = oid(log_id) and db[AUTOMATION_LOGS].find_one({"_id": oid(log_id), "account_id": principal.account_id})
+    log = oid(log_id) and db[AUTOMATION_LOGS].find_one({"_id": oid(log_id), "account_id": principal.account_id,
+                                                        **visible_logs(db, principal)})
     if not log:
         raise NotFound("automation run not found", details={"log_id": log_id})
     if log["status"] != "failed":
@@ -210,6 +222,15 @@ def retry_log(db: Database, broker, principal: Principal, log_id: str) -> dict:
     return submit_job(db, broker, principal, "automations.run",
                       {"log_id": log_id, "event_id": log["event_id"]},
                       idempotency_key=f"automation-log-retry:{log_id}:{log.get('attempt', 0)}")
+
+
+def visible_logs(db: Database, principal: Principal) -> dict:
+    """The condition on automation logs for this caller: under owner_only, runs on deals they own."""
+    owner = visible(db, principal)
+    if not owner:
+        return {}
+    return {"deal_id": {"$in": [d["_id"] for d in db[DEALS].find({"account_id": principal.account_id, **owner},
+                                                                  {"_id": 1})]}}
 
 
 def log_to_json(log: dict) -> dict:

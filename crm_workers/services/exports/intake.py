@@ -41,5 +41,5 @@ def request_export(db: Database, broker, principal: Principal, entity: str, requ
             raise BadRequest(f"unknown columns: {', '.join(unknown)}", details={"field": "columns",
                                                                                "columns": sorted(known)})
     params = {"filter": request.filter.model_dump(mode="json", exclude_none=True), "columns": request.columns,
-              "format": request.format, "principal": {"uid": str(principal.uid), "is_owner": principal.is_owner}}
+              "format": request.format}
     return submit_job(db, broker, principal, ENTITY_JOB[entity], params, idempotency_key=idempotency_key)

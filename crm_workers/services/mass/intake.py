@@ -14,8 +14,9 @@ from crm_workers.domain.selection import MAX_IDS, Selection
 from crm_workers.domain.values import parse_custom, parse_date
 from crm_workers.errors import BadRequest, Conflict, NotFound
 from crm_workers.services.job_submission import submit_job
+from crm_workers.services.mass.tags import tag_for_delete
 from crm_workers.services.selection import selection_query
-from crm_workers.services.visibility import restricted_to
+from crm_workers.services.visibility import require_structure_rights, restricted_to
 
 COLLECTION = {"contact": CONTACTS, "deal": DEALS}
 SETTABLE = {"contact": {"owner"}, "deal": {"owner", "stage_id", "status", "expected_close_date"}}
@@ -76,8 +77,7 @@ def matched(db: Database, principal: Principal, entity: str, request: MassReques
 
 
 def _params(principal: Principal, request: MassRequest, **extra) -> dict:
-    return {"selection": request.selection().model_dump(mode="json", exclude_none=True),
-            "principal": {"uid": str(principal.uid), "is_owner": principal.is_owner}, **extra}
+    return {"selection": request.selection().model_dump(mode="json", exclude_none=True), **extra}
 
 
 def request_delete(db, broker, principal, entity, request: MassRequest, *, idempotency_key=None) -> dict:
@@ -100,6 +100,9 @@ def _tag_refs(db, account_id, refs: list[str], field: str, *, must_exist: bool) 
 
 def _set_value(db, account_id, entity, key: str, value, fields: dict):
     where = {"field": f"set.{key}"}
+    if key not in SETTABLE[entity] and not key.startswith("custom."):
+        raise BadRequest(f"set.{key} cannot be set on {entity}s", details={**where, "settable": sorted(
+            SETTABLE[entity] | {"custom.<field key>"})})
     try:
         if key == "owner":
             if not (isinstance(value, str) and ObjectId.is_valid(value) and len(value) == 24):
@@ -160,7 +163,15 @@ def request_link(db, broker, principal, request: LinkRequest, *, idempotency_key
     return submit_job(db, broker, principal, "contacts.link", params, idempotency_key=idempotency_key)
 
 
+def request_tag_delete(db, broker, principal, tag_id: str, *, idempotency_key=None) -> dict:
+    require_structure_rights(db, principal)
+    tag = tag_for_delete(db, principal.account_id, tag_id)
+    return submit_job(db, broker, principal, "tags.delete", {"tag_id": tag_id, "name": tag["name"]},
+                      idempotency_key=idempotency_key)
+
+
 def request_field_delete(db, broker, principal, field_id: str, *, idempotency_key=None) -> dict:
+    require_structure_rights(db, principal)
     field = oid(field_id) and db[FIELDS].find_one({"_id": oid(field_id), "account_id": principal.account_id})
     if not field:
         raise NotFound("field not found", details={"field_id": field_id})
@@ -169,6 +180,7 @@ def request_field_delete(db, broker, principal, field_id: str, *, idempotency_ke
 
 
 def request_stage_delete(db, broker, principal, stage_id: str, move_to: str | None, *, idempotency_key=None) -> dict:
+    require_structure_rights(db, principal)
     account_id = principal.account_id
     stage = oid(stage_id) and db[STAGES].find_one({"_id": oid(stage_id), "account_id": account_id})
     if not stage:
@@ -186,6 +198,7 @@ def request_stage_delete(db, broker, principal, stage_id: str, move_to: str | No
 
 
 def request_pipeline_delete(db, broker, principal, pipeline_id: str, *, idempotency_key=None) -> dict:
+    require_structure_rights(db, principal)
     pipeline = oid(pipeline_id) and db[PIPELINES].find_one({"_id": oid(pipeline_id),
                                                            "account_id": principal.account_id})
     if not pipeline:
