@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 
 from crm_api.errors import register_error_handlers
+from crm_workers.errors import TooLarge
 from crm_workers.settings import Settings
 
 
@@ -27,6 +28,21 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
     app.config["MAX_CONTENT_LENGTH"] = settings.import_max_bytes + 1024 * 1024
     app.extensions["crm"] = {"db": db, "broker": broker, "storage": storage_from_settings(settings)}
     register_error_handlers(app)
+
+    @app.before_request
+    def limit_json_bodies():
+        # A JSON body (records imports) is parsed in memory: over IMPORT_MAX_JSON_BYTES it is refused with a
+        # 413 before parsing, from Content-Length or, without one, as soon as reading passes the limit.
+        if request.mimetype == "multipart/form-data":
+            return
+        limit = settings.import_max_json_bytes
+        if request.content_length is not None:
+            request.max_content_length = limit
+            return
+        # Streamed without a length: werkzeug stops quietly at the maximum, so read one byte more to tell.
+        request.max_content_length = limit + 1
+        if len(request.get_data(cache=True)) > limit:
+            raise TooLarge(f"the request body is over {limit} bytes", details={"limit": limit})
 
     from crm_api.routes import (
         automations,

@@ -48,6 +48,8 @@ class Settings:
     bulk_batch_size: int = 500
     import_max_bytes: int = 512 * 1024 * 1024
     import_max_rows: int = 1_048_576
+    import_max_json_bytes: int = 32 * 1024 * 1024
+    job_lost_seconds: int = 300
     import_chunk_rows: int = 2000
     public_url: str = "http://127.0.0.1:8000"
     export_link_seconds: int = 24 * 3600
@@ -82,6 +84,8 @@ class Settings:
             bulk_batch_size=_int(env, "BULK_BATCH_SIZE", 500),
             import_max_bytes=_int(env, "IMPORT_MAX_BYTES", 512 * 1024 * 1024),
             import_max_rows=_int(env, "IMPORT_MAX_ROWS", 1_048_576),
+            import_max_json_bytes=_int(env, "IMPORT_MAX_JSON_BYTES", 32 * 1024 * 1024),
+            job_lost_seconds=_int(env, "JOB_LOST_SECONDS", 300),
             import_chunk_rows=_int(env, "IMPORT_CHUNK_ROWS", 2000),
             public_url=(env.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             export_link_seconds=_int(env, "EXPORT_LINK_SECONDS", 24 * 3600),

@@ -6,16 +6,16 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-import requests
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from crm_workers.adapters import webhooks
 from crm_workers.adapters.mongo import AUTOMATIONS, CASE_INSENSITIVE, DEALS, NOTES, REMINDERS, STAGES, TAGS
 from crm_workers.adapters.socket import SocketUnavailable
 from crm_workers.domain.ids import stable_id
-from crm_workers.domain.webhooks import WebhookRefused, check_url, signature
+from crm_workers.domain.webhooks import WebhookRefused, WebhookUnresolvable, check_url, signature
 from crm_workers.jobs import now
 from crm_workers.services.imports.lookups import Lookups
 
@@ -180,9 +180,11 @@ def notify(ctx, deal, params):
 def webhook(ctx, deal, params):
     url = params.get("url") or ""
     try:
-        check_url(url, allow_private=ctx.settings.webhook_allow_private)
+        target = check_url(url, allow_private=ctx.settings.webhook_allow_private)
     except WebhookRefused as exc:
         raise PermanentActionError(f"webhook refused: {exc}") from None
+    except WebhookUnresolvable as exc:
+        raise TransientActionError(str(exc)) from None
     if not ctx.settings.app_secret:
         raise PermanentActionError("webhooks are signed with APP_SECRET, which is not set")
     body = json.dumps({
@@ -193,16 +195,16 @@ def webhook(ctx, deal, params):
                  "value": deal.get("value"), "status": deal.get("status")},
     }, default=str).encode()
     try:
-        response = requests.post(url, data=body, timeout=WEBHOOK_TIMEOUT_SECONDS, allow_redirects=False, headers={
+        status = webhooks.post(target, body, {
             "Content-Type": "application/json", "X-CRM-Signature": signature(ctx.settings.app_secret, body),
-            "X-CRM-Event-Id": ctx.event_id})
-    except requests.RequestException as exc:
-        raise TransientActionError(f"webhook unreachable: {exc}") from None
-    if response.status_code >= 500 or response.status_code == 429:
-        raise TransientActionError(f"webhook answered {response.status_code}")
-    if response.status_code >= 300:
-        raise PermanentActionError(f"webhook answered {response.status_code}")
-    return {"status": response.status_code}
+            "X-CRM-Event-Id": ctx.event_id}, timeout=WEBHOOK_TIMEOUT_SECONDS)
+    except webhooks.WebhookUnreachable as exc:
+        raise TransientActionError(str(exc)) from None
+    if status >= 500 or status == 429:
+        raise TransientActionError(f"webhook answered {status}")
+    if status >= 300:
+        raise PermanentActionError(f"webhook answered {status}")
+    return {"status": status}
 
 
 ACTIONS = {"add_tags": add_tags, "remove_tags": remove_tags, "assign_owner": assign_owner,

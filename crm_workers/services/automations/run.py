@@ -8,6 +8,7 @@ if the deal is still in that stage.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -28,6 +29,7 @@ from crm_workers.services.automations.actions import (
 from crm_workers.services.job_submission import start_job, submit_job
 from crm_workers.services.visibility import can_see, job_principal, visible
 
+logger = logging.getLogger("crm.automations")
 DONE = ("succeeded", "failed", "skipped")
 SYSTEM_EVENT_PREFIX = "sys:"
 
@@ -92,6 +94,13 @@ def _set_log(db: Database, log: dict, fields: dict) -> None:
     log.update(fields)
 
 
+def _unexpected(exc: Exception) -> str:
+    """An error of ours, told without internals: a reference to the details in the worker's log."""
+    reference = uuid.uuid4().hex[:12]
+    logger.error("automation action error reference %s", reference, exc_info=exc)
+    return f"an unexpected error occurred (reference {reference})"
+
+
 def run_log(db: Database, settings, broker, automation: dict, log: dict, event_id: str, depth: int, *,
             final_attempt: bool = False) -> str:
     """Run the log's pending actions in order; 'succeeded', 'failed', or TransientActionError to retry."""
@@ -124,12 +133,13 @@ def run_log(db: Database, settings, broker, automation: dict, log: dict, event_i
             _set_log(db, log, {f"{path}.status": "failed", f"{path}.error": str(exc), "status": "failed",
                                "error": str(exc), "finished_at": now()})
             return "failed"
-        except TransientActionError as exc:
+        except Exception as exc:  # transient, or a bug in an action: retried, and never left `running`
+            reason = str(exc) if isinstance(exc, TransientActionError) else _unexpected(exc)
             if final_attempt:  # Dramatiq will not try again: the run ends failed, with the reason
-                _set_log(db, log, {f"{path}.status": "failed", f"{path}.error": str(exc), "status": "failed",
-                                   "error": f"gave up after the last retry: {exc}", "finished_at": now()})
+                _set_log(db, log, {f"{path}.status": "failed", f"{path}.error": reason, "status": "failed",
+                                   "error": f"gave up after the last retry: {reason}", "finished_at": now()})
             else:
-                _set_log(db, log, {f"{path}.status": "retrying", f"{path}.error": str(exc), "status": "retrying"})
+                _set_log(db, log, {f"{path}.status": "retrying", f"{path}.error": reason, "status": "retrying"})
             raise
         _set_log(db, log, update)
         log["actions"][index].update({k.rsplit(".", 1)[1]: v for k, v in update.items()})

@@ -11,6 +11,7 @@ import pytest
 from bson import ObjectId
 
 from crm_workers import jobs
+from crm_workers.adapters import webhooks as webhook_adapter
 from crm_workers.domain.webhooks import WebhookRefused, check_url, signature
 from crm_workers.jobs import now
 from crm_workers.services.automations.run import fire_delayed, run_automations
@@ -29,6 +30,7 @@ class HookReceiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 receiver.calls.append({"body": json.loads(body), "status": status, "path": self.path,
+                                       "host": self.headers.get("Host"),
                                        "signed": self.headers.get("X-CRM-Signature") == signature(APP_SECRET, body)})
                 self.send_response(status)
                 self.end_headers()
@@ -255,18 +257,76 @@ def test_webhooks_to_private_addresses_are_refused_by_default(settings, db, tena
     assert hooks.for_event("evt-private") == []
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.9", "172.16.5.5", "169.254.169.254",
-                                     "::1", "0.0.0.0"])
-def test_the_address_check_refuses_loopback_private_and_link_local(address):
+def _resolving_to(address):
+    return lambda host, port: [(None, None, None, None, (address, port))]
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.1.2.3", "192.168.0.9", "172.16.5.5", "169.254.169.254", "::1", "0.0.0.0",
+    "100.64.0.1", "100.100.100.200",  # carrier-grade NAT, incl. a cloud metadata address
+    "::ffff:127.0.0.1", "::ffff:169.254.169.254",  # IPv4-mapped
+    "2002:a9fe:a9fe::1",  # 6to4 around 169.254.169.254
+    "64:ff9b::a9fe:a9fe",  # NAT64 around 169.254.169.254
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    "198.18.0.1", "fc00::1", "fe80::1", "224.0.0.1",
+])
+def test_the_address_check_refuses_every_non_global_address(address):
     with pytest.raises(WebhookRefused):
-        check_url("http://hooks.example.com/x", allow_private=False,
-                  resolve=lambda host, port: [(None, None, None, None, (address, port))])
-    check_url("http://hooks.example.com/x", allow_private=True)  # the operator's switch
+        check_url("http://hooks.example.com/x", allow_private=False, resolve=_resolving_to(address))
+    # the operator's switch lets it through, still pinned to the checked address
+    assert check_url("http://hooks.example.com/x", allow_private=True,
+                     resolve=_resolving_to(address)).address == address
 
 
 def test_a_public_address_passes_the_check():
-    check_url("https://hooks.example.com/x", allow_private=False,
-              resolve=lambda host, port: [(None, None, None, None, ("93.184.216.34", port))])
+    target = check_url("https://hooks.example.com/x?a=1", allow_private=False, resolve=_resolving_to("93.184.216.34"))
+    assert (target.host, target.port, target.path, target.address) == ("hooks.example.com", 443, "/x?a=1",
+                                                                       "93.184.216.34")
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254\\@example.com/",  # one parser reads example.com, the client connects to .254
+    "http://user:secret@example.com/", "http://example.com@169.254.169.254/",
+    "http://example.com:99999/", "http://example.com:abc/", "http://example.com:0/",
+    "ftp://example.com/", "file:///etc/passwd", "http:///x", "http://exa mple.com/", "http://example.com/\r\nX: y",
+    "", "//example.com/x",
+])
+def test_urls_that_parsers_could_read_differently_are_refused(url):
+    with pytest.raises(WebhookRefused):
+        check_url(url, allow_private=True, resolve=_resolving_to("93.184.216.34"))
+
+
+def test_the_host_is_resolved_once_and_the_request_goes_to_the_checked_address(hooks):
+    port = int(hooks.url.rsplit(":", 1)[1].split("/")[0])
+    lookups = []
+
+    def resolve(host, port):
+        lookups.append(host)
+        return [(None, None, None, None, ("127.0.0.1", port))]
+
+    # `hooks.invalid` has no DNS record: had the client looked it up again, the request could not be sent.
+    target = check_url(f"http://hooks.invalid:{port}/pinned", allow_private=True, resolve=resolve)
+    status = webhook_adapter.post(target, b'{"event_id": "evt-pinned"}', {"Content-Type": "application/json"},
+                                  timeout=5)
+
+    assert status == 200 and lookups == ["hooks.invalid"]
+    [call] = hooks.for_event("evt-pinned")
+    assert call["host"] == f"hooks.invalid:{port}" and call["path"] == "/pinned"
+
+
+@pytest.mark.parametrize("url, reason", [("http://169.254.169.254\\@example.com/", "backslashes"),
+                                         ("http://hooks.example.com:99999/", "port"),
+                                         ("http://user@hooks.example.com/", "user name")])
+def test_a_bad_webhook_url_fails_the_run_permanently_with_its_reason(settings, db, tenant, crm, url, reason):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [{"type": "webhook", "params": {"url": url}}])
+    job = direct_job(db, tenant, crm, qualified, f"evt-bad-{reason}")
+
+    run_automations(db, settings, None, job, jobs.Progress(db, job))
+
+    [log] = logs(db, aid)
+    assert log["status"] == "failed" and log["finished_at"] is not None
+    assert log["actions"][0]["status"] == "failed" and reason in log["actions"][0]["error"]
 
 
 def test_nothing_of_another_account_can_be_triggered_listed_or_retried(client, db, tenant, other_tenant, crm):

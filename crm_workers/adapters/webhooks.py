@@ -1,0 +1,33 @@
+"""Sending a webhook to the address that was checked, never to a second DNS answer.
+
+urllib3 connects to `target.address` while the request carries the real `Host` header and, for HTTPS,
+the real server name for SNI and certificate checks.
+"""
+
+from __future__ import annotations
+
+import urllib3
+
+from crm_workers.domain.webhooks import WebhookTarget
+
+
+class WebhookUnreachable(Exception):
+    """Raised when the webhook's server could not be reached or did not answer in time."""
+
+
+def post(target: WebhookTarget, body: bytes, headers: dict, *, timeout: float) -> int:
+    """POST `body` to the checked target; the HTTP status it answered (redirects are not followed)."""
+    options = {"timeout": urllib3.Timeout(connect=timeout, read=timeout), "retries": False, "maxsize": 1}
+    if target.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(target.address, target.port, server_hostname=target.host,
+                                           assert_hostname=target.host, cert_reqs="CERT_REQUIRED", **options)
+    else:
+        pool = urllib3.HTTPConnectionPool(target.address, target.port, **options)
+    try:
+        response = pool.urlopen("POST", target.path, body=body, headers={**headers, "Host": target.host_header},
+                                redirect=False, preload_content=True, assert_same_host=False)
+        return response.status
+    except urllib3.exceptions.HTTPError as exc:
+        raise WebhookUnreachable(f"webhook unreachable: {type(exc).__name__}") from None
+    finally:
+        pool.close()
