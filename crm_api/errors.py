@@ -6,16 +6,21 @@ import logging
 
 from flask import Flask, jsonify
 from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure as PyMongoConnectionFailure
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
-from crm_workers.errors import CRMError
+from crm_workers.errors import BrokerUnavailable, CRMError, DatabaseUnavailable
 
 log = logging.getLogger("crm.api")
 
 
-def error_response(status: int, code: str, message: str, details=None):
+def error_response(status: int, code: str, message: str, details=None, *, retry_after: int | None = None):
     response = jsonify({"error": {"code": code, "message": message, "details": details}})
     response.status_code = status
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -29,7 +34,18 @@ def validation_details(exc: ValidationError) -> list[dict]:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CRMError)
     def crm_error(exc: CRMError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after)
+
+    @app.errorhandler(PyMongoConnectionFailure)
+    def database_down(exc):
+        log.warning("MongoDB unavailable: %s", exc)
+        return crm_error(DatabaseUnavailable("the database is unavailable; try again shortly"))
+
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def broker_down(exc):
+        log.warning("Redis unavailable: %s", exc)
+        return crm_error(BrokerUnavailable("the job queue is unavailable; try again shortly"))
 
     @app.errorhandler(ValidationError)
     def invalid(exc: ValidationError):

@@ -9,6 +9,9 @@ class CRMError(Exception):
     status = 400
     code = "bad_request"
 
+    #: Seconds a client should wait before trying again (sent as `Retry-After`), when it applies.
+    retry_after: int | None = None
+
     def __init__(self, message: str, *, details=None, code: str | None = None):
         super().__init__(message)
         self.message = message
@@ -71,10 +74,19 @@ class UnsupportedType(CRMError):
 
 
 class BrokerUnavailable(CRMError):
-    """Raised when a job was recorded but the broker refused its message."""
+    """Raised when the broker (Redis) cannot take a job's message now; nothing was recorded."""
 
     status = 503
     code = "broker_unavailable"
+    retry_after = 30
+
+
+class DatabaseUnavailable(CRMError):
+    """Raised when MongoDB cannot be reached now (a restart, an election)."""
+
+    status = 503
+    code = "database_unavailable"
+    retry_after = 30
 
 
 class InvalidTransition(Conflict):

@@ -60,6 +60,10 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def stale_jobs():
         return housekeeping.requeue_stale_jobs(db, broker, stale_seconds=settings.job_stale_seconds)
 
+    def lost_jobs():
+        return housekeeping.requeue_lost_jobs(db, broker, lost_seconds=settings.job_lost_seconds,
+                                              namespace=settings.redis_namespace)
+
     def trim_jobs():
         return housekeeping.trim_job_records(db, retention_days=settings.job_retention_days)
 
@@ -88,6 +92,8 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     sched.add_job(leader_only(lease, digests), "cron", minute="*/15", id="digests")
     sched.add_job(leader_only(lease, stale_jobs), "interval", seconds=settings.scheduler_tick_seconds,
                   id="stale-jobs")
+    sched.add_job(leader_only(lease, lost_jobs), "interval", seconds=settings.scheduler_tick_seconds,
+                  id="lost-jobs")
     sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")
     sched.add_job(leader_only(lease, expired_exports), "interval", minutes=30, id="expired-exports")
     sched.add_job(leader_only(lease, trash_files), "cron", hour=4, minute=7, id="trash-files")

@@ -8,6 +8,7 @@ import dramatiq
 
 from crm_workers.actors import automations, exports, imports, mass, reminders, tags
 from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
+from crm_workers.adapters.outages import retry_policy
 from crm_workers.domain.job_types import job_kind
 from crm_workers.runtime import Runtime
 from crm_workers.services import stage_events
@@ -45,6 +46,7 @@ def declare_actors(broker, runtime: Runtime) -> dict[str, dramatiq.Actor]:
             queue_name=str(kind.queue),
             time_limit=kind.time_limit_ms,
             max_retries=kind.max_retries,
+            retry_when=retry_policy(kind.max_retries),
             throws=NOT_RETRIED,
         )
     return actors

@@ -48,7 +48,8 @@ def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> Redi
             raise ValueError("a worker's broker needs the database")
         middleware += [
             AccountFairness(client=client, queues=HEAVY_QUEUES, limit=settings.account_heavy_job_limit,
-                            lease_seconds=settings.job_stale_seconds, namespace=settings.redis_namespace),
+                            lease_seconds=settings.job_stale_seconds, namespace=settings.redis_namespace,
+                            waiting_mark_seconds=settings.job_lost_seconds),
             JobLifecycle(db=db, heartbeat_seconds=settings.job_heartbeat_seconds,
                          stale_seconds=settings.job_stale_seconds),
         ]

@@ -66,6 +66,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("status", ASCENDING), ("created_at", DESCENDING)),
         _ix(A, ("type", ASCENDING), ("created_at", DESCENDING)),
         _ix(("status", ASCENDING), ("heartbeat_at", ASCENDING)),
+        _ix(("status", ASCENDING), ("enqueued_at", ASCENDING)),
         _ix(("finished_at", ASCENDING)),
     ],
     IDEMPOTENCY_KEYS: [

@@ -18,13 +18,13 @@ from crm_workers.jobs.record import (
     job_to_json,
     link_undo_job,
     list_jobs,
-    mark_enqueue_failed,
     mark_file_deleted,
     mark_undo_requested,
     mark_undone,
     request_cancel,
     retry_job,
     trim_finished,
+    withdraw,
 )
 from crm_workers.jobs.runs import (
     MAX_LOST_RUNS,
@@ -33,6 +33,8 @@ from crm_workers.jobs.runs import (
     complete,
     fail,
     heartbeat,
+    lost_candidates,
+    mark_reenqueued,
     requeue_for_retry,
     requeue_stale,
     worker_name,
@@ -40,10 +42,10 @@ from crm_workers.jobs.runs import (
 from crm_workers.jobs.status import ALLOWED_TRANSITIONS, FINISHED, JobStatus, check_transition, now
 
 __all__ = [
-    "ALLOWED_TRANSITIONS", "FINISHED", "MAX_LOST_RUNS", "PROGRESS_FLUSH_SECONDS", "IdempotencyKey", "JobStatus",
-    "Progress", "client_key",
-    "cancelled", "check_transition", "claim", "complete", "create_job", "exports_past_retention", "fail",
-    "get_job", "heartbeat", "job_for_key", "job_to_json", "link_undo_job", "list_jobs", "mark_enqueue_failed",
-    "mark_file_deleted", "mark_undo_requested", "mark_undone", "now", "remember_key", "request_cancel",
-    "requeue_for_retry", "requeue_stale", "retry_job", "trim_finished", "worker_name",
+    "ALLOWED_TRANSITIONS", "FINISHED", "MAX_LOST_RUNS", "PROGRESS_FLUSH_SECONDS", "cancelled", "check_transition",
+    "claim", "client_key", "complete", "create_job", "exports_past_retention", "fail", "get_job", "heartbeat",
+    "IdempotencyKey", "job_for_key", "job_to_json", "JobStatus", "link_undo_job", "list_jobs", "lost_candidates",
+    "mark_file_deleted", "mark_reenqueued", "mark_undo_requested", "mark_undone", "now",
+    "Progress", "remember_key", "request_cancel", "requeue_for_retry", "requeue_stale", "retry_job",
+    "trim_finished", "withdraw", "worker_name",
 ]

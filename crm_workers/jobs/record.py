@@ -13,7 +13,7 @@ from bson import ObjectId
 from pymongo import DESCENDING
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import QUEUES, oid
+from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, QUEUES, oid
 from crm_workers.domain.job_types import job_kind
 from crm_workers.domain.progress import progress_doc
 from crm_workers.errors import InvalidTransition, NotFound
@@ -167,10 +167,10 @@ def retry_job(db: Database, job: dict) -> dict:
     return moved
 
 
-def mark_enqueue_failed(db: Database, job_id: ObjectId, message: str) -> None:
-    """The broker refused the message: the job fails visibly instead of waiting forever."""
-    move(db, {"_id": job_id}, S.FAILED, {"$set": {"finished_at": now(), "error": {
-        "code": "enqueue_failed", "message": message}}})
+def withdraw(db: Database, job: dict) -> None:
+    """Take back a job that was never handed to the broker (and the idempotency key that named it)."""
+    db[QUEUES].delete_one({"_id": job["_id"], "status": str(S.QUEUED), "attempts": 0})
+    db[IDEMPOTENCY_KEYS].delete_many({"account_id": job["account_id"], "job_id": job["_id"]})
 
 
 def exports_past_retention(db: Database, *, older_than_days: int) -> list[dict]:

@@ -100,3 +100,24 @@ def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = Non
             requeued.append(moved)
     return requeued
 
+
+
+def lost_candidates(db: Database, *, lost_seconds: int, retry_wait_seconds: int, at: datetime | None = None
+                    ) -> list[dict]:
+    """Queued jobs whose message may be lost: enqueued longer ago than `lost_seconds` (a job waiting for a
+    retry's backoff is given `retry_wait_seconds` more, the longest backoff)."""
+    at = at or now()
+    found = []
+    # Two plain queries, not one $or (which SecantusDB answers with a collection scan).
+    for attempts, wait in (({"$lte": 0}, lost_seconds), ({"$gt": 0}, lost_seconds + retry_wait_seconds)):
+        found += list(db[QUEUES].find({"status": str(S.QUEUED), "enqueued_at": {"$lt": at - timedelta(seconds=wait)},
+                                       "attempts": attempts}, {"_id": 1, "enqueued_at": 1, "type": 1}))
+    return found
+
+
+def mark_reenqueued(db: Database, job: dict, *, reason: str) -> dict | None:
+    """Record that a queued job's message is sent again (only if nothing else moved it meanwhile)."""
+    ts = now()
+    again = {"$set": {"enqueued_at": ts, "updated_at": ts, "last_reenqueue": {"at": ts, "reason": reason}},
+             "$inc": {"reenqueues": 1}}
+    return update_and_get(db, {"_id": job["_id"], "status": str(S.QUEUED), "enqueued_at": job["enqueued_at"]}, again)

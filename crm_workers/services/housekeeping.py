@@ -7,7 +7,8 @@ import logging
 from pymongo.database import Database
 
 from crm_workers import jobs
-from crm_workers.adapters.broker import enqueue_job
+from crm_workers.adapters.broker import MAX_BACKOFF_MS, enqueue_job
+from crm_workers.adapters.middleware.account_fairness import waiting_key
 
 log = logging.getLogger("crm.housekeeping")
 
@@ -19,6 +20,26 @@ def requeue_stale_jobs(db: Database, broker, *, stale_seconds: int, at=None) -> 
         log.warning("job %s (%s) had no heartbeat for %s s: re-enqueued", job["_id"], job["type"], stale_seconds)
         enqueue_job(broker, job)
     return len(requeued)
+
+
+def requeue_lost_jobs(db: Database, broker, *, lost_seconds: int, namespace: str, at=None) -> int:
+    """Queued jobs whose message is gone (Redis restarted empty, a failover, a flush) are enqueued again.
+
+    A job whose message is alive but waiting for its account's slot is left alone; a duplicate message is
+    harmless anyway (the claim lets one run and skips the other).
+    """
+    again = 0
+    for job in jobs.lost_candidates(db, lost_seconds=lost_seconds, retry_wait_seconds=MAX_BACKOFF_MS // 1000,
+                                    at=at):
+        if broker.client.exists(waiting_key(namespace, str(job["_id"]))):
+            continue
+        moved = jobs.mark_reenqueued(db, job, reason="no worker took the job: its message may have been lost")
+        if moved:
+            log.warning("job %s (%s) was queued since %s with no taker: enqueued again", job["_id"], job["type"],
+                        job["enqueued_at"])
+            enqueue_job(broker, moved)
+            again += 1
+    return again
 
 
 def trim_job_records(db: Database, *, retention_days: int) -> int:

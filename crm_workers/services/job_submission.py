@@ -15,14 +15,20 @@ from crm_workers.services.visibility import restricted_to, with_visibility
 log = logging.getLogger("crm.jobs")
 
 
-def _enqueue(db: Database, broker, job: dict) -> None:
+def _enqueue(db: Database, broker, job: dict, *, on_failure: str) -> None:
+    """Hand the job's message to the broker. When the broker is down, a caller's job is withdrawn (nothing
+    half-made; the caller is told to try again) and a job the system made stays queued for the lost-message
+    sweeper to send once the broker is back."""
     try:
         enqueue_job(broker, job)
     except Exception as exc:
-        log.exception("enqueueing job %s failed", job["_id"])
-        jobs.mark_enqueue_failed(db, job["_id"], str(exc))
-        raise BrokerUnavailable("the job queue is unavailable; the job was recorded as failed, retry it later",
-                                details={"job_id": str(job["_id"])}) from exc
+        if on_failure == "keep":
+            log.warning("enqueueing job %s failed (%s); it stays queued and will be sent again", job["_id"], exc)
+            return
+        log.warning("enqueueing job %s failed (%s); the request is refused and the job withdrawn", job["_id"], exc)
+        jobs.withdraw(db, job)
+        raise BrokerUnavailable("the job queue is unavailable right now; nothing was started, try again shortly",
+                                details={"retry_after_seconds": BrokerUnavailable.retry_after}) from exc
 
 
 def submit_job(db: Database, broker, principal: Principal, job_type: str, params: dict, *,
@@ -33,17 +39,20 @@ def submit_job(db: Database, broker, principal: Principal, job_type: str, params
     could then.
     """
     params = {**params, "principal": with_visibility(db, principal).as_params()}
-    return start_job(db, broker, principal.account_id, job_type, params, created_by=principal.uid,
-                     idempotency_key=idempotency_key)
-
-
-def start_job(db: Database, broker, account_id, job_type: str, params: dict, *, created_by=None,
-              idempotency_key: jobs.IdempotencyKey | str | None = None) -> dict:
-    """The same for jobs the system starts itself (scheduler, hooks): no caller, the account given."""
-    job, created = jobs.create_job(db, account_id, job_type, params, created_by=created_by,
+    job, created = jobs.create_job(db, principal.account_id, job_type, params, created_by=principal.uid,
                                    idempotency_key=idempotency_key)
     if created:
-        _enqueue(db, broker, job)
+        _enqueue(db, broker, job, on_failure="withdraw")
+    return job
+
+
+def start_job(db: Database, broker, account_id, job_type: str, params: dict, *,
+              idempotency_key: jobs.IdempotencyKey | str | None = None) -> dict:
+    """The same for jobs the system starts itself (scheduler, hooks): no caller, the account given. Never
+    refused: if the broker is down the job waits, queued, for the lost-message sweeper."""
+    job, created = jobs.create_job(db, account_id, job_type, params, idempotency_key=idempotency_key)
+    if created:
+        _enqueue(db, broker, job, on_failure="keep")
     return job
 
 
@@ -65,5 +74,5 @@ def retry_job(db: Database, broker, principal: Principal, job_id: str, *,
     if idempotency_key and not jobs.remember_key(db, principal.account_id, idempotency_key, job["_id"]):
         return job  # the same retry request again: answered with the job as it is now
     job = jobs.retry_job(db, job)
-    _enqueue(db, broker, job)
+    _enqueue(db, broker, job, on_failure="keep")  # recorded as queued: the sweeper sends it if this failed
     return job

@@ -32,15 +32,21 @@ return 0
 """
 
 
+def waiting_key(namespace: str, job_id: str) -> str:
+    """Set while a job's message goes round waiting for its account's slot."""
+    return f"{namespace}:waiting:{job_id}"
+
+
 class AccountFairness(Middleware):
     def __init__(self, *, client, queues, limit: int, lease_seconds: int, namespace: str = "crm",
-                 wait_ms: int = DEFAULT_WAIT_MS):
+                 wait_ms: int = DEFAULT_WAIT_MS, waiting_mark_seconds: int = 300):
         self.client = client
         self.queues = frozenset(str(q) for q in queues)
         self.limit = limit
         self.lease_ms = lease_seconds * 1000
         self.namespace = namespace
         self.wait_ms = wait_ms
+        self.waiting_mark_ms = waiting_mark_seconds * 1000
         self._acquire = client.register_script(_ACQUIRE)
         self._held: dict[str, str] = {}  # token -> key
         self._lock = threading.Lock()
@@ -63,8 +69,9 @@ class AccountFairness(Middleware):
                 held = dict(self._held)
             expiry = int(time.time() * 1000) + self.lease_ms
             try:
+                # Not `xx`: if Redis came back empty, the slots this worker holds are written again.
                 for token, key in held.items():
-                    self.client.zadd(key, {token: expiry}, xx=True)
+                    self.client.zadd(key, {token: expiry})
             except Exception:
                 log.exception("renewing account slots failed")
 
@@ -80,6 +87,9 @@ class AccountFairness(Middleware):
             self._local.token = token
             return
         delay = self.wait_ms + random.randint(0, self.wait_ms)
+        job_id = message.kwargs.get("job_id")
+        if job_id:  # the job's message is alive, only waiting: the lost-message sweeper leaves it alone
+            self.client.set(waiting_key(self.namespace, job_id), 1, px=self.waiting_mark_ms)
         log.debug("account %s is at its limit of %s heavy jobs; message %s waits %s ms",
                   account_id, self.limit, message.message_id, delay)
         broker.enqueue(message.copy(), delay=delay)

@@ -16,6 +16,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from crm_workers import jobs
+from crm_workers.adapters.outages import is_outage, wait_out
 from crm_workers.errors import CRMError, JobCancelled, PermanentJobError
 from crm_workers.logs import job_context
 
@@ -86,7 +87,8 @@ class JobLifecycle(Middleware):
         job_id = message.kwargs.get("job_id")
         if job_id is None:
             return
-        job = jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds)
+        job = wait_out(lambda: jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds),
+                       what=f"claiming job {job_id}")
         if job is None:
             log.info("job %s is not runnable (finished, cancelled or running elsewhere); message skipped", job_id)
             raise SkipMessage()
@@ -105,20 +107,20 @@ class JobLifecycle(Middleware):
         with self._lock:
             self._runs.discard(job["run_id"])
         if exception is None:
-            jobs.complete(self.db, job, progress, current.result)
-            status = "completed"
+            end, status = (lambda: jobs.complete(self.db, job, progress, current.result)), "completed"
         elif isinstance(exception, JobCancelled):
-            jobs.cancelled(self.db, job, progress)
-            status = "cancelled"
+            end, status = (lambda: jobs.cancelled(self.db, job, progress)), "cancelled"
         elif isinstance(exception, NOT_RETRIED):
-            jobs.fail(self.db, job, progress, _error(exception, "job_failed"))
-            status = "failed"
+            error = _error(exception, "job_failed")
+            end, status = (lambda: jobs.fail(self.db, job, progress, error)), "failed"
         elif message.failed:
-            jobs.fail(self.db, job, progress, _error(exception, "retries_exhausted"))
-            status = "failed"
+            error = _error(exception, "retries_exhausted")
+            end, status = (lambda: jobs.fail(self.db, job, progress, error)), "failed"
         else:
-            jobs.requeue_for_retry(self.db, job, progress, _error(exception, "transient_error"))
-            status = "waiting for retry"
+            error = _error(exception, "outage" if is_outage(exception) else "transient_error")
+            end, status = (lambda: jobs.requeue_for_retry(self.db, job, progress, error)), "waiting for retry"
+        # The outcome must reach the record: through a short outage it is written once the database is back.
+        wait_out(end, what=f"recording job {job['_id']} {status}")
         log.info("job %s (%s) %s", job["_id"], job["type"], status)
         job_context(None)
 

@@ -1,0 +1,61 @@
+"""Telling a passing outage of MongoDB or Redis (a restart, an election, a network blip) from a real error.
+
+Such errors are transient: a job retries them (more times than its own errors, see `retry_policy`) and the
+job lifecycle's own writes wait them out, instead of turning an outage into permanent failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, WriteConcernError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("crm.outages")
+
+#: Retries of a job failing on an outage (backoff 2 s doubling to 5 min: about half an hour in all).
+OUTAGE_MAX_RETRIES = 12
+#: How long the job lifecycle waits out an outage for one of its own writes (seconds).
+LIFECYCLE_WAIT_SECONDS = 60.0
+#: MongoDB server error codes that mean "not now" (not primary, shutting down, interrupted by a step-down).
+_TRANSIENT_CODES = {6, 7, 89, 91, 189, 10107, 11600, 11602, 13435, 13436, 262, 9001}
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors that say the server is unreachable or changing hands, not that the request is wrong."""
+    if isinstance(exc, ConnectionFailure | RedisConnectionError | RedisTimeoutError):
+        return True  # AutoReconnect, NotPrimaryError, NetworkTimeout, ServerSelectionTimeoutError…
+    if isinstance(exc, WriteConcernError | OperationFailure) and getattr(exc, "code", None) in _TRANSIENT_CODES:
+        return True
+    if isinstance(exc, PyMongoError) and (exc.has_error_label("RetryableWriteError")
+                                          or exc.has_error_label("TransientTransactionError")):
+        return True
+    return False
+
+
+def retry_policy(max_retries: int) -> Callable[[int, BaseException], bool]:
+    """Dramatiq's `retry_when` for an actor: its own retries for its errors, more for outages."""
+
+    def retry_when(retries: int, exception: BaseException) -> bool:
+        return retries < (OUTAGE_MAX_RETRIES if is_outage(exception) else max_retries)
+
+    return retry_when
+
+
+def wait_out(fn: Callable, *, what: str, seconds: float = LIFECYCLE_WAIT_SECONDS, sleep=time.sleep):
+    """Call `fn()`, retrying through an outage for up to `seconds` (backoff 0.2 s doubling to 5 s)."""
+    deadline = time.monotonic() + seconds
+    delay = 0.2
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_outage(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: %s; trying again in %.1f s", what, type(exc).__name__, delay)
+            sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, 5.0)
