@@ -64,7 +64,6 @@ class FakeSubscription:
         self.calls = Calls()
         self.pulls_in_flight = 0
         self.hold_pulls = threading.Event()  # set: a Pull waits (up to its deadline) until `release_pulls`
-        self._released = threading.Event()
         self._changed = threading.Condition()
         self._ids = itertools.count(1)
         self._closed = False
@@ -89,7 +88,6 @@ class FakeSubscription:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
-        self._released.set()
         self.server.stop(grace=0)
 
     # What a test does
@@ -107,8 +105,9 @@ class FakeSubscription:
             self.faults.setdefault(method, []).append(Fault(grpc.StatusCode[code], times, applied))
 
     def release_pulls(self) -> None:
-        self.hold_pulls.clear()
-        self._released.set()
+        with self._changed:
+            self.hold_pulls.clear()
+            self._changed.notify_all()
 
     def acked(self) -> set[str]:
         with self._changed:
@@ -156,10 +155,9 @@ class FakeSubscription:
     def _lease(self, request: types.PullRequest, context) -> types.PullResponse:
         remaining = context.time_remaining()
         deadline = time.monotonic() + (remaining - DEADLINE_MARGIN_SECONDS if remaining else 30.0)
-        if self.hold_pulls.is_set():
-            self._released.clear()
-            self._released.wait(max(0.0, deadline - time.monotonic()))
         with self._changed:
+            while self.hold_pulls.is_set() and not self._closed and time.monotonic() < deadline:
+                self._changed.wait(max(0.0, deadline - time.monotonic()))
             while not self._closed:
                 now = time.monotonic()
                 ready = self._deliverable(now)

@@ -26,7 +26,7 @@ class PubSubUnavailable(Exception):
     """Raised when a Pub/Sub call failed in a way a later try may cure (unavailable, deadline, throttled...)."""
 
     def __init__(self, operation: str, code: str, message: str):
-        super().__init__(f"{operation}: {code}: {message}")
+        super().__init__(f"{code}: {message}")
         self.operation, self.code = operation, code
 
 

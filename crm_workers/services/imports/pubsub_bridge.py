@@ -219,7 +219,7 @@ def handle(db: Database, broker, storage, settings, message: ReceivedMessage, *,
 
 
 def _transient(db: Database, exc: PubSubUnavailable, failures: int, wait: float) -> None:
-    log.warning("pubsub %s failed (%s, %d in a row); trying again in %.2f s", exc.operation, exc, failures, wait)
+    log.warning("pubsub %s failed (%s; %d in a row); trying again in %.2f s", exc.operation, exc, failures, wait)
     count_event(db, f"transient_errors.{exc.operation}")
 
 
@@ -245,14 +245,15 @@ def _settle(subscription: Subscription, db: Database, operation: str, ack_ids: l
 
 def _record_batch(messages: list[ReceivedMessage], stop: threading.Event, drain_seconds: float,
                   record) -> tuple[list[str], list[str], list[str]]:
-    """(ack ids, nack ids, outcomes) of a batch; once stopped, what is left after `drain_seconds` is nacked."""
+    """(ack ids, nack ids, outcomes) of a batch. Nacked untried: what is left `drain_seconds` after a stop, and
+    what follows a message that found a server down (each try would wait out the same outage)."""
     acks, nacks, outcomes, stopped_at = [], [], [], None
     for message in messages:
         if stop.is_set():
             stopped_at = stopped_at or time.monotonic()
-            if time.monotonic() - stopped_at >= drain_seconds:
-                nacks.append(message.ack_id)
-                continue
+        if (stopped_at is not None and time.monotonic() - stopped_at >= drain_seconds) or "unavailable" in outcomes:
+            nacks.append(message.ack_id)
+            continue
         outcome = record(message)
         outcomes.append(outcome)
         (acks if outcome in ("job", "dead") else nacks).append(message.ack_id)

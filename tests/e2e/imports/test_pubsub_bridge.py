@@ -134,3 +134,20 @@ def test_a_message_that_arrives_while_redis_is_down_is_nacked_and_its_redelivery
     jobs = list(db["queues"].find({"account_id": tenant.account_id}))
     assert len(jobs) == 1 and jobs[0]["status"] == "queued"
     assert db["crm.pubsub.attempts"].find_one({"_id": during.message_id}) is None
+
+
+def test_after_a_message_finds_redis_down_the_rest_of_its_batch_is_nacked_without_trying(settings, db, tenant):
+    from crm_workers.adapters.broker import make_broker
+    from crm_workers.services.imports.pubsub_bridge import Backoff
+
+    redis_down = make_broker(settings.with_(redis_url="redis://127.0.0.1:9"), for_worker=False)
+    batch = [message({"kind": "import", "account_id": str(tenant.account_id), "uid": str(tenant.owner_uid),
+                      "source": {"type": "records", "records": [{"email": f"b{i}@example.com"}]}}) for i in range(3)]
+    stop = threading.Event()
+    subscription = ListSubscription(batch, stop)
+
+    run_bridge(subscription, db, redis_down, storage_from_settings(settings), settings, stop=stop, timeout=0.1,
+               backoff=Backoff(initial=0.01, maximum=0.05))
+
+    assert subscription.nacked == [m.ack_id for m in batch] and subscription.acked == []
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 1  # only the first was tried
