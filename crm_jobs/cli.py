@@ -73,16 +73,18 @@ def cmd_pubsub(args) -> None:
 
     settings = _settings("MONGODB_URI", "REDIS_URL", "GOOGLE_CLOUD_PROJECT_ID", "PUBSUB_IMPORT_SUBSCRIPTION")
     configure_logging()
+    stop = threading.Event()
+    # SIGTERM (docker stop, systemd) and Ctrl-C both mean: pull no more, settle the batch in hand, exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     db = connect(settings.mongodb_uri, settings.mongodb_db)
     ensure_indexes(db)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     subscription = GoogleSubscription(settings.google_cloud_project_id, settings.pubsub_import_subscription)
     try:
         run_bridge(subscription, db, make_broker(settings, for_worker=False), storage_from_settings(settings),
                    settings, stop=stop)
-    except KeyboardInterrupt:
-        pass
+    finally:
+        subscription.close()
 
 
 def cmd_token(args) -> None:

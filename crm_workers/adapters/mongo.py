@@ -28,6 +28,8 @@ IDEMPOTENCY_KEYS = "crm.idempotency_keys"
 IMPORT_UNDO = "crm.import.undo"
 IMPORT_ERRORS = "crm.import.errors"
 PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
+PUBSUB_ATTEMPTS = "crm.pubsub.attempts"
+PUBSUB_STATS = "crm.pubsub.stats"
 TRASH = "crm.trash"
 TRASH_DAYS = 30
 
@@ -118,6 +120,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(("deleted_at", ASCENDING), expireAfterSeconds=TRASH_DAYS * 24 * 3600),
     ],
     PUBSUB_DEADLETTERS: [_ix(("message_id", ASCENDING), unique=True)],
+    # failed attempts by message id (`_id`), kept as long as Pub/Sub keeps an unacked message
+    PUBSUB_ATTEMPTS: [_ix(("failed_at", ASCENDING), expireAfterSeconds=7 * 24 * 3600)],
     IMPORT_ERRORS: [_ix(A, ("job_id", ASCENDING), ("row", ASCENDING), unique=True)],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),

@@ -103,11 +103,51 @@ def test_malformed_messages_are_dead_lettered_and_acked(settings, db, broker, te
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
 
 
-def test_a_message_that_cannot_be_recorded_now_is_not_acked(settings, broker, tenant):
+def test_a_message_that_cannot_be_recorded_now_is_not_acked_and_not_counted_against_it(settings, db, broker,
+                                                                                        tenant):
     down = MongoClient("mongodb://127.0.0.1:9/?directConnection=true", serverSelectionTimeoutMS=200)["crm"]
     body = {"kind": "import", "account_id": str(tenant.account_id), "uid": str(tenant.owner_uid),
             "source": {"type": "records", "records": [{"email": "later@example.com"}]}}
+    late = message(body)
 
-    outcome = handle(down, broker, storage_from_settings(settings), settings, message(body, "m-down"))
+    outcome = handle(down, broker, storage_from_settings(settings), settings, late, max_attempts=1)
 
-    assert outcome == "retry"
+    assert outcome == "unavailable"  # nacked: a database outage is no fault of the message
+    assert db["crm.pubsub.attempts"].find_one({"_id": late.message_id}) is None
+    assert db["crm.pubsub.deadletters"].find_one({"message_id": late.message_id}) is None
+
+
+def test_a_message_that_arrives_while_redis_is_down_is_nacked_and_its_redelivery_finds_the_one_job_it_made(
+        settings, db, tenant):
+    from crm_workers.adapters.broker import make_broker
+
+    redis_down = make_broker(settings.with_(redis_url="redis://127.0.0.1:9"), for_worker=False)
+    body = {"kind": "import", "account_id": str(tenant.account_id), "uid": str(tenant.owner_uid),
+            "source": {"type": "records", "records": [{"email": "outage@example.com"}]}}
+    during = message(body)
+    storage = storage_from_settings(settings)
+
+    assert handle(db, redis_down, storage, settings, during) == "unavailable"
+    assert handle(db, redis_down, storage, settings, message(body, during.message_id)) == "job"  # redelivered
+
+    # One job, recorded at the first delivery; its broker message is the lost-message sweeper's to send again.
+    jobs = list(db["queues"].find({"account_id": tenant.account_id}))
+    assert len(jobs) == 1 and jobs[0]["status"] == "queued"
+    assert db["crm.pubsub.attempts"].find_one({"_id": during.message_id}) is None
+
+
+def test_after_a_message_finds_redis_down_the_rest_of_its_batch_is_nacked_without_trying(settings, db, tenant):
+    from crm_workers.adapters.broker import make_broker
+    from crm_workers.services.imports.pubsub_bridge import Backoff
+
+    redis_down = make_broker(settings.with_(redis_url="redis://127.0.0.1:9"), for_worker=False)
+    batch = [message({"kind": "import", "account_id": str(tenant.account_id), "uid": str(tenant.owner_uid),
+                      "source": {"type": "records", "records": [{"email": f"b{i}@example.com"}]}}) for i in range(3)]
+    stop = threading.Event()
+    subscription = ListSubscription(batch, stop)
+
+    run_bridge(subscription, db, redis_down, storage_from_settings(settings), settings, stop=stop, timeout=0.1,
+               backoff=Backoff(initial=0.01, maximum=0.05))
+
+    assert subscription.nacked == [m.ack_id for m in batch] and subscription.acked == []
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 1  # only the first was tried
