@@ -9,6 +9,7 @@ from pymongo.database import Database
 from crm_workers.adapters.broker import queue_depths
 from crm_workers.adapters.mongo import QUEUES, REMINDERS
 from crm_workers.jobs import now
+from crm_workers.services.imports.pubsub_bridge import bridge_stats
 
 
 class JobMetrics:
@@ -52,6 +53,21 @@ class JobMetrics:
                            .sort("due_at", 1).limit(1)), None)
         lag.add_metric([], (now() - oldest["due_at"]).total_seconds() if oldest else 0.0)
         yield lag
+        yield from self._pubsub()
+
+    def _pubsub(self):
+        stats = bridge_stats(self.db)
+        transient = CounterMetricFamily("crm_pubsub_transient_errors", "Pub/Sub bridge transient errors, by operation",
+                                        labels=["operation"])
+        for operation, n in sorted((stats.get("transient_errors") or {}).items()):
+            transient.add_metric([operation], n)
+        dead = CounterMetricFamily("crm_pubsub_dead_letters", "Pub/Sub messages dead-lettered, by reason",
+                                   labels=["reason"])
+        for reason, n in sorted((stats.get("dead_letters") or {}).items()):
+            dead.add_metric([reason], n)
+        failed = CounterMetricFamily("crm_pubsub_failed_attempts", "Pub/Sub messages that failed to become a job")
+        failed.add_metric([], stats.get("failed_attempts", 0))
+        yield from (transient, dead, failed)
 
     def _rows(self):
         imported = CounterMetricFamily("crm_rows_imported", "Rows imported (created + updated)", labels=["type"])

@@ -117,8 +117,8 @@ def test_a_message_that_cannot_be_recorded_now_is_not_acked_and_not_counted_agai
     assert db["crm.pubsub.deadletters"].find_one({"message_id": late.message_id}) is None
 
 
-def test_a_message_that_arrives_while_redis_is_down_is_nacked_and_its_redelivery_finds_the_one_job_it_made(
-        settings, db, tenant):
+def test_a_message_that_arrives_while_redis_is_down_is_nacked_leaving_no_job_and_its_redelivery_makes_one(
+        settings, db, broker, tenant):
     from crm_workers.adapters.broker import make_broker
 
     redis_down = make_broker(settings.with_(redis_url="redis://127.0.0.1:9"), for_worker=False)
@@ -128,11 +128,13 @@ def test_a_message_that_arrives_while_redis_is_down_is_nacked_and_its_redelivery
     storage = storage_from_settings(settings)
 
     assert handle(db, redis_down, storage, settings, during) == "unavailable"
-    assert handle(db, redis_down, storage, settings, message(body, during.message_id)) == "job"  # redelivered
+    # Nothing half-made: the job the broker could not take was withdrawn with its idempotency key.
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
+    assert handle(db, redis_down, storage, settings, message(body, during.message_id)) == "unavailable"
+    assert handle(db, broker, storage, settings, message(body, during.message_id)) == "job"  # Redis is back
+    assert handle(db, broker, storage, settings, message(body, during.message_id)) == "job"  # a late redelivery
 
-    # One job, recorded at the first delivery; its broker message is the lost-message sweeper's to send again.
-    jobs = list(db["queues"].find({"account_id": tenant.account_id}))
-    assert len(jobs) == 1 and jobs[0]["status"] == "queued"
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 1
     assert db["crm.pubsub.attempts"].find_one({"_id": during.message_id}) is None
 
 
@@ -150,4 +152,5 @@ def test_after_a_message_finds_redis_down_the_rest_of_its_batch_is_nacked_withou
                backoff=Backoff(initial=0.01, maximum=0.05))
 
     assert subscription.nacked == [m.ack_id for m in batch] and subscription.acked == []
-    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 1  # only the first was tried
+    # Only the first was tried, and withdrawn when the broker refused it.
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
