@@ -9,7 +9,7 @@ import sys
 from crm_workers.domain.job_types import Queue
 from crm_workers.errors import ConfigError
 from crm_workers.logs import configure_logging
-from crm_workers.settings import Settings
+from crm_workers.settings import API_REQUIRES, WORKER_REQUIRES, Settings
 
 DEV_SECRET_FILE = "jwt-secret"
 
@@ -26,8 +26,8 @@ def cmd_api(args) -> None:
 
     from crm_api import create_app
 
-    settings = _settings("JWT_SECRET", "MONGODB_URI", "REDIS_URL")
-    configure_logging()
+    settings = _settings(*API_REQUIRES)
+    configure_logging(settings)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -46,7 +46,7 @@ def cmd_worker(args) -> None:
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    _settings("MONGODB_URI", "REDIS_URL")
+    _settings(*WORKER_REQUIRES)
     argv = ["crm_workers.worker", "--processes", str(args.processes), "--threads", str(args.threads)]
     if args.queues:
         argv += ["--queues", *args.queues]

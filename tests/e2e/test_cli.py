@@ -11,7 +11,9 @@ from bson import ObjectId
 
 from crm_workers.domain.principal import read_token
 
-CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+# PYTHONPATH: the code under test, not whatever checkout the virtualenv was installed from.
+CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+             "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
 
 
 def crm_jobs(*argv, env=None, cwd=None):
@@ -19,10 +21,13 @@ def crm_jobs(*argv, env=None, cwd=None):
                           capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
+DEPLOYED = {"STORAGE_URL": "s3://crm-files/prod", "PUBLIC_URL": "https://crm.example.com"}
+
+
 @pytest.mark.parametrize("command,env,missing", [
-    ("api", {"MONGODB_URI": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1"}, "JWT_SECRET"),
-    ("api", {"JWT_SECRET": "x", "REDIS_URL": "redis://127.0.0.1:1"}, "MONGODB_URI"),
-    ("worker", {"MONGODB_URI": "mongodb://127.0.0.1:1"}, "REDIS_URL"),
+    ("api", {"MONGODB_URI": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1", **DEPLOYED}, "JWT_SECRET"),
+    ("api", {"JWT_SECRET": "x", "REDIS_URL": "redis://127.0.0.1:1", **DEPLOYED}, "MONGODB_URI"),
+    ("worker", {"MONGODB_URI": "mongodb://127.0.0.1:1", **DEPLOYED}, "REDIS_URL"),
     ("scheduler", {"REDIS_URL": "redis://127.0.0.1:1"}, "MONGODB_URI"),
 ])
 def test_a_process_missing_a_required_setting_stops_with_one_line_naming_it(command, env, missing, tmp_path):
@@ -30,6 +35,28 @@ def test_a_process_missing_a_required_setting_stops_with_one_line_naming_it(comm
 
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [f"crm-jobs: missing required environment variable {missing}"]
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_the_api_and_worker_refuse_the_dev_defaults_of_storage_and_public_url(command, tmp_path):
+    env = {"JWT_SECRET": "x", "MONGODB_URI": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1"}
+
+    result = crm_jobs(command, env=env, cwd=tmp_path)
+    storage_only = crm_jobs(command, env={**env, "PUBLIC_URL": "https://crm.example.com"}, cwd=tmp_path)
+
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+    line = result.stderr.strip()
+    assert line.startswith("crm-jobs: missing required environment variables STORAGE_URL, PUBLIC_URL — set ")
+    assert "s3://bucket/prefix" in line and "https://crm.example.com" in line
+    assert storage_only.stderr.strip().startswith("crm-jobs: missing required environment variable STORAGE_URL — ")
+
+
+def test_malformed_settings_are_all_named_in_one_line(tmp_path):
+    result = crm_jobs("scheduler", env={"SCHEDULER_TICK_SECONDS": "soon", "WEBHOOK_ALLOW_PRIVATE": "maybe"},
+                      cwd=tmp_path)
+
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+    assert "SCHEDULER_TICK_SECONDS" in result.stderr and "WEBHOOK_ALLOW_PRIVATE" in result.stderr
 
 
 def test_token_prints_a_bearer_token_with_the_claims_asked_for(tmp_path):
