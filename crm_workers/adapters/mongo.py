@@ -66,6 +66,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("type", ASCENDING), ("created_at", DESCENDING)),
         _ix(("status", ASCENDING), ("heartbeat_at", ASCENDING)),
         _ix(("finished_at", ASCENDING)),
+        _ix(("created_at", DESCENDING)),  # service tokens list across accounts
+        _ix(("status", ASCENDING), ("created_at", DESCENDING)),
     ],
     IDEMPOTENCY_KEYS: [
         _ix(A, ("key", ASCENDING), unique=True),

@@ -15,9 +15,11 @@ from crm_workers.jobs.record import (
     create_job,
     exports_past_retention,
     get_job,
+    get_job_of_any_account,
     job_to_json,
     link_undo_job,
     list_jobs,
+    list_jobs_of_every_account,
     mark_enqueue_failed,
     mark_file_deleted,
     mark_undo_requested,
@@ -42,7 +44,8 @@ from crm_workers.jobs.status import ALLOWED_TRANSITIONS, FINISHED, JobStatus, ch
 __all__ = [
     "ALLOWED_TRANSITIONS", "FINISHED", "MAX_LOST_RUNS", "PROGRESS_FLUSH_SECONDS", "JobStatus", "Progress",
     "cancelled", "check_transition", "claim", "complete", "create_job", "exports_past_retention", "fail",
-    "get_job", "heartbeat", "job_for_key", "job_to_json", "link_undo_job", "list_jobs", "mark_enqueue_failed",
-    "mark_file_deleted", "mark_undo_requested", "mark_undone", "now", "remember_key", "request_cancel",
+    "get_job", "get_job_of_any_account", "heartbeat", "job_for_key", "job_to_json", "link_undo_job", "list_jobs",
+    "list_jobs_of_every_account", "mark_enqueue_failed", "mark_file_deleted", "mark_undo_requested", "mark_undone",
+    "now", "remember_key", "request_cancel",
     "requeue_for_retry", "requeue_stale", "retry_job", "trim_finished", "worker_name",
 ]
