@@ -1,8 +1,10 @@
-"""`crm-jobs api | worker | scheduler | pubsub | dev | token | import | export | jobs | watch`."""
+"""`crm-jobs api | worker | scheduler | pubsub | dev | token | import | export | jobs | watch | cancel | retry |
+undo | errors`; `python -m crm_jobs` is the same."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -86,13 +88,17 @@ def cmd_pubsub(args) -> None:
 
 
 def cmd_token(args) -> None:
-    from crm_workers.domain.principal import issue_token
+    from crm_workers.domain.principal import issue_service_token, issue_token
 
     secret = os.environ.get("JWT_SECRET") or _dev_secret(args.data_dir, create=False)
     if not secret:
         sys.exit("crm-jobs: missing required environment variable JWT_SECRET")
-    print(issue_token(secret, account_id=args.account, uid=args.uid, is_owner=args.owner,
-                      ttl_seconds=args.ttl))
+    if args.service:
+        token = issue_service_token(secret, name=args.name, ttl_seconds=args.ttl)
+    else:
+        token = issue_token(secret, account_id=args.account, uid=args.uid, is_owner=args.owner,
+                            ttl_seconds=args.ttl)
+    print(json.dumps({"token": token}) if args.json else token)
 
 
 def _dev_secret(data_dir: str, *, create: bool) -> str | None:
@@ -124,49 +130,104 @@ def _client(args):
     return Client(args.url, args.token)
 
 
-def cmd_import(args) -> None:
-    from crm_jobs.client import import_file, watch
+def _started(args, job: dict) -> int:
+    """A job the command started: followed to its end unless --no-watch; the exit code says how it ended."""
+    from crm_jobs.client import OK, exit_code, watch
 
-    job = import_file(_client(args), args.file, entity=args.entity, mapping=args.mapping, options=args.options)
-    print(f"job {job['id']} ({job['type']}) queued")
-    if not args.no_watch:
-        watch(_client(args), job["id"])
-
-
-def cmd_export(args) -> None:
-    from crm_jobs.client import export, watch
-
-    job = export(_client(args), entity=args.entity, filter_json=args.filter, fmt=args.format)
-    print(f"job {job['id']} ({job['type']}) queued")
-    if not args.no_watch:
-        watch(_client(args), job["id"])
+    if args.no_watch:
+        print(json.dumps(job) if args.json else f"job {job['id']} ({job['type']}) {job['status']}")
+        return OK
+    if not args.json:
+        print(f"job {job['id']} ({job['type']}) {job['status']}", flush=True)
+    return exit_code(watch(_client(args), job["id"], as_json=args.json))
 
 
-def cmd_jobs(args) -> None:
-    from crm_jobs.client import jobs_table
+def cmd_import(args) -> int:
+    from crm_jobs.client import import_file
 
-    jobs_table(_client(args), status=args.status, limit=args.limit)
-
-
-def cmd_watch(args) -> None:
-    from crm_jobs.client import watch
-
-    job = watch(_client(args), args.job_id, interval=args.interval)
-    sys.exit(0 if job["status"] == "completed" else 1)
+    return _started(args, import_file(_client(args), args.file, entity=args.entity, mapping=args.mapping,
+                                      options=args.options))
 
 
-def _api_flags(p) -> None:
-    p.add_argument("--url", help="API base URL (default: CRM_URL or http://127.0.0.1:8000)")
-    p.add_argument("--token", help="bearer token (default: CRM_TOKEN)")
+def cmd_export(args) -> int:
+    from crm_jobs.client import export
+
+    return _started(args, export(_client(args), entity=args.entity, filter_json=args.filter, fmt=args.format))
+
+
+def cmd_jobs(args) -> int:
+    from crm_jobs.client import jobs_page, jobs_table
+
+    page = jobs_page(_client(args), status=args.status, job_type=args.type, account=args.account,
+                     limit=args.limit, after=args.after)
+    if args.json:
+        print(json.dumps(page))
+    else:
+        jobs_table(page)
+    return 0
+
+
+def cmd_watch(args) -> int:
+    from crm_jobs.client import exit_code, watch
+
+    return exit_code(watch(_client(args), args.job_id, interval=args.interval, as_json=args.json))
+
+
+def cmd_cancel(args) -> int:
+    job = _client(args).call("POST", f"/jobs/{args.job_id}/cancel")
+    print(json.dumps(job) if args.json else f"job {job['id']} ({job['type']}) {job['status']}"
+          + (" (stops at its next checkpoint)" if job["status"] == "running" else ""))
+    return 0
+
+
+def cmd_retry(args) -> int:
+    return _started(args, _client(args).call("POST", f"/jobs/{args.job_id}/retry"))
+
+
+def cmd_undo(args) -> int:
+    return _started(args, _client(args).call("POST", f"/jobs/{args.job_id}/undo"))
+
+
+def cmd_errors(args) -> int:
+    from crm_jobs.client import csv_as_records, error_rows
+
+    text = error_rows(_client(args), args.job_id)
+    if args.json:
+        print(json.dumps(csv_as_records(text)))
+    elif args.output:
+        with open(args.output, "w", encoding="utf-8-sig", newline="") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line and exit code 2 (argparse's code, without its usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crm-jobs")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="crm-jobs", description="The CRM's background-job system.")
+    p = _Parser(prog="crm-jobs", description="The CRM's background-job system. Client commands exit 0 when the "
+                "job completed, 1 when it failed or was cancelled (or the API refused), 2 on bad usage, 3 when "
+                "the API cannot be reached.")
+    p.add_argument("--version", action="version", version=f"crm-jobs {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     api = sub.add_parser("api", help="run the HTTP API (gunicorn)")
     api.add_argument("--host", default="0.0.0.0")
-    api.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    api.add_argument("--port", type=int, default=None, help="default: PORT or 8000")
     api.add_argument("--workers", type=int, default=2)
     api.add_argument("--threads", type=int, default=8)
     api.set_defaults(func=cmd_api)
@@ -194,47 +255,77 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--entity", choices=["contacts", "deals"], default="contacts")
     imp.add_argument("--mapping", help="a JSON file: {\"<header>\": \"<target>\"}")
     imp.add_argument("--options", help="import options as JSON")
-    imp.add_argument("--no-watch", action="store_true")
     imp.set_defaults(func=cmd_import)
 
     exp = sub.add_parser("export", help="export through the API and print the download link")
     exp.add_argument("--entity", choices=["contacts", "deals"], default="contacts")
     exp.add_argument("--filter", help="a selection as JSON")
     exp.add_argument("--format", choices=["csv", "xlsx"], default="csv")
-    exp.add_argument("--no-watch", action="store_true")
     exp.set_defaults(func=cmd_export)
 
-    jobs = sub.add_parser("jobs", help="the account's jobs as a table")
-    jobs.add_argument("--status")
+    jobs = sub.add_parser("jobs", help="jobs as a table, newest first")
+    jobs.add_argument("--status", choices=["queued", "running", "completed", "failed", "cancelled"])
+    jobs.add_argument("--type", help="a job type, e.g. contacts.import")
+    jobs.add_argument("--account", help="one account's jobs (service tokens only)")
     jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--after", help="the jobs after this job id (the `more:` hint of the last page)")
     jobs.set_defaults(func=cmd_jobs)
 
-    watch = sub.add_parser("watch", help="a job's progress bar until it ends")
+    watch = sub.add_parser("watch", help="follow a job until it ends")
     watch.add_argument("job_id")
     watch.add_argument("--interval", type=float, default=1.0)
     watch.set_defaults(func=cmd_watch)
-    for api_command in (imp, exp, jobs, watch):
-        _api_flags(api_command)
+
+    cancel = sub.add_parser("cancel", help="cancel a queued or running job")
+    retry = sub.add_parser("retry", help="retry a failed job and watch it")
+    undo = sub.add_parser("undo", help="undo an import, bulk delete or structure delete (30 days) and watch it")
+    errors = sub.add_parser("errors", help="the failed rows of an import, as CSV")
+    errors.add_argument("--output", "-o", help="write the CSV to this file instead of stdout")
+    for command, func in ((cancel, cmd_cancel), (retry, cmd_retry), (undo, cmd_undo), (errors, cmd_errors)):
+        command.add_argument("job_id")
+        command.set_defaults(func=func)
+    for command in (imp, exp, retry, undo):
+        command.add_argument("--no-watch", action="store_true", help="print the job and return at once")
+    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors):
+        command.add_argument("--url", help="API base URL (default: CRM_URL or http://127.0.0.1:8000)")
+        command.add_argument("--token", help="bearer token (default: CRM_TOKEN)")
 
     token = sub.add_parser("token", help="print a bearer token for local use")
-    token.add_argument("--account", required=True, help="account id (24 hex)")
-    token.add_argument("--uid", required=True, help="user id (24 hex)")
+    token.add_argument("--service", action="store_true",
+                       help="a service token (operators, the queue manager): every account's jobs, no CRM data")
+    token.add_argument("--name", default="operator", help="who the service token is for (its `sub`)")
+    token.add_argument("--account", help="account id (24 hex)")
+    token.add_argument("--uid", help="user id (24 hex)")
     token.add_argument("--owner", action="store_true", help="the user is an account owner")
     token.add_argument("--ttl", type=int, default=7 * 24 * 3600, help="seconds the token is valid")
     token.add_argument("--data-dir", default=".crm-data", help="where `crm-jobs dev` keeps its secret")
     token.set_defaults(func=cmd_token)
+    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors, token):
+        command.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of text")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    if args.command == "token":
+    from crm_jobs.client import ClientError
+
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "token" and not args.service:
         from bson import ObjectId
 
         for name in ("account", "uid"):
-            if not ObjectId.is_valid(getattr(args, name)):
-                sys.exit(f"crm-jobs: --{name} must be a 24-hex id")
-    args.func(args)
+            value = getattr(args, name)
+            if not (value and ObjectId.is_valid(value) and len(value) == 24):
+                p.exit(2, f"crm-jobs: --{name} must be a 24-hex id (or give --service)\n")
+    if args.command == "api" and args.port is None:
+        args.port = _settings().port
+    try:
+        code = args.func(args)
+    except ClientError as exc:
+        p.exit(exc.exit_code, f"crm-jobs: {exc}\n")
+    except KeyboardInterrupt:
+        p.exit(130)
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":
