@@ -66,7 +66,7 @@ def queues():
 @bp.get("/operator")
 @allows_service
 @api_doc("Service tokens only: live workers, global queue depths, stale and lost jobs, the busiest accounts",
-         ok={"200": OperatorOverview})
+         ok={"200": OperatorOverview}, errors=(403,))
 def operator():
     if not isinstance(caller(), Service):
         raise NotAllowed("the operator overview needs a service token (crm-jobs token --service)")

@@ -1,4 +1,5 @@
-"""Property-based requests (schemathesis, from our OpenAPI document) against the live API: never a 5xx."""
+"""Property-based requests (schemathesis, from our OpenAPI document) against the live API: never a 5xx, and
+never a status the route's declaration does not list."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def test_no_request_built_from_the_openapi_document_gets_a_5xx(app, db, live_api
         op = operation.ok()
         if op.path.startswith("/files/"):
             continue
+        documented = set(op.definition.raw["responses"])
 
         @settings(max_examples=8, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
@@ -30,6 +32,9 @@ def test_no_request_built_from_the_openapi_document_gets_a_5xx(app, db, live_api
             statuses.append(response.status_code)
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}")
+            elif str(response.status_code) not in documented:
+                failures.append(f"{case.method} {case.formatted_path}: {response.status_code} is not declared "
+                                f"{sorted(documented)}: {response.text[:200]}")
 
         check()
     assert failures == []
