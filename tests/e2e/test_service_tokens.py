@@ -91,10 +91,21 @@ def test_a_service_token_is_refused_on_every_crm_endpoint_and_creates_nothing(ap
     {"role": "service", "account_id": str(ObjectId())},
     {"role": "Service"},
 ])
-def test_a_token_with_another_role_or_a_service_token_naming_an_account_is_401(client, claims):
+def test_only_role_service_without_an_account_makes_a_service_token(client, claims):
     token = jwt.encode({**claims, "exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS256")
 
     assert client.get("/v1/crm/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_user_token_with_some_other_role_claim_stays_a_user_of_its_account(client, db):
+    mine, theirs = Tenant(db), Tenant(db)
+    queued_job(db, theirs)
+    token = jwt.encode({"role": "admin", "account_id": str(mine.account_id), "uid": str(mine.owner_uid),
+                        "is_owner": True, "exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    assert client.get("/v1/crm/jobs", headers=headers).get_json()["jobs"] == []
+    assert client.get("/v1/crm/operator", headers=headers).status_code == 403
 
 
 def test_tenants_see_their_own_waiting_jobs_per_queue_and_a_service_token_the_broker(client, db, broker):
