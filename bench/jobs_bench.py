@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,7 @@ def spawn(argv, env):
 
 def bench_jobs(n, env, db):
     port = free_port()
+    env = {**env, "PUBLIC_URL": f"http://127.0.0.1:{port}"}
     procs = [spawn([sys.executable, "-m", "crm_jobs.cli", "api", "--host", "127.0.0.1", "--port", str(port),
                     "--workers", "1", "--threads", str(THREADS)], env),
              spawn([sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(THREADS)],
@@ -125,7 +127,8 @@ def main():
         run = uuid.uuid4().hex[:6]
         env = {**os.environ, "REDIS_URL": redis_url, "MONGODB_URI": mongodb_uri, "MONGODB_DB": f"bench_{run}",
                "JWT_SECRET": SECRET, "REDIS_NAMESPACE": f"bench-{run}", "BENCH_NAMESPACE": f"bench-raw-{run}",
-               "LOG_LEVEL": "WARNING", "PYTHONPATH": os.getcwd(), "dramatiq_prom_port": "0"}
+               "LOG_LEVEL": "WARNING", "PYTHONPATH": os.getcwd(), "dramatiq_prom_port": "0",
+               "STORAGE_URL": f"file://{tempfile.mkdtemp(prefix='bench-files-')}"}
         db = connect(mongodb_uri, env["MONGODB_DB"])
         ensure_indexes(db)
         posted, jobs_s = bench_jobs(n, env, db)

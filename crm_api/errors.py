@@ -15,6 +15,13 @@ from crm_workers.errors import BrokerUnavailable, CRMError, DatabaseUnavailable
 
 log = logging.getLogger("crm.api")
 
+#: The code of an error raised by the framework (werkzeug), the same as our own errors use for that status:
+#: a client sees one code per status whoever refused the request (a body over MAX_CONTENT_LENGTH is `too_large`,
+#: as an upload over IMPORT_MAX_BYTES is).
+HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+              429: "too_many_requests"}
+
 
 def error_response(status: int, code: str, message: str, details=None, *, retry_after: int | None = None):
     response = jsonify({"error": {"code": code, "message": message, "details": details}})
@@ -55,8 +62,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        status = exc.code or 500
+        code = HTTP_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
+        response = error_response(status, code, exc.description or exc.name)
+        if getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -13,11 +13,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+OBJECT_ID = r"^[0-9a-fA-F]{24}$"
+
+
 class JobListQuery(Strict):
-    status: JobStatus | None = None
-    type: str | None = Field(default=None, json_schema_extra={"enum": sorted(JOB_KINDS)})
-    page: int = Field(default=1, ge=1, le=100_000)
-    per_page: int = Field(default=50, ge=1, le=200)
+    status: JobStatus | None = Field(default=None, description="only jobs in this status")
+    type: str | None = Field(default=None, json_schema_extra={"enum": sorted(JOB_KINDS)},
+                             description="only jobs of this type")
+    page: int = Field(default=1, ge=1, le=100_000, description="page number (ignored with `after`)")
+    per_page: int = Field(default=50, ge=1, le=200, description="jobs per page")
+    after: str | None = Field(default=None, pattern=OBJECT_ID,
+                              description="cursor: the jobs after this job id, in the same order (newest first)")
+    account_id: str | None = Field(default=None, pattern=OBJECT_ID,
+                                   description="service tokens only: one account's jobs")
 
     @field_validator("type")
     @classmethod
@@ -42,6 +50,7 @@ class JobError(BaseModel):
 
 class Job(BaseModel):
     id: str
+    account_id: str
     type: str
     status: JobStatus
     progress: Progress
@@ -52,10 +61,21 @@ class Job(BaseModel):
     created_at: str
     started_at: str | None
     finished_at: str | None
+    heartbeat_at: str | None = None
+    enqueued_at: str | None = None
 
 
 class JobPage(BaseModel):
     jobs: list[Job]
     page: int
     per_page: int
-    total: int
+    total: int | None = Field(description="jobs matching; null when paging by `after`")
+    next_after: str | None = Field(description="the `after` of the next page; null on the last page")
+
+
+class StageDeleteQuery(Strict):
+    move_to: str | None = Field(default=None, description="the stage (of the same pipeline) to move its deals to")
+
+
+class DueQuery(Strict):
+    window: str | None = Field(default=None, pattern=r"^\d+d$", description="upcoming window in days, like 7d")

@@ -1,15 +1,27 @@
-"""`crm-jobs api | worker | scheduler | pubsub | dev | token | import | export | jobs | watch`."""
+"""`crm-jobs api | worker | scheduler | pubsub | dev | token | import | export | jobs | watch | cancel | retry |
+undo | errors`; `python -m crm_jobs` is the same."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
+from crm_jobs.commands import (
+    cmd_cancel,
+    cmd_errors,
+    cmd_export,
+    cmd_import,
+    cmd_jobs,
+    cmd_retry,
+    cmd_undo,
+    cmd_watch,
+)
 from crm_workers.domain.job_types import Queue
 from crm_workers.errors import ConfigError
 from crm_workers.logs import configure_logging
-from crm_workers.settings import Settings
+from crm_workers.settings import API_REQUIRES, WORKER_REQUIRES, Settings
 
 DEV_SECRET_FILE = "jwt-secret"
 
@@ -26,8 +38,8 @@ def cmd_api(args) -> None:
 
     from crm_api import create_app
 
-    settings = _settings("JWT_SECRET", "MONGODB_URI", "REDIS_URL")
-    configure_logging()
+    settings = _settings(*API_REQUIRES)
+    configure_logging(settings)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -46,7 +58,7 @@ def cmd_worker(args) -> None:
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    _settings("MONGODB_URI", "REDIS_URL")
+    _settings(*WORKER_REQUIRES)
     argv = ["crm_workers.worker", "--processes", str(args.processes), "--threads", str(args.threads)]
     if args.queues:
         argv += ["--queues", *args.queues]
@@ -88,13 +100,17 @@ def cmd_pubsub(args) -> None:
 
 
 def cmd_token(args) -> None:
-    from crm_workers.domain.principal import issue_token
+    from crm_workers.domain.principal import issue_service_token, issue_token
 
     secret = os.environ.get("JWT_SECRET") or _dev_secret(args.data_dir, create=False)
     if not secret:
         sys.exit("crm-jobs: missing required environment variable JWT_SECRET")
-    print(issue_token(secret, account_id=args.account, uid=args.uid, is_owner=args.owner,
-                      ttl_seconds=args.ttl))
+    if args.service:
+        token = issue_service_token(secret, name=args.name, ttl_seconds=args.ttl)
+    else:
+        token = issue_token(secret, account_id=args.account, uid=args.uid, is_owner=args.owner,
+                            ttl_seconds=args.ttl)
+    print(json.dumps({"token": token}) if args.json else token)
 
 
 def _dev_secret(data_dir: str, *, create: bool) -> str | None:
@@ -120,55 +136,32 @@ def cmd_dev(args) -> None:
     run_dev(data_dir=args.data_dir, port=args.port, jwt_secret=secret)
 
 
-def _client(args):
-    from crm_jobs.client import Client
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line and exit code 2 (argparse's code, without its usage block)."""
 
-    return Client(args.url, args.token)
-
-
-def cmd_import(args) -> None:
-    from crm_jobs.client import import_file, watch
-
-    job = import_file(_client(args), args.file, entity=args.entity, mapping=args.mapping, options=args.options)
-    print(f"job {job['id']} ({job['type']}) queued")
-    if not args.no_watch:
-        watch(_client(args), job["id"])
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def cmd_export(args) -> None:
-    from crm_jobs.client import export, watch
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    job = export(_client(args), entity=args.entity, filter_json=args.filter, fmt=args.format)
-    print(f"job {job['id']} ({job['type']}) queued")
-    if not args.no_watch:
-        watch(_client(args), job["id"])
-
-
-def cmd_jobs(args) -> None:
-    from crm_jobs.client import jobs_table
-
-    jobs_table(_client(args), status=args.status, limit=args.limit)
-
-
-def cmd_watch(args) -> None:
-    from crm_jobs.client import watch
-
-    job = watch(_client(args), args.job_id, interval=args.interval)
-    sys.exit(0 if job["status"] == "completed" else 1)
-
-
-def _api_flags(p) -> None:
-    p.add_argument("--url", help="API base URL (default: CRM_URL or http://127.0.0.1:8000)")
-    p.add_argument("--token", help="bearer token (default: CRM_TOKEN)")
+    try:
+        return version("crm-jobs")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="crm-jobs", description="The CRM's background-job system.")
+    p = _Parser(prog="crm-jobs", description="The CRM's background-job system. Client commands exit 0 when the "
+                "job completed, 1 when it failed or was cancelled (or the API refused), 2 on bad usage, 3 when "
+                "the API cannot be reached.")
+    p.add_argument("--version", action="version", version=f"crm-jobs {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     api = sub.add_parser("api", help="run the HTTP API (gunicorn)")
     api.add_argument("--host", default="0.0.0.0")
-    api.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    api.add_argument("--port", type=int, default=None, help="default: PORT or 8000")
     api.add_argument("--workers", type=int, default=2)
     api.add_argument("--threads", type=int, default=8)
     api.set_defaults(func=cmd_api)
@@ -196,47 +189,77 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--entity", choices=["contacts", "deals"], default="contacts")
     imp.add_argument("--mapping", help="a JSON file: {\"<header>\": \"<target>\"}")
     imp.add_argument("--options", help="import options as JSON")
-    imp.add_argument("--no-watch", action="store_true")
     imp.set_defaults(func=cmd_import)
 
     exp = sub.add_parser("export", help="export through the API and print the download link")
     exp.add_argument("--entity", choices=["contacts", "deals"], default="contacts")
     exp.add_argument("--filter", help="a selection as JSON")
     exp.add_argument("--format", choices=["csv", "xlsx"], default="csv")
-    exp.add_argument("--no-watch", action="store_true")
     exp.set_defaults(func=cmd_export)
 
-    jobs = sub.add_parser("jobs", help="the account's jobs as a table")
-    jobs.add_argument("--status")
+    jobs = sub.add_parser("jobs", help="jobs as a table, newest first")
+    jobs.add_argument("--status", choices=["queued", "running", "completed", "failed", "cancelled"])
+    jobs.add_argument("--type", help="a job type, e.g. contacts.import")
+    jobs.add_argument("--account", help="one account's jobs (service tokens only)")
     jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--after", help="the jobs after this job id (the `more:` hint of the last page)")
     jobs.set_defaults(func=cmd_jobs)
 
-    watch = sub.add_parser("watch", help="a job's progress bar until it ends")
+    watch = sub.add_parser("watch", help="follow a job until it ends")
     watch.add_argument("job_id")
     watch.add_argument("--interval", type=float, default=1.0)
     watch.set_defaults(func=cmd_watch)
-    for api_command in (imp, exp, jobs, watch):
-        _api_flags(api_command)
+
+    cancel = sub.add_parser("cancel", help="cancel a queued or running job")
+    retry = sub.add_parser("retry", help="retry a failed job and watch it")
+    undo = sub.add_parser("undo", help="undo an import, bulk delete or structure delete (30 days) and watch it")
+    errors = sub.add_parser("errors", help="the failed rows of an import, as CSV")
+    errors.add_argument("--output", "-o", help="write the CSV to this file instead of stdout")
+    for command, func in ((cancel, cmd_cancel), (retry, cmd_retry), (undo, cmd_undo), (errors, cmd_errors)):
+        command.add_argument("job_id")
+        command.set_defaults(func=func)
+    for command in (imp, exp, retry, undo):
+        command.add_argument("--no-watch", action="store_true", help="print the job and return at once")
+    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors):
+        command.add_argument("--url", help="API base URL (default: CRM_URL or http://127.0.0.1:8000)")
+        command.add_argument("--token", help="bearer token (default: CRM_TOKEN)")
 
     token = sub.add_parser("token", help="print a bearer token for local use")
-    token.add_argument("--account", required=True, help="account id (24 hex)")
-    token.add_argument("--uid", required=True, help="user id (24 hex)")
+    token.add_argument("--service", action="store_true",
+                       help="a service token (operators, the queue manager): every account's jobs, no CRM data")
+    token.add_argument("--name", default="operator", help="who the service token is for (its `sub`)")
+    token.add_argument("--account", help="account id (24 hex)")
+    token.add_argument("--uid", help="user id (24 hex)")
     token.add_argument("--owner", action="store_true", help="the user is an account owner")
     token.add_argument("--ttl", type=int, default=7 * 24 * 3600, help="seconds the token is valid")
     token.add_argument("--data-dir", default=".crm-data", help="where `crm-jobs dev` keeps its secret")
     token.set_defaults(func=cmd_token)
+    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors, token):
+        command.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of text")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    if args.command == "token":
+    from crm_jobs.client import ClientError
+
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "token" and not args.service:
         from bson import ObjectId
 
         for name in ("account", "uid"):
-            if not ObjectId.is_valid(getattr(args, name)):
-                sys.exit(f"crm-jobs: --{name} must be a 24-hex id")
-    args.func(args)
+            value = getattr(args, name)
+            if not (value and ObjectId.is_valid(value) and len(value) == 24):
+                p.exit(2, f"crm-jobs: --{name} must be a 24-hex id (or give --service)\n")
+    if args.command == "api" and args.port is None:
+        args.port = _settings().port
+    try:
+        code = args.func(args)
+    except ClientError as exc:
+        p.exit(exc.exit_code, f"crm-jobs: {exc}\n")
+    except KeyboardInterrupt:
+        p.exit(130)
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> None:
                "SCHEDULER_TICK_SECONDS": os.environ.get("SCHEDULER_TICK_SECONDS", "5"),
                "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # readable in a terminal
                "dramatiq_prom_port": os.environ.get("dramatiq_prom_port") or str(free_port())}
+        env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")  # the API and workers refuse to guess it
         db = connect(mongodb_uri, env.get("MONGODB_DB") or "crm")
         ensure_indexes(db)
         ident = _dev_identity(data)

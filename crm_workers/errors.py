@@ -7,7 +7,7 @@ class CRMError(Exception):
     """Raised when a request cannot be served; carries the HTTP status and a stable code."""
 
     status = 400
-    code = "bad_request"
+    code = "invalid_request"  # the one code of a 400, as for a body that fails validation
 
     #: Seconds a client should wait before trying again (sent as `Retry-After`), when it applies.
     retry_after: int | None = None

@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 from datetime import UTC, datetime
+
+from crm_workers.settings import Settings
 
 _job_context: contextvars.ContextVar[dict | None] = contextvars.ContextVar("crm_job_context", default=None)
 JOB_FIELDS = ("job_id", "account_id", "type")
@@ -51,9 +52,10 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{ids}]" if ids else text
 
 
-def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
+def configure_logging(settings: Settings | None = None) -> None:
+    """Log to stderr as LOG_FORMAT (json or text) says, at LOG_LEVEL."""
+    settings = settings or Settings.from_env()
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if (fmt or os.environ.get("LOG_FORMAT", "json")) == "json"
-                         else TextFormatter())
-    logging.basicConfig(level=(level or os.environ.get("LOG_LEVEL") or "INFO").upper(), handlers=[handler], force=True)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -72,7 +72,16 @@ def dry_run() -> bool:
 
 
 def job_response(job: dict, status: int = 200):
-    return jsonify(job_to_json(job)), status
+    """The job as JSON; a 202 (a job started) says where to poll it in `Location`."""
+    headers = {"Location": f"{API_PREFIX}/jobs/{job['_id']}"} if status == 202 else {}
+    return jsonify(job_to_json(job)), status, headers
+
+
+def conditional(response):
+    """An ETag on a read the dashboard and CLI poll: a request with a matching If-None-Match gets 304, no body."""
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 def idempotent(view):

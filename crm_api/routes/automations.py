@@ -4,7 +4,9 @@ from flask import jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.auth import principal
+from crm_api.openapi import api_doc
 from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
+from crm_api.schemas import Job
 from crm_workers.services.automations import run as service
 
 bp = crm_blueprint("automations")
@@ -26,6 +28,8 @@ class Page(BaseModel):
 
 
 @bp.post("/automations/trigger")
+@api_doc("automations.run for a deal that entered a stage", body=TriggerRequest, ok={"202": Job},
+         errors=(404,), idempotent=True)
 @idempotent
 def trigger():
     body = TriggerRequest.model_validate(request.get_json(silent=True) or {})
@@ -35,6 +39,7 @@ def trigger():
 
 
 @bp.get("/automations/<automation_id>/logs")
+@api_doc("An automation's runs, newest first", query=Page, errors=(404,))
 def logs(automation_id):
     page = Page.model_validate(request.args.to_dict())
     items, total = service.list_logs(db(), principal(), automation_id, page=page.page, per_page=page.per_page)
@@ -43,5 +48,6 @@ def logs(automation_id):
 
 
 @bp.post("/automations/logs/<log_id>/retry")
+@api_doc("Retry a failed automation run from its failed action", ok={"202": Job}, errors=(404, 409))
 def retry(log_id):
     return job_response(service.retry_log(db(), broker(), principal(), log_id), 202)

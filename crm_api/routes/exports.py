@@ -3,6 +3,7 @@
 from flask import Blueprint, abort, jsonify, request, send_file
 
 from crm_api.auth import principal
+from crm_api.openapi import Matched, api_doc
 from crm_api.routes import (
     broker,
     crm_blueprint,
@@ -14,6 +15,7 @@ from crm_api.routes import (
     settings,
     storage,
 )
+from crm_api.schemas import Job
 from crm_workers.adapters.storage import InvalidKey, LocalStorage, check_link
 from crm_workers.services.exports.intake import ExportRequest, matched, request_export
 
@@ -30,18 +32,24 @@ def _export(entity: str):
 
 
 @bp.post("/contacts/export")
+@api_doc("contacts.export (?dry_run=1 counts)", body=ExportRequest, ok={"202": Job, "200": Matched},
+         errors=(404,), idempotent=True)
 @idempotent
 def export_contacts():
     return _export("contact")
 
 
 @bp.post("/deals/export")
+@api_doc("deals.export (?dry_run=1 counts)", body=ExportRequest, ok={"202": Job, "200": Matched},
+         errors=(404,), idempotent=True)
 @idempotent
 def export_deals():
     return _export("deal")
 
 
 @files.get("/files/<path:key>")
+@api_doc("A local storage file through a signed, expiring link (no bearer token)", public=True,
+         media="application/octet-stream", errors=(403, 404))
 def download(key):
     """A local storage file, for whoever holds an unexpired link signed by this system (no bearer token)."""
     store = storage()

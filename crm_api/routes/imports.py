@@ -3,8 +3,9 @@
 from flask import request
 
 from crm_api.auth import principal
+from crm_api.openapi import api_doc
 from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, settings, storage
-from crm_api.schemas import ImportRequest, UploadOptions
+from crm_api.schemas import ImportRequest, Job, UploadOptions
 from crm_workers.errors import BadRequest, UnsupportedType
 from crm_workers.services.imports import intake as service
 
@@ -39,12 +40,16 @@ def _not_json():
 
 
 @bp.post("/contacts/import")
+@api_doc("contacts.import (multipart file + options, or JSON)", body=ImportRequest, multipart=True,
+         ok={"202": Job}, errors=(404, 415), idempotent=True)
 @idempotent
 def import_contacts():
     return _import("contact")
 
 
 @bp.post("/deals/import")
+@api_doc("deals.import (multipart file + options, or JSON)", body=ImportRequest, multipart=True,
+         ok={"202": Job}, errors=(404, 415), idempotent=True)
 @idempotent
 def import_deals():
     return _import("deal")

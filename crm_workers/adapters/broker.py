@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+import uuid
+
 import redis
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
@@ -57,13 +62,18 @@ def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> Redi
         Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS),
         CurrentMessage(),
     ]
-    return RedisBroker(
+    broker = RedisBroker(
         client=client,
         namespace=f"{settings.redis_namespace}-dramatiq",
         middleware=middleware,
         heartbeat_timeout=BROKER_HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=MAINTENANCE_CHANCE,
     )
+    # Dramatiq heartbeats every process that talks to the broker, enqueuers too; the id tells an operator
+    # which are workers, and where they run.
+    role = "worker" if for_worker else "client"
+    broker.broker_id = f"{role}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return broker
 
 
 def job_message(job: dict) -> Message:
@@ -83,6 +93,45 @@ def enqueue_job(broker, job: dict) -> None:
 
 
 def queue_depths(broker) -> dict[str, int]:
-    """Messages waiting in each of our queues, delayed ones included."""
+    """Messages waiting in each of our queues, delayed ones included (every account's: for operators)."""
+    return {queue: d["waiting"] + d["delayed"] for queue, d in broker_depths(broker).items()}
+
+
+def broker_depths(broker) -> dict[str, dict[str, int]]:
+    """Per queue, every account's messages: `waiting`, `delayed` (retry back-offs and fairness waits, Dramatiq's
+    `.DQ` list) and `dead_letter` (messages Dramatiq gave up on, its `.XQ` sorted set)."""
     client, ns = broker.client, broker.namespace
-    return {str(q): client.llen(f"{ns}:{q}") + client.zcard(f"{ns}:{q}.DQ") for q in Queue}
+    pipe = client.pipeline(transaction=False)
+    for q in Queue:
+        pipe.llen(f"{ns}:{q}")
+        pipe.llen(f"{ns}:{q}.DQ")
+        pipe.zcard(f"{ns}:{q}.XQ")
+    counts = pipe.execute()
+    return {str(q): dict(zip(("waiting", "delayed", "dead_letter"), counts[i * 3:i * 3 + 3], strict=True))
+            for i, q in enumerate(Queue)}
+
+
+def live_workers(broker) -> list[dict]:
+    """Worker processes that heartbeated to the broker within its heartbeat timeout (Dramatiq keeps each
+    process's last heartbeat in `<namespace>:__heartbeats__`), with the messages each holds unacknowledged."""
+    client, ns = broker.client, broker.namespace
+    now_ms = int(time.time() * 1000)  # the clock Dramatiq stamps heartbeats with
+    beats = [(worker_id, score) for worker_id, score in client.zrangebyscore(
+        f"{ns}:__heartbeats__", now_ms - broker.heartbeat_timeout, "+inf", withscores=True)
+        if worker_id.startswith(b"worker:")]
+    pipe = client.pipeline(transaction=False)
+    for worker_id, _ in beats:
+        for q in Queue:
+            pipe.scard(f"{ns}:__acks__.{worker_id.decode()}.{q}")
+            pipe.scard(f"{ns}:__acks__.{worker_id.decode()}.{q}.DQ")
+    held = pipe.execute()
+    per_worker = 2 * len(Queue)
+    return [{"id": worker_id.decode(), "host": _host(worker_id),
+             "seconds_since_heartbeat": round(max(0, now_ms - score) / 1000, 1),
+             "messages_held": sum(held[i * per_worker:(i + 1) * per_worker])}
+            for i, (worker_id, score) in enumerate(beats)]
+
+
+def _host(worker_id: bytes) -> str:
+    _, host, pid, _ = worker_id.decode().split(":", 3)
+    return f"{host} (pid {pid})"

@@ -70,6 +70,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(("status", ASCENDING), ("heartbeat_at", ASCENDING)),
         _ix(("status", ASCENDING), ("enqueued_at", ASCENDING)),
         _ix(("finished_at", ASCENDING)),
+        _ix(("created_at", DESCENDING)),  # service tokens list across accounts
+        _ix(("status", ASCENDING), ("created_at", DESCENDING)),
     ],
     IDEMPOTENCY_KEYS: [
         _ix(A, ("scope", ASCENDING), ("key", ASCENDING), unique=True),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 
@@ -12,8 +11,9 @@ DEFAULT_RATES_FILE = Path(__file__).with_name("rates.json")
 
 @cache
 def load_rates(path: str | None = None) -> dict[str, float]:
-    """Units of each currency per 1 USD. RATES_FILE (a JSON object like rates.json) replaces the shipped table."""
-    source = Path(path or os.environ.get("RATES_FILE") or DEFAULT_RATES_FILE)
+    """Units of each currency per 1 USD, from `path` (RATES_FILE, a JSON object like rates.json) or the shipped
+    table."""
+    source = Path(path or DEFAULT_RATES_FILE)
     rates = json.loads(source.read_text())["per_usd"]
     return {code.upper(): float(rate) for code, rate in rates.items()}
 

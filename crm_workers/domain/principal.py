@@ -48,6 +48,23 @@ class Principal:
         return cls(account_id, ObjectId(params["uid"]), params.get("is_owner") is True, params.get("owner_only"))
 
 
+@dataclass(frozen=True)
+class Service:
+    """An operator or the queue manager (a service token): lists, reads, cancels and retries any account's jobs
+    and sees global queue depths; it holds no account and cannot create CRM jobs."""
+
+    name: str
+
+
+SERVICE_ROLE = "service"
+
+
+def issue_service_token(secret: str, *, name: str = "operator", ttl_seconds: int = LOCAL_TOKEN_TTL_SECONDS) -> str:
+    now = int(time.time())
+    claims = {"role": SERVICE_ROLE, "sub": name, "iat": now, "exp": now + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
 def issue_token(secret: str, *, account_id: str, uid: str, is_owner: bool = False,
                 ttl_seconds: int = LOCAL_TOKEN_TTL_SECONDS) -> str:
     now = int(time.time())
@@ -55,15 +72,21 @@ def issue_token(secret: str, *, account_id: str, uid: str, is_owner: bool = Fals
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def read_token(secret: str, token: str) -> Principal:
+def read_token(secret: str, token: str) -> Principal | Service:
+    """The caller a bearer token names: a user of one account, or a service (claim `role: "service"`)."""
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"]})
     except jwt.ExpiredSignatureError:
         raise TokenError("token expired") from None
     except jwt.InvalidTokenError as exc:
         raise TokenError(f"invalid token: {exc}") from None
+    if claims.get("role") == SERVICE_ROLE:
+        if "account_id" in claims:  # one or the other, never a token that could be read as both
+            raise TokenError("a service token carries no account_id")
+        return Service(str(claims.get("sub") or SERVICE_ROLE))
     for claim in ("account_id", "uid"):
         value = claims.get(claim)
         if not (isinstance(value, str) and ObjectId.is_valid(value) and len(value) == 24):
             raise TokenError(f"claim {claim} must be a 24-hex id")
-    return Principal(ObjectId(claims["account_id"]), ObjectId(claims["uid"]), bool(claims.get("is_owner")))
+    # Only the JSON value true makes an owner: "false", 1 or "yes" would be truthy in Python.
+    return Principal(ObjectId(claims["account_id"]), ObjectId(claims["uid"]), claims.get("is_owner") is True)

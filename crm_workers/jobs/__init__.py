@@ -15,9 +15,11 @@ from crm_workers.jobs.record import (
     create_job,
     exports_past_retention,
     get_job,
+    get_job_of_any_account,
     job_to_json,
     link_undo_job,
     list_jobs,
+    list_jobs_of_every_account,
     mark_file_deleted,
     mark_undo_requested,
     mark_undone,
@@ -43,9 +45,9 @@ from crm_workers.jobs.status import ALLOWED_TRANSITIONS, FINISHED, JobStatus, ch
 
 __all__ = [
     "ALLOWED_TRANSITIONS", "FINISHED", "MAX_LOST_RUNS", "PROGRESS_FLUSH_SECONDS", "cancelled", "check_transition",
-    "claim", "client_key", "complete", "create_job", "exports_past_retention", "fail", "get_job", "heartbeat",
-    "IdempotencyKey", "job_for_key", "job_to_json", "JobStatus", "link_undo_job", "list_jobs", "lost_candidates",
-    "mark_file_deleted", "mark_reenqueued", "mark_undo_requested", "mark_undone", "now",
-    "Progress", "remember_key", "request_cancel", "requeue_for_retry", "requeue_stale", "retry_job",
-    "trim_finished", "withdraw", "worker_name",
+    "claim", "client_key", "complete", "create_job", "exports_past_retention", "fail", "get_job",
+    "get_job_of_any_account", "heartbeat", "IdempotencyKey", "job_for_key", "job_to_json", "JobStatus",
+    "link_undo_job", "list_jobs", "list_jobs_of_every_account", "lost_candidates", "mark_file_deleted",
+    "mark_reenqueued", "mark_undo_requested", "mark_undone", "now", "Progress", "remember_key", "request_cancel",
+    "requeue_for_retry", "requeue_stale", "retry_job", "trim_finished", "withdraw", "worker_name",
 ]

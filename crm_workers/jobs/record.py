@@ -16,7 +16,7 @@ from pymongo.database import Database
 from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, QUEUES, oid
 from crm_workers.domain.job_types import job_kind
 from crm_workers.domain.progress import progress_doc
-from crm_workers.errors import InvalidTransition, NotFound
+from crm_workers.errors import BadRequest, InvalidTransition, NotFound
 from crm_workers.jobs.idempotency import IdempotencyKey, as_key, reserve_key
 from crm_workers.jobs.status import FINISHED, S, check_transition, move, now, update_and_get
 
@@ -88,21 +88,56 @@ def list_jobs(
     owner_uid: ObjectId | None = None,
     page: int = 1,
     per_page: int = 50,
-) -> tuple[list[dict], int]:
-    """A page of the account's jobs, newest first, and the total matching."""
+    after: str | None = None,
+) -> tuple[list[dict], int | None]:
+    """A page of the account's jobs, newest first, and the total matching (None when paging by `after`)."""
     query: dict = {"account_id": account_id}
-    if status:
-        query["status"] = status
-    if job_type:
-        query["type"] = job_type
     if owner_uid is not None:
         query["created_by"] = owner_uid
-    total = db[QUEUES].count_documents(query)
-    cursor = (
-        db[QUEUES].find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-        .skip((page - 1) * per_page).limit(per_page)
-    )
-    return list(cursor), total
+    return _page(db, query, status=status, job_type=job_type, page=page, per_page=per_page, after=after)
+
+
+def list_jobs_of_every_account(
+    db: Database,
+    *,
+    account_id: ObjectId | None = None,
+    status: str | None = None,
+    job_type: str | None = None,
+    page: int = 1,
+    per_page: int = 50,
+    after: str | None = None,
+) -> tuple[list[dict], int | None]:
+    """For service tokens only (operators, the queue manager): jobs across accounts, newest first."""
+    query: dict = {} if account_id is None else {"account_id": account_id}
+    return _page(db, query, status=status, job_type=job_type, page=page, per_page=per_page, after=after)
+
+
+def get_job_of_any_account(db: Database, job_id) -> dict:
+    """For service tokens only: one job of whichever account; NotFound otherwise."""
+    doc = oid(job_id) and db[QUEUES].find_one({"_id": oid(job_id)})
+    if not doc:
+        raise NotFound("job not found", details={"job_id": str(job_id)})
+    return doc
+
+
+def _page(db: Database, scope: dict, *, status, job_type, page: int, per_page: int, after: str | None):
+    """Newest first by (created_at, _id); `after` (a job id of the same scope) continues after that job, which
+    stays exact however many jobs are created meanwhile, where a page number shifts."""
+    query = dict(scope)
+    if status:
+        query["status"] = str(status)
+    if job_type:
+        query["type"] = job_type
+    order = [("created_at", DESCENDING), ("_id", DESCENDING)]
+    if after is None:
+        total = db[QUEUES].count_documents(query)
+        return list(db[QUEUES].find(query).sort(order).skip((page - 1) * per_page).limit(per_page)), total
+    last = oid(after) and db[QUEUES].find_one({**scope, "_id": oid(after)}, {"created_at": 1})
+    if not last:
+        raise BadRequest("after: no such job", details={"field": "after"})
+    query["$or"] = [{"created_at": {"$lt": last["created_at"]}},
+                    {"created_at": last["created_at"], "_id": {"$lt": last["_id"]}}]
+    return list(db[QUEUES].find(query).sort(order).limit(per_page)), None
 
 
 def job_to_json(doc: dict) -> dict:
@@ -113,6 +148,7 @@ def job_to_json(doc: dict) -> dict:
 
     return {
         "id": str(doc["_id"]),
+        "account_id": str(doc["account_id"]),
         "type": doc["type"],
         "status": doc["status"],
         "progress": doc.get("progress"),
@@ -127,6 +163,7 @@ def job_to_json(doc: dict) -> dict:
         "started_at": ts(doc.get("started_at")),
         "finished_at": ts(doc.get("finished_at")),
         "heartbeat_at": ts(doc.get("heartbeat_at")),
+        "enqueued_at": ts(doc.get("enqueued_at")),
     }
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from bson import ObjectId
 from pymongo.database import Database
 
 from crm_workers import jobs
 from crm_workers.adapters.broker import enqueue_job
-from crm_workers.domain.principal import Principal
-from crm_workers.errors import BrokerUnavailable
+from crm_workers.domain.principal import Principal, Service
+from crm_workers.errors import BadRequest, BrokerUnavailable
 from crm_workers.services.visibility import restricted_to, with_visibility
 
 log = logging.getLogger("crm.jobs")
@@ -56,22 +57,34 @@ def start_job(db: Database, broker, account_id, job_type: str, params: dict, *,
     return job
 
 
-def find_job(db: Database, principal: Principal, job_id: str) -> dict:
-    return jobs.get_job(db, principal.account_id, job_id, owner_uid=restricted_to(db, principal))
+def find_job(db: Database, caller: Principal | Service, job_id: str) -> dict:
+    """One job the caller may see: of their account (and their own under owner_only); any job for a service."""
+    if isinstance(caller, Service):
+        return jobs.get_job_of_any_account(db, job_id)
+    return jobs.get_job(db, caller.account_id, job_id, owner_uid=restricted_to(db, caller))
 
 
-def list_jobs(db: Database, principal: Principal, **filters) -> tuple[list[dict], int]:
-    return jobs.list_jobs(db, principal.account_id, owner_uid=restricted_to(db, principal), **filters)
+def list_jobs(db: Database, caller: Principal | Service, *, account_id: ObjectId | None = None,
+              **filters) -> tuple[list[dict], int | None]:
+    """The jobs the caller may see, newest first; `account_id` narrows a service's listing to one account."""
+    if isinstance(caller, Service):
+        return jobs.list_jobs_of_every_account(db, account_id=account_id, **filters)
+    if account_id is not None and account_id != caller.account_id:
+        raise BadRequest("account_id: only a service token lists other accounts' jobs",
+                         details={"field": "account_id"})
+    return jobs.list_jobs(db, caller.account_id, owner_uid=restricted_to(db, caller), **filters)
 
 
-def cancel_job(db: Database, principal: Principal, job_id: str) -> dict:
-    return jobs.request_cancel(db, find_job(db, principal, job_id))
+def cancel_job(db: Database, caller: Principal | Service, job_id: str) -> dict:
+    return jobs.request_cancel(db, find_job(db, caller, job_id))
 
 
-def retry_job(db: Database, broker, principal: Principal, job_id: str, *,
+def retry_job(db: Database, broker, caller: Principal | Service, job_id: str, *,
               idempotency_key: str | None = None) -> dict:
-    job = find_job(db, principal, job_id)
-    if idempotency_key and not jobs.remember_key(db, principal.account_id, idempotency_key, job["_id"]):
+    job = find_job(db, caller, job_id)
+    # A service's retry needs no key: retrying a job that is no longer failed is a 409 anyway.
+    if (idempotency_key and isinstance(caller, Principal)
+            and not jobs.remember_key(db, caller.account_id, idempotency_key, job["_id"])):
         return job  # the same retry request again: answered with the job as it is now
     job = jobs.retry_job(db, job)
     _enqueue(db, broker, job, on_failure="keep")  # recorded as queued: the sweeper sends it if this failed

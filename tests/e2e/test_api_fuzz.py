@@ -1,4 +1,5 @@
-"""Property-based requests (schemathesis, from our OpenAPI document) against the live API: never a 5xx."""
+"""Property-based requests (schemathesis, from our OpenAPI document) against the live API: never a 5xx, and
+never a status the route's declaration does not list."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def test_no_request_built_from_the_openapi_document_gets_a_5xx(app, db, live_api
             statuses.append(response.status_code)
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}")
+            elif str(response.status_code) not in (documented := set(case.operation.definition.raw["responses"])):
+                failures.append(f"{case.method} {case.formatted_path}: {response.status_code} is not declared "
+                                f"{sorted(documented)}: {response.text[:200]}")
 
         check()
     assert failures == []

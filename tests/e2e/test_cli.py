@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,9 +10,11 @@ import sys
 import pytest
 from bson import ObjectId
 
-from crm_workers.domain.principal import read_token
+from crm_workers.domain.principal import Service, read_token
 
-CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+# PYTHONPATH: the code under test, not whatever checkout the virtualenv was installed from.
+CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+             "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
 
 
 def crm_jobs(*argv, env=None, cwd=None):
@@ -19,10 +22,13 @@ def crm_jobs(*argv, env=None, cwd=None):
                           capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
+DEPLOYED = {"STORAGE_URL": "s3://crm-files/prod", "PUBLIC_URL": "https://crm.example.com"}
+
+
 @pytest.mark.parametrize("command,env,missing", [
-    ("api", {"MONGODB_URI": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1"}, "JWT_SECRET"),
-    ("api", {"JWT_SECRET": "x", "REDIS_URL": "redis://127.0.0.1:1"}, "MONGODB_URI"),
-    ("worker", {"MONGODB_URI": "mongodb://127.0.0.1:1"}, "REDIS_URL"),
+    ("api", {"MONGODB_URI": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1", **DEPLOYED}, "JWT_SECRET"),
+    ("api", {"JWT_SECRET": "x", "REDIS_URL": "redis://127.0.0.1:1", **DEPLOYED}, "MONGODB_URI"),
+    ("worker", {"MONGODB_URI": "mongodb://127.0.0.1:1", **DEPLOYED}, "REDIS_URL"),
     ("scheduler", {"REDIS_URL": "redis://127.0.0.1:1"}, "MONGODB_URI"),
 ])
 def test_a_process_missing_a_required_setting_stops_with_one_line_naming_it(command, env, missing, tmp_path):
@@ -30,6 +36,28 @@ def test_a_process_missing_a_required_setting_stops_with_one_line_naming_it(comm
 
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [f"crm-jobs: missing required environment variable {missing}"]
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_the_api_and_worker_refuse_the_dev_defaults_of_storage_and_public_url(command, tmp_path):
+    env = {"JWT_SECRET": "x", "MONGODB_URI": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1"}
+
+    result = crm_jobs(command, env=env, cwd=tmp_path)
+    storage_only = crm_jobs(command, env={**env, "PUBLIC_URL": "https://crm.example.com"}, cwd=tmp_path)
+
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+    line = result.stderr.strip()
+    assert line.startswith("crm-jobs: missing required environment variables STORAGE_URL, PUBLIC_URL — set ")
+    assert "s3://bucket/prefix" in line and "https://crm.example.com" in line
+    assert storage_only.stderr.strip().startswith("crm-jobs: missing required environment variable STORAGE_URL — ")
+
+
+def test_malformed_settings_are_all_named_in_one_line(tmp_path):
+    result = crm_jobs("scheduler", env={"SCHEDULER_TICK_SECONDS": "soon", "WEBHOOK_ALLOW_PRIVATE": "maybe"},
+                      cwd=tmp_path)
+
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+    assert "SCHEDULER_TICK_SECONDS" in result.stderr and "WEBHOOK_ALLOW_PRIVATE" in result.stderr
 
 
 def test_token_prints_a_bearer_token_with_the_claims_asked_for(tmp_path):
@@ -79,3 +107,135 @@ def test_watch_exits_non_zero_for_a_job_that_did_not_complete_and_errors_are_one
 
     assert watched.returncode == 1 and "cancelled" in watched.stdout
     assert missing.returncode != 0 and missing.stderr.strip().startswith("crm-jobs: 404 not_found")
+
+
+def test_token_service_prints_a_service_token_and_json_on_request(tmp_path):
+    secret = "cli-secret-cli-secret-cli-secret-cli"
+
+    result = crm_jobs("token", "--service", "--name", "queue-manager", "--json", env={"JWT_SECRET": secret},
+                      cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert read_token(secret, json.loads(result.stdout)["token"]) == Service("queue-manager")
+
+
+# ------------------------------------------------------------------ exit codes and --json against a live API
+
+
+def env_for(live_api, tenant, **headers) -> dict:
+    return {"CRM_URL": live_api, "CRM_TOKEN": tenant.headers(**headers)["Authorization"].removeprefix("Bearer ")}
+
+
+def test_a_failed_import_exits_1_with_its_error_and_json_says_why(live_api, db, worker, tenant, tmp_path):
+    (tmp_path / "nothing.csv").write_text("Colour,Mood\nblue,calm\n")  # no column matches an import target
+
+    plain = crm_jobs("import", str(tmp_path / "nothing.csv"), env=env_for(live_api, tenant), cwd=tmp_path)
+    as_json = crm_jobs("import", str(tmp_path / "nothing.csv"), "--json", env=env_for(live_api, tenant),
+                       cwd=tmp_path)
+
+    assert plain.returncode == 1 and "error: nothing_to_import" in plain.stdout
+    assert as_json.returncode == 1
+    job = json.loads(as_json.stdout)  # one JSON document, no progress lines
+    assert job["status"] == "failed" and job["error"]["code"] == "nothing_to_import"
+    assert db["queues"].find_one({"_id": ObjectId(job["id"])})["status"] == "failed"
+
+
+def test_usage_errors_exit_2_and_an_unreachable_api_exits_3_each_in_one_line(live_api, tenant, tmp_path):
+    env = env_for(live_api, tenant)
+
+    bad_flag = crm_jobs("jobs", "--bogus", env=env, cwd=tmp_path)
+    bad_json = crm_jobs("export", "--filter", "{nope", env=env, cwd=tmp_path)
+    no_token = crm_jobs("jobs", env={"CRM_URL": live_api}, cwd=tmp_path)
+    no_file = crm_jobs("import", str(tmp_path / "absent.csv"), env=env, cwd=tmp_path)
+    unreachable = crm_jobs("jobs", env={**env, "CRM_URL": "http://127.0.0.1:9"}, cwd=tmp_path)
+
+    for result in (bad_flag, bad_json, no_token, no_file):
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert unreachable.returncode == 3
+    assert unreachable.stderr.strip().splitlines() == [
+        "crm-jobs: cannot reach the API at http://127.0.0.1:9 (ConnectionError)"]
+
+
+def test_cancel_retry_undo_and_errors_from_the_command_line(live_api, client, db, worker, tenant, tmp_path):
+    from crm_workers import jobs
+
+    env = env_for(live_api, tenant)
+    waiting, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {}, created_by=tenant.owner_uid)
+    cancelled = crm_jobs("cancel", str(waiting["_id"]), "--json", env=env, cwd=tmp_path)
+    (tmp_path / "p.csv").write_text("email,first_name\nok@example.com,Ok\nnot-an-email,Bad\n")
+    imported = json.loads(crm_jobs("import", str(tmp_path / "p.csv"), "--json", env=env, cwd=tmp_path).stdout)
+    errors = crm_jobs("errors", imported["id"], "--json", env=env, cwd=tmp_path)
+    errors_csv = crm_jobs("errors", imported["id"], "-o", str(tmp_path / "e.csv"), env=env, cwd=tmp_path)
+    undone = crm_jobs("undo", imported["id"], "--json", env=env, cwd=tmp_path)
+    again = crm_jobs("retry", imported["id"], env=env, cwd=tmp_path)  # completed: not retryable
+
+    assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["status"] == "cancelled"
+    assert db["queues"].find_one({"_id": waiting["_id"]})["status"] == "cancelled"
+    assert errors.returncode == 0
+    rows = json.loads(errors.stdout)
+    assert [r["email"] for r in rows] == ["not-an-email"] and rows[0]["error"]
+    assert "not-an-email" in (tmp_path / "e.csv").read_text(encoding="utf-8-sig") and errors_csv.returncode == 0
+    assert undone.returncode == 0 and json.loads(undone.stdout)["status"] == "completed"
+    assert db["crm.contacts"].count_documents({"account_id": tenant.account_id}) == 0
+    assert again.returncode == 1 and again.stderr.startswith("crm-jobs: 409 invalid_transition")
+
+
+def test_a_failed_job_retried_from_the_command_line_exits_0_once_it_completes(live_api, db, worker, tenant,
+                                                                              tmp_path):
+    from crm_workers import jobs
+    from tests.e2e.mass.test_tags_delete import make_tag
+
+    tag = make_tag(db, tenant.account_id, "Retry me")
+    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": str(tag), "name": "Retry me"},
+                             created_by=tenant.owner_uid)
+    db["queues"].update_one({"_id": job["_id"]}, {"$set": {"status": "failed"}})
+
+    retried = crm_jobs("retry", str(job["_id"]), env=env_for(live_api, tenant), cwd=tmp_path)
+
+    assert retried.returncode == 0, retried.stderr
+    assert "completed" in retried.stdout and db["crm.tags"].find_one({"_id": tag}) is None
+
+
+def test_jobs_json_pages_by_cursor(live_api, db, tenant, tmp_path):
+    from crm_workers import jobs
+
+    made = [str(jobs.create_job(db, tenant.account_id, "tags.delete", {})[0]["_id"]) for _ in range(3)]
+    env = env_for(live_api, tenant)
+
+    first = json.loads(crm_jobs("jobs", "--json", "--limit", "2", env=env, cwd=tmp_path).stdout)
+    rest = json.loads(crm_jobs("jobs", "--json", "--limit", "2", "--after", first["next_after"], env=env,
+                               cwd=tmp_path).stdout)
+    table = crm_jobs("jobs", "--limit", "2", env=env, cwd=tmp_path)
+
+    assert [j["id"] for j in first["jobs"] + rest["jobs"]] == made[::-1] and rest["next_after"] is None
+    assert f"2 of 3 (more: --after {first['next_after']})" in table.stdout
+
+
+def test_progress_is_plain_lines_in_a_pipe_and_a_live_bar_on_a_terminal(live_api, db, tenant, tmp_path):
+    import pty
+
+    from crm_workers import jobs
+
+    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {})
+    jobs.request_cancel(db, job)
+    argv = [sys.executable, "-m", "crm_jobs", "watch", str(job["_id"])]
+    env = {**CLEAN_ENV, **env_for(live_api, tenant)}
+
+    piped = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    leader, follower = pty.openpty()
+    on_tty = subprocess.run(argv, env=env, stdout=follower, stderr=subprocess.DEVNULL, timeout=60, cwd=tmp_path)
+    os.close(follower)
+    screen = os.read(leader, 65536).decode()
+    os.close(leader)
+
+    assert piped.returncode == on_tty.returncode == 1
+    assert "\r" not in piped.stdout and piped.stdout.splitlines()[0].endswith("cancelled")
+    assert screen.startswith("\r[") and "cancelled" in screen
+
+
+def test_python_m_crm_jobs_is_the_command_and_tells_its_version(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "crm_jobs", "--version"], env=CLEAN_ENV, capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+
+    assert result.returncode == 0 and result.stdout.startswith("crm-jobs ")

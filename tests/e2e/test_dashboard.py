@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bson import ObjectId
 
-from tests.conftest import wait_for
+from tests.conftest import wait_for, wait_for_job
 from tests.e2e.imports.helpers import upload
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -36,6 +36,8 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
     rows = "".join(f"d{i}@example.com,D{i}\n" for i in range(20000))  # long enough to still run when cancelled
     job_id = upload(client, tenant, ("email,first_name\n" + rows).encode()).get_json()["id"]
     page = browser.new_page()
+    questions = []
+    page.on("dialog", lambda dialog: questions.append(dialog.message) or dialog.accept())
     page.goto(f"{live_api}/dashboard")
     page.fill("[data-testid=token]", tenant.headers()["Authorization"].removeprefix("Bearer "))
     page.click("[data-testid=signin] button")
@@ -51,10 +53,105 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
              interval=0.3, what="the page to show the job cancelled")
 
     assert db["queues"].find_one({"_id": ObjectId(job_id)})["status"] == "cancelled"
+    assert questions and questions[0].startswith("Cancel this job?")  # asked before cancelling
     assert page.locator(f"[data-job='{other_job}']").count() == 0
     assert page.locator("[data-testid=queues] tr").count() >= 5
     page.fill("[data-testid=token]", "")
     shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)  # UPDATE_SCREENSHOT=1 refreshes the README's picture
     assert shot.stat().st_size > 10_000
+    page.close()
+
+
+def test_the_operator_view_shows_every_account_workers_queues_stale_and_lost_jobs_and_retries_in_bulk(
+        live_api, browser, db, worker, settings, tmp_path):
+    from datetime import timedelta
+
+    from crm_workers import jobs
+    from crm_workers.domain.principal import issue_service_token
+    from tests.conftest import JWT_SECRET, Tenant
+    from tests.e2e.mass.test_tags_delete import make_tag
+
+    a, b = Tenant(db), Tenant(db)
+    failed = []
+    for tenant in (a, b):
+        tag = make_tag(db, tenant.account_id, "Retry")
+        job, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": str(tag), "name": "Retry"})
+        db["queues"].update_one({"_id": job["_id"]}, {"$set": {"status": "failed", "error": {
+            "code": "x", "message": "broke"}}})
+        failed.append(str(job["_id"]))
+    stale, _ = jobs.create_job(db, a.account_id, "tags.delete", {})
+    db["queues"].update_one({"_id": stale["_id"]}, {"$set": {
+        "status": "running", "heartbeat_at": jobs.now() - timedelta(seconds=settings.job_stale_seconds + 60)}})
+    lost, _ = jobs.create_job(db, b.account_id, "tags.delete", {})
+    db["queues"].update_one({"_id": lost["_id"]}, {"$set": {
+        "enqueued_at": jobs.now() - timedelta(seconds=settings.job_lost_seconds + 60)}})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    questions = []
+    page.on("dialog", lambda dialog: questions.append(dialog.message) or dialog.accept())
+    page.goto(f"{live_api}/dashboard")
+    page.fill("[data-testid=token]", issue_service_token(JWT_SECRET))
+    page.click("[data-testid=signin] button")
+
+    page.locator("[data-testid=mode]", has_text="operator view").wait_for(timeout=15_000)
+    page.locator(f"[data-job='{failed[1]}']").wait_for(timeout=15_000)  # two accounts' jobs in one list
+    assert page.locator(f"[data-job='{failed[0]}']").count() == 1
+    page.locator("[data-testid=workers] td", has_text="pid").first.wait_for(timeout=15_000)
+    page.locator(f"[data-testid=stale] a[href='#{stale['_id']}']").wait_for(timeout=15_000)
+    page.locator(f"[data-testid=lost] a[href='#{lost['_id']}']").wait_for(timeout=15_000)
+    assert page.locator("[data-testid=queues] th", has_text="dead-letter").count() == 1
+    shot = Path(SCREENSHOT).with_name("dashboard-operator.png") if os.environ.get("UPDATE_SCREENSHOT") == "1" \
+        else tmp_path / "operator.png"
+    page.fill("[data-testid=token]", "")
+    page.screenshot(path=str(shot), full_page=True)
+
+    for job_id in failed:
+        page.check(f"[data-testid=pick-{job_id}]")
+    page.click("[data-testid=retry-selected]")
+    wait_for(lambda: "retried 2 of 2" in page.locator("[data-testid=bulk-result]").inner_text(), timeout=15,
+             interval=0.2, what="the bulk retry to answer")
+    for job_id in failed:
+        assert wait_for_job(db, job_id)["status"] == "completed"
+    assert questions == ["Retry 2 failed job(s)?"]
+
+    page.fill("[data-testid=find]", failed[0])
+    page.click("[data-testid=search] button[type=submit]")
+    wait_for(lambda: page.locator("#jobs tr").count() == 1 and page.locator(f"[data-job='{failed[0]}']").count(),
+             timeout=15, interval=0.2, what="the search to show the one job")
+    page.click("#clear-find")
+    page.select_option("[data-testid=per-page]", "10")
+    page.fill("[data-testid=account]", str(a.account_id))
+    page.dispatch_event("[data-testid=account]", "change")
+    wait_for(lambda: page.locator("#jobs tr").count() == 2, timeout=15, interval=0.2,
+             what="account a's two jobs")
+    assert page.locator(f"[data-job='{failed[1]}']").count() == 0
+    db["queues"].update_one({"_id": stale["_id"]}, {"$set": {"status": "failed"}})  # not left for the scheduler
+    page.close()
+
+
+def test_the_operator_view_pages_through_every_account_by_cursor(live_api, browser, db):
+    from crm_workers import jobs
+    from crm_workers.domain.principal import issue_service_token
+    from tests.conftest import JWT_SECRET, Tenant
+
+    tenant = Tenant(db)
+    made = [str(jobs.create_job(db, tenant.account_id, "contacts.link", {})[0]["_id"]) for _ in range(12)]
+    page = browser.new_page()
+    page.goto(f"{live_api}/dashboard")
+    page.fill("[data-testid=token]", issue_service_token(JWT_SECRET))
+    page.click("[data-testid=signin] button")
+    page.locator("[data-testid=mode]", has_text="operator view").wait_for(timeout=15_000)
+    page.select_option("[data-testid=per-page]", "10")
+    page.fill("[data-testid=account]", str(tenant.account_id))
+    page.dispatch_event("[data-testid=account]", "change")
+
+    def shown():
+        return page.eval_on_selector_all("#jobs tr[data-job]", "rows => rows.map(r => r.dataset.job)")
+
+    wait_for(lambda: shown() == made[::-1][:10], timeout=15, interval=0.2, what="the first page")
+    page.click("[data-testid=older]")
+    wait_for(lambda: shown() == made[::-1][10:], timeout=15, interval=0.2, what="the second page")
+    assert "(last)" in page.locator("[data-testid=page-info]").inner_text()
+    page.click("[data-testid=newer]")
+    wait_for(lambda: shown() == made[::-1][:10], timeout=15, interval=0.2, what="back to the first page")
     page.close()

@@ -36,7 +36,8 @@ class WorkerProcess:
                "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
                "BULK_BATCH_SIZE": str(settings.bulk_batch_size), "JOB_HEARTBEAT_SECONDS": "1",
                "JOB_STALE_SECONDS": str(settings.job_stale_seconds), "LOG_LEVEL": "WARNING",
-               "STORAGE_URL": settings.storage_url, "IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows),
+               "STORAGE_URL": settings.storage_url, "PUBLIC_URL": settings.public_url,
+               "IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows),
                "dramatiq_prom_port": "0", **(extra_env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(threads)],

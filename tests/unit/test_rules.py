@@ -76,6 +76,7 @@ def test_settings_defaults_follow_the_contract():
     s = Settings.from_env({})
     assert (s.mongodb_db, s.base_currency, s.scheduler_tick_seconds) == ("crm", "USD", 15)
     assert s.storage_url == "file://./.crm-data/files" and s.webhook_allow_private is False
+    assert (s.job_lost_seconds, s.import_max_json_bytes, s.metrics_token) == (300, 33554432, "")
 
 
 SECRET = "unit-secret-unit-secret-unit-secret!"

@@ -8,6 +8,7 @@ from pymongo.database import Database
 from crm_workers.adapters.mongo import ACCOUNTS, ACTIVITY, CONTACTS, FIELDS, IMPORT_ERRORS, IMPORT_RESULTS, oid
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.adapters.tabular import UnreadableFile, chunks, describe, scan
+from crm_workers.domain.currency import load_rates
 from crm_workers.domain.headers import auto_mapping, targets_for
 from crm_workers.domain.import_rows import RowContext, parse_row
 from crm_workers.domain.values import numeric_date_order
@@ -85,7 +86,8 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
                     base_currency=settings.base_currency,
                     default_currency=prefs.get("currency") or settings.base_currency,
                     lookups=Lookups(db, account_id, job["_id"], now), now=now,
-                    run_automations=bool(options.get("run_automations")))
+                    run_automations=bool(options.get("run_automations")),
+                    rates=load_rates(settings.rates_file or None))
     counts = state["counts"]
     write = write_contacts if entity == "contact" else write_deals
     for chunk in chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=state["rows_done"]):

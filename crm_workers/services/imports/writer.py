@@ -38,6 +38,7 @@ class ImportRun:
     lookups: Lookups
     now: object
     run_automations: bool = False
+    rates: dict | None = None  # units per USD (RATES_FILE); None: the shipped table
 
 
 @dataclass
@@ -194,7 +195,7 @@ def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
         if "amount" in row.extra:
             currency = row.extra.get("currency") or pipeline.get("currency") or run.default_currency
             try:
-                doc["base_value"] = convert(row.extra["amount"], currency, run.base_currency)
+                doc["base_value"] = convert(row.extra["amount"], currency, run.base_currency, run.rates)
             except KeyError:
                 out.failed.append((row, f"row {row.row}: unknown currency {currency!r}"))
                 continue
