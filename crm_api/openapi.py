@@ -12,6 +12,7 @@ from flask import Flask
 from pydantic import BaseModel
 
 from crm_api.routes.automations import Page, TriggerRequest
+from crm_api.routes.imports import ImportPreview
 from crm_api.schemas import ImportRequest, Job, JobListQuery, JobPage
 from crm_workers.domain.job_types import JOB_KINDS
 from crm_workers.services.exports.intake import ExportRequest
@@ -52,6 +53,12 @@ ENDPOINTS: dict[str, dict] = {
                                 "body": ImportRequest, "multipart": True, "ok": J},
     "imports.import_deals": {"summary": "deals.import (multipart file + options, or JSON)", "body": ImportRequest,
                              "multipart": True, "ok": J},
+    "imports.preview_contacts_import": {"summary": "What a contacts import would do: mapping, first rows, warnings",
+                                        "body": ImportRequest, "multipart": True, "ok": {"200": ImportPreview}},
+    "imports.preview_deals_import": {"summary": "What a deals import would do: mapping, first rows, warnings",
+                                     "body": ImportRequest, "multipart": True, "ok": {"200": ImportPreview}},
+    "import_page.import_page": {"summary": "The import page (HTML): preview, map, start, follow",
+                                "public": True, "text": True},
     "exports.export_contacts": {"summary": "contacts.export (?dry_run=1 counts)", "body": ExportRequest,
                                 "ok": {**J, "200": Matched}},
     "exports.export_deals": {"summary": "deals.export (?dry_run=1 counts)", "body": ExportRequest,

@@ -22,5 +22,5 @@ DEAL = {
     "expected_close_date": ["Closing Date"],
     "owner": ["Deal Owner", "Potential Owner"],
     "business": ["Account Name"],
-    "external_id": ["Record Id", "Deal Id", "Potential Id", "POTENTIALID", "DEALID"],
+    "external_id": ["Record Id", "Deal Id", "Potential Id", "POTENTIALID", "DEALID", "LEADID"],
 }

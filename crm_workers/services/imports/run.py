@@ -44,12 +44,12 @@ def _readable(rows):
         raise PermanentJobError(str(exc), code=exc.code) from None
 
 
-def _date_headers(mapping: dict[str, str], fields: dict[str, dict]) -> list[str]:
+def date_headers(mapping: dict[str, str], fields: dict[str, dict]) -> list[str]:
     return [h for h, t in mapping.items() if t in DATE_TARGETS
             or (t.startswith("custom.") and fields.get(t[7:], {}).get("field_type") == "date")]
 
 
-def _learn_date_orders(info, date_headers: list[str]):
+def learn_date_orders(info, date_headers: list[str]):
     """A column is read day-first when one of its values can only be d/m/y (and none only m/d/y)."""
     seen = {h: set() for h in date_headers}
     positions = {h: info.headers.index(h) for h in date_headers}
@@ -82,7 +82,7 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
         raise PermanentJobError(f"no column matches an import target (headers: {', '.join(info.headers)})",
                                 code="nothing_to_import")
     if "rows_done" not in state:
-        on_row, orders = _learn_date_orders(info, _date_headers(mapping, fields))
+        on_row, orders = learn_date_orders(info, date_headers(mapping, fields))
         rows = scan(open_file, info, on_row, limit=settings.import_max_rows)
         if rows > settings.import_max_rows:
             raise PermanentJobError(f"the file has more than {settings.import_max_rows} rows, the limit",
