@@ -1,6 +1,8 @@
-"""Exports of other systems (the published samples in ../shared/realworld), imported with no mapping, as a new
-user would: the key fields land where they belong and at least 95 % of the rows import. Deal files are
-checked through the preview (what is matched, how the first rows read); writing deals is tested elsewhere."""
+"""Exports of other systems, imported with no mapping, as a new user would: the published samples in
+../shared/realworld and files written here in the other formats (Google's new CSV, Outlook in four languages,
+LinkedIn, Pipedrive, Mailchimp, legacy encodings). The key fields land where they belong and at least 95 % of
+the rows import. Deal files are checked through the preview (what is matched, how the first rows read);
+writing deals is tested elsewhere."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def _realworld_dir() -> Path | None:
 
 
 REALWORLD = _realworld_dir()
-pytestmark = pytest.mark.skipif(REALWORLD is None, reason="../shared/realworld (the sample exports) is missing")
+samples = pytest.mark.skipif(REALWORLD is None, reason="../shared/realworld (the sample exports) is missing")
 
 
 def _import(client, db, tenant, name: str, *, min_share: float = MIN_SHARE, **options) -> dict:
@@ -47,6 +49,7 @@ def _business_names(db, tenant, person) -> list[str]:
     return [b["name"] for b in db["crm.contacts"].find({"_id": {"$in": person.get("businesses", [])}})]
 
 
+@samples
 def test_a_google_csv_in_utf16_lands_names_email_company_address_website_and_groups(client, db, worker, tenant):
     job = _import(client, db, tenant, "google-csv-utf16-roundcube.csv")
     person = _person(db, tenant)
@@ -62,6 +65,7 @@ def test_a_google_csv_in_utf16_lands_names_email_company_address_website_and_gro
     assert any(w.startswith("`Phone 1 - Value` values are not phone numbers") for w in job["result"]["warnings"])
 
 
+@samples
 def test_salesforce_contacts_by_api_names_import_with_the_mailing_address_and_owner_ids_left_out(
         client, db, worker, tenant):
     # 11 of its 102 phones lost a digit (`447773240`): by the rule that a bad value fails its row, those rows
@@ -82,6 +86,7 @@ def test_salesforce_contacts_by_api_names_import_with_the_mailing_address_and_ow
     assert "phones without country read as US" in job["result"]["warnings"]
 
 
+@samples
 def test_hubspot_style_contacts_keep_zip_zeros_read_us_phones_and_leave_owner_emails_unmatched(
         client, db, worker, tenant):
     job = _import(client, db, tenant, "hubspot-style-contacts-synthetic.csv", country="US")
@@ -95,6 +100,7 @@ def test_hubspot_style_contacts_keep_zip_zeros_read_us_phones_and_leave_owner_em
     assert "`Contact Owner` values are not user ids: left unmatched" in job["result"]["warnings"]
 
 
+@samples
 @pytest.mark.slow
 def test_zoho_leads_land_last_name_email_mobile_company_and_website(client, db, worker, tenant):
     job = _import(client, db, tenant, "zoho-analytics-leads.csv", country="US")
@@ -115,6 +121,7 @@ def _preview_deals(client, tenant, name: str) -> dict:
     return response.get_json()
 
 
+@samples
 @pytest.mark.parametrize("name,expected", [
     ("hubspot-style-deals-synthetic.csv", {"Deal ID": "external_id", "Deal Name": "name", "Deal Stage": "stage",
                                            "Pipeline": "pipeline", "Amount": "value",
@@ -136,6 +143,7 @@ def test_deal_exports_match_name_value_stage_pipeline_and_ids_and_leave_owners_o
     assert db["crm.deals"].count_documents({"account_id": tenant.account_id}) == 0
 
 
+@samples
 def test_zoho_amounts_and_dates_read_as_zoho_writes_them(client, tenant):
     first = _preview_deals(client, tenant, "zoho-analytics-potentials.csv")["rows"][0]
 
@@ -145,6 +153,7 @@ def test_zoho_amounts_and_dates_read_as_zoho_writes_them(client, tenant):
     assert first["record"]["expected_close_date"].startswith("2021-04-16T00:03:00")
 
 
+@samples
 def test_salesforce_amounts_and_ids_read_as_salesforce_writes_them(client, tenant):
     first = _preview_deals(client, tenant, "salesforce-dataloader-opportunities.csv")["rows"][0]
 
