@@ -63,8 +63,10 @@ def test_the_import_page_previews_maps_starts_follows_and_hands_back_the_failed_
 
     _select(page, "Spitzname").select_option("custom.nickname")
     _select(page, "Firma").select_option("")
-    wait_for(lambda: "Firma" not in page.evaluate("JSON.stringify(preview.mapping)"), timeout=15, interval=0.2,
-             what="the preview read again with the chosen mapping")
+    wait_for(lambda: page.evaluate("[asked, preview.mapping.Spitzname, 'Firma' in preview.mapping]") ==
+             [3, "custom.nickname", False] and page.locator("[data-testid=preview] tbody tr").count() == 20,
+             timeout=15, interval=0.2, what="the preview read again with the chosen mapping")
+    assert _select(page, "Firma").input_value() == "" and _select(page, "Spitzname").input_value() == "custom.nickname"
     page.click("[data-testid=start]")
     wait_for(lambda: page.locator("[data-testid=status]").inner_text() == "completed", timeout=60, interval=0.3,
              what="the page to show the import completed")
