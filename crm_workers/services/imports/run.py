@@ -84,9 +84,8 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
     if "rows_done" not in state:
         on_row, orders = learn_date_orders(info, date_headers(mapping, fields))
         rows = scan(open_file, info, on_row, limit=settings.import_max_rows)
-        if rows > settings.import_max_rows:
-            raise PermanentJobError(f"the file has more than {settings.import_max_rows} rows, the limit",
-                                    code="too_many_rows")
+        if rows > (limit := settings.import_max_rows):  # counting stopped there
+            raise PermanentJobError(f"the file has more than {limit} rows; the limit is {limit}", code="too_many_rows")
         progress.total = rows
         progress.save_state(rows_done=0, day_first=orders(), headers=info.headers,
                             mapping=[[h, t] for h, t in mapping.items()],
