@@ -97,7 +97,10 @@ def _csv_rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
 
 
 def _rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
-    return xlsx_rows(stream) if info.format == "xlsx" else _csv_rows(stream, info)
+    if info.format != "xlsx":
+        return _csv_rows(stream, info)
+    return ((n, [("" if isinstance(v, str) and v[:1] == "0" and is_blank(v) else v) for v in values])
+            for n, values in xlsx_rows(stream))
 
 
 def _filled(values: list) -> bool:
