@@ -61,5 +61,6 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
     for module in (health, metrics, docs, jobs, tags, imports, exports, reminders, mass, automations, dashboard):
         app.register_blueprint(module.bp)
     app.register_blueprint(dashboard.page)
+    app.register_blueprint(imports.page)
     app.register_blueprint(exports.files)
     return app

@@ -109,3 +109,10 @@ class PermanentJobError(Exception):
     def __init__(self, message: str, *, code: str = "job_failed"):
         super().__init__(message)
         self.code = code
+
+
+class UnreadableUpload(CRMError):
+    """Raised when an uploaded file is not a table we can read, or is over a reading limit (a preview)."""
+
+    status = 422
+    code = "unreadable_file"

@@ -1,62 +1,56 @@
-"""Reading uploaded tables in chunks: CSV/TSV (any common encoding and delimiter) with pandas, XLSX with openpyxl.
+"""Reading uploaded tables as (row number, values): CSV/TSV in any common encoding and delimiter, XLSX with
+adapters/xlsx.py. Memory stays flat whatever the file size: rows are read a chunk at a time.
 
-Memory stays flat whatever the file size: rows are read a chunk at a time and never all at once.
-Rows are numbered as a spreadsheet shows them: the header is row 1, blank lines are not counted.
+Rows are numbered as a spreadsheet shows them: blank lines count, and the first data row is the one under
+the header, which may sit under a preamble (LinkedIn's `Notes:`, see domain/header_row.py). A line or a cell
+over the limits of adapters/limits.py fails the file with a clear code instead of taking the worker.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import BinaryIO
 
-import pandas as pd
-
+from crm_workers.adapters.encodings import detect_encoding, guess_encoding  # noqa: F401 (re-exported)
+from crm_workers.adapters.limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_LINE_CHARS, UnreadableFile
+from crm_workers.adapters.xlsx import read_rows as xlsx_rows
+from crm_workers.domain.header_row import HEADER_SEARCH_ROWS, find_header_row
 from crm_workers.domain.headers import clean_headers
+from crm_workers.domain.values import is_blank
 
 SAMPLE_BYTES = 64 * 1024
+SAMPLE_ROWS = 50  # data rows describe() keeps: matching by values, and the preview
 DELIMITERS = ",;\t|"
 XLSX_MAGIC = b"PK\x03\x04"
-
-
-class UnreadableFile(Exception):
-    """Raised when a file is not a table we can read (the job fails with the reason)."""
 
 
 @dataclass
 class TableInfo:
     format: str  # "csv" | "xlsx"
     headers: list[str]
-    encoding: str = "utf-8"
-    delimiter: str = ","
+    encoding: str | None = "utf-8"
+    delimiter: str | None = ","
+    header_row: int = 1
+    encoding_sure: bool = True
     rows: int = 0
     day_first: dict[str, bool] = field(default_factory=dict)
+    sample: list[tuple[int, list]] = field(default_factory=list)  # the first data rows, as chunks() gives them
 
+    def file_json(self) -> dict:
+        return {"format": self.format, "encoding": self.encoding, "delimiter": self.delimiter,
+                "header_row": self.header_row}
 
-def detect_encoding(sample: bytes) -> str:
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if len(sample) >= 4 and sample[1::2].count(0) > len(sample) // 4:
-        return "utf-16-le"
-    if len(sample) >= 4 and sample[0::2].count(0) > len(sample) // 4:
-        return "utf-16-be"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        sample.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"
+    def warnings(self) -> list[str]:
+        notes = []
+        if not self.encoding_sure:
+            notes.append(f"encoding guessed as {self.encoding} (unsure): set options.encoding to override")
+        if self.header_row > 1:
+            notes.append(f"the header is on row {self.header_row}; the rows above it are not imported")
+        return notes
 
 
 def detect_delimiter(text: str, file_name: str) -> str:
@@ -66,111 +60,129 @@ def detect_delimiter(text: str, file_name: str) -> str:
     try:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
     except csv.Error:
-        first = lines[0] if lines else ""
-        return max(DELIMITERS, key=first.count) if any(d in first for d in DELIMITERS) else ","
+        # A preamble (`Notes:`) confuses the sniffer: count on the widest lines instead.
+        counts = {d: max((line.count(d) for line in lines), default=0) for d in DELIMITERS}
+        best = max(DELIMITERS, key=counts.get)
+        return best if counts[best] else ","
 
 
 def _text(stream: BinaryIO, encoding: str) -> io.TextIOBase:
-    # Bytes the detected encoding cannot read become U+FFFD: a bad byte never stops an import.
+    # Bytes the encoding cannot read become U+FFFD: a bad byte never stops an import.
     return io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
 
 
-def _csv_records(stream: BinaryIO, info: TableInfo) -> Iterator[list[str]]:
-    for record in csv.reader(_text(stream, info.encoding), delimiter=info.delimiter):
-        if record:
-            yield record
+def _lines(text: io.TextIOBase) -> Iterator[str]:
+    """The file's lines, refusing one over MAX_LINE_CHARS before it is held whole."""
+    number = 0
+    while line := text.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            raise UnreadableFile(f"line {number} is longer than {MAX_LINE_CHARS} characters", code="line_too_long")
+        yield line
 
 
-def _xlsx_rows(stream: BinaryIO) -> Iterator[list]:
-    from openpyxl import load_workbook
-
-    # openpyxl needs a seekable file: an S3 body is spooled to disk first (to disk, not to memory).
-    with tempfile.TemporaryFile() as tmp:
-        shutil.copyfileobj(stream, tmp, 1024 * 1024)
-        tmp.seek(0)
-        try:
-            book = load_workbook(tmp, read_only=True, data_only=True)
-        except Exception as exc:
-            raise UnreadableFile(f"not a readable XLSX file ({exc})") from None
-        try:
-            for row in book.worksheets[0].iter_rows(values_only=True):
-                values = ["" if v is None else v for v in row]
-                if any(str(v).strip() for v in values):
-                    yield values
-        finally:
-            book.close()
+def _csv_rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
+    number = 0
+    reader = csv.reader(_lines(_text(stream, info.encoding)), delimiter=info.delimiter)
+    try:
+        for record in reader:
+            number += 1
+            if record:
+                yield number, [("" if v[:1] == "0" and is_blank(v) else v) for v in record]
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise UnreadableFile(f"row {number + 1} has a cell longer than {MAX_CELL_CHARS} characters",
+                                 code="cell_too_large") from None
+        raise UnreadableFile(f"row {number + 1} is not readable CSV ({exc})") from None
 
 
-def describe(open_file: Callable[[], BinaryIO], file_name: str) -> TableInfo:
-    """Format, encoding, delimiter and headers, from the start of the file."""
+def _rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
+    if info.format != "xlsx":
+        return _csv_rows(stream, info)
+    return ((n, [("" if isinstance(v, str) and v[:1] == "0" and is_blank(v) else v) for v in values])
+            for n, values in xlsx_rows(stream))
+
+
+def _filled(values: list) -> bool:
+    return any(v is not None and str(v).strip() for v in values)
+
+
+def describe(open_file: Callable[[], BinaryIO], file_name: str, *, encoding: str | None = None) -> TableInfo:
+    """Format, encoding, delimiter, the header row and its headers, and the first data rows."""
     with open_file() as stream:
         sample = stream.read(SAMPLE_BYTES)
     if not sample.strip():
-        raise UnreadableFile("the file is empty")
+        raise UnreadableFile("the file is empty", code="empty_file")
     if sample.startswith(XLSX_MAGIC):
-        with open_file() as stream:
-            first = next(_xlsx_rows(stream), None)
-        if first is None:
-            raise UnreadableFile("the spreadsheet has no rows")
-        return TableInfo(format="xlsx", headers=clean_headers(first))
-    encoding = detect_encoding(sample)
-    text = sample.decode(encoding, errors="replace")
-    info = TableInfo(format="csv", headers=[], encoding=encoding, delimiter=detect_delimiter(text, file_name))
+        info = TableInfo(format="xlsx", headers=[], encoding=None, delimiter=None)
+    else:
+        guess = guess_encoding(sample)
+        chosen = encoding or guess.encoding
+        text = sample.decode(chosen, errors="replace")
+        info = TableInfo(format="csv", headers=[], encoding=chosen, delimiter=detect_delimiter(text, file_name),
+                         encoding_sure=bool(encoding) or guess.sure)
     with open_file() as stream:
-        first = next(_csv_records(stream, info), None)
-    if not first:
-        raise UnreadableFile("the file has no header row")
-    info.headers = clean_headers(first)
+        rows = _rows(stream, info)
+        try:
+            top = [r for r in islice(rows, 4 * HEADER_SEARCH_ROWS + SAMPLE_ROWS) if _filled(r[1])]
+        finally:
+            rows.close()
+    if not top:
+        raise UnreadableFile("the file has no header row", code="empty_file")
+    info.header_row, raw = top[find_header_row([values for _, values in top])]
+    while raw and not str(raw[-1]).strip() and len(raw) > MAX_COLUMNS:
+        raw = raw[:-1]
+    if len(raw) > MAX_COLUMNS:
+        raise UnreadableFile(f"the header has {len(raw)} columns; at most {MAX_COLUMNS} can be imported",
+                             code="too_many_columns")
+    info.headers = clean_headers(raw)
+    width = len(info.headers)
+    info.sample = [(n, _fit(values, width)) for n, values in top if n > info.header_row][:SAMPLE_ROWS]
     return info
 
 
-def scan(open_file: Callable[[], BinaryIO], info: TableInfo, on_row: Callable[[list], None] | None = None) -> int:
-    """One quick pass: counts the data rows (and shows each to `on_row`, e.g. to learn a date column's order)."""
-    rows = 0
+def _fit(values: list, width: int) -> list:
+    values = values[:width]
+    return values + [""] * (width - len(values))
+
+
+def data_rows(open_file: Callable[[], BinaryIO], info: TableInfo) -> Iterator[tuple[int, list]]:
+    """Every row under the header, as (row number, values padded or cut to the headers)."""
+    width = len(info.headers)
     with open_file() as stream:
-        records = _xlsx_rows(stream) if info.format == "xlsx" else _csv_records(stream, info)
-        next(records, None)  # the header
-        for record in records:
-            rows += 1
-            if on_row:
-                on_row(record)
+        rows = _rows(stream, info)
+        try:
+            for number, values in rows:
+                if number > info.header_row:
+                    yield number, _fit(values, width)
+        finally:
+            rows.close()
+
+
+def scan(open_file: Callable[[], BinaryIO], info: TableInfo, on_row: Callable[[list], None] | None = None,
+         *, limit: int | None = None) -> int:
+    """One quick pass: counts the data rows (and shows each to `on_row`, e.g. to learn a date column's order).
+    Counting stops past `limit`: the answer is then `limit + 1`, enough to refuse the file."""
+    rows = 0
+    for _, values in data_rows(open_file, info):
+        rows += 1
+        if limit is not None and rows > limit:
+            break
+        if on_row:
+            on_row(values)
     info.rows = rows
     return rows
 
 
 def chunks(open_file: Callable[[], BinaryIO], info: TableInfo, *, chunk_rows: int, start_after: int = 0
            ) -> Iterator[list[tuple[int, list]]]:
-    """Lists of (row number, values padded/cut to the headers), `chunk_rows` at a time, after data row
-    `start_after` (so a resumed import starts where the last one stopped)."""
-    width = len(info.headers)
-    with open_file() as stream:
-        if info.format == "xlsx":
-            frames = _xlsx_frames(stream, chunk_rows)
-        else:
-            frames = pd.read_csv(
-                _text(stream, info.encoding), sep=info.delimiter, header=None, dtype=str, keep_default_na=False,
-                engine="python", skip_blank_lines=True, chunksize=chunk_rows, quotechar='"',
-                on_bad_lines=lambda fields: fields[:width], names=list(range(width)),
-            )
-        index = -1  # -1 is the header
-        for frame in frames:
+    """Lists of (row number, values), `chunk_rows` at a time, after the first `start_after` data rows (so a
+    resumed import starts where the last one stopped)."""
+    batch = []
+    for row in islice(data_rows(open_file, info), start_after, None):
+        batch.append(row)
+        if len(batch) == chunk_rows:
+            yield batch
             batch = []
-            for values in frame.fillna("").itertuples(index=False, name=None):
-                index += 1
-                if index == 0 or index <= start_after:
-                    continue
-                values = list(values)[:width]
-                batch.append((index + 1, values + [""] * (width - len(values))))
-            if batch:
-                yield batch
-
-
-def _xlsx_frames(stream: BinaryIO, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    rows = []
-    for row in _xlsx_rows(stream):
-        rows.append(row)
-        if len(rows) == chunk_rows:
-            yield pd.DataFrame(rows, dtype=object)
-            rows = []
-    if rows:
-        yield pd.DataFrame(rows, dtype=object)
+    if batch:
+        yield batch

@@ -1,65 +1,46 @@
-"""Import targets (CONTRACT §7) and matching a file's headers to them."""
+"""Import targets (CONTRACT §7) and what a header's name says about its target.
+
+The labels of other systems' exports are data, in `domain/synonyms/`; this module only compares names.
+Which header finally gets which target (values checked, one header per target) is `domain/matching.py`.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
+from dataclasses import dataclass
+
+from crm_workers.domain import synonyms
+from crm_workers.domain.cells import FORMULA_STARTS
 
 CONTACT_TARGETS = (
     "type", "first_name", "last_name", "name", "email", "phone", "website",
     "address.street", "address.city", "address.state_province", "address.postal_code", "address.country",
-    "tags", "owner", "business",
+    "tags", "owner", "business", "external_id",
 )
 DEAL_TARGETS = (
     "name", "pipeline", "stage", "value", "currency", "status", "expected_close_date", "contact_email",
-    "tags", "owner", "business",
+    "tags", "owner", "business", "external_id",
 )
-
-# Normalised header -> target. Normalising drops case, spaces, "_", "-" and ".".
-_SYNONYMS = {
-    "contact": {
-        "type": "type", "contacttype": "type",
-        "firstname": "first_name", "givenname": "first_name", "forename": "first_name", "first": "first_name",
-        "lastname": "last_name", "surname": "last_name", "familyname": "last_name", "last": "last_name",
-        "name": "name", "fullname": "name", "contactname": "name",
-        "email": "email", "emailaddress": "email", "mail": "email", "emailaddr": "email", "workemail": "email",
-        "phone": "phone", "phonenumber": "phone", "mobile": "phone", "mobilephone": "phone", "cell": "phone",
-        "cellphone": "phone", "telephone": "phone", "tel": "phone", "workphone": "phone", "mobilenumber": "phone",
-        "website": "website", "web": "website", "url": "website", "site": "website", "homepage": "website",
-        "street": "address.street", "address": "address.street", "streetaddress": "address.street",
-        "addressstreet": "address.street", "address1": "address.street", "addressline1": "address.street",
-        "city": "address.city", "town": "address.city", "addresscity": "address.city",
-        "state": "address.state_province", "province": "address.state_province", "region": "address.state_province",
-        "stateprovince": "address.state_province", "addressstateprovince": "address.state_province",
-        "county": "address.state_province",
-        "zip": "address.postal_code", "zipcode": "address.postal_code", "postalcode": "address.postal_code",
-        "postcode": "address.postal_code", "addresspostalcode": "address.postal_code",
-        "country": "address.country", "addresscountry": "address.country",
-        "tags": "tags", "tag": "tags", "labels": "tags",
-        "owner": "owner", "ownerid": "owner",
-        "business": "business", "company": "business", "companyname": "business", "organization": "business",
-        "organisation": "business", "account": "business", "employer": "business", "businessname": "business",
-    },
-    "deal": {
-        "name": "name", "dealname": "name", "deal": "name", "title": "name", "opportunity": "name",
-        "opportunityname": "name",
-        "pipeline": "pipeline", "pipelinename": "pipeline",
-        "stage": "stage", "stagename": "stage", "dealstage": "stage",
-        "value": "value", "amount": "value", "dealvalue": "value", "valueamount": "value",
-        "currency": "currency", "valuecurrency": "currency",
-        "status": "status", "dealstatus": "status",
-        "expectedclosedate": "expected_close_date", "closedate": "expected_close_date",
-        "expectedclose": "expected_close_date",
-        "contactemail": "contact_email", "email": "contact_email", "emailaddress": "contact_email",
-        "tags": "tags", "tag": "tags", "labels": "tags",
-        "owner": "owner", "ownerid": "owner",
-        "business": "business", "company": "business", "companyname": "business", "organization": "business",
-        "organisation": "business",
-    },
-}
+ENTITY_KEYS = {"contact": "CONTACT", "deal": "DEAL"}
 
 
-def normalise_header(header: str) -> str:
-    return re.sub(r"[\s_\-.]+", "", str(header)).lower()
+@dataclass(frozen=True)
+class NameMatch:
+    """A header's target by its name: `rank` orders headers of one target (lower wins), `source` says whose
+    label it is (`Outlook (German)`, `custom field`…)."""
+
+    target: str
+    reason: str
+    rank: int = 0
+    source: str | None = None
+
+
+def normalise_header(header) -> str:
+    """Letters and digits only, accents dropped, case folded: `E-Mail 2: Adresse` → `email2adresse`."""
+    text = unicodedata.normalize("NFKD", str(header))
+    return "".join(c for c in text if c.isalnum() and not unicodedata.combining(c)).casefold()
 
 
 def targets_for(entity: str, field_keys: list[str]) -> set[str]:
@@ -67,37 +48,71 @@ def targets_for(entity: str, field_keys: list[str]) -> set[str]:
     return set(base) | {f"custom.{k}" for k in field_keys}
 
 
+@functools.cache
+def _label_table(entity: str) -> dict[str, NameMatch]:
+    table: dict[str, NameMatch] = {}
+    for target in CONTACT_TARGETS if entity == "contact" else DEAL_TARGETS:
+        table[normalise_header(target)] = NameMatch(target, "target name", -1)
+    for module in synonyms.MODULES:
+        for target, labels in getattr(module, ENTITY_KEYS[entity]).items():
+            for rank, label in enumerate(labels):
+                table.setdefault(normalise_header(label), NameMatch(target, "synonym", rank, module.SYSTEM))
+    return table
+
+
+@functools.cache
+def _patterns(entity: str) -> list[tuple[re.Pattern, str, str]]:
+    return [(re.compile(pattern, re.I), target, module.SYSTEM)
+            for module in synonyms.MODULES
+            for pattern, target in getattr(module, f"{ENTITY_KEYS[entity]}_PATTERNS", ())]
+
+
+def match_by_name(header: str, entity: str, fields: dict[str, dict] | None = None) -> NameMatch | None:
+    """The target a header names: a target or a synonym of one, a numbered label (`Phone 2 - Value`), or a
+    custom field's key or label; None when it names none."""
+    key = normalise_header(header)
+    if found := _label_table(entity).get(key):
+        return found
+    spaced = " ".join(str(header).split())
+    for pattern, target, source in _patterns(entity):
+        if m := pattern.fullmatch(spaced):
+            return NameMatch(target, "synonym", int(m.group(1)), source)
+    for field_key in fields or {}:
+        if key in (normalise_header(field_key), normalise_header(f"custom.{field_key}")):
+            return NameMatch(f"custom.{field_key}", "key of custom field", 0, "custom field")
+    for field_key, field in (fields or {}).items():
+        if field.get("label") and key == normalise_header(field["label"]):
+            return NameMatch(f"custom.{field_key}", "label of custom field", 0, "custom field")
+    return None
+
+
 def auto_mapping(headers: list[str], entity: str, field_keys: list[str], field_labels: dict[str, str]
                  ) -> tuple[dict[str, str], list[str]]:
-    """Match headers to targets by name (and custom fields by key or label); returns (mapping, ignored headers).
+    """Headers matched by name alone (no look at the values); returns (mapping, ignored headers).
 
-    A target is taken by the first header that matches it; later headers matching it again are ignored.
+    Of several headers naming one target, the best-ranked takes it (then the first in the file).
     """
-    table = dict(_SYNONYMS[entity])
-    for target in targets_for(entity, field_keys):
-        table.setdefault(normalise_header(target), target)
-    for key in field_keys:
-        table.setdefault(normalise_header(key), f"custom.{key}")
-        table.setdefault(normalise_header(f"custom.{key}"), f"custom.{key}")
-    for key, label in field_labels.items():
-        table.setdefault(normalise_header(label), f"custom.{key}")
-    mapping, ignored, taken = {}, [], set()
-    for header in headers:
-        target = table.get(normalise_header(header))
-        if target and target not in taken:
-            mapping[header] = target
-            taken.add(target)
-        else:
-            ignored.append(header)
-    return mapping, ignored
+    fields = {k: {"key": k, "label": field_labels.get(k)} for k in field_keys}
+    found = {h: m for h in headers if (m := match_by_name(h, entity, fields))}
+    best: dict[str, str] = {}
+    for header in sorted(found, key=lambda h: (found[h].rank, headers.index(h))):
+        best.setdefault(found[header].target, header)
+    mapping = {h: found[h].target for h in headers if h in found and best[found[h].target] == h}
+    return mapping, [h for h in headers if h not in mapping]
+
+
+def _unguard(name: str) -> str:
+    """An export's formula guard taken off a header: `'=x` was `=x` (see domain/cells.py)."""
+    return name[1:] if len(name) > 1 and name[0] == "'" and name[1] in FORMULA_STARTS else name
 
 
 def clean_headers(raw: list) -> list[str]:
-    """Headers made usable: trimmed, empty ones named `column_<n>`, duplicates suffixed ` (2)`, ` (3)`…"""
+    """Headers made usable: trimmed, formula guard removed, empty ones named `column_<n>`, duplicates
+    suffixed ` (2)`, ` (3)`…"""
     seen: dict[str, int] = {}
     headers = []
     for i, value in enumerate(raw):
-        name = "" if value is None else str(value).strip().lstrip("\ufeff")
+        name = _unguard("" if value is None else str(value).strip().lstrip("\ufeff").strip())
         name = name or f"column_{i + 1}"
         count = seen.get(name.lower(), 0) + 1
         seen[name.lower()] = count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from typing import Any, Literal
 
 from bson import ObjectId
@@ -13,7 +14,7 @@ class Strict(BaseModel):
 
 
 class ImportOptions(Strict):
-    mapping: dict[str, str] | None = None
+    mapping: dict[str, str | None] | None = None  # header -> target; None ignores the header
     dedupe: Literal["email", "phone", "none"] = "email"
     mode: Literal["upsert", "create", "update"] = "upsert"
     tags: list[str] = Field(default_factory=list, max_length=50)
@@ -21,12 +22,26 @@ class ImportOptions(Strict):
     country: str | None = Field(default=None, min_length=2, max_length=2)
     run_automations: bool = False
     type: Literal["person", "business"] = "person"
+    encoding: str | None = Field(default=None, max_length=40)  # overrides the guessed encoding of a CSV
 
     @field_validator("owner")
     @classmethod
     def owner_is_an_id(cls, value: str | None) -> str | None:
         if value is not None and not (ObjectId.is_valid(value) and len(value) == 24):
             raise ValueError("must be a user id (24 hex)")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def encoding_is_known(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            codec = codecs.lookup(value)
+        except LookupError:
+            raise ValueError("not a text encoding Python knows (like windows-1251, iso-8859-2, shift_jis)") from None
+        if not getattr(codec, "_is_text_encoding", True):
+            raise ValueError("not a text encoding")
         return value
 
     @field_validator("country")

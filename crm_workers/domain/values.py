@@ -13,18 +13,36 @@ from email_validator import EmailNotValidError, validate_email
 CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW", "₽": "RUB",
                     "R$": "BRL", "CHF": "CHF", "₺": "TRY", "zł": "PLN", "kr": "SEK"}
 _CODE = re.compile(r"\b([A-Z]{3})\b")
+MULTI_VALUE_SEPARATOR = " ::: "  # Google Contacts: several emails or phones in one cell
+# What some systems write for "no date" (Zoho, old Excel exports): read as an empty cell.
+_NULL_DATE = re.compile(r"^0{1,4}(?P<sep>[./-])0{1,2}(?P=sep)0{1,4}([ T]0{1,2}:0{2}(:0{2})?)?$")
+
+
+def is_blank(value) -> bool:
+    """An empty cell, or one holding a placeholder that means empty (`0.0.00`, `0000-00-00`)."""
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return not text or bool(_NULL_DATE.match(text))
+
+
+def first_value(value) -> str:
+    """The first of Google's ` ::: `-separated values (`a@x.com ::: b@x.com` → `a@x.com`)."""
+    return str(value).split(MULTI_VALUE_SEPARATOR, 1)[0].strip()
 
 
 def parse_email(value: str) -> str:
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+        return validate_email(first_value(value), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address ({exc})") from None
 
 
 def parse_phone(value: str, country: str | None) -> str:
     """E.164, reading numbers without a leading + in `country` (ISO 3166 alpha-2)."""
-    raw = value.strip()
+    raw = first_value(value)
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     try:
@@ -39,7 +57,7 @@ def parse_phone(value: str, country: str | None) -> str:
 
 
 _NUMERIC_DATE = re.compile(r"^\s*(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{1,4})\s*$")
-_ISO_DATE = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?\s*$")
+_ISO_DATE = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}([T ][\d:.]+ ?(Z|[+-]\d{2}:?\d{2})?)?\s*$")
 
 
 def numeric_date_order(value: str) -> str | None:
@@ -64,7 +82,8 @@ def parse_date(value, *, day_first: bool = False) -> datetime:
     text = str(value).strip()
     try:
         if _ISO_DATE.match(text):
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            # Salesforce writes `.000Z` and `+0000`, some exports a space before the offset.
+            parsed = datetime.fromisoformat(re.sub(r" ([+-]\d)", r"\1", text).replace("Z", "+00:00"))
         elif m := _NUMERIC_DATE.match(text):
             first, second, third = (int(g) for g in m.groups())
             if len(m.group(1)) == 4:
@@ -132,7 +151,7 @@ def parse_checkbox(value) -> bool:
 
 
 def parse_url(value: str) -> str:
-    text = value.strip()
+    text = first_value(value)
     if not re.match(r"^[a-z][a-z0-9+.-]*://", text, re.I):
         text = "https://" + text
     parsed = urlparse(text)
@@ -142,10 +161,13 @@ def parse_url(value: str) -> str:
 
 
 def split_list(value: str) -> list[str]:
-    """Names separated by ',' or ';', trimmed, empty ones dropped, first spelling of each kept."""
+    """Names separated by ',', ';' or Google's ` ::: `, trimmed and unquoted (Mailchimp writes `"VIP","Press"`),
+    empty ones and Google's system groups (`* myContacts`) dropped, first spelling of each kept."""
     seen, out = set(), []
-    for part in re.split(r"[,;]", str(value)):
-        name = part.strip()
+    for part in re.split(r"[,;]|:::", str(value)):
+        name = part.strip().strip("\"'").strip()
+        if name.startswith("* "):
+            continue
         if name and name.lower() not in seen:
             seen.add(name.lower())
             out.append(name)

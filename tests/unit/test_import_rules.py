@@ -140,7 +140,7 @@ def test_encodings_and_delimiters_are_detected():
     assert detect_encoding(text.encode("utf-8-sig")) == "utf-8-sig"
     assert detect_encoding(text.encode("utf-16")) == "utf-16"
     assert detect_encoding(text.encode("utf-16-le")) == "utf-16-le"
-    assert detect_encoding(text.encode("cp1252")) == "cp1252"
+    assert detect_encoding(text.encode("cp1252")) == "windows-1252"
     assert detect_delimiter(text, "f.csv") == ";"
     assert detect_delimiter("a\tb\n1\t2\n", "f.txt") == "\t"
     assert detect_delimiter("a,b\n", "f.tsv") == "\t"

@@ -35,7 +35,7 @@ def check_mapping(db: Database, account_id: ObjectId, entity: str, options: dict
     keys = [f["key"] for f in db[FIELDS].find({"account_id": account_id, "entity": entity}, {"key": 1})]
     valid = targets_for(entity, keys)
     for header, target in mapping.items():
-        if target not in valid:
+        if target is not None and target not in valid:  # None ignores the header
             raise BadRequest(f"unknown import target {target!r} for column {header!r}",
                              details={"field": f"options.mapping.{header}", "targets": sorted(valid)})
 
@@ -46,14 +46,16 @@ def _submit(db, broker, principal, entity, source: dict, options: dict, idempote
                       idempotency_key=idempotency_key)
 
 
-def import_upload(db, broker, storage, settings, principal: Principal, entity: str, *, stream: BinaryIO,
-                  file_name: str, options: dict, idempotency_key=None) -> dict:
+def check_upload_type(file_name: str) -> None:
     ext = os.path.splitext(file_name or "")[1].lower()
     if ext not in UPLOAD_TYPES:
         raise UnsupportedType(f"files of type {ext or '(none)'!r} cannot be imported; use CSV, TSV or XLSX",
                               details={"field": "file"})
-    check_mapping(db, principal.account_id, entity, options)
-    key = _key(principal.account_id, file_name)
+
+
+def store_upload(storage, settings, account_id: ObjectId, *, stream: BinaryIO, file_name: str) -> dict:
+    """The uploaded file stored under the account; returns the import's `source`."""
+    key = _key(account_id, file_name)
     size = storage.put_stream(key, stream)
     if size == 0:
         storage.delete(key)
@@ -62,7 +64,14 @@ def import_upload(db, broker, storage, settings, principal: Principal, entity: s
         storage.delete(key)
         raise TooLarge(f"the file is {size} bytes; the limit is {settings.import_max_bytes}",
                        details={"field": "file"})
-    source = {"type": "upload", "key": key, "file_name": file_name, "bytes": size}
+    return {"type": "upload", "key": key, "file_name": file_name, "bytes": size}
+
+
+def import_upload(db, broker, storage, settings, principal: Principal, entity: str, *, stream: BinaryIO,
+                  file_name: str, options: dict, idempotency_key=None) -> dict:
+    check_upload_type(file_name)
+    check_mapping(db, principal.account_id, entity, options)
+    source = store_upload(storage, settings, principal.account_id, stream=stream, file_name=file_name)
     return _submit(db, broker, principal, entity, source, options, idempotency_key)
 
 
@@ -89,25 +98,33 @@ def records_csv(records: list[dict]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def store_records(storage, settings, account_id: ObjectId, *, records: list[dict], file_name: str | None) -> dict:
+    """Connector records stored as a CSV under the account; returns the import's `source`."""
+    if len(records) > settings.import_max_rows:
+        raise TooLarge(f"{len(records)} records; the limit is {settings.import_max_rows}",
+                       details={"field": "source.records"})
+    body = records_csv(records)
+    if len(body) > settings.import_max_bytes:
+        raise TooLarge("the records are over the size limit", details={"field": "source.records"})
+    name = file_name or "records.csv"
+    key = _key(account_id, name if name.endswith(".csv") else name + ".csv")
+    storage.put_stream(key, io.BytesIO(body))
+    return {"type": "records", "key": key, "file_name": name, "bytes": len(body), "records": len(records)}
+
+
 def import_records(db, broker, storage, settings, principal: Principal, entity: str, *, records: list[dict],
                    file_name: str | None, options: dict, idempotency_key=None) -> dict:
     if len(records) > settings.import_max_rows:
         raise TooLarge(f"{len(records)} records; the limit is {settings.import_max_rows}",
                        details={"field": "source.records"})
     check_mapping(db, principal.account_id, entity, options)
-    body = records_csv(records)
-    if len(body) > settings.import_max_bytes:
-        raise TooLarge("the records are over the size limit", details={"field": "source.records"})
-    name = file_name or "records.csv"
-    key = _key(principal.account_id, name if name.endswith(".csv") else name + ".csv")
-    storage.put_stream(key, io.BytesIO(body))
-    source = {"type": "records", "key": key, "file_name": name, "bytes": len(body), "records": len(records)}
+    source = store_records(storage, settings, principal.account_id, records=records, file_name=file_name)
     return _submit(db, broker, principal, entity, source, options, idempotency_key)
 
 
-def import_stored(db, broker, storage, settings, principal: Principal, entity: str, *, key: str,
-                  file_name: str | None, options: dict, idempotency_key=None) -> dict:
-    if not key.startswith(f"accounts/{principal.account_id}/") or ".." in key.split("/"):
+def stored_source(storage, settings, account_id: ObjectId, *, key: str, file_name: str | None) -> dict:
+    """A file already stored under the account (a preview's, or a connector's), as the import's `source`."""
+    if not key.startswith(f"accounts/{account_id}/") or ".." in key.split("/"):
         raise NotFound("no such file", details={"field": "source.key"})
     try:
         size = storage.size(key)
@@ -116,8 +133,13 @@ def import_stored(db, broker, storage, settings, principal: Principal, entity: s
     if size > settings.import_max_bytes:
         raise TooLarge(f"the file is {size} bytes; the limit is {settings.import_max_bytes}",
                        details={"field": "source.key"})
+    return {"type": "storage", "key": key, "file_name": file_name or key.rsplit("/", 1)[-1], "bytes": size}
+
+
+def import_stored(db, broker, storage, settings, principal: Principal, entity: str, *, key: str,
+                  file_name: str | None, options: dict, idempotency_key=None) -> dict:
+    source = stored_source(storage, settings, principal.account_id, key=key, file_name=file_name)
     check_mapping(db, principal.account_id, entity, options)
-    source = {"type": "storage", "key": key, "file_name": file_name or key.rsplit("/", 1)[-1], "bytes": size}
     return _submit(db, broker, principal, entity, source, options, idempotency_key)
 
 

@@ -7,10 +7,10 @@ from pymongo.database import Database
 
 from crm_workers.adapters.mongo import ACCOUNTS, ACTIVITY, CONTACTS, FIELDS, IMPORT_ERRORS, IMPORT_RESULTS, oid
 from crm_workers.adapters.storage import storage_from_settings
-from crm_workers.adapters.tabular import UnreadableFile, chunks, describe, scan
+from crm_workers.adapters.tabular import TableInfo, UnreadableFile, chunks, describe, scan
 from crm_workers.domain.currency import load_rates
-from crm_workers.domain.headers import auto_mapping, targets_for
 from crm_workers.domain.import_rows import RowContext, parse_row
+from crm_workers.domain.matching import Matching, date_warnings, match_columns
 from crm_workers.domain.values import numeric_date_order
 from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import Progress, now
@@ -21,23 +21,36 @@ ERRORS_KEPT_IN_RESULT = 100
 DATE_TARGETS = {"expected_close_date"}
 
 
-def resolve_mapping(headers: list[str], requested: dict | None, entity: str, fields: dict[str, dict]
-                    ) -> tuple[dict[str, str], list[str]]:
-    """The mapping to use (the request's, or matched by name) and the headers it leaves out."""
-    if requested:
-        valid = targets_for(entity, list(fields))
-        mapping = {h: t for h, t in requested.items() if h in headers and t in valid}
-        return mapping, [h for h in headers if h not in mapping]
-    labels = {k: f.get("label") for k, f in fields.items() if f.get("label")}
-    return auto_mapping(headers, entity, list(fields), labels)
+def resolve_mapping(info: TableInfo, requested: dict | None, entity: str, fields: dict[str, dict], *,
+                    country: str | None) -> Matching:
+    """The mapping to use: options.mapping for the headers it names (`None` ignores one), the others matched
+    by name and by their first values (domain/matching.py)."""
+    return match_columns(info.headers, entity, fields=fields, sample=[values for _, values in info.sample],
+                         country=country, requested=requested)
 
 
-def _date_headers(mapping: dict[str, str], fields: dict[str, dict]) -> list[str]:
+def read_file(open_file, source: dict, options: dict) -> TableInfo:
+    """The file described (format, encoding, header row, first rows), or the job failed with the reason."""
+    try:
+        return describe(open_file, source.get("file_name") or "upload.csv", encoding=options.get("encoding"))
+    except UnreadableFile as exc:
+        raise PermanentJobError(str(exc), code=exc.code) from None
+
+
+def _readable(rows):
+    """A reading pass whose file turns out unreadable further down fails the job with the reason."""
+    try:
+        yield from rows
+    except UnreadableFile as exc:
+        raise PermanentJobError(str(exc), code=exc.code) from None
+
+
+def date_headers(mapping: dict[str, str], fields: dict[str, dict]) -> list[str]:
     return [h for h, t in mapping.items() if t in DATE_TARGETS
             or (t.startswith("custom.") and fields.get(t[7:], {}).get("field_type") == "date")]
 
 
-def _learn_date_orders(info, date_headers: list[str]):
+def learn_date_orders(info, date_headers: list[str]):
     """A column is read day-first when one of its values can only be d/m/y (and none only m/d/y)."""
     seen = {h: set() for h in date_headers}
     positions = {h: info.headers.index(h) for h in date_headers}
@@ -58,28 +71,28 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
     def open_file():
         return storage.open(source["key"])
 
-    try:
-        info = describe(open_file, source.get("file_name") or "upload.csv")
-    except UnreadableFile as exc:
-        raise PermanentJobError(str(exc), code="unreadable_file") from None
+    info = read_file(open_file, source, options)
     fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
-    mapping, ignored = resolve_mapping(info.headers, options.get("mapping"), entity, fields)
+    prefs = (db[ACCOUNTS].find_one({"_id": account_id}, {"preferences": 1}) or {}).get("preferences") or {}
+    country = options.get("country") or prefs.get("default_country")
+    matching = resolve_mapping(info, options.get("mapping"), entity, fields, country=country)
+    state = progress.state
+    # A resumed run keeps the mapping it started with (as pairs: headers may hold `.` or `$`).
+    mapping = dict(state["mapping"]) if state.get("mapping") else matching.mapping
     if not mapping:
         raise PermanentJobError(f"no column matches an import target (headers: {', '.join(info.headers)})",
                                 code="nothing_to_import")
-    state = progress.state
     if "rows_done" not in state:
-        on_row, orders = _learn_date_orders(info, _date_headers(mapping, fields))
-        rows = scan(open_file, info, on_row)
-        if rows > settings.import_max_rows:
-            raise PermanentJobError(f"the file has {rows} rows; the limit is {settings.import_max_rows}",
-                                    code="too_many_rows")
+        on_row, orders = learn_date_orders(info, date_headers(mapping, fields))
+        rows = scan(open_file, info, on_row, limit=settings.import_max_rows)
+        if rows > (limit := settings.import_max_rows):  # counting stopped there
+            raise PermanentJobError(f"the file has more than {limit} rows; the limit is {limit}", code="too_many_rows")
         progress.total = rows
         progress.save_state(rows_done=0, day_first=orders(), headers=info.headers,
+                            mapping=[[h, t] for h, t in mapping.items()],
                             counts={"created": 0, "updated": 0, "skipped": 0, "failed": 0, "merged": 0})
-    prefs = (db[ACCOUNTS].find_one({"_id": account_id}, {"preferences": 1}) or {}).get("preferences") or {}
-    ctx = RowContext(entity=entity, mapping=mapping, fields=fields,
-                     country=options.get("country") or prefs.get("default_country"),
+    warnings = info.warnings() + matching.warnings + date_warnings(state["day_first"])
+    ctx = RowContext(entity=entity, mapping=mapping, fields=fields, country=country,
                      day_first=state["day_first"], contact_type=options.get("type", "person"))
     run = ImportRun(db=db, account_id=account_id, job_id=job["_id"], dedupe=options.get("dedupe", "email"),
                     mode=options.get("mode", "upsert"), owner=oid(options.get("owner")),
@@ -90,7 +103,8 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
                     rates=load_rates(settings.rates_file or None))
     counts = state["counts"]
     write = write_contacts if entity == "contact" else write_deals
-    for chunk in chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=state["rows_done"]):
+    done = state["rows_done"]
+    for chunk in _readable(chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=done)):
         parsed = [parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
                   for n, values in chunk if any(str(v).strip() for v in values)]
         counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
@@ -102,10 +116,12 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
         counts["skipped"] += len(outcome.skipped)
         counts["failed"] += len(failed)
         counts["merged"] += outcome.merged
-        progress.set(processed=chunk[-1][0] - 1, succeeded=counts["created"] + counts["updated"],
-                     failed=counts["failed"])
-        progress.save_state(rows_done=chunk[-1][0] - 1, counts=counts)  # also the cancellation checkpoint
-    return _finish(db, job, info, mapping, ignored, counts, entity, rows=progress.total)
+        done += len(chunk)  # data rows, not row numbers: blank lines and a preamble are numbered, not counted
+        progress.set(processed=done, succeeded=counts["created"] + counts["updated"], failed=counts["failed"])
+        progress.save_state(rows_done=done, counts=counts)  # also the cancellation checkpoint
+    ignored = [h for h in info.headers if h not in mapping]
+    return _finish(db, job, info, mapping, ignored, counts, entity, rows=progress.total,
+                   warnings=warnings, matches=matching.matches)
 
 
 def _record_failures(db: Database, account_id, job_id, failures) -> None:
@@ -118,7 +134,8 @@ def _record_failures(db: Database, account_id, job_id, failures) -> None:
             for p, reason in failures], ordered=False)
 
 
-def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows) -> dict:
+def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows, warnings=(), matches=None
+            ) -> dict:
     account_id, job_id = job["account_id"], job["_id"]
     errors = [{"row": e["row"], "error": e["error"]} for e in
               db[IMPORT_ERRORS].find({"account_id": account_id, "job_id": job_id}).sort("row", 1)
@@ -133,7 +150,9 @@ def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, 
         "headers": info.headers,
         "mapping": mapping,
         "ignored_columns": ignored,
-        "file": {"format": info.format, "encoding": info.encoding, "delimiter": info.delimiter},
+        "matches": matches or {},
+        "warnings": list(warnings),
+        "file": info.file_json(),
         "errors_url": f"/v1/crm/jobs/{job_id}/errors",
     }
     ts = now()

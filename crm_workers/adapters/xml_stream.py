@@ -1,0 +1,49 @@
+"""Streaming XML with expat for the spreadsheet reader: no DTD (so no entity expansion), blocks fed one at a
+time, element names without their namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+from xml.parsers import expat
+
+from crm_workers.adapters.limits import UnreadableFile
+
+READ_BYTES = 256 * 1024
+_LOCAL_NAMES: dict[str, str] = {}
+
+
+def local_name(name: str) -> str:
+    """`x:row` and `row` alike: `row` (cached: called for every element)."""
+    local = _LOCAL_NAMES.get(name)
+    if local is None:
+        local = _LOCAL_NAMES.setdefault(name, name.rpartition(":")[2])
+    return local
+
+
+def safe_parser() -> expat.XMLParserType:
+    parser = expat.ParserCreate()
+
+    def refuse(*_):
+        raise UnreadableFile("the spreadsheet declares a DTD; XLSX files never do", code="unsafe_spreadsheet")
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.buffer_text = True
+    return parser
+
+
+def feed(parser: expat.XMLParserType, stream: BinaryIO) -> Iterator[None]:
+    """Feed `stream` to `parser` a block at a time, yielding after each block."""
+    import zipfile
+
+    try:
+        while block := stream.read(READ_BYTES):
+            parser.Parse(block, False)
+            yield
+        parser.Parse(b"", True)
+        yield
+    except expat.ExpatError as exc:
+        raise UnreadableFile(f"the spreadsheet's XML is broken ({exc})") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise UnreadableFile(f"not a readable XLSX file ({exc})") from None

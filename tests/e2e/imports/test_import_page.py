@@ -1,0 +1,90 @@
+"""The dashboard's import page in a real headless Chromium (Debian's package, driven by Playwright): choose a
+file, see the preview, change where columns go, start, follow the progress, download the failed rows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.e2e.imports.helpers import add_field, contacts
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "import.png"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+def _outlook_german(rows: int) -> bytes:
+    lines = ["Vorname;Nachname;E-Mail-Adresse;Firma;Spitzname;OwnerId"]
+    for i in range(rows):
+        email = "kaputt-at-example.com" if i == 7 else f"kunde{i}@example.de"
+        lines.append(f"Jürgen{i};Weiß{i};{email};Weiß & Söhne;Jogi{i};005Ec000004oBPN{i:03d}")
+    return ("\r\n".join(lines) + "\r\n").encode("cp1252")
+
+
+def _select(page, header: str):
+    return page.locator(f"select[data-header='{header}']")
+
+
+def test_the_import_page_previews_maps_starts_follows_and_hands_back_the_failed_rows(
+        live_api, browser, db, worker, tenant, tmp_path):
+    add_field(db, tenant.account_id, "nickname", "text", label="Nickname")
+    upload = tmp_path / "Kontakte.csv"
+    upload.write_bytes(_outlook_german(40))
+    page = browser.new_page()
+    page.goto(f"{live_api}/dashboard")
+    page.click("[data-testid=import-link]")
+    page.fill("[data-testid=token]", tenant.headers()["Authorization"].removeprefix("Bearer "))
+    page.click("[data-testid=signin] button")
+    page.set_input_files("[data-testid=file]", str(upload))
+
+    page.locator("[data-testid=preview] tbody tr").first.wait_for(timeout=15_000)
+    assert page.locator("[data-testid=preview] tbody tr").count() == 20
+    assert _select(page, "E-Mail-Adresse").input_value() == "email"
+    assert _select(page, "Spitzname").input_value() == ""
+    assert "`OwnerId` values are not user ids: left unmatched" in page.locator("[data-testid=warnings]").inner_text()
+    assert page.locator("tr[data-row='9'] td.err").count() == 1  # the bad email, marked where it is
+    assert "header on row 1" in page.locator("[data-testid=fileinfo]").inner_text()
+
+    _select(page, "Spitzname").select_option("custom.nickname")
+    _select(page, "Firma").select_option("")
+    wait_for(lambda: page.evaluate("[asked, preview.mapping.Spitzname, 'Firma' in preview.mapping]") ==
+             [3, "custom.nickname", False] and page.locator("[data-testid=preview] tbody tr").count() == 20,
+             timeout=15, interval=0.2, what="the preview read again with the chosen mapping")
+    assert _select(page, "Firma").input_value() == "" and _select(page, "Spitzname").input_value() == "custom.nickname"
+    page.click("[data-testid=start]")
+    wait_for(lambda: page.locator("[data-testid=status]").inner_text() == "completed", timeout=60, interval=0.3,
+             what="the page to show the import completed")
+    assert "40 of 40 rows: 39 created, 0 updated, 0 skipped, 1 failed" in \
+        page.locator("[data-testid=progress]").inner_text()
+    with page.expect_download() as download:
+        page.click("[data-testid=errors-download]")
+    failed_rows = download.value.path().read_text(encoding="utf-8-sig")
+    page.fill("[data-testid=token]", "")
+    shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "import.png"
+    page.screenshot(path=str(shot), full_page=True)  # UPDATE_SCREENSHOT=1 refreshes the README's picture
+    page.close()
+
+    assert "kaputt-at-example.com" in failed_rows and "not a valid email address" in failed_rows
+    assert "kunde8@example.de" not in failed_rows
+    people = contacts(db, tenant.account_id, type="person")
+    assert len(people) == 39
+    first = contacts(db, tenant.account_id, email="kunde0@example.de")[0]
+    assert (first["first_name"], first["custom_fields"]) == ("Jürgen0", {"nickname": "Jogi0"})
+    assert "businesses" not in first or first["businesses"] == []
+    assert contacts(db, tenant.account_id, type="business") == []
