@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -132,3 +134,17 @@ def test_a_killed_dev_takes_every_process_it_started_with_it(another_dev):
     took = time.monotonic() - started
     wait_for(lambda: all(port_is_free(p) for p in ports), timeout=5, what="its ports to be free")
     print(f"everything crm-jobs dev started ended {took:.1f} s after it was killed")
+
+
+def test_dev_on_a_port_already_in_use_says_so_in_one_line_and_starts_nothing(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "crm_jobs.cli", "dev", "--port", str(port), "--data-dir",
+                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port"]
+    assert not (tmp_path / "valkey").exists() and not (tmp_path / "mongo").exists()
