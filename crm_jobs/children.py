@@ -67,7 +67,7 @@ def spawn(argv: list[str], **popen_kwargs) -> subprocess.Popen:
 
 def forked_children_die_with_this_process() -> None:
     """Every process this one forks from its main thread (Dramatiq's workers, gunicorn's) gets SIGTERM when it
-    ends, even by SIGKILL. Call once, before forking; the children's own forks are not affected."""
+    ends, even by SIGKILL. Call once, before forking (forked children inherit the rule for their own forks)."""
     if _prctl is None:
         return
     forker = {"pid": None}

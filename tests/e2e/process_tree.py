@@ -50,7 +50,14 @@ def port_is_free(port: int) -> bool:
 def still_running(procs: list[psutil.Process], timeout: float = 0) -> list[psutil.Process]:
     """Those of `procs` still running after up to `timeout` seconds (zombies count as ended)."""
     _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    running = []
+    for proc in alive:
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                running.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return running
 
 
 def kill_all(procs: list[psutil.Process]) -> None:
