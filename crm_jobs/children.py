@@ -62,6 +62,8 @@ def spawn(argv: list[str], **popen_kwargs) -> subprocess.Popen:
     """Start `argv` in a process group of its own that ends when this process ends (Linux)."""
     started_by_main = threading.current_thread() is threading.main_thread()
     preexec = _preexec(os.getpid()) if _prctl is not None and started_by_main else None
+    # Outside the terminal's foreground group, a read from the terminal would stop the child (SIGTTIN).
+    popen_kwargs.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.Popen(argv, process_group=0, preexec_fn=preexec, **popen_kwargs)
 
 

@@ -141,6 +141,7 @@ def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> int:
 
 def _run(supervisor: _Supervisor, data: Path, port: int, jwt_secret: str) -> int:
     data.mkdir(parents=True, exist_ok=True)
+    (data / "dev.env").unlink(missing_ok=True)  # written again once this run answers: never a stale one
     if not _port_is_free(port):
         print(f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port",
               file=sys.stderr)
