@@ -24,6 +24,12 @@ from crm_workers.logs import configure_logging
 from crm_workers.settings import API_REQUIRES, WORKER_REQUIRES, Settings
 
 DEV_SECRET_FILE = "jwt-secret"
+#: On SIGTERM a worker lets its running jobs go on this long (seconds), then exits: an unfinished job is taken
+#: over and resumed from its saved progress (JOB_STALE_SECONDS, or Dramatiq's redelivery). Below Docker's 10 s
+#: stop grace period, so the worker's own orderly shutdown (prefetched messages handed back) always runs.
+WORKER_SHUTDOWN_SECONDS = 8
+#: On SIGTERM the API lets requests in flight finish for this long (seconds).
+API_SHUTDOWN_SECONDS = 8
 
 
 def _settings(*required: str) -> Settings:
@@ -37,6 +43,7 @@ def cmd_api(args) -> None:
     from gunicorn.app.base import BaseApplication
 
     from crm_api import create_app
+    from crm_jobs.children import forked_children_die_with_this_process
 
     settings = _settings(*API_REQUIRES)
     configure_logging(settings)
@@ -47,10 +54,16 @@ def cmd_api(args) -> None:
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
             self.cfg.set("accesslog", "-")
+            # On SIGTERM, requests in flight get this long; then gunicorn kills its workers.
+            self.cfg.set("graceful_timeout", API_SHUTDOWN_SECONDS)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
+                # Its control socket is one path per user: several APIs on one machine would share it.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return create_app(settings)
 
+    forked_children_die_with_this_process()  # gunicorn's workers, even if the master is killed
     Server().run()
 
 
@@ -58,10 +71,15 @@ def cmd_worker(args) -> None:
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
+    from crm_jobs.children import forked_children_die_with_this_process
+
     _settings(*WORKER_REQUIRES)
     argv = ["crm_workers.worker", "--processes", str(args.processes), "--threads", str(args.threads)]
     if args.queues:
         argv += ["--queues", *args.queues]
+    # Dramatiq waits 10 minutes by default for running jobs; ours resume from their saved progress elsewhere.
+    argv += ["--worker-shutdown-timeout", str(int(args.shutdown_timeout * 1000))]
+    forked_children_die_with_this_process()  # Dramatiq's worker processes, even if this one is killed
     sys.exit(dramatiq_main(make_argument_parser().parse_args(argv)))
 
 
@@ -133,7 +151,7 @@ def cmd_dev(args) -> None:
     from crm_jobs.dev import run_dev
 
     secret = os.environ.get("JWT_SECRET") or _dev_secret(args.data_dir, create=True)
-    run_dev(data_dir=args.data_dir, port=args.port, jwt_secret=secret)
+    sys.exit(run_dev(data_dir=args.data_dir, port=args.port, jwt_secret=secret))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -171,6 +189,9 @@ def parser() -> argparse.ArgumentParser:
                         help="queues to consume (default: all)")
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=8)
+    worker.add_argument("--shutdown-timeout", type=float, default=WORKER_SHUTDOWN_SECONDS, metavar="SECONDS",
+                        help="on SIGTERM, how long running jobs may go on before they are left to resume "
+                             f"elsewhere (default: {WORKER_SHUTDOWN_SECONDS})")
     worker.set_defaults(func=cmd_worker)
 
     sched = sub.add_parser("scheduler", help="run the scheduler (safe to run two replicas)")

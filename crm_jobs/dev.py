@@ -1,4 +1,8 @@
-"""`crm-jobs dev`: embedded servers, then the API, a worker and the scheduler, stopped together on Ctrl-C."""
+"""`crm-jobs dev`: embedded servers, then the API, a worker and the scheduler.
+
+SIGTERM or Ctrl-C stops them all within `STOP_SECONDS` and exits 0; if `crm-jobs dev` itself is killed, every
+process it started ends with it (`crm_jobs.children`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,12 +19,20 @@ from pathlib import Path
 
 from bson import ObjectId
 
+from crm_jobs import children
 from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey, free_port
 from crm_workers.adapters.mongo import ACCOUNTS, CONTACTS, TAGS, connect, ensure_indexes
 from crm_workers.domain.principal import issue_token
 from crm_workers.jobs import now
 
 DEMO_CONTACTS = 50
+#: How long (seconds) each group may take to stop before its process groups are killed; together they make
+#: STOP_SECONDS. The worker's own shutdown timeout leaves it time for its orderly exit within its budget.
+DEV_WORKER_SHUTDOWN_SECONDS = 3
+WORKER_STOP_SECONDS = 5
+APPS_STOP_SECONDS = 4
+SERVERS_STOP_SECONDS = 5
+STOP_SECONDS = WORKER_STOP_SECONDS + APPS_STOP_SECONDS + SERVERS_STOP_SECONDS
 
 
 def _dev_identity(data_dir: Path) -> dict:
@@ -50,77 +63,130 @@ def _seed_demo(db, account_id: ObjectId) -> ObjectId:
     return tag_id
 
 
-def _wait_until_up(url: str, children: list[subprocess.Popen], timeout: float = 60) -> None:
-    """Print "up" only once the API answers its health check."""
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_until_up(url: str, apps: dict[str, subprocess.Popen], timeout: float = 60) -> bool:
+    """Until the API answers its health check; False if a process ended or the time ran out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(c.poll() is not None for c in children):
-            return
+        if any(children.exited(p) for p in apps.values()):
+            return False
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
                 if response.status == 200:
-                    return
+                    return True
         except OSError:
             time.sleep(0.2)
     print(f"crm-jobs dev: the API did not answer on {url} within {timeout:.0f} s", file=sys.stderr)
+    return False
 
 
-def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> None:
-    data = Path(data_dir).resolve()
-    data.mkdir(parents=True, exist_ok=True)
-    servers = []
-    children: list[subprocess.Popen] = []
+class _Stop(Exception):
+    """Raised in the main thread by the first SIGTERM or SIGINT: stop everything."""
+
+
+class _Supervisor:
+    """What `crm-jobs dev` started, and how it stops it: workers first, then the API and the scheduler (so jobs
+    can still write their outcome), the servers last; each group within its budget, then SIGKILLed."""
+
+    def __init__(self):
+        self.servers: list = []
+        self.apps: dict[str, subprocess.Popen] = {}
+        self.stopping = False
+
+    def on_signal(self, signum, frame):
+        if self.stopping:  # a second signal changes nothing: the stop is already bounded
+            return
+        self.stopping = True
+        raise _Stop(signal.Signals(signum).name)
+
+    def stop_all(self) -> None:
+        self.stopping = True
+        phases = ((("worker",), WORKER_STOP_SECONDS), (("api", "scheduler"), APPS_STOP_SECONDS))
+        for names, budget in phases:
+            children.stop([self.apps[n] for n in names if n in self.apps], timeout=budget)
+        children.stop([s.process for s in self.servers if s.process], timeout=SERVERS_STOP_SECONDS)
+        for server in reversed(self.servers):
+            server.stop()  # already stopped: removes what a temporary server leaves behind
+
+
+def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> int:
+    """Run until SIGTERM or SIGINT (exit code 0) or until a process ends by itself (1)."""
+    supervisor = _Supervisor()
+    previous = {sig: signal.signal(sig, supervisor.on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            valkey = EmbeddedValkey(data / "valkey")
-            servers.append(valkey)
-            redis_url = valkey.start()
-        mongodb_uri = os.environ.get("MONGODB_URI")
-        if not mongodb_uri:
-            mongo = EmbeddedMongo(data / "mongo", log_path=data / "mongo.log")
-            servers.append(mongo)
-            mongodb_uri = mongo.start()
-        env = {**os.environ, "REDIS_URL": redis_url, "MONGODB_URI": mongodb_uri, "JWT_SECRET": jwt_secret,
-               "STORAGE_URL": os.environ.get("STORAGE_URL") or f"file://{data / 'files'}",
-               "SCHEDULER_TICK_SECONDS": os.environ.get("SCHEDULER_TICK_SECONDS", "5"),
-               "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # readable in a terminal
-               "dramatiq_prom_port": os.environ.get("dramatiq_prom_port") or str(free_port())}
-        env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")  # the API and workers refuse to guess it
-        db = connect(mongodb_uri, env.get("MONGODB_DB") or "crm")
-        ensure_indexes(db)
-        ident = _dev_identity(data)
-        tag_id = _seed_demo(db, ObjectId(ident["account_id"]))
+        return _run(supervisor, Path(data_dir).resolve(), port, jwt_secret)
+    except _Stop as stop:
+        print(f"\ncrm-jobs dev: {stop}: stopping…", flush=True)
+        return 0
+    except (RuntimeError, OSError) as exc:  # a server that would not start
+        print(f"crm-jobs dev: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        started = time.monotonic()
+        supervisor.stop_all()
+        if supervisor.apps or supervisor.servers:
+            print(f"crm-jobs dev: stopped in {time.monotonic() - started:.1f} s", flush=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
-        exe = [sys.executable, "-m", "crm_jobs.cli"]
-        for argv in (["api", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                     ["worker", "--processes", "1", "--threads", "4"],
-                     ["scheduler"]):
-            children.append(subprocess.Popen(exe + argv, env=env))
 
-        token = issue_token(jwt_secret, account_id=ident["account_id"], uid=ident["uid"], is_owner=True)
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_up(url, children)
+def _run(supervisor: _Supervisor, data: Path, port: int, jwt_secret: str) -> int:
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "dev.env").unlink(missing_ok=True)  # written again once this run answers: never a stale one
+    if not _port_is_free(port):
+        print(f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port",
+              file=sys.stderr)
+        return 1
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        valkey = EmbeddedValkey(data / "valkey")
+        supervisor.servers.append(valkey)
+        redis_url = valkey.start()
+    mongodb_uri = os.environ.get("MONGODB_URI")
+    if not mongodb_uri:
+        mongo = EmbeddedMongo(data / "mongo", log_path=data / "mongo.log")
+        supervisor.servers.append(mongo)
+        mongodb_uri = mongo.start()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "REDIS_URL": redis_url, "MONGODB_URI": mongodb_uri, "JWT_SECRET": jwt_secret,
+           "STORAGE_URL": os.environ.get("STORAGE_URL") or f"file://{data / 'files'}",
+           "PUBLIC_URL": os.environ.get("PUBLIC_URL") or url,  # download links on the port the API has
+           "SCHEDULER_TICK_SECONDS": os.environ.get("SCHEDULER_TICK_SECONDS", "5"),
+           "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # readable in a terminal
+           "dramatiq_prom_port": os.environ.get("dramatiq_prom_port") or str(free_port())}
+    db = connect(mongodb_uri, env.get("MONGODB_DB") or "crm")
+    ensure_indexes(db)
+    ident = _dev_identity(data)
+    tag_id = _seed_demo(db, ObjectId(ident["account_id"]))
+    db.client.close()  # the children have their own; no client threads left in this process
+
+    exe = [sys.executable, "-m", "crm_jobs.cli"]
+    for name, argv in (("api", ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]),
+                       ("worker", ["worker", "--processes", "1", "--threads", "4",
+                                   "--shutdown-timeout", str(DEV_WORKER_SHUTDOWN_SECONDS)]),
+                       ("scheduler", ["scheduler"])):
+        supervisor.apps[name] = children.spawn(exe + argv, env=env)
+
+    token = issue_token(jwt_secret, account_id=ident["account_id"], uid=ident["uid"], is_owner=True)
+    if _wait_until_up(url, supervisor.apps):
         lines = {"CRM_URL": url, "CRM_TOKEN": token, "CRM_TAG": str(tag_id)}
         (data / "dev.env").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in lines.items()))
         print(f"\ncrm-jobs dev is up.\n  API:   {url}\n  token: {token}\n  demo tag id: {tag_id}\n"
               f"  (all three: source {data / 'dev.env'})\n  Redis: {redis_url}\n  MongoDB: {mongodb_uri}\n"
               f"  dashboard: {url}/dashboard   API docs: {url}/v1/crm/docs   metrics: {url}/metrics, worker "
               f"http://127.0.0.1:{env['dramatiq_prom_port']}/\n"
-              "Ctrl-C stops everything.\n", flush=True)
-        while all(c.poll() is None for c in children):
-            time.sleep(0.5)
-        print("crm-jobs dev: a process exited; stopping everything", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("\ncrm-jobs dev: stopping…", flush=True)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        for server in reversed(servers):
-            server.stop()
+              "Ctrl-C (or SIGTERM) stops everything.\n", flush=True)
+    while not any(children.exited(p) for p in supervisor.apps.values()):
+        time.sleep(0.5)
+    ended = [name for name, p in supervisor.apps.items() if children.exited(p)]
+    print(f"crm-jobs dev: the {' and the '.join(ended)} exited; stopping everything", file=sys.stderr)
+    return 1

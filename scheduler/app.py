@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
+import threading
+import time
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -25,6 +29,8 @@ log = logging.getLogger("crm.scheduler")
 LEASE_SECONDS = 15
 #: A run may start this late (seconds) after its time and still run; later runs are coalesced.
 MISFIRE_GRACE_SECONDS = 60
+#: After SIGTERM/SIGINT, how long (seconds) a scheduled job already running may take to finish.
+SHUTDOWN_SECONDS = 5
 
 
 def leader_only(lease: LeaderLease, fn):
@@ -102,12 +108,43 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
 
 
 def run(settings: Settings) -> None:
+    """The scheduler process until SIGTERM or SIGINT: then it stops within `SHUTDOWN_SECONDS` (plus one Redis
+    timeout to hand the lease over), whatever state MongoDB and Redis are in."""
+    stopping = threading.Event()
+
+    def on_signal(signum, frame):
+        if not stopping.is_set() and not started:
+            raise SystemExit(0)  # still starting (a server may be unreachable): nothing to hand over yet
+        stopping.set()
+
+    started = False
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
     ensure_indexes(connect(settings.mongodb_uri, settings.mongodb_db))
-    sched, lease = build_scheduler(settings)
+    sched, lease = build_scheduler(settings, blocking=False)
+    sched.start()
+    started = True
     log.info("scheduler started (tick %s s)", settings.scheduler_tick_seconds)
+    stopping.wait()
+    _stop(sched, lease)
+
+
+def _stop(sched, lease: LeaderLease) -> None:
+    log.info("scheduler stopping")
+    deadline = time.monotonic() + SHUTDOWN_SECONDS
+    sched.shutdown(wait=False)  # no new runs; a running one may finish until the deadline
+    running = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    for thread in running:
+        thread.join(max(0.0, deadline - time.monotonic()))
     try:
-        sched.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        lease.release()
+        lease.release()  # the other replica takes over now, not when the lease expires
+    except Exception as exc:  # Redis is gone: the lease expires by itself
+        log.warning("could not release the leader lease: %s", exc)
+    stuck = [t.name for t in running if t.is_alive()]
+    if stuck:
+        # A job blocked on an unreachable server would hold the interpreter's exit (it joins these threads).
+        # Every scheduled job only enqueues work and is redone at its next run, so leaving it is safe.
+        log.warning("scheduler stopped with %s still running after %s s", ", ".join(stuck), SHUTDOWN_SECONDS)
+        logging.shutdown()
+        os._exit(0)
+    log.info("scheduler stopped")

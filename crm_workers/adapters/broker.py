@@ -19,6 +19,8 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from crm_workers.adapters.middleware.account_fairness import AccountFairness
 from crm_workers.adapters.middleware.job_lifecycle import JobLifecycle
@@ -37,8 +39,26 @@ MIN_BACKOFF_MS = 2_000
 MAX_BACKOFF_MS = 300_000
 
 
+#: Every Redis call is bounded: a server that is gone or frozen (a partition, a paused VM) fails a call in
+#: seconds instead of hanging a request, a scheduler tick or a worker's shutdown. Connection errors (refused,
+#: reset: quick) are retried twice with a short backoff; a call that timed out is not retried.
+REDIS_SOCKET_TIMEOUT_SECONDS = 5
+REDIS_CONNECT_TIMEOUT_SECONDS = 2
+#: A pooled connection idle this long is checked with a PING before use (Redis may have restarted meanwhile).
+REDIS_HEALTH_CHECK_SECONDS = 15
+REDIS_CONNECT_RETRIES = 2
+
+
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url)
+    """The Redis client of the broker, locks and leases, every call bounded in time."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), REDIS_CONNECT_RETRIES,
+                    supported_errors=(redis.ConnectionError,)),
+    )
 
 
 def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> RedisBroker:

@@ -1,0 +1,150 @@
+"""`crm-jobs dev` as a real process: its links follow its port, SIGTERM stops everything it started and frees every
+port, and killing it takes everything it started with it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from crm_jobs.dev import STOP_SECONDS
+from crm_jobs.servers import free_port
+from tests.conftest import wait_for
+from tests.e2e.process_tree import (
+    crm_jobs_process,
+    kill_all,
+    listening_ports,
+    port_is_free,
+    still_running,
+    tail,
+    tree,
+)
+
+pytestmark = pytest.mark.slow
+
+#: The supervisor, Valkey, SecantusDB, the API (gunicorn and its worker), the worker (Dramatiq's main process, its
+#: worker process and its metrics exporter) and the scheduler.
+DEV_PROCESSES = 9
+
+
+class Dev:
+    """One `crm-jobs dev --port <p> --data-dir <tmp>` in a session of its own, as a terminal would start it."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.log = data_dir / "dev.out"
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("REDIS_URL", "MONGODB_URI", "PUBLIC_URL", "STORAGE_URL", "JWT_SECRET")}
+        self.proc = crm_jobs_process(["dev", "--port", str(self.port), "--data-dir", str(data_dir)],
+                                     env=env, log=self.log)
+        self.processes = []
+
+    def wait_until_up(self) -> None:
+        def up():
+            assert self.proc.poll() is None, f"crm-jobs dev exited:\n{tail(self.log)}"
+            return (self.data_dir / "dev.env").exists() and len(tree(self.proc.pid)) >= DEV_PROCESSES
+
+        wait_for(up, timeout=120, interval=0.2, what="crm-jobs dev to be up")
+        self.processes = tree(self.proc.pid)
+
+    def env(self) -> dict[str, str]:
+        """What `source <data-dir>/dev.env` sets."""
+        pairs = (line.removeprefix("export ").split("=", 1) for line in (self.data_dir / "dev.env").read_text()
+                 .splitlines())
+        return {key: shlex.split(value)[0] for key, value in pairs}
+
+    def clean_up(self) -> None:
+        kill_all(self.processes or tree(self.proc.pid))
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    """One running `crm-jobs dev` shared by the tests below that leave it running, then stopped by the last."""
+    d = Dev(tmp_path_factory.mktemp("dev"))
+    d.wait_until_up()
+    yield d
+    d.clean_up()
+
+
+@pytest.fixture
+def another_dev(tmp_path):
+    d = Dev(tmp_path)
+    d.wait_until_up()
+    yield d
+    d.clean_up()
+
+
+def test_dev_hands_out_export_links_on_the_port_it_was_given(dev):
+    env = dev.env()
+    headers = {"Authorization": f"Bearer {env['CRM_TOKEN']}"}
+    assert env["CRM_URL"] == f"http://127.0.0.1:{dev.port}"
+
+    created = requests.post(f"{env['CRM_URL']}/v1/crm/contacts/export", json={"format": "csv"}, headers=headers,
+                            timeout=30)
+    assert created.status_code == 202, created.text
+    job_url = f"{env['CRM_URL']}/v1/crm/jobs/{created.json()['id']}"
+    job = wait_for(lambda: (j := requests.get(job_url, headers=headers, timeout=10).json())["status"]
+                   in ("completed", "failed") and j, timeout=60, interval=0.2, what="the export to finish")
+
+    assert job["status"] == "completed", job
+    link = job["result"]["download_url"]
+    assert link.startswith(f"http://127.0.0.1:{dev.port}/files/")
+    download = requests.get(link, timeout=10)  # no bearer token: the link is signed
+    assert download.status_code == 200
+    assert all(f"demo{i}@example.com" in download.text for i in range(50))  # the demo account's contacts
+
+
+def test_sigterm_stops_every_process_dev_started_within_its_budget_and_frees_every_port(dev):
+    ports = listening_ports(dev.processes)
+    assert dev.port in ports and len(ports) >= 4  # the API, Valkey, SecantusDB, the worker's metrics
+
+    started = time.monotonic()
+    os.kill(dev.proc.pid, signal.SIGTERM)
+    try:
+        code = dev.proc.wait(timeout=STOP_SECONDS + 1)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"crm-jobs dev still running after SIGTERM:\n{tail(dev.log)}") from None
+    took = time.monotonic() - started
+
+    assert code == 0, tail(dev.log)
+    assert took < 15
+    assert still_running(dev.processes[1:]) == [], "every process it started was stopped before it exited"
+    assert {p for p in ports if not port_is_free(p)} == set()
+    print(f"crm-jobs dev stopped in {took:.1f} s")
+
+
+def test_a_killed_dev_takes_every_process_it_started_with_it(another_dev):
+    descendants = another_dev.processes[1:]
+    ports = listening_ports(descendants)
+
+    started = time.monotonic()
+    os.kill(another_dev.proc.pid, signal.SIGKILL)
+    another_dev.proc.wait()
+
+    left = still_running(descendants, timeout=STOP_SECONDS)
+    assert left == [], [p.cmdline() for p in left]
+    took = time.monotonic() - started
+    wait_for(lambda: all(port_is_free(p) for p in ports), timeout=5, what="its ports to be free")
+    print(f"everything crm-jobs dev started ended {took:.1f} s after it was killed")
+
+
+def test_dev_on_a_port_already_in_use_says_so_in_one_line_and_starts_nothing(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "crm_jobs.cli", "dev", "--port", str(port), "--data-dir",
+                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port"]
+    assert not (tmp_path / "valkey").exists() and not (tmp_path / "mongo").exists()
