@@ -7,6 +7,7 @@ from functools import cache
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 ACCOUNTS = "_accounts"
 CONTACTS = "crm.contacts"
@@ -113,7 +114,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     TRASH: [
         _ix(A, ("job_id", ASCENDING), ("collection", ASCENDING), ("record_id", ASCENDING), ("kind", ASCENDING),
             ("field", ASCENDING), unique=True),
-        _ix(("deleted_at", ASCENDING), expireAfterSeconds=TRASH_DAYS * 24 * 3600),
+        # Set once the job has ended (its end + TRASH_DAYS); files have `purge_at` instead, never a TTL, so
+        # that a file's entry cannot vanish before its file is deleted.
+        _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
+        _ix(("kind", ASCENDING), ("purge_at", ASCENDING)),
     ],
     PUBSUB_DEADLETTERS: [_ix(("message_id", ASCENDING), unique=True)],
     IMPORT_ERRORS: [_ix(A, ("job_id", ASCENDING), ("row", ASCENDING), unique=True)],
@@ -125,8 +129,21 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+#: Indexes that were replaced, dropped at start: the trash's TTL counted from each deletion, not the job's end.
+RETIRED_INDEXES: dict[str, list[str]] = {TRASH: ["deleted_at_1"]}
+
+
 def ensure_indexes(db: Database) -> None:
     """Create every index; safe to run at every start and from several processes at once."""
+    for name, retired in RETIRED_INDEXES.items():
+        present = db[name].index_information()
+        for index in retired:
+            if index in present:
+                try:
+                    db[name].drop_index(index)
+                except OperationFailure as exc:
+                    if exc.code != 27:  # IndexNotFound: another process dropped it first
+                        raise
     for name, models in INDEXES.items():
         db[name].create_indexes(models)
 
