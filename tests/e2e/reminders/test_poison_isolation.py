@@ -112,14 +112,18 @@ def test_a_stale_job_no_worker_knows_does_not_stop_the_other_stale_jobs_from_bei
     good, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": str(tag)})
     long_ago = now() - timedelta(hours=1)
     stale = {"status": "running", "heartbeat_at": long_ago, "attempts": 1, "run_id": "gone"}
+    unknown, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": str(tag)})
+    db["queues"].update_one({"_id": unknown["_id"]}, {"$set": {**stale, "type": "contacts.teleport"}})
     db["queues"].update_one({"_id": good["_id"]}, {"$set": stale})
-    unknown = db["queues"].insert_one({**good, "_id": ObjectId(), "type": "contacts.teleport", **stale}).inserted_id
 
-    requeue_stale_jobs(db, broker, stale_seconds=60)
+    try:
+        requeue_stale_jobs(db, broker, stale_seconds=60)
 
-    assert wait_for_job(db, good["_id"])["status"] == "completed"
-    assert db["crm.tags"].find_one({"_id": tag}) is None
-    assert db["queues"].find_one({"_id": unknown})["status"] != "running"
+        assert wait_for_job(db, good["_id"])["status"] == "completed"
+        assert db["crm.tags"].find_one({"_id": tag}) is None
+        assert db["queues"].find_one({"_id": unknown["_id"]})["status"] != "running"
+    finally:  # no job of a type nobody knows left behind for the rest of the session
+        db["queues"].delete_one({"_id": unknown["_id"]})
 
 
 def test_an_export_with_a_bad_file_key_does_not_stop_the_other_old_exports_from_being_deleted(db, settings, tenant):
@@ -127,9 +131,10 @@ def test_an_export_with_a_bad_file_key_does_not_stop_the_other_old_exports_from_
     key = f"accounts/{tenant.account_id}/exports/{ObjectId()}/contacts.csv"
     storage.put_stream(key, io.BytesIO(b"name\n"))
     old = now() - timedelta(days=8)
-    base = {"account_id": tenant.account_id, "type": "contacts.export", "status": "completed", "finished_at": old}
-    bad = db["queues"].insert_one({**base, "result": {"file_key": "../../etc/passwd"}}).inserted_id
-    good = db["queues"].insert_one({**base, "result": {"file_key": key}}).inserted_id
+    bad, good = (jobs.create_job(db, tenant.account_id, "contacts.export", {})[0]["_id"] for _ in range(2))
+    for job_id, file_key in ((bad, "../../etc/passwd"), (good, key)):
+        db["queues"].update_one({"_id": job_id}, {"$set": {"status": "completed", "finished_at": old,
+                                                           "result": {"file_key": file_key}}})
 
     delete_expired_exports(db, storage, retention_days=7)
 
