@@ -34,15 +34,14 @@ def delete_field(db: Database, account_id, field: dict, progress, *, batch_size:
         progress.total = db[collection].count_documents(query)
     done = progress.processed
     # What is done no longer matches: the query itself is the resume point.
-    while records := list(db[collection].find(query, {"custom_fields": 1, "updated_at": 1}).sort("_id", 1)
-                          .limit(batch_size)):
+    for records in trash.record_batches(db[collection], query, {"custom_fields": 1, "updated_at": 1}, batch_size):
+        progress.checkpoint()
         ts = now()
         trash.keep_unsets(db, account_id, job_id, collection, path, records, updated_at=ts,
                           requires=(FIELDS, field["_id"]))
         done += update_by_ids(db[collection], account_id, [r["_id"] for r in records],
                               {"$unset": {path: ""}, "$set": {"updated_at": ts}}).modified_count
         progress.set(processed=done, succeeded=done)
-        progress.checkpoint()
     trash.keep_docs(db, account_id, job_id, FIELDS, [field])
     db[FIELDS].delete_one({"_id": field["_id"], "account_id": account_id})
     return {"field": field["key"], "entity": field["entity"], "records_updated": done}
@@ -73,8 +72,9 @@ def delete_stage(db: Database, account_id, stage: dict, move_to: dict | None, jo
         progress.total = db[DEALS].count_documents(query)
     done = progress.processed
     if move_to is not None:
-        while deals := list(db[DEALS].find(query, {"stage_id": 1, "stage_entered_at": 1, "updated_at": 1})
-                            .sort("_id", 1).limit(batch_size)):
+        for deals in trash.record_batches(db[DEALS], query, {"stage_id": 1, "stage_entered_at": 1, "updated_at": 1},
+                                          batch_size):
+            progress.checkpoint()
             ts = now()
             moved = {"stage_id": move_to["_id"], "stage_entered_at": ts, "updated_at": ts}
             trash.keep_sets(db, account_id, job_id, DEALS, "deal_moved", deals, moved, requires=(STAGES, stage["_id"]))
@@ -84,7 +84,6 @@ def delete_stage(db: Database, account_id, stage: dict, move_to: dict | None, jo
                                 uid=job.get("created_by"), job_id=job_id)
             done += len(ids)
             progress.set(processed=done, succeeded=done)
-            progress.checkpoint()
     if db[DEALS].count_documents(query):
         raise PermanentJobError("deals entered the stage meanwhile and there is no stage to move them to",
                                 code="stage_not_empty")

@@ -31,15 +31,12 @@ def tag_for_delete(db: Database, account_id: ObjectId, tag_id: str) -> dict:
 def _untag(db: Database, account_id, job_id, collection: str, tag_id, batch_size: int, progress) -> int:
     """Take the tag off every record of `collection`, a batch at a time, each batch kept in the trash first."""
     tagged = {"account_id": account_id, "tags": tag_id}
-    done, last = 0, None
+    done = 0
     for _ in range(2):  # twice: the second pass takes records tagged behind the first one meanwhile
-        while records := list(db[collection].find({**tagged, **({"_id": {"$gt": last}} if last else {})},
-                                                  {"tags": 1}).sort("_id", 1).limit(batch_size)):
-            last = records[-1]["_id"]
+        for records in trash.record_batches(db[collection], tagged, {"tags": 1}, batch_size):
+            progress.checkpoint()
             done += _untag_batch(db, account_id, job_id, collection, tag_id, records)
             progress.add(succeeded=len(records))
-            progress.checkpoint()
-        last = None
     return done
 
 

@@ -58,27 +58,50 @@ def refuse_if_undone(db: Database, job_id) -> None:
         raise PermanentJobError("this job was undone; start a new one instead", code="undone")
 
 
-def keep_docs(db: Database, account_id, job_id, collection: str, docs: list[dict], *, requires=None) -> None:
-    if not docs:
+def record_batches(collection, query: dict, projection: dict, batch_size: int):
+    """The records matching `query` (with `projection`), in `_id` order, as lists of `batch_size`, from one
+    cursor: what a destructive job keeps in the trash, batch by batch, before changing it."""
+    batch = []
+    for doc in collection.find(query, projection).sort("_id", 1).batch_size(batch_size):
+        batch.append(doc)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _keep(db: Database, rows: list[tuple[dict, dict, dict | None]]) -> None:
+    """Entries written once, in bulk: `rows` are (key, fields, update). An entry that exists already (a
+    retried batch, or a record met again by a later batch) keeps its fields and only gets `update`."""
+    if not rows:
         return
-    try:  # inserts, not upserts (much faster); the unique key makes a second copy of a doc impossible
-        db[TRASH].insert_many([{**_key(account_id, job_id, collection, d["_id"], "doc"), "doc": d,
-                                "deleted_at": now(), **_requires(requires)} for d in docs], ordered=False)
+    try:  # inserts, not upserts (much faster); the unique key makes a second copy impossible
+        db[TRASH].insert_many([{**key, **fields} for key, fields, _ in rows], ordered=False)
     except BulkWriteError as exc:
-        if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-            raise
+        again = []
+        for error in exc.details.get("writeErrors", []):
+            if error.get("code") != 11000:
+                raise
+            key, _, update = rows[error["index"]]
+            if update:
+                again.append(UpdateOne(key, update))
+        if again:
+            db[TRASH].bulk_write(again, ordered=False)
+
+
+def keep_docs(db: Database, account_id, job_id, collection: str, docs: list[dict], *, requires=None) -> None:
+    _keep(db, [(_key(account_id, job_id, collection, d["_id"], "doc"),
+                {"doc": d, "deleted_at": now(), **_requires(requires)}, None) for d in docs])
 
 
 def keep_pulls(db: Database, account_id, job_id, collection: str, field: str, pulls: dict, *,
                requires=None) -> None:
     """`pulls`: record id -> (the array as it is, the ids about to be pulled from it)."""
-    if pulls:
-        db[TRASH].bulk_write([UpdateOne(_key(account_id, job_id, collection, rid, "pull", field),
-                                        {"$addToSet": {"values": {"$each": list(values)}},
-                                         "$setOnInsert": {"original": list(original), "deleted_at": now(),
-                                                          **_requires(requires)}},
-                                        upsert=True)
-                              for rid, (original, values) in pulls.items()], ordered=False)
+    _keep(db, [(_key(account_id, job_id, collection, rid, "pull", field),
+                {"values": list(values), "original": list(original), "deleted_at": now(), **_requires(requires)},
+                {"$addToSet": {"values": {"$each": list(values)}}})
+               for rid, (original, values) in pulls.items()])
 
 
 def _get(doc: dict, path: str):
@@ -98,32 +121,26 @@ def keep_unsets(db: Database, account_id, job_id, collection: str, path: str, do
                 updated_at: datetime | None = None, requires=None) -> None:
     """`docs`: the records (with the field's parent) about to lose `path`; `updated_at`: what the job sets."""
     parent_path, _, leaf = path.rpartition(".")
-    ops = []
+    rows = []
     for d in docs:
         parent = _get(d, parent_path) if parent_path else d
-        insert = {"value": parent[leaf], "after_key": key_before(parent, leaf), "deleted_at": now(),
+        fields = {"value": parent[leaf], "after_key": key_before(parent, leaf), "deleted_at": now(),
                   **_requires(requires)}
-        update = {"$setOnInsert": insert}
+        latest = None
         if updated_at is not None:  # the job's last write is the one the record shows
-            insert["touched_before"] = d.get("updated_at")
-            update["$set"] = {"touched_after": updated_at}
-        ops.append(UpdateOne(_key(account_id, job_id, collection, d["_id"], "unset", path), update, upsert=True))
-    if ops:
-        db[TRASH].bulk_write(ops, ordered=False)
+            fields.update(touched_before=d.get("updated_at"), touched_after=updated_at)
+            latest = {"$set": {"touched_after": updated_at}}
+        rows.append((_key(account_id, job_id, collection, d["_id"], "unset", path), fields, latest))
+    _keep(db, rows)
 
 
 def keep_sets(db: Database, account_id, job_id, collection: str, what: str, docs: list[dict], after: dict, *,
               requires=None) -> None:
     """`docs`: the records (with the fields of `after`) about to get `after`; their values now are kept."""
-    ops = []
-    for d in docs:
-        before = {f: d[f] for f in after if f in d}
-        missing = [f for f in after if f not in d]
-        ops.append(UpdateOne(_key(account_id, job_id, collection, d["_id"], "set", what), {
-            "$setOnInsert": {"before": before, "before_missing": missing, "deleted_at": now(), **_requires(requires)},
-            "$set": {"after": after}}, upsert=True))
-    if ops:
-        db[TRASH].bulk_write(ops, ordered=False)
+    _keep(db, [(_key(account_id, job_id, collection, d["_id"], "set", what),
+                {"before": {f: d[f] for f in after if f in d}, "before_missing": [f for f in after if f not in d],
+                 "after": after, "deleted_at": now(), **_requires(requires)},
+                {"$set": {"after": after}}) for d in docs])
 
 
 def trash_key(job_id, key: str) -> str:
