@@ -105,7 +105,11 @@ def schedule_next(db: Database, reminder: dict, timezone: str) -> ObjectId | Non
     """Create the next occurrence of a recurring reminder (once, whoever asks: notifying or completing)."""
     if not reminder.get("recurrence"):
         return None
-    due = next_occurrence(reminder["due_at"], reminder["recurrence"], timezone)
+    try:
+        due = next_occurrence(reminder["due_at"], reminder["recurrence"], timezone)
+    except (ValueError, OverflowError, TypeError) as exc:  # written by another service: no next one, said so
+        mark_poisoned(db, reminder, f"recurrence {reminder['recurrence']!r}: no next occurrence: {exc}")
+        return None
     _id = stable_id(reminder["_id"], "next")
     ts = now()
     doc = {k: reminder[k] for k in ("account_id", "title", "assigned_to", "contact_id", "deal_id", "category",

@@ -141,3 +141,15 @@ def test_an_export_with_a_bad_file_key_does_not_stop_the_other_old_exports_from_
     assert not storage.exists(key)
     assert db["queues"].find_one({"_id": good})["file_deleted_at"] is not None
     assert db["queues"].find_one({"_id": bad})["file_deleted_at"] is not None  # no file can be there: done with
+
+
+def test_completing_a_reminder_whose_recurrence_is_malformed_completes_it_and_says_why_there_is_no_next(
+        client, db, tenant):
+    rid = malformed(db, tenant, {"recurrence": {"every": 1, "unit": "days"}})
+
+    response = client.post(f"/v1/crm/reminders/{rid}/complete", headers=tenant.headers())
+
+    assert response.status_code == 200 and response.get_json()["next_occurrence_id"] is None
+    reminder = db["crm.reminders"].find_one({"_id": rid})
+    assert reminder["status"] == "completed" and "recurrence" in reminder["error"]
+    assert db["crm.reminders"].count_documents({"account_id": tenant.account_id}) == 1
