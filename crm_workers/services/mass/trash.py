@@ -6,9 +6,10 @@ changes nothing. Kinds:
 - `doc`: a whole document removed (`doc`);
 - `pull`: ids pulled from an array of a record that stays (`original` array, the `values` pulled);
 - `unset`: a field removed from a record that stays (`value`, `after_key`: the key it followed, so the
-  record gets its exact shape back; `touched`: the `updated_at` before and after, when the job set it);
-- `set`: fields a job changed on a record that stays (`before`, `before_missing`, `after`; `what` says
-  which change: a deal moved out of a deleted stage, an automation disabled);
+  record gets its exact shape back; `touched_before`/`touched_after`: the `updated_at` the job replaced and
+  the one it wrote, when it wrote one);
+- `set`: fields a job changed on a record that stays (`before`, `before_missing`, `after`; `field` says
+  which change: `deal_moved` out of a deleted stage, `automation_disabled`);
 - `file`: an attachment moved under `trash/<job>/` (`record_id` is its key);
 - `file_skipped`: an attachment key outside the job's account: never read, moved or deleted, only counted.
 
