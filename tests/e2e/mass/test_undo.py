@@ -13,6 +13,7 @@ from bson import ObjectId
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.jobs import now
 from crm_workers.services.mass import trash
+from scheduler.app import build_scheduler
 from tests.conftest import wait_for, wait_for_job
 from tests.e2e.mass.seed import exact_snapshot, orphans, seed
 
@@ -232,6 +233,19 @@ def test_an_undo_after_30_days_is_refused(client, db, worker, tenant):
     response = client.post(f"/v1/crm/jobs/{deleted['_id']}/undo", headers=tenant.headers())
 
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "undo_expired"
+
+
+def test_the_scheduler_sets_the_expiry_of_the_trash_of_ended_jobs(client, db, broker, worker, settings, tenant):
+    seed(db, tenant)
+    deleted = run(client, db, tenant, "/v1/crm/deals/bulk-delete", {"filter": {}})
+    sched, lease = build_scheduler(settings.with_(redis_namespace=f"{settings.redis_namespace}-{ObjectId()}"),
+                                   blocking=False, db=db, broker=broker)
+
+    acted = sched.get_job("trash-expiry").func()
+
+    lease.release()
+    assert acted["sealed"] >= 1
+    assert {e["expires_at"] for e in entries(db, deleted["_id"])} == {job(db, deleted["_id"])["finished_at"] + DAYS_30}
 
 
 def test_trash_files_are_purged_with_their_documents_never_before(client, db, worker, store, tenant):
