@@ -72,8 +72,9 @@ def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: P
         progress.total = sum(totals.values())
         tag = db[TAGS].find_one({"_id": tag_id, "account_id": account_id}, {"name": 1})
         progress.save_state(totals=totals, name=tag and tag["name"])
-    # A resumed run: what no longer carries the tag was done by the run before.
-    done = {name: totals[name] - db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
+        done = dict.fromkeys(TAGGED, 0)
+    else:  # a resumed run: what no longer carries the tag was done by the run before
+        done = {name: totals[name] - db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
     progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
     for name, coll in TAGGED.items():
         done[name] += _untag(db, account_id, job_id, coll, tag_id, batch_size, progress)
