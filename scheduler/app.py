@@ -15,7 +15,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.leader import LeaderLease
-from crm_workers.adapters.mongo import TRASH_DAYS, connect, ensure_indexes
+from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.services import housekeeping
 from crm_workers.services.automations import run as automation_service
@@ -82,8 +82,10 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def digests():
         return reminder_schedule.enqueue_digests(db, broker)
 
-    def trash_files():
-        return trash.purge_old_files(db, storage_from_settings(settings), older_than_days=TRASH_DAYS - 1)
+    def trash_expiry():
+        # Expiry first (from each ended job's end), then the files of what expired, with their documents.
+        sealed = trash.seal_finished(db)
+        return {"sealed": sealed, **trash.purge_old_files(db, storage_from_settings(settings))}
 
     def expired_exports():
         return housekeeping.delete_expired_exports(db, storage_from_settings(settings),
@@ -102,7 +104,7 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
                   id="lost-jobs")
     sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")
     sched.add_job(leader_only(lease, expired_exports), "interval", minutes=30, id="expired-exports")
-    sched.add_job(leader_only(lease, trash_files), "cron", hour=4, minute=7, id="trash-files")
+    sched.add_job(leader_only(lease, trash_expiry), "interval", minutes=30, id="trash-expiry")
     refresh_lease()
     return sched, lease
 

@@ -58,8 +58,8 @@ def retry_job(job_id):
 
 
 @bp.post("/jobs/<job_id>/undo")
-@api_doc("Undo a completed import, bulk delete or structure delete (30 days)", ok={"202": Job}, errors=(404, 409),
-         idempotent=True)
+@api_doc("Undo an import, a bulk delete or a structure delete (within 30 days of its end)", ok={"202": Job},
+         errors=(404, 409), idempotent=True)
 @idempotent
 def undo_job(job_id):
     return job_response(request_undo(db(), broker(), principal(), job_id, idempotency_key=idempotency_key()), 202)

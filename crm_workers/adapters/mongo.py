@@ -119,7 +119,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     TRASH: [
         _ix(A, ("job_id", ASCENDING), ("collection", ASCENDING), ("record_id", ASCENDING), ("kind", ASCENDING),
             ("field", ASCENDING), unique=True),
-        _ix(("deleted_at", ASCENDING), expireAfterSeconds=TRASH_DAYS * 24 * 3600),
+        # Set once the job has ended (its end + TRASH_DAYS); files have `purge_at` instead, never a TTL, so
+        # that a file's entry cannot vanish before its file is deleted.
+        _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
+        _ix(("kind", ASCENDING), ("purge_at", ASCENDING)),
     ],
     PUBSUB_DEADLETTERS: [_ix(("message_id", ASCENDING), unique=True)],
     # failed attempts by message id (`_id`), kept as long as Pub/Sub keeps an unacked message
@@ -133,20 +136,25 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-#: Indexes of earlier versions that would contradict today's (dropped at start; see the README's migrations).
-OBSOLETE_INDEXES = {IDEMPOTENCY_KEYS: ["account_id_1_key_1"]}
+#: Indexes of earlier versions that were replaced, dropped at start (see the README's migration notes): the
+#: idempotency keys' (account, key), now scoped by user; the trash's TTL counted from each deletion, not the job's end.
+RETIRED_INDEXES: dict[str, list[str]] = {IDEMPOTENCY_KEYS: ["account_id_1_key_1"], TRASH: ["deleted_at_1"]}
 
 
 def ensure_indexes(db: Database) -> None:
     """Create every index; safe to run at every start and from several processes at once."""
     existing = set(db.list_collection_names())
-    for name, obsolete in OBSOLETE_INDEXES.items():
-        if name in existing:
-            for index in set(obsolete) & set(db[name].index_information()):
+    for name, retired in RETIRED_INDEXES.items():
+        if name not in existing:
+            continue
+        present = db[name].index_information()
+        for index in retired:
+            if index in present:
                 try:
                     db[name].drop_index(index)
-                except OperationFailure:  # another process dropped it first
-                    pass
+                except OperationFailure as exc:
+                    if exc.code != 27:  # IndexNotFound: another process dropped it first
+                        raise
     for name, models in INDEXES.items():
         db[name].create_indexes(models)
 

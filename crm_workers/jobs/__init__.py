@@ -26,6 +26,7 @@ from crm_workers.jobs.record import (
     request_cancel,
     retry_job,
     trim_finished,
+    unmark_undo_requested,
     withdraw,
 )
 from crm_workers.jobs.runs import (
@@ -49,5 +50,6 @@ __all__ = [
     "get_job_of_any_account", "heartbeat", "IdempotencyKey", "job_for_key", "job_to_json", "JobStatus",
     "link_undo_job", "list_jobs", "list_jobs_of_every_account", "lost_candidates", "mark_file_deleted",
     "mark_reenqueued", "mark_undo_requested", "mark_undone", "now", "Progress", "remember_key", "request_cancel",
-    "requeue_for_retry", "requeue_stale", "retry_job", "trim_finished", "withdraw", "worker_name",
+    "requeue_for_retry", "requeue_stale", "retry_job", "trim_finished", "unmark_undo_requested", "withdraw",
+    "worker_name",
 ]

@@ -226,10 +226,25 @@ def mark_undone(db: Database, account_id: ObjectId, job_id: ObjectId) -> None:
     db[QUEUES].update_one({"_id": job_id, "account_id": account_id}, {"$set": {"undone_at": now()}})
 
 
-def mark_undo_requested(db: Database, job_id: ObjectId) -> bool:
-    """Mark a job as being undone; False when an undo was asked for already."""
-    return bool(db[QUEUES].update_one({"_id": job_id, "undo_requested_at": {"$exists": False}},
-                                      {"$set": {"undo_requested_at": now()}}).modified_count)
+def mark_undo_requested(db: Database, job_id: ObjectId, *, replacing: ObjectId | None = None) -> bool:
+    """Mark a job as being undone; False when an undo was asked for already.
+
+    `replacing`: the undo job that ended cancelled or failed, which a new undo continues; of two requests
+    at once, only one replaces it.
+    """
+    query = {"_id": job_id, "undo_requested_at": {"$exists": False}} if replacing is None else \
+        {"_id": job_id, "undo_job_id": replacing}
+    return bool(db[QUEUES].update_one(query, {"$set": {"undo_requested_at": now(), "undo_job_id": None}}
+                                      ).modified_count)
+
+
+def unmark_undo_requested(db: Database, job_id: ObjectId, *, previous: ObjectId | None = None) -> None:
+    """The undo could not be started (the broker is down): the job is as it was before the request."""
+    if previous is None:
+        db[QUEUES].update_one({"_id": job_id, "undo_job_id": None},
+                              {"$unset": {"undo_requested_at": "", "undo_job_id": ""}})
+    else:
+        db[QUEUES].update_one({"_id": job_id, "undo_job_id": None}, {"$set": {"undo_job_id": previous}})
 
 
 def link_undo_job(db: Database, job_id: ObjectId, undo_job_id: ObjectId) -> None:

@@ -1,25 +1,46 @@
-"""Housekeeping the scheduler runs: stale jobs back to the queue, old job records trimmed."""
+"""Housekeeping the scheduler runs: stale jobs back to the queue, old job records trimmed, old exports deleted.
+
+Each document is handled on its own: one that cannot be (a job of an unknown type, a file key that is no
+key) is marked or logged, counted, and its neighbours go on; an outage (Redis, MongoDB) stops the run, to be
+tried again at the next one.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 
 from crm_workers import jobs
 from crm_workers.adapters.broker import MAX_BACKOFF_MS, enqueue_job
 from crm_workers.adapters.middleware.account_fairness import waiting_key
+from crm_workers.adapters.storage import InvalidKey
 
 log = logging.getLogger("crm.housekeeping")
+
+#: Errors of the servers themselves, not of one document: the run stops and the next one tries again.
+OUTAGES = (PyMongoError, RedisError, ConnectionError, TimeoutError)
 
 
 def requeue_stale_jobs(db: Database, broker, *, stale_seconds: int, at=None) -> int:
     """Running jobs whose worker stopped heartbeating are queued again, and their message re-sent."""
     requeued = jobs.requeue_stale(db, stale_seconds=stale_seconds, at=at)
+    poisoned = 0
     for job in requeued:
         log.warning("job %s (%s) had no heartbeat for %s s: re-enqueued", job["_id"], job["type"], stale_seconds)
-        enqueue_job(broker, job)
-    return len(requeued)
+        try:
+            enqueue_job(broker, job)
+        except OUTAGES:
+            raise
+        except Exception as exc:  # e.g. a job type no worker knows: it could never run
+            log.error("job %s (%s) cannot be enqueued: %s", job["_id"], job.get("type"), exc)
+            jobs.mark_enqueue_failed(db, job["_id"], f"the job cannot be enqueued: {exc}")
+            poisoned += 1
+    if poisoned:
+        log.warning("stale jobs: %s re-enqueued, %s failed as unusable", len(requeued) - poisoned, poisoned)
+    return len(requeued) - poisoned
 
 
 def requeue_lost_jobs(db: Database, broker, *, lost_seconds: int, namespace: str, at=None) -> int:
@@ -47,12 +68,26 @@ def trim_job_records(db: Database, *, retention_days: int) -> int:
 
 
 def delete_expired_exports(db: Database, storage, *, retention_days: int) -> int:
-    """Export files past their retention are deleted from storage; their job keeps its record."""
-    deleted = 0
+    """Export files past their retention are deleted from storage; their job keeps its record.
+
+    A key that is no valid key (no file can be there) is marked deleted; a storage error leaves the file to
+    the next run; either way the other files go on.
+    """
+    deleted = failed = 0
     for job in jobs.exports_past_retention(db, older_than_days=retention_days):
-        storage.delete(job["result"]["file_key"])
+        key = (job.get("result") or {}).get("file_key")
+        try:
+            storage.delete(key)
+        except OUTAGES:
+            raise
+        except (InvalidKey, TypeError, AttributeError) as exc:
+            log.error("export %s has no valid file key (%r): %s; marked deleted", job["_id"], key, exc)
+        except Exception as exc:
+            log.error("export file %s of job %s could not be deleted: %s", key, job["_id"], exc)
+            failed += 1
+            continue
         jobs.mark_file_deleted(db, job["_id"])
         deleted += 1
-    if deleted:
-        log.info("deleted %s export files past their %s-day retention", deleted, retention_days)
+    if deleted or failed:
+        log.info("deleted %s export files past their %s-day retention (%s failed)", deleted, retention_days, failed)
     return deleted

@@ -72,6 +72,7 @@ class AccountFairness(Middleware):
                 # Not `xx`: if Redis came back empty, the slots this worker holds are written again.
                 for token, key in held.items():
                     self.client.zadd(key, {token: expiry})
+                    self.client.pexpire(key, self.lease_ms * 2)  # the key outlives the slots it holds
             except Exception:
                 log.exception("renewing account slots failed")
 

@@ -12,6 +12,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+from bson import ObjectId
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import ACTIVITY, AUTOMATION_LOGS, AUTOMATIONS, DEALS, STAGES, oid
@@ -195,15 +196,44 @@ def run_automations(db: Database, settings, broker, job: dict, progress) -> dict
     return {"automations": outcomes}
 
 
+def _delayed_log_problem(log: dict) -> str | None:
+    """What makes a waiting log unusable (its shape cannot be trusted), or None."""
+    for field in ("_id", "account_id", "automation_id", "deal_id"):
+        if not isinstance(log.get(field), ObjectId):
+            return f"{field} is not an id"
+    if not isinstance(log.get("event_id"), str):
+        return "event_id is missing or not text"
+    return None
+
+
 def fire_delayed(db: Database, broker, *, at: datetime | None = None) -> int:
-    """Scheduler: waiting automation runs whose delay is over get a job (claimed once: waiting → queued)."""
-    fired = 0
+    """Scheduler: waiting automation runs whose delay is over get a job (claimed once: waiting → queued).
+
+    A waiting log that cannot be used is marked failed with its error (and logged), never fired in a loop;
+    the others fire. A job that cannot be started (broker down) puts its log back to waiting for the next tick.
+    """
+    fired = poisoned = 0
     for log in db[AUTOMATION_LOGS].find({"status": "waiting", "run_at": {"$lte": at or now()}}):
-        if db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "waiting"},
-                                          {"$set": {"status": "queued"}}).modified_count:
+        problem = _delayed_log_problem(log)
+        if problem:
+            logger.error("waiting automation run %s cannot fire: %s", log.get("_id"), problem)
+            db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "waiting"}, {"$set": {
+                "status": "failed", "error": problem, "failed_at": now(), "finished_at": now()}})
+            poisoned += 1
+            continue
+        fire = (log.get("fire_attempts") or 0) + 1 if isinstance(log.get("fire_attempts"), int) else 1
+        if not db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "waiting"},
+                                              {"$set": {"status": "queued", "fire_attempts": fire}}).modified_count:
+            continue
+        try:  # the attempt is in the key: a job recorded as failed by a broker outage does not block the next
             _start_job(db, broker, log["account_id"], {"log_id": str(log["_id"]), "event_id": log["event_id"],
-                                                       "delayed": True}, f"automation-log:{log['_id']}")
-            fired += 1
+                                                       "delayed": True}, f"automation-log:{log['_id']}:{fire}")
+        except Exception:
+            db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "queued"}, {"$set": {"status": "waiting"}})
+            raise
+        fired += 1
+    if poisoned:
+        logger.warning("delayed automation runs: %s fired, %s set aside as unusable", fired, poisoned)
     return fired
 
 

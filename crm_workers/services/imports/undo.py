@@ -62,4 +62,9 @@ def undo_import(db: Database, account_id, import_job_id, progress: Progress, *, 
         if not in_use:
             db[TAGS].delete_one({"_id": tag["_id"], "account_id": account_id})
     mark_undone(db, account_id, import_job_id)
-    return {"import_job_id": str(import_job_id), **counts, "left_changed_records": left}
+    # The same words as every undo's result (restored, not_restored with reasons), besides the counts above.
+    not_restored = [{"collection": ref.split(":", 1)[0], "id": ref.split(":", 1)[1], "code": "changed_since",
+                     "reason": "changed after the import; left as it is"} for ref in left]
+    return {"import_job_id": str(import_job_id), **counts, "left_changed_records": left,
+            "not_restored": not_restored, "not_restored_count": counts["left_changed"],
+            "complete": counts["left_changed"] == 0}

@@ -1,8 +1,8 @@
 """contacts.bulk_delete and deals.bulk_delete: in batches, cascades first, everything kept in the trash.
 
-Per batch the dependants go first (notes, reminders, activity, links from other records, attachment
-files), then the records themselves: a crash between the two leaves no orphan, and the rerun finds the
-same records and does the same (idempotent) work again.
+Per batch the dependants go first (attachment files, notes, reminders, activity, links from other records),
+then the records themselves: a crash between the two leaves no orphan, and the rerun finds the same records
+and does the same (idempotent) work again. Attachment keys outside the job's account are never touched.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ ENTITY_COLLECTION = {"contact": CONTACTS, "deal": DEALS}
 LINK_BATCH = 200
 
 
-def _move_to_trash(db: Database, account_id, job_id, collection: str, query: dict) -> list[dict]:
-    docs = list(db[collection].find({**query, "account_id": account_id}))
+def _move_to_trash(db: Database, account_id, job_id, collection: str, query: dict, docs=None) -> list[dict]:
+    docs = list(db[collection].find({**query, "account_id": account_id})) if docs is None else docs
     trash.keep_docs(db, account_id, job_id, collection, docs)
     delete_by_ids(db[collection], account_id, [d["_id"] for d in docs])
     return docs
@@ -36,30 +36,40 @@ def _move_to_trash(db: Database, account_id, job_id, collection: str, query: dic
 def _pull_links(db: Database, account_id, job_id, collection: str, field: str, ids: list) -> None:
     gone = set(ids)
     pulls = {d["_id"]: (d[field], [i for i in d[field] if i in gone])
-             for d in db[collection].find({"account_id": account_id, field: {"$in": ids}}, {field: 1})}
+             for d in db[collection].find({"account_id": account_id, field: {"$in": ids}}, {field: 1})
+             if isinstance(d[field], list)}
     trash.keep_pulls(db, account_id, job_id, collection, field, pulls)
     holders = list(pulls)
     for start in range(0, len(holders), LINK_BATCH):  # a business can be linked from thousands of records
         update_by_ids(db[collection], account_id, holders[start:start + LINK_BATCH], {"$pull": {field: {"$in": ids}}})
 
 
+def _attachments(db: Database, storage, account_id, job_id, notes: list[dict]) -> None:
+    """The notes' files to the trash before the notes themselves: a rerun still finds them."""
+    if storage is None:
+        return
+    for note in notes:
+        attachments = note.get("attachments")
+        for index, attachment in enumerate(attachments if isinstance(attachments, list) else []):
+            key = attachment.get("key") if isinstance(attachment, dict) else attachment
+            if key:
+                trash.keep_file(db, storage, account_id, job_id, key, note_id=note["_id"], index=index)
+
+
 def _dependants(db: Database, storage, account_id, job_id, entity: str, ids: list) -> None:
     field = "contact_id" if entity == "contact" else "deal_id"
-    notes = _move_to_trash(db, account_id, job_id, NOTES, {field: {"$in": ids}})
-    for note in notes:
-        for attachment in note.get("attachments") or []:
-            if storage is not None and attachment.get("key"):
-                trash.keep_file(db, storage, account_id, job_id, attachment["key"])
+    notes = list(db[NOTES].find({field: {"$in": ids}, "account_id": account_id}))
+    _attachments(db, storage, account_id, job_id, notes)
+    _move_to_trash(db, account_id, job_id, NOTES, {}, notes)
     _move_to_trash(db, account_id, job_id, REMINDERS, {field: {"$in": ids}})
     _move_to_trash(db, account_id, job_id, ACTIVITY, {"entity_type": entity, "entity_id": {"$in": ids}})
     if entity == "contact":
         _pull_links(db, account_id, job_id, DEALS, "contacts", ids)
         _pull_links(db, account_id, job_id, CONTACTS, "businesses", ids)
-        linked = {d["_id"]: d["business_id"]
-                  for d in db[DEALS].find({"account_id": account_id, "business_id": {"$in": ids}}, {"business_id": 1})}
+        linked = list(db[DEALS].find({"account_id": account_id, "business_id": {"$in": ids}}))
         trash.keep_unsets(db, account_id, job_id, DEALS, "business_id", linked)
         if linked:
-            db[DEALS].update_many({"_id": {"$in": list(linked)}, "account_id": account_id},
+            db[DEALS].update_many({"_id": {"$in": [d["_id"] for d in linked]}, "account_id": account_id},
                                   {"$unset": {"business_id": ""}})
 
 
@@ -82,6 +92,8 @@ def delete_records(db: Database, storage, account_id, job_id, entity: str, query
 
 def run_bulk_delete(db: Database, storage, job: dict, progress, *, entity: str, batch_size: int) -> dict:
     """contacts.bulk_delete / deals.bulk_delete: the job's selection, with cascades, into the trash."""
+    trash.refuse_if_undone(db, job["_id"])
     query = job_selection_query(db, job, entity)
-    return {"deleted": delete_records(db, storage, job["account_id"], job["_id"], entity, query, progress,
-                                      batch_size=batch_size)}
+    deleted = delete_records(db, storage, job["account_id"], job["_id"], entity, query, progress,
+                             batch_size=batch_size)
+    return {"deleted": deleted, "attachments_skipped": trash.files_skipped(db, job["account_id"], job["_id"])}

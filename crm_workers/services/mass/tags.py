@@ -1,13 +1,15 @@
-"""Tags: deleting a tag takes it off every contact and deal of the account, then removes it."""
+"""Tags: deleting a tag takes it off every contact and deal of the account, then removes it; all of it kept
+in the trash, so that undo puts the tag back in its place on every record."""
 
 from __future__ import annotations
 
 from bson import ObjectId
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import CONTACTS, DEALS, TAGS, id_batches, oid, update_by_ids
+from crm_workers.adapters.mongo import CONTACTS, DEALS, TAGS, oid, update_by_ids
 from crm_workers.errors import BadRequest, Conflict, NotFound, PermanentJobError
 from crm_workers.jobs import Progress
+from crm_workers.services.mass import trash
 
 TAGGED = {"contacts": CONTACTS, "deals": DEALS}
 
@@ -26,6 +28,33 @@ def tag_for_delete(db: Database, account_id: ObjectId, tag_id: str) -> dict:
     return tag
 
 
+def _untag(db: Database, account_id, job_id, collection: str, tag_id, batch_size: int, progress) -> int:
+    """Take the tag off every record of `collection`, a batch at a time, each batch kept in the trash first."""
+    tagged = {"account_id": account_id, "tags": tag_id}
+    done = 0
+    for _ in range(2):  # twice: the second pass takes records tagged behind the first one meanwhile
+        for records in trash.record_batches(db[collection], tagged, {"tags": 1}, batch_size):
+            progress.checkpoint()
+            done += _untag_batch(db, account_id, job_id, collection, tag_id, records)
+            progress.add(succeeded=len(records))
+    return done
+
+
+def _untag_batch(db: Database, account_id, job_id, collection: str, tag_id, records: list[dict]) -> int:
+    listed = [r for r in records if isinstance(r.get("tags"), list)]
+    scalar = [r for r in records if not isinstance(r.get("tags"), list)]  # `tags: <id>`, not a list
+    trash.keep_pulls(db, account_id, job_id, collection, "tags", {r["_id"]: (r["tags"], [tag_id]) for r in listed},
+                     requires=(TAGS, tag_id))
+    if scalar:
+        trash.keep_unsets(db, account_id, job_id, collection, "tags",
+                          list(db[collection].find({"_id": {"$in": [r["_id"] for r in scalar]},
+                                                    "account_id": account_id})), requires=(TAGS, tag_id))
+    return (update_by_ids(db[collection], account_id, [r["_id"] for r in listed],
+                          {"$pull": {"tags": tag_id}}).modified_count
+            + update_by_ids(db[collection], account_id, [r["_id"] for r in scalar],
+                            {"$unset": {"tags": ""}}).modified_count)
+
+
 def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: Progress, *,
                batch_size: int) -> dict:
     """Pull the tag from every record in batches (a checkpoint between each), then delete it.
@@ -34,29 +63,29 @@ def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: P
     """
     if tag_id is None:
         raise PermanentJobError("params.tag_id is not a tag id", code="bad_params")
+    job_id = progress.job_id
+    trash.refuse_if_undone(db, job_id)
     tagged = {"account_id": account_id, "tags": tag_id}
     totals = progress.state.get("totals")
     if totals is None:
         totals = {name: db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
         progress.total = sum(totals.values())
-        progress.save_state(totals=totals)
+        tag = db[TAGS].find_one({"_id": tag_id, "account_id": account_id}, {"name": 1})
+        progress.save_state(totals=totals, name=tag and tag["name"])
         done = dict.fromkeys(TAGGED, 0)
     else:  # a resumed run: what no longer carries the tag was done by the run before
         done = {name: totals[name] - db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
-    for name, coll in TAGGED.items():
-        if totals[name] - done[name] > batch_size:
-            for ids in id_batches(db[coll], tagged, batch_size):
-                progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
-                progress.checkpoint()
-                done[name] += update_by_ids(db[coll], account_id, ids, {"$pull": {"tags": tag_id}}).modified_count
-        # The rest in one go: a small remainder, and records tagged while the cursor ran, behind it.
-        done[name] += db[coll].update_many(tagged, {"$pull": {"tags": tag_id}}).modified_count
     progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
-    tag = db[TAGS].find_one({"_id": tag_id, "account_id": account_id}, {"name": 1})
-    db[TAGS].delete_one({"_id": tag_id, "account_id": account_id})
+    for name, coll in TAGGED.items():
+        done[name] += _untag(db, account_id, job_id, coll, tag_id, batch_size, progress)
+    progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
+    tag = db[TAGS].find_one({"_id": tag_id, "account_id": account_id})
+    if tag:
+        trash.keep_docs(db, account_id, job_id, TAGS, [tag])
+        db[TAGS].delete_one({"_id": tag_id, "account_id": account_id})
     return {
         "tag_id": str(tag_id),
-        "name": tag["name"] if tag else None,
+        "name": tag["name"] if tag else progress.state.get("name"),
         "contacts_updated": done["contacts"],
         "deals_updated": done["deals"],
     }

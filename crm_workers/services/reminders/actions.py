@@ -35,7 +35,9 @@ def complete_reminder(db: Database, principal: Principal, reminder_id: str) -> d
     query = {"_id": oid(reminder_id), "account_id": principal.account_id}
     uid = restricted_to(db, principal)
     reminder = query["_id"] and db[REMINDERS].find_one(query)
-    if not reminder or (uid is not None and uid not in (reminder.get("assigned_to") or [])
+    assigned = reminder.get("assigned_to") if reminder else None
+    assigned = assigned if isinstance(assigned, list) else [assigned]  # written by other services: any shape
+    if not reminder or (uid is not None and uid not in assigned
                         and reminder.get("owner") != uid):
         raise NotFound("reminder not found", details={"reminder_id": reminder_id})
     ts = now()

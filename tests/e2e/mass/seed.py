@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import bson
 from bson import ObjectId
 
 from crm_workers.jobs import now
@@ -64,6 +65,11 @@ def seed(db, tenant, storage=None, *, people=6) -> dict:
 
 def snapshot(db, account_id) -> dict:
     return {c: sorted(db[c].find({"account_id": account_id}), key=lambda d: str(d["_id"])) for c in COLLECTIONS}
+
+
+def exact_snapshot(db, account_id) -> dict:
+    """Every document of the account as BSON bytes: field order, types and values, byte for byte."""
+    return {c: sorted(bson.encode(d) for d in db[c].find({"account_id": account_id})) for c in COLLECTIONS}
 
 
 def orphans(db, account_id) -> list[str]:

@@ -39,7 +39,7 @@ def test_bulk_delete_of_contacts_cascades_leaves_no_orphan_and_undo_restores_exa
 
     job = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"ids": doomed})
 
-    assert job["status"] == "completed" and job["result"] == {"deleted": 3}
+    assert job["status"] == "completed" and job["result"] == {"deleted": 3, "attachments_skipped": 0}
     assert job["progress"]["total"] == 3 and job["progress"]["processed"] == 3
     gone = [ObjectId(i) for i in doomed]
     assert db["crm.contacts"].count_documents({"_id": {"$in": gone}}) == 0
@@ -281,7 +281,7 @@ def test_under_owner_only_a_users_update_link_and_deal_delete_touch_only_their_o
     assert updated["result"] == {"updated": 3} and linked["result"] == {"linked": 3}
     for c in db["crm.contacts"].find({"account_id": acct.account_id, "type": "person"}):
         assert c["custom_fields"]["tier"] == ("Silver" if c["owner"] == acct.user_uid else "Gold")
-    assert deleted["result"] == {"deleted": 2}
+    assert deleted["result"] == {"deleted": 2, "attachments_skipped": 0}
     assert {d["owner"] for d in db["crm.deals"].find({"account_id": acct.account_id})} == {acct.owner_uid}
     assert db["crm.contacts"].find_one({"_id": business})["name"] == "Acme"
     assert orphans(db, acct.account_id) == []

@@ -14,21 +14,8 @@ from crm_workers.jobs import now
 from crm_workers.services.reminders.fanout import claim_due, digest
 from crm_workers.services.reminders.schedule import enqueue_digests, enqueue_due_reminders
 from scheduler.app import build_scheduler
-from tests.conftest import Tenant, wait_for, wait_for_job
-
-
-def add_reminder(db, tenant, *, due_in: timedelta, assigned=None, **extra) -> ObjectId:
-    ts = now()
-    doc = {"account_id": tenant.account_id, "title": extra.pop("title", "Call back"), "due_at": ts + due_in,
-           "assigned_to": assigned if assigned is not None else [tenant.owner_uid, tenant.user_uid],
-           "status": "pending", "notified_at": None, "category": extra.pop("category", "call"),
-           "created_at": ts, "updated_at": ts, **extra}
-    return db["crm.reminders"].insert_one(doc).inserted_id
-
-
-def notify_jobs(db, account_id) -> list[dict]:
-    ids = [j["_id"] for j in db["queues"].find({"account_id": account_id, "type": "reminders.notify"})]
-    return [wait_for_job(db, i) for i in ids]
+from tests.conftest import Tenant, wait_for
+from tests.e2e.reminders.helpers import add_reminder, notify_jobs
 
 
 def test_only_pending_unnotified_reminders_that_are_due_are_claimed(db, tenant):
@@ -55,7 +42,7 @@ def test_a_due_reminder_notifies_each_assignee_once_and_reaches_the_socket_with_
     enqueue_due_reminders(db, broker)
     [job] = notify_jobs(db, tenant.account_id)
 
-    assert job["status"] == "completed" and job["result"] == {"reminders": 1, "delivered": 2}
+    assert job["status"] == "completed" and job["result"] == {"reminders": 1, "delivered": 2, "poisoned": 0}
     stored = list(db["crm.notifications"].find({"account_id": tenant.account_id}))
     assert sorted(n["uid"] for n in stored) == sorted([tenant.owner_uid, tenant.user_uid])
     assert all(n["data"]["reminder_id"] == str(reminder) and n["data"]["overdue"] is False for n in stored)
