@@ -24,7 +24,7 @@ from redis.retry import Retry
 
 from crm_workers.adapters.middleware.account_fairness import AccountFairness
 from crm_workers.adapters.middleware.job_lifecycle import JobLifecycle
-from crm_workers.domain.job_types import HEAVY_QUEUES, Queue, job_kind
+from crm_workers.domain.job_types import HEAVY_QUEUES, MAX_BACKOFF_MS, MIN_BACKOFF_MS, Queue, job_kind
 from crm_workers.settings import Settings
 
 #: A worker that has not heartbeated to the broker for this long (ms) is dead: its unacked messages
@@ -35,8 +35,6 @@ BROKER_HEARTBEAT_TIMEOUT_MS = 30_000
 MAINTENANCE_CHANCE = 10_000
 #: Retries of a transient failure: Dramatiq's default is 20 attempts over days; ours are few and quick.
 DEFAULT_MAX_RETRIES = 3
-MIN_BACKOFF_MS = 2_000
-MAX_BACKOFF_MS = 300_000
 
 
 #: Every Redis call is bounded: a server that is gone or frozen (a partition, a paused VM) fails a call in

@@ -69,6 +69,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("type", ASCENDING), ("created_at", DESCENDING)),
         _ix(("status", ASCENDING), ("heartbeat_at", ASCENDING)),
         _ix(("status", ASCENDING), ("enqueued_at", ASCENDING)),
+        _ix(("status", ASCENDING), ("retry_by", ASCENDING)),
         _ix(("finished_at", ASCENDING)),
         _ix(("created_at", DESCENDING)),  # service tokens list across accounts
         _ix(("status", ASCENDING), ("created_at", DESCENDING)),

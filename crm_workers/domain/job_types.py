@@ -10,6 +10,9 @@ from enum import StrEnum
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
+#: Backoff between retries of a failed attempt (ms): doubling from the first to the last, with jitter.
+MIN_BACKOFF_MS = 2_000
+MAX_BACKOFF_MS = 300_000
 
 
 class Queue(StrEnum):

@@ -23,6 +23,7 @@ from crm_workers.jobs.record import (
     mark_file_deleted,
     mark_undo_requested,
     mark_undone,
+    mark_unrunnable,
     request_cancel,
     retry_job,
     trim_finished,
@@ -49,7 +50,7 @@ __all__ = [
     "claim", "client_key", "complete", "create_job", "exports_past_retention", "fail", "get_job",
     "get_job_of_any_account", "heartbeat", "IdempotencyKey", "job_for_key", "job_to_json", "JobStatus",
     "link_undo_job", "list_jobs", "list_jobs_of_every_account", "lost_candidates", "mark_file_deleted",
-    "mark_reenqueued", "mark_undo_requested", "mark_undone", "now", "Progress", "remember_key", "request_cancel",
-    "requeue_for_retry", "requeue_stale", "retry_job", "trim_finished", "unmark_undo_requested", "withdraw",
-    "worker_name",
+    "mark_reenqueued", "mark_undo_requested", "mark_undone", "mark_unrunnable", "now", "Progress", "remember_key",
+    "request_cancel", "requeue_for_retry", "requeue_stale", "retry_job", "trim_finished", "unmark_undo_requested",
+    "withdraw", "worker_name",
 ]

@@ -204,6 +204,12 @@ def retry_job(db: Database, job: dict) -> dict:
     return moved
 
 
+def mark_unrunnable(db: Database, job_id: ObjectId, message: str) -> None:
+    """A queued job that can never be enqueued (a type no worker knows) fails visibly instead of waiting."""
+    move(db, {"_id": job_id, "status": str(S.QUEUED)}, S.FAILED,
+         {"$set": {"finished_at": now(), "error": {"code": "unrunnable", "message": message}}})
+
+
 def withdraw(db: Database, job: dict) -> None:
     """Take back a job that was never handed to the broker (and the idempotency key that named it)."""
     db[QUEUES].delete_one({"_id": job["_id"], "status": str(S.QUEUED), "attempts": 0})

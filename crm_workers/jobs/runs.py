@@ -65,9 +65,15 @@ def cancelled(db: Database, job: dict, progress: dict) -> dict | None:
     return _finish(db, job, S.CANCELLED, {"progress": progress, "finished_at": now()})
 
 
-def requeue_for_retry(db: Database, job: dict, progress: dict, error: dict) -> dict | None:
-    """A transient failure: the job waits for Dramatiq's next attempt, its last error kept."""
-    return _finish(db, job, S.QUEUED, {"progress": progress, "last_error": error, "enqueued_at": now()})
+def requeue_for_retry(db: Database, job: dict, progress: dict, error: dict, *,
+                      retry_within_seconds: float | None = None) -> dict | None:
+    """A transient failure: the job waits for Dramatiq's next attempt, its last error kept. `retry_by`: when
+    that attempt is due at the latest (after it, a job still queued has lost its message)."""
+    ts = now()
+    fields = {"progress": progress, "last_error": error, "enqueued_at": ts}
+    if retry_within_seconds is not None:
+        fields["retry_by"] = ts + timedelta(seconds=retry_within_seconds)
+    return _finish(db, job, S.QUEUED, fields)
 
 
 def heartbeat(db: Database, run_ids: list[str]) -> None:
@@ -104,14 +110,17 @@ def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = Non
 
 def lost_candidates(db: Database, *, lost_seconds: int, retry_wait_seconds: int, at: datetime | None = None
                     ) -> list[dict]:
-    """Queued jobs whose message may be lost: enqueued longer ago than `lost_seconds` (a job waiting for a
-    retry's backoff is given `retry_wait_seconds` more, the longest backoff)."""
+    """Queued jobs whose message may be lost: enqueued longer ago than `lost_seconds`; a job waiting for a
+    retry, `lost_seconds` after its retry was due (`retry_by`), or without one, after the longest backoff too."""
     at = at or now()
-    found = []
-    # Two plain queries, not one $or (which SecantusDB answers with a collection scan).
-    for attempts, wait in (({"$lte": 0}, lost_seconds), ({"$gt": 0}, lost_seconds + retry_wait_seconds)):
-        found += list(db[QUEUES].find({"status": str(S.QUEUED), "enqueued_at": {"$lt": at - timedelta(seconds=wait)},
-                                       "attempts": attempts}, {"_id": 1, "enqueued_at": 1, "type": 1}))
+    lost = at - timedelta(seconds=lost_seconds)
+    fields = {"_id": 1, "enqueued_at": 1, "type": 1}
+    # Plain queries, not one $or (which SecantusDB answers with a collection scan).
+    found = list(db[QUEUES].find({"status": str(S.QUEUED), "enqueued_at": {"$lt": lost}, "attempts": {"$lte": 0}},
+                                 fields))
+    found += list(db[QUEUES].find({"status": str(S.QUEUED), "retry_by": {"$lt": lost}}, fields))
+    found += list(db[QUEUES].find({"status": str(S.QUEUED), "retry_by": {"$exists": False}, "attempts": {"$gt": 0},
+                                   "enqueued_at": {"$lt": lost - timedelta(seconds=retry_wait_seconds)}}, fields))
     return found
 
 
@@ -119,5 +128,5 @@ def mark_reenqueued(db: Database, job: dict, *, reason: str) -> dict | None:
     """Record that a queued job's message is sent again (only if nothing else moved it meanwhile)."""
     ts = now()
     again = {"$set": {"enqueued_at": ts, "updated_at": ts, "last_reenqueue": {"at": ts, "reason": reason}},
-             "$inc": {"reenqueues": 1}}
+             "$inc": {"reenqueues": 1}, "$unset": {"retry_by": ""}}
     return update_and_get(db, {"_id": job["_id"], "status": str(S.QUEUED), "enqueued_at": job["enqueued_at"]}, again)

@@ -21,7 +21,7 @@ class JobStatus(StrEnum):
 
 S = JobStatus
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),  # failed: a job that can never be enqueued
     S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CANCELLED, S.QUEUED}),
     S.FAILED: frozenset({S.QUEUED}),
     S.COMPLETED: frozenset(),

@@ -36,7 +36,7 @@ def requeue_stale_jobs(db: Database, broker, *, stale_seconds: int, at=None) -> 
             raise
         except Exception as exc:  # e.g. a job type no worker knows: it could never run
             log.error("job %s (%s) cannot be enqueued: %s", job["_id"], job.get("type"), exc)
-            jobs.mark_enqueue_failed(db, job["_id"], f"the job cannot be enqueued: {exc}")
+            jobs.mark_unrunnable(db, job["_id"], f"the job cannot be enqueued: {type(exc).__name__}")
             poisoned += 1
     if poisoned:
         log.warning("stale jobs: %s re-enqueued, %s failed as unusable", len(requeued) - poisoned, poisoned)

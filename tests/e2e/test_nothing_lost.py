@@ -75,6 +75,10 @@ def test_a_job_waiting_for_its_accounts_slot_or_a_retry_is_not_sent_twice(settin
 
     for job in (waiting, retrying):
         assert "reenqueues" not in db["queues"].find_one({"_id": job["_id"]})
+    # A retry due by a time now long past, whose message was flushed with Redis: sent again.
+    db["queues"].update_one({"_id": retrying["_id"]}, {"$set": {"retry_by": jobs.now() - timedelta(seconds=1)}})
+    assert [j["_id"] for j in jobs.lost_candidates(db, lost_seconds=settings.job_lost_seconds, retry_wait_seconds=300,
+                                                   at=sweep_at) if j["_id"] == retrying["_id"]] == [retrying["_id"]]
     broker.client.delete(waiting_key(settings.redis_namespace, str(waiting["_id"])))
     db["queues"].delete_many({"_id": {"$in": [waiting["_id"], retrying["_id"]]}})  # keep the worker away
 

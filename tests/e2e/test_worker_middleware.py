@@ -43,6 +43,7 @@ def test_a_transient_failure_is_retried_and_the_job_completes_with_its_attempts_
     assert job["status"] == "completed" and job["attempts"] == 3
     assert job["result"] == {"ran_on_attempt": 3} and job["error"] is None
     assert job["last_error"]["code"] == "transient_error" and job["last_error"]["reference"]
+    assert job["retry_by"] > job["enqueued_at"]  # when the retry was due at the latest, for the lost-job sweeper
     assert job["progress"]["succeeded"] == 1
 
 

@@ -17,6 +17,7 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from crm_workers import jobs
 from crm_workers.adapters.outages import is_outage, wait_out
+from crm_workers.domain.job_types import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from crm_workers.errors import CRMError, JobCancelled, PermanentJobError
 from crm_workers.logs import job_context
 
@@ -56,6 +57,15 @@ def _error(exc: BaseException, default_code: str) -> dict:
     log.error("job error reference %s: %s: %s", reference, type(exc).__name__, exc, exc_info=exc)
     return {"code": default_code, "message": f"an unexpected error occurred (reference {reference}); "
                                              "operators find the details in the worker logs", "reference": reference}
+
+
+def retry_due_within(broker, message) -> float:
+    """The latest the retry Dramatiq just scheduled is due (seconds): its backoff with the most jitter."""
+    actor = broker.get_actor(message.actor_name)
+    factor = actor.options.get("min_backoff") or MIN_BACKOFF_MS
+    ceiling = actor.options.get("max_backoff") or MAX_BACKOFF_MS
+    retries = int(message.options.get("retries", 1))
+    return min(ceiling, factor * 2 ** min(retries, 32)) / 1000 + 5
 
 
 class JobLifecycle(Middleware):
@@ -118,7 +128,9 @@ class JobLifecycle(Middleware):
             end, status = (lambda: jobs.fail(self.db, job, progress, error)), "failed"
         else:
             error = _error(exception, "outage" if is_outage(exception) else "transient_error")
-            end, status = (lambda: jobs.requeue_for_retry(self.db, job, progress, error)), "waiting for retry"
+            within = retry_due_within(broker, message)
+            end, status = (lambda: jobs.requeue_for_retry(self.db, job, progress, error, retry_within_seconds=within)
+                           ), "waiting for retry"
         # The outcome must reach the record: through a short outage it is written once the database is back.
         wait_out(end, what=f"recording job {job['_id']} {status}")
         log.info("job %s (%s) %s", job["_id"], job["type"], status)
