@@ -4,7 +4,7 @@ touch has changed, and no answer, exported file or errors file carries a record 
 
 Two accounts under owner_only, each with an owner and a user. The caller is A's user (who may touch only
 what they own in A) or A's owner aiming at B (who may touch nothing of B). `CRM_FUZZ_REQUESTS` sets how many
-requests the slow run sends (default 2,000); the quick run sends 150. It prints how many it tried.
+requests the soak run (`pytest -m soak`) sends (default 2,000); the quick run sends 150. It prints how many it tried.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def test_generated_requests_never_cross_accounts_or_users(client, db, worker, se
     assert fuzz.statuses.get(202, 0) > 20  # jobs really ran, not only refusals
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.xfail(reason="imports under owner_only land with the import writer's branch", strict=False)
 def test_two_thousand_generated_requests_never_cross_accounts_or_users(client, db, worker, settings):
     n = int(os.environ.get("CRM_FUZZ_REQUESTS", "2000"))
