@@ -7,9 +7,10 @@ import time
 from bson import ObjectId
 from pymongo.database import Database
 
+from crm_workers.adapters.mongo import QUEUES
 from crm_workers.domain.progress import progress_doc
 from crm_workers.errors import JobCancelled
-from crm_workers.jobs.status import S, now, update_and_get
+from crm_workers.jobs.status import S, now
 
 #: Progress is written at most this often (seconds), never per row.
 PROGRESS_FLUSH_SECONDS = 1.0
@@ -66,14 +67,23 @@ class Progress:
         if self._clock() - self._last_flush >= PROGRESS_FLUSH_SECONDS:
             self.flush()
 
+    @property
+    def job(self) -> dict:
+        """The job as it was claimed for this run."""
+        return self._job
+
+    @property
+    def last_flush(self) -> float:
+        """When progress was last written (this handle's clock): a write is also a heartbeat."""
+        return self._last_flush
+
     def flush(self) -> None:
+        """One write; read back only when it did not apply (the run lost its job, or the job was cancelled)."""
         ts = now()
-        doc = update_and_get(
-            self._db,
-            {"_id": self._job["_id"], "run_id": self._job["run_id"]},
-            {"$set": {"progress": self.as_doc(), "state": self.state, "heartbeat_at": ts, "updated_at": ts}},
-        )
+        still_ours = {"_id": self._job["_id"], "run_id": self._job["run_id"], "status": str(S.RUNNING),
+                      "cancel_requested": {"$ne": True}}
+        written = self._db[QUEUES].update_one(still_ours, {"$set": {
+            "progress": self.as_doc(), "state": self.state, "heartbeat_at": ts, "updated_at": ts}}).matched_count
         self._last_flush = self._clock()
-        # Gone (another run took the job over) or cancelled: this run stops here.
-        if doc is None or doc.get("cancel_requested") or doc.get("status") != S.RUNNING:
+        if not written:  # gone (another run took the job over) or cancelled: this run stops here
             raise JobCancelled()

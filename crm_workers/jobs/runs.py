@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import QUEUES, oid
-from crm_workers.jobs.status import JobStatus, S, move, now, update_and_get
+from crm_workers.jobs.status import JobStatus, S, move, now, sources, update_and_get
 
 
 def worker_name() -> str:
@@ -49,24 +49,27 @@ def claim(db: Database, job_id, *, stale_seconds: int) -> dict | None:
     return None
 
 
-def _finish(db: Database, job: dict, target: JobStatus, fields: dict) -> dict | None:
-    return move(db, {"_id": job["_id"], "run_id": job["run_id"]}, target, {"$set": fields})
+def _finish(db: Database, job: dict, target: JobStatus, fields: dict) -> bool:
+    """End this run (one write, nothing read back); False when the run had lost the job."""
+    fields = {**fields, "status": str(target), "updated_at": now()}
+    return bool(db[QUEUES].update_one({"_id": job["_id"], "run_id": job["run_id"], "status": {"$in": sources(target)}},
+                                      {"$set": fields}).matched_count)
 
 
-def complete(db: Database, job: dict, progress: dict, result) -> dict | None:
+def complete(db: Database, job: dict, progress: dict, result) -> bool:
     return _finish(db, job, S.COMPLETED, {"progress": progress, "result": result, "finished_at": now()})
 
 
-def fail(db: Database, job: dict, progress: dict, error: dict) -> dict | None:
+def fail(db: Database, job: dict, progress: dict, error: dict) -> bool:
     return _finish(db, job, S.FAILED, {"progress": progress, "error": error, "finished_at": now()})
 
 
-def cancelled(db: Database, job: dict, progress: dict) -> dict | None:
+def cancelled(db: Database, job: dict, progress: dict) -> bool:
     return _finish(db, job, S.CANCELLED, {"progress": progress, "finished_at": now()})
 
 
 def requeue_for_retry(db: Database, job: dict, progress: dict, error: dict, *,
-                      retry_within_seconds: float | None = None) -> dict | None:
+                      retry_within_seconds: float | None = None) -> bool:
     """A transient failure: the job waits for Dramatiq's next attempt, its last error kept. `retry_by`: when
     that attempt is due at the latest (after it, a job still queued has lost its message)."""
     ts = now()

@@ -23,9 +23,12 @@ def account_is_owner_only(db: Database, account_id: ObjectId) -> bool:
 
 
 def with_visibility(db: Database, principal: Principal) -> Principal:
-    """The principal with its account's visibility known (looked up once, then carried)."""
+    """The principal with its account's visibility known (looked up once, then carried). An owner sees the whole
+    account whatever it is, so for them it is not looked up (one query less on most requests)."""
     if principal.owner_only is not None:
         return principal
+    if principal.is_owner:
+        return replace(principal, owner_only=False)
     return replace(principal, owner_only=account_is_owner_only(db, principal.account_id))
 
 

@@ -51,19 +51,21 @@ def test_a_running_job_without_heartbeat_can_be_claimed_again_and_the_old_run_ca
 
     assert second["attempts"] == 2 and second["run_id"] != first["run_id"]
     assert second["started_at"] == first["started_at"]
-    assert jobs.complete(db, first, {}, {"by": "old"}) is None  # the lost run cannot finish the job
-    assert jobs.complete(db, second, {"total": 1}, {"by": "new"})["result"] == {"by": "new"}
+    assert jobs.complete(db, first, {}, {"by": "old"}) is False  # the lost run cannot finish the job
+    assert jobs.complete(db, second, {"total": 1}, {"by": "new"}) is True
+    assert db["queues"].find_one({"_id": job["_id"]})["result"] == {"by": "new"}
 
 
 def test_complete_fail_and_cancel_set_finished_at_and_only_apply_to_running_jobs(db, account):
-    for finish in (jobs.complete, jobs.fail, jobs.cancelled):
+    for finish, status in ((jobs.complete, "completed"), (jobs.fail, "failed"), (jobs.cancelled, "cancelled")):
         job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
         args = (db, job, {"total": 0}) + (({"code": "x", "message": "y"},) if finish is jobs.fail else
                                            (None,) if finish is jobs.complete else ())
-        done = finish(*args)
-        assert done["finished_at"] is not None
-        assert done["status"] in {"completed", "failed", "cancelled"}
-        assert finish(*args) is None  # a finished job does not change again
+        assert finish(*args) is True
+        done = db["queues"].find_one({"_id": job["_id"]})
+        assert done["finished_at"] is not None and done["status"] == status
+        assert finish(*args) is False  # a finished job does not change again
+        assert db["queues"].find_one({"_id": job["_id"]}) == done
 
 
 def test_cancelling_a_queued_job_ends_it_and_a_later_claim_gets_nothing(db, account):
@@ -88,19 +90,19 @@ def test_cancelling_a_running_job_only_flags_it_and_its_next_checkpoint_raises(d
 
 def test_cancelling_a_finished_job_is_refused(db, account):
     job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
-    done = jobs.complete(db, job, {}, None)
+    jobs.complete(db, job, {}, None)
 
     with pytest.raises(InvalidTransition):
-        jobs.request_cancel(db, done)
+        jobs.request_cancel(db, db["queues"].find_one({"_id": job["_id"]}))
 
 
 def test_only_a_failed_job_can_be_retried_and_retry_clears_its_error(db, account):
     job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
     with pytest.raises(InvalidTransition):
         jobs.retry_job(db, db["queues"].find_one({"_id": job["_id"]}))
-    failed = jobs.fail(db, job, {}, {"code": "boom", "message": "boom"})
+    jobs.fail(db, job, {}, {"code": "boom", "message": "boom"})
 
-    retried = jobs.retry_job(db, failed)
+    retried = jobs.retry_job(db, db["queues"].find_one({"_id": job["_id"]}))
 
     assert retried["status"] == "queued" and retried["error"] is None and retried["finished_at"] is None
     assert jobs.claim(db, job["_id"], stale_seconds=60)["attempts"] == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 
 from dramatiq.middleware import Middleware, SkipMessage
@@ -73,7 +74,7 @@ class JobLifecycle(Middleware):
         self.db = db
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_seconds = stale_seconds
-        self._runs: set[str] = set()
+        self._runs: dict[str, jobs.Progress] = {}  # run_id -> its progress handle
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -86,10 +87,12 @@ class JobLifecycle(Middleware):
 
     def _heartbeat_loop(self):
         while not self._stop.wait(self.heartbeat_seconds):
+            # One write for every run of this process that has not written progress (also a heartbeat) lately.
             with self._lock:
-                runs = list(self._runs)
+                quiet = [run for run, progress in self._runs.items()
+                         if time.monotonic() - progress.last_flush >= self.heartbeat_seconds / 2]
             try:
-                jobs.heartbeat(self.db, runs)
+                jobs.heartbeat(self.db, quiet)
             except Exception:  # a database hiccup must not kill the heartbeat thread
                 log.exception("job heartbeat failed")
 
@@ -102,9 +105,10 @@ class JobLifecycle(Middleware):
         if job is None:
             log.info("job %s is not runnable (finished, cancelled or running elsewhere); message skipped", job_id)
             raise SkipMessage()
+        progress = jobs.Progress(self.db, job)
         with self._lock:
-            self._runs.add(job["run_id"])
-        _current.job = CurrentJob(job, jobs.Progress(self.db, job))
+            self._runs[job["run_id"]] = progress
+        _current.job = CurrentJob(job, progress)
         job_context(job)
         log.info("job %s (%s) started, attempt %s", job_id, job["type"], job["attempts"])
 
@@ -115,7 +119,7 @@ class JobLifecycle(Middleware):
         _current.job = None
         job, progress = current.job, current.progress.as_doc()
         with self._lock:
-            self._runs.discard(job["run_id"])
+            self._runs.pop(job["run_id"], None)
         if exception is None:
             end, status = (lambda: jobs.complete(self.db, job, progress, current.result)), "completed"
         elif isinstance(exception, JobCancelled):

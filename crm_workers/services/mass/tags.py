@@ -28,11 +28,12 @@ def tag_for_delete(db: Database, account_id: ObjectId, tag_id: str) -> dict:
     return tag
 
 
-def _untag(db: Database, account_id, job_id, collection: str, tag_id, batch_size: int, progress) -> int:
+def _untag(db: Database, account_id, job_id, collection: str, tag_id, batch_size: int, progress, *,
+           passes: int = 2) -> int:
     """Take the tag off every record of `collection`, a batch at a time, each batch kept in the trash first."""
     tagged = {"account_id": account_id, "tags": tag_id}
     done = 0
-    for _ in range(2):  # twice: the second pass takes records tagged behind the first one meanwhile
+    for _ in range(passes):  # twice: the second pass takes records tagged behind the first one meanwhile
         for records in trash.record_batches(db[collection], tagged, {"tags": 1}, batch_size):
             progress.checkpoint()
             done += _untag_batch(db, account_id, job_id, collection, tag_id, records)
@@ -64,19 +65,34 @@ def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: P
     if tag_id is None:
         raise PermanentJobError("params.tag_id is not a tag id", code="bad_params")
     job_id = progress.job_id
-    trash.refuse_if_undone(db, job_id)
+    if progress.job.get("undo_requested_at"):  # the job as claimed for this run: no read needed
+        trash.refuse_if_undone(db, job_id)
     tagged = {"account_id": account_id, "tags": tag_id}
     totals = progress.state.get("totals")
+    first: dict[str, list] = {}
     if totals is None:
-        totals = {name: db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
+        # One read per collection answers both "how many" and "which" when they fit in one batch (most
+        # tags): it is counted only when there are more.
+        first = {name: list(db[coll].find(tagged, {"tags": 1}).sort("_id", 1).limit(batch_size + 1))
+                 for name, coll in TAGGED.items()}
+        totals = {name: len(rows) if len(rows) <= batch_size else db[TAGGED[name]].count_documents(tagged)
+                  for name, rows in first.items()}
         progress.total = sum(totals.values())
-        tag = db[TAGS].find_one({"_id": tag_id, "account_id": account_id}, {"name": 1})
-        progress.save_state(totals=totals, name=tag and tag["name"])
+        if progress.total:  # what a resumed run needs; a tag on nothing has nothing to resume
+            progress.save_state(totals=totals, name=progress.job["params"].get("name"))
         done = dict.fromkeys(TAGGED, 0)
     else:  # a resumed run: what no longer carries the tag was done by the run before
         done = {name: totals[name] - db[coll].count_documents(tagged) for name, coll in TAGGED.items()}
     progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
     for name, coll in TAGGED.items():
+        rows = first.get(name)
+        if rows is not None and len(rows) <= batch_size:  # all of them in hand already
+            if rows:
+                done[name] += _untag_batch(db, account_id, job_id, coll, tag_id, rows)
+                progress.add(succeeded=len(rows))
+                # Once more, for records tagged since the read.
+                done[name] += _untag(db, account_id, job_id, coll, tag_id, batch_size, progress, passes=1)
+            continue
         done[name] += _untag(db, account_id, job_id, coll, tag_id, batch_size, progress)
     progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
     tag = db[TAGS].find_one({"_id": tag_id, "account_id": account_id})
