@@ -27,6 +27,7 @@ QUEUES = "queues"
 IDEMPOTENCY_KEYS = "crm.idempotency_keys"
 IMPORT_UNDO = "crm.import.undo"
 IMPORT_ERRORS = "crm.import.errors"
+IMPORT_CLAIMS = "crm.import.claims"
 PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
 TRASH = "crm.trash"
 TRASH_DAYS = 30
@@ -81,6 +82,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("import_id", ASCENDING)),
         _ix(A, ("created_by_import", ASCENDING)),
         _ix(A, ("businesses", ASCENDING)),
+        _ix(A, ("external_id", ASCENDING)),
     ],
     DEALS: [
         _ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING)),
@@ -89,6 +91,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("contacts", ASCENDING)),
         _ix(A, ("import_id", ASCENDING)),
         _ix(A, ("created_by_import", ASCENDING)),
+        _ix(A, ("external_id", ASCENDING)),
     ],
     PIPELINES: [_ix(A, ("name", ASCENDING))],
     STAGES: [_ix(A, ("pipeline_id", ASCENDING), ("position", ASCENDING))],
@@ -118,6 +121,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     PUBSUB_DEADLETTERS: [_ix(("message_id", ASCENDING), unique=True)],
     IMPORT_ERRORS: [_ix(A, ("job_id", ASCENDING), ("row", ASCENDING), unique=True)],
+    # What imports running at once are writing (services/imports/claims.py): one claim per key.
+    IMPORT_CLAIMS: [
+        _ix(A, ("kind", ASCENDING), ("key", ASCENDING), unique=True),
+        _ix(A, ("job_id", ASCENDING)),
+        _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
+    ],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),

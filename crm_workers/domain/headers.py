@@ -7,11 +7,11 @@ import re
 CONTACT_TARGETS = (
     "type", "first_name", "last_name", "name", "email", "phone", "website",
     "address.street", "address.city", "address.state_province", "address.postal_code", "address.country",
-    "tags", "owner", "business",
+    "tags", "owner", "business", "external_id",
 )
 DEAL_TARGETS = (
     "name", "pipeline", "stage", "value", "currency", "status", "expected_close_date", "contact_email",
-    "tags", "owner", "business",
+    "tags", "owner", "business", "external_id",
 )
 
 # Normalised header -> target. Normalising drops case, spaces, "_", "-" and ".".

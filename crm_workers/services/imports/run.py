@@ -13,8 +13,11 @@ from crm_workers.domain.import_rows import RowContext, parse_row
 from crm_workers.domain.values import numeric_date_order
 from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import Progress, now
+from crm_workers.services.imports.claims import Claims
+from crm_workers.services.imports.deal_writer import write_deals
 from crm_workers.services.imports.lookups import Lookups
-from crm_workers.services.imports.writer import ImportRun, write_contacts, write_deals
+from crm_workers.services.imports.writer import ImportRun, write_contacts
+from crm_workers.services.visibility import job_principal, restricted_to, visible
 
 ERRORS_KEPT_IN_RESULT = 100
 DATE_TARGETS = {"expected_close_date"}
@@ -79,13 +82,9 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
     prefs = (db[ACCOUNTS].find_one({"_id": account_id}, {"preferences": 1}) or {}).get("preferences") or {}
     ctx = RowContext(entity=entity, mapping=mapping, fields=fields,
                      country=options.get("country") or prefs.get("default_country"),
-                     day_first=state["day_first"], contact_type=options.get("type", "person"))
-    run = ImportRun(db=db, account_id=account_id, job_id=job["_id"], dedupe=options.get("dedupe", "email"),
-                    mode=options.get("mode", "upsert"), owner=oid(options.get("owner")),
-                    base_currency=settings.base_currency,
-                    default_currency=prefs.get("currency") or settings.base_currency,
-                    lookups=Lookups(db, account_id, job["_id"], now), now=now,
-                    run_automations=bool(options.get("run_automations")))
+                     day_first=state["day_first"], contact_type=options.get("type", "person"),
+                     default_pipeline=options.get("pipeline"))
+    run = _import_run(db, settings, job, prefs)
     counts = state["counts"]
     write = write_contacts if entity == "contact" else write_deals
     for chunk in chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=state["rows_done"]):
@@ -94,26 +93,46 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
         counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
         outcome = write(run, [p for p in parsed if p.ok])
         failed = [(p, p.error_text()) for p in parsed if not p.ok] + outcome.failed
-        _record_failures(db, account_id, job["_id"], failed + outcome.skipped)
+        _record_failures(db, account_id, job["_id"], failed, outcome.skipped)
         counts["created"] += outcome.created
         counts["updated"] += outcome.updated
         counts["skipped"] += len(outcome.skipped)
         counts["failed"] += len(failed)
         counts["merged"] += outcome.merged
+        counts["unchanged"] = counts.get("unchanged", 0) + outcome.unchanged
         progress.set(processed=chunk[-1][0] - 1, succeeded=counts["created"] + counts["updated"],
                      failed=counts["failed"])
         progress.save_state(rows_done=chunk[-1][0] - 1, counts=counts)  # also the cancellation checkpoint
     return _finish(db, job, info, mapping, ignored, counts, entity, rows=progress.total)
 
 
-def _record_failures(db: Database, account_id, job_id, failures) -> None:
-    if failures:
+def _import_run(db: Database, settings, job: dict, prefs: dict) -> ImportRun:
+    """The writer's view of the import: for whom (their visibility as when they asked), how, and its claims."""
+    account_id, options = job["account_id"], job["params"].get("options") or {}
+    principal = job_principal(db, job)
+    restricted = restricted_to(db, principal)
+    # A user limited to their own records owns what they import (intake refuses another owner).
+    owner = restricted or oid(options.get("owner"))
+    default_currency = prefs.get("currency") or settings.base_currency
+    claims = Claims(db, account_id, job["_id"], now)
+    lookups = Lookups(db, account_id, job["_id"], now, claims=claims, visible=visible(db, principal),
+                      restricted_uid=restricted, currency=default_currency)
+    return ImportRun(db=db, account_id=account_id, job_id=job["_id"], principal=principal,
+                     dedupe=options.get("dedupe", "email"), mode=options.get("mode", "upsert"), owner=owner,
+                     base_currency=settings.base_currency, default_currency=default_currency, lookups=lookups,
+                     claims=claims, now=now, run_automations=bool(options.get("run_automations")),
+                     create_missing=bool(options.get("create_missing")), default_pipeline=options.get("pipeline"))
+
+
+def _record_failures(db: Database, account_id, job_id, failed, skipped) -> None:
+    rows = [(p, reason, "failed") for p, reason in failed] + [(p, reason, "skipped") for p, reason in skipped]
+    if rows:
         db[IMPORT_ERRORS].bulk_write([
             UpdateOne({"account_id": account_id, "job_id": job_id, "row": p.row},
                       {"$set": {"values": [v if isinstance(v, str) else str(v) for v in p.values], "error": reason,
-                                "kind": "skipped" if "exists" in reason or "to update" in reason else "failed"}},
+                                "kind": kind}},
                       upsert=True)
-            for p, reason in failures], ordered=False)
+            for p, reason, kind in rows], ordered=False)
 
 
 def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows) -> dict:
@@ -126,6 +145,7 @@ def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, 
     result = {
         "counts": {k: counts[k] for k in ("created", "updated", "skipped", "failed")},
         "merged_duplicates": counts["merged"],
+        "unchanged": counts.get("unchanged", 0),
         "businesses_created": businesses,
         "rows": rows,
         "headers": info.headers,
