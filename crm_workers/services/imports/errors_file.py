@@ -24,6 +24,10 @@ def error_rows_csv(db: Database, principal: Principal, job_id: str) -> tuple[dic
     if job["type"] not in IMPORT_TYPES:
         raise NotFound("this job has no row errors", details={"job_id": job_id})
     headers = (job.get("result") or {}).get("headers") or (job.get("state") or {}).get("headers") or []
+    # The file imported was itself an errors CSV (fixed and sent back): its own `row` and `error` are not
+    # columns of the data, and repeating them would make every round trip wider.
+    keep = slice(1, -1) if len(headers) > 2 and headers[0] == "row" and headers[-1] == "error" else slice(None)
+    headers = headers[keep]
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
@@ -34,7 +38,7 @@ def error_rows_csv(db: Database, principal: Principal, job_id: str) -> tuple[dic
         for doc in cursor:
             buffer.seek(0)
             buffer.truncate()
-            values = list(doc["values"])[: len(headers)]
+            values = list(doc["values"])[keep][: len(headers)]
             cells = [*values, *[""] * (len(headers) - len(values)), doc["error"]]
             writer.writerow([doc["row"], *(safe_cell(str(c)) for c in cells)])
             yield buffer.getvalue()
