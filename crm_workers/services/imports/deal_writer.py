@@ -140,7 +140,7 @@ def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
         write_ops(run.db[IMPORT_UNDO], undo_ops)  # before the writes they describe
         write_ops(run.db[DEALS], updates)
         created_at = write_ops(run.db[DEALS], creates)
-        count_written(out, written, [g for g, _ in creating], created_at)
+        count_written(run, out, written, [g for g, _ in creating], created_at)
         entered += [(g.record_id, None, stage) for i, (g, stage) in enumerate(creating) if i in created_at]
     finally:
         run.claims.release()

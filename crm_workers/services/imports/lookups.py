@@ -112,8 +112,8 @@ class Lookups:
             self._pipelines[key] = doc
         return self._pipelines[key]
 
-    def pipeline_by_id(self, pipeline_id: ObjectId) -> dict | None:
-        return self.pipeline(str(pipeline_id))
+    def pipeline_by_id(self, pipeline_id: ObjectId | None) -> dict | None:
+        return self.pipeline(str(pipeline_id)) if isinstance(pipeline_id, ObjectId) else None
 
     def _pipeline_named(self, name: str) -> dict | None:
         return next(iter(self.db[PIPELINES].find({"account_id": self.account_id, "name": name},

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import CONTACTS, DEALS, IMPORT_UNDO, QUEUES, TAGS, id_batches
+from crm_workers.adapters.mongo import (
+    AUTOMATIONS,
+    CONTACTS,
+    DEALS,
+    IMPORT_UNDO,
+    PIPELINES,
+    QUEUES,
+    STAGES,
+    TAGS,
+    id_batches,
+)
 from crm_workers.jobs import Progress, mark_undone
 
 LISTED_MAX = 100
@@ -61,5 +71,20 @@ def undo_import(db: Database, account_id, import_job_id, progress: Progress, *, 
                      for c in (CONTACTS, DEALS))
         if not in_use:
             db[TAGS].delete_one({"_id": tag["_id"], "account_id": account_id})
+    _remove_unused_structure(db, account_id, import_job_id)
     mark_undone(db, account_id, import_job_id)
     return {"import_job_id": str(import_job_id), **counts, "left_changed_records": left}
+
+
+def _remove_unused_structure(db: Database, account_id, import_job_id) -> None:
+    """Stages and pipelines the import created (`create_missing`), unless something uses them now."""
+    for stage in db[STAGES].find({"account_id": account_id, "created_by_import": import_job_id}, {"_id": 1}):
+        used = any(db[c].find_one({"account_id": account_id, "stage_id": stage["_id"]}, {"_id": 1})
+                   for c in (DEALS, AUTOMATIONS))
+        if not used:
+            db[STAGES].delete_one({"_id": stage["_id"], "account_id": account_id})
+    for pipeline in db[PIPELINES].find({"account_id": account_id, "created_by_import": import_job_id}, {"_id": 1}):
+        used = any(db[c].find_one({"account_id": account_id, "pipeline_id": pipeline["_id"]}, {"_id": 1})
+                   for c in (DEALS, STAGES, AUTOMATIONS))
+        if not used:
+            db[PIPELINES].delete_one({"_id": pipeline["_id"], "account_id": account_id})

@@ -72,10 +72,12 @@ def keep_previous(run: ImportRun, undo_ops: list, collection: str, found: dict, 
             {"$setOnInsert": {"collection": collection, "previous": previous, "created_at": ts}}, upsert=True))
 
 
-def count_written(out: ChunkOutcome, groups: list[Group], creating: list[Group], created_at: set[int]) -> None:
+def count_written(run: ImportRun, out: ChunkOutcome, groups: list[Group], creating: list[Group],
+                  created_at: set[int]) -> None:
     """Rows counted by what happened to their record: created once, every other row an update."""
     for g in groups:
-        if g.found is not None and g.found["_id"] == g.new_id:  # created by this chunk's previous attempt
+        created_before = g.found is not None and g.found.get("created_by_import") == run.job_id
+        if created_before and g.found["_id"] == g.new_id:  # by this chunk's previous attempt
             out.created += 1
             out.updated += len(g.rows) - 1
         elif g.found is not None:
@@ -175,7 +177,7 @@ def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
             updates.append(UpdateOne({"_id": g.found["_id"], "account_id": run.account_id}, update))
         write_ops(run.db[IMPORT_UNDO], undo_ops)  # before the writes they describe
         write_ops(run.db[CONTACTS], updates)
-        count_written(out, groups, creating, write_ops(run.db[CONTACTS], creates))
+        count_written(run, out, groups, creating, write_ops(run.db[CONTACTS], creates))
     finally:
         run.claims.release()
     return out

@@ -105,3 +105,14 @@ def test_a_second_import_of_a_contacts_file_creates_and_changes_nothing(client, 
     assert {name: list(db[name].find({"account_id": tenant.account_id}).sort("_id", 1))
             for name in ("crm.contacts", "crm.tags")} == before
     assert db["crm.import.undo"].count_documents({"job_id": second["_id"]}) == 0
+
+
+def test_duplicates_already_in_an_account_do_not_stop_an_import_the_oldest_is_updated(client, db, worker, tenant):
+    oldest = seed_contact(db, tenant.account_id, first_name="Old twin", email="twin@example.com")
+    younger = seed_contact(db, tenant.account_id, first_name="Young twin", email="twin@example.com")
+
+    job = run_import(client, db, tenant, b"email,first_name\ntwin@example.com,Updated\nnew@example.com,New\n")
+
+    assert job["result"]["counts"] == {"created": 1, "updated": 1, "skipped": 0, "failed": 0}
+    names = {c["_id"]: c["first_name"] for c in contacts(db, tenant.account_id)}
+    assert names[oldest] == "Updated" and names[younger] == "Young twin" and len(names) == 3

@@ -285,3 +285,19 @@ def test_an_external_id_is_kept_with_its_source_and_the_same_id_in_another_accou
     ours = by_id(db, tenant.account_id)["D1"]
     assert ours["name"] == "Ours" and ours["external_id"] == "D1" and ours["source"] == "import"
     assert deals(db, other_tenant.account_id) == theirs
+
+
+def test_undoing_a_deals_import_removes_the_pipelines_and_stages_it_created_and_nothing_else(client, db, worker,
+                                                                                            tenant):
+    add_pipeline(db, tenant.account_id, "Sales", stages=("Lead",))
+    before = {**structure(db, tenant.account_id), "deals": deals(db, tenant.account_id)}
+    content = b"Deal ID,Deal Name,Pipeline,Stage\n1,A,Sales,Demo\n2,B,Renewals,Due\n3,C,Sales,Lead\n"
+    job = import_deals(client, db, tenant, content, {"create_missing": True, "mapping": {
+        "Deal ID": "external_id", "Deal Name": "name", "Pipeline": "pipeline", "Stage": "stage"}})
+    assert job["result"]["counts"]["created"] == 3
+
+    undo = wait_for_job(db, client.post(f"/v1/crm/jobs/{job['_id']}/undo", headers=tenant.headers())
+                        .get_json()["id"])
+
+    assert undo["status"] == "completed" and undo["result"]["deleted"] == 3
+    assert {**structure(db, tenant.account_id), "deals": deals(db, tenant.account_id)} == before
