@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 DUPLICATE_KEY = 11000
@@ -81,3 +82,35 @@ def write_ops(collection, ops: list, *, retry: bool = True) -> set[int]:
             again = [e["index"] for e in errors]
             created |= {again[i] for i in write_ops(collection, [ops[i] for i in again], retry=False)}
         return created
+
+
+def create_records(collection, account_id, job_id, items: list[tuple[dict, dict, bool]]) -> set[int]:
+    """Create the new records of a chunk; returns the positions of those this job created.
+
+    `items` are (document, the same as an update, upsert?). A record this job claimed is inserted (an insert
+    costs a fraction of an upsert); one another import is creating right now is upserted. An insert that finds
+    its record there already (this chunk's last attempt, or a concurrent import that wrote into it) becomes
+    the update it now is, and counts as created only when this job made it.
+    """
+    if not items:
+        return set()
+    ops = [UpdateOne({"_id": doc["_id"], "account_id": account_id}, update, upsert=True) if upsert
+           else InsertOne(doc) for doc, update, upsert in items]
+    try:
+        upserted, errors = set(collection.bulk_write(ops, ordered=False).upserted_ids), []
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        upserted = {u["index"] for u in exc.details.get("upserted", [])}
+    there = {e["index"] for e in errors}
+    created = {i for i, (_, _, upsert) in enumerate(items) if (i in upserted if upsert else i not in there)}
+    if there:
+        ids = [items[i][0]["_id"] for i in there]
+        made = {d["_id"] for d in collection.find({"_id": {"$in": ids}, "account_id": account_id,
+                                                   "created_by_import": job_id}, {"_id": 1})}
+        created |= {i for i in there if items[i][0]["_id"] in made}
+        updates = [({"_id": items[i][0]["_id"], "account_id": account_id},
+                    {k: v for k, v in items[i][1].items() if k != "$setOnInsert"}) for i in sorted(there)]
+        write_ops(collection, [UpdateOne(where, update) for where, update in updates if update])
+    return created

@@ -52,9 +52,12 @@ class Claims:
 
     def __init__(self, db: Database, account_id: ObjectId, job_id: ObjectId, now):
         self.db, self.account_id, self.job_id, self.now = db, account_id, job_id, now
+        self.needed = True  # False while no other import of the account runs (importers.py)
 
     def take(self, wanted: dict[tuple[str, str], tuple[ObjectId, ObjectId | None]]) -> dict[tuple[str, str], Claim]:
         """Claim each (kind, key) for (record id, owner); returns the claim that stands for each key."""
+        if not self.needed:
+            return {key: Claim(record_id, owner, True) for key, (record_id, owner) in wanted.items()}
         standing: dict[tuple[str, str], Claim] = {}
         pending = dict(wanted)
         for _ in range(CLAIM_ROUNDS):
@@ -98,7 +101,8 @@ class Claims:
 
     def release(self) -> None:
         """Every claim of this job: its writes are done (or it stops), others may decide again."""
-        self.db[IMPORT_CLAIMS].delete_many({"account_id": self.account_id, "job_id": self.job_id})
+        if self.needed:
+            self.db[IMPORT_CLAIMS].delete_many({"account_id": self.account_id, "job_id": self.job_id})
 
     def _insert(self, pending: dict) -> set:
         keys = list(pending)

@@ -13,7 +13,15 @@ from pymongo import UpdateOne
 from crm_workers.adapters.mongo import CONTACTS, DEALS, IMPORT_UNDO
 from crm_workers.domain.currency import convert
 from crm_workers.domain.import_rows import ParsedRow
-from crm_workers.services.imports.changes import MISSING, added, changed, flatten, previous_of, write_ops
+from crm_workers.services.imports.changes import (
+    MISSING,
+    added,
+    changed,
+    create_records,
+    flatten,
+    previous_of,
+    write_ops,
+)
 from crm_workers.services.imports.matching import Group, group_rows, settle
 from crm_workers.services.imports.writer import ChunkOutcome, ImportRun, count_written, keep_previous, owners_allowed
 from crm_workers.services.stage_events import run_stage_hooks
@@ -81,14 +89,19 @@ def _values(run: ImportRun, g: Group, contacts: dict):
     return values, ([contacts[email]] if email else []), run.lookups.tag_ids(row.tags)
 
 
-def _create(run: ImportRun, values: dict, contact_ids: list, tag_ids: list, ts) -> dict:
+def _create(run: ImportRun, g: Group, values: dict, contact_ids: list, tag_ids: list, ts) -> tuple[dict, dict, bool]:
+    """The new deal as a document, and as an upsert for when the record may exist (see create_records)."""
     on_insert = {"stage_entered_at": ts, "source": "import", "created_by_import": run.job_id, "created_at": ts}
     if "status" not in values:
         on_insert["status"] = "open"
     if run.owner and "owner" not in values:
         on_insert["owner"] = run.owner
-    return {"$set": {**values, "import_id": run.job_id, "updated_at": ts}, "$setOnInsert": on_insert,
-            "$addToSet": {"contacts": {"$each": contact_ids}, "tags": {"$each": tag_ids}}}
+    looked_up = {k: v for k, v in values.items() if "." not in k}  # values also holds the record, flattened
+    doc = {"_id": g.record_id, "account_id": run.account_id, **g.merged.record, **looked_up, **on_insert,
+           "contacts": contact_ids, "tags": tag_ids, "import_id": run.job_id, "updated_at": ts}
+    update = {"$set": {**values, "import_id": run.job_id, "updated_at": ts}, "$setOnInsert": on_insert,
+              "$addToSet": {"contacts": {"$each": contact_ids}, "tags": {"$each": tag_ids}}}
+    return doc, update, g.into is not None
 
 
 def _update(run: ImportRun, found: dict, values: dict, contact_ids: list, tag_ids: list, ts):
@@ -109,7 +122,7 @@ def _update(run: ImportRun, found: dict, values: dict, contact_ids: list, tag_id
 
 def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
     out = ChunkOutcome()
-    try:
+    with run.chunk():
         groups = group_rows(owners_allowed(run, rows, out), deal_keys, run.job_id, out)
         out.merged = sum(len(g.rows) - 1 for g in groups)
         contacts = _contacts_by_email(run, groups)
@@ -125,8 +138,7 @@ def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
             values, contact_ids, tag_ids = resolved
             written.append(g)
             if g.found is None:
-                creates.append(UpdateOne({"_id": g.record_id, "account_id": run.account_id},
-                                         _create(run, values, contact_ids, tag_ids, ts), upsert=True))
+                creates.append(_create(run, g, values, contact_ids, tag_ids, ts))
                 creating.append((g, values["stage_id"]))
                 continue
             update, previous = _update(run, g.found, values, contact_ids, tag_ids, ts)
@@ -139,11 +151,9 @@ def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
                 entered.append((g.found["_id"], g.found.get("stage_id"), values["stage_id"]))
         write_ops(run.db[IMPORT_UNDO], undo_ops)  # before the writes they describe
         write_ops(run.db[DEALS], updates)
-        created_at = write_ops(run.db[DEALS], creates)
+        created_at = create_records(run.db[DEALS], run.account_id, run.job_id, creates)
         count_written(run, out, written, [g for g, _ in creating], created_at)
         entered += [(g.record_id, None, stage) for i, (g, stage) in enumerate(creating) if i in created_at]
-    finally:
-        run.claims.release()
     if run.run_automations and entered:  # off by default: a migration must not fire every webhook by surprise
         run_stage_hooks(run.db, run.account_id, entered, run.job_id)
     return out

@@ -8,13 +8,12 @@ at once make one.
 from __future__ import annotations
 
 from bson import ObjectId
-from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from crm_workers.adapters.mongo import CASE_INSENSITIVE, CONTACTS, PIPELINES, STAGES, TAGS, oid
 from crm_workers.domain.ids import stable_id
-from crm_workers.services.imports.changes import write_ops
+from crm_workers.services.imports.changes import create_records
 from crm_workers.services.imports.claims import Claims, claim_kind
 
 
@@ -89,15 +88,15 @@ class Lookups:
         for name in names:
             if name.lower() in self._businesses:
                 continue
-            record_id = standing[(kind, name.lower())].record_id  # ours, or the one another import is making
+            claim = standing[(kind, name.lower())]  # ours, or the one another import is making right now
             doc = {"type": "business", "name": name, "tags": [], "source": "import", "import_id": self.job_id,
                    "created_by_import": self.job_id, "created_at": ts, "updated_at": ts}
             if owner:
                 doc["owner"] = owner
-            ops.append(UpdateOne({"_id": record_id, "account_id": self.account_id}, {"$setOnInsert": doc},
-                                 upsert=True))
-            self._businesses[name.lower()] = record_id
-        write_ops(self.db[CONTACTS], ops)
+            ops.append(({"_id": claim.record_id, "account_id": self.account_id, **doc}, {"$setOnInsert": doc},
+                        not claim.ours))
+            self._businesses[name.lower()] = claim.record_id
+        create_records(self.db[CONTACTS], self.account_id, self.job_id, ops)
 
     def pipeline(self, ref: str, *, create: bool = False) -> dict | None:
         """The pipeline with this id or name (case-insensitive); created when asked and missing."""

@@ -203,7 +203,7 @@ def settle(run: ImportRun, groups: list[Group], collection: str, noun: str, out:
     claim(run, pending, noun, out)
     pending = [g for g in pending if not g.dropped]
     # What another import wrote (and released) between our first read and our claim is visible now.
-    fresh = [g for g in pending if g.found is None and g.keys]
+    fresh = [g for g in pending if g.found is None and g.keys] if run.claims.needed else []
     if fresh:
         candidates = read_records(run, collection, [k for g in fresh for k in g.keys])
         into = [g.into.record_id for g in fresh if g.into]

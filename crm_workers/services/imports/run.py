@@ -15,6 +15,7 @@ from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import Progress, now
 from crm_workers.services.imports.claims import Claims
 from crm_workers.services.imports.deal_writer import write_deals
+from crm_workers.services.imports.importers import Importers
 from crm_workers.services.imports.lookups import Lookups
 from crm_workers.services.imports.writer import ImportRun, write_contacts
 from crm_workers.services.visibility import job_principal, restricted_to, visible
@@ -85,9 +86,21 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
                      day_first=state["day_first"], contact_type=options.get("type", "person"),
                      default_pipeline=options.get("pipeline"))
     run = _import_run(db, settings, job, prefs)
-    counts = state["counts"]
-    write = write_contacts if entity == "contact" else write_deals
-    for chunk in chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=state["rows_done"]):
+    run.importers.join()  # from here on, other imports of the account claim what they write (importers.py)
+    try:
+        _write_chunks(db, settings, job, open_file, info, ctx, run, progress)
+    finally:
+        run.importers.leave()
+    return _finish(db, job, info, mapping, ignored, state["counts"], entity, rows=progress.total)
+
+
+def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowContext, run: ImportRun,
+                  progress: Progress) -> None:
+    """Each chunk parsed, written and counted; the counts and the row reached saved after each one."""
+    account_id, options, counts = job["account_id"], job["params"].get("options") or {}, progress.state["counts"]
+    write = write_contacts if ctx.entity == "contact" else write_deals
+    for chunk in chunks(open_file, info, chunk_rows=settings.import_chunk_rows,
+                        start_after=progress.state["rows_done"]):
         parsed = [parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
                   for n, values in chunk if any(str(v).strip() for v in values)]
         counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
@@ -103,7 +116,6 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
         progress.set(processed=chunk[-1][0] - 1, succeeded=counts["created"] + counts["updated"],
                      failed=counts["failed"])
         progress.save_state(rows_done=chunk[-1][0] - 1, counts=counts)  # also the cancellation checkpoint
-    return _finish(db, job, info, mapping, ignored, counts, entity, rows=progress.total)
 
 
 def _import_run(db: Database, settings, job: dict, prefs: dict) -> ImportRun:
@@ -115,12 +127,13 @@ def _import_run(db: Database, settings, job: dict, prefs: dict) -> ImportRun:
     owner = restricted or oid(options.get("owner"))
     default_currency = prefs.get("currency") or settings.base_currency
     claims = Claims(db, account_id, job["_id"], now)
+    importers = Importers(db, account_id, job["_id"], now)
     lookups = Lookups(db, account_id, job["_id"], now, claims=claims, visible=visible(db, principal),
                       restricted_uid=restricted, currency=default_currency)
     return ImportRun(db=db, account_id=account_id, job_id=job["_id"], principal=principal,
                      dedupe=options.get("dedupe", "email"), mode=options.get("mode", "upsert"), owner=owner,
                      base_currency=settings.base_currency, default_currency=default_currency, lookups=lookups,
-                     claims=claims, now=now, run_automations=bool(options.get("run_automations")),
+                     claims=claims, importers=importers, now=now, run_automations=bool(options.get("run_automations")),
                      create_missing=bool(options.get("create_missing")), default_pipeline=options.get("pipeline"))
 
 

@@ -7,6 +7,8 @@ what the last attempt wrote and neither creates a second record nor changes anyt
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bson import ObjectId
@@ -17,8 +19,17 @@ from crm_workers.adapters.mongo import CONTACTS, IMPORT_UNDO
 from crm_workers.domain.import_rows import ParsedRow
 from crm_workers.domain.principal import Principal
 from crm_workers.services import visibility
-from crm_workers.services.imports.changes import MISSING, added, changed, flatten, previous_of, write_ops
+from crm_workers.services.imports.changes import (
+    MISSING,
+    added,
+    changed,
+    create_records,
+    flatten,
+    previous_of,
+    write_ops,
+)
 from crm_workers.services.imports.claims import Claims
+from crm_workers.services.imports.importers import Importers
 from crm_workers.services.imports.lookups import Lookups
 from crm_workers.services.imports.matching import Group, group_rows, settle
 
@@ -38,6 +49,7 @@ class ImportRun:
     default_currency: str
     lookups: Lookups
     claims: Claims
+    importers: Importers
     now: object
     run_automations: bool = False
     create_missing: bool = False  # deals: pipelines and stages the file names are created
@@ -52,6 +64,17 @@ class ImportRun:
 
     def can_see(self, record: dict) -> bool:
         return visibility.can_see(self.db, self.principal, record)
+
+    @contextmanager
+    def chunk(self) -> Iterator[None]:
+        """One chunk's decisions and writes: claimed when another import of the account runs, and its
+        claims released (and that known to the others) however it ends."""
+        self.claims.needed = not self.importers.alone()
+        try:
+            yield
+        finally:
+            self.claims.release()
+            self.importers.ack()
 
 
 @dataclass
@@ -137,21 +160,25 @@ def _update(run: ImportRun, g: Group, tag_ids: list, business_ids: list, ts) -> 
     return update, previous
 
 
-def _create(run: ImportRun, g: Group, tag_ids: list, business_ids: list, ts) -> dict:
-    record = g.merged.record
+def _create(run: ImportRun, g: Group, tag_ids: list, business_ids: list, ts) -> tuple[dict, dict, bool]:
+    """The new contact as a document, and as an upsert for when the record may exist (see create_records)."""
+    record, person = g.merged.record, g.merged.record.get("type") == "person"
+    doc = {"_id": g.record_id, "account_id": run.account_id, **record, "tags": tag_ids, "source": "import",
+           "import_id": run.job_id, "created_by_import": run.job_id, "created_at": ts, "updated_at": ts}
     on_insert = {"source": "import", "created_by_import": run.job_id, "created_at": ts}
+    if person:
+        doc["businesses"] = business_ids
     if run.owner and "owner" not in record:
-        on_insert["owner"] = run.owner
-    add = {"tags": {"$each": tag_ids}}
-    if record.get("type") == "person":
-        add["businesses"] = {"$each": business_ids}
-    return {"$set": {**flatten(record), "import_id": run.job_id, "updated_at": ts}, "$setOnInsert": on_insert,
-            "$addToSet": add}
+        doc["owner"] = on_insert["owner"] = run.owner
+    add = {"tags": {"$each": tag_ids}} | ({"businesses": {"$each": business_ids}} if person else {})
+    update = {"$set": {**flatten(record), "import_id": run.job_id, "updated_at": ts}, "$setOnInsert": on_insert,
+              "$addToSet": add}
+    return doc, update, g.into is not None
 
 
 def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
     out = ChunkOutcome()
-    try:
+    with run.chunk():
         groups = group_rows(owners_allowed(run, rows, out), lambda r: contact_keys(run, r), run.job_id, out)
         out.merged = sum(len(g.rows) - 1 for g in groups)
         # Every name of the chunk resolved at once (one query, one write for what is missing).
@@ -165,8 +192,7 @@ def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
             person = g.merged.record.get("type") == "person"
             business_ids = run.lookups.business_ids(g.merged.businesses, owner=run.owner) if person else []
             if g.found is None:
-                creates.append(UpdateOne({"_id": g.record_id, "account_id": run.account_id},
-                                         _create(run, g, tag_ids, business_ids, ts), upsert=True))
+                creates.append(_create(run, g, tag_ids, business_ids, ts))
                 creating.append(g)
                 continue
             update, previous = _update(run, g, tag_ids, business_ids, ts)
@@ -177,7 +203,6 @@ def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
             updates.append(UpdateOne({"_id": g.found["_id"], "account_id": run.account_id}, update))
         write_ops(run.db[IMPORT_UNDO], undo_ops)  # before the writes they describe
         write_ops(run.db[CONTACTS], updates)
-        count_written(run, out, groups, creating, write_ops(run.db[CONTACTS], creates))
-    finally:
-        run.claims.release()
+        count_written(run, out, groups, creating, create_records(run.db[CONTACTS], run.account_id, run.job_id,
+                                                                 creates))
     return out
