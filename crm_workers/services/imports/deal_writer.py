@@ -143,7 +143,7 @@ def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
                 continue
             update, previous = _update(run, g.found, values, contact_ids, tag_ids, ts)
             if update is None:
-                out.unchanged += len(g.rows)
+                g.unchanged = True
                 continue
             keep_previous(run, undo_ops, DEALS, g.found, previous, ts)
             updates.append(UpdateOne({"_id": g.found["_id"], "account_id": run.account_id}, update))

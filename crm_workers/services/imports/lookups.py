@@ -27,11 +27,12 @@ def _first_spellings(names: list[str], known: dict) -> list[str]:
 
 
 class Lookups:
-    def __init__(self, db: Database, account_id: ObjectId, job_id: ObjectId, now, *, claims: Claims,
+    def __init__(self, db: Database, account_id: ObjectId, job_id: ObjectId, now, *, claims: Claims | None = None,
                  visible: dict | None = None, restricted_uid: ObjectId | None = None,
                  currency: str | None = None):
         self.db, self.account_id, self.job_id, self.now = db, account_id, job_id, now
-        self.claims = claims
+        # Tags need no claims (their names are a unique index); other jobs (bulk update, automations) use tags only.
+        self.claims = claims or Claims(db, account_id, job_id, now)
         self.visible = visible or {}  # businesses are found among the records the caller may see
         self.restricted_uid = restricted_uid
         self.currency = currency  # of a pipeline the import creates

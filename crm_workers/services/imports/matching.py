@@ -38,6 +38,7 @@ class Group:
     into: Claim | None = None  # or the record another import is creating with its key right now
     claimed: list[tuple[str, str]] = field(default_factory=list)
     dropped: bool = False
+    unchanged: bool = False  # the record found already held every value
 
     @property
     def record_id(self) -> ObjectId:

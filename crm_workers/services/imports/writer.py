@@ -105,6 +105,7 @@ def count_written(run: ImportRun, out: ChunkOutcome, groups: list[Group], creati
             out.updated += len(g.rows) - 1
         elif g.found is not None:
             out.updated += len(g.rows)
+            out.unchanged += len(g.rows) if g.unchanged else 0
     for i, g in enumerate(creating):
         created = i in created_at
         out.created += created
@@ -197,7 +198,7 @@ def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
                 continue
             update, previous = _update(run, g, tag_ids, business_ids, ts)
             if update is None:
-                out.unchanged += len(g.rows)
+                g.unchanged = True
                 continue
             keep_previous(run, undo_ops, CONTACTS, g.found, previous, ts)
             updates.append(UpdateOne({"_id": g.found["_id"], "account_id": run.account_id}, update))
