@@ -27,6 +27,7 @@ QUEUES = "queues"
 IDEMPOTENCY_KEYS = "crm.idempotency_keys"
 IMPORT_UNDO = "crm.import.undo"
 IMPORT_ERRORS = "crm.import.errors"
+IMPORT_CLAIMS = "crm.import.claims"
 PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
 PUBSUB_ATTEMPTS = "crm.pubsub.attempts"
 PUBSUB_STATS = "crm.pubsub.stats"
@@ -87,6 +88,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("import_id", ASCENDING)),
         _ix(A, ("created_by_import", ASCENDING)),
         _ix(A, ("businesses", ASCENDING)),
+        _ix(A, ("external_id", ASCENDING)),
     ],
     DEALS: [
         _ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING)),
@@ -95,6 +97,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("contacts", ASCENDING)),
         _ix(A, ("import_id", ASCENDING)),
         _ix(A, ("created_by_import", ASCENDING)),
+        _ix(A, ("external_id", ASCENDING)),
     ],
     PIPELINES: [_ix(A, ("name", ASCENDING))],
     STAGES: [_ix(A, ("pipeline_id", ASCENDING), ("position", ASCENDING))],
@@ -129,6 +132,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     # failed attempts by message id (`_id`), kept as long as Pub/Sub keeps an unacked message
     PUBSUB_ATTEMPTS: [_ix(("failed_at", ASCENDING), expireAfterSeconds=7 * 24 * 3600)],
     IMPORT_ERRORS: [_ix(A, ("job_id", ASCENDING), ("row", ASCENDING), unique=True)],
+    # What imports running at once are writing (services/imports/claims.py): one claim per key.
+    IMPORT_CLAIMS: [
+        _ix(A, ("kind", ASCENDING), ("key", ASCENDING), unique=True),
+        _ix(A, ("job_id", ASCENDING)),
+        _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
+    ],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),

@@ -19,6 +19,8 @@ class ImportOptions(Strict):
     mode: Literal["upsert", "create", "update"] = "upsert"
     tags: list[str] = Field(default_factory=list, max_length=50)
     owner: str | None = None
+    pipeline: str | None = Field(default=None, min_length=1, max_length=200)  # deals: name or id, for rows naming none
+    create_missing: bool = False  # deals: create the pipelines and stages the file names
     country: str | None = Field(default=None, min_length=2, max_length=2)
     run_automations: bool = False
     type: Literal["person", "business"] = "person"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from bson import ObjectId
@@ -17,8 +18,25 @@ from crm_workers.domain.values import (
     split_list,
 )
 
-DEAL_STATUSES = {"open": "open", "won": "won", "lost": "lost", "closed won": "won", "closed lost": "lost",
-                 "closedwon": "won", "closedlost": "lost"}
+# Deal statuses as systems write them, letters only (`Closed Won`, `closed-lost`, `WON`…).
+DEAL_STATUSES = {"open": "open", "won": "won", "lost": "lost", "closedwon": "won", "closedlost": "lost"}
+#: Stage names that say how the deal ended (HubSpot, Salesforce, Zoho), for rows that give no status.
+ENDING_STAGES = {"closedwon": "won", "won": "won", "closedlost": "lost", "lost": "lost"}
+EXTERNAL_ID_MAX = 200
+
+
+def _letters(text) -> str:
+    return re.sub(r"[^a-z]", "", str(text).lower())
+
+
+def _external_id(value) -> str:
+    """An id from another system as text (a spreadsheet's 1832.0 is 1832)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if len(text) > EXTERNAL_ID_MAX:
+        raise ValueError(f"an id longer than {EXTERNAL_ID_MAX} characters")
+    return text
 
 
 @dataclass
@@ -31,6 +49,7 @@ class RowContext:
     country: str | None
     day_first: dict[str, bool] = field(default_factory=dict)  # header -> True when the column is d/m/y
     contact_type: str = "person"
+    default_pipeline: str | None = None  # deals: options.pipeline, for rows that name none
 
 
 @dataclass
@@ -40,7 +59,7 @@ class ParsedRow:
     record: dict = field(default_factory=dict)  # standard fields, "address" and "custom_fields" nested
     tags: list[str] = field(default_factory=list)
     businesses: list[str] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)  # deal-only lookups: pipeline, stage, currency, contact_email
+    extra: dict = field(default_factory=dict)  # deal-only lookups: pipeline, stage, amount, currency, contact_email
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -110,8 +129,10 @@ def _parse_cell(ctx: RowContext, parsed: ParsedRow, header: str, target: str, va
         if len(code) != 3 or not code.isalpha():
             raise ValueError("not a currency code (like USD)")
         parsed.extra["currency"] = code
+    elif target == "external_id":
+        parsed.record["external_id"] = _external_id(text)
     elif target == "status":
-        status = DEAL_STATUSES.get(str(text).lower())
+        status = DEAL_STATUSES.get(_letters(text))
         if status is None:
             raise ValueError("status must be open, won or lost")
         parsed.record["status"] = status
@@ -168,20 +189,26 @@ def _complete_contact(ctx: RowContext, parsed: ParsedRow) -> None:
 
 
 def _complete_deal(ctx: RowContext, parsed: ParsedRow) -> None:
+    """A deal needs a name and a pipeline; its status, when the row gives none, may come from its stage.
+
+    No default status here: a new deal is `open` (the writer says so), an updated one keeps its own.
+    """
     if not parsed.record.get("name"):
         parsed.errors.append(f"row {parsed.row}: a deal needs a name")
-    if not parsed.extra.get("pipeline"):
-        parsed.errors.append(f"row {parsed.row}: a deal needs a pipeline")
-    parsed.record.setdefault("status", "open")
+    if not parsed.extra.get("pipeline") and not ctx.default_pipeline:
+        parsed.errors.append(f"row {parsed.row}: a deal needs a pipeline (a column, or options.pipeline)")
+    if "status" not in parsed.record and (ending := ENDING_STAGES.get(_letters(parsed.extra.get("stage", "")))):
+        parsed.record["status"] = ending
 
 
 def merge_into(target: ParsedRow, other: ParsedRow) -> None:
-    """A later row with the same dedupe key: its non-empty values win, tags and businesses add up."""
+    """A later row with the same key: its non-empty values win, tags and businesses add up."""
     for key, value in other.record.items():
         if isinstance(value, dict):
             target.record.setdefault(key, {}).update(value)
         else:
             target.record[key] = value
+    target.extra.update(other.extra)
     for tag in other.tags:
         if tag.lower() not in {t.lower() for t in target.tags}:
             target.tags.append(tag)

@@ -17,7 +17,7 @@ from crm_workers.settings import Settings
 
 S = JobStatus
 ALLOWED = {
-    (S.QUEUED, S.RUNNING), (S.QUEUED, S.CANCELLED),
+    (S.QUEUED, S.RUNNING), (S.QUEUED, S.CANCELLED), (S.QUEUED, S.FAILED),  # failed: a job that can never run
     (S.RUNNING, S.COMPLETED), (S.RUNNING, S.FAILED), (S.RUNNING, S.CANCELLED), (S.RUNNING, S.QUEUED),
     (S.FAILED, S.QUEUED),
 }

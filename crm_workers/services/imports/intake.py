@@ -12,12 +12,13 @@ from typing import BinaryIO
 from bson import ObjectId
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import FIELDS
+from crm_workers.adapters.mongo import CASE_INSENSITIVE, FIELDS, PIPELINES, oid
 from crm_workers.adapters.storage import safe_name
 from crm_workers.domain.headers import targets_for
 from crm_workers.domain.principal import Principal
-from crm_workers.errors import BadRequest, NotFound, TooLarge, UnsupportedType
+from crm_workers.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedType
 from crm_workers.services.job_submission import submit_job
+from crm_workers.services.visibility import restricted_to
 
 UPLOAD_TYPES = {".csv", ".tsv", ".txt", ".xlsx"}
 ENTITY_JOB = {"contact": "contacts.import", "deal": "deals.import"}
@@ -40,7 +41,31 @@ def check_mapping(db: Database, account_id: ObjectId, entity: str, options: dict
                              details={"field": f"options.mapping.{header}", "targets": sorted(valid)})
 
 
+def check_rights_and_pipeline(db: Database, principal: Principal, entity: str, options: dict) -> None:
+    """A user limited to their own records imports for themselves only (403); a deals import's pipeline
+    exists, or is a name to create (400 naming the field)."""
+    uid = restricted_to(db, principal)
+    if uid is not None and options.get("owner") not in (None, str(uid)):
+        raise Forbidden("under owner-only visibility you can only import records you own",
+                        details={"field": "options.owner"})
+    if entity != "deal":
+        for key in ("pipeline", "create_missing"):
+            if options.get(key):
+                raise BadRequest(f"options.{key} is for deals imports", details={"field": f"options.{key}"})
+        return
+    ref = (options.get("pipeline") or "").strip()
+    if not ref:
+        return
+    account_id = principal.account_id
+    found = (oid(ref) and db[PIPELINES].find_one({"_id": oid(ref), "account_id": account_id}, {"_id": 1})) or \
+        db[PIPELINES].find_one({"account_id": account_id, "name": ref}, {"_id": 1}, collation=CASE_INSENSITIVE)
+    if not found and (oid(ref) or not options.get("create_missing")):
+        hint = "" if oid(ref) else " (set create_missing to create it)"
+        raise BadRequest(f"no pipeline {ref!r}{hint}", details={"field": "options.pipeline"})
+
+
 def _submit(db, broker, principal, entity, source: dict, options: dict, idempotency_key) -> dict:
+    check_rights_and_pipeline(db, principal, entity, options)
     return submit_job(db, broker, principal, ENTITY_JOB[entity], {"entity": entity, "source": source,
                                                                     "options": options},
                       idempotency_key=idempotency_key)

@@ -14,8 +14,12 @@ from crm_workers.domain.matching import Matching, date_warnings, match_columns
 from crm_workers.domain.values import numeric_date_order
 from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import Progress, now
+from crm_workers.services.imports.claims import Claims
+from crm_workers.services.imports.deal_writer import write_deals
+from crm_workers.services.imports.importers import Importers
 from crm_workers.services.imports.lookups import Lookups
-from crm_workers.services.imports.writer import ImportRun, write_contacts, write_deals
+from crm_workers.services.imports.writer import ImportRun, write_contacts
+from crm_workers.services.visibility import job_principal, restricted_to, visible
 
 ERRORS_KEPT_IN_RESULT = 100
 DATE_TARGETS = {"expected_close_date"}
@@ -93,45 +97,76 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
                             counts={"created": 0, "updated": 0, "skipped": 0, "failed": 0, "merged": 0})
     warnings = info.warnings() + matching.warnings + date_warnings(state["day_first"])
     ctx = RowContext(entity=entity, mapping=mapping, fields=fields, country=country,
-                     day_first=state["day_first"], contact_type=options.get("type", "person"))
-    run = ImportRun(db=db, account_id=account_id, job_id=job["_id"], dedupe=options.get("dedupe", "email"),
-                    mode=options.get("mode", "upsert"), owner=oid(options.get("owner")),
-                    base_currency=settings.base_currency,
-                    default_currency=prefs.get("currency") or settings.base_currency,
-                    lookups=Lookups(db, account_id, job["_id"], now), now=now,
-                    run_automations=bool(options.get("run_automations")),
-                    rates=load_rates(settings.rates_file or None))
-    counts = state["counts"]
-    write = write_contacts if entity == "contact" else write_deals
-    done = state["rows_done"]
+                     day_first=state["day_first"], contact_type=options.get("type", "person"),
+                     default_pipeline=options.get("pipeline"))
+    run = _import_run(db, settings, job, prefs)
+    run.importers.join()  # from here on, other imports of the account claim what they write (importers.py)
+    try:
+        _write_chunks(db, settings, job, open_file, info, ctx, run, progress)
+    finally:
+        run.importers.leave()
+    ignored = [h for h in info.headers if h not in mapping]
+    if unlinked := state["counts"].get("unlinked"):
+        warnings.append(f"{unlinked} rows name a contact_email that no contact you can see has: imported "
+                        "without the link")
+    return _finish(db, job, info, mapping, ignored, state["counts"], entity, rows=progress.total,
+                   warnings=warnings, matches=matching.matches)
+
+
+def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowContext, run: ImportRun,
+                  progress: Progress) -> None:
+    """Each chunk parsed, written and counted; the counts and the data rows reached saved after each one."""
+    account_id, options, counts = job["account_id"], job["params"].get("options") or {}, progress.state["counts"]
+    write = write_contacts if ctx.entity == "contact" else write_deals
+    done = progress.state["rows_done"]
     for chunk in _readable(chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=done)):
         parsed = [parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
                   for n, values in chunk if any(str(v).strip() for v in values)]
         counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
         outcome = write(run, [p for p in parsed if p.ok])
         failed = [(p, p.error_text()) for p in parsed if not p.ok] + outcome.failed
-        _record_failures(db, account_id, job["_id"], failed + outcome.skipped)
+        _record_failures(db, account_id, job["_id"], failed, outcome.skipped)
         counts["created"] += outcome.created
         counts["updated"] += outcome.updated
         counts["skipped"] += len(outcome.skipped)
         counts["failed"] += len(failed)
         counts["merged"] += outcome.merged
+        counts["unchanged"] = counts.get("unchanged", 0) + outcome.unchanged
+        counts["unlinked"] = counts.get("unlinked", 0) + outcome.unlinked
         done += len(chunk)  # data rows, not row numbers: blank lines and a preamble are numbered, not counted
         progress.set(processed=done, succeeded=counts["created"] + counts["updated"], failed=counts["failed"])
         progress.save_state(rows_done=done, counts=counts)  # also the cancellation checkpoint
-    ignored = [h for h in info.headers if h not in mapping]
-    return _finish(db, job, info, mapping, ignored, counts, entity, rows=progress.total,
-                   warnings=warnings, matches=matching.matches)
 
 
-def _record_failures(db: Database, account_id, job_id, failures) -> None:
-    if failures:
+def _import_run(db: Database, settings, job: dict, prefs: dict) -> ImportRun:
+    """The writer's view of the import: for whom (their visibility as when they asked), how, and its claims."""
+    account_id, options = job["account_id"], job["params"].get("options") or {}
+    principal = job_principal(db, job)
+    restricted = restricted_to(db, principal)
+    # A user limited to their own records owns what they import (intake refuses another owner).
+    owner = restricted or oid(options.get("owner"))
+    default_currency = prefs.get("currency") or settings.base_currency
+    claims = Claims(db, account_id, job["_id"], now)
+    importers = Importers(db, account_id, job["_id"], now)
+    lookups = Lookups(db, account_id, job["_id"], now, claims=claims, visible=visible(db, principal),
+                      restricted_uid=restricted, currency=default_currency)
+    return ImportRun(db=db, account_id=account_id, job_id=job["_id"], principal=principal,
+                     dedupe=options.get("dedupe", "email"), mode=options.get("mode", "upsert"), owner=owner,
+                     base_currency=settings.base_currency, default_currency=default_currency, lookups=lookups,
+                     claims=claims, importers=importers, now=now, run_automations=bool(options.get("run_automations")),
+                     create_missing=bool(options.get("create_missing")), default_pipeline=options.get("pipeline"),
+                     rates=load_rates(settings.rates_file or None))
+
+
+def _record_failures(db: Database, account_id, job_id, failed, skipped) -> None:
+    rows = [(p, reason, "failed") for p, reason in failed] + [(p, reason, "skipped") for p, reason in skipped]
+    if rows:
         db[IMPORT_ERRORS].bulk_write([
             UpdateOne({"account_id": account_id, "job_id": job_id, "row": p.row},
                       {"$set": {"values": [v if isinstance(v, str) else str(v) for v in p.values], "error": reason,
-                                "kind": "skipped" if "exists" in reason or "to update" in reason else "failed"}},
+                                "kind": kind}},
                       upsert=True)
-            for p, reason in failures], ordered=False)
+            for p, reason, kind in rows], ordered=False)
 
 
 def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows, warnings=(), matches=None
@@ -145,6 +180,7 @@ def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, 
     result = {
         "counts": {k: counts[k] for k in ("created", "updated", "skipped", "failed")},
         "merged_duplicates": counts["merged"],
+        "unchanged": counts.get("unchanged", 0),
         "businesses_created": businesses,
         "rows": rows,
         "headers": info.headers,

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import CONTACTS, DEALS, IMPORT_UNDO, QUEUES, TAGS, id_batches
+from crm_workers.adapters.mongo import (
+    AUTOMATIONS,
+    CONTACTS,
+    DEALS,
+    IMPORT_UNDO,
+    PIPELINES,
+    QUEUES,
+    STAGES,
+    TAGS,
+    id_batches,
+)
 from crm_workers.jobs import Progress, mark_undone
 
 LISTED_MAX = 100
@@ -61,6 +71,7 @@ def undo_import(db: Database, account_id, import_job_id, progress: Progress, *, 
                      for c in (CONTACTS, DEALS))
         if not in_use:
             db[TAGS].delete_one({"_id": tag["_id"], "account_id": account_id})
+    _remove_unused_structure(db, account_id, import_job_id)
     mark_undone(db, account_id, import_job_id)
     # The same words as every undo's result (restored, not_restored with reasons), besides the counts above.
     not_restored = [{"collection": ref.split(":", 1)[0], "id": ref.split(":", 1)[1], "code": "changed_since",
@@ -68,3 +79,18 @@ def undo_import(db: Database, account_id, import_job_id, progress: Progress, *, 
     return {"import_job_id": str(import_job_id), **counts, "left_changed_records": left,
             "not_restored": not_restored, "not_restored_count": counts["left_changed"],
             "complete": counts["left_changed"] == 0}
+
+
+
+def _remove_unused_structure(db: Database, account_id, import_job_id) -> None:
+    """Stages and pipelines the import created (`create_missing`), unless something uses them now."""
+    for stage in db[STAGES].find({"account_id": account_id, "created_by_import": import_job_id}, {"_id": 1}):
+        used = any(db[c].find_one({"account_id": account_id, "stage_id": stage["_id"]}, {"_id": 1})
+                   for c in (DEALS, AUTOMATIONS))
+        if not used:
+            db[STAGES].delete_one({"_id": stage["_id"], "account_id": account_id})
+    for pipeline in db[PIPELINES].find({"account_id": account_id, "created_by_import": import_job_id}, {"_id": 1}):
+        used = any(db[c].find_one({"account_id": account_id, "pipeline_id": pipeline["_id"]}, {"_id": 1})
+                   for c in (DEALS, STAGES, AUTOMATIONS))
+        if not used:
+            db[PIPELINES].delete_one({"_id": pipeline["_id"], "account_id": account_id})

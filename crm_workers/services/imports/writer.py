@@ -1,26 +1,37 @@
-"""Writing one chunk of parsed import rows: dedupe, merge, bulk writes, and what undo will need.
+"""Writing one chunk of parsed contact rows: match, merge, bulk writes, and what undo will need.
 
-Every write is idempotent: a new record's `_id` comes from the job and its row, so a retried or resumed
-chunk finds (or collides with) what the last attempt wrote and never creates a second record.
+Every write is idempotent: a new record's `_id` comes from the job and its row and is written with an
+upsert, and a record found is changed only where its values differ, so a retried or resumed chunk finds
+what the last attempt wrote and neither creates a second record nor changes anything again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bson import ObjectId
-from pymongo import InsertOne, UpdateOne
+from pymongo import UpdateOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
 
-from crm_workers.adapters.mongo import CASE_INSENSITIVE, CONTACTS, DEALS, IMPORT_UNDO
-from crm_workers.domain.currency import convert
-from crm_workers.domain.ids import stable_id
-from crm_workers.domain.import_rows import ParsedRow, merge_into
+from crm_workers.adapters.mongo import CONTACTS, IMPORT_UNDO
+from crm_workers.domain.import_rows import ParsedRow
+from crm_workers.domain.principal import Principal
+from crm_workers.services import visibility
+from crm_workers.services.imports.changes import (
+    MISSING,
+    added,
+    changed,
+    create_records,
+    flatten,
+    previous_of,
+    write_ops,
+)
+from crm_workers.services.imports.claims import Claims
+from crm_workers.services.imports.importers import Importers
 from crm_workers.services.imports.lookups import Lookups
-from crm_workers.services.stage_events import run_stage_hooks
-
-DUPLICATE_KEY = 11000
+from crm_workers.services.imports.matching import Group, group_rows, settle
 
 
 @dataclass
@@ -30,182 +41,171 @@ class ImportRun:
     db: Database
     account_id: ObjectId
     job_id: ObjectId
+    principal: Principal  # who asked, with their visibility as it was then
     dedupe: str  # "email" | "phone" | "none"
     mode: str  # "upsert" | "create" | "update"
-    owner: ObjectId | None
+    owner: ObjectId | None  # of what the import creates (the caller's own uid when limited to their records)
     base_currency: str
     default_currency: str
     lookups: Lookups
+    claims: Claims
+    importers: Importers
     now: object
     run_automations: bool = False
     rates: dict | None = None  # units per USD (RATES_FILE); None: the shipped table
+    create_missing: bool = False  # deals: pipelines and stages the file names are created
+    default_pipeline: str | None = None  # deals: options.pipeline
+
+    @property
+    def restricted_uid(self) -> ObjectId | None:
+        return visibility.restricted_to(self.db, self.principal)
+
+    def visible_query(self) -> dict:
+        return visibility.visible(self.db, self.principal)
+
+    def can_see(self, record: dict) -> bool:
+        return visibility.can_see(self.db, self.principal, record)
+
+    @contextmanager
+    def chunk(self) -> Iterator[None]:
+        """One chunk's decisions and writes: claimed when another import of the account runs, and its
+        claims released (and that known to the others) however it ends."""
+        self.claims.needed = not self.importers.alone()
+        try:
+            yield
+        finally:
+            self.claims.release()
+            self.importers.ack()
 
 
 @dataclass
 class ChunkOutcome:
     created: int = 0
-    updated: int = 0
+    updated: int = 0  # matched and brought up to date, changed or not
+    unchanged: int = 0  # of those, the ones that already held every value
     skipped: list[tuple[ParsedRow, str]] = field(default_factory=list)
     failed: list[tuple[ParsedRow, str]] = field(default_factory=list)
     merged: int = 0
+    unlinked: int = 0  # deal rows imported without the contact their contact_email names (there is none)
 
 
-def _flatten(record: dict) -> dict:
-    out = {}
-    for key, value in record.items():
-        if key in ("address", "custom_fields") and isinstance(value, dict):
-            out.update({f"{key}.{k}": v for k, v in value.items()})
+def keep_previous(run: ImportRun, undo_ops: list, collection: str, found: dict, previous: dict, ts) -> None:
+    """What this import overwrites, kept once per record: the first write's "before" is the truth."""
+    if found.get("created_by_import") != run.job_id:
+        undo_ops.append(UpdateOne(
+            {"account_id": run.account_id, "job_id": run.job_id, "record_id": found["_id"]},
+            {"$setOnInsert": {"collection": collection, "previous": previous, "created_at": ts}}, upsert=True))
+
+
+def count_written(run: ImportRun, out: ChunkOutcome, groups: list[Group], creating: list[Group],
+                  created_at: set[int]) -> None:
+    """Rows counted by what happened to their record: created once, every other row an update."""
+    for g in groups:
+        created_before = g.found is not None and g.found.get("created_by_import") == run.job_id
+        if created_before and g.found["_id"] == g.new_id:  # by this chunk's previous attempt
+            out.created += 1
+            out.updated += len(g.rows) - 1
+        elif g.found is not None:
+            out.updated += len(g.rows)
+            out.unchanged += len(g.rows) if g.unchanged else 0
+    for i, g in enumerate(creating):
+        created = i in created_at
+        out.created += created
+        out.updated += len(g.rows) - created
+
+
+def owners_allowed(run: ImportRun, rows: list[ParsedRow], out: ChunkOutcome) -> list[ParsedRow]:
+    """A user limited to their own records may not give a record to someone else."""
+    uid = run.restricted_uid
+    if uid is None:
+        return rows
+    allowed = []
+    for row in rows:
+        if row.record.get("owner", uid) != uid:
+            out.failed.append((row, f"row {row.row}: you can only make records your own (owner {row.record['owner']})"))
         else:
-            out[key] = value
-    return out
+            allowed.append(row)
+    return allowed
 
 
-def _get_path(doc: dict, path: str):
-    for part in path.split("."):
-        if not isinstance(doc, dict) or part not in doc:
-            return {"$missing": True}
-        doc = doc[part]
-    return doc
-
-
-def _bulk(collection, ops) -> None:
-    if not ops:
-        return
-    try:
-        collection.bulk_write(ops, ordered=False)
-    except BulkWriteError as exc:
-        fatal = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-        if fatal:
-            raise
-        # Duplicate keys: these records were written by this job's previous attempt.
-
-
-def _dedupe_key(run: ImportRun, row: ParsedRow):
-    """The email or phone; for a business without one, its name; a row of its own otherwise."""
+def contact_keys(run: ImportRun, record: dict) -> list[tuple[str, str]]:
+    """How a contact is found: its id in the system it came from, then the dedupe key (email or phone,
+    the other one when the row lacks it), then a business's name."""
+    keys = [("external_id", record["external_id"])] if record.get("external_id") else []
     if run.dedupe != "none":
-        if row.record.get(run.dedupe):
-            return row.record[run.dedupe]
-        if row.record.get("type") == "business":
-            return ("business", row.record["name"].lower())
-    return ("row", row.row)
+        other = "phone" if run.dedupe == "email" else "email"
+        if record.get(run.dedupe) or record.get(other):
+            kind = run.dedupe if record.get(run.dedupe) else other
+            keys.append((kind, record[kind]))
+        elif record.get("type") == "business" and record.get("name"):
+            keys.append(("business", record["name"].strip().lower()))
+    return keys
+
+
+def _update(run: ImportRun, g: Group, tag_ids: list, business_ids: list, ts) -> tuple[dict | None, dict]:
+    found = g.found
+    sets = changed(found, {p: v for p, v in flatten(g.merged.record).items() if p != "type"})
+    new_tags = added(found, "tags", tag_ids)
+    new_businesses = added(found, "businesses", business_ids) if found.get("type", "person") == "person" else []
+    if not (sets or new_tags or new_businesses):
+        return None, {}
+    sets |= {"import_id": run.job_id, "updated_at": ts}
+    previous = previous_of(found, sets)
+    update: dict = {"$set": sets}
+    if new_tags or new_businesses:
+        update["$addToSet"] = {}
+    if new_tags:
+        update["$addToSet"]["tags"] = {"$each": new_tags}
+        previous["tags"] = found.get("tags", MISSING)
+    if new_businesses:
+        update["$addToSet"]["businesses"] = {"$each": new_businesses}
+        previous["businesses"] = found.get("businesses", MISSING)
+    return update, previous
+
+
+def _create(run: ImportRun, g: Group, tag_ids: list, business_ids: list, ts) -> tuple[dict, dict, bool]:
+    """The new contact as a document, and as an upsert for when the record may exist (see create_records)."""
+    record, person = g.merged.record, g.merged.record.get("type") == "person"
+    doc = {"_id": g.record_id, "account_id": run.account_id, **record, "tags": tag_ids, "source": "import",
+           "import_id": run.job_id, "created_by_import": run.job_id, "created_at": ts, "updated_at": ts}
+    on_insert = {"source": "import", "created_by_import": run.job_id, "created_at": ts}
+    if person:
+        doc["businesses"] = business_ids
+    if run.owner and "owner" not in record:
+        doc["owner"] = on_insert["owner"] = run.owner
+    add = {"tags": {"$each": tag_ids}} | ({"businesses": {"$each": business_ids}} if person else {})
+    update = {"$set": {**flatten(record), "import_id": run.job_id, "updated_at": ts}, "$setOnInsert": on_insert,
+              "$addToSet": add}
+    return doc, update, g.into is not None
 
 
 def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
     out = ChunkOutcome()
-    groups: dict[object, list[ParsedRow]] = {}
-    for row in rows:
-        groups.setdefault(_dedupe_key(run, row), []).append(row)
-    keys = [k for k in groups if not isinstance(k, tuple)]
-    existing: dict[object, dict] = {}
-    if keys:
-        for doc in run.db[CONTACTS].find({"account_id": run.account_id, run.dedupe: {"$in": keys}}).sort("_id", 1):
-            existing.setdefault(doc[run.dedupe], doc)
-    names = [k[1] for k in groups if isinstance(k, tuple) and k[0] == "business"]
-    if names:
-        for doc in run.db[CONTACTS].find({"account_id": run.account_id, "type": "business", "name": {"$in": names}},
-                                         collation=CASE_INSENSITIVE).sort("_id", 1):
-            existing.setdefault(("business", doc["name"].lower()), doc)
-    # Every name of the chunk resolved at once (one query, one write for what is missing).
-    run.lookups.tag_ids([t for r in rows for t in r.tags])
-    run.lookups.business_ids([b for r in rows for b in r.businesses], owner=run.owner)
-    ts = run.now()
-    undo_ops, write_ops = [], []
-    for key, group in groups.items():
-        merged = ParsedRow(row=group[0].row, values=group[0].values, record={}, tags=[])
-        for row in group:
-            merge_into(merged, row)
-        out.merged += len(group) - 1
-        new_id = stable_id(run.job_id, "row", group[0].row)
-        found = existing.get(key)
-        ours = found is not None and found.get("created_by_import") == run.job_id
-        if found is None and run.mode == "update":
-            out.skipped += [(r, f"row {r.row}: no contact with this {run.dedupe} to update") for r in group]
-            continue
-        if found is not None and not ours and run.mode == "create":
-            out.skipped += [(r, f"row {r.row}: a contact with this {run.dedupe} exists") for r in group]
-            continue
-        tag_ids = run.lookups.tag_ids(merged.tags)
-        business_ids = run.lookups.business_ids(merged.businesses, owner=run.owner) if merged.businesses else []
-        if found is None:
-            doc = {"_id": new_id, "account_id": run.account_id, **merged.record, "tags": tag_ids,
-                   "source": "import", "import_id": run.job_id, "created_by_import": run.job_id,
-                   "created_at": ts, "updated_at": ts}
-            if merged.record.get("type") == "person":
-                doc["businesses"] = business_ids
-            if run.owner and "owner" not in doc:
-                doc["owner"] = run.owner
-            write_ops.append(InsertOne(doc))
-            out.created += 1
-            out.updated += len(group) - 1
-            continue
-        sets = {**_flatten(merged.record), "import_id": run.job_id, "updated_at": ts}
-        update = {"$set": sets, "$addToSet": {"tags": {"$each": tag_ids}}}
-        if business_ids and found.get("type", "person") == "person":
-            update["$addToSet"]["businesses"] = {"$each": business_ids}
-        if not ours:  # keep what this import overwrites, once: the first write's "before" is the truth
-            previous = {path: _get_path(found, path) for path in sets}
-            previous["tags"] = found.get("tags", [])
-            previous["businesses"] = found.get("businesses", {"$missing": True})
-            undo_ops.append(UpdateOne(
-                {"account_id": run.account_id, "job_id": run.job_id, "record_id": found["_id"]},
-                {"$setOnInsert": {"collection": CONTACTS, "previous": previous, "created_at": ts}}, upsert=True))
-        write_ops.append(UpdateOne({"_id": found["_id"], "account_id": run.account_id}, update))
-        if found["_id"] == new_id:  # created by this job's previous attempt at this very chunk
-            out.created += 1
-            out.updated += len(group) - 1
-        else:
-            out.updated += len(group)
-    _bulk(run.db[IMPORT_UNDO], undo_ops)  # before the writes they describe
-    _bulk(run.db[CONTACTS], write_ops)
-    return out
-
-
-def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
-    out = ChunkOutcome()
-    emails = list({r.extra["contact_email"] for r in rows if r.extra.get("contact_email")})
-    contacts = {}
-    if emails:
-        for doc in run.db[CONTACTS].find({"account_id": run.account_id, "email": {"$in": emails}},
-                                         {"email": 1}).sort("_id", 1):
-            contacts.setdefault(doc["email"], doc["_id"])
-    run.lookups.tag_ids([t for r in rows for t in r.tags])
-    run.lookups.business_ids([r.businesses[0] for r in rows if r.businesses], owner=run.owner)
-    ts = run.now()
-    ops, entered = [], []
-    for row in rows:
-        pipeline = run.lookups.pipeline(row.extra["pipeline"])
-        if pipeline is None:
-            out.failed.append((row, f"row {row.row}: no pipeline named {row.extra['pipeline']!r}"))
-            continue
-        stage = run.lookups.stage(pipeline["_id"], row.extra.get("stage"))
-        if stage is None:
-            what = f"no stage named {row.extra['stage']!r}" if row.extra.get("stage") else "the pipeline has no stage"
-            out.failed.append((row, f"row {row.row}: {what} in pipeline {pipeline['name']!r}"))
-            continue
-        email = row.extra.get("contact_email")
-        if email and email not in contacts:
-            out.failed.append((row, f"row {row.row}: no contact with email {email!r}"))
-            continue
-        doc = {"_id": stable_id(run.job_id, "row", row.row), "account_id": run.account_id, **row.record,
-               "pipeline_id": pipeline["_id"], "stage_id": stage["_id"], "stage_entered_at": ts,
-               "contacts": [contacts[email]] if email else [], "tags": run.lookups.tag_ids(row.tags),
-               "import_id": run.job_id, "created_by_import": run.job_id, "created_at": ts, "updated_at": ts}
-        if row.businesses:
-            doc["business_id"] = run.lookups.business_ids(row.businesses[:1], owner=run.owner)[0]
-        if "amount" in row.extra:
-            currency = row.extra.get("currency") or pipeline.get("currency") or run.default_currency
-            try:
-                doc["base_value"] = convert(row.extra["amount"], currency, run.base_currency, run.rates)
-            except KeyError:
-                out.failed.append((row, f"row {row.row}: unknown currency {currency!r}"))
+    with run.chunk():
+        groups = group_rows(owners_allowed(run, rows, out), lambda r: contact_keys(run, r), run.job_id, out)
+        out.merged = sum(len(g.rows) - 1 for g in groups)
+        # Every name of the chunk resolved at once (one query, one write for what is missing).
+        run.lookups.tag_ids([t for g in groups for t in g.merged.tags])
+        run.lookups.business_ids([b for g in groups for b in g.merged.businesses], owner=run.owner)
+        groups = settle(run, groups, CONTACTS, "contact", out)
+        ts = run.now()
+        undo_ops, updates, creates, creating = [], [], [], []
+        for g in groups:
+            tag_ids = run.lookups.tag_ids(g.merged.tags)
+            person = g.merged.record.get("type") == "person"
+            business_ids = run.lookups.business_ids(g.merged.businesses, owner=run.owner) if person else []
+            if g.found is None:
+                creates.append(_create(run, g, tag_ids, business_ids, ts))
+                creating.append(g)
                 continue
-            doc["value"] = {"amount": row.extra["amount"], "currency": currency}
-        if run.owner and "owner" not in doc:
-            doc["owner"] = run.owner
-        ops.append(InsertOne(doc))
-        entered.append((doc["_id"], None, doc["stage_id"]))
-        out.created += 1
-    _bulk(run.db[DEALS], ops)
-    if run.run_automations and entered:  # off by default: a migration must not fire every webhook by surprise
-        run_stage_hooks(run.db, run.account_id, entered, run.job_id)
+            update, previous = _update(run, g, tag_ids, business_ids, ts)
+            if update is None:
+                g.unchanged = True
+                continue
+            keep_previous(run, undo_ops, CONTACTS, g.found, previous, ts)
+            updates.append(UpdateOne({"_id": g.found["_id"], "account_id": run.account_id}, update))
+        write_ops(run.db[IMPORT_UNDO], undo_ops)  # before the writes they describe
+        write_ops(run.db[CONTACTS], updates)
+        count_written(run, out, groups, creating, create_records(run.db[CONTACTS], run.account_id, run.job_id,
+                                                                 creates))
     return out

@@ -84,14 +84,16 @@ def test_bad_values_fail_their_row_with_row_column_value_and_reason(imported, db
     assert result["counts"]["failed"] == 3 and [e["row"] for e in result["errors"]] == [6, 7, 8]
 
 
-def test_the_errors_csv_has_each_failed_row_as_it_was_plus_an_error_column(imported, client, tenant):
+def test_the_errors_csv_has_the_row_number_then_each_failed_row_as_it_was_then_an_error_column(imported, client,
+                                                                                               tenant):
     response = client.get(f"/v1/crm/jobs/{imported['_id']}/errors", headers=tenant.headers())
 
     assert response.status_code == 200 and response.mimetype == "text/csv"
     lines = response.data.decode("utf-8-sig").splitlines()
-    assert lines[0] == "First Name,Last Name,E-mail,Phone Number,Company,Zip,Tags,Tier,Favourite Colour,error"
-    assert lines[1].startswith("Cid,Moss,not-an-email,,,,,,,") and "not a valid email" in lines[1]
-    assert lines[2].startswith("Dee,Ray,dee@example.com,12,,,,,,")
+    assert lines[0] == "row,First Name,Last Name,E-mail,Phone Number,Company,Zip,Tags,Tier,Favourite Colour,error"
+    assert lines[1].startswith("6,Cid,Moss,not-an-email,,,,,,,") and "not a valid email" in lines[1]
+    assert lines[2].startswith("7,Dee,Ray,dee@example.com,12,,,,,,")
+    assert lines[3].startswith("8,Eve,Kay,eve@example.com,,,,,Platinum,,")
     assert len(lines) == 4
 
 
