@@ -19,7 +19,10 @@ OPERATOR_LIST_LIMIT = 50
 
 
 def recent_automation_runs(db: Database, principal: Principal, limit: int = 20) -> list[dict]:
-    query = {"account_id": principal.account_id}
+    """The account's latest automation runs; under owner_only, only those on the caller's own deals."""
+    from crm_workers.services.automations.run import visible_logs
+
+    query = {"account_id": principal.account_id, **visible_logs(db, principal)}
     return list(db[AUTOMATION_LOGS].find(query).sort([("started_at", -1), ("_id", -1)]).limit(limit))
 
 

@@ -133,6 +133,8 @@ def test_automation_logs_and_their_retry_show_only_the_callers_deals(client, db,
     assert db["automation.logs"].find_one({"_id": logs[me.owner_uid]})["status"] == "failed"
     everything = client.get(f"/v1/crm/automations/{automation}/logs", headers=me.headers()).get_json()
     assert everything["total"] == 2
+    recent = client.get("/v1/crm/automations/runs", headers=me.headers(owner=False)).get_json()["runs"]
+    assert [run["id"] for run in recent] == [str(logs[me.user_uid])]
 
 
 # ------------------------------------------------------------------ 4. idempotency keys
