@@ -181,9 +181,10 @@ class EmbeddedMongo(_EmbeddedServer):
     name = "secantusd-py"
 
     def __init__(self, storage_path: Path | str = ":memory:", *, log_path: Path | None = None,
-                 port: int | None = None):
+                 port: int | None = None, extra_args: tuple[str, ...] = ()):
         super().__init__(port)
         self.storage_path = str(storage_path)
+        self.extra_args = tuple(extra_args)  # e.g. --enable-test-commands, for fail points in tests
         # The log is where the server names its port, so there is always one (a temporary file if not given).
         self._temp_log = log_path is None
         self.log_path = Path(log_path) if log_path else self._temp_log_path()
@@ -198,7 +199,7 @@ class EmbeddedMongo(_EmbeddedServer):
         exe = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
         # INFO only adds the line naming the port it bound (and its config file, if one was found).
         return [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", self.storage_path,
-                "--log-level", "INFO"]
+                "--log-level", "INFO", *self.extra_args]
 
     @property
     def uri(self) -> str:

@@ -1,4 +1,5 @@
-"""A MongoDB restart in the middle of an import: the job waits the outage out and ends with exact counts."""
+"""MongoDB going away in the middle of a job (a restart, a primary stepping down): the job waits the outage out
+and ends with exact counts."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def restartable_mongo(tmp_path):
-    server = EmbeddedMongo(tmp_path / "secantus", log_path=tmp_path / "secantus.log")  # data kept on disk
+    server = EmbeddedMongo(tmp_path / "secantus", log_path=tmp_path / "secantus.log",  # data kept on disk
+                           extra_args=("--enable-test-commands",))  # fail points, to play a step-down
     server.start()
     yield server
     server.stop()
@@ -54,6 +56,42 @@ def test_an_import_survives_a_secantusdb_restart_mid_way_with_exact_counts(setti
         assert done["result"]["counts"] == {"created": rows, "updated": 0, "skipped": 0, "failed": 0}
         emails = [c["email"] for c in db["crm.contacts"].find({"account_id": account}, {"email": 1})]
         assert len(emails) == rows and len(set(emails)) == rows
+    finally:
+        worker.stop()
+        db.client.drop_database(own.mongodb_db)
+
+
+def test_a_primary_stepping_down_mid_job_is_an_outage_waited_out_not_a_failure(settings, restartable_mongo):
+    from tests.e2e.mass.test_tags_delete import make_tag, seed_tagged
+
+    own = settings.with_(mongodb_uri=restartable_mongo.uri, mongodb_db=f"stepdown_{uuid.uuid4().hex[:6]}",
+                         redis_namespace=f"{settings.redis_namespace}-stepdown-{uuid.uuid4().hex[:6]}")
+    db = connect(own.mongodb_uri, own.mongodb_db)
+    ensure_indexes(db)
+    worker = WorkerProcess(own)
+    try:
+        from crm_workers import jobs
+        from crm_workers.adapters.broker import enqueue_job
+
+        account = ObjectId()
+        tag = make_tag(db, account)
+        seed_tagged(db, account, tag, contacts=600, deals=0)
+        job, _ = jobs.create_job(db, account, "tags.delete", {"tag_id": str(tag), "name": "VIP"})
+        enqueue_job(make_broker(own, for_worker=False), job)
+        wait_for(lambda: 0 < db["queues"].find_one({"_id": job["_id"]})["progress"]["processed"], timeout=90,
+                 what="the job to be under way")
+
+        # The next writes are answered "not writable primary" (with the retryable label), as in an election.
+        db.client.admin.command({"configureFailPoint": "failCommand", "mode": {"times": 4}, "data": {
+            "failCommands": ["update"], "errorCode": 10107, "errorLabels": ["RetryableWriteError"]}})
+
+        # Each failed write costs the client one server selection (15 s) before it sees the primary again.
+        done = wait_for(lambda: (doc := db["queues"].find_one({"_id": job["_id"]}))["status"] in (
+            "completed", "failed", "cancelled") and doc, timeout=300, interval=0.5, what="the job to end")
+        assert done["status"] == "completed", done.get("error")
+        assert done["result"]["contacts_updated"] == 600
+        assert db["crm.contacts"].count_documents({"account_id": account, "tags": tag}) == 0
+        assert db["crm.tags"].find_one({"_id": tag}) is None
     finally:
         worker.stop()
         db.client.drop_database(own.mongodb_db)
