@@ -141,6 +141,9 @@ def test_the_operator_overview_shows_workers_stale_and_lost_jobs_to_a_service_to
     db["queues"].update_one({"_id": lost["_id"]}, {"$set": {
         "enqueued_at": jobs.now() - timedelta(seconds=settings.job_lost_seconds + 60)}})
     fresh = queued_job(db, tenant)
+    # The busiest account of the day, whatever other tests' accounts did before: finished jobs of its own.
+    db["queues"].insert_many([{"account_id": tenant.account_id, "type": "contacts.export", "status": "completed",
+                               "created_at": jobs.now(), "finished_at": jobs.now()} for _ in range(3000)])
 
     overview = client.get("/v1/crm/operator", headers=SERVICE).get_json()
     as_tenant = client.get("/v1/crm/operator", headers=tenant.headers())
@@ -149,6 +152,6 @@ def test_the_operator_overview_shows_workers_stale_and_lost_jobs_to_a_service_to
     assert str(stale["_id"]) in [j["id"] for j in overview["stale_jobs"]]
     lost_ids = [j["id"] for j in overview["lost_jobs"]]
     assert str(lost["_id"]) in lost_ids and str(fresh["_id"]) not in lost_ids
-    assert str(tenant.account_id) in [a["account_id"] for a in overview["accounts"]]
+    assert overview["accounts"][0]["account_id"] == str(tenant.account_id)
     assert as_tenant.status_code == 403 and as_tenant.get_json()["error"]["code"] == "forbidden"
     db["queues"].update_one({"_id": stale["_id"]}, {"$set": {"status": "failed"}})  # not left for the scheduler
