@@ -5,6 +5,8 @@ Each entry gets an `outcome` once handled (`restored` or `not_restored` with a `
 cancelled or failed undo run again continues where it stopped, and its result always covers the whole job.
 Order: the structure first (tags, fields, pipelines, stages: what other entries require), then every other
 document, then links, values and moves on records that stayed, then files.
+
+(Over 300 lines on purpose: the order, the outcomes and the resumption are one algorithm, read best whole.)
 """
 
 from __future__ import annotations
