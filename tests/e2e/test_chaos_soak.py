@@ -17,6 +17,7 @@ pytestmark = pytest.mark.soak
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(1500)
 def test_two_minutes_of_chaos_lose_and_duplicate_nothing():
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "chaos_soak.py"), "--minutes", "2"], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=1200)

@@ -229,6 +229,7 @@ def test_generated_requests_never_cross_accounts_or_users(client, db, worker, se
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 def test_two_thousand_generated_requests_never_cross_accounts_or_users(client, db, worker, settings):
     n = int(os.environ.get("CRM_FUZZ_REQUESTS", "2000"))
     fuzz = _run(client, db, settings, n, int(os.environ.get("CRM_FUZZ_SEED", "2026")))
