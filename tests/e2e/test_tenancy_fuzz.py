@@ -202,11 +202,10 @@ class Fuzz:
             self.crossings.append(f"CHANGED account B after {method} {path} {body}")
             self.baseline_b = digest(self.db, self.b, whole=True, caller_ids=set())
         now_a = self.digest_a()
-        if now_a != self.baseline_a and not as_owner:  # A's owner may change A: their requests aim at B
+        if now_a != self.baseline_a and not as_owner:
             changed = [k for k in now_a if now_a[k] != self.baseline_a[k]]
-            self.crossings.append(f"CHANGED A's hidden {changed} after {method} {path} {body} "
-                                  f"(as {'owner' if as_owner else 'user'})")
-            self.baseline_a = now_a
+            self.crossings.append(f"CHANGED A's hidden {changed} after {method} {path} {body} (as user)")
+        self.baseline_a = now_a  # A's owner may change A (completing their reminder, say): the next baseline
 
     def run(self, n: int) -> None:
         for i in range(n):
