@@ -145,7 +145,9 @@ def check(db, accounts: list[Account], hooks: WebhookReceiver, socket: SocketRec
         for deal in a.moved_deals:
             notes = db["crm.notes"].count_documents({"account_id": a.id, "deal_id": deal})
             if notes != 1:
-                problems.append(f"account {a.index}: deal {deal} has {notes} automation notes")
+                runs = [(j["status"], j.get("error")) for j in db["queues"].find(
+                    {"account_id": a.id, "type": "automations.run", "params.deal_id": str(deal)})]
+                problems.append(f"account {a.index}: deal {deal} has {notes} automation notes (runs: {runs})")
                 duplicated += max(0, notes - 1)
         for reminder in a.reminders:
             sent = db["crm.notifications"].count_documents({"data.reminder_id": str(reminder)})
@@ -187,6 +189,9 @@ def main() -> int:
             ids = [ObjectId(j) for j in every]
             wait_until(lambda: db["queues"].count_documents({"_id": {"$in": ids}, "status": {"$in": list(FINISHED)}})
                        == len(ids), 300)
+            # And the jobs the system started for them (automation runs of the deals moved).
+            wait_until(lambda: db["queues"].count_documents({"account_id": {"$in": [a.id for a in accounts]},
+                                                             "status": {"$nin": list(FINISHED)}}) == 0, 300)
             reminders = [r for a in accounts for r in a.reminders]
             wait_until(lambda: db["crm.reminders"].count_documents({"_id": {"$in": reminders},
                                                                     "notified_at": None}) == 0, 120)

@@ -40,6 +40,7 @@ def update_records(db: Database, account_id, job: dict, entity: str, query: dict
                 {"_id": {"$in": ids}, "account_id": account_id}, {"stage_id": 1})}
             moves = [(i, s, stage["_id"]) for i, s in before.items() if s != stage["_id"]]
             moved = [m[0] for m in moves]
+            deals_entered_stage(db, account_id, moves, uid=job.get("created_by"), job_id=job["_id"])
             if moved:
                 update_by_ids(db[collection], account_id, moved, {"$set": {
                     "stage_id": stage["_id"], "pipeline_id": stage["pipeline_id"], "stage_entered_at": ts}})
@@ -47,7 +48,6 @@ def update_records(db: Database, account_id, job: dict, entity: str, query: dict
         update_by_ids(db[collection], account_id, ids, batch_update)
         if change.get("tags_remove"):  # $pull and $addToSet on one field cannot share an update
             update_by_ids(db[collection], account_id, ids, {"$pull": {"tags": {"$in": change["tags_remove"]}}})
-        deals_entered_stage(db, account_id, moves, uid=job.get("created_by"), job_id=job["_id"])
         done += len(ids)
         progress.set(processed=done, succeeded=done)
     return done

@@ -79,9 +79,9 @@ def delete_stage(db: Database, account_id, stage: dict, move_to: dict | None, jo
             moved = {"stage_id": move_to["_id"], "stage_entered_at": ts, "updated_at": ts}
             trash.keep_sets(db, account_id, job_id, DEALS, "deal_moved", deals, moved, requires=(STAGES, stage["_id"]))
             ids = [d["_id"] for d in deals]
-            update_by_ids(db[DEALS], account_id, ids, {"$set": moved})
             deals_entered_stage(db, account_id, [(i, stage["_id"], move_to["_id"]) for i in ids],
-                                uid=job.get("created_by"), job_id=job_id)
+                                uid=job.get("created_by"), job_id=job_id)  # before the move: see stage_events
+            update_by_ids(db[DEALS], account_id, ids, {"$set": moved})
             done += len(ids)
             progress.set(processed=done, succeeded=done)
     if db[DEALS].count_documents(query):
