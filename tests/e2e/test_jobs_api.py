@@ -151,22 +151,25 @@ def test_a_cancelled_queued_job_never_starts(client, db, broker, worker, tenant)
     assert db["crm.tags"].find_one({"_id": tag})
 
 
-def test_a_cancelled_running_job_stops_at_a_checkpoint_with_consistent_counts(client, db, worker, tenant):
+def test_a_cancelled_running_job_stops_at_a_checkpoint_with_consistent_counts(client, db, worker, tenant, hold):
     tag = make_tag(db, tenant.account_id)
-    seed_tagged(db, tenant.account_id, tag, contacts=6000, deals=0)
+    seed_tagged(db, tenant.account_id, tag, contacts=60, deals=0)  # batches of 10
+    held = hold(tenant.account_id, after_processed=20)
     job_id = delete_tag(client, tenant, tag).get_json()["id"]
-    running = wait_for(lambda: (d := db["queues"].find_one({"_id": ObjectId(job_id)})) and
-                       d["status"] == "running" and d["progress"]["total"] and d, what="the job to run")
-    first_beat = running["heartbeat_at"]
+    at = held.reached()  # the job waits between its second and third batch
+    first_beat = db["queues"].find_one({"_id": ObjectId(job_id)})["heartbeat_at"]
 
     response = client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
+    wait_for(lambda: db["queues"].find_one({"_id": ObjectId(job_id)})["heartbeat_at"] > first_beat, timeout=10,
+             what="a heartbeat while the job is held")  # the heartbeat thread, with no progress written
+    held.release()
     job = wait_for_job(db, job_id)
 
+    assert at["job_id"] == ObjectId(job_id) and at["processed"] == 20
     assert response.status_code == 200 and response.get_json()["cancel_requested"] is True
-    assert job["status"] == "cancelled" and job["finished_at"] and job["heartbeat_at"] > first_beat
-    still_tagged = db["crm.contacts"].count_documents({"account_id": tenant.account_id, "tags": tag})
-    assert 0 < job["progress"]["processed"] < 6000
-    assert job["progress"]["processed"] == 6000 - still_tagged
+    assert job["status"] == "cancelled" and job["finished_at"]
+    assert job["progress"]["processed"] == 20 and job["progress"]["total"] == 60
+    assert db["crm.contacts"].count_documents({"account_id": tenant.account_id, "tags": tag}) == 40
     assert db["crm.tags"].find_one({"_id": tag})  # the tag stays: the job did not finish
 
 
