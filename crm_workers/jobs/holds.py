@@ -33,7 +33,8 @@ def enable(on: bool = True) -> None:
 def hold(db: Database, account_id: ObjectId, *, job_type: str | None = None, after_processed: int = 1) -> ObjectId:
     """Hold the account's next job (of `job_type`, if given) at its first checkpoint past `after_processed`."""
     return db[HOLDS].insert_one({"account_id": account_id, "job_type": job_type, "after_processed": after_processed,
-                                 "released": False, "job_id": None, "processed": None}).inserted_id
+                                 "released": False, "taker": None, "job_id": None,
+                                 "processed": None}).inserted_id
 
 
 def held(db: Database, hold_id: ObjectId) -> dict | None:
@@ -46,15 +47,19 @@ def release(db: Database, hold_id: ObjectId) -> None:
     db[HOLDS].update_one({"_id": hold_id}, {"$set": {"released": True}})
 
 
-def pause_here(db: Database, job: dict, processed: int) -> bool:
-    """Wait here while a hold matches this job; True when it waited (the caller should look at its job again)."""
+def take(db: Database, job: dict, processed: int) -> ObjectId | None:
+    """The hold that matches this job here, now taken by it; None when there is none."""
     query = {"account_id": job["account_id"], "released": False, "after_processed": {"$lte": processed},
-             "job_type": {"$in": [None, job.get("type")]}, "job_id": {"$in": [None, job["_id"]]}}
-    if not db[HOLDS].find_one_and_update(query, {"$set": {"job_id": job["_id"], "processed": processed}}):
-        return False
+             "job_type": {"$in": [None, job.get("type")]}, "taker": {"$in": [None, job["_id"]]}}
+    found = db[HOLDS].find_one_and_update(query, {"$set": {"taker": job["_id"]}})
+    return found["_id"] if found else None
+
+
+def wait(db: Database, hold_id: ObjectId, job: dict, processed: int) -> None:
+    """Tell the test the job waits (its progress is written by then), and wait until the hold is released."""
+    db[HOLDS].update_one({"_id": hold_id}, {"$set": {"job_id": job["_id"], "processed": processed}})
     deadline = time.monotonic() + HOLD_LIMIT_SECONDS
     while time.monotonic() < deadline:
-        if db[HOLDS].count_documents({"job_id": job["_id"], "released": False}) == 0:
-            break
+        if db[HOLDS].count_documents({"_id": hold_id, "released": False}) == 0:
+            return
         time.sleep(_POLL_SECONDS)
-    return True

@@ -72,7 +72,9 @@ class Progress:
 
     def _pause_if_held(self) -> None:
         """The tests' hold (jobs/holds.py; off in production): wait while held, then look at the job again."""
-        if holds.enabled and holds.pause_here(self._db, self._job, self.processed):
+        if holds.enabled and (hold_id := holds.take(self._db, self._job, self.processed)):
+            self.flush()  # what the test sees while the job waits
+            holds.wait(self._db, hold_id, self._job, self.processed)
             self.flush()  # a cancel, or another run taking the job over, while it was held: stop here
 
     @property
