@@ -203,11 +203,12 @@ def test_a_failed_job_retried_runs_again_and_completes(client, db, broker, worke
 
 def test_retrying_a_job_that_is_not_failed_is_409(client, db, worker, tenant):
     job_id = delete_tag(client, tenant, make_tag(db, tenant.account_id)).get_json()["id"]
-    wait_for_job(db, job_id)
+    done = wait_for_job(db, job_id)
 
     response = client.post(f"/v1/crm/jobs/{job_id}/retry", headers=tenant.headers())
 
-    assert response.status_code == 409
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "invalid_transition"
+    assert db["queues"].find_one({"_id": ObjectId(job_id)}) == done  # still completed, not run again
 
 
 # ------------------------------------------------------------------ idempotency

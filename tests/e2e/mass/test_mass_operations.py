@@ -185,11 +185,15 @@ def test_linking_adds_without_duplicates(client, db, worker, tenant, world):
     assert sorted(map(str, contacts)) == sorted(people[:3])
 
 
-def test_linking_to_another_accounts_business_is_404(client, db, tenant, world):
+def test_linking_to_another_accounts_business_is_404(client, db, tenant, other_tenant, world):
     body = {"filter": {}, "business_id": str(world["theirs"]["business"])}
+    before = snapshot(db, tenant.account_id)
     response = client.post("/v1/crm/contacts/link", json=body, headers=tenant.headers())
 
     assert response.status_code == 404
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0  # no job was started
+    assert snapshot(db, tenant.account_id) == before
+    assert snapshot(db, other_tenant.account_id) == world["theirs_before"]
 
 
 def test_deleting_a_field_unsets_it_in_every_record_of_the_account_only(client, db, worker, tenant, other_tenant,
