@@ -72,7 +72,7 @@ def settings(redis_url, mongodb_uri, tmp_path_factory, socket_receiver) -> Setti
         redis_namespace=f"crmtest-{run}",
         bulk_batch_size=10,
         job_heartbeat_seconds=1,
-        job_stale_seconds=4,
+        job_stale_seconds=60,  # no live run is taken for a dead one on a slow machine; tests sweep at their own time
         job_test_holds=True,  # tests may hold a job at a checkpoint (crm_workers/jobs/holds.py)
     )
 
