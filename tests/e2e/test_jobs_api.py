@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import jwt
 import pytest
@@ -225,6 +226,30 @@ def test_the_same_idempotency_key_returns_the_first_job_and_runs_it_once(client,
     assert again.status_code == 202 and again.get_json()["id"] == first["id"]
     assert again.get_json()["status"] == "completed"
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 1
+
+
+def test_an_idempotency_key_lasts_24_hours_exactly_then_starts_a_new_job(client, db, worker, tenant):
+    def export():
+        return client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{
+            "Idempotency-Key": "daily-export"}))
+
+    def key_made(ago: timedelta) -> None:  # the key's clock: when it was made
+        db["crm.idempotency_keys"].update_one({"account_id": tenant.account_id, "key": "daily-export"},
+                                              {"$set": {"created_at": jobs.now() - ago}})
+
+    first = export().get_json()["id"]
+    wait_for_job(db, first)
+    key_made(timedelta(hours=23, minutes=59))
+    within = export()
+    key_made(timedelta(hours=24, seconds=1))  # over, though the TTL monitor may not have deleted it yet
+    after = export()
+
+    assert within.status_code == 202 and within.get_json()["id"] == first
+    assert after.status_code == 202 and after.get_json()["id"] != first
+    assert wait_for_job(db, after.get_json()["id"])["status"] == "completed"
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 2
+    [kept] = list(db["crm.idempotency_keys"].find({"account_id": tenant.account_id}))
+    assert str(kept["job_id"]) == after.get_json()["id"]  # the key is the new job's for the next 24 h
 
 
 def test_an_idempotency_key_of_another_account_does_not_return_its_job(client, db, worker, tenant, other_tenant):
