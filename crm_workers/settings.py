@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     port: int = Field(default=8000, gt=0, lt=65536)
+    # Tests only: jobs may be held at a checkpoint by the test (crm_workers/jobs/holds.py). Never in production.
+    job_test_holds: bool = False
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -106,7 +106,11 @@ class S3Storage:
 
     def put_stream(self, key: str, stream: BinaryIO, content_type: str | None = None) -> int:
         extra = {"ContentType": content_type} if content_type else None
-        # upload_fileobj switches to a multipart upload for big files on its own.
+        # upload_fileobj switches to a multipart upload for big files on its own, if a read of its threshold
+        # (8 MB) returns 8 MB: a raw stream (IterStream) answers each read with one chunk, and a short first read
+        # makes it send the whole file as one PUT held in memory. A buffered reader reads until it has the amount.
+        if isinstance(stream, io.RawIOBase):
+            stream = io.BufferedReader(stream)
         self.client.upload_fileobj(stream, self.bucket, self.object_key(key), ExtraArgs=extra)
         return self.size(key)
 

@@ -5,18 +5,22 @@ with a fingerprint of the method, path and body, and the same key on another req
 system makes for itself (reminder claims, automation events, Pub/Sub messages…) live in the "system" scope,
 which no client key can reach. The unique index on (account, scope, key) decides between concurrent
 requests, never a read-then-write.
+
+A key is over at 24 h exactly: the TTL index only tidies (MongoDB's TTL monitor deletes up to a minute late, or
+later under load), so a key past its 24 h is ignored here and taken over by the next request that uses it.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, QUEUES
+from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, IDEMPOTENCY_TTL_SECONDS, QUEUES
 from crm_workers.errors import Unprocessable
 from crm_workers.jobs.status import now
 
@@ -42,8 +46,21 @@ def as_key(key: str | IdempotencyKey | None) -> IdempotencyKey | None:
     return IdempotencyKey(key=key) if isinstance(key, str) else key
 
 
+def _cutoff() -> datetime:
+    """Keys made before this are over."""
+    return now() - timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
+
+
 def _find(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> dict | None:
-    return db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "scope": ik.scope, "key": ik.key})
+    """The key's record while it lasts (24 h)."""
+    return db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
+                                          "created_at": {"$gt": _cutoff()}})
+
+
+def _drop_if_over(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> None:
+    """A key past its 24 h that the TTL monitor has not deleted yet: deleted now, so the key can be taken again."""
+    db[IDEMPOTENCY_KEYS].delete_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
+                                     "created_at": {"$lte": _cutoff()}})
 
 
 def _check_same_request(seen: dict, ik: IdempotencyKey) -> None:
@@ -69,8 +86,9 @@ def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, j
             return None
         except DuplicateKeyError:
             seen = _find(db, account_id, ik)
-        if seen is None:
-            continue  # expired between the two calls: try again
+        if seen is None:  # over (or deleted by the TTL monitor) between the two calls: take it again
+            _drop_if_over(db, account_id, ik)
+            continue
         _check_same_request(seen, ik)
         first = _job(db, account_id, seen["job_id"])
         if first is not None:
@@ -98,6 +116,7 @@ def job_for_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey) -
 def remember_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, job_id: ObjectId) -> bool:
     """Record a key for a request about an existing job (a retry); False when that request was seen already."""
     ik = as_key(key)
+    _drop_if_over(db, account_id, ik)
     try:
         db[IDEMPOTENCY_KEYS].insert_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
                                          "fingerprint": ik.fingerprint, "job_id": job_id, "created_at": now()})

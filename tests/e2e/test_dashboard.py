@@ -30,10 +30,12 @@ def browser():
 
 
 def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_other_accounts(
-        live_api, browser, client, db, worker, tenant, other_tenant, tmp_path):
+        live_api, browser, client, db, worker, tenant, other_tenant, tmp_path, hold):
     theirs = db["crm.tags"].insert_one({"account_id": other_tenant.account_id, "name": "Theirs"}).inserted_id
     other_job = client.delete(f"/v1/crm/tags/{theirs}", headers=other_tenant.headers()).get_json()["id"]
-    rows = "".join(f"d{i}@example.com,D{i}\n" for i in range(20000))  # long enough to still run when cancelled
+    rows = "".join(f"d{i}@example.com,D{i}\n" for i in range(1000))
+    # Held at 20% then at 60%: the page shows both, and the job is still running when the page cancels it.
+    first, second = hold(tenant.account_id, after_processed=200), hold(tenant.account_id, after_processed=600)
     job_id = upload(client, tenant, ("email,first_name\n" + rows).encode()).get_json()["id"]
     page = browser.new_page()
     questions = []
@@ -44,15 +46,22 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
 
     cell = page.locator(f"[data-testid=progress-{job_id}]")
     cell.wait_for(timeout=15_000)
-    seen = set()
-    wait_for(lambda: seen.add(cell.inner_text()) or len({s.split('%')[0] for s in seen}) >= 2, timeout=30,
-             interval=0.3, what="the progress shown to move")
+    first.reached()
+    wait_for(lambda: "20.0% 200/1000" in cell.inner_text(), timeout=15, interval=0.2, what="the page to show 20%")
+    first.release()
+    second.reached()
+    wait_for(lambda: "60.0% 600/1000" in cell.inner_text(), timeout=15, interval=0.2, what="the page to show 60%")
     page.click(f"a[href='#{job_id}']")
     page.locator("[data-testid=cancel]").click()
+    wait_for(lambda: db["queues"].find_one({"_id": ObjectId(job_id)}).get("cancel_requested"), timeout=15,
+             what="the page's cancel to reach the job")
+    second.release()
     wait_for(lambda: "cancelled" in page.locator("[data-testid=job-status]").inner_text(), timeout=30,
              interval=0.3, what="the page to show the job cancelled")
 
-    assert db["queues"].find_one({"_id": ObjectId(job_id)})["status"] == "cancelled"
+    job = db["queues"].find_one({"_id": ObjectId(job_id)})
+    assert job["status"] == "cancelled" and job["progress"]["processed"] == 600
+    assert db["crm.contacts"].count_documents({"account_id": tenant.account_id}) == 600
     assert questions and questions[0].startswith("Cancel this job?")  # asked before cancelling
     assert page.locator(f"[data-job='{other_job}']").count() == 0
     assert page.locator("[data-testid=queues] tr").count() >= 5

@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from crm_jobs.dev import STOP_SECONDS
-from crm_jobs.servers import free_port
 from tests.conftest import wait_for
 from tests.e2e.process_tree import (
     crm_jobs_process,
@@ -40,11 +39,10 @@ class Dev:
     def __init__(self, data_dir):
         self.data_dir = data_dir
         self.log = data_dir / "dev.out"
-        self.port = free_port()
+        self.port = None  # the one the system chose for `--port 0`, as dev.env names it
         env = {k: v for k, v in os.environ.items()
                if k not in ("REDIS_URL", "MONGODB_URI", "PUBLIC_URL", "STORAGE_URL", "JWT_SECRET")}
-        self.proc = crm_jobs_process(["dev", "--port", str(self.port), "--data-dir", str(data_dir)],
-                                     env=env, log=self.log)
+        self.proc = crm_jobs_process(["dev", "--port", "0", "--data-dir", str(data_dir)], env=env, log=self.log)
         self.processes = []
 
     def wait_until_up(self) -> None:
@@ -54,6 +52,9 @@ class Dev:
 
         wait_for(up, timeout=120, interval=0.2, what="crm-jobs dev to be up")
         self.processes = tree(self.proc.pid)
+        self.port = int(self.env()["CRM_URL"].rsplit(":", 1)[1])
+        # The port is the API's: a process dev started listens on it (not whatever else might).
+        assert self.port in listening_ports(self.processes[1:])
 
     def env(self) -> dict[str, str]:
         """What `source <data-dir>/dev.env` sets."""

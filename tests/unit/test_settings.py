@@ -44,6 +44,7 @@ EVERY_VARIABLE = {
     "LOG_LEVEL": ("debug", "log_level", "DEBUG"),
     "LOG_FORMAT": ("TEXT", "log_format", "text"),
     "PORT": ("9000", "port", 9000),
+    "JOB_TEST_HOLDS": ("1", "job_test_holds", True),
 }
 
 

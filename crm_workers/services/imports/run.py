@@ -110,7 +110,7 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
         warnings.append(f"{unlinked} rows name a contact_email that no contact you can see has: imported "
                         "without the link")
     return _finish(db, job, info, mapping, ignored, state["counts"], entity, rows=progress.total,
-                   warnings=warnings, matches=matching.matches)
+                   warnings=warnings, matches=matching.matches, reads=state.get("reads", []))
 
 
 def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowContext, run: ImportRun,
@@ -119,6 +119,9 @@ def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowCo
     account_id, options, counts = job["account_id"], job["params"].get("options") or {}, progress.state["counts"]
     write = write_contacts if ctx.entity == "contact" else write_deals
     done = progress.state["rows_done"]
+    # What each run read, kept with the counts: a resumed run starts where the last saved chunk ended.
+    reads = progress.state.setdefault("reads", [])
+    mine = {"attempt": progress.attempt, "from_row": done, "rows": 0}
     for chunk in _readable(chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=done)):
         parsed = [parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
                   for n, values in chunk if any(str(v).strip() for v in values)]
@@ -134,6 +137,9 @@ def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowCo
         counts["unchanged"] = counts.get("unchanged", 0) + outcome.unchanged
         counts["unlinked"] = counts.get("unlinked", 0) + outcome.unlinked
         done += len(chunk)  # data rows, not row numbers: blank lines and a preamble are numbered, not counted
+        if mine["rows"] == 0:
+            reads.append(mine)
+        mine["rows"] += len(chunk)
         progress.set(processed=done, succeeded=counts["created"] + counts["updated"], failed=counts["failed"])
         progress.save_state(rows_done=done, counts=counts)  # also the cancellation checkpoint
 
@@ -169,8 +175,8 @@ def _record_failures(db: Database, account_id, job_id, failed, skipped) -> None:
             for p, reason, kind in rows], ordered=False)
 
 
-def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows, warnings=(), matches=None
-            ) -> dict:
+def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows, warnings=(), matches=None,
+            reads=()) -> dict:
     account_id, job_id = job["account_id"], job["_id"]
     errors = [{"row": e["row"], "error": e["error"]} for e in
               db[IMPORT_ERRORS].find({"account_id": account_id, "job_id": job_id}).sort("row", 1)
@@ -183,6 +189,7 @@ def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, 
         "unchanged": counts.get("unchanged", 0),
         "businesses_created": businesses,
         "rows": rows,
+        "rows_read_per_attempt": [dict(r) for r in reads],  # {attempt, from_row, rows}: sums to `rows` once
         "headers": info.headers,
         "mapping": mapping,
         "ignored_columns": ignored,

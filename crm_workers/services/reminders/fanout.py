@@ -59,14 +59,17 @@ def _set_aside_accountless(db: Database, claim_id: str) -> int:
     return len(bad)
 
 
-def claim_due(db: Database, *, at: datetime, batch: int = CLAIM_BATCH) -> list[tuple[ObjectId, str]]:
+def claim_due(db: Database, *, at: datetime, batch: int = CLAIM_BATCH, accounts=None) -> list[tuple[ObjectId, str]]:
     """Claim every due, unnotified reminder (in batches); returns (account_id, claim_id) pairs to notify.
 
-    Reminders set aside as unusable (`failed_at`) are never claimed again.
+    Reminders set aside as unusable (`failed_at`) are never claimed again. `accounts` (tests: a tick of their
+    own) limits the claim to those accounts.
     """
     claims: list[tuple[ObjectId, str]] = []
     _set_aside_undatable(db, batch=batch)
     due = {"status": "pending", "notified_at": None, "due_at": {"$lte": at}, "failed_at": None}
+    if accounts is not None:
+        due["account_id"] = {"$in": list(accounts)}
     for free in ({"claim_id": None}, {"claimed_at": {"$lt": at - CLAIM_STALE}}):
         while True:
             ids = [d["_id"] for d in db[REMINDERS].find({**due, **free}, {"_id": 1}).limit(batch)]

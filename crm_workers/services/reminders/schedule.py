@@ -11,9 +11,11 @@ from crm_workers.services.job_submission import start_job
 from crm_workers.services.reminders.fanout import accounts_at_digest_time, claim_due
 
 
-def enqueue_due_reminders(db: Database, broker, *, at: datetime | None = None) -> int:
-    """Claim what fell due (including while everything was down) and enqueue a notify job per account."""
-    claims = claim_due(db, at=at or jobs.now())
+def enqueue_due_reminders(db: Database, broker, *, at: datetime | None = None, accounts=None) -> int:
+    """Claim what fell due (including while everything was down) and enqueue a notify job per account.
+
+    `at` and `accounts` are for tests: a tick at a time of their choosing, over their own accounts only."""
+    claims = claim_due(db, at=at or jobs.now(), accounts=accounts)
     for account_id, claim_id in claims:
         start_job(db, broker, account_id, "reminders.notify", {"claim_id": claim_id},
                   idempotency_key=f"reminders:{claim_id}")

@@ -142,7 +142,8 @@ def test_a_file_over_the_size_limit_is_413(settings, db, broker, tenant):
 
     response = upload(small, tenant, b"email\n" + b"x@example.com\n" * 20)
 
-    assert response.status_code == 413
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "too_large"
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
 
 
 @pytest.mark.parametrize("options,field", [
@@ -180,11 +181,12 @@ def test_a_stored_file_of_another_account_is_404(client, tenant, other_tenant):
     assert response.status_code == 404 and response.get_json()["error"]["details"] == {"field": "source.key"}
 
 
-def test_a_body_that_is_neither_multipart_nor_json_is_415(client, tenant):
+def test_a_body_that_is_neither_multipart_nor_json_is_415(client, db, tenant):
     response = client.post("/v1/crm/contacts/import", data="email\na@b.com", content_type="text/csv",
                            headers=tenant.headers())
 
     assert response.status_code == 415
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
 
 
 def test_records_that_are_not_objects_are_400_naming_the_field(client, tenant):

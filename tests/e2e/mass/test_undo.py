@@ -14,7 +14,7 @@ from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.jobs import now
 from crm_workers.services.mass import trash
 from scheduler.app import build_scheduler
-from tests.conftest import wait_for, wait_for_job
+from tests.conftest import wait_for_job
 from tests.e2e.mass.seed import exact_snapshot, orphans, seed
 
 DAYS_30 = timedelta(days=30)
@@ -54,20 +54,22 @@ def persons(db, tenant) -> int:
 
 
 def test_a_cancelled_bulk_delete_is_undone_exactly_and_its_trash_expires_30_days_after_its_end(
-        client, db, worker, store, tenant):
-    seed(db, tenant, store, people=2000)
+        client, db, worker, store, tenant, hold):
+    seed(db, tenant, store, people=50)
     before = exact_snapshot(db, tenant.account_id)
+    held = hold(tenant.account_id, after_processed=20)
     job_id = start(client, tenant, "/v1/crm/contacts/bulk-delete", {"filter": {"type": "person"}})
-    wait_for(lambda: job(db, job_id)["progress"]["processed"] > 0, what="the delete to start")
+    held.reached()
     trash.seal_finished(db)
     running = entries(db, job_id)
 
     client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
+    held.release()
     cancelled = wait_for_job(db, job_id)
     trash.seal_finished(db)
 
     assert running and all(e.get("expires_at") is None for e in running)  # its end is not known yet
-    assert cancelled["status"] == "cancelled" and 0 < persons(db, tenant) < 2000
+    assert cancelled["status"] == "cancelled" and persons(db, tenant) == 30
     # Documents by their TTL, files by the purge: both 30 days after the job's end.
     assert {e.get("expires_at") or e["purge_at"] for e in entries(db, job_id)} == {cancelled["finished_at"] + DAYS_30}
     done = undo(client, db, tenant, job_id)
@@ -281,17 +283,21 @@ def test_a_trash_file_that_cannot_be_purged_is_marked_and_the_others_are_purged(
     assert marked["error"] and marked["failed_at"]
 
 
-def test_a_cancelled_undo_run_again_continues_and_completes_exactly(client, db, worker, store, tenant):
-    seed(db, tenant, store, people=1000)
+def test_a_cancelled_undo_run_again_continues_and_completes_exactly(client, db, worker, store, tenant, hold):
+    seed(db, tenant, store, people=250)
     before = exact_snapshot(db, tenant.account_id)
     deleted = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"filter": {"type": "person"}}, timeout=120)
+    held = hold(tenant.account_id, after_processed=100)  # after the first batch of 100 trash entries
     first = start(client, tenant, f"/v1/crm/jobs/{deleted['_id']}/undo", {})
-    wait_for(lambda: job(db, first)["progress"]["processed"] > 0, what="the undo to start")
+    held.reached()
 
     client.post(f"/v1/crm/jobs/{first}/cancel", headers=tenant.headers())
+    held.release()
     cancelled = wait_for_job(db, first)
 
-    assert cancelled["status"] == "cancelled" and 0 < persons(db, tenant) < 1000
+    restored = db["crm.trash"].count_documents({"job_id": deleted["_id"], "outcome": "restored"})
+    assert cancelled["status"] == "cancelled" and cancelled["progress"]["processed"] == restored == 100
+    assert persons(db, tenant) < 250
     again = client.post(f"/v1/crm/jobs/{deleted['_id']}/undo", headers=tenant.headers())
     assert again.status_code == 202 and again.get_json()["params"]["continues"] == first
     done = wait_for_job(db, again.get_json()["id"])
