@@ -8,6 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 
+#: The README promises the socket service a token living 2 minutes: anything longer is refused.
+MAX_TOKEN_SECONDS = 120
+
 
 class SocketReceiver:
     def __init__(self, secret: str):
@@ -22,8 +25,9 @@ class SocketReceiver:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
                 try:
-                    claims = jwt.decode(token, receiver.secret, algorithms=["HS256"], options={"require": ["exp"]})
-                    token_ok = claims["exp"] - claims["iat"] <= 300
+                    claims = jwt.decode(token, receiver.secret, algorithms=["HS256"],
+                                        options={"require": ["exp", "iat"]})
+                    token_ok = 0 < claims["exp"] - claims["iat"] <= MAX_TOKEN_SECONDS
                 except jwt.InvalidTokenError:
                     token_ok = False
                 with receiver._lock:
