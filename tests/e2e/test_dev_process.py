@@ -102,6 +102,24 @@ def test_dev_hands_out_export_links_on_the_port_it_was_given(dev):
     assert all(f"demo{i}@example.com" in download.text for i in range(50))  # the demo account's contacts
 
 
+def test_the_readme_job_by_hand_deletes_the_demo_tag_of_50_contacts(dev):
+    env = dev.env()
+    headers = {"Authorization": f"Bearer {env['CRM_TOKEN']}"}
+
+    created = requests.delete(f"{env['CRM_URL']}/v1/crm/tags/{env['CRM_TAG']}", headers=headers, timeout=30)
+
+    assert created.status_code == 202, created.text
+    assert created.json()["type"] == "tags.delete" and created.json()["status"] == "queued"
+    job_url = f"{env['CRM_URL']}/v1/crm/jobs/{created.json()['id']}"
+    job = wait_for(lambda: (j := requests.get(job_url, headers=headers, timeout=10).json())["status"]
+                   in ("completed", "failed") and j, timeout=60, interval=0.2, what="the tag delete to finish")
+    assert job["status"] == "completed" and job["attempts"] == 1, job
+    assert job["progress"] == {"total": 50, "processed": 50, "succeeded": 50, "failed": 0, "percent": 100.0}
+    assert job["result"]["contacts_updated"] == 50 and job["result"]["deals_updated"] == 0
+    listed = requests.get(f"{env['CRM_URL']}/v1/crm/jobs?status=completed", headers=headers, timeout=10).json()
+    assert job["id"] in [j["id"] for j in listed["jobs"]]
+
+
 def test_sigterm_stops_every_process_dev_started_within_its_budget_and_frees_every_port(dev):
     ports = listening_ports(dev.processes)
     assert dev.port in ports and len(ports) >= 4  # the API, Valkey, SecantusDB, the worker's metrics
