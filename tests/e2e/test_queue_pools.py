@@ -28,9 +28,9 @@ ROWS = 5_000
 
 
 @pytest.fixture
-def pools(settings, socket_receiver):
+def own_world(settings, socket_receiver):
     """Settings on a database and broker namespace of their own (no other test's jobs or reminders), an API on
-    them, and a way to start worker processes on chosen queues."""
+    them, and a way to start worker processes on chosen queues (all of them when none is named)."""
     run = uuid.uuid4().hex[:6]
     own = settings.with_(redis_namespace=f"{settings.redis_namespace}-pools-{run}",
                          mongodb_db=f"{settings.mongodb_db}_pools_{run}", job_stale_seconds=120)
@@ -39,9 +39,9 @@ def pools(settings, socket_receiver):
     broker = make_broker(own, for_worker=False)
     started: list[WorkerProcess] = []
 
-    def start(*queues):
+    def start(*queues, **env):
         started.append(WorkerProcess(own, threads=1, queues=queues, extra_env={
-            "CONVERSATION_SOCKET": socket_receiver.url, "APP_SECRET": APP_SECRET}))
+            "CONVERSATION_SOCKET": socket_receiver.url, "APP_SECRET": APP_SECRET, **env}))
         return started[-1]
 
     yield {"settings": own, "db": db, "broker": broker, "start": start,
@@ -58,10 +58,10 @@ def _pids(worker: WorkerProcess) -> set[int]:
     return {root.pid, *(p.pid for p in root.children(recursive=True))}
 
 
-def test_a_reminder_is_notified_while_a_huge_import_holds_the_import_pool(pools, socket_receiver):
-    db, client = pools["db"], pools["client"]
-    heavy = pools["start"]("imports", "bulk", "exports")
-    quick = pools["start"]("notifications", "automations")
+def test_a_reminder_is_notified_while_a_huge_import_holds_the_import_pool(own_world, socket_receiver):
+    db, client = own_world["db"], own_world["client"]
+    heavy = own_world["start"]("imports", "bulk", "exports")
+    quick = own_world["start"]("notifications", "automations")
     tenant = Tenant(db)
     rows = "".join(f"Person{i},person{i}@example.com\n" for i in range(ROWS))
     started = client.post("/v1/crm/contacts/import", headers=tenant.headers(), content_type="multipart/form-data",
@@ -73,7 +73,7 @@ def test_a_reminder_is_notified_while_a_huge_import_holds_the_import_pool(pools,
     os.killpg(heavy.proc.pid, signal.SIGSTOP)  # the import now holds the heavy pool for as long as the test likes
 
     add_reminder(db, tenant, due_in=timedelta(minutes=-1), assigned=[tenant.owner_uid])
-    assert enqueue_due_reminders(db, pools["broker"]) == 1  # what the scheduler's tick does
+    assert enqueue_due_reminders(db, own_world["broker"]) == 1  # what the scheduler's tick does
     [notify] = list(db["queues"].find({"account_id": tenant.account_id, "type": "reminders.notify"}))
     notified = wait_for_job(db, notify["_id"], timeout=60)
 
