@@ -7,6 +7,7 @@ import time
 
 import dramatiq
 import pytest
+import redis
 from bson import ObjectId
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
@@ -155,3 +156,31 @@ def test_the_heartbeat_thread_keeps_a_job_with_no_progress_writes_from_being_req
     assert done["result"] == {"quiet_for": 2 * settings.job_stale_seconds}
     assert done["progress"]["processed"] == 0  # it wrote no progress, so no progress write was a heartbeat
     assert len(beats - {None}) >= settings.job_stale_seconds  # the thread wrote a heartbeat about every second
+
+
+def test_a_dead_workers_messages_are_redelivered_after_30_s_of_silence_with_maintenance_at_1_percent(broker):
+    assert broker.heartbeat_timeout == 30_000  # ms without a broker heartbeat before a worker counts as dead
+    assert broker.maintenance_chance == 10_000  # in a million broker commands: 1 %
+
+
+def test_every_redis_call_is_bounded_in_time_and_refused_connections_are_retried_twice(broker):
+    kwargs = broker.client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 5 and kwargs["socket_connect_timeout"] == 2
+    retry = kwargs["retry"]
+    assert retry._retries == 2 and redis.ConnectionError in retry._supported_errors
+    assert redis.TimeoutError not in retry._supported_errors  # a call that timed out is not tried again
+
+
+def test_indexes_of_earlier_versions_are_dropped_at_start_for_their_replacements(db):
+    from crm_workers.adapters.mongo import ensure_indexes
+
+    keys = db["crm.idempotency_keys"]
+    keys.create_index([("account_id", 1), ("key", 1)], name="account_id_1_key_1")
+    db["crm.trash"].create_index([("deleted_at", 1)], name="deleted_at_1", expireAfterSeconds=30 * 86400)
+
+    ensure_indexes(db)
+
+    assert "account_id_1_key_1" not in keys.index_information()
+    assert "account_id_1_scope_1_key_1" in keys.index_information()
+    assert "deleted_at_1" not in db["crm.trash"].index_information()
+    assert db["crm.trash"].index_information()["expires_at_1"]["expireAfterSeconds"] == 0
