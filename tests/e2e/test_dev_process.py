@@ -37,12 +37,14 @@ DEV_PROCESSES = 9
 class Dev:
     """One `crm-jobs dev --port <p> --data-dir <tmp>` in a session of its own, as a terminal would start it."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, *, servers: dict | None = None):
         self.data_dir = data_dir
         self.log = data_dir / "dev.out"
         self.port = free_port()
         env = {k: v for k, v in os.environ.items()
                if k not in ("REDIS_URL", "MONGODB_URI", "PUBLIC_URL", "STORAGE_URL", "JWT_SECRET")}
+        env.update(servers or {})  # REDIS_URL / MONGODB_URI: servers of one's own instead of embedded ones
+        self.expected = DEV_PROCESSES - (2 if servers else 0)
         self.proc = crm_jobs_process(["dev", "--port", str(self.port), "--data-dir", str(data_dir)],
                                      env=env, log=self.log)
         self.processes = []
@@ -50,7 +52,7 @@ class Dev:
     def wait_until_up(self) -> None:
         def up():
             assert self.proc.poll() is None, f"crm-jobs dev exited:\n{tail(self.log)}"
-            return (self.data_dir / "dev.env").exists() and len(tree(self.proc.pid)) >= DEV_PROCESSES
+            return (self.data_dir / "dev.env").exists() and len(tree(self.proc.pid)) >= self.expected
 
         wait_for(up, timeout=120, interval=0.2, what="crm-jobs dev to be up")
         self.processes = tree(self.proc.pid)
@@ -165,4 +167,60 @@ def test_dev_on_a_port_already_in_use_says_so_in_one_line_and_starts_nothing(tmp
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port"]
+    assert not (tmp_path / "valkey").exists() and not (tmp_path / "mongo").exists()
+
+
+def _job_of(env: dict, job_id: str) -> requests.Response:
+    return requests.get(f"{env['CRM_URL']}/v1/crm/jobs/{job_id}", timeout=10,
+                        headers={"Authorization": f"Bearer {env['CRM_TOKEN']}"})
+
+
+def test_dev_started_again_on_its_data_dir_finds_what_the_last_run_left(tmp_path):
+    first = Dev(tmp_path)
+    try:
+        first.wait_until_up()
+        env = first.env()
+        created = requests.delete(f"{env['CRM_URL']}/v1/crm/tags/{env['CRM_TAG']}", timeout=30,
+                                  headers={"Authorization": f"Bearer {env['CRM_TOKEN']}"})
+        job_id = created.json()["id"]
+        wait_for(lambda: _job_of(env, job_id).json()["status"] == "completed", timeout=60, interval=0.2,
+                 what="the tag delete to complete")
+        os.kill(first.proc.pid, signal.SIGTERM)
+        assert first.proc.wait(timeout=STOP_SECONDS + 1) == 0
+    finally:
+        first.clean_up()
+
+    second = Dev(tmp_path)
+    try:
+        second.wait_until_up()
+        again = second.env()
+        kept = _job_of(again, job_id)
+        # The same account, user and secret: the last run's token still works.
+        assert _job_of({**again, "CRM_TOKEN": env["CRM_TOKEN"]}, job_id).status_code == 200
+        assert kept.status_code == 200 and kept.json()["status"] == "completed"
+        assert kept.json()["result"]["contacts_updated"] == 50
+    finally:
+        second.clean_up()
+
+
+def test_dev_with_redis_url_and_mongodb_uri_uses_those_servers_and_starts_none(tmp_path, settings):
+    from crm_workers.adapters.mongo import connect
+
+    database = f"{settings.mongodb_db}_dev"
+    dev = Dev(tmp_path, servers={"REDIS_URL": settings.redis_url, "MONGODB_URI": settings.mongodb_uri,
+                                 "MONGODB_DB": database, "REDIS_NAMESPACE": f"{settings.redis_namespace}-dev"})
+    try:
+        dev.wait_until_up()
+        commands = [" ".join(p.cmdline()).lower() for p in dev.processes]
+        env = dev.env()
+        healthy = requests.get(f"{env['CRM_URL']}/healthz", timeout=10)
+        db = connect(settings.mongodb_uri, database)
+        demo = db["crm.contacts"].count_documents({"email": {"$regex": "^demo"}})
+        db.client.drop_database(database)
+    finally:
+        dev.clean_up()
+
+    assert not [c for c in commands if "valkey" in c or "secantus" in c], commands
+    assert healthy.status_code == 200 and healthy.json()["checks"] == {"mongodb": "ok", "redis": "ok"}
+    assert demo == 50  # the demo account went into the server it was given
     assert not (tmp_path / "valkey").exists() and not (tmp_path / "mongo").exists()
