@@ -4,6 +4,7 @@ port, and killing it takes everything it started with it."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import socket
@@ -88,6 +89,12 @@ def test_dev_hands_out_export_links_on_the_port_it_was_given(dev):
     env = dev.env()
     headers = {"Authorization": f"Bearer {env['CRM_TOKEN']}"}
     assert env["CRM_URL"] == f"http://127.0.0.1:{dev.port}"
+    printed = wait_for(lambda: "crm-jobs dev is up." in (text := dev.log.read_text()) and text, timeout=10,
+                       what="crm-jobs dev to print what it started")
+    assert env["CRM_URL"] in printed and env["CRM_TOKEN"] in printed  # the URL and a ready bearer token
+    prom = re.search(r"worker http://127\.0\.0\.1:(\d+)/", printed)
+    assert prom, printed  # the worker's Dramatiq metrics, on a free port it picked and printed
+    assert "dramatiq_" in requests.get(f"http://127.0.0.1:{prom.group(1)}/", timeout=10).text
 
     created = requests.post(f"{env['CRM_URL']}/v1/crm/contacts/export", json={"format": "csv"}, headers=headers,
                             timeout=30)
