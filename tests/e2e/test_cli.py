@@ -268,3 +268,30 @@ def test_export_from_the_command_line_watches_the_job_and_prints_its_download_li
     job = json.loads(as_json.stdout)
     assert job["status"] == "completed" and job["result"]["format"] == "xlsx" and job["result"]["rows"] == 2
     assert bad.returncode == 2 and bad.stderr.strip().startswith("crm-jobs: --filter is not valid JSON")
+
+
+def test_api_without_port_listens_on_the_port_setting(settings, tmp_path):
+    import signal
+
+    from crm_jobs.servers import free_port
+    from tests.conftest import wait_for
+    from tests.e2e.process_tree import crm_jobs_process, tail
+
+    port = free_port()
+    env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
+           "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace, "JWT_SECRET": "x" * 32,
+           "STORAGE_URL": settings.storage_url, "PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port)}
+    log = tmp_path / "api.log"
+    api = crm_jobs_process(["api", "--host", "127.0.0.1", "--workers", "1"], env=env, log=log)
+    try:
+        def healthy():
+            assert api.poll() is None, tail(log)
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_for(healthy, timeout=60, interval=0.2, what=f"the API on PORT {port}")
+    finally:
+        os.killpg(api.pid, signal.SIGTERM)
+        api.wait(timeout=30)

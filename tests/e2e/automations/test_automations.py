@@ -348,6 +348,20 @@ def test_a_bad_webhook_url_fails_the_run_permanently_with_its_reason(settings, d
     assert log["actions"][0]["status"] == "failed" and reason in log["actions"][0]["error"]
 
 
+def test_an_automations_logs_are_listed_newest_first_a_page_at_a_time(client, db, worker, tenant, crm):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [{"type": "create_note", "params": {"content": "run"}}])
+    for event in ("evt-page-1", "evt-page-2", "evt-page-3"):  # one after the other: their start times are ordered
+        wait_for_job(db, trigger(client, db, tenant, crm, qualified, event))
+
+    pages = [client.get(f"/v1/crm/automations/{aid}/logs?page={p}&per_page=2", headers=tenant.headers()).get_json()
+             for p in (1, 2)]
+
+    assert [p["total"] for p in pages] == [3, 3]
+    assert [log["event_id"] for p in pages for log in p["logs"]] == ["evt-page-3", "evt-page-2", "evt-page-1"]
+    assert [len(p["logs"]) for p in pages] == [2, 1]
+
+
 def test_nothing_of_another_account_can_be_triggered_listed_or_retried(client, db, tenant, other_tenant, crm):
     aid = automation(db, tenant, crm, crm["stages"][1], [])
     body = {"deal_id": str(crm["deal"]), "stage_id": str(crm["stages"][1])}

@@ -10,6 +10,7 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from tests.conftest import Tenant, wait_for, wait_for_job
 from tests.e2e.process_tree import crm_jobs_process, tail
@@ -58,6 +59,7 @@ def test_the_scheduler_process_notifies_due_reminders_and_digests_through_a_work
            "REDIS_NAMESPACE": own.redis_namespace, "SCHEDULER_TICK_SECONDS": "1", "LOG_LEVEL": "INFO",
            "PYTHONTZPATH": eight_in_the_morning}
     log = tmp_path / "scheduler.log"
+    leases, lease_key = redis.Redis.from_url(own.redis_url), f"{own.redis_namespace}:scheduler:leader"
     scheduler = crm_jobs_process(["scheduler"], env=env, log=log)
     try:
         notify = wait_for(lambda: db["queues"].find_one({"account_id": tenant.account_id, "type": "reminders.notify"}),
@@ -65,11 +67,13 @@ def test_the_scheduler_process_notifies_due_reminders_and_digests_through_a_work
         digest = wait_for(lambda: db["queues"].find_one({"account_id": tenant.account_id, "type": "reminders.digest"}),
                           timeout=60, what=f"the scheduler's digest run at start\n{tail(log)}")
         notified, digested = wait_for_job(db, notify["_id"], timeout=60), wait_for_job(db, digest["_id"], timeout=60)
+        held = leases.get(lease_key)  # the running scheduler is the leader
     finally:
         os.killpg(scheduler.pid, signal.SIGTERM)
         code = scheduler.wait(timeout=30)
 
     assert code == 0, tail(log)
+    assert held and leases.get(lease_key) is None  # released on the way out: another replica takes over at once
     assert notified["status"] == "completed" and digested["status"] == "completed"
     assert db["crm.reminders"].find_one({"_id": due})["notified_at"] is not None
     [note] = list(db["crm.notifications"].find({"uid": tenant.owner_uid, "type": "digest"}))
