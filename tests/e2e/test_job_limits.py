@@ -33,7 +33,7 @@ README_LIMITS = {
     "automations": (10 * MINUTE_MS, 10 * MINUTE_MS, 5),
     "notifications": (10 * MINUTE_MS, 10 * MINUTE_MS, 5),
 }
-UNDO_TYPES = {"imports.undo"}  # an import's undo runs on the imports queue but is bounded like a bulk job
+UNDO_TYPES = {"imports.undo"}  # an import's undo runs on the imports queue but is bounded like bulk work (2 h)
 README_MIN_BACKOFF_MS, README_MAX_BACKOFF_MS = 2_000, 300_000
 OUTAGE_RETRIES = 12
 
