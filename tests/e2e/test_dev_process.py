@@ -192,8 +192,9 @@ def test_dev_started_again_on_its_data_dir_finds_what_the_last_run_left(tmp_path
         job_id = created.json()["id"]
         wait_for(lambda: _job_of(env, job_id).json()["status"] == "completed", timeout=60, interval=0.2,
                  what="the tag delete to complete")
-        os.kill(first.proc.pid, signal.SIGTERM)
-        assert first.proc.wait(timeout=STOP_SECONDS + 1) == 0
+        os.killpg(first.proc.pid, signal.SIGINT)  # Ctrl-C in its terminal
+        assert first.proc.wait(timeout=STOP_SECONDS + 1) == 0, tail(first.log)
+        assert still_running(first.processes[1:], timeout=1) == []
     finally:
         first.clean_up()
 
