@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 import requests
 
@@ -133,19 +134,52 @@ def test_sigterm_stops_every_process_dev_started_within_its_budget_and_frees_eve
     ports = listening_ports(dev.processes)
     assert dev.port in ports and len(ports) >= 4  # the API, Valkey, SecantusDB, the worker's metrics
 
+    roles = {p: _role(p) for p in dev.processes[1:] if p.ppid() == dev.proc.pid}  # what dev started itself
     started = time.monotonic()
     os.kill(dev.proc.pid, signal.SIGTERM)
+    ended = _watch_ends(dev.proc, list(roles), until=started + STOP_SECONDS + 1)
     try:
-        code = dev.proc.wait(timeout=STOP_SECONDS + 1)
+        code = dev.proc.wait(timeout=1)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"crm-jobs dev still running after SIGTERM:\n{tail(dev.log)}") from None
     took = time.monotonic() - started
+    at = {roles[p]: ended[p] for p in roles}
+    assert set(at) == {"worker", "api", "scheduler", "valkey", "secantus"}, roles
+    # In order: the worker first, then the API and the scheduler, the servers last.
+    assert at["worker"] <= min(at["api"], at["scheduler"])
+    assert max(at["api"], at["scheduler"]) <= min(at["valkey"], at["secantus"])
 
     assert code == 0, tail(dev.log)
     assert took < 15
     assert still_running(dev.processes[1:]) == [], "every process it started was stopped before it exited"
     assert {p for p in ports if not port_is_free(p)} == set()
     print(f"crm-jobs dev stopped in {took:.1f} s")
+
+
+def _role(process: psutil.Process) -> str:
+    command = " ".join(process.cmdline())
+    for role, marks in (("valkey", ("valkey",)), ("secantus", ("secantus",)), ("worker", (" worker",)),
+                        ("api", (" api",)), ("scheduler", (" scheduler",))):
+        if any(mark in command for mark in marks):
+            return role
+    return command
+
+
+def _watch_ends(parent, processes: list, *, until: float) -> dict:
+    """When each process ended (monotonic seconds), watched until the parent has exited (or `until`)."""
+    ended = {}
+    while time.monotonic() < until and (parent.poll() is None or len(ended) < len(processes)):
+        for p in processes:
+            if p not in ended:
+                try:
+                    if p.status() == psutil.STATUS_ZOMBIE:
+                        ended[p] = time.monotonic()
+                except psutil.NoSuchProcess:
+                    ended[p] = time.monotonic()
+        if parent.poll() is not None and len(ended) == len(processes):
+            break
+        time.sleep(0.01)  # the watching pace; the loop ends on the processes' own exits
+    return ended
 
 
 def test_a_killed_dev_takes_every_process_it_started_with_it(another_dev):
