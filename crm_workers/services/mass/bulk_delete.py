@@ -16,6 +16,7 @@ from crm_workers.adapters.mongo import (
     NOTES,
     REMINDERS,
     delete_by_ids,
+    find_in,
     id_batches,
     update_by_ids,
 )
@@ -26,8 +27,7 @@ ENTITY_COLLECTION = {"contact": CONTACTS, "deal": DEALS}
 LINK_BATCH = 200
 
 
-def _move_to_trash(db: Database, account_id, job_id, collection: str, query: dict, docs=None) -> list[dict]:
-    docs = list(db[collection].find({**query, "account_id": account_id})) if docs is None else docs
+def _move_to_trash(db: Database, account_id, job_id, collection: str, docs: list[dict]) -> list[dict]:
     trash.keep_docs(db, account_id, job_id, collection, docs)
     delete_by_ids(db[collection], account_id, [d["_id"] for d in docs])
     return docs
@@ -36,7 +36,7 @@ def _move_to_trash(db: Database, account_id, job_id, collection: str, query: dic
 def _pull_links(db: Database, account_id, job_id, collection: str, field: str, ids: list) -> None:
     gone = set(ids)
     pulls = {d["_id"]: (d[field], [i for i in d[field] if i in gone])
-             for d in db[collection].find({"account_id": account_id, field: {"$in": ids}}, {field: 1})
+             for d in find_in(db[collection], account_id, field, ids, projection={field: 1})
              if isinstance(d[field], list)}
     trash.keep_pulls(db, account_id, job_id, collection, field, pulls)
     holders = list(pulls)
@@ -58,15 +58,16 @@ def _attachments(db: Database, storage, account_id, job_id, notes: list[dict]) -
 
 def _dependants(db: Database, storage, account_id, job_id, entity: str, ids: list) -> None:
     field = "contact_id" if entity == "contact" else "deal_id"
-    notes = list(db[NOTES].find({field: {"$in": ids}, "account_id": account_id}))
+    notes = find_in(db[NOTES], account_id, field, ids)
     _attachments(db, storage, account_id, job_id, notes)
-    _move_to_trash(db, account_id, job_id, NOTES, {}, notes)
-    _move_to_trash(db, account_id, job_id, REMINDERS, {field: {"$in": ids}})
-    _move_to_trash(db, account_id, job_id, ACTIVITY, {"entity_type": entity, "entity_id": {"$in": ids}})
+    _move_to_trash(db, account_id, job_id, NOTES, notes)
+    _move_to_trash(db, account_id, job_id, REMINDERS, find_in(db[REMINDERS], account_id, field, ids))
+    _move_to_trash(db, account_id, job_id, ACTIVITY,
+                   find_in(db[ACTIVITY], account_id, "entity_id", ids, {"entity_type": entity}))
     if entity == "contact":
         _pull_links(db, account_id, job_id, DEALS, "contacts", ids)
         _pull_links(db, account_id, job_id, CONTACTS, "businesses", ids)
-        linked = list(db[DEALS].find({"account_id": account_id, "business_id": {"$in": ids}}))
+        linked = find_in(db[DEALS], account_id, "business_id", ids)
         trash.keep_unsets(db, account_id, job_id, DEALS, "business_id", linked)
         if linked:
             db[DEALS].update_many({"_id": {"$in": [d["_id"] for d in linked]}, "account_id": account_id},
@@ -85,7 +86,8 @@ def delete_records(db: Database, storage, account_id, job_id, entity: str, query
         progress.set(processed=deleted, succeeded=deleted)
         progress.checkpoint()  # cancelled here: between batches, never inside one
         _dependants(db, storage, account_id, job_id, entity, ids)
-        deleted += len(_move_to_trash(db, account_id, job_id, collection, {"_id": {"$in": ids}}))
+        records = find_in(db[collection], account_id, "_id", ids)
+        deleted += len(_move_to_trash(db, account_id, job_id, collection, records))
     progress.set(processed=deleted, succeeded=deleted)
     return deleted
 
