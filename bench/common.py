@@ -10,6 +10,18 @@ import psutil
 
 from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey
 
+#: The embedded MongoDB-wire server's process while `servers()` runs (None when MONGODB_URI is given).
+SERVER_PROCESS: dict = {"mongo": None}
+
+
+def server_cpu_seconds() -> float | None:
+    """CPU seconds the embedded MongoDB-wire server has used: what our operations cost it, whatever else runs."""
+    proc = SERVER_PROCESS["mongo"]
+    if proc is None:
+        return None
+    times = proc.cpu_times()
+    return times.user + times.system
+
 
 @contextlib.contextmanager
 def servers():
@@ -22,9 +34,11 @@ def servers():
     if not mongodb_uri:
         started.append(EmbeddedMongo(":memory:"))
         mongodb_uri = started[-1].start()
+        SERVER_PROCESS["mongo"] = psutil.Process(started[-1].pid)
     try:
         yield redis_url, mongodb_uri
     finally:
+        SERVER_PROCESS["mongo"] = None
         for s in reversed(started):
             s.stop()
 
