@@ -9,6 +9,7 @@ notifications, one of their activity entries, one of their next occurrences, one
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -87,7 +88,9 @@ def claim_due(db: Database, *, at: datetime, batch: int = CLAIM_BATCH, scan: int
     for free in ({"claim_id": None}, {"claimed_at": {"$lt": at - CLAIM_STALE}}):
         while True:
             found = list(db[REMINDERS].find({**due, **free}, {"_id": 1, "account_id": 1}).limit(scan))
-            for account_id, ids in _by_account(db, found).items():
+            accounts = list(_by_account(db, found).items())
+            random.shuffle(accounts)  # two replicas ticking at once mostly claim other accounts, not race for one
+            for account_id, ids in accounts:
                 for start in range(0, len(ids), batch):
                     claim_id = _claim(db, ids[start:start + batch], {**due, **free}, at)
                     if claim_id:
