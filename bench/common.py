@@ -27,6 +27,12 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def server_cpu_seconds() -> float | None:
+    """CPU seconds the embedded MongoDB-wire server has used: what our operations cost it, whatever else runs."""
+    pid = SERVER_PIDS.get("mongodb")
+    return cpu_seconds(pid) if pid else None
+
+
 @contextlib.contextmanager
 def servers():
     started = []
