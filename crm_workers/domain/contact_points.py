@@ -1,0 +1,175 @@
+"""Emails and phone numbers: a fast path for the ordinary ones, the libraries for the rest, same answers.
+
+`email_by_library` and `phone_by_library` are the reference: `email-validator` and `phonenumbers` decide. The
+fast paths take only the shapes where the libraries' answer is known without asking them, and ask them
+otherwise (tests/unit/test_contact_points_fast_path.py compares both on generated values):
+
+- an email whose local part is RFC 5322 dot-atom (ASCII, or with Latin-1 letters) and whose domain is plain
+  ASCII LDH labels: the domain is validated by the library once and remembered (a per-domain cache), the address is then
+  `local@domain` lower-cased — what the library normalises it to.
+- a phone number in E.164 (`+` and digits, or `00` and digits, with single spaces, dots or dashes between
+  groups) or in the national format of the row's country (digits in such groups, the first one may be in
+  parentheses): the digits are checked against a per-country table derived from phonenumbers' metadata
+  (calling code, possible lengths, international and national prefixes). A number the table cannot settle
+  (a national prefix, an international prefix, a leading zero, an unusual length) goes to the library.
+
+Library answers are cached (recent values): a file repeats its domains, companies' switchboards and errors.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache, lru_cache
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+MULTI_VALUE_SEPARATOR = " ::: "  # Google Contacts: several emails or phones in one cell
+_CACHE_SIZE = 4096
+_DOMAINS_KEPT = 10_000
+EMAIL_MAX_LENGTH = 254  # email-validator's limit; an ASCII address is as long in characters as in bytes
+
+# RFC 5322 atext, and the precomposed Latin-1 letters (é, ü, ß…: already NFC, the library accepts them as they are).
+_ATEXT = r"A-Za-z0-9_!#$%&'*+\-/=?^`{|}~\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff"
+_PLAIN_EMAIL = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@([A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)")
+_domains: dict[str, str | None] = {}
+
+
+def first_value(value) -> str:
+    """The first of Google's ` ::: `-separated values (`a@x.com ::: b@x.com` → `a@x.com`)."""
+    return str(value).split(MULTI_VALUE_SEPARATOR, 1)[0].strip()
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def email_by_library(text: str) -> str:
+    """The address as email-validator normalises it (lower-cased), or ValueError with its reason."""
+    try:
+        return validate_email(text, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address ({exc})") from None
+
+
+def _plain_domain(domain: str) -> str | None:
+    """The domain lower-cased when the library accepts it as it is (no IDNA change), else None."""
+    known = _domains.get(domain, False)
+    if known is not False:
+        return known
+    try:
+        normalized = validate_email("a@" + domain, check_deliverability=False).domain
+    except EmailNotValidError:
+        normalized = None
+    answer = normalized if normalized is not None and normalized == domain.lower() else None
+    if len(_domains) >= _DOMAINS_KEPT:
+        _domains.clear()
+    _domains[domain] = answer
+    return answer
+
+
+def parse_email(value) -> str:
+    text = first_value(value)
+    if ((m := _PLAIN_EMAIL.fullmatch(text))
+            and (len(text) if text.isascii() else len(text.encode())) <= EMAIL_MAX_LENGTH
+            and _plain_domain(m.group(1))):
+        return text.lower()
+    return email_by_library(text)
+
+
+def _phone_text(value) -> str:
+    raw = first_value(value)
+    return "+" + raw[2:] if raw.startswith("00") else raw
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def phone_by_library(raw: str, country: str | None) -> str:
+    """E.164 as phonenumbers reads `raw` in `country`, or ValueError with the reason."""
+    try:
+        number = phonenumbers.parse(raw, (country or "").upper() or None)
+    except phonenumbers.NumberParseException:
+        if not raw.startswith("+") and not country:
+            raise ValueError("not a phone number in international form (+…) and no default country") from None
+        raise ValueError("not a phone number") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError("not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Digits in groups of single spaces, dots or dashes; a national number's first group may sit in parentheses.
+_E164 = re.compile(r"\+([0-9]+(?:[ .\-][0-9]+)*)")
+_NATIONAL = re.compile(r"(?:\([0-9]+\) ?|[0-9]+[ .\-])?([0-9]+(?:[ .\-][0-9]+)*)")
+_SEPARATORS = str.maketrans("", "", " .-()")
+_MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' bounds on a national number's length
+
+
+@cache
+def _calling_code_table(code: int) -> tuple[frozenset[int], re.Pattern | None] | None:
+    """For a calling code: the national number lengths phonenumbers calls possible, and its national prefix
+    pattern (a number it matches may be read without the prefix: left to the library). None: not a code."""
+    region = phonenumbers.region_code_for_country_code(code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+    if metadata is None:
+        return None
+    lengths = frozenset(n for n in range(_MIN_NSN, _MAX_NSN + 1) if phonenumbers.is_possible_number(
+        phonenumbers.PhoneNumber(country_code=code, national_number=int("1" * n))))
+    prefix = metadata.national_prefix_for_parsing
+    return lengths, (re.compile(prefix) if prefix else None)
+
+
+@lru_cache(maxsize=512)
+def _region_table(region: str) -> tuple[int, re.Pattern | None, re.Pattern | None] | None:
+    """For a default region: its calling code, international prefix and national prefix patterns."""
+    if not region or region.isdigit() or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+    if metadata is None:
+        return None
+    idd, prefix = metadata.international_prefix, metadata.national_prefix_for_parsing
+    return metadata.country_code, (re.compile(idd) if idd else None), (re.compile(prefix) if prefix else None)
+
+
+def _possible(code: int, national: str) -> bool:
+    table = _calling_code_table(code)
+    return (table is not None and national[:1] not in ("", "0") and len(national) in table[0]
+            and (table[1] is None or not table[1].match(national)))
+
+
+def _fast_international(digits: str) -> str | None:
+    if digits[:1] == "0":
+        return None
+    for size in (1, 2, 3):  # phonenumbers takes the shortest prefix that is a calling code
+        code = int(digits[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return "+" + digits if _possible(code, digits[size:]) else None
+    return None
+
+
+def _fast_national(digits: str, country: str) -> str | None:
+    table = _region_table(country)
+    if table is None or len(digits) < _MIN_NSN + 1 or digits[0] == "0":
+        return None
+    code, idd, prefix = table
+    if digits.startswith(str(code)) or (idd and idd.match(digits)) or (prefix and prefix.match(digits)):
+        return None
+    return "+" + str(code) + digits if _possible(code, digits) else None
+
+
+def parse_phone(value, country: str | None) -> str:
+    """E.164, reading numbers without a leading + in `country` (ISO 3166 alpha-2)."""
+    raw = _phone_text(value)
+    if len(raw) <= 40:
+        if m := _E164.fullmatch(raw):
+            if fast := _fast_international(m.group(1).translate(_SEPARATORS)):
+                return fast
+        elif country and _NATIONAL.fullmatch(raw):
+            if fast := _fast_national(raw.translate(_SEPARATORS), country):
+                return fast
+    return phone_by_library(raw, country)
+
+
+def parse_phone_by_library(value, country: str | None) -> str:
+    """The reference for parse_phone: the library on every value."""
+    return phone_by_library.__wrapped__(_phone_text(value), country)
+
+
+def parse_email_by_library(value) -> str:
+    """The reference for parse_email: the library on every value."""
+    return email_by_library.__wrapped__(first_value(value))
