@@ -13,6 +13,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from typing import BinaryIO
 
 from crm_workers.adapters.csv_fast import BLOCK_ROWS, csv_blocks
@@ -151,8 +152,10 @@ def _clean(values: list) -> list:
     return [("" if v[:1] == "0" and is_blank(v) else v) for v in values]
 
 
-def _row_blocks(open_file: Callable[[], BinaryIO], info: TableInfo) -> Iterator[list[tuple[int, list]]]:
-    """The file's rows in lists: a CSV by pandas' C engine where it reads as the csv module (csv_fast.py)."""
+def _row_blocks(open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
+                ) -> Iterator[list[tuple[int, list]]]:
+    """The file's rows in lists: a CSV by pandas' C engine where it reads as the csv module (csv_fast.py).
+    `numbers_only`: the values of a CSV's rows may be left out (None), for a pass that only counts."""
     with open_file() as stream:
         if info.format == "xlsx":
             rows = _rows(stream, info)
@@ -168,16 +171,23 @@ def _row_blocks(open_file: Callable[[], BinaryIO], info: TableInfo) -> Iterator[
                 finally:
                     rows.close()
 
-        yield from csv_blocks(_text(stream, info.encoding), info.delimiter, fallback, clean=_clean)
+        yield from csv_blocks(_text(stream, info.encoding), info.delimiter, fallback, clean=_clean,
+                              numbers_only=numbers_only)
 
 
-def data_blocks(open_file: Callable[[], BinaryIO], info: TableInfo) -> Iterator[list[tuple[int, list]]]:
+def data_blocks(open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
+                ) -> Iterator[list[tuple[int, list]]]:
     """The rows under the header in lists, as (row number, values padded or cut to the headers)."""
-    width = len(info.headers)
-    blocks = _row_blocks(open_file, info)
+    width, header_row = len(info.headers), info.header_row
+    blocks = _row_blocks(open_file, info, numbers_only=numbers_only)
     try:
         for block in blocks:
-            rows = [(n, v if len(v) == width else _fit(v, width)) for n, v in block if n > info.header_row]
+            if block and block[0][0] <= header_row:
+                block = [row for row in block if row[0] > header_row]
+            if numbers_only or set(map(len, map(itemgetter(1), block))) <= {width}:
+                rows = block
+            else:
+                rows = [(n, v if len(v) == width else _fit(v, width)) for n, v in block]
             if rows:
                 yield rows
     finally:
@@ -195,7 +205,7 @@ def scan(open_file: Callable[[], BinaryIO], info: TableInfo, on_row: Callable[[l
     """One quick pass: counts the data rows (and shows each to `on_row`, e.g. to learn a date column's order).
     Counting stops past `limit`: the answer is then `limit + 1`, enough to refuse the file."""
     rows = 0
-    for block in data_blocks(open_file, info):
+    for block in data_blocks(open_file, info, numbers_only=on_row is None):
         over = limit is not None and rows + len(block) > limit
         if over:
             block = block[:limit + 1 - rows]  # one past the limit: enough to refuse the file

@@ -19,7 +19,7 @@ Library answers are cached (recent values): a file repeats its domains, companie
 from __future__ import annotations
 
 import re
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -31,7 +31,7 @@ EMAIL_MAX_LENGTH = 254  # email-validator's limit; an ASCII address is as long i
 
 # RFC 5322 atext, and the precomposed Latin-1 letters (é, ü, ß…: already NFC, the library accepts them as they are).
 _ATEXT = r"A-Za-z0-9_!#$%&'*+\-/=?^`{|}~\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff"
-_PLAIN_EMAIL = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@([A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)")
+PLAIN_EMAIL = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@([A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)")
 _domains: dict[str, str | None] = {}
 
 
@@ -47,6 +47,11 @@ def email_by_library(text: str) -> str:
         return validate_email(text, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address ({exc})") from None
+
+
+def plain_domains() -> dict[str, str | None]:
+    """The domains seen so far: the domain lower-cased when plain, None when the library must look."""
+    return _domains
 
 
 def _plain_domain(domain: str) -> str | None:
@@ -67,7 +72,7 @@ def _plain_domain(domain: str) -> str | None:
 
 def parse_email(value) -> str:
     text = first_value(value)
-    if ((m := _PLAIN_EMAIL.fullmatch(text))
+    if ((m := PLAIN_EMAIL.fullmatch(text))
             and (len(text) if text.isascii() else len(text.encode())) <= EMAIL_MAX_LENGTH
             and _plain_domain(m.group(1))):
         return text.lower()
@@ -100,69 +105,89 @@ _SEPARATORS = str.maketrans("", "", " .-()")
 _MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' bounds on a national number's length
 
 
-@cache
-def _calling_code_table(code: int) -> tuple[frozenset[int], re.Pattern | None] | None:
+_UNKNOWN = object()
+_calling_codes: dict[str, tuple[frozenset[int], re.Pattern | None] | None] = {}
+_regions: dict[str | None, tuple | None] = {}
+_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+def _calling_code_rules(code: str) -> tuple[frozenset[int], re.Pattern | None] | None:
     """For a calling code: the national number lengths phonenumbers calls possible, and its national prefix
     pattern (a number it matches may be read without the prefix: left to the library). None: not a code."""
-    region = phonenumbers.region_code_for_country_code(code)
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
-    if metadata is None:
-        return None
-    lengths = frozenset(n for n in range(_MIN_NSN, _MAX_NSN + 1) if phonenumbers.is_possible_number(
-        phonenumbers.PhoneNumber(country_code=code, national_number=int("1" * n))))
-    prefix = metadata.national_prefix_for_parsing
-    return lengths, (re.compile(prefix) if prefix else None)
+    rules = _calling_codes.get(code, _UNKNOWN)
+    if rules is _UNKNOWN:
+        number = int(code)
+        region = phonenumbers.region_code_for_country_code(number)
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(number, region)
+        rules = None
+        if metadata is not None:
+            lengths = frozenset(n for n in range(_MIN_NSN, _MAX_NSN + 1) if phonenumbers.is_possible_number(
+                phonenumbers.PhoneNumber(country_code=number, national_number=int("1" * n))))
+            prefix = metadata.national_prefix_for_parsing
+            rules = lengths, (re.compile(prefix) if prefix else None)
+        _calling_codes[code] = rules
+    return rules
 
 
-@lru_cache(maxsize=512)
-def _region_table(region: str) -> tuple[int, re.Pattern | None, re.Pattern | None] | None:
-    """For a default region: its calling code, international prefix and national prefix patterns."""
-    if not region or region.isdigit() or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-        return None
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
-    if metadata is None:
-        return None
-    idd, prefix = metadata.international_prefix, metadata.national_prefix_for_parsing
-    return metadata.country_code, (re.compile(idd) if idd else None), (re.compile(prefix) if prefix else None)
+def _region_rules(region: str | None) -> tuple | None:
+    """For a default region: its calling code, international and national prefix patterns, and its calling
+    code's rules. None: not a region phonenumbers reads national numbers in."""
+    rules = _regions.get(region, _UNKNOWN)
+    if rules is _UNKNOWN:
+        rules = None
+        if region and not region.isdigit() and region.upper() in phonenumbers.SUPPORTED_REGIONS:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+            if metadata is not None:
+                idd, prefix, code = metadata.international_prefix, metadata.national_prefix_for_parsing, \
+                    str(metadata.country_code)
+                rules = (code, re.compile(idd) if idd else None, re.compile(prefix) if prefix else None,
+                         _calling_code_rules(code))
+        if len(_regions) < 1024:  # regions come from options: a hostile caller may not grow this
+            _regions[region] = rules
+    return rules
 
 
-def _possible(code: int, national: str) -> bool:
-    table = _calling_code_table(code)
-    return (table is not None and national[:1] not in ("", "0") and len(national) in table[0]
-            and (table[1] is None or not table[1].match(national)))
+def _possible(rules, national: str) -> bool:
+    return (rules is not None and national[:1] not in ("", "0") and len(national) in rules[0]
+            and (rules[1] is None or not rules[1].match(national)))
 
 
 def _fast_international(digits: str) -> str | None:
     if digits[:1] == "0":
         return None
     for size in (1, 2, 3):  # phonenumbers takes the shortest prefix that is a calling code
-        code = int(digits[:size])
-        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            return "+" + digits if _possible(code, digits[size:]) else None
+        if digits[:size] in _CODES:
+            return "+" + digits if _possible(_calling_code_rules(digits[:size]), digits[size:]) else None
     return None
 
 
-def _fast_national(digits: str, country: str) -> str | None:
-    table = _region_table(country)
-    if table is None or len(digits) < _MIN_NSN + 1 or digits[0] == "0":
+def _fast_national(digits: str, rules: tuple) -> str | None:
+    code, idd, prefix, code_rules = rules
+    if len(digits) < _MIN_NSN + 1 or digits[0] == "0" or digits.startswith(code) or (idd and idd.match(digits)) \
+            or (prefix and prefix.match(digits)):
         return None
-    code, idd, prefix = table
-    if digits.startswith(str(code)) or (idd and idd.match(digits)) or (prefix and prefix.match(digits)):
+    return "+" + code + digits if _possible(code_rules, digits) else None
+
+
+def phone_fast(text: str, country: str | None) -> str | None:
+    """E.164 for a stripped cell in one of the fast path's shapes, None when the library must read it."""
+    if len(text) > 40:
         return None
-    return "+" + str(code) + digits if _possible(code, digits) else None
+    if text[:1] == "+":
+        m = _E164.fullmatch(text)
+        return _fast_international(m.group(1).translate(_SEPARATORS)) if m else None
+    if text[:2] == "00":
+        m = _E164.fullmatch("+" + text[2:])
+        return _fast_international(m.group(1).translate(_SEPARATORS)) if m else None
+    if country and _NATIONAL.fullmatch(text) and (rules := _region_rules(country)):
+        return _fast_national(text.translate(_SEPARATORS), rules)
+    return None
 
 
 def parse_phone(value, country: str | None) -> str:
     """E.164, reading numbers without a leading + in `country` (ISO 3166 alpha-2)."""
     raw = _phone_text(value)
-    if len(raw) <= 40:
-        if m := _E164.fullmatch(raw):
-            if fast := _fast_international(m.group(1).translate(_SEPARATORS)):
-                return fast
-        elif country and _NATIONAL.fullmatch(raw):
-            if fast := _fast_national(raw.translate(_SEPARATORS), country):
-                return fast
-    return phone_by_library(raw, country)
+    return phone_fast(raw, country) or phone_by_library(raw, country)
 
 
 def parse_phone_by_library(value, country: str | None) -> str:

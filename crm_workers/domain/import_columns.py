@@ -9,13 +9,20 @@ in the column order parse_row follows, so records, errors and their order are th
 
 from __future__ import annotations
 
-from crm_workers.domain.contact_points import parse_email, parse_phone
+from crm_workers.domain.contact_points import (
+    EMAIL_MAX_LENGTH,
+    MULTI_VALUE_SEPARATOR,
+    PLAIN_EMAIL,
+    phone_fast,
+    plain_domains,
+)
 from crm_workers.domain.import_rows import (
     EXTRA_TARGETS,
     READ_TARGETS,
     ParsedRow,
     RowContext,
     cell_value,
+    complete_contact,
     complete_row,
     unneutralise,
 )
@@ -41,17 +48,70 @@ def _text_column(cells: list) -> list:
              else _BLANK if v is None else str(v)) for v in cells]
 
 
+def _email_column(ctx: RowContext, header: str, target: str, cells: list) -> list:
+    """The plain addresses of a known domain answered here (contact_points.parse_email's own fast path, without
+    a call per cell); the others by parse_email."""
+    out = []
+    append, plain, domains = out.append, PLAIN_EMAIL.fullmatch, plain_domains()
+    for value in cells:
+        if value.__class__ is str:
+            text = value.strip()
+            if not text:
+                append(_BLANK)
+                continue
+            if (text[0] != "'" and (m := plain(text)) and text.isascii() and len(text) <= EMAIL_MAX_LENGTH
+                    and domains.get(m.group(1))):
+                append(text.lower())
+                continue
+            if text[0] == "'":
+                text = unneutralise(text)
+        elif value is None:
+            append(_BLANK)
+            continue
+        else:
+            text = value
+        try:
+            append(cell_value(ctx, header, target, text))
+        except ValueError as exc:
+            append(_Failed(str(exc)))
+    return out
+
+
+def _phone_column(ctx: RowContext, header: str, cells: list) -> list:
+    """The numbers in the fast path's shapes answered by contact_points.phone_fast; the others by parse_phone."""
+    out, country = [], ctx.country
+    append = out.append
+    for value in cells:
+        if value.__class__ is str:
+            text = value.strip()
+            if not text:
+                append(_BLANK)
+                continue
+            if text[0] != "'" and MULTI_VALUE_SEPARATOR not in text and (fast := phone_fast(text, country)):
+                append(fast)
+                continue
+            if text[0] == "'":
+                text = unneutralise(text)
+        elif value is None:
+            append(_BLANK)
+            continue
+        else:
+            text = value
+        try:
+            append(cell_value(ctx, header, "phone", text))
+        except ValueError as exc:
+            append(_Failed(str(exc)))
+    return out
+
+
 def _read_column(ctx: RowContext, header: str, target: str, cells: list) -> list:
     """Per row: _BLANK, a _Failed with the reason, or the value read."""
     if target not in READ_TARGETS and not target.startswith("custom."):  # cell_value gives the text itself
         return _text_column(cells)
     if target in ("email", "contact_email"):
-        read_text = parse_email
-    elif target == "phone":
-        country = ctx.country
-
-        def read_text(text):
-            return parse_phone(text, country)
+        return _email_column(ctx, header, target, cells)
+    if target == "phone":
+        return _phone_column(ctx, header, cells)
     else:
         def read_text(text):
             return cell_value(ctx, header, target, text)
@@ -84,6 +144,11 @@ def _read_column(ctx: RowContext, header: str, target: str, cells: list) -> list
     return out
 
 
+def _special(answers: list) -> bool:
+    """Whether a column holds a blank or a failed cell (the others are put in their rows without a look)."""
+    return any(value is _BLANK or value.__class__ is _Failed for value in answers)
+
+
 def _placement(target: str) -> tuple[int, str, str | None]:
     if target == "tags":
         return _TAGS, target, None
@@ -102,15 +167,29 @@ def _placement(target: str) -> tuple[int, str, str | None]:
 def parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str], *, default_tags=(), owner=None
                ) -> list[ParsedRow]:
     """`[parse_row(ctx, n, headers, values, …) for n, values in rows]`, column by column."""
+    width = len(headers)
+    table = [values for _, values in rows]
+    transposed = list(zip(*table, strict=True)) if table and set(map(len, table)) == {width} else None
     columns = []
     for i, header in enumerate(headers):
         target = ctx.mapping.get(header)
         if target is not None:
-            cells = [values[i] if i < len(values) else None for _, values in rows]
+            cells = transposed[i] if transposed else [values[i] if i < len(values) else None for values in table]
             columns.append((i, header, *_placement(target), _read_column(ctx, header, target, cells)))
     parsed = [ParsedRow(row=number, values=values) for number, values in rows]
+    records = [row.record for row in parsed]
     # Column by column, each row's values, errors, tags and businesses still come in the order of its cells.
     for i, header, how, key, inner, answers in columns:
+        if how == _RECORD and not _special(answers):
+            for record, value in zip(records, answers, strict=True):
+                record[key] = value
+            continue
+        if how == _NESTED and not _special(answers) and inner and key == "address":
+            for record, value in zip(records, answers, strict=True):
+                if (nested := record.get(key)) is None:
+                    nested = record[key] = {}
+                nested[inner] = value
+            continue
         for row, value in zip(parsed, answers, strict=True):
             if value is _BLANK:
                 continue
@@ -126,14 +205,19 @@ def parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str]
                 else:  # split_list gave them once each already
                     tags.extend(value)
             elif how == _BUSINESS:
-                if value.lower() not in {b.lower() for b in row.businesses}:
-                    row.businesses.append(value)
+                if not (businesses := row.businesses) or value.lower() not in {b.lower() for b in businesses}:
+                    businesses.append(value)
             elif how == _AMOUNT:
                 row.extra["amount"] = value[0]
                 if value[1]:
                     row.extra.setdefault("currency", value[1])
             else:
                 row.extra[key] = value
-    for row in parsed:
-        complete_row(ctx, row, default_tags=default_tags, owner=owner)
+    if default_tags or owner is not None or ctx.entity != "contact":
+        for row in parsed:
+            complete_row(ctx, row, default_tags=default_tags, owner=owner)
+    else:  # complete_row without its no-ops
+        for row in parsed:
+            if not row.errors:
+                complete_contact(ctx, row)
     return parsed

@@ -190,10 +190,10 @@ def complete_row(ctx: RowContext, parsed: ParsedRow, *, default_tags=(), owner=N
     if owner is not None:
         parsed.record.setdefault("owner", owner)
     if parsed.ok:
-        (_complete_contact if ctx.entity == "contact" else _complete_deal)(ctx, parsed)
+        (complete_contact if ctx.entity == "contact" else _complete_deal)(ctx, parsed)
 
 
-def _complete_contact(ctx: RowContext, parsed: ParsedRow) -> None:
+def complete_contact(ctx: RowContext, parsed: ParsedRow) -> None:
     r = parsed.record
     if r.get("type", ctx.contact_type) == "business":
         r["type"] = "business"
