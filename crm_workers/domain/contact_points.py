@@ -19,6 +19,7 @@ Library answers are cached (recent values): a file repeats its domains, companie
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 import phonenumbers
@@ -161,33 +162,41 @@ def _fast_international(digits: str) -> str | None:
     return None
 
 
-def _fast_national(digits: str, rules: tuple) -> str | None:
-    code, idd, prefix, code_rules = rules
-    if len(digits) < _MIN_NSN + 1 or digits[0] == "0" or digits.startswith(code) or (idd and idd.match(digits)) \
-            or (prefix and prefix.match(digits)):
-        return None
-    return "+" + code + digits if _possible(code_rules, digits) else None
+@lru_cache(maxsize=64)
+def phone_reader(country: str | None) -> Callable[[str], str | None]:
+    """For numbers read in `country`: E.164 for a stripped cell in one of the fast path's shapes, None when the
+    library must read it."""
+    rules = _region_rules(country) if country else None
+    if rules is not None:
+        code, idd, prefix, code_rules = rules
+        lengths, code_prefix = code_rules if code_rules is not None else ((), None)
+    international, national, separators = _E164.fullmatch, _NATIONAL.fullmatch, _SEPARATORS
 
+    def read(text: str) -> str | None:
+        if len(text) > 40:
+            return None
+        if text[:1] == "+":
+            m = international(text)
+            return _fast_international(m.group(1).translate(separators)) if m else None
+        if text[:2] == "00":
+            m = international("+" + text[2:])
+            return _fast_international(m.group(1).translate(separators)) if m else None
+        if rules is None or not national(text):
+            return None
+        digits = text.translate(separators)
+        if (len(digits) < _MIN_NSN + 1 or digits[0] == "0" or len(digits) not in lengths or digits.startswith(code)
+                or (idd and idd.match(digits)) or (prefix and prefix.match(digits))
+                or (code_prefix and code_prefix.match(digits))):
+            return None
+        return "+" + code + digits
 
-def phone_fast(text: str, country: str | None) -> str | None:
-    """E.164 for a stripped cell in one of the fast path's shapes, None when the library must read it."""
-    if len(text) > 40:
-        return None
-    if text[:1] == "+":
-        m = _E164.fullmatch(text)
-        return _fast_international(m.group(1).translate(_SEPARATORS)) if m else None
-    if text[:2] == "00":
-        m = _E164.fullmatch("+" + text[2:])
-        return _fast_international(m.group(1).translate(_SEPARATORS)) if m else None
-    if country and _NATIONAL.fullmatch(text) and (rules := _region_rules(country)):
-        return _fast_national(text.translate(_SEPARATORS), rules)
-    return None
+    return read
 
 
 def parse_phone(value, country: str | None) -> str:
     """E.164, reading numbers without a leading + in `country` (ISO 3166 alpha-2)."""
     raw = _phone_text(value)
-    return phone_fast(raw, country) or phone_by_library(raw, country)
+    return phone_reader(country)(raw) or phone_by_library(raw, country)
 
 
 def parse_phone_by_library(value, country: str | None) -> str:

@@ -9,11 +9,13 @@ in the column order parse_row follows, so records, errors and their order are th
 
 from __future__ import annotations
 
+import gc
+
 from crm_workers.domain.contact_points import (
     EMAIL_MAX_LENGTH,
     MULTI_VALUE_SEPARATOR,
     PLAIN_EMAIL,
-    phone_fast,
+    phone_reader,
     plain_domains,
 )
 from crm_workers.domain.import_rows import (
@@ -59,8 +61,8 @@ def _email_column(ctx: RowContext, header: str, target: str, cells: list) -> lis
             if not text:
                 append(_BLANK)
                 continue
-            if (text[0] != "'" and (m := plain(text)) and text.isascii() and len(text) <= EMAIL_MAX_LENGTH
-                    and domains.get(m.group(1))):
+            if (text[0] != "'" and (m := plain(text)) and domains.get(m.group(1))
+                    and (len(text) if text.isascii() else len(text.encode())) <= EMAIL_MAX_LENGTH):
                 append(text.lower())
                 continue
             if text[0] == "'":
@@ -79,7 +81,7 @@ def _email_column(ctx: RowContext, header: str, target: str, cells: list) -> lis
 
 def _phone_column(ctx: RowContext, header: str, cells: list) -> list:
     """The numbers in the fast path's shapes answered by contact_points.phone_fast; the others by parse_phone."""
-    out, country = [], ctx.country
+    out, fast = [], phone_reader(ctx.country)
     append = out.append
     for value in cells:
         if value.__class__ is str:
@@ -87,8 +89,8 @@ def _phone_column(ctx: RowContext, header: str, cells: list) -> list:
             if not text:
                 append(_BLANK)
                 continue
-            if text[0] != "'" and MULTI_VALUE_SEPARATOR not in text and (fast := phone_fast(text, country)):
-                append(fast)
+            if text[0] != "'" and MULTI_VALUE_SEPARATOR not in text and (e164 := fast(text)):
+                append(e164)
                 continue
             if text[0] == "'":
                 text = unneutralise(text)
@@ -167,6 +169,18 @@ def _placement(target: str) -> tuple[int, str, str | None]:
 def parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str], *, default_tags=(), owner=None
                ) -> list[ParsedRow]:
     """`[parse_row(ctx, n, headers, values, …) for n, values in rows]`, column by column."""
+    # Tens of thousands of small objects, none of them in a cycle: the cyclic collector would only walk them.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_rows(ctx, rows, headers, default_tags=default_tags, owner=owner)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str], *, default_tags, owner
+                ) -> list[ParsedRow]:
     width = len(headers)
     table = [values for _, values in rows]
     transposed = list(zip(*table, strict=True)) if table and set(map(len, table)) == {width} else None
