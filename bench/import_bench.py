@@ -86,9 +86,9 @@ def pipeline(path: Path) -> tuple[int, int]:
     return rows, valid
 
 
-def _timed(fn, *args):
+def _timed(fn, *args, **kwargs):
     cpu, wall = time.process_time(), time.perf_counter()
-    out = fn(*args)
+    out = fn(*args, **kwargs)
     return time.process_time() - cpu, time.perf_counter() - wall, out
 
 
@@ -160,7 +160,7 @@ def end_to_end(n: int) -> int:
         job = jobs.claim(db, job["_id"], stale_seconds=3600)
         ops = _opcounters(db)
         with PeakRSS() as peak:
-            cpu, import_s, result = _timed(run_import, db, settings, job, jobs.Progress(db, job), "contact")
+            cpu, import_s, result = _timed(run_import, db, settings, job, jobs.Progress(db, job), entity="contact")
         import_ops = _delta(ops, _opcounters(db))
         print(f"import: {n} rows in {import_s:.1f} s = {n / import_s:,.0f} rows/s ({cpu:.1f} s CPU in this "
               f"process); peak RSS {peak.peak / 1e6:.0f} MB; counts {result['counts']}")

@@ -44,6 +44,7 @@ class _Failed:
         self.reason = reason
 
 
+
 def _text_column(cells: list) -> list:
     """A plain text column: each cell stripped, its formula guard undone (what cell_value gives for text)."""
     return [((_BLANK if not (t := v.strip()) else unneutralise(t) if t[0] == "'" else t) if v.__class__ is str
@@ -148,7 +149,7 @@ def _read_column(ctx: RowContext, header: str, target: str, cells: list) -> list
 
 def _special(answers: list) -> bool:
     """Whether a column holds a blank or a failed cell (the others are put in their rows without a look)."""
-    return any(value is _BLANK or value.__class__ is _Failed for value in answers)
+    return _BLANK in answers or _Failed in map(type, answers)
 
 
 def _placement(target: str) -> tuple[int, str, str | None]:
