@@ -10,6 +10,9 @@ in the column order parse_row follows, so records, errors and their order are th
 from __future__ import annotations
 
 import gc
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from crm_workers.domain.contact_points import (
     EMAIL_MAX_LENGTH,
@@ -107,6 +110,48 @@ def _phone_column(ctx: RowContext, header: str, cells: list) -> list:
     return out
 
 
+_ISO_DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_NUMERIC_DAY = re.compile(r"([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4})")
+_INTEGER = re.compile(r"-?[0-9]{1,15}")  # a float holds 15 digits exactly: parse_number's int(float(text))
+_DECIMAL = re.compile(r"-?[0-9]{1,15}\.[0-9]{1,15}")
+
+
+def _plain_reader(ctx: RowContext, header: str, target: str) -> Callable[[str], object] | None:
+    """For a date or number column, once its day order is learnt: the value of a cell in the plainest shapes
+    (`2024-05-01`, `01/05/2024`, `-12`, `3.50`) as parse_date and parse_number give it, None for the others."""
+    field = ctx.fields.get(target[7:], {}) if target.startswith("custom.") else {}
+    if target == "expected_close_date" or field.get("field_type") == "date":
+        day_first = ctx.day_first.get(header, False)
+
+        def read_date(text: str):
+            if m := _ISO_DAY.fullmatch(text):
+                year, month, day = m.groups()
+            elif (m := _NUMERIC_DAY.fullmatch(text)) and int(m.group(3)) >= 100:  # 2-digit years: parse_date
+                day, month, year = m.groups() if day_first else (m.group(2), m.group(1), m.group(3))
+            else:
+                return None
+            try:
+                return datetime(int(year), int(month), int(day), tzinfo=UTC)
+            except ValueError:
+                return None  # parse_date says why
+
+        return read_date
+    if target == "value" or field.get("field_type") == "number":
+        pair = target == "value"
+
+        def read_number(text: str):
+            if _INTEGER.fullmatch(text):
+                number = int(text)
+            elif _DECIMAL.fullmatch(text):
+                number = float(text)
+            else:
+                return None
+            return (number, None) if pair else number
+
+        return read_number
+    return None
+
+
 def _read_column(ctx: RowContext, header: str, target: str, cells: list) -> list:
     """Per row: _BLANK, a _Failed with the reason, or the value read."""
     if target not in READ_TARGETS and not target.startswith("custom."):  # cell_value gives the text itself
@@ -115,9 +160,7 @@ def _read_column(ctx: RowContext, header: str, target: str, cells: list) -> list
         return _email_column(ctx, header, target, cells)
     if target == "phone":
         return _phone_column(ctx, header, cells)
-    else:
-        def read_text(text):
-            return cell_value(ctx, header, target, text)
+    fast = _plain_reader(ctx, header, target)
     out, seen, remember = [], {}, target not in _NOT_REMEMBERED
     append = out.append
     for value in cells:
@@ -138,7 +181,8 @@ def _read_column(ctx: RowContext, header: str, target: str, cells: list) -> list
         else:
             key, text = None, value  # a spreadsheet's number or date: 1 == 1.0 == True, not a safe key
         try:
-            read = read_text(text) if key is not None else cell_value(ctx, header, target, text)
+            if fast is None or key is None or (read := fast(text)) is None:
+                read = cell_value(ctx, header, target, text)
         except ValueError as exc:
             read = _Failed(str(exc))
         if remember and key is not None:

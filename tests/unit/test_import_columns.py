@@ -33,7 +33,9 @@ CELLS = st.one_of(
                      "$1,234.50", "1.234,5 EUR", "(12)", "abc", "usd", "US", "pt", "Portugal", "Closed Won", "lost",
                      "open", "maybe", "yes", "no", "✓", "example.com", "http://x", "ftp://x.y", "'=SUM(A1)", "'+1",
                      "=HYPERLINK(\"x\")", "'", "a ::: b", "x" * 300, str(ObjectId()), "1832.0", "Acme", "acme",
-                     "Ana Lima", "Pipeline A", "Stage 1"]),
+                     "Ana Lima", "Pipeline A", "Stage 1", "2024-02-30", "2024-12-31", "31/12/2024", "12/31/2024",
+                     "1/2/0099", "01.02.2024", "2024-1-5", "-0", "-12", "007", "12.50", "-3.0", "1" * 16,
+                     "9" * 15 + ".5", "1,5", "١٢", "２０２４-01-01"]),
     st.text(max_size=20), st.none(), st.integers(-5, 5), st.floats(allow_nan=False, allow_infinity=False),
     st.booleans(), st.just(datetime(2024, 1, 2)),
 )
@@ -79,3 +81,20 @@ def test_a_custom_multiselect_value_is_its_rows_own_list():
     first, second = parse_rows(ctx, [(2, ["A; b", "Ana"]), (3, ["A; b", "Bo"])], ["M", "N"])
     first.record["custom_fields"]["multi"].append("C d")
     assert second.record["custom_fields"]["multi"] == ["A", "b"]
+
+
+PLAIN = st.one_of(st.from_regex(r"-?[0-9]{1,17}(\.[0-9]{0,16})?", fullmatch=True),
+                  st.from_regex(r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,5}", fullmatch=True),
+                  st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", fullmatch=True))
+
+
+@settings(max_examples=int(os.environ.get("FAST_PATH_EXAMPLES", 400)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(PLAIN, min_size=1, max_size=8), st.sampled_from(["value", "expected_close_date", "custom.size",
+                                                                 "custom.when"]), st.booleans())
+def test_dates_and_numbers_read_by_their_column_equal_parse_date_and_parse_number(cells, target, day_first):
+    ctx = RowContext(entity="deal", mapping={"C": target}, fields=FIELDS, country=None, day_first={"C": day_first},
+                     default_pipeline="Sales")
+    rows = [(n + 2, [cell]) for n, cell in enumerate(cells)]
+    by_rows = [parse_row(ctx, n, ["C"], values) for n, values in rows]
+    assert [_shape(p) for p in parse_rows(ctx, rows, ["C"])] == [_shape(p) for p in by_rows]
