@@ -50,7 +50,8 @@ def cmd_api(args) -> None:
 
     class Server(BaseApplication):
         def load_config(self):
-            self.cfg.set("bind", f"{args.host}:{args.port}")
+            # A listening socket handed down by `crm-jobs dev` (it binds the port itself: no check-then-bind race).
+            self.cfg.set("bind", f"fd://{args.fd}" if args.fd is not None else f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
             self.cfg.set("accesslog", "-")
@@ -182,6 +183,7 @@ def parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=None, help="default: PORT or 8000")
     api.add_argument("--workers", type=int, default=2)
     api.add_argument("--threads", type=int, default=8)
+    api.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket instead")
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run Dramatiq workers")
@@ -201,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
     pubsub.set_defaults(func=cmd_pubsub)
 
     dev = sub.add_parser("dev", help="everything in one command on embedded servers")
-    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--port", type=int, default=8000, help="0: a free port the system chooses")
     dev.add_argument("--data-dir", default=".crm-data")
     dev.set_defaults(func=cmd_dev)
 

@@ -63,14 +63,18 @@ def _seed_demo(db, account_id: ObjectId) -> ObjectId:
     return tag_id
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def _listen(port: int) -> socket.socket | None:
+    """The API's socket, bound here and handed to gunicorn (`--fd`): a port cannot be taken between a check and
+    the bind, and port 0 gets one the system chooses. None when the port is in use."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return None
+    sock.listen(128)
+    return sock
 
 
 def _wait_until_up(url: str, apps: dict[str, subprocess.Popen], timeout: float = 60) -> bool:
@@ -142,10 +146,19 @@ def run_dev(*, data_dir: str, port: int, jwt_secret: str) -> int:
 def _run(supervisor: _Supervisor, data: Path, port: int, jwt_secret: str) -> int:
     data.mkdir(parents=True, exist_ok=True)
     (data / "dev.env").unlink(missing_ok=True)  # written again once this run answers: never a stale one
-    if not _port_is_free(port):
+    listening = _listen(port)
+    if listening is None:
         print(f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port",
               file=sys.stderr)
         return 1
+    try:
+        return _start_all(supervisor, data, listening, jwt_secret)
+    finally:
+        listening.close()  # already closed once the API has its own copy; here for a start that failed
+
+
+def _start_all(supervisor: _Supervisor, data: Path, listening: socket.socket, jwt_secret: str) -> int:
+    port = listening.getsockname()[1]
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         valkey = EmbeddedValkey(data / "valkey")
@@ -170,11 +183,13 @@ def _run(supervisor: _Supervisor, data: Path, port: int, jwt_secret: str) -> int
     db.client.close()  # the children have their own; no client threads left in this process
 
     exe = [sys.executable, "-m", "crm_jobs.cli"]
-    for name, argv in (("api", ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]),
+    fd = listening.fileno()
+    for name, argv in (("api", ["api", "--fd", str(fd), "--workers", "1"]),
                        ("worker", ["worker", "--processes", "1", "--threads", "4",
                                    "--shutdown-timeout", str(DEV_WORKER_SHUTDOWN_SECONDS)]),
                        ("scheduler", ["scheduler"])):
-        supervisor.apps[name] = children.spawn(exe + argv, env=env)
+        supervisor.apps[name] = children.spawn(exe + argv, env=env, pass_fds=(fd,) if name == "api" else ())
+    listening.close()  # the API has its own copy: the port is the API's alone
 
     token = issue_token(jwt_secret, account_id=ident["account_id"], uid=ident["uid"], is_owner=True)
     if _wait_until_up(url, supervisor.apps):

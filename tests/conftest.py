@@ -72,7 +72,8 @@ def settings(redis_url, mongodb_uri, tmp_path_factory, socket_receiver) -> Setti
         redis_namespace=f"crmtest-{run}",
         bulk_batch_size=10,
         job_heartbeat_seconds=1,
-        job_stale_seconds=4,
+        job_stale_seconds=60,  # no live run is taken for a dead one on a slow machine; tests sweep at their own time
+        job_test_holds=True,  # tests may hold a job at a checkpoint (crm_workers/jobs/holds.py)
     )
 
 
@@ -96,6 +97,8 @@ def broker(settings, db):
 @pytest.fixture(scope="session")
 def worker(broker):
     """A real Dramatiq worker, in-process, consuming every queue."""
+    # What `dramatiq` does in each worker process it boots: starts the time-limit and shutdown-notice managers.
+    broker.emit_after("process_boot")
     w = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
     w.start()
     yield w
@@ -163,6 +166,32 @@ def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+class Hold:
+    """A job of the account held at a checkpoint until `release()` (crm_workers/jobs/holds.py)."""
+
+    def __init__(self, db, account_id, **kwargs):
+        from crm_workers.jobs import holds
+
+        self._db, self._holds = db, holds
+        self.id = holds.hold(db, account_id, **kwargs)
+
+    def reached(self, timeout: float = 30.0) -> dict:
+        """Wait until a job waits at the hold; the hold then (`job_id`, `processed`)."""
+        return wait_for(lambda: self._holds.held(self._db, self.id), timeout=timeout, what="a job at the hold")
+
+    def release(self) -> None:
+        self._holds.release(self._db, self.id)
+
+
+@pytest.fixture
+def hold(db):
+    """`hold(account_id, job_type=None, after_processed=1)`: hold that account's next job; released at teardown."""
+    made = []
+    yield lambda account_id, **kwargs: made.append(Hold(db, account_id, **kwargs)) or made[-1]
+    for h in made:
+        h.release()
 
 
 def wait_for_job(db, job_id, statuses=("completed", "failed", "cancelled"), timeout: float = 30.0) -> dict:

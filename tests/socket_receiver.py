@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 
+#: The README promises a 2-minute token, made when the call is made.
+TOKEN_SECONDS = 120
 
 class SocketReceiver:
     def __init__(self, secret: str):
@@ -24,8 +27,9 @@ class SocketReceiver:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
                 try:
-                    claims = jwt.decode(token, receiver.secret, algorithms=["HS256"], options={"require": ["exp"]})
-                    token_ok = claims["exp"] - claims["iat"] <= 300
+                    claims = jwt.decode(token, receiver.secret, algorithms=["HS256"],
+                                        options={"require": ["exp", "iat"]})
+                    token_ok = claims["exp"] - claims["iat"] <= TOKEN_SECONDS and abs(time.time() - claims["iat"]) < 30
                 except jwt.InvalidTokenError:
                     token_ok = False
                 with receiver._lock:

@@ -106,7 +106,11 @@ class S3Storage:
 
     def put_stream(self, key: str, stream: BinaryIO, content_type: str | None = None) -> int:
         extra = {"ContentType": content_type} if content_type else None
-        # upload_fileobj switches to a multipart upload for big files on its own.
+        # upload_fileobj switches to a multipart upload for big files on its own, if a read of its threshold
+        # (8 MB) returns 8 MB: a raw stream (IterStream) answers each read with one chunk, and a short first read
+        # makes it send the whole file as one PUT held in memory. A buffered reader reads until it has the amount.
+        if isinstance(stream, io.RawIOBase):
+            stream = io.BufferedReader(stream)
         self.client.upload_fileobj(stream, self.bucket, self.object_key(key), ExtraArgs=extra)
         return self.size(key)
 
@@ -164,6 +168,21 @@ class IterStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes, fewer only at the end. An upload to S3 decides between one PUT and a multipart
+        upload by whether its first read of 8 MiB comes back full: a short read (one chunk) made it send the
+        whole file as one PUT, read into memory first."""
+        if size is None or size < 0:
+            return self.readall()
+        parts, wanted = [], size
+        while wanted > 0:
+            part = super().read(wanted)
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+        return b"".join(parts)
 
     def readinto(self, target) -> int:
         while not self._buffer:

@@ -5,18 +5,22 @@ with a fingerprint of the method, path and body, and the same key on another req
 system makes for itself (reminder claims, automation events, Pub/Sub messages…) live in the "system" scope,
 which no client key can reach. The unique index on (account, scope, key) decides between concurrent
 requests, never a read-then-write.
+
+A key is over at 24 h exactly: the TTL index only tidies (MongoDB's TTL monitor deletes up to a minute late, or
+later under load), so a key past its 24 h is ignored here and taken over by the next request that uses it.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, QUEUES
+from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, IDEMPOTENCY_TTL_SECONDS, QUEUES
 from crm_workers.errors import Unprocessable
 from crm_workers.jobs.status import now
 
@@ -30,11 +34,15 @@ class IdempotencyKey:
     key: str
     scope: str = SYSTEM_SCOPE
     fingerprint: str | None = None
+    #: How long the key names its first job. The TTL index removes keys only after 24 h and at its own pace
+    #: (MongoDB's TTL monitor runs once a minute): expiry itself is decided here, on every read.
+    seconds: int = IDEMPOTENCY_TTL_SECONDS
 
 
-def client_key(uid: ObjectId, key: str, fingerprint: str) -> IdempotencyKey:
+def client_key(uid: ObjectId, key: str, fingerprint: str, *, seconds: int = IDEMPOTENCY_TTL_SECONDS
+               ) -> IdempotencyKey:
     """A client's `Idempotency-Key`: only the same user repeating the same request may reuse it."""
-    return IdempotencyKey(key=key, scope=f"user:{uid}", fingerprint=fingerprint)
+    return IdempotencyKey(key=key, scope=f"user:{uid}", fingerprint=fingerprint, seconds=seconds)
 
 
 def as_key(key: str | IdempotencyKey | None) -> IdempotencyKey | None:
@@ -43,7 +51,16 @@ def as_key(key: str | IdempotencyKey | None) -> IdempotencyKey | None:
 
 
 def _find(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> dict | None:
-    return db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "scope": ik.scope, "key": ik.key})
+    """The key as recorded, if it has not expired."""
+    return db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
+                                          "created_at": {"$gt": now() - timedelta(seconds=ik.seconds)}})
+
+
+def _take_expired(db: Database, account_id: ObjectId, ik: IdempotencyKey, doc: dict) -> bool:
+    """An expired key not yet removed by the TTL index is taken for a new request (one request wins)."""
+    return db[IDEMPOTENCY_KEYS].update_one(
+        {"account_id": account_id, "scope": ik.scope, "key": ik.key,
+         "created_at": {"$lte": now() - timedelta(seconds=ik.seconds)}}, {"$set": doc}).modified_count == 1
 
 
 def _check_same_request(seen: dict, ik: IdempotencyKey) -> None:
@@ -70,7 +87,9 @@ def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, j
         except DuplicateKeyError:
             seen = _find(db, account_id, ik)
         if seen is None:
-            continue  # expired between the two calls: try again
+            if _take_expired(db, account_id, ik, doc):
+                return None
+            continue  # removed between the two calls: try again
         _check_same_request(seen, ik)
         first = _job(db, account_id, seen["job_id"])
         if first is not None:
@@ -86,7 +105,8 @@ def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, j
 
 
 def job_for_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey) -> dict | None:
-    """The job a request with this key made in the last 24 h, if it is recorded; 422 for another request's key."""
+    """The job a request with this key made within the key's life (24 h), if it is recorded; 422 for another
+    request's key."""
     ik = as_key(key)
     seen = _find(db, account_id, ik)
     if seen is None:
@@ -103,7 +123,9 @@ def remember_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, 
                                          "fingerprint": ik.fingerprint, "job_id": job_id, "created_at": now()})
     except DuplicateKeyError:
         seen = _find(db, account_id, ik)
-        if seen is not None:
-            _check_same_request(seen, ik)
+        if seen is None:
+            return _take_expired(db, account_id, ik, {"fingerprint": ik.fingerprint, "job_id": job_id,
+                                                      "created_at": now()})
+        _check_same_request(seen, ik)
         return False
     return True

@@ -10,6 +10,7 @@ from pymongo.database import Database
 from crm_workers.adapters.mongo import QUEUES
 from crm_workers.domain.progress import progress_doc
 from crm_workers.errors import JobCancelled
+from crm_workers.jobs import holds
 from crm_workers.jobs.status import S, now
 
 #: Progress is written at most this often (seconds), never per row.
@@ -61,11 +62,20 @@ class Progress:
         """Remember where the work stands, so a retried or resumed run can continue from there."""
         self.state.update(state)
         self.flush()
+        self._pause_if_held()
 
-    def checkpoint(self) -> None:
-        """Flush if a second has passed, and stop here (JobCancelled) if the job was cancelled."""
-        if self._clock() - self._last_flush >= PROGRESS_FLUSH_SECONDS:
+    def checkpoint(self, *, flush: bool = False) -> None:
+        """Flush if a second has passed (or `flush`), and stop here (JobCancelled) if the job was cancelled."""
+        if flush or self._clock() - self._last_flush >= PROGRESS_FLUSH_SECONDS:
             self.flush()
+        self._pause_if_held()
+
+    def _pause_if_held(self) -> None:
+        """The tests' hold (jobs/holds.py; off in production): wait while held, then look at the job again."""
+        if holds.enabled and (hold_id := holds.take(self._db, self._job, self.processed)):
+            self.flush()  # what the test sees while the job waits
+            holds.wait(self._db, hold_id, self._job, self.processed)
+            self.flush()  # a cancel, or another run taking the job over, while it was held: stop here
 
     @property
     def job(self) -> dict:

@@ -22,14 +22,23 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim(db: Database, job_id, *, stale_seconds: int) -> dict | None:
+def claim(db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = None) -> dict | None:
     """Atomically take a queued job (or a running one whose worker stopped heartbeating) for a new run.
 
     Returns the job with a fresh `run_id`, or None when the message must not run (finished,
-    cancelled, or running elsewhere with a live heartbeat).
+    cancelled, or running elsewhere with a live heartbeat). With the `snapshot` its message carried, a
+    fresh job is taken with one write and nothing read back.
     """
     ts = now()
     run_id = uuid.uuid4().hex
+    if snapshot is not None and str(snapshot.get("_id")) == str(job_id):
+        fresh = {"_id": snapshot["_id"], "account_id": snapshot["account_id"], "type": snapshot["type"],
+                 "status": str(S.QUEUED), "attempts": 0, "updated_at": snapshot["updated_at"],
+                 "params": snapshot["params"]}
+        taken = {"status": str(S.RUNNING), "run_id": run_id, "worker": worker_name(), "attempts": 1,
+                 "started_at": ts, "heartbeat_at": ts, "updated_at": ts}
+        if db[QUEUES].update_one(fresh, {"$set": taken}).matched_count:
+            return {**snapshot, **taken}
     claim_it = [{"$set": {
         "status": str(S.RUNNING),
         "run_id": run_id,
@@ -91,12 +100,17 @@ def heartbeat(db: Database, run_ids: list[str]) -> None:
 MAX_LOST_RUNS = 5
 
 
-def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = None) -> list[dict]:
+def _of(accounts) -> dict:
+    """A sweep over every account, or (tests: a sweep of their own) over `accounts` only."""
+    return {} if accounts is None else {"account_id": {"$in": list(accounts)}}
+
+
+def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = None, accounts=None) -> list[dict]:
     """Running jobs whose heartbeat stopped go back to queued (returned, for re-enqueueing), or fail after
     MAX_LOST_RUNS attempts."""
     stale_before = (at or now()) - timedelta(seconds=stale_seconds)
     requeued = []
-    for doc in db[QUEUES].find({"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}},
+    for doc in db[QUEUES].find({"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}, **_of(accounts)},
                                {"_id": 1, "attempts": 1}):
         lost = {"code": "worker_lost", "message": "the worker stopped heartbeating"}
         query = {"_id": doc["_id"], "heartbeat_at": {"$lt": stale_before}}
@@ -111,18 +125,18 @@ def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = Non
 
 
 
-def lost_candidates(db: Database, *, lost_seconds: int, retry_wait_seconds: int, at: datetime | None = None
-                    ) -> list[dict]:
+def lost_candidates(db: Database, *, lost_seconds: int, retry_wait_seconds: int, at: datetime | None = None,
+                    accounts=None) -> list[dict]:
     """Queued jobs whose message may be lost: enqueued longer ago than `lost_seconds`; a job waiting for a
     retry, `lost_seconds` after its retry was due (`retry_by`), or without one, after the longest backoff too."""
     at = at or now()
     lost = at - timedelta(seconds=lost_seconds)
     fields = {"_id": 1, "enqueued_at": 1, "type": 1}
     # Plain queries, not one $or (which SecantusDB answers with a collection scan).
-    found = list(db[QUEUES].find({"status": str(S.QUEUED), "enqueued_at": {"$lt": lost}, "attempts": {"$lte": 0}},
-                                 fields))
-    found += list(db[QUEUES].find({"status": str(S.QUEUED), "retry_by": {"$lt": lost}}, fields))
-    found += list(db[QUEUES].find({"status": str(S.QUEUED), "retry_by": {"$exists": False}, "attempts": {"$gt": 0},
+    queued = {"status": str(S.QUEUED), **_of(accounts)}
+    found = list(db[QUEUES].find({**queued, "enqueued_at": {"$lt": lost}, "attempts": {"$lte": 0}}, fields))
+    found += list(db[QUEUES].find({**queued, "retry_by": {"$lt": lost}}, fields))
+    found += list(db[QUEUES].find({**queued, "retry_by": {"$exists": False}, "attempts": {"$gt": 0},
                                    "enqueued_at": {"$lt": lost - timedelta(seconds=retry_wait_seconds)}}, fields))
     return found
 

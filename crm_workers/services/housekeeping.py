@@ -24,9 +24,11 @@ log = logging.getLogger("crm.housekeeping")
 OUTAGES = (PyMongoError, RedisError, ConnectionError, TimeoutError)
 
 
-def requeue_stale_jobs(db: Database, broker, *, stale_seconds: int, at=None) -> int:
-    """Running jobs whose worker stopped heartbeating are queued again, and their message re-sent."""
-    requeued = jobs.requeue_stale(db, stale_seconds=stale_seconds, at=at)
+def requeue_stale_jobs(db: Database, broker, *, stale_seconds: int, at=None, accounts=None) -> int:
+    """Running jobs whose worker stopped heartbeating are queued again, and their message re-sent.
+
+    `at` and `accounts` are for tests: a sweep at a time of their choosing, over their own accounts only."""
+    requeued = jobs.requeue_stale(db, stale_seconds=stale_seconds, at=at, accounts=accounts)
     poisoned = 0
     for job in requeued:
         log.warning("job %s (%s) had no heartbeat for %s s: re-enqueued", job["_id"], job["type"], stale_seconds)
@@ -43,7 +45,7 @@ def requeue_stale_jobs(db: Database, broker, *, stale_seconds: int, at=None) -> 
     return len(requeued) - poisoned
 
 
-def requeue_lost_jobs(db: Database, broker, *, lost_seconds: int, namespace: str, at=None) -> int:
+def requeue_lost_jobs(db: Database, broker, *, lost_seconds: int, namespace: str, at=None, accounts=None) -> int:
     """Queued jobs whose message is gone (Redis restarted empty, a failover, a flush) are enqueued again.
 
     A job whose message is alive but waiting for its account's slot is left alone; a duplicate message is
@@ -51,7 +53,7 @@ def requeue_lost_jobs(db: Database, broker, *, lost_seconds: int, namespace: str
     """
     again = 0
     for job in jobs.lost_candidates(db, lost_seconds=lost_seconds, retry_wait_seconds=MAX_BACKOFF_MS // 1000,
-                                    at=at):
+                                    at=at, accounts=accounts):
         if broker.client.exists(waiting_key(namespace, str(job["_id"]))):
             continue
         moved = jobs.mark_reenqueued(db, job, reason="no worker took the job: its message may have been lost")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -30,10 +31,12 @@ def browser():
 
 
 def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_other_accounts(
-        live_api, browser, client, db, worker, tenant, other_tenant, tmp_path):
+        live_api, browser, client, db, worker, tenant, other_tenant, tmp_path, hold):
     theirs = db["crm.tags"].insert_one({"account_id": other_tenant.account_id, "name": "Theirs"}).inserted_id
     other_job = client.delete(f"/v1/crm/tags/{theirs}", headers=other_tenant.headers()).get_json()["id"]
-    rows = "".join(f"d{i}@example.com,D{i}\n" for i in range(20000))  # long enough to still run when cancelled
+    rows = "".join(f"d{i}@example.com,D{i}\n" for i in range(1000))
+    # Held at 20% then at 60%: the page shows both, and the job is still running when the page cancels it.
+    first, second = hold(tenant.account_id, after_processed=200), hold(tenant.account_id, after_processed=600)
     job_id = upload(client, tenant, ("email,first_name\n" + rows).encode()).get_json()["id"]
     page = browser.new_page()
     questions = []
@@ -44,23 +47,58 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
 
     cell = page.locator(f"[data-testid=progress-{job_id}]")
     cell.wait_for(timeout=15_000)
-    seen = set()
-    wait_for(lambda: seen.add(cell.inner_text()) or len({s.split('%')[0] for s in seen}) >= 2, timeout=30,
-             interval=0.3, what="the progress shown to move")
+    first.reached()
+    wait_for(lambda: "20.0% 200/1000" in cell.inner_text(), timeout=15, interval=0.2, what="the page to show 20%")
+    first.release()
+    second.reached()
+    wait_for(lambda: "60.0% 600/1000" in cell.inner_text(), timeout=15, interval=0.2, what="the page to show 60%")
     page.click(f"a[href='#{job_id}']")
     page.locator("[data-testid=cancel]").click()
+    wait_for(lambda: db["queues"].find_one({"_id": ObjectId(job_id)}).get("cancel_requested"), timeout=15,
+             what="the page's cancel to reach the job")
+    second.release()
     wait_for(lambda: "cancelled" in page.locator("[data-testid=job-status]").inner_text(), timeout=30,
              interval=0.3, what="the page to show the job cancelled")
 
-    assert db["queues"].find_one({"_id": ObjectId(job_id)})["status"] == "cancelled"
+    job = db["queues"].find_one({"_id": ObjectId(job_id)})
+    assert job["status"] == "cancelled" and job["progress"]["processed"] == 600
+    assert db["crm.contacts"].count_documents({"account_id": tenant.account_id}) == 600
     assert questions and questions[0].startswith("Cancel this job?")  # asked before cancelling
     assert page.locator(f"[data-job='{other_job}']").count() == 0
     assert page.locator("[data-testid=queues] tr").count() >= 5
+    # What a person sees: the row's bar filled as far as the job got before it was cancelled, in pixels.
+    final = db["queues"].find_one({"_id": ObjectId(job_id)})["progress"]["percent"]
+    wait_for(lambda: f"{final:.1f}%" in cell.inner_text(), timeout=30, interval=0.3,
+             what="the list to show the job's final progress")
+    assert 0 < final < 100 and cell.is_visible()
+    filled = bar_fill(page, cell.locator(".bar"))
+    assert abs(filled * 100 - final) <= 2, (filled, final)
     page.fill("[data-testid=token]", "")
     shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)  # UPDATE_SCREENSHOT=1 refreshes the README's picture
     assert shot.stat().st_size > 10_000
     page.close()
+
+
+#: The bar's fill colour in the dashboard's stylesheet (#3b7ddd).
+BAR_BLUE = (0x3B, 0x7D, 0xDD)
+
+
+def bar_fill(page, bar) -> float:
+    """The share of a progress bar's width painted in the fill colour, read from a screenshot of it (decoded by
+    the browser's own canvas: no image library needed)."""
+    src = "data:image/png;base64," + base64.b64encode(bar.screenshot()).decode()
+    return page.evaluate("""async ([src, blue]) => {
+        const img = new Image(); img.src = src; await img.decode();
+        const canvas = document.createElement('canvas'); canvas.width = img.width; canvas.height = img.height;
+        const ctx = canvas.getContext('2d'); ctx.drawImage(img, 0, 0);
+        const row = ctx.getImageData(0, Math.floor(img.height / 2), img.width, 1).data;
+        let painted = 0;
+        for (let x = 0; x < img.width; x++) {
+            if ([0, 1, 2].every(i => Math.abs(row[x * 4 + i] - blue[i]) < 16)) painted++;
+        }
+        return painted / img.width;
+    }""", [src, list(BAR_BLUE)])
 
 
 def test_the_operator_view_shows_every_account_workers_queues_stale_and_lost_jobs_and_retries_in_bulk(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import jwt
 import pytest
@@ -151,22 +152,25 @@ def test_a_cancelled_queued_job_never_starts(client, db, broker, worker, tenant)
     assert db["crm.tags"].find_one({"_id": tag})
 
 
-def test_a_cancelled_running_job_stops_at_a_checkpoint_with_consistent_counts(client, db, worker, tenant):
+def test_a_cancelled_running_job_stops_at_a_checkpoint_with_consistent_counts(client, db, worker, tenant, hold):
     tag = make_tag(db, tenant.account_id)
-    seed_tagged(db, tenant.account_id, tag, contacts=6000, deals=0)
+    seed_tagged(db, tenant.account_id, tag, contacts=60, deals=0)  # batches of 10
+    held = hold(tenant.account_id, after_processed=20)
     job_id = delete_tag(client, tenant, tag).get_json()["id"]
-    running = wait_for(lambda: (d := db["queues"].find_one({"_id": ObjectId(job_id)})) and
-                       d["status"] == "running" and d["progress"]["total"] and d, what="the job to run")
-    first_beat = running["heartbeat_at"]
+    at = held.reached()  # the job waits between its second and third batch
+    first_beat = db["queues"].find_one({"_id": ObjectId(job_id)})["heartbeat_at"]
 
     response = client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
+    wait_for(lambda: db["queues"].find_one({"_id": ObjectId(job_id)})["heartbeat_at"] > first_beat, timeout=10,
+             what="a heartbeat while the job is held")  # the heartbeat thread, with no progress written
+    held.release()
     job = wait_for_job(db, job_id)
 
+    assert at["job_id"] == ObjectId(job_id) and at["processed"] == 20
     assert response.status_code == 200 and response.get_json()["cancel_requested"] is True
-    assert job["status"] == "cancelled" and job["finished_at"] and job["heartbeat_at"] > first_beat
-    still_tagged = db["crm.contacts"].count_documents({"account_id": tenant.account_id, "tags": tag})
-    assert 0 < job["progress"]["processed"] < 6000
-    assert job["progress"]["processed"] == 6000 - still_tagged
+    assert job["status"] == "cancelled" and job["finished_at"]
+    assert job["progress"]["processed"] == 20 and job["progress"]["total"] == 60
+    assert db["crm.contacts"].count_documents({"account_id": tenant.account_id, "tags": tag}) == 40
     assert db["crm.tags"].find_one({"_id": tag})  # the tag stays: the job did not finish
 
 
@@ -200,11 +204,12 @@ def test_a_failed_job_retried_runs_again_and_completes(client, db, broker, worke
 
 def test_retrying_a_job_that_is_not_failed_is_409(client, db, worker, tenant):
     job_id = delete_tag(client, tenant, make_tag(db, tenant.account_id)).get_json()["id"]
-    wait_for_job(db, job_id)
+    done = wait_for_job(db, job_id)
 
     response = client.post(f"/v1/crm/jobs/{job_id}/retry", headers=tenant.headers())
 
-    assert response.status_code == 409
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "invalid_transition"
+    assert db["queues"].find_one({"_id": ObjectId(job_id)}) == done  # still completed, not run again
 
 
 # ------------------------------------------------------------------ idempotency
@@ -221,6 +226,30 @@ def test_the_same_idempotency_key_returns_the_first_job_and_runs_it_once(client,
     assert again.status_code == 202 and again.get_json()["id"] == first["id"]
     assert again.get_json()["status"] == "completed"
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 1
+
+
+def test_an_idempotency_key_lasts_24_hours_exactly_then_starts_a_new_job(client, db, worker, tenant):
+    def export():
+        return client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{
+            "Idempotency-Key": "daily-export"}))
+
+    def key_made(ago: timedelta) -> None:  # the key's clock: when it was made
+        db["crm.idempotency_keys"].update_one({"account_id": tenant.account_id, "key": "daily-export"},
+                                              {"$set": {"created_at": jobs.now() - ago}})
+
+    first = export().get_json()["id"]
+    wait_for_job(db, first)
+    key_made(timedelta(hours=23, minutes=59))
+    within = export()
+    key_made(timedelta(hours=24, seconds=1))  # over, though the TTL monitor may not have deleted it yet
+    after = export()
+
+    assert within.status_code == 202 and within.get_json()["id"] == first
+    assert after.status_code == 202 and after.get_json()["id"] != first
+    assert wait_for_job(db, after.get_json()["id"])["status"] == "completed"
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 2
+    [kept] = list(db["crm.idempotency_keys"].find({"account_id": tenant.account_id}))
+    assert str(kept["job_id"]) == after.get_json()["id"]  # the key is the new job's for the next 24 h
 
 
 def test_an_idempotency_key_of_another_account_does_not_return_its_job(client, db, worker, tenant, other_tenant):

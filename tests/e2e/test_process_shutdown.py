@@ -4,6 +4,7 @@ partition): each exits 0 within its bound, and leaves no process behind."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -17,7 +18,7 @@ import requests
 from bson import ObjectId
 
 from crm_jobs.cli import API_SHUTDOWN_SECONDS
-from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey, free_port
+from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey
 from crm_workers import jobs
 from crm_workers.adapters.broker import REDIS_SOCKET_TIMEOUT_SECONDS, enqueue_job, make_broker
 from crm_workers.adapters.mongo import connect
@@ -25,7 +26,7 @@ from crm_workers.jobs import now
 from crm_workers.settings import Settings
 from scheduler.app import SHUTDOWN_SECONDS as SCHEDULER_SHUTDOWN_SECONDS
 from tests.conftest import JWT_SECRET, wait_for
-from tests.e2e.process_tree import crm_jobs_process, kill_all, still_running, tail, tree
+from tests.e2e.process_tree import crm_jobs_process, kill_all, listening_ports, still_running, tail, tree
 
 pytestmark = pytest.mark.slow
 
@@ -203,6 +204,10 @@ def test_a_scheduler_whose_server_is_gone_stops_within_its_bound_and_exits_0(out
     scheduler = _start(processes, ["scheduler"], env, log)
     client = redis.Redis.from_url(own_valkey.url)
     wait_for(lambda: client.exists(f"{namespace}:scheduler:leader"), timeout=60, what="the scheduler to lead")
+    # Leading comes before the scheduler has started its jobs; a stop before that is a plain exit with nothing
+    # to hand over, not the stop this test is about.
+    wait_for(lambda: "scheduler started" in log.read_text(errors="replace"), timeout=60,
+             what="the scheduler to start its jobs")
     scheduler.tree = tree(scheduler.pid)
 
     _outage(outage, own_valkey, own_mongo)
@@ -227,10 +232,13 @@ def _accepted(procs, port: int) -> bool:
 
 def test_an_api_whose_redis_hangs_answers_the_request_in_flight_and_stops_within_its_grace(
         own_valkey, env_for, processes, tmp_path):
-    port = free_port()
     log = tmp_path / "api.log"
-    api = _start(processes, ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+    api = _start(processes, ["api", "--host", "127.0.0.1", "--port", "0", "--workers", "1"],
                  env_for(own_valkey, f"shutdown-{uuid.uuid4().hex[:6]}"), log)
+    # gunicorn binds a port of the system's choosing and names it in its log; a process of ours listens on it.
+    port = int(wait_for(lambda: re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace")),
+                        timeout=60, what="the API to name its port").group(1))
+    assert port in listening_ports(tree(api.pid))
     url = f"http://127.0.0.1:{port}/healthz"
 
     def healthy():

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 
 import pytest
 import redis
@@ -20,7 +21,8 @@ from tests.e2e.mass.test_tags_delete import make_tag, seed_tagged
 
 pytestmark = pytest.mark.slow
 
-STALE_SECONDS = 3
+#: Long enough that no live worker's run is ever taken for a dead one; the tests sweep at a time of their own.
+STALE_SECONDS = 60
 
 
 @pytest.fixture
@@ -31,16 +33,17 @@ def own_namespace(settings):
 
 
 class WorkerProcess:
-    def __init__(self, settings, *, threads: int = 2, extra_env: dict | None = None):
+    def __init__(self, settings, *, threads: int = 2, extra_env: dict | None = None, queues: tuple = ()):
         env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
                "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
                "BULK_BATCH_SIZE": str(settings.bulk_batch_size), "JOB_HEARTBEAT_SECONDS": "1",
                "JOB_STALE_SECONDS": str(settings.job_stale_seconds), "LOG_LEVEL": "WARNING",
                "STORAGE_URL": settings.storage_url, "PUBLIC_URL": settings.public_url,
                "IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows),
-               "dramatiq_prom_port": "0", **(extra_env or {})}
+               "dramatiq_prom_port": "0", "JOB_TEST_HOLDS": "1", **(extra_env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(threads)],
+            [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(threads),
+             *(["--queues", *queues] if queues else [])],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def kill(self):
@@ -91,39 +94,42 @@ def test_two_worker_processes_share_a_stream_of_jobs_and_every_job_runs_once(db,
 
 
 def test_a_worker_killed_mid_job_leaves_it_to_a_new_worker_that_completes_it_exactly_once(
-        db, own_namespace, workers):
+        db, own_namespace, workers, hold):
     broker = make_broker(own_namespace, for_worker=False)
     account = ObjectId()
     tag = make_tag(db, account)
-    seed_tagged(db, account, tag, contacts=6000, deals=0)
+    seed_tagged(db, account, tag, contacts=600, deals=0)
     job, _ = jobs.create_job(db, account, "tags.delete", {"tag_id": str(tag)})
+    held = hold(account, after_processed=200)
     first = workers(own_namespace)
     enqueue_job(broker, job)
-    wait_for(lambda: 0 < db["queues"].find_one({"_id": job["_id"]})["progress"]["processed"], timeout=60,
-             what="the job to report progress")
+    held.reached(timeout=60)
 
-    first.kill()
+    first.kill()  # while it waits between two batches
+    held.release()
     mid = db["queues"].find_one({"_id": job["_id"]})
-    assert mid["status"] == "running" and mid["progress"]["processed"] < 6000
+    assert mid["status"] == "running" and mid["progress"]["processed"] == 200
+    assert db["crm.contacts"].count_documents({"account_id": account, "tags": tag}) == 400
 
     workers(own_namespace)
 
-    def finished():
-        requeue_stale_jobs(db, broker, stale_seconds=STALE_SECONDS)  # what the scheduler does every tick
-        doc = db["queues"].find_one({"_id": job["_id"]})
-        return doc["status"] in ("completed", "failed", "cancelled") and doc
+    # The scheduler's sweep, as it runs once the dead run's heartbeat is older than the stale window.
+    assert requeue_stale_jobs(db, broker, stale_seconds=STALE_SECONDS, accounts=[account],
+                              at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1)) == 1
 
-    done = wait_for(finished, timeout=90, interval=0.5, what="the job to complete on the new worker")
+    done = wait_for_job(db, job["_id"], timeout=90)
     assert done["status"] == "completed" and done["attempts"] == 2
-    assert done["progress"] == {"total": 6000, "processed": 6000, "succeeded": 6000, "failed": 0, "percent": 100.0}
-    assert done["result"]["contacts_updated"] == 6000
+    assert done["progress"] == {"total": 600, "processed": 600, "succeeded": 600, "failed": 0, "percent": 100.0}
+    assert done["result"]["contacts_updated"] == 600
     assert db["crm.contacts"].count_documents({"account_id": account, "tags": tag}) == 0
-    assert db["crm.contacts"].count_documents({"account_id": account}) == 6000
+    assert db["crm.contacts"].count_documents({"account_id": account}) == 600
+    # Each record's tag was taken once, by one run: one trash entry per contact.
+    assert db["crm.trash"].count_documents({"job_id": job["_id"], "collection": "crm.contacts"}) == 600
     assert db["crm.tags"].find_one({"_id": tag}) is None
 
 
-def test_a_worker_killed_mid_import_leaves_exactly_one_contact_per_email_after_the_restart(
-        db, own_namespace, workers):
+def test_a_worker_killed_mid_import_resumes_after_the_saved_row_and_leaves_one_contact_per_email(
+        db, own_namespace, workers, hold):
     import io
 
     from crm_workers.adapters.storage import storage_from_settings
@@ -134,27 +140,33 @@ def test_a_worker_killed_mid_import_leaves_exactly_one_contact_per_email_after_t
     account = ObjectId()
     rows = 4000
     content = "email,first_name,tags\n" + "".join(f"p{i}@example.com,P{i},Batch;T{i % 3}\n" for i in range(rows))
+    held = hold(account, after_processed=1000)  # after its tenth chunk of 100 rows is written and saved
     first = workers(own_namespace)
     job = import_upload(db, broker, storage_from_settings(own_namespace), own_namespace,
                         Principal(account, ObjectId(), True), "contact", stream=io.BytesIO(content.encode()),
                         file_name="big.csv", options={})
-    wait_for(lambda: 0 < db["queues"].find_one({"_id": job["_id"]})["progress"]["processed"], timeout=60,
-             what="the import to write its first chunks")
+    held.reached(timeout=60)
 
     first.kill()
+    held.release()
     mid = db["queues"].find_one({"_id": job["_id"]})
-    assert mid["status"] == "running" and mid["progress"]["processed"] < rows
+    assert mid["status"] == "running" and mid["progress"]["processed"] == mid["state"]["rows_done"] == 1000
+    assert db["crm.contacts"].count_documents({"account_id": account}) == 1000
 
     workers(own_namespace)
 
-    def finished():
-        requeue_stale_jobs(db, broker, stale_seconds=STALE_SECONDS)
-        doc = db["queues"].find_one({"_id": job["_id"]})
-        return doc["status"] in ("completed", "failed", "cancelled") and doc
+    assert requeue_stale_jobs(db, broker, stale_seconds=STALE_SECONDS, accounts=[account],
+                              at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1)) == 1
 
-    done = wait_for(finished, timeout=120, interval=0.5, what="the import to complete on the new worker")
+    done = wait_for_job(db, job["_id"], timeout=120)
     assert done["status"] == "completed" and done["attempts"] == 2
     assert done["result"]["counts"] == {"created": rows, "updated": 0, "skipped": 0, "failed": 0}
+    # The second run read from the saved row on: no row before it was parsed or written again.
+    assert done["result"]["rows_read_per_attempt"] == [{"attempt": 1, "from_row": 0, "rows": 1000},
+                                                       {"attempt": 2, "from_row": 1000, "rows": rows - 1000}]
+    assert sum(r["rows"] for r in done["result"]["rows_read_per_attempt"]) == rows
+    assert db["crm.contacts"].count_documents({"account_id": account, "updated_at": {"$gt": mid["heartbeat_at"]},
+                                               "created_at": {"$lt": mid["heartbeat_at"]}}) == 0
     emails = [c["email"] for c in db["crm.contacts"].find({"account_id": account}, {"email": 1})]
     assert len(emails) == rows and len(set(emails)) == rows
     assert db["crm.tags"].count_documents({"account_id": account}) == 4

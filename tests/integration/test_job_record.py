@@ -192,3 +192,60 @@ def test_a_job_whose_worker_was_lost_too_often_fails_instead_of_being_requeued_a
     assert job["_id"] not in [j["_id"] for j in requeued]
     failed = db["queues"].find_one({"_id": job["_id"]})
     assert failed["status"] == "failed" and failed["error"]["code"] == "worker_lost"
+
+
+@pytest.fixture
+def holds_enabled():
+    from crm_workers.jobs import holds
+
+    was = holds.enabled
+    holds.enable(True)
+    yield holds
+    holds.enable(was)
+
+
+def test_a_held_job_waits_at_its_checkpoint_with_its_progress_written_until_released(db, account, holds_enabled):
+    import threading
+
+    from tests.conftest import wait_for
+
+    holds = holds_enabled
+    job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    progress = jobs.Progress(db, job, clock=lambda: 0.0)  # no flush by time: only the hold writes
+    hold = holds.hold(db, account, after_processed=5)
+    progress.add(succeeded=4)
+    progress.checkpoint()  # under `after_processed`: not held
+    assert holds.held(db, hold) is None
+    progress.add(succeeded=1)
+
+    raised = []
+
+    def checkpoint():
+        try:
+            progress.checkpoint()
+        except JobCancelled as exc:
+            raised.append(exc)
+
+    waiting = threading.Thread(target=checkpoint)
+    waiting.start()
+    at = wait_for(lambda: holds.held(db, hold), what="the job at the hold")
+
+    assert waiting.is_alive() and at["job_id"] == job["_id"] and at["processed"] == 5
+    assert db["queues"].find_one({"_id": job["_id"]})["progress"]["processed"] == 5  # written before waiting
+    jobs.request_cancel(db, db["queues"].find_one({"_id": job["_id"]}))
+    holds.release(db, hold)
+    waiting.join(timeout=5)
+    assert not waiting.is_alive() and len(raised) == 1  # released, it looked at the job again: cancelled
+
+
+def test_with_holds_off_a_checkpoint_never_waits(db, account, holds_enabled):
+    holds = holds_enabled
+    holds.enable(False)
+    job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
+    progress = jobs.Progress(db, job, clock=lambda: 0.0)
+    hold = holds.hold(db, account)
+
+    progress.add(succeeded=3)
+    progress.checkpoint()
+
+    assert holds.held(db, hold) is None and db["test.job_holds"].find_one({"_id": hold})["taker"] is None

@@ -329,4 +329,4 @@ def _handle(db, storage, account_id, target_id, required, entries, progress) -> 
     restored, not_restored = batch.flush()
     progress.add(succeeded=restored, failed=not_restored)
     # Every batch reports (and sees a cancel) at once: a cancelled undo stops within one batch.
-    progress.flush()
+    progress.checkpoint(flush=True)

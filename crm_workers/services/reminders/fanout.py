@@ -79,19 +79,22 @@ def _claim(db: Database, ids: list, condition: dict, at: datetime) -> str | None
 
 
 def claim_due(db: Database, *, at: datetime, batch: int = CLAIM_BATCH, scan: int = CLAIM_SCAN,
-              on_claim=None) -> list[tuple[ObjectId, str]]:
+              on_claim=None, accounts=None) -> list[tuple[ObjectId, str]]:
     """Claim every due, unnotified reminder, up to `batch` of one account per claim; returns (account_id,
     claim_id) pairs to notify. `on_claim(account_id, claim_id)` is called as each claim is made, so that its
-    job starts while the next is claimed. Reminders set aside as unusable (`failed_at`) are never claimed again."""
+    job starts while the next is claimed. Reminders set aside as unusable (`failed_at`) are never claimed again.
+    `accounts` (tests: a tick of their own) limits the claim to those accounts."""
     claims: list[tuple[ObjectId, str]] = []
     _set_aside_undatable(db, batch=batch)
     due = {"status": "pending", "notified_at": None, "due_at": {"$lte": at}, "failed_at": None}
+    if accounts is not None:
+        due["account_id"] = {"$in": list(accounts)}
     for free in ({"claim_id": None}, {"claimed_at": {"$lt": at - CLAIM_STALE}}):
         while True:
             found = list(db[REMINDERS].find({**due, **free}, {"_id": 1, "account_id": 1}).limit(scan))
-            accounts = list(_by_account(db, found).items())
-            random.shuffle(accounts)  # two replicas ticking at once mostly claim other accounts, not race for one
-            for account_id, ids in accounts:
+            groups = list(_by_account(db, found).items())
+            random.shuffle(groups)  # two replicas ticking at once mostly claim other accounts, not race for one
+            for account_id, ids in groups:
                 for start in range(0, len(ids), batch):
                     claim_id = _claim(db, ids[start:start + batch], {**due, **free}, at)
                     if claim_id:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
-from urllib.parse import urlparse
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
@@ -208,36 +208,81 @@ def test_deals_export_names_pipeline_and_stage_and_shows_both_values(client, db,
 
 @pytest.fixture(scope="module")
 def s3_settings(settings):
-    from moto.server import ThreadedMotoServer
+    """moto's S3 over HTTP with authentication enforced and real keys (tests/s3_server.py)."""
+    from tests.s3_server import AuthenticatedS3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    s3 = settings.with_(storage_url="s3://crm-exports/wasabi-prefix", s3_endpoint_url=f"http://{host}:{port}",
-                        s3_region="us-east-1", s3_access_key_id="key", s3_secret_access_key="secret")
+    server = AuthenticatedS3()
+    key_id, secret = server.start()
+    s3 = settings.with_(storage_url="s3://crm-exports/wasabi-prefix", s3_endpoint_url=server.endpoint,
+                        s3_region="us-east-1", s3_access_key_id=key_id, s3_secret_access_key=secret)
     storage_from_settings(s3).client.create_bucket(Bucket="crm-exports")
     yield s3
     server.stop()
 
 
-def test_an_export_to_s3_downloads_through_its_presigned_link_with_plain_http(s3_settings, db):
-    tenant = Tenant(db)
-    seed_people(db, tenant)
+def export_to_s3(db, s3_settings, tenant, columns) -> dict:
     job, _ = jobs.create_job(db, tenant.account_id, "contacts.export", {
-        "filter": {}, "columns": ["email", "first_name"], "format": "csv",
+        "filter": {}, "columns": columns, "format": "csv",
         "principal": {"uid": str(tenant.owner_uid), "is_owner": True}})
     job = jobs.claim(db, job["_id"], stale_seconds=60)
+    return run_export(db, s3_settings, job, jobs.Progress(db, job), entity="contact")
 
-    result = run_export(db, s3_settings, job, jobs.Progress(db, job), entity="contact")
+
+def test_s3_refuses_a_wrong_secret_so_authentication_is_really_checked(s3_settings):
+    wrong = storage_from_settings(s3_settings.with_(s3_secret_access_key="not-the-secret"))
+
+    with pytest.raises(wrong.client.exceptions.ClientError) as refused:
+        wrong.client.list_objects_v2(Bucket="crm-exports")
+
+    assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+def test_an_export_to_s3_downloads_through_its_presigned_link_and_a_tampered_or_expired_link_is_refused(
+        s3_settings, db):
+    tenant = Tenant(db)
+    seed_people(db, tenant)
+    storage = storage_from_settings(s3_settings)
+
+    result = export_to_s3(db, s3_settings, tenant, ["email", "first_name"])
 
     assert "X-Amz-Expires=86400" in result["download_url"]  # 24 hours by default
     response = requests.get(result["download_url"], timeout=10)
     assert response.status_code == 200 and len(response.content) == result["bytes"]
     rows = rows_of(response.content)
     assert sorted(r["email"] for r in rows) == ["", "mal@example.com", "zoe@example.com"]
-    head = storage_from_settings(s3_settings).client.head_object(Bucket="crm-exports",
-                                                                 Key=f"wasabi-prefix/{result['file_key']}")
+    head = storage.client.head_object(Bucket="crm-exports", Key=f"wasabi-prefix/{result['file_key']}")
     assert head["ContentLength"] == result["bytes"]
+    # The same link for another file, a signature changed by one character, a link already expired: refused.
+    other = result["download_url"].replace("contacts", "contactz", 1)
+    url = result["download_url"]
+    sig_at = url.index("X-Amz-Signature=") + len("X-Amz-Signature=")
+    tampered = url[:sig_at] + ("0" if url[sig_at] != "0" else "1") + url[sig_at + 1:]
+    expired, _ = storage.download_url(result["file_key"], expires_in=-1)
+    for bad, code in ((other, "SignatureDoesNotMatch"), (tampered, "SignatureDoesNotMatch"),
+                      (expired, "AccessDenied")):
+        refused = requests.get(bad, timeout=10)
+        assert refused.status_code == 403 and f"<Code>{code}</Code>".encode() in refused.content, bad
+        assert b"zoe@example.com" not in refused.content
+
+
+def test_a_big_export_to_s3_is_uploaded_in_parts(s3_settings, db):
+    tenant = Tenant(db)
+    ts, note = now(), "x" * 1000
+    db["crm.contacts"].insert_many([
+        {"account_id": tenant.account_id, "type": "person", "first_name": f"P{i} {note}", "email": f"p{i}@example.com",
+         "tags": [], "created_at": ts, "updated_at": ts} for i in range(9000)])  # ~9 MB: over boto's 8 MB
+
+    result = export_to_s3(db, s3_settings, tenant, ["email", "first_name"])
+
+    assert result["rows"] == 9000 and result["bytes"] > 8 * 1024 * 1024
+    client = storage_from_settings(s3_settings).client
+    key = f"wasabi-prefix/{result['file_key']}"
+    assert client.head_object(Bucket="crm-exports", Key=key, PartNumber=1)["PartsCount"] == 2
+    assert client.head_object(Bucket="crm-exports", Key=key)["ETag"].strip('"').endswith("-2")  # multipart's ETag
+    body = requests.get(result["download_url"], timeout=30).content
+    assert len(body) == result["bytes"]
+    emails = [r["email"] for r in rows_of(body)]
+    assert len(emails) == 9000 and set(emails) == {f"p{i}@example.com" for i in range(9000)}
 
 
 def test_housekeeping_deletes_export_files_past_their_retention(s3_settings, db):
@@ -256,3 +301,22 @@ def test_housekeeping_deletes_export_files_past_their_retention(s3_settings, db)
     record = db["queues"].find_one({"_id": job["_id"]})
     assert record["file_deleted_at"] and record["result"]["download_url"] is None
     assert delete_expired_exports(db, storage, retention_days=7) == 0  # already done: nothing again
+
+
+def test_an_exports_link_lives_export_link_seconds_and_its_result_says_until_when(client, db, worker, settings,
+                                                                                   tenant):
+    seed_people(db, tenant)
+
+    job = export(client, db, tenant, {"format": "csv"})
+
+    result = job["result"]
+    assert set(result) >= {"download_url", "expires_at", "rows", "bytes", "format"}
+    assert result["format"] == "csv" and result["rows"] == 3 and result["bytes"] > 0
+    expires = int(parse_qs(urlparse(result["download_url"]).query)["expires"][0])
+    assert settings.export_link_seconds == 24 * 3600
+    lifetime = expires - job["finished_at"].timestamp()
+    assert settings.export_link_seconds - 60 <= lifetime <= settings.export_link_seconds  # signed at the end
+    stated = result["expires_at"] if isinstance(result["expires_at"], datetime) else \
+        datetime.fromisoformat(result["expires_at"])
+    assert abs(stated.timestamp() - expires) <= 1  # the result says when the link stops working
+    assert len(download(client, result["download_url"])) == result["bytes"]

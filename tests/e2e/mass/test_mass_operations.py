@@ -7,7 +7,7 @@ from bson import ObjectId
 
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.services import stage_events
-from tests.conftest import Tenant, wait_for, wait_for_job
+from tests.conftest import Tenant, wait_for_job
 from tests.e2e.mass.seed import orphans, seed, snapshot
 
 
@@ -88,36 +88,39 @@ def test_bulk_delete_of_deals_takes_their_notes_reminders_and_activity_and_undo_
     assert snapshot(db, tenant.account_id) == before
 
 
-def test_a_cancelled_bulk_delete_stops_between_batches_with_consistent_data(client, db, worker, tenant):
-    seed(db, tenant, None, people=2500)
+def test_a_cancelled_bulk_delete_stops_between_batches_with_consistent_data(client, db, worker, tenant, hold):
+    seed(db, tenant, None, people=50)
+    held = hold(tenant.account_id, after_processed=20)  # between the second and the third batch of 10
     response = client.post("/v1/crm/contacts/bulk-delete", json={"filter": {"type": "person"}},
                            headers=tenant.headers())
     job_id = response.get_json()["id"]
-    wait_for(lambda: db["queues"].find_one({"_id": ObjectId(job_id)})["progress"]["processed"] > 0,
-             what="the delete to start")
+    assert held.reached()["processed"] == 20
 
     client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
+    held.release()
     job = wait_for_job(db, job_id)
 
     assert job["status"] == "cancelled"
     left = db["crm.contacts"].count_documents({"account_id": tenant.account_id, "type": "person"})
-    assert 0 < left < 2500 and job["progress"]["processed"] == 2500 - left
+    assert left == 30 and job["progress"]["processed"] == 20 and job["progress"]["total"] == 50
     assert orphans(db, tenant.account_id) == []
 
 
-def test_a_small_job_runs_while_a_big_delete_is_running(client, db, worker, tenant, other_tenant):
-    seed(db, tenant, None, people=3000)
+def test_a_small_job_runs_while_a_big_delete_is_running(client, db, worker, tenant, other_tenant, hold):
+    seed(db, tenant, None, people=50)
+    held = hold(tenant.account_id, after_processed=10)  # the big delete stays running until released
     big = client.post("/v1/crm/contacts/bulk-delete", json={"filter": {}}, headers=tenant.headers()).get_json()
-    wait_for(lambda: db["queues"].find_one({"_id": ObjectId(big["id"])})["status"] == "running", what="big start")
+    held.reached()
     tag = db["crm.tags"].insert_one({"account_id": other_tenant.account_id, "name": "Tiny"}).inserted_id
 
     small = client.delete(f"/v1/crm/tags/{tag}", headers=other_tenant.headers()).get_json()
 
     done = wait_for_job(db, small["id"], timeout=10)
-    assert done["status"] == "completed"
+    assert done["status"] == "completed" and db["crm.tags"].find_one({"_id": tag}) is None
     assert db["queues"].find_one({"_id": ObjectId(big["id"])})["status"] == "running"
-    client.post(f"/v1/crm/jobs/{big['id']}/cancel", headers=tenant.headers())
-    wait_for_job(db, big["id"])
+    held.release()
+    assert wait_for_job(db, big["id"])["status"] == "completed"
+    assert db["crm.contacts"].count_documents({"account_id": tenant.account_id}) == 0
 
 
 def test_bulk_update_sets_owner_and_custom_fields_and_adds_and_removes_tags(client, db, worker, tenant, other_tenant,
@@ -182,11 +185,15 @@ def test_linking_adds_without_duplicates(client, db, worker, tenant, world):
     assert sorted(map(str, contacts)) == sorted(people[:3])
 
 
-def test_linking_to_another_accounts_business_is_404(client, db, tenant, world):
+def test_linking_to_another_accounts_business_is_404(client, db, tenant, other_tenant, world):
     body = {"filter": {}, "business_id": str(world["theirs"]["business"])}
+    before = snapshot(db, tenant.account_id)
     response = client.post("/v1/crm/contacts/link", json=body, headers=tenant.headers())
 
     assert response.status_code == 404
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0  # no job was started
+    assert snapshot(db, tenant.account_id) == before
+    assert snapshot(db, other_tenant.account_id) == world["theirs_before"]
 
 
 def test_deleting_a_field_unsets_it_in_every_record_of_the_account_only(client, db, worker, tenant, other_tenant,

@@ -14,7 +14,7 @@ from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.jobs import now
 from crm_workers.services.mass import trash
 from scheduler.app import build_scheduler
-from tests.conftest import wait_for, wait_for_job
+from tests.conftest import wait_for_job
 from tests.e2e.mass.seed import exact_snapshot, orphans, seed
 
 DAYS_30 = timedelta(days=30)
@@ -54,20 +54,22 @@ def persons(db, tenant) -> int:
 
 
 def test_a_cancelled_bulk_delete_is_undone_exactly_and_its_trash_expires_30_days_after_its_end(
-        client, db, worker, store, tenant):
-    seed(db, tenant, store, people=2000)
+        client, db, worker, store, tenant, hold):
+    seed(db, tenant, store, people=50)
     before = exact_snapshot(db, tenant.account_id)
+    held = hold(tenant.account_id, after_processed=20)
     job_id = start(client, tenant, "/v1/crm/contacts/bulk-delete", {"filter": {"type": "person"}})
-    wait_for(lambda: job(db, job_id)["progress"]["processed"] > 0, what="the delete to start")
+    held.reached()
     trash.seal_finished(db)
     running = entries(db, job_id)
 
     client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
+    held.release()
     cancelled = wait_for_job(db, job_id)
     trash.seal_finished(db)
 
     assert running and all(e.get("expires_at") is None for e in running)  # its end is not known yet
-    assert cancelled["status"] == "cancelled" and 0 < persons(db, tenant) < 2000
+    assert cancelled["status"] == "cancelled" and persons(db, tenant) == 30
     # Documents by their TTL, files by the purge: both 30 days after the job's end.
     assert {e.get("expires_at") or e["purge_at"] for e in entries(db, job_id)} == {cancelled["finished_at"] + DAYS_30}
     done = undo(client, db, tenant, job_id)
@@ -281,17 +283,21 @@ def test_a_trash_file_that_cannot_be_purged_is_marked_and_the_others_are_purged(
     assert marked["error"] and marked["failed_at"]
 
 
-def test_a_cancelled_undo_run_again_continues_and_completes_exactly(client, db, worker, store, tenant):
-    seed(db, tenant, store, people=1000)
+def test_a_cancelled_undo_run_again_continues_and_completes_exactly(client, db, worker, store, tenant, hold):
+    seed(db, tenant, store, people=250)
     before = exact_snapshot(db, tenant.account_id)
     deleted = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"filter": {"type": "person"}}, timeout=120)
+    held = hold(tenant.account_id, after_processed=100)  # after the first batch of 100 trash entries
     first = start(client, tenant, f"/v1/crm/jobs/{deleted['_id']}/undo", {})
-    wait_for(lambda: job(db, first)["progress"]["processed"] > 0, what="the undo to start")
+    held.reached()
 
     client.post(f"/v1/crm/jobs/{first}/cancel", headers=tenant.headers())
+    held.release()
     cancelled = wait_for_job(db, first)
 
-    assert cancelled["status"] == "cancelled" and 0 < persons(db, tenant) < 1000
+    restored = db["crm.trash"].count_documents({"job_id": deleted["_id"], "outcome": "restored"})
+    assert cancelled["status"] == "cancelled" and cancelled["progress"]["processed"] == restored == 100
+    assert persons(db, tenant) < 250
     again = client.post(f"/v1/crm/jobs/{deleted['_id']}/undo", headers=tenant.headers())
     assert again.status_code == 202 and again.get_json()["params"]["continues"] == first
     done = wait_for_job(db, again.get_json()["id"])
@@ -331,3 +337,31 @@ def test_a_note_attachment_key_of_another_account_is_never_touched_and_is_counte
     assert not store.exists(planted) and store.open(their_key).read() == their_bytes
     assert exact_snapshot(db, other_tenant.account_id) == theirs_before
     assert db["crm.notes"].find_one({"contact_id": person, "account_id": tenant.account_id})["attachments"] == sneaky
+
+
+def test_a_deleted_attachment_waits_under_the_trash_prefix_until_the_scheduler_purges_it_with_its_entries(
+        client, db, broker, worker, settings, store, tenant):
+    mine = seed(db, tenant, store)
+    key = mine["attachment"]
+    deleted = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(mine["people"][0])]})
+    in_trash = f"trash/{deleted['_id']}/{key}"  # the README's layout, spelled out rather than asked of the code
+
+    assert not store.exists(key) and store.open(in_trash).read() == b"%PDF contract"
+    sched, lease = build_scheduler(settings.with_(redis_namespace=f"{settings.redis_namespace}-{ObjectId()}"),
+                                   blocking=False, db=db, broker=broker)
+    try:
+        sched.get_job("trash-expiry").func()  # seals: expiry from the job's end, 30 days away
+        assert store.exists(in_trash) and entries(db, deleted["_id"], kind="file")
+        db["queues"].update_one({"_id": deleted["_id"]},
+                                {"$set": {"finished_at": now() - DAYS_30 - timedelta(minutes=1)}})
+        # As if the job had ended 30 days ago and nothing was sealed yet: one run seals from that end and purges.
+        db["crm.trash"].update_many({"job_id": deleted["_id"]}, {"$unset": {"expires_at": "", "purge_at": ""}})
+        acted = sched.get_job("trash-expiry").func()
+    finally:
+        lease.release()
+
+    assert acted["purged"] >= 1
+    assert not store.exists(in_trash) and not store.exists(key)
+    assert entries(db, deleted["_id"], kind="file") == []
+    ttl = [ix for ix in db["crm.trash"].list_indexes() if "expireAfterSeconds" in ix]
+    assert [(dict(ix["key"]), ix["expireAfterSeconds"]) for ix in ttl] == [({"expires_at": 1}, 0)]

@@ -118,7 +118,7 @@ def test_a_stale_job_no_worker_knows_does_not_stop_the_other_stale_jobs_from_bei
     db["queues"].update_one({"_id": good["_id"]}, {"$set": stale})
 
     try:
-        requeue_stale_jobs(db, broker, stale_seconds=60)
+        assert requeue_stale_jobs(db, broker, stale_seconds=60, accounts=[tenant.account_id]) == 1
 
         assert wait_for_job(db, good["_id"])["status"] == "completed"
         assert db["crm.tags"].find_one({"_id": tag}) is None

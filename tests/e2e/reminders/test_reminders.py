@@ -25,12 +25,12 @@ def test_only_pending_unnotified_reminders_that_are_due_are_claimed(db, tenant):
     done = add_reminder(db, tenant, due_in=timedelta(minutes=-5), status="completed")
     told = add_reminder(db, tenant, due_in=timedelta(minutes=-5), notified_at=now())
 
-    claims = claim_due(db, at=now())
+    claims = claim_due(db, at=now(), accounts=[tenant.account_id])
 
     claimed = {r["_id"] for r in db["crm.reminders"].find({"account_id": tenant.account_id, "claim_id": {"$ne": None}})}
     assert claimed == {due} and (tenant.account_id, db["crm.reminders"].find_one({"_id": due})["claim_id"]) in claims
     assert {later, done, told}.isdisjoint(claimed)
-    assert all(account != tenant.account_id for account, _ in claim_due(db, at=now()))  # claimed once
+    assert claim_due(db, at=now(), accounts=[tenant.account_id]) == []  # claimed once
 
 
 def test_a_due_reminder_notifies_each_assignee_once_and_reaches_the_socket_with_a_valid_jwt(
@@ -40,7 +40,7 @@ def test_a_due_reminder_notifies_each_assignee_once_and_reaches_the_socket_with_
                                              "created_at": ts, "updated_at": ts}).inserted_id
     reminder = add_reminder(db, tenant, due_in=timedelta(seconds=-1), contact_id=contact)
 
-    enqueue_due_reminders(db, broker)
+    enqueue_due_reminders(db, broker, accounts=[tenant.account_id])
     [job] = notify_jobs(db, tenant.account_id)
 
     assert job["status"] == "completed" and job["result"] == {"reminders": 1, "delivered": 2, "poisoned": 0}
@@ -62,7 +62,7 @@ def test_two_scheduler_replicas_ticking_at_once_notify_each_reminder_exactly_onc
 
     def replica():
         start.wait()
-        enqueue_due_reminders(db, broker)
+        enqueue_due_reminders(db, broker, accounts=[tenant.account_id])
 
     threads = [threading.Thread(target=replica) for _ in range(2)]
     for t in threads:
@@ -98,7 +98,7 @@ def test_when_the_leader_scheduler_stops_the_other_takes_over_within_one_lease(s
 def test_reminders_that_fell_due_during_downtime_are_notified_on_start_marked_overdue(db, broker, worker, tenant):
     add_reminder(db, tenant, due_in=timedelta(hours=-3), assigned=[tenant.owner_uid])
 
-    enqueue_due_reminders(db, broker)  # the first tick of a scheduler that just started
+    enqueue_due_reminders(db, broker, accounts=[tenant.account_id])  # the first tick of a scheduler that just started
     notify_jobs(db, tenant.account_id)
 
     [n] = list(db["crm.notifications"].find({"account_id": tenant.account_id}))
@@ -110,7 +110,7 @@ def test_a_failing_socket_is_retried_with_backoff_and_the_notification_is_stored
     socket_receiver.fail_next[str(tenant.owner_uid)] = 1
     add_reminder(db, tenant, due_in=timedelta(seconds=-1), assigned=[tenant.owner_uid])
 
-    enqueue_due_reminders(db, broker)
+    enqueue_due_reminders(db, broker, accounts=[tenant.account_id])
     [job] = notify_jobs(db, tenant.account_id)
 
     assert job["status"] == "completed" and job["attempts"] == 2
@@ -132,12 +132,16 @@ def test_a_weekly_reminder_at_nine_stays_at_nine_local_time_across_the_dst_chang
         "status": "pending", "notified_at": None, "recurrence": {"every": 1, "unit": "week"}, "created_at": ts,
         "updated_at": ts}).inserted_id
 
-    enqueue_due_reminders(db, broker)
-    notify_jobs(db, tenant.account_id)
+    # The tick at the time it fell due, whatever today is; over this account only.
+    enqueue_due_reminders(db, broker, at=due + timedelta(minutes=1), accounts=[tenant.account_id])
+    [job] = notify_jobs(db, tenant.account_id)
 
     [nxt] = list(db["crm.reminders"].find({"account_id": tenant.account_id, "_id": {"$ne": rid}}))
+    assert job["status"] == "completed" and job["result"]["reminders"] == 1
     assert nxt["due_at"] == datetime(2026, 3, 30, 8, 0, tzinfo=UTC) and nxt["status"] == "pending"
     assert nxt["recurrence"] == {"every": 1, "unit": "week"} and nxt["series_id"] == rid
+    # The next one is due in the past of the session's real clock: it would be claimed by every later tick.
+    db["crm.reminders"].delete_one({"_id": nxt["_id"]})
 
 
 def test_the_daily_digest_counts_overdue_today_and_upcoming_by_category(db, settings, tenant):
