@@ -27,8 +27,9 @@ from crm_workers.services.reminders.poisoned import mark_poisoned, problem
 
 #: Reminders of one account per claim (one notify job).
 CLAIM_BATCH = 1000
-#: Due reminders looked at per scan of the claim (ids and accounts only).
-CLAIM_SCAN = 10_000
+#: Due reminders looked at per scan of the claim (ids and accounts only: a few MB); each scan reads the whole
+#: due set on SecantusDB, so one scan should cover a busy minute.
+CLAIM_SCAN = 50_000
 #: A claim older than this whose reminders were not notified is taken again (its job was lost).
 CLAIM_STALE = timedelta(minutes=10)
 #: A reminder notified later than this after its due time is marked overdue in its notification.
