@@ -10,6 +10,28 @@ import psutil
 
 from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey
 
+#: The embedded servers' process ids while `servers()` runs ({"mongodb": pid, "redis": pid}), for CPU accounting.
+SERVER_PIDS: dict[str, int] = {}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its live children (gunicorn's workers, say)."""
+    try:
+        proc = psutil.Process(pid)
+        total = 0.0
+        for p in [proc, *proc.children(recursive=True)]:
+            times = p.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+def server_cpu_seconds() -> float | None:
+    """CPU seconds the embedded MongoDB-wire server has used: what our operations cost it, whatever else runs."""
+    pid = SERVER_PIDS.get("mongodb")
+    return cpu_seconds(pid) if pid else None
+
 
 @contextlib.contextmanager
 def servers():
@@ -18,13 +40,16 @@ def servers():
     if not redis_url:
         started.append(EmbeddedValkey())
         redis_url = started[-1].start()
+        SERVER_PIDS["redis"] = started[-1].pid
     mongodb_uri = os.environ.get("MONGODB_URI")
     if not mongodb_uri:
         started.append(EmbeddedMongo(":memory:"))
         mongodb_uri = started[-1].start()
+        SERVER_PIDS["mongodb"] = started[-1].pid
     try:
         yield redis_url, mongodb_uri
     finally:
+        SERVER_PIDS.clear()
         for s in reversed(started):
             s.stop()
 
@@ -54,3 +79,39 @@ class PeakRSS:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+DATA_OPS = ("insert", "query", "update", "delete", "getmore")
+
+
+def opcounters(client) -> dict[str, int]:
+    """The server's operation counters (`serverStatus`), for operations per job or per row."""
+    return {k: int(v) for k, v in client.admin.command("serverStatus")["opcounters"].items()}
+
+
+def ops_between(before: dict, after: dict, *, minus: dict | None = None) -> dict[str, int]:
+    minus = minus or {}
+    return {k: after[k] - before.get(k, 0) - minus.get(k, 0) for k in after}
+
+
+class Goals:
+    """The goals a bench is held to: each printed as met or MISSED; `exit_code()` is 1 when one was missed."""
+
+    def __init__(self):
+        self.missed: list[str] = []
+
+    def at_most(self, what: str, value: float, goal: float, unit: str = "") -> None:
+        self._report(what, value, goal, unit, value <= goal, "<=")
+
+    def at_least(self, what: str, value: float, goal: float, unit: str = "") -> None:
+        self._report(what, value, goal, unit, value >= goal, ">=")
+
+    def _report(self, what, value, goal, unit, ok, sign):
+        print(f"goal {what}: {value:.3g}{unit} ({sign} {goal:g}{unit}) {'met' if ok else 'MISSED'}")
+        if not ok:
+            self.missed.append(what)
+
+    def exit_code(self) -> int:
+        if self.missed:
+            print(f"missed: {', '.join(self.missed)}")
+        return 1 if self.missed else 0

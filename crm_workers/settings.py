@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     job_heartbeat_seconds: int = Field(default=5, gt=0)
     job_stale_seconds: int = Field(default=120, gt=0)
     job_retention_days: int = Field(default=90, gt=0)
+    idempotency_key_seconds: int = Field(default=24 * 3600, gt=0, le=24 * 3600)
     bulk_batch_size: int = Field(default=500, gt=0)
     import_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     import_max_rows: int = Field(default=1_048_576, gt=0)

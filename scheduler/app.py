@@ -97,7 +97,8 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
                   id="due-reminders", next_run_time=datetime.now(UTC))
     sched.add_job(leader_only(lease, delayed_automations), "interval", seconds=settings.scheduler_tick_seconds,
                   id="delayed-automations")
-    sched.add_job(leader_only(lease, digests), "cron", minute="*/15", id="digests")
+    # Also at start: a scheduler that was down at 08:00 still sends the day's digests until 08:15 (once a day).
+    sched.add_job(leader_only(lease, digests), "cron", minute="*/15", id="digests", next_run_time=datetime.now(UTC))
     sched.add_job(leader_only(lease, stale_jobs), "interval", seconds=settings.scheduler_tick_seconds,
                   id="stale-jobs")
     sched.add_job(leader_only(lease, lost_jobs), "interval", seconds=settings.scheduler_tick_seconds,

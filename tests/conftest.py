@@ -97,6 +97,8 @@ def broker(settings, db):
 @pytest.fixture(scope="session")
 def worker(broker):
     """A real Dramatiq worker, in-process, consuming every queue."""
+    # What `dramatiq` does in each worker process it boots: starts the time-limit and shutdown-notice managers.
+    broker.emit_after("process_boot")
     w = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
     w.start()
     yield w

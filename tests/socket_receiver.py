@@ -21,6 +21,8 @@ class SocketReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # connections kept alive, as the real service does
+
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -37,6 +39,7 @@ class SocketReceiver:
                     status = 503 if failing else (200 if token_ok and self.path == "/emit" else 401)
                     receiver.calls.append({**body, "status": status, "token_ok": token_ok, "path": self.path})
                 self.send_response(status)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args):

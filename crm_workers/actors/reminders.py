@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from crm_workers.services.reminders.fanout import digest, notify_claimed
+from crm_workers.services.reminders.digest import digest
+from crm_workers.services.reminders.fanout import notify_claimed
 
 
 def run_reminders_notify(runtime, job, progress):

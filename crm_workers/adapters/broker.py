@@ -25,6 +25,7 @@ from redis.retry import Retry
 from crm_workers.adapters.middleware.account_fairness import AccountFairness
 from crm_workers.adapters.middleware.job_lifecycle import JobLifecycle
 from crm_workers.domain.job_types import HEAVY_QUEUES, MAX_BACKOFF_MS, MIN_BACKOFF_MS, Queue, job_kind
+from crm_workers.jobs.snapshot import job_snapshot
 from crm_workers.settings import Settings
 
 #: A worker that has not heartbeated to the broker for this long (ms) is dead: its unacked messages
@@ -95,14 +96,18 @@ def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> Redi
 
 
 def job_message(job: dict) -> Message:
-    """The message that runs a job: it carries ids only, never bodies or files."""
+    """The message that runs a job: its id and, for a small fresh job, the job as recorded; never files."""
     kind = job_kind(job["type"])
+    options = {"account_id": str(job["account_id"])}
+    snapshot = job_snapshot(job)
+    if snapshot:
+        options["job"] = snapshot
     return Message(
         queue_name=str(kind.queue),
         actor_name=kind.actor_name,
         args=(),
         kwargs={"job_id": str(job["_id"])},
-        options={"account_id": str(job["account_id"])},
+        options=options,
     )
 
 

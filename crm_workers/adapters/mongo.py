@@ -190,6 +190,15 @@ def _chunks(ids: list):
         yield ids[start:start + IN_CHUNK]
 
 
+def find_in(collection, account_id, field: str, values: list, query: dict | None = None,
+            projection: dict | None = None) -> list[dict]:
+    """The account's documents whose `field` is one of `values` (and match `query`), read in `$in` chunks."""
+    found = []
+    for chunk in _chunks(values):
+        found += collection.find({**(query or {}), field: {"$in": chunk}, "account_id": account_id}, projection)
+    return found
+
+
 class _Counts:
     def __init__(self):
         self.modified_count = self.deleted_count = 0

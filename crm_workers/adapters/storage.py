@@ -169,6 +169,21 @@ class IterStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes, fewer only at the end. An upload to S3 decides between one PUT and a multipart
+        upload by whether its first read of 8 MiB comes back full: a short read (one chunk) made it send the
+        whole file as one PUT, read into memory first."""
+        if size is None or size < 0:
+            return self.readall()
+        parts, wanted = [], size
+        while wanted > 0:
+            part = super().read(wanted)
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+        return b"".join(parts)
+
     def readinto(self, target) -> int:
         while not self._buffer:
             try:

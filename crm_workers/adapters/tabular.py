@@ -13,8 +13,10 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from typing import BinaryIO
 
+from crm_workers.adapters.csv_fast import BLOCK_ROWS, csv_blocks
 from crm_workers.adapters.encodings import detect_encoding, guess_encoding  # noqa: F401 (re-exported)
 from crm_workers.adapters.limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_LINE_CHARS, UnreadableFile
 from crm_workers.adapters.xlsx import read_rows as xlsx_rows
@@ -146,17 +148,56 @@ def _fit(values: list, width: int) -> list:
     return values + [""] * (width - len(values))
 
 
+def _clean(values: list) -> list:
+    return [("" if v[:1] == "0" and is_blank(v) else v) for v in values]
+
+
+def _row_blocks(open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
+                ) -> Iterator[list[tuple[int, list]]]:
+    """The file's rows in lists: a CSV by pandas' C engine where it reads as the csv module (csv_fast.py).
+    `numbers_only`: the values of a CSV's rows may be left out (None), for a pass that only counts."""
+    with open_file() as stream:
+        if info.format == "xlsx":
+            rows = _rows(stream, info)
+            while block := list(islice(rows, BLOCK_ROWS)):
+                yield block
+            return
+
+        def fallback(after: int) -> Iterator[tuple[int, list]]:
+            with open_file() as again:
+                rows = _csv_rows(again, info)
+                try:
+                    yield from (row for row in rows if row[0] > after)
+                finally:
+                    rows.close()
+
+        yield from csv_blocks(_text(stream, info.encoding), info.delimiter, fallback, clean=_clean,
+                              numbers_only=numbers_only)
+
+
+def data_blocks(open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
+                ) -> Iterator[list[tuple[int, list]]]:
+    """The rows under the header in lists, as (row number, values padded or cut to the headers)."""
+    width, header_row = len(info.headers), info.header_row
+    blocks = _row_blocks(open_file, info, numbers_only=numbers_only)
+    try:
+        for block in blocks:
+            if block and block[0][0] <= header_row:
+                block = [row for row in block if row[0] > header_row]
+            if numbers_only or set(map(len, map(itemgetter(1), block))) <= {width}:
+                rows = block
+            else:
+                rows = [(n, v if len(v) == width else _fit(v, width)) for n, v in block]
+            if rows:
+                yield rows
+    finally:
+        blocks.close()
+
+
 def data_rows(open_file: Callable[[], BinaryIO], info: TableInfo) -> Iterator[tuple[int, list]]:
     """Every row under the header, as (row number, values padded or cut to the headers)."""
-    width = len(info.headers)
-    with open_file() as stream:
-        rows = _rows(stream, info)
-        try:
-            for number, values in rows:
-                if number > info.header_row:
-                    yield number, _fit(values, width)
-        finally:
-            rows.close()
+    for block in data_blocks(open_file, info):
+        yield from block
 
 
 def scan(open_file: Callable[[], BinaryIO], info: TableInfo, on_row: Callable[[list], None] | None = None,
@@ -164,12 +205,16 @@ def scan(open_file: Callable[[], BinaryIO], info: TableInfo, on_row: Callable[[l
     """One quick pass: counts the data rows (and shows each to `on_row`, e.g. to learn a date column's order).
     Counting stops past `limit`: the answer is then `limit + 1`, enough to refuse the file."""
     rows = 0
-    for _, values in data_rows(open_file, info):
-        rows += 1
-        if limit is not None and rows > limit:
-            break
+    for block in data_blocks(open_file, info, numbers_only=on_row is None):
+        over = limit is not None and rows + len(block) > limit
+        if over:
+            block = block[:limit + 1 - rows]  # one past the limit: enough to refuse the file
         if on_row:
-            on_row(values)
+            for _, values in block[:-1] if over else block:
+                on_row(values)
+        rows += len(block)
+        if over:
+            break
     info.rows = rows
     return rows
 
@@ -178,11 +223,15 @@ def chunks(open_file: Callable[[], BinaryIO], info: TableInfo, *, chunk_rows: in
            ) -> Iterator[list[tuple[int, list]]]:
     """Lists of (row number, values), `chunk_rows` at a time, after the first `start_after` data rows (so a
     resumed import starts where the last one stopped)."""
-    batch = []
-    for row in islice(data_rows(open_file, info), start_after, None):
-        batch.append(row)
-        if len(batch) == chunk_rows:
-            yield batch
-            batch = []
+    batch: list = []
+    for block in data_blocks(open_file, info):
+        if start_after >= len(block):
+            start_after -= len(block)
+            continue
+        batch.extend(block[start_after:] if start_after else block)
+        start_after = 0
+        while len(batch) >= chunk_rows:
+            yield batch[:chunk_rows]
+            batch = batch[chunk_rows:]
     if batch:
         yield batch

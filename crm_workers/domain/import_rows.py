@@ -90,60 +90,80 @@ def unneutralise(value: str) -> str:
     return value
 
 
-def _parse_cell(ctx: RowContext, parsed: ParsedRow, header: str, target: str, value) -> None:
-    text = value if not isinstance(value, str) else unneutralise(value.strip())
+#: The targets cell_value reads (with custom.*); it gives the others' text as it is.
+READ_TARGETS = frozenset({"type", "email", "contact_email", "phone", "website", "tags", "owner", "value", "currency",
+                          "external_id", "status", "expected_close_date", "address.country"})
+
+
+def cell_value(ctx: RowContext, header: str, target: str, text):
+    """One non-blank cell (stripped, formula guard undone) read for its target, or ValueError(reason)."""
     if target == "type":
         kind = str(text).lower()
         if kind not in ("person", "business"):
             raise ValueError("type must be person or business")
-        parsed.record["type"] = kind
-    elif target == "email" or target == "contact_email":
-        email = parse_email(str(text))
-        _set(parsed.record, target, email) if target == "email" else parsed.extra.__setitem__(target, email)
-    elif target == "phone":
-        _set(parsed.record, "phone", parse_phone(str(text), ctx.country))
-    elif target == "website":
-        _set(parsed.record, "website", parse_url(str(text)))
-    elif target == "tags":
-        parsed.tags.extend(t for t in split_list(text) if t.lower() not in {x.lower() for x in parsed.tags})
-    elif target == "owner":
+        return kind
+    if target == "email" or target == "contact_email":
+        return parse_email(str(text))
+    if target == "phone":
+        return parse_phone(str(text), ctx.country)
+    if target == "website":
+        return parse_url(str(text))
+    if target == "tags":
+        return split_list(text)
+    if target == "owner":
         if not ObjectId.is_valid(str(text)):
             raise ValueError("not a user id")
-        parsed.record["owner"] = ObjectId(str(text))
-    elif target == "business":
-        if str(text).lower() not in {b.lower() for b in parsed.businesses}:
-            parsed.businesses.append(str(text))
-    elif target.startswith("custom."):
+        return ObjectId(str(text))
+    if target.startswith("custom."):
         definition = ctx.fields.get(target.split(".", 1)[1])
         if definition is None:
             raise ValueError("no such custom field")
-        _set(parsed.record, target, parse_custom(definition, text, country=ctx.country,
-                                                 day_first=ctx.day_first.get(header, False)))
-    elif target == "value":
-        amount, currency = parse_number(text)
-        parsed.extra["amount"] = amount
-        if currency:
-            parsed.extra.setdefault("currency", currency)
-    elif target == "currency":
+        return parse_custom(definition, text, country=ctx.country, day_first=ctx.day_first.get(header, False))
+    if target == "value":
+        return parse_number(text)
+    if target == "currency":
         code = str(text).upper()
         if len(code) != 3 or not code.isalpha():
             raise ValueError("not a currency code (like USD)")
-        parsed.extra["currency"] = code
-    elif target == "external_id":
-        parsed.record["external_id"] = _external_id(text)
-    elif target == "status":
+        return code
+    if target == "external_id":
+        return _external_id(text)
+    if target == "status":
         status = DEAL_STATUSES.get(_letters(text))
         if status is None:
             raise ValueError("status must be open, won or lost")
-        parsed.record["status"] = status
-    elif target == "expected_close_date":
-        parsed.record["expected_close_date"] = parse_date(text, day_first=ctx.day_first.get(header, False))
-    elif target in ("pipeline", "stage"):
-        parsed.extra[target] = str(text)
-    elif target == "address.country":
-        _set(parsed.record, target, str(text).upper() if len(str(text)) == 2 else str(text))
+        return status
+    if target == "expected_close_date":
+        return parse_date(text, day_first=ctx.day_first.get(header, False))
+    if target == "address.country":
+        return str(text).upper() if len(str(text)) == 2 else str(text)
+    return str(text)  # business, pipeline, stage and the plain text fields
+
+
+def apply_cell(parsed: ParsedRow, target: str, value) -> None:
+    """A cell's value put where its target says (record, extra, tags, businesses)."""
+    if target == "tags":
+        parsed.tags.extend(t for t in value if t.lower() not in {x.lower() for x in parsed.tags})
+    elif target == "business":
+        if value.lower() not in {b.lower() for b in parsed.businesses}:
+            parsed.businesses.append(value)
+    elif target == "value":
+        amount, currency = value
+        parsed.extra["amount"] = amount
+        if currency:
+            parsed.extra.setdefault("currency", currency)
+    elif target in EXTRA_TARGETS:
+        parsed.extra[target] = value
     else:
-        _set(parsed.record, target, str(text))
+        _set(parsed.record, target, value)
+
+
+EXTRA_TARGETS = frozenset({"contact_email", "currency", "pipeline", "stage"})
+
+
+def _parse_cell(ctx: RowContext, parsed: ParsedRow, header: str, target: str, value) -> None:
+    text = value if not isinstance(value, str) else unneutralise(value.strip())
+    apply_cell(parsed, target, cell_value(ctx, header, target, text))
 
 
 def parse_row(ctx: RowContext, row: int, headers: list[str], values: list, *, default_tags=(), owner=None
@@ -158,17 +178,22 @@ def parse_row(ctx: RowContext, row: int, headers: list[str], values: list, *, de
             _parse_cell(ctx, parsed, header, target, value)
         except ValueError as exc:
             _fail(parsed, header, value, str(exc))
+    complete_row(ctx, parsed, default_tags=default_tags, owner=owner)
+    return parsed
+
+
+def complete_row(ctx: RowContext, parsed: ParsedRow, *, default_tags=(), owner=None) -> None:
+    """After its cells: the import's default tags and owner, then what a whole contact or deal needs."""
     for tag in default_tags:
         if tag.lower() not in {t.lower() for t in parsed.tags}:
             parsed.tags.append(tag)
     if owner is not None:
         parsed.record.setdefault("owner", owner)
     if parsed.ok:
-        (_complete_contact if ctx.entity == "contact" else _complete_deal)(ctx, parsed)
-    return parsed
+        (complete_contact if ctx.entity == "contact" else _complete_deal)(ctx, parsed)
 
 
-def _complete_contact(ctx: RowContext, parsed: ParsedRow) -> None:
+def complete_contact(ctx: RowContext, parsed: ParsedRow) -> None:
     r = parsed.record
     if r.get("type", ctx.contact_type) == "business":
         r["type"] = "business"

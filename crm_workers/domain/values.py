@@ -6,14 +6,18 @@ import re
 from datetime import UTC, date, datetime
 from urllib.parse import urlparse
 
-import phonenumbers
 from dateutil import parser as dateparser
-from email_validator import EmailNotValidError, validate_email
+
+from crm_workers.domain.contact_points import (  # noqa: F401 (re-exported)
+    MULTI_VALUE_SEPARATOR,
+    first_value,
+    parse_email,
+    parse_phone,
+)
 
 CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW", "₽": "RUB",
                     "R$": "BRL", "CHF": "CHF", "₺": "TRY", "zł": "PLN", "kr": "SEK"}
 _CODE = re.compile(r"\b([A-Z]{3})\b")
-MULTI_VALUE_SEPARATOR = " ::: "  # Google Contacts: several emails or phones in one cell
 # What some systems write for "no date" (Zoho, old Excel exports): read as an empty cell.
 _NULL_DATE = re.compile(r"^0{1,4}(?P<sep>[./-])0{1,2}(?P=sep)0{1,4}([ T]0{1,2}:0{2}(:0{2})?)?$")
 
@@ -26,34 +30,6 @@ def is_blank(value) -> bool:
         return False
     text = value.strip()
     return not text or bool(_NULL_DATE.match(text))
-
-
-def first_value(value) -> str:
-    """The first of Google's ` ::: `-separated values (`a@x.com ::: b@x.com` → `a@x.com`)."""
-    return str(value).split(MULTI_VALUE_SEPARATOR, 1)[0].strip()
-
-
-def parse_email(value: str) -> str:
-    try:
-        return validate_email(first_value(value), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise ValueError(f"not a valid email address ({exc})") from None
-
-
-def parse_phone(value: str, country: str | None) -> str:
-    """E.164, reading numbers without a leading + in `country` (ISO 3166 alpha-2)."""
-    raw = first_value(value)
-    if raw.startswith("00"):
-        raw = "+" + raw[2:]
-    try:
-        number = phonenumbers.parse(raw, (country or "").upper() or None)
-    except phonenumbers.NumberParseException:
-        if not raw.startswith("+") and not country:
-            raise ValueError("not a phone number in international form (+…) and no default country") from None
-        raise ValueError("not a phone number") from None
-    if not phonenumbers.is_possible_number(number):
-        raise ValueError("not a possible phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 _NUMERIC_DATE = re.compile(r"^\s*(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{1,4})\s*$")

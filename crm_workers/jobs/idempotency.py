@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -34,11 +34,15 @@ class IdempotencyKey:
     key: str
     scope: str = SYSTEM_SCOPE
     fingerprint: str | None = None
+    #: How long the key names its first job. The TTL index removes keys only after 24 h and at its own pace
+    #: (MongoDB's TTL monitor runs once a minute): expiry itself is decided here, on every read.
+    seconds: int = IDEMPOTENCY_TTL_SECONDS
 
 
-def client_key(uid: ObjectId, key: str, fingerprint: str) -> IdempotencyKey:
+def client_key(uid: ObjectId, key: str, fingerprint: str, *, seconds: int = IDEMPOTENCY_TTL_SECONDS
+               ) -> IdempotencyKey:
     """A client's `Idempotency-Key`: only the same user repeating the same request may reuse it."""
-    return IdempotencyKey(key=key, scope=f"user:{uid}", fingerprint=fingerprint)
+    return IdempotencyKey(key=key, scope=f"user:{uid}", fingerprint=fingerprint, seconds=seconds)
 
 
 def as_key(key: str | IdempotencyKey | None) -> IdempotencyKey | None:
@@ -46,21 +50,17 @@ def as_key(key: str | IdempotencyKey | None) -> IdempotencyKey | None:
     return IdempotencyKey(key=key) if isinstance(key, str) else key
 
 
-def _cutoff() -> datetime:
-    """Keys made before this are over."""
-    return now() - timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
-
-
 def _find(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> dict | None:
-    """The key's record while it lasts (24 h)."""
+    """The key as recorded, if it has not expired."""
     return db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
-                                          "created_at": {"$gt": _cutoff()}})
+                                          "created_at": {"$gt": now() - timedelta(seconds=ik.seconds)}})
 
 
-def _drop_if_over(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> None:
-    """A key past its 24 h that the TTL monitor has not deleted yet: deleted now, so the key can be taken again."""
-    db[IDEMPOTENCY_KEYS].delete_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
-                                     "created_at": {"$lte": _cutoff()}})
+def _take_expired(db: Database, account_id: ObjectId, ik: IdempotencyKey, doc: dict) -> bool:
+    """An expired key not yet removed by the TTL index is taken for a new request (one request wins)."""
+    return db[IDEMPOTENCY_KEYS].update_one(
+        {"account_id": account_id, "scope": ik.scope, "key": ik.key,
+         "created_at": {"$lte": now() - timedelta(seconds=ik.seconds)}}, {"$set": doc}).modified_count == 1
 
 
 def _check_same_request(seen: dict, ik: IdempotencyKey) -> None:
@@ -86,9 +86,10 @@ def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, j
             return None
         except DuplicateKeyError:
             seen = _find(db, account_id, ik)
-        if seen is None:  # over (or deleted by the TTL monitor) between the two calls: take it again
-            _drop_if_over(db, account_id, ik)
-            continue
+        if seen is None:
+            if _take_expired(db, account_id, ik, doc):
+                return None
+            continue  # removed between the two calls: try again
         _check_same_request(seen, ik)
         first = _job(db, account_id, seen["job_id"])
         if first is not None:
@@ -104,7 +105,8 @@ def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, j
 
 
 def job_for_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey) -> dict | None:
-    """The job a request with this key made in the last 24 h, if it is recorded; 422 for another request's key."""
+    """The job a request with this key made within the key's life (24 h), if it is recorded; 422 for another
+    request's key."""
     ik = as_key(key)
     seen = _find(db, account_id, ik)
     if seen is None:
@@ -116,13 +118,14 @@ def job_for_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey) -
 def remember_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, job_id: ObjectId) -> bool:
     """Record a key for a request about an existing job (a retry); False when that request was seen already."""
     ik = as_key(key)
-    _drop_if_over(db, account_id, ik)
     try:
         db[IDEMPOTENCY_KEYS].insert_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
                                          "fingerprint": ik.fingerprint, "job_id": job_id, "created_at": now()})
     except DuplicateKeyError:
         seen = _find(db, account_id, ik)
-        if seen is not None:
-            _check_same_request(seen, ik)
+        if seen is None:
+            return _take_expired(db, account_id, ik, {"fingerprint": ik.fingerprint, "job_id": job_id,
+                                                      "created_at": now()})
+        _check_same_request(seen, ik)
         return False
     return True

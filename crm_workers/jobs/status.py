@@ -42,7 +42,9 @@ def sources(target: JobStatus) -> list[str]:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The time as MongoDB keeps it (milliseconds), so a document in hand equals the one stored."""
+    ts = datetime.now(UTC)
+    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
 def update_and_get(db: Database, query: dict, update) -> dict | None:

@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from urllib.parse import urlparse
 
 import pytest
+import requests
 from bson import ObjectId
 
 from crm_workers.domain.principal import Service, read_token
+from crm_workers.jobs import now
 
 # PYTHONPATH: the code under test, not whatever checkout the virtualenv was installed from.
 CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
@@ -239,3 +242,56 @@ def test_python_m_crm_jobs_is_the_command_and_tells_its_version(tmp_path):
                             text=True, timeout=60, cwd=tmp_path)
 
     assert result.returncode == 0 and result.stdout.startswith("crm-jobs ")
+
+
+def test_export_from_the_command_line_watches_the_job_and_prints_its_download_link(live_api, db, worker, tenant,
+                                                                                   tmp_path):
+    ts = now()
+    db["crm.contacts"].insert_many([{"account_id": tenant.account_id, "type": "person", "first_name": name,
+                                     "email": f"{name.lower()}@example.com", "tags": [], "created_at": ts,
+                                     "updated_at": ts} for name in ("Ann", "Bob")])
+    env = env_for(live_api, tenant)
+
+    plain = crm_jobs("export", "--filter", '{"q": "ann"}', env=env, cwd=tmp_path)
+    as_json = crm_jobs("export", "--format", "xlsx", "--json", env=env, cwd=tmp_path)
+    bad = crm_jobs("export", "--filter", "{not json", env=env, cwd=tmp_path)
+
+    assert plain.returncode == 0, plain.stderr
+    [csv_job] = [j for j in db["queues"].find({"account_id": tenant.account_id, "type": "contacts.export"})
+                 if j["params"].get("format", "csv") == "csv"]
+    link = csv_job["result"]["download_url"]
+    assert link in plain.stdout and csv_job["result"]["rows"] == 1
+    parsed = urlparse(link)
+    data = requests.get(f"{live_api}{parsed.path}?{parsed.query}", timeout=10).content.decode("utf-8-sig")
+    assert "ann@example.com" in data and "bob@example.com" not in data  # the filter reached the job
+    assert as_json.returncode == 0, as_json.stderr
+    job = json.loads(as_json.stdout)
+    assert job["status"] == "completed" and job["result"]["format"] == "xlsx" and job["result"]["rows"] == 2
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("crm-jobs: --filter is not valid JSON")
+
+
+def test_api_without_port_listens_on_the_port_setting(settings, tmp_path):
+    import signal
+
+    from crm_jobs.servers import free_port
+    from tests.conftest import wait_for
+    from tests.e2e.process_tree import crm_jobs_process, tail
+
+    port = free_port()
+    env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
+           "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace, "JWT_SECRET": "x" * 32,
+           "STORAGE_URL": settings.storage_url, "PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port)}
+    log = tmp_path / "api.log"
+    api = crm_jobs_process(["api", "--host", "127.0.0.1", "--workers", "1"], env=env, log=log)
+    try:
+        def healthy():
+            assert api.poll() is None, tail(log)
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_for(healthy, timeout=60, interval=0.2, what=f"the API on PORT {port}")
+    finally:
+        os.killpg(api.pid, signal.SIGTERM)
+        api.wait(timeout=30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -65,11 +66,39 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
     assert questions and questions[0].startswith("Cancel this job?")  # asked before cancelling
     assert page.locator(f"[data-job='{other_job}']").count() == 0
     assert page.locator("[data-testid=queues] tr").count() >= 5
+    # What a person sees: the row's bar filled as far as the job got before it was cancelled, in pixels.
+    final = db["queues"].find_one({"_id": ObjectId(job_id)})["progress"]["percent"]
+    wait_for(lambda: f"{final:.1f}%" in cell.inner_text(), timeout=30, interval=0.3,
+             what="the list to show the job's final progress")
+    assert 0 < final < 100 and cell.is_visible()
+    filled = bar_fill(page, cell.locator(".bar"))
+    assert abs(filled * 100 - final) <= 2, (filled, final)
     page.fill("[data-testid=token]", "")
     shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)  # UPDATE_SCREENSHOT=1 refreshes the README's picture
     assert shot.stat().st_size > 10_000
     page.close()
+
+
+#: The bar's fill colour in the dashboard's stylesheet (#3b7ddd).
+BAR_BLUE = (0x3B, 0x7D, 0xDD)
+
+
+def bar_fill(page, bar) -> float:
+    """The share of a progress bar's width painted in the fill colour, read from a screenshot of it (decoded by
+    the browser's own canvas: no image library needed)."""
+    src = "data:image/png;base64," + base64.b64encode(bar.screenshot()).decode()
+    return page.evaluate("""async ([src, blue]) => {
+        const img = new Image(); img.src = src; await img.decode();
+        const canvas = document.createElement('canvas'); canvas.width = img.width; canvas.height = img.height;
+        const ctx = canvas.getContext('2d'); ctx.drawImage(img, 0, 0);
+        const row = ctx.getImageData(0, Math.floor(img.height / 2), img.width, 1).data;
+        let painted = 0;
+        for (let x = 0; x < img.width; x++) {
+            if ([0, 1, 2].every(i => Math.abs(row[x * 4 + i] - blue[i]) < 16)) painted++;
+        }
+        return painted / img.width;
+    }""", [src, list(BAR_BLUE)])
 
 
 def test_the_operator_view_shows_every_account_workers_queues_stale_and_lost_jobs_and_retries_in_bulk(

@@ -9,7 +9,6 @@ import time
 
 import jwt
 import pytest
-from bson import ObjectId
 
 from crm_workers import jobs
 from crm_workers.adapters.broker import make_broker
@@ -181,11 +180,14 @@ def test_metrics_need_the_metrics_token_when_one_is_set(settings, db, broker, cl
 
 
 @pytest.mark.parametrize("claimed", ["false", "true", 1, "yes"])
-def test_only_the_json_value_true_makes_an_owner(client, db, claimed):
+def test_only_the_json_value_true_makes_an_owner(client, db, worker, claimed):
     acct = Tenant(db, visibility="owner_only")
-    mine = {"account_id": acct.account_id, "type": "person", "first_name": "Mine", "owner": acct.user_uid}
-    theirs = {"account_id": acct.account_id, "type": "person", "first_name": "Theirs", "owner": acct.owner_uid}
-    db["crm.contacts"].insert_many([dict(mine), dict(theirs)])
+    ts = jobs.now()
+    mine = {"account_id": acct.account_id, "type": "person", "first_name": "Mine", "owner": acct.user_uid,
+            "tags": [], "created_at": ts, "updated_at": ts}
+    theirs = {"account_id": acct.account_id, "type": "person", "first_name": "Theirs", "owner": acct.owner_uid,
+              "tags": [], "created_at": ts, "updated_at": ts}
+    mine_id, theirs_id = db["crm.contacts"].insert_many([dict(mine), dict(theirs)]).inserted_ids
     own_job = queued_job(db, acct)  # made by the owner
     token = jwt.encode({"account_id": str(acct.account_id), "uid": str(acct.user_uid), "is_owner": claimed,
                         "exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS256")
@@ -196,5 +198,13 @@ def test_only_the_json_value_true_makes_an_owner(client, db, claimed):
 
     assert matched == 1  # only the caller's own contact
     assert listed == [] and client.get(f"/v1/crm/jobs/{own_job['_id']}", headers=headers).status_code == 404
-    assert db["crm.contacts"].count_documents({"account_id": acct.account_id}) == 2
-    assert ObjectId.is_valid(str(own_job["_id"]))
+    # What a worker does for that caller: a mass update of "everything" reaches only the caller's own contact.
+    theirs_before = db["crm.contacts"].find_one({"_id": theirs_id})
+    update = client.post("/v1/crm/contacts/bulk-update", json={"filter": {}, "tags_add": ["Seen"]},
+                         headers=headers)
+    assert update.status_code == 202, update.get_json()
+    done = wait_for_job(db, update.get_json()["id"])
+    assert done["status"] == "completed" and done["params"]["principal"]["is_owner"] is False
+    seen = db["crm.tags"].find_one({"account_id": acct.account_id, "name": "Seen"})["_id"]
+    assert db["crm.contacts"].find_one({"_id": mine_id})["tags"] == [seen]
+    assert db["crm.contacts"].find_one({"_id": theirs_id}) == theirs_before  # untouched

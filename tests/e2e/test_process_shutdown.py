@@ -204,6 +204,10 @@ def test_a_scheduler_whose_server_is_gone_stops_within_its_bound_and_exits_0(out
     scheduler = _start(processes, ["scheduler"], env, log)
     client = redis.Redis.from_url(own_valkey.url)
     wait_for(lambda: client.exists(f"{namespace}:scheduler:leader"), timeout=60, what="the scheduler to lead")
+    # Leading comes before the scheduler has started its jobs; a stop before that is a plain exit with nothing
+    # to hand over, not the stop this test is about.
+    wait_for(lambda: "scheduler started" in log.read_text(errors="replace"), timeout=60,
+             what="the scheduler to start its jobs")
     scheduler.tree = tree(scheduler.pid)
 
     _outage(outage, own_valkey, own_mongo)

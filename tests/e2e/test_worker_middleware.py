@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
 import dramatiq
 import pytest
 from bson import ObjectId
 from dramatiq import Message
 
 from crm_workers import jobs
+from crm_workers.actors import actor_options
 from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
-from tests.conftest import wait_for_job
+from crm_workers.domain.job_types import JobKind, Queue
+from tests.conftest import wait_for, wait_for_job
 from tests.e2e.mass.test_tags_delete import make_tag, seed_tagged
 
 
@@ -83,3 +87,39 @@ def test_an_account_runs_at_most_two_heavy_jobs_at_once_and_other_accounts_are_n
         peak = max(peak, running)
     assert 1 <= peak <= 2  # never more than the limit, however the four jobs interleave
     assert small_job["finished_at"] < max(j["finished_at"] for j in busy)
+
+
+_let_go = threading.Event()
+
+
+def _hold_slot():
+    assert _let_go.wait(60), "the test never let the job go"
+    current_job().result = {"held": True}
+
+
+@pytest.fixture(scope="module")
+def slot_holder(broker):
+    """A heavy job (on `bulk`, declared as the real actors are) that runs until the test lets it go."""
+    kind = JobKind("tags.delete", Queue.BULK, time_limit_ms=120_000)
+    return dramatiq.actor(lambda job_id: _hold_slot(), broker=broker,
+                          **{**actor_options(kind), "actor_name": "test_slot_holder"})
+
+
+def test_an_account_slot_lost_with_redis_is_written_back_by_the_worker_holding_it(db, broker, worker, settings,
+                                                                                  slot_holder):
+    _let_go.clear()
+    account = ObjectId()
+    job, _ = jobs.create_job(db, account, "tags.delete", {})
+    broker.enqueue(Message(queue_name="bulk", actor_name="test_slot_holder", args=(),
+                           kwargs={"job_id": str(job["_id"])}, options={"account_id": str(account)}))
+    slots = f"{settings.redis_namespace}:running:{account}"
+    try:
+        wait_for(lambda: db["queues"].find_one({"_id": job["_id"]})["status"] == "running", what="the job to run")
+        assert broker.client.zcard(slots) == 1
+        broker.client.delete(slots)  # what a Redis that came back empty, or a flush, does to it
+        wait_for(lambda: broker.client.zcard(slots) == 1, timeout=15, what="the worker to write its slot back")
+    finally:
+        _let_go.set()
+
+    assert wait_for_job(db, job["_id"])["status"] == "completed"
+    wait_for(lambda: broker.client.zcard(slots) == 0, what="the slot to be freed at the job's end")

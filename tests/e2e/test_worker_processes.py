@@ -33,7 +33,7 @@ def own_namespace(settings):
 
 
 class WorkerProcess:
-    def __init__(self, settings, *, threads: int = 2, extra_env: dict | None = None):
+    def __init__(self, settings, *, threads: int = 2, extra_env: dict | None = None, queues: tuple = ()):
         env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
                "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
                "BULK_BATCH_SIZE": str(settings.bulk_batch_size), "JOB_HEARTBEAT_SECONDS": "1",
@@ -42,7 +42,8 @@ class WorkerProcess:
                "IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows),
                "dramatiq_prom_port": "0", "JOB_TEST_HOLDS": "1", **(extra_env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(threads)],
+            [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(threads),
+             *(["--queues", *queues] if queues else [])],
             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def kill(self):

@@ -42,3 +42,13 @@ def test_a_released_lease_is_free_at_once(redis_url):
     a.release()
 
     assert b.refresh() and not a.is_leader()
+
+
+def test_after_redis_comes_back_empty_the_leader_takes_its_lease_again_and_only_it(redis_url):
+    a, b = leases(redis_url, seconds=30)
+    assert a.refresh() and not b.refresh()
+
+    a.client.delete(a.key)  # Redis restarted without its data
+
+    assert a.refresh() and not b.refresh()  # taken again at the next refresh, by one replica only
+    assert a.client.get(a.key) is not None and a.is_leader() and not b.is_leader()

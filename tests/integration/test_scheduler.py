@@ -26,3 +26,25 @@ def test_of_two_scheduler_replicas_only_the_leader_runs_housekeeping(settings, d
     assert len(acted) == 1 and acted[0] >= 1  # one replica requeued (this job and any other stale one)
     assert db["queues"].find_one({"_id": job["_id"]})["status"] == "queued"
     assert broker.client.llen(f"{settings.redis_namespace}-sched-dramatiq:bulk") >= queue_before + 1
+
+
+def test_the_schedule_is_the_readmes(settings, db):
+    broker = make_broker(settings.with_(redis_namespace=settings.redis_namespace + "-plan"), for_worker=False)
+    sched, lease = build_scheduler(settings.with_(scheduler_tick_seconds=15), blocking=False, db=db, broker=broker)
+    sched.start(paused=True)  # jobs take the scheduler's defaults once it starts; paused, none runs
+    try:
+        planned = {job.id: job for job in sched.get_jobs()}
+    finally:
+        sched.shutdown(wait=False)
+        lease.release()
+
+    def every(job_id) -> float:
+        return planned[job_id].trigger.interval.total_seconds()
+
+    assert all(job.coalesce and job.misfire_grace_time == 60 for job in planned.values())  # coalescing, 60 s grace
+    for tick in ("due-reminders", "delayed-automations", "stale-jobs", "lost-jobs"):
+        assert every(tick) == 15  # SCHEDULER_TICK_SECONDS
+    assert every("trash-expiry") == every("expired-exports") == 30 * 60
+    assert str(planned["digests"].trigger.fields[6]) == "*/15"  # the minute field of the cron: every 15 minutes
+    assert planned["due-reminders"].next_run_time is not None and planned["digests"].next_run_time is not None
+    assert every("leader-lease") == 5  # a third of the 15 s lease

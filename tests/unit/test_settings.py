@@ -32,6 +32,7 @@ EVERY_VARIABLE = {
     "JOB_HEARTBEAT_SECONDS": ("7", "job_heartbeat_seconds", 7),
     "JOB_STALE_SECONDS": ("240", "job_stale_seconds", 240),
     "JOB_RETENTION_DAYS": ("30", "job_retention_days", 30),
+    "IDEMPOTENCY_KEY_SECONDS": ("3600", "idempotency_key_seconds", 3600),
     "BULK_BATCH_SIZE": ("250", "bulk_batch_size", 250),
     "IMPORT_MAX_BYTES": ("1000", "import_max_bytes", 1000),
     "IMPORT_MAX_ROWS": ("10", "import_max_rows", 10),

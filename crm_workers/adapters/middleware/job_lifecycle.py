@@ -20,6 +20,7 @@ from crm_workers import jobs
 from crm_workers.adapters.outages import is_outage, wait_out
 from crm_workers.domain.job_types import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from crm_workers.errors import CRMError, JobCancelled, PermanentJobError
+from crm_workers.jobs.snapshot import read_snapshot
 from crm_workers.logs import job_context
 
 log = logging.getLogger("crm.jobs")
@@ -100,7 +101,8 @@ class JobLifecycle(Middleware):
         job_id = message.kwargs.get("job_id")
         if job_id is None:
             return
-        job = wait_out(lambda: jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds),
+        snapshot = read_snapshot(message)
+        job = wait_out(lambda: jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds, snapshot=snapshot),
                        what=f"claiming job {job_id}")
         if job is None:
             log.info("job %s is not runnable (finished, cancelled or running elsewhere); message skipped", job_id)

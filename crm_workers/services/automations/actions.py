@@ -159,7 +159,7 @@ def move_to_stage(ctx, deal, params):
 
 
 def notify(ctx, deal, params):
-    from crm_workers.services.reminders.fanout import deliver, store_notification
+    from crm_workers.services.reminders.delivery import deliver, store_notification
 
     users = _users(ctx, params.get("users", "owner"), deal)
     claim = f"automation:{ctx.log['_id']}:{ctx.index}"

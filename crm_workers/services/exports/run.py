@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import CONTACTS, DEALS, FIELDS, PIPELINES, STAGES, TAGS
+from crm_workers.adapters.read_ahead import batches_ahead
 from crm_workers.adapters.storage import IterStream, storage_from_settings
 from crm_workers.domain.cells import FORMULA_STARTS, safe_cell
 from crm_workers.domain.headers import CONTACT_TARGETS, DEAL_TARGETS
@@ -139,9 +141,13 @@ def _rows(db: Database, collection: str, query: dict, columns: list[str], names:
     """The rows, a chunk (list of rows) at a time; names of the chunk's linked records looked up together."""
     getters = [_getter(c, names, entity) for c in columns]
     needs_contacts = bool({"business", "contact_email"} & set(columns))
-    batch: list[dict] = []
+    counted: list[int] = []
+    # The total, counted beside the read (a count costs the server a pass of its own): known from the chunk
+    # after it arrives.
+    threading.Thread(target=lambda: counted.append(db[collection].count_documents(query)), name="export-count",
+                     daemon=True).start()
 
-    def flush():
+    def flush(batch: list[dict]) -> list[list]:
         if needs_contacts:
             refs = set()
             for d in batch:
@@ -154,13 +160,13 @@ def _rows(db: Database, collection: str, query: dict, columns: list[str], names:
         return rows
 
     # No sort: the index order is stable enough for a file, and a sort would be done in the server's memory.
-    for doc in db[collection].find(query, projection).batch_size(CURSOR_BATCH):
-        batch.append(doc)
-        if len(batch) == CURSOR_BATCH:
-            yield flush()
-            batch = []
-    if batch:
-        yield flush()
+    # The next batch is read while this one is written.
+    for batch in batches_ahead(lambda: db[collection].find(query, projection).batch_size(CURSOR_BATCH),
+                               CURSOR_BATCH):
+        if progress.total is None and counted:
+            progress.total = counted[0]
+        yield flush(batch)
+    progress.total = progress.processed  # what was exported, whatever changed since the count
 
 
 def _csv_bytes(columns: list[str], chunks: Iterator[list[list]], counter: list[int]) -> Iterator[bytes]:
@@ -182,7 +188,6 @@ def run_export(db: Database, settings, job: dict, progress: Progress, *, entity:
     collection = CONTACTS if entity == "contact" else DEALS
     columns = params.get("columns") or default_columns(db, account_id, entity)
     progress.set(processed=0, succeeded=0)
-    progress.set_total(db[collection].count_documents(query))
     fmt = params.get("format", "csv")
     file_name = f"{entity}s-{now():%Y%m%d-%H%M%S}.{fmt}"
     key = f"accounts/{account_id}/exports/{job['_id']}/{file_name}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pymongo import UpdateOne
 from pymongo.database import Database
 
@@ -9,7 +11,8 @@ from crm_workers.adapters.mongo import ACCOUNTS, ACTIVITY, CONTACTS, FIELDS, IMP
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.adapters.tabular import TableInfo, UnreadableFile, chunks, describe, scan
 from crm_workers.domain.currency import load_rates
-from crm_workers.domain.import_rows import RowContext, parse_row
+from crm_workers.domain.import_columns import parse_rows
+from crm_workers.domain.import_rows import ParsedRow, RowContext
 from crm_workers.domain.matching import Matching, date_warnings, match_columns
 from crm_workers.domain.values import numeric_date_order
 from crm_workers.errors import PermanentJobError
@@ -87,8 +90,10 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
         raise PermanentJobError(f"no column matches an import target (headers: {', '.join(info.headers)})",
                                 code="nothing_to_import")
     if "rows_done" not in state:
-        on_row, orders = learn_date_orders(info, date_headers(mapping, fields))
-        rows = scan(open_file, info, on_row, limit=settings.import_max_rows)
+        dated = date_headers(mapping, fields)
+        on_row, orders = learn_date_orders(info, dated)
+        # No date column: the counting pass need not look at the rows.
+        rows = scan(open_file, info, on_row if dated else None, limit=settings.import_max_rows)
         if rows > (limit := settings.import_max_rows):  # counting stopped there
             raise PermanentJobError(f"the file has more than {limit} rows; the limit is {limit}", code="too_many_rows")
         progress.total = rows
@@ -113,6 +118,22 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
                    warnings=warnings, matches=matching.matches, reads=state.get("reads", []))
 
 
+def _has_content(values: list) -> bool:
+    try:
+        return bool("".join(values).strip())  # a CSV row: text only
+    except TypeError:
+        return any(str(v).strip() for v in values)
+
+
+def parsed_chunks(open_file, info: TableInfo, ctx: RowContext, *, chunk_rows: int, start_after: int = 0, tags=()
+                  ) -> Iterator[tuple[list, list[ParsedRow]]]:
+    """The file's chunks after the first `start_after` data rows, each with its rows parsed (the rows with
+    nothing in them left out): all an import does before the database."""
+    for chunk in _readable(chunks(open_file, info, chunk_rows=chunk_rows, start_after=start_after)):
+        yield chunk, parse_rows(ctx, [(n, values) for n, values in chunk if _has_content(values)], info.headers,
+                                default_tags=tags)
+
+
 def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowContext, run: ImportRun,
                   progress: Progress) -> None:
     """Each chunk parsed, written and counted; the counts and the data rows reached saved after each one."""
@@ -122,9 +143,8 @@ def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowCo
     # What each run read, kept with the counts: a resumed run starts where the last saved chunk ended.
     reads = progress.state.setdefault("reads", [])
     mine = {"attempt": progress.attempt, "from_row": done, "rows": 0}
-    for chunk in _readable(chunks(open_file, info, chunk_rows=settings.import_chunk_rows, start_after=done)):
-        parsed = [parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
-                  for n, values in chunk if any(str(v).strip() for v in values)]
+    for chunk, parsed in parsed_chunks(open_file, info, ctx, chunk_rows=settings.import_chunk_rows, start_after=done,
+                                       tags=options.get("tags") or ()):
         counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
         outcome = write(run, [p for p in parsed if p.ok])
         failed = [(p, p.error_text()) for p in parsed if not p.ok] + outcome.failed

@@ -95,13 +95,12 @@ def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: P
             continue
         done[name] += _untag(db, account_id, job_id, coll, tag_id, batch_size, progress)
     progress.set(processed=sum(done.values()), succeeded=sum(done.values()))
-    tag = db[TAGS].find_one({"_id": tag_id, "account_id": account_id})
-    if tag:
-        trash.keep_docs(db, account_id, job_id, TAGS, [tag])
-        db[TAGS].delete_one({"_id": tag_id, "account_id": account_id})
+    # The tag kept in the trash by the server itself, then deleted: two writes, nothing read.
+    trash.keep_doc_in_server(db, account_id, job_id, TAGS, tag_id)
+    db[TAGS].delete_one({"_id": tag_id, "account_id": account_id})
     return {
         "tag_id": str(tag_id),
-        "name": tag["name"] if tag else progress.state.get("name"),
+        "name": progress.job["params"].get("name") or progress.state.get("name"),
         "contacts_updated": done["contacts"],
         "deals_updated": done["deals"],
     }

@@ -96,6 +96,20 @@ def keep_docs(db: Database, account_id, job_id, collection: str, docs: list[dict
                 {"doc": d, "deleted_at": now(), **_requires(requires)}, None) for d in docs])
 
 
+def keep_doc_in_server(db: Database, account_id, job_id, collection: str, record_id) -> None:
+    """The record kept whole, copied by the server itself (one aggregation ending in `$merge`, nothing read
+    back): what `keep_docs` does for one record, without the round trip that reads it first. An entry that
+    exists already (a retried run) is kept as it is."""
+    db[collection].aggregate([
+        {"$match": {"_id": record_id, "account_id": account_id}},
+        {"$project": {"_id": 0, "account_id": 1, "job_id": {"$literal": job_id}, "collection": {"$literal": collection},
+                      "record_id": "$_id", "kind": {"$literal": "doc"}, "field": {"$literal": None}, "doc": "$$ROOT",
+                      "deleted_at": {"$literal": now()}}},
+        {"$merge": {"into": TRASH, "on": ["account_id", "job_id", "collection", "record_id", "kind", "field"],
+                    "whenMatched": "keepExisting", "whenNotMatched": "insert"}},
+    ])
+
+
 def keep_pulls(db: Database, account_id, job_id, collection: str, field: str, pulls: dict, *,
                requires=None) -> None:
     """`pulls`: record id -> (the array as it is, the ids about to be pulled from it)."""

@@ -8,18 +8,20 @@ from pymongo.database import Database
 
 from crm_workers import jobs
 from crm_workers.services.job_submission import start_job
-from crm_workers.services.reminders.fanout import accounts_at_digest_time, claim_due
+from crm_workers.services.reminders.digest import accounts_at_digest_time
+from crm_workers.services.reminders.fanout import claim_due
 
 
 def enqueue_due_reminders(db: Database, broker, *, at: datetime | None = None, accounts=None) -> int:
     """Claim what fell due (including while everything was down) and enqueue a notify job per account.
 
     `at` and `accounts` are for tests: a tick at a time of their choosing, over their own accounts only."""
-    claims = claim_due(db, at=at or jobs.now(), accounts=accounts)
-    for account_id, claim_id in claims:
+
+    def start(account_id, claim_id):  # as soon as it is claimed: workers notify while the rest is claimed
         start_job(db, broker, account_id, "reminders.notify", {"claim_id": claim_id},
                   idempotency_key=f"reminders:{claim_id}")
-    return len(claims)
+
+    return len(claim_due(db, at=at or jobs.now(), on_claim=start, accounts=accounts))
 
 
 def enqueue_digests(db: Database, broker, *, at: datetime | None = None) -> int:

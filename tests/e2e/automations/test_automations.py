@@ -31,8 +31,11 @@ class HookReceiver:
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 receiver.calls.append({"body": json.loads(body), "status": status, "path": self.path,
                                        "host": self.headers.get("Host"),
+                                       "event_header": self.headers.get("X-CRM-Event-Id"),
                                        "signed": self.headers.get("X-CRM-Signature") == signature(APP_SECRET, body)})
                 self.send_response(status)
+                if 300 <= status < 400:  # somewhere else to go, for a client that would follow it
+                    self.send_header("Location", receiver.url.replace("/hook", "/elsewhere"))
                 self.end_headers()
 
             def log_message(self, *args):
@@ -178,6 +181,22 @@ def test_a_permanent_failure_fails_the_run_with_its_reason_and_a_user_retry_resu
     [log] = logs(db, aid)
     assert log["status"] == "succeeded"
     assert sorted(n["content"] for n in db["crm.notes"].find({"deal_id": crm["deal"]})) == ["after", "before"]
+
+
+def test_a_webhook_names_its_event_and_a_redirect_is_not_followed_but_fails_the_action(client, db, worker, tenant,
+                                                                                      crm, hooks):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [{"type": "webhook", "params": {"url": hooks.url}}])
+    hooks.statuses[:] = [302]
+
+    job = wait_for_job(db, trigger(client, db, tenant, crm, qualified, "evt-redirect"))
+
+    calls = hooks.for_event("evt-redirect")
+    assert [c["path"] for c in calls] == ["/hook"]  # the Location it was given was not visited
+    assert calls[0]["event_header"] == "evt-redirect" and calls[0]["signed"]
+    [log] = logs(db, aid)
+    assert log["status"] == "failed" and "302" in log["actions"][0]["error"]
+    assert job["attempts"] == 1  # a redirect is no transient failure: not retried
 
 
 def test_move_to_stage_chains_automations_until_the_loop_limit_stops_it(client, db, worker, tenant, crm):
@@ -327,6 +346,20 @@ def test_a_bad_webhook_url_fails_the_run_permanently_with_its_reason(settings, d
     [log] = logs(db, aid)
     assert log["status"] == "failed" and log["finished_at"] is not None
     assert log["actions"][0]["status"] == "failed" and reason in log["actions"][0]["error"]
+
+
+def test_an_automations_logs_are_listed_newest_first_a_page_at_a_time(client, db, worker, tenant, crm):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [{"type": "create_note", "params": {"content": "run"}}])
+    for event in ("evt-page-1", "evt-page-2", "evt-page-3"):  # one after the other: their start times are ordered
+        wait_for_job(db, trigger(client, db, tenant, crm, qualified, event))
+
+    pages = [client.get(f"/v1/crm/automations/{aid}/logs?page={p}&per_page=2", headers=tenant.headers()).get_json()
+             for p in (1, 2)]
+
+    assert [p["total"] for p in pages] == [3, 3]
+    assert [log["event_id"] for p in pages for log in p["logs"]] == ["evt-page-3", "evt-page-2", "evt-page-1"]
+    assert [len(p["logs"]) for p in pages] == [2, 1]
 
 
 def test_nothing_of_another_account_can_be_triggered_listed_or_retried(client, db, tenant, other_tenant, crm):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
-from urllib.parse import urlparse
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
@@ -301,3 +301,22 @@ def test_housekeeping_deletes_export_files_past_their_retention(s3_settings, db)
     record = db["queues"].find_one({"_id": job["_id"]})
     assert record["file_deleted_at"] and record["result"]["download_url"] is None
     assert delete_expired_exports(db, storage, retention_days=7) == 0  # already done: nothing again
+
+
+def test_an_exports_link_lives_export_link_seconds_and_its_result_says_until_when(client, db, worker, settings,
+                                                                                   tenant):
+    seed_people(db, tenant)
+
+    job = export(client, db, tenant, {"format": "csv"})
+
+    result = job["result"]
+    assert set(result) >= {"download_url", "expires_at", "rows", "bytes", "format"}
+    assert result["format"] == "csv" and result["rows"] == 3 and result["bytes"] > 0
+    expires = int(parse_qs(urlparse(result["download_url"]).query)["expires"][0])
+    assert settings.export_link_seconds == 24 * 3600
+    lifetime = expires - job["finished_at"].timestamp()
+    assert settings.export_link_seconds - 60 <= lifetime <= settings.export_link_seconds  # signed at the end
+    stated = result["expires_at"] if isinstance(result["expires_at"], datetime) else \
+        datetime.fromisoformat(result["expires_at"])
+    assert abs(stated.timestamp() - expires) <= 1  # the result says when the link stops working
+    assert len(download(client, result["download_url"])) == result["bytes"]

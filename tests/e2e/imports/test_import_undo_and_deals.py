@@ -207,3 +207,44 @@ def test_the_same_idempotency_key_returns_the_first_import_job(client, db, worke
     assert db["queues"].count_documents({"account_id": tenant.account_id, "type": "contacts.import"}) == 1
     assert len(contacts(db, tenant.account_id)) == 1
     assert ObjectId.is_valid(first["id"])
+
+
+def test_rates_file_replaces_the_shipped_rates_for_base_value(client, db, settings, tenant, tmp_path):
+    from crm_api import create_app
+    from crm_workers import jobs
+    from crm_workers.actors import JOB_HANDLERS
+    from crm_workers.adapters.broker import make_broker
+    from crm_workers.runtime import Runtime
+
+    add_pipeline(db, tenant.account_id, "Sales", "USD")
+    rates = tmp_path / "rates.json"
+    rates.write_text('{"per_usd": {"USD": 1.0, "EUR": 0.5, "GBP": 0.25}}')  # as the shipped rates.json
+    # The job recorded by the API on a broker no worker listens to, then run as a worker with RATES_FILE would.
+    quiet = make_broker(settings.with_(redis_namespace=f"{settings.redis_namespace}-rates"), for_worker=False)
+    api = create_app(settings, db=db, broker=quiet).test_client()
+    response = api.post("/v1/crm/deals/import", headers=tenant.headers(), json={
+        "source": {"type": "records", "records": [{"name": "Euro deal", "value": 100, "currency": "EUR"},
+                                                  {"name": "Pound deal", "value": 100, "currency": "GBP"}]},
+        "options": {"pipeline": "Sales"}})
+    assert response.status_code == 202, response.get_json()
+    job = jobs.claim(db, response.get_json()["id"], stale_seconds=60)
+
+    JOB_HANDLERS["deals.import"](Runtime(settings=settings.with_(rates_file=str(rates)), db=db), job,
+                                 jobs.Progress(db, job))
+
+    deals = {d["name"]: d for d in db["crm.deals"].find({"account_id": tenant.account_id})}
+    assert deals["Euro deal"]["base_value"] == pytest.approx(200.0)
+    assert deals["Pound deal"]["base_value"] == pytest.approx(400.0)
+    quiet.close()
+
+
+def test_options_type_business_imports_business_contacts(client, db, worker, tenant):
+    content = b"Name,Email,Website\nAcme Corp,hello@acme.example,acme.example\nGlobex,,globex.example\n"
+
+    job = run_import(client, db, tenant, content, "companies.csv", {"type": "business"})
+
+    assert job["status"] == "completed" and job["result"]["counts"]["created"] == 2
+    made = {c["name"]: c for c in db["crm.contacts"].find({"account_id": tenant.account_id})}
+    assert set(made) == {"Acme Corp", "Globex"} and {c["type"] for c in made.values()} == {"business"}
+    assert made["Acme Corp"]["email"] == "hello@acme.example"
+    assert not any("first_name" in c for c in made.values())

@@ -158,6 +158,22 @@ def test_quoted_newlines_ragged_rows_blank_lines_and_odd_headers_are_handled(cli
     assert set(by_email) == {"a@example.com", "b@example.com", "c@example.com"}
 
 
+def test_a_pipe_delimited_file_is_detected_and_commas_and_semicolons_stay_inside_values(client, db, worker,
+                                                                                        tenant):
+    content = (b"First Name|Last Name|Email|Company|Tags\n"
+               b"Ann|Lee, Jr.|ann@example.com|Acme; Sons|VIP\n"
+               b"Bo|Ray|bo@example.com|Globex, Inc.|Press\n")
+
+    job = run_import(client, db, tenant, content, "people.txt")
+
+    assert job["result"]["file"]["delimiter"] == "|"
+    assert job["result"]["counts"] == {"created": 2, "updated": 0, "skipped": 0, "failed": 0}
+    by_email = {c["email"]: c for c in contacts(db, tenant.account_id, type="person")}
+    assert by_email["ann@example.com"]["last_name"] == "Lee, Jr."
+    businesses = {c["name"] for c in contacts(db, tenant.account_id, type="business")}
+    assert businesses == {"Acme; Sons", "Globex, Inc."}
+
+
 def test_an_xlsx_file_imports_with_dates_and_numeric_phones(client, db, worker, tenant):
     add_field(db, tenant.account_id, "since", "date", label="Customer Since")
     book = Workbook()

@@ -337,3 +337,31 @@ def test_a_note_attachment_key_of_another_account_is_never_touched_and_is_counte
     assert not store.exists(planted) and store.open(their_key).read() == their_bytes
     assert exact_snapshot(db, other_tenant.account_id) == theirs_before
     assert db["crm.notes"].find_one({"contact_id": person, "account_id": tenant.account_id})["attachments"] == sneaky
+
+
+def test_a_deleted_attachment_waits_under_the_trash_prefix_until_the_scheduler_purges_it_with_its_entries(
+        client, db, broker, worker, settings, store, tenant):
+    mine = seed(db, tenant, store)
+    key = mine["attachment"]
+    deleted = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(mine["people"][0])]})
+    in_trash = f"trash/{deleted['_id']}/{key}"  # the README's layout, spelled out rather than asked of the code
+
+    assert not store.exists(key) and store.open(in_trash).read() == b"%PDF contract"
+    sched, lease = build_scheduler(settings.with_(redis_namespace=f"{settings.redis_namespace}-{ObjectId()}"),
+                                   blocking=False, db=db, broker=broker)
+    try:
+        sched.get_job("trash-expiry").func()  # seals: expiry from the job's end, 30 days away
+        assert store.exists(in_trash) and entries(db, deleted["_id"], kind="file")
+        db["queues"].update_one({"_id": deleted["_id"]},
+                                {"$set": {"finished_at": now() - DAYS_30 - timedelta(minutes=1)}})
+        # As if the job had ended 30 days ago and nothing was sealed yet: one run seals from that end and purges.
+        db["crm.trash"].update_many({"job_id": deleted["_id"]}, {"$unset": {"expires_at": "", "purge_at": ""}})
+        acted = sched.get_job("trash-expiry").func()
+    finally:
+        lease.release()
+
+    assert acted["purged"] >= 1
+    assert not store.exists(in_trash) and not store.exists(key)
+    assert entries(db, deleted["_id"], kind="file") == []
+    ttl = [ix for ix in db["crm.trash"].list_indexes() if "expireAfterSeconds" in ix]
+    assert [(dict(ix["key"]), ix["expireAfterSeconds"]) for ix in ttl] == [({"expires_at": 1}, 0)]

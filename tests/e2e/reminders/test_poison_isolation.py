@@ -14,7 +14,8 @@ from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.jobs import now
 from crm_workers.services.automations.run import fire_delayed
 from crm_workers.services.housekeeping import delete_expired_exports, requeue_stale_jobs
-from crm_workers.services.reminders.fanout import CLAIM_STALE, claim_due, digest
+from crm_workers.services.reminders.digest import digest
+from crm_workers.services.reminders.fanout import CLAIM_STALE, claim_due
 from crm_workers.services.reminders.schedule import enqueue_due_reminders
 from tests.conftest import wait_for, wait_for_job
 from tests.e2e.reminders.helpers import add_reminder, notify_jobs

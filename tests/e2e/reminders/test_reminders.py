@@ -11,7 +11,8 @@ from crm_workers import jobs
 from crm_workers.adapters.leader import LeaderLease
 from crm_workers.domain.recurrence import next_occurrence
 from crm_workers.jobs import now
-from crm_workers.services.reminders.fanout import claim_due, digest
+from crm_workers.services.reminders.digest import digest
+from crm_workers.services.reminders.fanout import claim_due
 from crm_workers.services.reminders.schedule import enqueue_digests, enqueue_due_reminders
 from scheduler.app import build_scheduler
 from tests.conftest import Tenant, wait_for

@@ -1,0 +1,60 @@
+"""The scheduler's claims of due reminders, on a database of their own (claims are global, across accounts): batches
+of 1,000, one notify job per account and batch, and a claim whose job was lost taken again after 10 minutes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from crm_workers.adapters.mongo import connect, ensure_indexes
+from crm_workers.jobs import now
+from crm_workers.services.reminders.fanout import claim_due
+from tests.conftest import Tenant
+from tests.e2e.reminders.helpers import add_reminder
+
+BATCH = 1_000
+
+
+@pytest.fixture
+def own_db(settings):
+    database = connect(settings.mongodb_uri, f"{settings.mongodb_db}_claims_{uuid.uuid4().hex[:6]}")
+    ensure_indexes(database)
+    yield database
+    database.client.drop_database(database.name)
+
+
+def _due(db, tenant, count: int):
+    ts = now()
+    db["crm.reminders"].insert_many([
+        {"account_id": tenant.account_id, "title": f"R{i}", "due_at": ts - timedelta(minutes=1),
+         "assigned_to": [tenant.owner_uid], "status": "pending", "notified_at": None, "created_at": ts,
+         "updated_at": ts} for i in range(count)])
+
+
+def test_due_reminders_are_claimed_in_batches_of_1000_with_one_claim_per_account_and_batch(own_db):
+    busy, quiet = Tenant(own_db), Tenant(own_db)
+    _due(own_db, busy, BATCH + 1)
+    _due(own_db, quiet, 1)
+
+    claims = claim_due(own_db, at=now())
+
+    per_claim = {claim_id: own_db["crm.reminders"].count_documents({"claim_id": claim_id}) for _, claim_id in claims}
+    assert sorted(per_claim.values()) == [1, 1, BATCH]  # the busy account's full batch and its rest; the quiet one
+    assert sorted(str(a) for a, _ in claims) == sorted([str(busy.account_id)] * 2 + [str(quiet.account_id)])
+    assert own_db["crm.reminders"].count_documents({"claim_id": None}) == 0
+    assert claim_due(own_db, at=now()) == []  # claimed once
+
+
+def test_a_claim_whose_job_was_lost_is_taken_again_after_10_minutes(own_db):
+    tenant = Tenant(own_db)
+    rid = add_reminder(own_db, tenant, due_in=timedelta(minutes=-30))
+    claimed_at = now() - timedelta(minutes=20)
+    [(_, first)] = claim_due(own_db, at=claimed_at)
+
+    assert claim_due(own_db, at=claimed_at + timedelta(minutes=9)) == []  # its job may still be on its way
+    [(account, again)] = claim_due(own_db, at=claimed_at + timedelta(minutes=10, seconds=1))
+
+    assert account == tenant.account_id and again != first
+    assert own_db["crm.reminders"].find_one({"_id": rid})["claim_id"] == again

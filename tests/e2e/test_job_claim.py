@@ -1,0 +1,88 @@
+"""A fresh job travels in its message and is claimed with one write; the copy is never believed over the record."""
+
+from __future__ import annotations
+
+import json
+
+from pymongo import MongoClient, monitoring
+
+from crm_workers import jobs
+from crm_workers.adapters.broker import job_message
+from crm_workers.jobs.snapshot import read_snapshot
+from tests.conftest import wait_for_job
+from tests.e2e.mass.test_tags_delete import make_tag, seed_tagged
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self):
+        self.names: list[tuple[str, str]] = []
+
+    def started(self, event):
+        if event.command_name not in ("hello", "isMaster", "ping", "endSessions"):
+            self.names.append((event.command_name, event.command.get(event.command_name)))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def _principal(tenant) -> dict:
+    return {"uid": str(tenant.owner_uid), "is_owner": True, "owner_only": False}
+
+
+def test_a_fresh_job_is_claimed_with_one_write_and_a_retried_one_is_read(settings, db, tenant):
+    listener = Commands()
+    watched = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[listener])[settings.mongodb_db]
+    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete",
+                             {"tag_id": "0" * 24, "principal": _principal(tenant)})
+    snapshot = read_snapshot(job_message(job))
+    assert snapshot == job
+
+    claimed = jobs.claim(watched, job["_id"], stale_seconds=60, snapshot=snapshot)
+
+    assert listener.names == [("update", "queues")]
+    stored = db["queues"].find_one({"_id": job["_id"]})
+    assert claimed == stored  # what the worker runs from is exactly the record
+    assert (stored["status"], stored["attempts"], stored["run_id"]) == ("running", 1, claimed["run_id"])
+    # The same message delivered again (the run is alive): not claimed a second time.
+    listener.names.clear()
+    assert jobs.claim(watched, job["_id"], stale_seconds=60, snapshot=snapshot) is None
+    assert db["queues"].find_one({"_id": job["_id"]})["run_id"] == claimed["run_id"]
+    watched.client.close()
+
+
+def test_a_copy_that_differs_from_the_record_is_not_believed(db, broker, worker, tenant, other_tenant):
+    """A message whose copy names another account's tag (made up, or out of date) runs the job as recorded."""
+    mine = make_tag(db, tenant.account_id, "Mine")
+    theirs = make_tag(db, other_tenant.account_id, "Theirs")
+    seed_tagged(db, other_tenant.account_id, theirs, contacts=3, deals=0)
+    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete",
+                             {"tag_id": str(mine), "name": "Mine", "principal": _principal(tenant)})
+    message = job_message(job)
+    forged = json.loads(message.options["job"])
+    forged["params"]["tag_id"] = str(theirs)
+    forged["account_id"] = {"$oid": str(other_tenant.account_id)}
+    message.options["job"] = json.dumps(forged)
+
+    broker.enqueue(message)
+    done = wait_for_job(db, job["_id"])
+
+    assert done["status"] == "completed" and done["result"]["tag_id"] == str(mine)
+    assert db["crm.tags"].find_one({"_id": mine}) is None
+    assert db["crm.tags"].find_one({"_id": theirs})["name"] == "Theirs"
+    assert db["crm.contacts"].count_documents({"account_id": other_tenant.account_id, "tags": theirs}) == 3
+
+
+def test_an_unreadable_copy_is_claimed_the_long_way(db, broker, worker, tenant):
+    tag = make_tag(db, tenant.account_id, "Plain")
+    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete",
+                             {"tag_id": str(tag), "name": "Plain", "principal": _principal(tenant)})
+    message = job_message(job)
+    message.options["job"] = "{not json"
+
+    broker.enqueue(message)
+
+    assert wait_for_job(db, job["_id"])["status"] == "completed"
+    assert db["crm.tags"].find_one({"_id": tag}) is None
