@@ -64,8 +64,13 @@ def test_an_import_survives_a_secantusdb_restart_mid_way_with_exact_counts(setti
 def test_a_primary_stepping_down_mid_job_is_an_outage_waited_out_not_a_failure(settings, restartable_mongo):
     from tests.e2e.mass.test_tags_delete import make_tag, seed_tagged
 
+    # The run that meets the stepdown is taken over by Dramatiq's retry once its heartbeat is older than the stale
+    # window (attempt 2); with no scheduler here, that window is the test's to choose. At the session's 60 s the
+    # job stayed `running` past this test's 5 minutes, its heartbeat still fresh, so the retry message was skipped:
+    # the first run does not seem to end after the stepdown (an open question, not settled here).
     own = settings.with_(mongodb_uri=restartable_mongo.uri, mongodb_db=f"stepdown_{uuid.uuid4().hex[:6]}",
-                         redis_namespace=f"{settings.redis_namespace}-stepdown-{uuid.uuid4().hex[:6]}")
+                         redis_namespace=f"{settings.redis_namespace}-stepdown-{uuid.uuid4().hex[:6]}",
+                         job_stale_seconds=4)
     db = connect(own.mongodb_uri, own.mongodb_db)
     ensure_indexes(db)
     worker = WorkerProcess(own)
