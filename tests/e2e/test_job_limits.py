@@ -127,10 +127,15 @@ def _quiet_step(seconds: float):
     current_job().result = {"quiet_for": seconds}
 
 
+def _window(settings) -> int:
+    """The stale window the test's sweeps use: three heartbeat intervals (the session's own is kept long)."""
+    return 3 * settings.job_heartbeat_seconds
+
+
 @pytest.fixture(scope="module")
 def quiet_actor(broker, settings):
     kind = JobKind("automations.run", Queue.AUTOMATIONS, time_limit_ms=60_000)
-    quiet = 2 * settings.job_stale_seconds
+    quiet = 2 * _window(settings)
     return dramatiq.actor(lambda job_id: _quiet_step(quiet), broker=broker,
                           **{**actor_options(kind), "actor_name": "test_quiet_step"})
 
@@ -142,20 +147,20 @@ def test_the_heartbeat_thread_keeps_a_job_with_no_progress_writes_from_being_req
                            kwargs={"job_id": str(job["_id"])}, options={"account_id": str(job["account_id"])}))
     beats = set()
     deadline = time.monotonic() + 60
-    # The scheduler's stale-job sweep, run again and again while the job writes no progress for twice the
-    # stale window: only the heartbeat thread can keep it running.
+    # The scheduler's stale-job sweep (on a window of three heartbeats), run again and again while the job writes
+    # no progress for twice that window: only the heartbeat thread can keep it running.
     while (doc := db["queues"].find_one({"_id": job["_id"]}))["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, "the quiet job did not end within 60 s"
+        assert time.monotonic() < deadline, f"the quiet job did not end within 60 s: {doc}"
         if doc["status"] == "running":
             beats.add(doc.get("heartbeat_at"))
-        requeue_stale_jobs(db, broker, stale_seconds=settings.job_stale_seconds)
+        requeue_stale_jobs(db, broker, stale_seconds=_window(settings), accounts=[job["account_id"]])
         time.sleep(0.2)  # the sweep's pace, not a synchronisation: the loop ends on the job's own status
 
     done = wait_for_job(db, job["_id"])
-    assert done["status"] == "completed" and done["attempts"] == 1 and not done.get("reenqueues")
-    assert done["result"] == {"quiet_for": 2 * settings.job_stale_seconds}
+    assert done["status"] == "completed" and done["attempts"] == 1 and not done.get("reenqueues"), done
+    assert done["result"] == {"quiet_for": 2 * _window(settings)}
     assert done["progress"]["processed"] == 0  # it wrote no progress, so no progress write was a heartbeat
-    assert len(beats - {None}) >= settings.job_stale_seconds  # the thread wrote a heartbeat about every second
+    assert len(beats - {None}) >= _window(settings)  # the thread wrote a heartbeat about every second
 
 
 def test_a_dead_workers_messages_are_redelivered_after_30_s_of_silence_with_maintenance_at_1_percent(broker):
