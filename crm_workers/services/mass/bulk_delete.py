@@ -98,10 +98,12 @@ def delete_records(db: Database, storage, account_id, job_id, entity: str, query
                    batch_size: int) -> int:
     """Delete what `query` matches (already scoped to the account), with cascades; returns how many."""
     collection = ENTITY_COLLECTION[entity]
-    if progress.total is None:
+    if progress.total is None:  # a first run: nothing deleted yet (a count is a whole pass on some servers)
         progress.total = db[collection].count_documents(query)
         progress.save_state(total_at_start=progress.total)
-    deleted = progress.state["total_at_start"] - db[collection].count_documents(query)
+        deleted = 0
+    else:  # a resumed run: what no longer matches was deleted by the run before
+        deleted = progress.state["total_at_start"] - db[collection].count_documents(query)
     with ThreadPoolExecutor(CASCADE_THREADS, thread_name_prefix="cascade") as pool:
         for ids in id_batches(db[collection], query, batch_size):
             progress.set(processed=deleted, succeeded=deleted)
