@@ -143,7 +143,9 @@ def _stop(sched, lease: LeaderLease) -> None:
         lease.release()  # the other replica takes over now, not when the lease expires
     except Exception as exc:  # Redis is gone: the lease expires by itself
         log.warning("could not release the leader lease: %s", exc)
-    stuck = [t.name for t in running if t.is_alive()]
+    # Threads started while it was stopping (a tick handed to the executor just before) are looked at too.
+    stuck = [t.name for t in threading.enumerate()
+             if t is not threading.current_thread() and not t.daemon and t.is_alive()]
     if stuck:
         # A job blocked on an unreachable server would hold the interpreter's exit (it joins these threads).
         # Every scheduled job only enqueues work and is redone at its next run, so leaving it is safe.
