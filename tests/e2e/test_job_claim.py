@@ -32,7 +32,7 @@ def _principal(tenant) -> dict:
     return {"uid": str(tenant.owner_uid), "is_owner": True, "owner_only": False}
 
 
-def test_a_fresh_job_is_claimed_with_one_write_and_a_retried_one_is_read(settings, db, tenant):
+def test_a_fresh_job_is_claimed_with_one_write_and_only_once(settings, db, tenant):
     listener = Commands()
     watched = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[listener])[settings.mongodb_db]
     job, _ = jobs.create_job(db, tenant.account_id, "tags.delete",
