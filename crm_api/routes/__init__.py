@@ -43,12 +43,13 @@ IDEMPOTENCY_KEY_MAX = 200
 def request_fingerprint() -> str:
     """A hash of what makes this request this request: method, path, query, body (a file by its bytes)."""
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
-    for name, value in sorted(request.args.items(multi=True)):
+    # Sorted as text: a malformed multipart part can come without a name (None).
+    for name, value in sorted(request.args.items(multi=True), key=lambda item: (str(item[0]), str(item[1]))):
         digest.update(f"arg {name}={value}\n".encode())
     if request.mimetype == "multipart/form-data":
-        for name, value in sorted(request.form.items(multi=True)):
+        for name, value in sorted(request.form.items(multi=True), key=lambda item: (str(item[0]), str(item[1]))):
             digest.update(f"form {name}={value}\n".encode())
-        for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+        for name, upload in sorted(request.files.items(multi=True), key=lambda item: str(item[0])):
             digest.update(f"file {name}={upload.filename}\n".encode())
             for block in iter(lambda stream=upload.stream: stream.read(1024 * 1024), b""):
                 digest.update(block)
