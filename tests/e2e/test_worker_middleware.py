@@ -117,7 +117,9 @@ def test_an_account_slot_lost_with_redis_is_written_back_by_the_worker_holding_i
         wait_for(lambda: db["queues"].find_one({"_id": job["_id"]})["status"] == "running", what="the job to run")
         assert broker.client.zcard(slots) == 1
         broker.client.delete(slots)  # what a Redis that came back empty, or a flush, does to it
-        wait_for(lambda: broker.client.zcard(slots) == 1, timeout=15, what="the worker to write its slot back")
+        # Slots are renewed every third of their lease (the stale window): written back within one renewal.
+        renewal = max(1.0, settings.job_stale_seconds / 3)
+        wait_for(lambda: broker.client.zcard(slots) == 1, timeout=renewal + 15, what="the worker to write its slot back")
     finally:
         _let_go.set()
 
