@@ -119,7 +119,8 @@ def test_an_account_slot_lost_with_redis_is_written_back_by_the_worker_holding_i
         broker.client.delete(slots)  # what a Redis that came back empty, or a flush, does to it
         # Slots are renewed every third of their lease (the stale window): written back within one renewal.
         renewal = max(1.0, settings.job_stale_seconds / 3)
-        wait_for(lambda: broker.client.zcard(slots) == 1, timeout=renewal + 15, what="the worker to write its slot back")
+        wait_for(lambda: broker.client.zcard(slots) == 1, timeout=renewal + 15,
+                 what="the worker to write its slot back")
     finally:
         _let_go.set()
 
