@@ -78,7 +78,7 @@ class LocalStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
         with open(tmp, "wb") as out:
-            shutil.copyfileobj(stream, out, 1024 * 1024)
+            shutil.copyfileobj(stream, out, 64 * 1024)  # what is held between the writer and the file
         os.replace(tmp, path)  # a reader never sees half a file
         return path.stat().st_size
 

@@ -50,9 +50,15 @@ def test_an_imports_memory_does_not_grow_with_the_file(client, db, worker, monke
     assert peaks[BIG] < 2 * peaks[SMALL], peaks  # not five times: the file is read and written in chunks
 
 
+#: An export holds a bounded amount whatever the rows (two batches of 1,000 read ahead of the one it writes, the
+#: cursor's own batch, 64 KiB on their way to the file): measured flat past it (6.2 MB at 20,000 rows, 6.3 MB at
+#: 40,000), so the sizes compared are 4x apart and the bound nearly reached by the smaller.
+EXPORT_SMALL, EXPORT_BIG = 5_000, 20_000
+
+
 def test_an_exports_memory_does_not_grow_with_the_rows(client, db, worker):
     peaks = {}
-    for rows in (SMALL, BIG):
+    for rows in (EXPORT_SMALL, EXPORT_BIG):
         tenant, ts = Tenant(db), now()
         db["crm.contacts"].insert_many([{"account_id": tenant.account_id, "type": "person",
                                          "first_name": f"Person{i}", "email": f"p{i}@example.com", "tags": [],
@@ -62,4 +68,4 @@ def test_an_exports_memory_does_not_grow_with_the_rows(client, db, worker):
             "/v1/crm/contacts/export", json={"filter": {}}, headers=h).get_json()["id"], db)
         assert job["status"] == "completed" and job["result"]["rows"] == rows
 
-    assert peaks[BIG] < 2 * peaks[SMALL], peaks  # the cursor feeds the writer, which feeds the upload
+    assert peaks[EXPORT_BIG] < 1.5 * peaks[EXPORT_SMALL], peaks  # the cursor feeds the writer, then the upload
