@@ -100,13 +100,12 @@ def keep_doc_in_server(db: Database, account_id, job_id, collection: str, record
     """The record kept whole, copied by the server itself (one aggregation ending in `$merge`, nothing read
     back): what `keep_docs` does for one record, without the round trip that reads it first. An entry that
     exists already (a retried run) is kept as it is."""
+    key = _key(account_id, job_id, collection, record_id, "doc")
     db[collection].aggregate([
         {"$match": {"_id": record_id, "account_id": account_id}},
-        {"$project": {"_id": 0, "account_id": 1, "job_id": {"$literal": job_id}, "collection": {"$literal": collection},
-                      "record_id": "$_id", "kind": {"$literal": "doc"}, "field": {"$literal": None}, "doc": "$$ROOT",
+        {"$project": {"_id": 0, **{k: {"$literal": v} for k, v in key.items()}, "doc": "$$ROOT",
                       "deleted_at": {"$literal": now()}}},
-        {"$merge": {"into": TRASH, "on": ["account_id", "job_id", "collection", "record_id", "kind", "field"],
-                    "whenMatched": "keepExisting", "whenNotMatched": "insert"}},
+        {"$merge": {"into": TRASH, "on": list(key), "whenMatched": "keepExisting", "whenNotMatched": "insert"}},
     ])
 
 
