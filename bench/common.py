@@ -33,8 +33,19 @@ def server_cpu_seconds() -> float | None:
     return cpu_seconds(pid) if pid else None
 
 
+def server_rss_bytes() -> int | None:
+    """Resident memory of the embedded MongoDB-wire server (its in-memory engine keeps every write in its cache)."""
+    pid = SERVER_PIDS.get("mongodb")
+    try:
+        return psutil.Process(pid).memory_info().rss if pid else None
+    except psutil.Error:
+        return None
+
+
 @contextlib.contextmanager
-def servers():
+def servers(*, mongo_cache: str | None = None):
+    """Valkey and SecantusDB (in memory) for one bench; `mongo_cache` sizes SecantusDB's WiredTiger cache, which
+    in memory must hold every document, index entry and oplog row written (the default is 1 GB)."""
     started = []
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
@@ -43,7 +54,7 @@ def servers():
         SERVER_PIDS["redis"] = started[-1].pid
     mongodb_uri = os.environ.get("MONGODB_URI")
     if not mongodb_uri:
-        started.append(EmbeddedMongo(":memory:"))
+        started.append(EmbeddedMongo(":memory:", extra_args=("--cache-size", mongo_cache) if mongo_cache else ()))
         mongodb_uri = started[-1].start()
         SERVER_PIDS["mongodb"] = started[-1].pid
     try:
