@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -133,7 +134,7 @@ def run(settings: Settings) -> None:
     _stop(sched, lease)
 
 
-def _stop(sched, lease: LeaderLease) -> None:
+def _stop(sched, lease: LeaderLease) -> NoReturn:
     log.info("scheduler stopping")
     deadline = time.monotonic() + SHUTDOWN_SECONDS
     sched.shutdown(wait=False)  # no new runs; a running one may finish until the deadline
@@ -152,9 +153,9 @@ def _stop(sched, lease: LeaderLease) -> None:
         log.warning("scheduler stopped with %s still running after %s s", ", ".join(stuck), SHUTDOWN_SECONDS)
     else:
         log.info("scheduler stopped")
-    # The stop is complete: exit now. The interpreter's own exit would join threads and run exit hooks (the
-    # executor's workers, pymongo's monitors) that can wait on an unreachable server past the bound; a full run
-    # once saw the process alive 12 s after "scheduler stopped" with MongoDB stopped.
+    # The stop is complete: exit now. The interpreter's own exit joins non-daemon threads and runs exit hooks (such
+    # as a thread pool's workers or pymongo's monitor joins) that can wait on an unreachable server past the bound;
+    # a full run once saw the process alive 12 s after "scheduler stopped" with MongoDB stopped.
     sys.stdout.flush()
     logging.shutdown()
     os._exit(0)
