@@ -56,6 +56,35 @@ def test_a_running_job_without_heartbeat_can_be_claimed_again_and_the_old_run_ca
     assert db["queues"].find_one({"_id": job["_id"]})["result"] == {"by": "new"}
 
 
+@pytest.mark.parametrize("fresh", [True, False], ids=["claimed from its snapshot", "claimed from the record"])
+def test_the_retry_of_the_message_whose_run_is_still_recorded_running_takes_the_job_and_nothing_else_does(
+        db, account, fresh):
+    # A run failed on an outage; its "waiting for retry" has not reached the record yet (the database is slow to
+    # take writes again) while Dramatiq already delivers the retry, same message id, retries + 1. Skipping it as
+    # "running elsewhere" would leave the job with no message at all.
+    from crm_workers.adapters.broker import job_message
+    from crm_workers.jobs.snapshot import read_snapshot
+
+    job = new_job(db, account)
+    snapshot = read_snapshot(job_message(job)) if fresh else None
+    first = jobs.claim(db, job["_id"], stale_seconds=60, snapshot=snapshot, message=("m-1", 0))
+    assert first["attempts"] == 1
+
+    # Not this message's retry: another message, or the same delivery again (a redelivery) waits for the stale
+    # window like before.
+    assert jobs.claim(db, job["_id"], stale_seconds=60, message=("m-2", 1)) is None
+    assert jobs.claim(db, job["_id"], stale_seconds=60, message=("m-1", 0)) is None
+
+    retry = jobs.claim(db, job["_id"], stale_seconds=60, message=("m-1", 1))
+    assert retry is not None and retry["attempts"] == 2 and retry["run_id"] != first["run_id"]
+    # The first run's late "waiting for retry" lands on nothing: the retry's run keeps the job.
+    assert jobs.requeue_for_retry(db, first, {}, {"code": "outage", "message": "x"}) is False
+    stored = db["queues"].find_one({"_id": job["_id"]})
+    assert stored["status"] == "running" and stored["run_id"] == retry["run_id"]
+    assert stored["message"] == {"id": "m-1", "retries": 1}
+    assert jobs.claim(db, job["_id"], stale_seconds=60, message=("m-1", 1)) is None  # a redelivery of the retry
+
+
 def test_complete_fail_and_cancel_set_finished_at_and_only_apply_to_running_jobs(db, account):
     for finish, status in ((jobs.complete, "completed"), (jobs.fail, "failed"), (jobs.cancelled, "cancelled")):
         job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)

@@ -102,8 +102,9 @@ class JobLifecycle(Middleware):
         if job_id is None:
             return
         snapshot = read_snapshot(message)
-        job = wait_out(lambda: jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds, snapshot=snapshot),
-                       what=f"claiming job {job_id}")
+        asking = (message.message_id, int(message.options.get("retries", 0)))
+        job = wait_out(lambda: jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds, snapshot=snapshot,
+                                          message=asking), what=f"claiming job {job_id}")
         if job is None:
             log.info("job %s is not runnable (finished, cancelled or running elsewhere); message skipped", job_id)
             raise SkipMessage()
