@@ -23,28 +23,27 @@ def worker_name() -> str:
 
 
 def claim(db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = None,
-          message: tuple[str, int] | None = None) -> dict | None:
+          ended_run: str | None = None) -> dict | None:
     """Atomically take a queued job (or a running one whose worker stopped heartbeating) for a new run.
 
     Returns the job with a fresh `run_id`, or None when the message must not run (finished,
     cancelled, or running elsewhere with a live heartbeat). With the `snapshot` its message carried, a
     fresh job is taken with one write and nothing read back.
 
-    `message` is the (message id, retries) of the Dramatiq message asking, kept on the run. A retry of the
-    message that ran the job last takes it even while the record still says that run is `running`: Dramatiq
-    schedules the retry only once that run has ended, and the run's own "waiting for retry" may not have
-    reached the record yet (a database outage delays it; a retry skipped as "running elsewhere" then would
-    leave the job with no message at all).
+    `ended_run`: the run whose failure Dramatiq is retrying (the retry carries its `run_id`; Dramatiq sends a retry
+    only once that run has ended). While the record still says that run is `running`, its own "waiting for
+    retry" has not reached the record yet (a database outage delays it): the retry takes the job then, instead of
+    being skipped as "running elsewhere", which would leave the job with no message at all. Any other run, a
+    live one above all, is only taken once its heartbeat is stale.
     """
     ts = now()
     run_id = uuid.uuid4().hex
-    by = {"message": {"id": message[0], "retries": message[1]}} if message else {}
     if snapshot is not None and str(snapshot.get("_id")) == str(job_id):
         fresh = {"_id": snapshot["_id"], "account_id": snapshot["account_id"], "type": snapshot["type"],
                  "status": str(S.QUEUED), "attempts": 0, "updated_at": snapshot["updated_at"],
                  "params": snapshot["params"]}
         taken = {"status": str(S.RUNNING), "run_id": run_id, "worker": worker_name(), "attempts": 1,
-                 "started_at": ts, "heartbeat_at": ts, "updated_at": ts, **by}
+                 "started_at": ts, "heartbeat_at": ts, "updated_at": ts}
         if db[QUEUES].update_one(fresh, {"$set": taken}).matched_count:
             return {**snapshot, **taken}
     claim_it = [{"$set": {
@@ -55,17 +54,15 @@ def claim(db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = N
         "started_at": {"$ifNull": ["$started_at", ts]},
         "heartbeat_at": ts,
         "updated_at": ts,
-        **{field: {"$literal": value} for field, value in by.items()},
     }}]
     _id = oid(job_id)
     # Plain conditions tried in turn rather than one $or, which SecantusDB answers with a collection scan. A
-    # retry's own earlier run is tried before `queued`: that run's record can only move from running to queued
-    # meanwhile, so one of the two sees it.
+    # retry's ended run is tried before `queued`: that run's record can only move from running to queued meanwhile,
+    # so one of the two sees it.
     conditions = [{"status": str(S.QUEUED)},
                   {"status": str(S.RUNNING), "heartbeat_at": {"$lt": ts - timedelta(seconds=stale_seconds)}}]
-    if message and message[1] > 0:
-        conditions.insert(0, {"status": str(S.RUNNING), "message.id": message[0],
-                              "message.retries": {"$lt": message[1]}})
+    if ended_run:
+        conditions.insert(0, {"status": str(S.RUNNING), "run_id": ended_run})
     for condition in conditions:
         job = update_and_get(db, {"_id": _id, **condition}, claim_it)
         if job is not None:

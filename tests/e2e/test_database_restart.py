@@ -66,8 +66,8 @@ def test_a_primary_stepping_down_mid_job_is_an_outage_waited_out_not_a_failure(s
 
     # The run that meets the stepdown fails with the outage, records "waiting for retry" once the primary is
     # back, and Dramatiq's retry runs it again (attempt 2). The retry may reach its claim before that record
-    # does (both wait for the primary, in either order): it takes the job from its own message's earlier run
-    # then, not skipped as "running elsewhere" (that race once left the job `queued` with no message at all,
+    # does (both wait for the primary, in either order): it takes the job from the run it retries (which has
+    # ended), not skipped as "running elsewhere" (that race once left the job `queued` with no message at all,
     # about one run in six here). The session's 60 s stale window: the retry does not wait for it.
     own = settings.with_(mongodb_uri=restartable_mongo.uri, mongodb_db=f"stepdown_{uuid.uuid4().hex[:6]}",
                          redis_namespace=f"{settings.redis_namespace}-stepdown-{uuid.uuid4().hex[:6]}")

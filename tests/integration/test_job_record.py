@@ -57,32 +57,43 @@ def test_a_running_job_without_heartbeat_can_be_claimed_again_and_the_old_run_ca
 
 
 @pytest.mark.parametrize("fresh", [True, False], ids=["claimed from its snapshot", "claimed from the record"])
-def test_the_retry_of_the_message_whose_run_is_still_recorded_running_takes_the_job_and_nothing_else_does(
-        db, account, fresh):
+def test_the_retry_of_a_run_still_recorded_running_takes_the_job_and_never_a_live_run(db, account, fresh):
     # A run failed on an outage; its "waiting for retry" has not reached the record yet (the database is slow to
-    # take writes again) while Dramatiq already delivers the retry, same message id, retries + 1. Skipping it as
+    # take writes again) while Dramatiq already delivers the retry, carrying the run it retries. Skipping it as
     # "running elsewhere" would leave the job with no message at all.
     from crm_workers.adapters.broker import job_message
     from crm_workers.jobs.snapshot import read_snapshot
 
     job = new_job(db, account)
     snapshot = read_snapshot(job_message(job)) if fresh else None
-    first = jobs.claim(db, job["_id"], stale_seconds=60, snapshot=snapshot, message=("m-1", 0))
+    first = jobs.claim(db, job["_id"], stale_seconds=60, snapshot=snapshot)
     assert first["attempts"] == 1
 
-    # Not this message's retry: another message, or the same delivery again (a redelivery) waits for the stale
-    # window like before.
-    assert jobs.claim(db, job["_id"], stale_seconds=60, message=("m-2", 1)) is None
-    assert jobs.claim(db, job["_id"], stale_seconds=60, message=("m-1", 0)) is None
+    # A message without it (another message, a redelivered copy) or naming another run waits for the stale window.
+    assert jobs.claim(db, job["_id"], stale_seconds=60) is None
+    assert jobs.claim(db, job["_id"], stale_seconds=60, ended_run="another run") is None
 
-    retry = jobs.claim(db, job["_id"], stale_seconds=60, message=("m-1", 1))
+    retry = jobs.claim(db, job["_id"], stale_seconds=60, ended_run=first["run_id"])
     assert retry is not None and retry["attempts"] == 2 and retry["run_id"] != first["run_id"]
     # The first run's late "waiting for retry" lands on nothing: the retry's run keeps the job.
     assert jobs.requeue_for_retry(db, first, {}, {"code": "outage", "message": "x"}) is False
     stored = db["queues"].find_one({"_id": job["_id"]})
     assert stored["status"] == "running" and stored["run_id"] == retry["run_id"]
-    assert stored["message"] == {"id": "m-1", "retries": 1}
-    assert jobs.claim(db, job["_id"], stale_seconds=60, message=("m-1", 1)) is None  # a redelivery of the retry
+    # The same retry delivered twice (its worker killed): the second delivery finds a live run, not its own.
+    assert jobs.claim(db, job["_id"], stale_seconds=60, ended_run=first["run_id"]) is None
+
+
+def test_a_retry_due_after_its_run_was_recorded_and_the_job_taken_again_leaves_the_live_run_alone(db, account):
+    # The run's "waiting for retry" did land; a redelivered copy of the message (its worker was killed before
+    # the ack) took the job and runs it. The retry, due later, must not take that live run.
+    job = new_job(db, account)
+    first = jobs.claim(db, job["_id"], stale_seconds=60)
+    assert jobs.requeue_for_retry(db, first, {}, {"code": "outage", "message": "x"}) is True
+    redelivered = jobs.claim(db, job["_id"], stale_seconds=60)
+    assert redelivered["attempts"] == 2
+
+    assert jobs.claim(db, job["_id"], stale_seconds=60, ended_run=first["run_id"]) is None
+    assert db["queues"].find_one({"_id": job["_id"]})["run_id"] == redelivered["run_id"]
 
 
 def test_complete_fail_and_cancel_set_finished_at_and_only_apply_to_running_jobs(db, account):
@@ -278,3 +289,28 @@ def test_with_holds_off_a_checkpoint_never_waits(db, account, holds_enabled):
     progress.checkpoint()
 
     assert holds.held(db, hold) is None and db["test.job_holds"].find_one({"_id": hold})["taker"] is None
+
+
+def test_a_message_carries_its_run_so_that_its_retry_takes_the_job_from_it(db, account):
+    # Through the job lifecycle as the worker runs it: Dramatiq's Retries re-enqueues the very message the run
+    # was claimed with, so the retry names that run; its outcome not yet recorded, the retry still takes the job.
+    import dramatiq
+
+    from crm_workers.adapters.middleware.job_lifecycle import RUN_OPTION, JobLifecycle
+
+    job = new_job(db, account)
+    lifecycle = JobLifecycle(db=db, heartbeat_seconds=1, stale_seconds=60)
+    message = dramatiq.Message(queue_name="bulk", actor_name="job_tags_delete", args=(),
+                               kwargs={"job_id": str(job["_id"])}, options={})
+    try:
+        lifecycle.before_process_message(None, message)
+        first = db["queues"].find_one({"_id": job["_id"]})
+        assert message.options[RUN_OPTION] == first["run_id"]
+
+        retry = message.copy(options={"retries": 1})  # what Retries enqueues: the same message, one retry more
+        lifecycle.before_process_message(None, retry)
+        second = db["queues"].find_one({"_id": job["_id"]})
+        assert second["status"] == "running" and second["attempts"] == 2
+        assert second["run_id"] == retry.options[RUN_OPTION] != first["run_id"]
+    finally:
+        lifecycle.after_skip_message(None, message)

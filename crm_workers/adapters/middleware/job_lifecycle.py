@@ -30,6 +30,9 @@ NOT_RETRIED = (JobCancelled, PermanentJobError, TimeLimitExceeded)
 
 _current = threading.local()
 
+#: The message option by which a retry carries the run it retries.
+RUN_OPTION = "crm_run_id"
+
 
 class CurrentJob:
     """What the running actor sees of its job: the record, the progress handle and a result slot."""
@@ -102,12 +105,15 @@ class JobLifecycle(Middleware):
         if job_id is None:
             return
         snapshot = read_snapshot(message)
-        asking = (message.message_id, int(message.options.get("retries", 0)))
+        ended = message.options.get(RUN_OPTION)  # on a retry: the run it retries, ended (see `jobs.claim`)
         job = wait_out(lambda: jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds, snapshot=snapshot,
-                                          message=asking), what=f"claiming job {job_id}")
+                                          ended_run=ended), what=f"claiming job {job_id}")
         if job is None:
             log.info("job %s is not runnable (finished, cancelled or running elsewhere); message skipped", job_id)
             raise SkipMessage()
+        # Set on this message in memory only: Dramatiq's Retries re-enqueues this very message once the run has
+        # ended. A redelivered copy (its worker killed) is the one stored before, naming at most an earlier run.
+        message.options[RUN_OPTION] = job["run_id"]
         progress = jobs.Progress(self.db, job)
         with self._lock:
             self._runs[job["run_id"]] = progress
