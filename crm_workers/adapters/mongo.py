@@ -32,6 +32,7 @@ PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
 PUBSUB_ATTEMPTS = "crm.pubsub.attempts"
 PUBSUB_STATS = "crm.pubsub.stats"
 TRASH = "crm.trash"
+WAREHOUSE_RUNS = "warehouse.runs"
 TRASH_DAYS = 30
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -138,6 +139,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("job_id", ASCENDING)),
         _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
     ],
+    # The warehouse feed's manifests as recorded in storage (services/warehouse/manifests.py), by window end.
+    WAREHOUSE_RUNS: [_ix(("to", DESCENDING))],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),
