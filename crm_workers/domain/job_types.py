@@ -29,6 +29,7 @@ class Queue(StrEnum):
     EXPORTS = "exports"
     AUTOMATIONS = "automations"
     NOTIFICATIONS = "notifications"
+    REPORTS = "reports"
     WAREHOUSE = "warehouse"
 
 
@@ -71,6 +72,8 @@ _KINDS = [
     JobKind("automations.run", Queue.AUTOMATIONS, 10 * MINUTE_MS, max_retries=5),
     JobKind("reminders.notify", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
     JobKind("reminders.digest", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
+    # Reports: heavy reads on a queue of their own, so a big report never delays a reminder or an import.
+    JobKind("rates.refresh", Queue.REPORTS, 10 * MINUTE_MS),
     JobKind("warehouse.export", Queue.WAREHOUSE, 6 * HOUR_MS),
 ]
 
