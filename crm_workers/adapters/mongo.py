@@ -40,6 +40,7 @@ RATES = "crm.currency.rates"
 RATES_STATS = "crm.currency.rates.stats"
 REPORTS = "crm.reports"
 MIGRATIONS = "crm.migrations"
+WAREHOUSE_RUNS = "warehouse.runs"
 TRASH_DAYS = 30
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -162,6 +163,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     RATES: [_ix(("date", ASCENDING), unique=True)],
     # one stored result per account, kind, parameters and scope (services/reports/store.py)
     REPORTS: [_ix(A, ("kind", ASCENDING), ("key", ASCENDING), unique=True)],
+    # The warehouse feed's manifests as recorded in storage (services/warehouse/manifests.py), by window end.
+    WAREHOUSE_RUNS: [_ix(("to", DESCENDING))],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),
