@@ -19,6 +19,7 @@ from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.leader import LeaderLease
 from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
+from crm_workers.domain.job_types import SYSTEM_ACCOUNT_ID
 from crm_workers.services import housekeeping
 from crm_workers.services.automations import run as automation_service
 from crm_workers.services.job_submission import start_job
@@ -102,7 +103,7 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
                                                    retention_days=settings.export_retention_days)
 
     def exchange_rates():
-        return start_job(db, broker, None, "rates.refresh", {})["_id"]
+        return start_job(db, broker, SYSTEM_ACCOUNT_ID, "rates.refresh", {})["_id"]
 
     sched.add_job(refresh_lease, "interval", seconds=LEASE_SECONDS / 3, id="leader-lease")
     # The first tick runs at start: reminders that fell due while everything was down go out at once.
