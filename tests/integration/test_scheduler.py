@@ -48,3 +48,6 @@ def test_the_schedule_is_the_readmes(settings, db):
     assert str(planned["digests"].trigger.fields[6]) == "*/15"  # the minute field of the cron: every 15 minutes
     assert planned["due-reminders"].next_run_time is not None and planned["digests"].next_run_time is not None
     assert every("leader-lease") == 5  # a third of the 15 s lease
+    assert str(planned["nightly-reports"].trigger.fields[6]) == "*/5"  # reports: each account's slot, every 5 min
+    rates = planned["exchange-rates"].trigger  # daily after the ECB publishes, and at start
+    assert (str(rates.fields[5]), str(rates.fields[6])) == ("15", "30") and planned["exchange-rates"].next_run_time
