@@ -1,5 +1,5 @@
 """`crm-jobs api | worker | scheduler | pubsub | dev | token | import | export | jobs | watch | cancel | retry |
-undo | errors`; `python -m crm_jobs` is the same."""
+undo | errors | report`; `python -m crm_jobs` is the same."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from crm_jobs.commands import (
     cmd_undo,
     cmd_watch,
 )
+from crm_jobs.report_command import cmd_report
 from crm_workers.domain.job_types import Queue
 from crm_workers.errors import ConfigError
 from crm_workers.logs import configure_logging
@@ -233,6 +234,17 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=float, default=1.0)
     watch.set_defaults(func=cmd_watch)
 
+    report = sub.add_parser("report", help="a report (new_contacts, pipeline, automations): stored, or computed")
+    report.add_argument("kind", choices=["new_contacts", "pipeline", "automations"])
+    report.add_argument("--from", dest="from_", help="first day, YYYY-MM-DD (account time; default 30 days ago)")
+    report.add_argument("--to", help="last day, YYYY-MM-DD (default today)")
+    report.add_argument("--interval", choices=["day", "week", "month"], help="new_contacts only")
+    report.add_argument("--pipeline", help="pipeline id (pipeline only)")
+    report.add_argument("--automation", help="automation id (automations only)")
+    report.add_argument("--refresh", action="store_true", help="compute it now, even if a fresh one is stored")
+    report.add_argument("--csv", action="store_true", help="print CSV")
+    report.set_defaults(func=cmd_report)
+
     cancel = sub.add_parser("cancel", help="cancel a queued or running job")
     retry = sub.add_parser("retry", help="retry a failed job and watch it")
     undo = sub.add_parser("undo", help="undo an import, bulk delete or structure delete (30 days) and watch it")
@@ -243,7 +255,7 @@ def parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
     for command in (imp, exp, retry, undo):
         command.add_argument("--no-watch", action="store_true", help="print the job and return at once")
-    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors):
+    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors, report):
         command.add_argument("--url", help="API base URL (default: CRM_URL or http://127.0.0.1:8000)")
         command.add_argument("--token", help="bearer token (default: CRM_TOKEN)")
 
@@ -257,7 +269,7 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=7 * 24 * 3600, help="seconds the token is valid")
     token.add_argument("--data-dir", default=".crm-data", help="where `crm-jobs dev` keeps its secret")
     token.set_defaults(func=cmd_token)
-    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors, token):
+    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors, token, report):
         command.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of text")
     return p
 

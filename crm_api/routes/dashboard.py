@@ -96,3 +96,12 @@ def dashboard():
     from importlib.resources import files
 
     return Response(files("crm_api").joinpath("dashboard.html").read_text(), mimetype="text/html")
+
+
+@page.get("/dashboard/reports")
+@api_doc("The Reports page (HTML): new contacts, the pipeline funnel and leaderboard, automation failures; signs in "
+         "with a bearer token", public=True, media="text/html")
+def reports_page():
+    from importlib.resources import files
+
+    return Response(files("crm_api").joinpath("reports.html").read_text(), mimetype="text/html")

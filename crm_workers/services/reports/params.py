@@ -30,6 +30,7 @@ class ReportQuery(BaseModel):
     pipeline_id: str | None = None
     automation_id: str | None = None
     refresh: Literal["0", "1", "true", "false"] | None = None
+    format: Literal["json", "csv"] | None = None  # how GET answers a stored result; not part of the question
 
     @field_validator("pipeline_id", "automation_id")
     @classmethod

@@ -23,15 +23,6 @@ FIRST, LAST = date(2026, 3, 3), date(2026, 4, 28)
 RANGE = {"from": FIRST.isoformat(), "to": LAST.isoformat()}
 
 
-@pytest.fixture
-def stored_rates(db):
-    db["crm.currency.rates"].delete_many({})
-    db["crm.currency.rates"].insert_many([{"date": d, "base": "EUR", "rates": {"EUR": 1.0, **r}, "source": "test"}
-                                          for d, r in RATE_DAYS.items()])
-    yield
-    db["crm.currency.rates"].delete_many({})
-
-
 def report(client, db, tenant, kind, query=None, *, owner=True, expect=202) -> dict:
     """GET the report; when it answers 202, wait for its job and return the job's result."""
     response = client.get(f"/v1/crm/reports/{kind}", query_string=query or {}, headers=tenant.headers(owner=owner))
