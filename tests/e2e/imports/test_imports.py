@@ -300,7 +300,7 @@ def test_a_cancelled_import_stops_at_the_next_chunk_with_its_counts(client, db, 
     held.reached()
 
     client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     job = wait_for_job(db, job_id)
 
     assert job["status"] == "cancelled"

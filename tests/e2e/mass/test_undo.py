@@ -64,7 +64,7 @@ def test_a_cancelled_bulk_delete_is_undone_exactly_and_its_trash_expires_30_days
     running = entries(db, job_id)
 
     client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     cancelled = wait_for_job(db, job_id)
     trash.seal_finished(db)
 
@@ -96,6 +96,13 @@ def test_a_bulk_delete_that_failed_part_way_is_undone_exactly(client, db, worker
     assert done["result"]["complete"] is True
     assert exact_snapshot(db, tenant.account_id) == before
     assert store.path(broken).is_dir()
+
+    # The undone delete, retried, refuses to run again (`undone`): it never deletes what the undo put back.
+    retried = client.post(f"/v1/crm/jobs/{failed['_id']}/retry", headers=tenant.headers())
+    assert retried.status_code == 202, retried.get_json()
+    again = wait_for_job(db, failed["_id"], timeout=60)
+    assert again["status"] == "failed" and again["error"]["code"] == "undone"
+    assert exact_snapshot(db, tenant.account_id) == before
 
 
 def test_a_tag_delete_is_undone_exactly(client, db, worker, store, tenant, other_tenant):
@@ -292,7 +299,7 @@ def test_a_cancelled_undo_run_again_continues_and_completes_exactly(client, db, 
     held.reached()
 
     client.post(f"/v1/crm/jobs/{first}/cancel", headers=tenant.headers())
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     cancelled = wait_for_job(db, first)
 
     restored = db["crm.trash"].count_documents({"job_id": deleted["_id"], "outcome": "restored"})
