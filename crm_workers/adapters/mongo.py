@@ -32,6 +32,10 @@ PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
 PUBSUB_ATTEMPTS = "crm.pubsub.attempts"
 PUBSUB_STATS = "crm.pubsub.stats"
 TRASH = "crm.trash"
+RATES = "crm.currency.rates"
+RATES_STATS = "crm.currency.rates.stats"
+REPORTS = "crm.reports"
+MIGRATIONS = "crm.migrations"
 TRASH_DAYS = 30
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -81,6 +85,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     CONTACTS: [
         _ix(A, ("created_at", DESCENDING)),
+        _ix(A, ("owner", ASCENDING), ("created_at", ASCENDING)),  # reports under owner_only
         _ix(A, ("email", ASCENDING)),
         _ix(A, ("phone", ASCENDING)),
         _ix(A, ("tags", ASCENDING)),
@@ -92,6 +97,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     DEALS: [
         _ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING)),
+        # reports: open deals now, won and lost deals by when they closed
+        _ix(A, ("status", ASCENDING), ("closed_at", ASCENDING)),
         _ix(A, ("tags", ASCENDING)),
         _ix(A, ("owner", ASCENDING)),
         _ix(A, ("contacts", ASCENDING)),
@@ -103,6 +110,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     STAGES: [_ix(A, ("pipeline_id", ASCENDING), ("position", ASCENDING))],
     AUTOMATIONS: [_ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING))],
     AUTOMATION_LOGS: [
+        _ix(A, ("started_at", ASCENDING)),  # reports over every automation
         _ix(A, ("automation_id", ASCENDING), ("started_at", DESCENDING)),
         _ix(A, ("event_id", ASCENDING), ("automation_id", ASCENDING), unique=True,
             partialFilterExpression={"event_id": {"$type": "string"}}),
@@ -138,6 +146,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("job_id", ASCENDING)),
         _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
     ],
+    RATES: [_ix(("date", ASCENDING), unique=True)],
+    # one stored result per account, kind, parameters and scope (services/reports/store.py)
+    REPORTS: [_ix(A, ("kind", ASCENDING), ("key", ASCENDING), unique=True)],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),
