@@ -95,8 +95,8 @@ MUTATIONS: list[M] = [
     M("import-business-lookup-without-account", "crm_workers/services/imports/lookups.py",
       'query = {"account_id": self.account_id, "type": "business", "name": {"$in": names}, **self.visible}',
       'query = {"type": "business", "name": {"$in": names}, **self.visible}', "which contact a row is",
-      ("tests/e2e/imports/test_imports.py::test_tags_are_created_once_case_insensitively_and_businesses_once_and_"
-       "linked",)),
+      ("tests/e2e/imports/test_imports.py::test_a_business_of_another_account_with_the_same_name_is_never_"
+       "matched",)),
     M("due-badge-without-account", "crm_workers/services/reminders/fanout.py",
       'base = {"account_id": account_id, "assigned_to": uid, "status": "pending"}',
       'base = {"assigned_to": uid, "status": "pending"}', "the due badge",
@@ -195,6 +195,26 @@ MUTATIONS: list[M] = [
     M("automation-event-key-per-request", "crm_workers/services/automations/run.py",
       'idempotency_key=f"automation-event:{event_id}")', 'idempotency_key=None)', "one log per event and automation",
       (f"{AUTOMATIONS}::test_the_same_event_id_twice_does_nothing_the_second_time",)),
+    M("webhook-timeout-not-transient", "crm_workers/services/automations/actions.py",
+      "    except webhooks.WebhookUnreachable as exc:\n        raise TransientActionError(str(exc)) from None",
+      "    except webhooks.WebhookUnreachable as exc:\n        raise PermanentActionError(str(exc)) from None",
+      "a retried run skips what succeeded",
+      (f"{AUTOMATIONS}::test_a_transient_webhook_failure_is_retried_from_the_failed_action_only",)),
+    M("unrunnable-job-left-queued", "crm_workers/services/housekeeping.py",
+      '            jobs.mark_unrunnable(db, job["_id"], f"the job cannot be enqueued: {type(exc).__name__}")',
+      "            pass", "poison isolation (reminders, waiting automation logs",
+      ("tests/e2e/reminders/test_poison_isolation.py::test_a_stale_job_no_worker_knows_does_not_stop_the_other_"
+       "stale_jobs_from_being_requeued",)),
+    M("fairness-without-a-limit", "crm_workers/adapters/middleware/account_fairness.py",
+      "if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then", "if true then",
+      "fairness: at most `ACCOUNT_HEAVY_JOB_LIMIT`",
+      ("tests/e2e/test_worker_middleware.py::test_an_account_runs_at_most_two_heavy_jobs_at_once_and_other_"
+       "accounts_are_not_held_up",)),
+    M("heartbeat-write-per-run", "crm_workers/adapters/middleware/job_lifecycle.py",
+      "                jobs.heartbeat(self.db, quiet)",
+      "                [jobs.heartbeat(self.db, [run]) for run in quiet]", "one write to start a job",
+      ("tests/e2e/test_job_claim.py::test_quiet_runs_of_a_process_share_one_heartbeat_write_and_each_job_ends_with_"
+       "one_write",)),
     M("webhook-redirect-followed", "crm_workers/adapters/webhooks.py", "redirect=False", "redirect=True",
       "a webhook: signed, `X-CRM-Event-Id`, redirects not followed",
       (f"{AUTOMATIONS}::test_a_webhook_names_its_event_and_a_redirect_is_not_followed_but_fails_the_action",)),

@@ -3,6 +3,7 @@
     python -m tests.mutations              # every change; exit 1 listing each one that survived
     python -m tests.mutations -k fence     # only the changes whose id contains "fence"
     python -m tests.mutations --list       # the changes, nothing run
+    python -m tests.mutations --readme     # the list as tests/README.md gives it
 
 Each change (tests/mutation_list.py) is one exact snippet of one product file and its replacement, and names a
 claim of tests/README.md and the tests of that claim to run (a few of the tests README names for it, or all).
@@ -140,12 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", default="", help="only the changes whose id contains this")
     parser.add_argument("--list", action="store_true", help="list the changes and run nothing")
     parser.add_argument("--log", default=None, help="write every pytest run's output to this file")
+    parser.add_argument("--readme", action="store_true", help="print the list as tests/README.md gives it")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if args.k in m.id]
     wrong = [p for m in chosen for p in problems(m)]
     if wrong:
         print("the mutation list is not well formed:", *wrong, sep="\n  ", file=sys.stderr)
         return 2
+    if args.readme:
+        for m in chosen:
+            tests = ", ".join(f"`{t}`" if "::" in t else f"every test of `{t}`" for t in m.tests)
+            print(f"- `{m.id}` ({m.file}) → {tests}")
+        return 0
     if args.list:
         for m in chosen:
             print(f"{m.id}: {m.file} — {' '.join(m.tests)}")

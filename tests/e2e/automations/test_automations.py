@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,6 +15,7 @@ from crm_workers import jobs
 from crm_workers.adapters import webhooks as webhook_adapter
 from crm_workers.domain.webhooks import WebhookRefused, check_url, signature
 from crm_workers.jobs import now
+from crm_workers.services.automations.actions import WEBHOOK_TIMEOUT_SECONDS
 from crm_workers.services.automations.run import fire_delayed, run_automations
 from tests.conftest import APP_SECRET, wait_for, wait_for_job
 
@@ -29,10 +31,13 @@ class HookReceiver:
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if status == "slow":  # answers only after the sender's timeout is over
+                    time.sleep(WEBHOOK_TIMEOUT_SECONDS + 1)
                 receiver.calls.append({"body": json.loads(body), "status": status, "path": self.path,
                                        "host": self.headers.get("Host"),
                                        "event_header": self.headers.get("X-CRM-Event-Id"),
                                        "signed": self.headers.get("X-CRM-Signature") == signature(APP_SECRET, body)})
+                status = 200 if status == "slow" else status
                 self.send_response(status)
                 if 300 <= status < 400:  # somewhere else to go, for a client that would follow it
                     self.send_header("Location", receiver.url.replace("/hook", "/elsewhere"))
@@ -139,7 +144,8 @@ def test_the_same_event_id_twice_does_nothing_the_second_time(client, db, worker
     assert db["crm.notes"].count_documents({"deal_id": crm["deal"]}) == 1 and len(hooks.for_event("evt-once")) == 1
 
 
-@pytest.mark.parametrize("status", [503, 429])  # a server error, or "too many requests": both transient
+# A server error, "too many requests", or no answer within the timeout: each transient.
+@pytest.mark.parametrize("status", [503, 429, "slow"])
 def test_a_transient_webhook_failure_is_retried_from_the_failed_action_only(client, db, worker, tenant, crm, hooks,
                                                                             status):
     qualified = crm["stages"][1]
@@ -150,7 +156,7 @@ def test_a_transient_webhook_failure_is_retried_from_the_failed_action_only(clie
     ])
     hooks.statuses[:] = [status]
 
-    job = wait_for_job(db, trigger(client, db, tenant, crm, qualified, f"evt-retry-{status}"))
+    job = wait_for_job(db, trigger(client, db, tenant, crm, qualified, f"evt-retry-{status}"), timeout=60)
 
     assert job["status"] == "completed" and job["attempts"] == 2
     assert [c["status"] for c in hooks.for_event(f"evt-retry-{status}")] == [status, 200]
@@ -368,7 +374,14 @@ def test_nothing_of_another_account_can_be_triggered_listed_or_retried(client, d
     aid = automation(db, tenant, crm, crm["stages"][1], [])
     body = {"deal_id": str(crm["deal"]), "stage_id": str(crm["stages"][1])}
 
-    assert client.post("/v1/crm/automations/trigger", json=body, headers=other_tenant.headers()).status_code == 404
+    foreign = client.post("/v1/crm/automations/trigger", json=body, headers=other_tenant.headers())
+    assert foreign.status_code == 404 and foreign.get_json()["error"]["details"] == {"field": "deal_id"}
+    # Their own stage beside my deal: the deal alone is what is not found.
+    their_stage = db["crm.pipeline.stages"].insert_one({"account_id": other_tenant.account_id, "name": "Theirs",
+                                                        "pipeline_id": ObjectId(), "position": 0}).inserted_id
+    mixed = client.post("/v1/crm/automations/trigger", json={**body, "stage_id": str(their_stage)},
+                        headers=other_tenant.headers())
+    assert mixed.status_code == 404 and mixed.get_json()["error"]["details"] == {"field": "deal_id"}
     assert client.get(f"/v1/crm/automations/{aid}/logs", headers=other_tenant.headers()).status_code == 404
     log = db["automation.logs"].insert_one({"account_id": tenant.account_id, "automation_id": aid, "status": "failed",
                                             "event_id": "x", "actions": []}).inserted_id
