@@ -320,7 +320,7 @@ def test_api_without_port_listens_on_the_port_setting(settings, tmp_path):
             assert api.poll() is None, tail(log)
             try:
                 return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a busy machine
                 return False
 
         wait_for(healthy, timeout=60, interval=0.2, what=f"the API on PORT {port}")

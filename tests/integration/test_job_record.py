@@ -225,7 +225,7 @@ def test_finished_jobs_past_retention_are_trimmed_and_others_kept(db, account):
     jobs.complete(db, recent, {}, None)
     queued = new_job(db, account)
 
-    jobs.trim_finished(db, older_than_days=90)
+    jobs.trim_finished(db, older_than_days=90, accounts=[account])
 
     assert db["queues"].find_one({"_id": old["_id"]}) is None
     assert db["queues"].find_one({"_id": recent["_id"]}) and db["queues"].find_one({"_id": queued["_id"]})

@@ -141,7 +141,7 @@ def test_an_export_with_a_bad_file_key_does_not_stop_the_other_old_exports_from_
         db["queues"].update_one({"_id": job_id}, {"$set": {"status": "completed", "finished_at": old,
                                                            "result": {"file_key": file_key}}})
 
-    delete_expired_exports(db, storage, retention_days=7)
+    delete_expired_exports(db, storage, retention_days=7, accounts=[tenant.account_id])
 
     assert not storage.exists(key)
     assert db["queues"].find_one({"_id": good})["file_deleted_at"] is not None
