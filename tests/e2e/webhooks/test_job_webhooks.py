@@ -54,7 +54,7 @@ def test_a_subscription_gets_only_the_events_and_job_types_it_asked_for(
     cancelled = client.delete(f"/v1/crm/tags/{tag}", headers=tenant.headers()).get_json()["id"]
     held.reached()
     assert client.post(f"/v1/crm/jobs/{cancelled}/cancel", headers=tenant.headers()).status_code == 200
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     assert wait_for_job(db, cancelled)["status"] == "cancelled"
     wait_for_calls(hook_receiver, cancelled)
 
