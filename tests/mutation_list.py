@@ -195,7 +195,7 @@ MUTATIONS: list[M] = [
     M("succeeded-actions-run-again", "crm_workers/services/automations/run.py",
       '        if state["status"] in ("succeeded", "skipped"):', '        if state["status"] in ("skipped",):',
       "one log per event and automation",
-      (f"{AUTOMATIONS}::test_a_transient_webhook_failure_is_retried_from_the_failed_action_only",)),
+      (f"{AUTOMATIONS}::test_a_webhook_that_succeeded_is_not_sent_again_when_a_later_action_is_retried",)),
     M("automation-event-key-per-request", "crm_workers/services/automations/run.py",
       'idempotency_key=f"automation-event:{event_id}")', 'idempotency_key=None)', "one log per event and automation",
       (f"{AUTOMATIONS}::test_the_same_event_id_twice_does_nothing_the_second_time",)),
@@ -219,7 +219,8 @@ MUTATIONS: list[M] = [
       "                [jobs.heartbeat(self.db, [run]) for run in quiet]", "one write to start a job",
       ("tests/e2e/test_job_claim.py::test_quiet_runs_of_a_process_share_one_heartbeat_write_and_each_job_ends_with_"
        "one_write",)),
-    M("webhook-redirect-followed", "crm_workers/adapters/webhooks.py", "redirect=False", "redirect=True",
+    M("webhook-redirect-followed", "crm_workers/adapters/webhooks.py", "redirect=False, preload_content=True",
+      "redirect=True, retries=urllib3.Retry(redirect=3), preload_content=True",
       "a webhook: signed, `X-CRM-Event-Id`, redirects not followed",
       (f"{AUTOMATIONS}::test_a_webhook_names_its_event_and_a_redirect_is_not_followed_but_fails_the_action",)),
     # ------------------------------------------------------------------ formula guards
