@@ -19,6 +19,10 @@ JOBS = "tests/e2e/test_jobs_api.py"
 EXPORTS = "tests/e2e/exports/test_exports.py"
 AUTOMATIONS = "tests/e2e/automations/test_automations.py"
 HOSTILE = "tests/e2e/imports/test_hostile_files.py"
+WH_PROC = "tests/e2e/webhooks/test_webhook_processes.py"
+WH_JOBS = "tests/e2e/webhooks/test_job_webhooks.py"
+WH_SUBS = "tests/e2e/webhooks/test_subscriptions.py"
+LINK_VIEWS = "tests/e2e/mass/test_link_notices_and_views.py"
 REUSED = "tests/e2e/test_no_one_crosses.py::test_a_key_reused_with_another_file_or_another_query_string_is_a_422"
 
 MUTATIONS: list[M] = [
@@ -291,4 +295,44 @@ MUTATIONS: list[M] = [
     M("cli-failed-job-exits-0", "crm_jobs/client.py",
       '    return OK if job["status"] == "completed" else JOB_FAILED', "    return OK", "the CLI: `import` (watch)",
       (f"{CLI}::test_a_failed_import_exits_1_with_its_error_and_json_says_why",)),
+    # ------------------------------------------------------------------ webhooks for job events
+    M("webhook-delivery-recorded-twice", "crm_workers/services/webhooks/outbox.py",
+      '    docs = [{"_id": stable_id(end["id"], key), ', '    docs = [{"_id": ObjectId(), ',
+      "nothing lost: a worker SIGKILLed right after",
+      (f"{WH_PROC}::test_a_worker_sigkilled_right_after_a_job_ends_still_delivers_it_once",)),
+    M("webhook-claim-without-lease", "crm_workers/services/webhooks/sender.py",
+      '{"$set": {"claim_id": claim_id, "next_attempt_at": ts + LEASE, ', '{"$set": {"claim_id": claim_id, ',
+      "each attempt claimed atomically",
+      (f"{WH_JOBS}::test_a_slow_receiver_gets_one_post_per_delivery_while_it_takes_its_time",)),
+    M("webhook-resent-after-2xx", "crm_workers/services/webhooks/outbox.py",
+      '    if doc["status"] == "delivered":\n', "    if False:\n", "never sent again after a 2xx",
+      (f"{WH_JOBS}::test_an_answer_other_than_5xx_or_429_fails_it_and_the_retry_button_sends_it_again_once",)),
+    M("webhook-subscription-without-account", "crm_workers/services/webhooks/subscriptions.py",
+      '    doc = oid(subscription_id) and db[WEBHOOKS].find_one({"_id": oid(subscription_id),\n'
+      '                                                          "account_id": principal.account_id})',
+      '    doc = oid(subscription_id) and db[WEBHOOKS].find_one({"_id": oid(subscription_id)})',
+      "another account's subscription or delivery is a 404",
+      (f"{WH_SUBS}::test_another_accounts_subscription_is_not_found_and_never_changed",)),
+    M("webhook-non-owner-manages", "crm_workers/services/webhooks/subscriptions.py",
+      "    if restricted_to(db, principal) is not None:", "    if False:",
+      "under `owner_only` every webhook endpoint is for owners only",
+      (f"{WH_SUBS}::test_under_owner_only_a_non_owner_is_refused_every_webhook_endpoint",)),
+    M("webhook-private-url-allowed", "crm_workers/services/webhooks/subscriptions.py",
+      "        check_url(url, allow_private=allow_private)", "        check_url(url, allow_private=True)",
+      "a URL to a private, loopback or metadata address is refused",
+      (f"{WH_SUBS}::test_a_url_to_a_private_or_metadata_address_is_refused",)),
+    M("webhook-signature-without-timestamp", "crm_workers/domain/job_events.py",
+      '    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()',
+      "    mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()", "the README's verification recipes",
+      (f"{WH_JOBS}::test_a_delivery_verifies_with_the_readmes_python_and_openssl_recipes",)),
+    M("link-notice-twice", "crm_workers/services/mass/link_notices.py",
+      '        dedupe_key = f"contacts.linked:{job_id}:{uid}"',
+      '        dedupe_key = f"contacts.linked:{job_id}:{uid}:{ts.timestamp()}"',
+      "link tells the caller and the business",
+      (f"{LINK_VIEWS}::test_a_socket_service_failing_once_still_tells_each_user_exactly_once",)),
+    M("views-not-kept-for-undo", "crm_workers/services/mass/views.py",
+      "        trash.keep_sets(db, account_id, job_id, VIEWS, VIEW_ALIGNED,",
+      "        0 and trash.keep_sets(db, account_id, job_id, VIEWS, VIEW_ALIGNED,",
+      "a field delete takes the field out of every saved view",
+      (f"{LINK_VIEWS}::test_a_field_delete_takes_it_out_of_every_view_and_the_undo_restores_each_view_byte_for_byte",)),
 ]

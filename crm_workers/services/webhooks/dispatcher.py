@@ -21,6 +21,7 @@ from crm_workers.services.webhooks import sender
 log = logging.getLogger("crm.webhooks")
 
 _wakers: list[threading.Event] = []
+_running: list[WebhookDispatcher] = []
 
 
 def wake() -> None:
@@ -29,9 +30,14 @@ def wake() -> None:
         event.set()
 
 
+def knows_subscribed(account_id) -> bool:
+    """Whether every dispatcher of this process knows the account has subscriptions (tests wait for it)."""
+    return all(d.subscribed is None or d.subscribed.wants({"account_id": account_id}) for d in list(_running))
+
+
 class WebhookDispatcher(Middleware):
     def __init__(self, *, db, senders: int, account_senders: int, poll_seconds: float, allow_private: bool,
-                 retry_base_seconds: float):
+                 retry_base_seconds: float, subscribed=None):
         self.db, self.senders, self.account_senders = db, senders, min(account_senders, senders)
         self.poll_seconds, self.allow_private, self.retry_base_seconds = poll_seconds, allow_private, retry_base_seconds
         self._wake = threading.Event()
@@ -39,11 +45,18 @@ class WebhookDispatcher(Middleware):
         self._lock = threading.Lock()
         self._busy: Counter = Counter()  # account -> attempts in flight
         self._pool: ThreadPoolExecutor | None = None
+        self.subscribed = subscribed  # interest.SubscribedAccounts, read again from this thread
 
     def after_worker_boot(self, broker, worker):
         self._stop.clear()
+        if self.subscribed is not None:
+            try:
+                self.subscribed.refresh(force=True)
+            except Exception:  # not known yet: every end gets the outbox mark until the next refresh
+                log.exception("could not read the accounts with webhook subscriptions")
         self._pool = ThreadPoolExecutor(max_workers=self.senders, thread_name_prefix="crm-webhook-sender")
         _wakers.append(self._wake)
+        _running.append(self)
         threading.Thread(target=self._loop, name="crm-webhook-dispatcher", daemon=True).start()
 
     def before_worker_shutdown(self, broker, worker):
@@ -51,6 +64,8 @@ class WebhookDispatcher(Middleware):
         self._wake.set()
         if self._wake in _wakers:
             _wakers.remove(self._wake)
+        if self in _running:
+            _running.remove(self)
         if self._pool is not None:
             # Attempts in flight end within their timeout; one cut short is due again after its lease.
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -60,6 +75,8 @@ class WebhookDispatcher(Middleware):
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
             try:
+                if self.subscribed is not None:
+                    self.subscribed.refresh()
                 while not self._stop.is_set() and self._dispatch():
                     pass
             except Exception:  # a database hiccup must not end the dispatcher

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 from bson import ObjectId
 from pymongo import DESCENDING
@@ -80,6 +81,23 @@ def record_pending_ends(db: Database, *, accounts=None) -> int:
             made += record_deliveries(db, job)
         except Exception:  # one bad record must not stop the others
             log.exception("recording the webhook deliveries of job %s failed", job["_id"])
+    return made
+
+
+#: Subscriptions this young (and what ended since each was made) are looked at by every scheduler tick.
+NEW_SUBSCRIPTION_WINDOW = timedelta(minutes=5)
+
+
+def record_for_new_subscriptions(db: Database, *, accounts=None) -> int:
+    """The scheduler's other sweep: jobs that ended after a subscription was made but were ended by a worker that
+    did not know of it yet (it reads the subscribed accounts every second): their deliveries, recorded now."""
+    query: dict = {"created_at": {"$gte": now() - NEW_SUBSCRIPTION_WINDOW}}
+    if accounts is not None:
+        query["account_id"] = {"$in": list(accounts)}
+    made = 0
+    for sub in db[WEBHOOKS].find(query, {"account_id": 1, "created_at": 1}):
+        for job in jobs.ended_unrecorded_since(db, sub["account_id"], sub["created_at"]):
+            made += record_deliveries(db, job)
     return made
 
 
