@@ -70,9 +70,11 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
         metrics,
         reminders,
         tags,
+        warehouse,
     )
 
-    for module in (health, metrics, docs, jobs, tags, imports, exports, reminders, mass, automations, dashboard):
+    for module in (health, metrics, docs, jobs, tags, imports, exports, reminders, mass, automations, dashboard,
+                   warehouse):
         app.register_blueprint(module.bp)
     app.register_blueprint(dashboard.page)
     app.register_blueprint(imports.page)

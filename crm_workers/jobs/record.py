@@ -148,7 +148,7 @@ def job_to_json(doc: dict) -> dict:
 
     return {
         "id": str(doc["_id"]),
-        "account_id": str(doc["account_id"]),
+        "account_id": None if doc["account_id"] is None else str(doc["account_id"]),  # None: a system job
         "type": doc["type"],
         "status": doc["status"],
         "progress": doc.get("progress"),
