@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     port: int = Field(default=8000, gt=0, lt=65536)
+    # Webhooks for job events: sending threads per worker process, how many of them one account may hold at once,
+    # how often due deliveries are looked for (seconds), and the first wait before a retry (doubling; seconds).
+    webhook_senders: int = Field(default=24, gt=0, le=256)
+    webhook_account_senders: int = Field(default=20, gt=0, le=256)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_seconds: float = Field(default=30.0, gt=0)
     # Tests only: jobs may be held at a checkpoint by the test (crm_workers/jobs/holds.py). Never in production.
     job_test_holds: bool = False
 

@@ -32,6 +32,10 @@ PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
 PUBSUB_ATTEMPTS = "crm.pubsub.attempts"
 PUBSUB_STATS = "crm.pubsub.stats"
 TRASH = "crm.trash"
+VIEWS = "crm.views"
+WEBHOOKS = "crm.webhooks"
+WEBHOOK_DELIVERIES = "crm.webhook.deliveries"
+WEBHOOK_SECRETS = "crm.webhook.secrets"
 RATES = "crm.currency.rates"
 RATES_STATS = "crm.currency.rates.stats"
 REPORTS = "crm.reports"
@@ -79,6 +83,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(("finished_at", ASCENDING)),
         _ix(("created_at", DESCENDING)),  # service tokens list across accounts
         _ix(("status", ASCENDING), ("created_at", DESCENDING)),
+        _ix(("events_pending", ASCENDING)),  # ended jobs whose webhook deliveries are not recorded yet
     ],
     IDEMPOTENCY_KEYS: [
         _ix(A, ("scope", ASCENDING), ("key", ASCENDING), unique=True),
@@ -146,6 +151,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("kind", ASCENDING), ("key", ASCENDING), unique=True),
         _ix(A, ("job_id", ASCENDING)),
         _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
+    ],
+    VIEWS: [_ix(A, ("entity", ASCENDING))],
+    WEBHOOKS: [_ix(A, ("created_at", ASCENDING))],
+    WEBHOOK_SECRETS: [_ix(A, unique=True)],
+    WEBHOOK_DELIVERIES: [
+        _ix(A, ("subscription_id", ASCENDING), ("created_at", DESCENDING)),
+        _ix(A, ("job_id", ASCENDING)),
+        _ix(("status", ASCENDING), ("next_attempt_at", ASCENDING)),
     ],
     RATES: [_ix(("date", ASCENDING), unique=True)],
     # one stored result per account, kind, parameters and scope (services/reports/store.py)

@@ -70,6 +70,9 @@ _KINDS = [
     JobKind("reminders.notify", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
     JobKind("reminders.digest", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
     # Reports: heavy reads on a queue of their own, so a big report never delays a reminder or an import.
+    JobKind("reports.new_contacts", Queue.REPORTS, 30 * MINUTE_MS),
+    JobKind("reports.pipeline", Queue.REPORTS, 30 * MINUTE_MS),
+    JobKind("reports.automations", Queue.REPORTS, 30 * MINUTE_MS),
     JobKind("rates.refresh", Queue.REPORTS, 10 * MINUTE_MS),
     JobKind("warehouse.export", Queue.WAREHOUSE, 6 * HOUR_MS),
 ]

@@ -53,6 +53,10 @@ EVERY_VARIABLE = {
     "LOG_LEVEL": ("debug", "log_level", "DEBUG"),
     "LOG_FORMAT": ("TEXT", "log_format", "text"),
     "PORT": ("9000", "port", 9000),
+    "WEBHOOK_SENDERS": ("8", "webhook_senders", 8),
+    "WEBHOOK_ACCOUNT_SENDERS": ("4", "webhook_account_senders", 4),
+    "WEBHOOK_POLL_SECONDS": ("0.5", "webhook_poll_seconds", 0.5),
+    "WEBHOOK_RETRY_SECONDS": ("10", "webhook_retry_seconds", 10.0),
     "JOB_TEST_HOLDS": ("1", "job_test_holds", True),
 }
 
