@@ -50,7 +50,7 @@ class JobError(BaseModel):
 
 class Job(BaseModel):
     id: str
-    account_id: str | None = Field(description="null for a job of the whole system (the warehouse feed)")
+    account_id: str
     type: str
     status: JobStatus
     progress: Progress

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bson import ObjectId
+
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 #: Backoff between retries of a failed attempt (ms): doubling from the first to the last, with jitter.
@@ -15,9 +17,10 @@ MIN_BACKOFF_MS = 2_000
 MAX_BACKOFF_MS = 300_000
 
 
-#: The `account_id` of a job of the whole system (the warehouse feed, the exchange rates): none. No user token
-#: can name it, so only service tokens see these jobs.
-SYSTEM_ACCOUNT_ID = None
+#: The account under which jobs of the whole system (one run for every account: the warehouse feed, the exchange
+#: rates) are recorded. No CRM account has it, and a user token naming it is refused (domain/principal.py), so
+#: only service tokens see these jobs.
+SYSTEM_ACCOUNT_ID = ObjectId("0" * 24)
 
 
 class Queue(StrEnum):

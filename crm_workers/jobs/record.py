@@ -151,7 +151,7 @@ def job_to_json(doc: dict) -> dict:
 
     return {
         "id": str(doc["_id"]),
-        "account_id": None if doc["account_id"] is None else str(doc["account_id"]),  # None: a system job
+        "account_id": str(doc["account_id"]),
         "type": doc["type"],
         "status": doc["status"],
         "progress": doc.get("progress"),
@@ -220,10 +220,12 @@ def withdraw(db: Database, job: dict) -> None:
     db[IDEMPOTENCY_KEYS].delete_many({"account_id": job["account_id"], "job_id": job["_id"]})
 
 
-def exports_past_retention(db: Database, *, older_than_days: int) -> list[dict]:
-    """Completed exports whose file is older than the retention and not deleted yet."""
+def exports_past_retention(db: Database, *, older_than_days: int, accounts=None) -> list[dict]:
+    """Completed exports whose file is older than the retention and not deleted yet (of `accounts`, if given)."""
     cutoff = now() - timedelta(days=older_than_days)
-    return list(db[QUEUES].find({"type": {"$in": ["contacts.export", "deals.export"]}, "status": str(S.COMPLETED),
+    only = {} if accounts is None else {"account_id": {"$in": list(accounts)}}
+    return list(db[QUEUES].find({**only, "type": {"$in": ["contacts.export", "deals.export"]},
+                                 "status": str(S.COMPLETED),
                                  "finished_at": {"$lt": cutoff}, "result.file_key": {"$exists": True},
                                  "file_deleted_at": {"$exists": False}}, {"result.file_key": 1}))
 
@@ -261,10 +263,11 @@ def link_undo_job(db: Database, job_id: ObjectId, undo_job_id: ObjectId) -> None
     db[QUEUES].update_one({"_id": job_id}, {"$set": {"undo_job_id": undo_job_id}})
 
 
-def trim_finished(db: Database, *, older_than_days: int) -> int:
-    """Delete finished job records past their retention."""
+def trim_finished(db: Database, *, older_than_days: int, accounts=None) -> int:
+    """Delete finished job records past their retention (of `accounts` only, if given: tests)."""
     cutoff = now() - timedelta(days=older_than_days)
-    return db[QUEUES].delete_many({"status": {"$in": [str(s) for s in FINISHED]},
+    only = {} if accounts is None else {"account_id": {"$in": list(accounts)}}
+    return db[QUEUES].delete_many({**only, "status": {"$in": [str(s) for s in FINISHED]},
                                    "finished_at": {"$lt": cutoff}}).deleted_count
 
 

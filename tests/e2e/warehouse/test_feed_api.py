@@ -8,7 +8,7 @@ import pytest
 from bson import ObjectId
 
 from crm_workers.domain.job_types import SYSTEM_ACCOUNT_ID
-from crm_workers.domain.principal import issue_service_token
+from crm_workers.domain.principal import issue_service_token, issue_token
 from scheduler.app import build_scheduler
 from tests.conftest import JWT_SECRET, Tenant, wait_for_job
 from tests.e2e.warehouse.seed import seed_account
@@ -36,7 +36,7 @@ def test_a_service_token_starts_a_run_and_lists_runs_with_their_counts(world):
     started = client.post("/v1/crm/warehouse/runs", headers=SERVICE)
 
     assert started.status_code == 202 and started.headers["Location"] == f"/v1/crm/jobs/{started.json['id']}"
-    assert started.json["type"] == "warehouse.export" and started.json["account_id"] is None
+    assert started.json["type"] == "warehouse.export" and started.json["account_id"] == "0" * 24
     assert started.json["params"] == {"requested_by": "service:ops"}
     again = client.post("/v1/crm/warehouse/runs", headers=SERVICE)  # while it is queued or running: that run
     done = wait_for_job(world.db, started.json["id"])
@@ -63,6 +63,10 @@ def test_user_tokens_get_403_on_both_endpoints_and_never_see_a_run(world):
         assert client.get(f"/v1/crm/jobs/{run['run_id']}", headers=headers).status_code == 404
         assert run["run_id"] not in [j["id"] for j in client.get("/v1/crm/jobs", headers=headers).json["jobs"]]
     assert len(feed_jobs(world)) == 1
+    # A user token naming the system's account is no way in: refused as a token.
+    forged = issue_token(JWT_SECRET, account_id=str(SYSTEM_ACCOUNT_ID), uid=str(ObjectId()), is_owner=True)
+    assert client.get(f"/v1/crm/jobs/{run['run_id']}", headers={"Authorization": f"Bearer {forged}"}
+                      ).status_code == 401
 
 
 def test_two_schedulers_never_run_the_feed_twice_at_once(world):
