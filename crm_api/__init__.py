@@ -80,5 +80,6 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
         app.register_blueprint(module.bp)
     app.register_blueprint(dashboard.page)
     app.register_blueprint(imports.page)
+    app.register_blueprint(webhooks.page)
     app.register_blueprint(exports.files)
     return app

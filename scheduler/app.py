@@ -98,7 +98,7 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def webhook_ends():
         # Jobs that ended without their webhook deliveries recorded (their worker died right after the end, or the
         # API or this scheduler ended them): recorded now; the workers' senders send them.
-        return webhook_outbox.record_pending_ends(db)
+        return webhook_outbox.record_pending_ends(db) + webhook_outbox.record_for_new_subscriptions(db)
 
     def expired_exports():
         return housekeeping.delete_expired_exports(db, storage_from_settings(settings),
