@@ -23,6 +23,7 @@ WH_PROC = "tests/e2e/webhooks/test_webhook_processes.py"
 WH_JOBS = "tests/e2e/webhooks/test_job_webhooks.py"
 WH_SUBS = "tests/e2e/webhooks/test_subscriptions.py"
 LINK_VIEWS = "tests/e2e/mass/test_link_notices_and_views.py"
+REPORTS = "tests/e2e/reports/test_reports.py"
 REUSED = "tests/e2e/test_no_one_crosses.py::test_a_key_reused_with_another_file_or_another_query_string_is_a_422"
 
 MUTATIONS: list[M] = [
@@ -335,4 +336,29 @@ MUTATIONS: list[M] = [
       "        0 and trash.keep_sets(db, account_id, job_id, VIEWS, VIEW_ALIGNED,",
       "a field delete takes the field out of every saved view",
       (f"{LINK_VIEWS}::test_a_field_delete_takes_it_out_of_every_view_and_the_undo_restores_each_view_byte_for_byte",)),
+    # ------------------------------------------------------------------ reports
+    M("report-scope-shared-by-owner-and-user", "crm_workers/services/reports/store.py",
+      '    return "account" if restricted_uid is None else f"owner:{restricted_uid}"', '    return "account"',
+      "under `owner_only` a non-owner's reports cover only what they own",
+      (f"{REPORTS}::test_under_owner_only_a_user_sees_only_their_own_and_never_shares_the_owners_result",)),
+    M("report-contacts-ignore-owner", "crm_workers/services/reports/contacts_report.py",
+      '**({"owner": owner} if owner is not None else {}),', "",
+      "under `owner_only` a non-owner's reports cover only what they own",
+      (f"{REPORTS}::test_under_owner_only_a_user_sees_only_their_own_and_never_shares_the_owners_result",)),
+    M("report-stored-result-served-however-old", "crm_workers/services/reports/store.py",
+      '"computed_at": {"$gt": now() - timedelta(seconds=max_age_seconds)}', '"computed_at": {"$exists": True}',
+      "a fresh stored result is answered at once",
+      (f"{REPORTS}::test_a_fresh_result_is_served_at_once_and_a_stale_one_is_computed_again",)),
+    M("report-stored-result-never-served", "crm_workers/services/reports/store.py",
+      "    return db[REPORTS].find_one(", "    return None and db[REPORTS].find_one(",
+      "a fresh stored result is answered at once",
+      (f"{REPORTS}::test_a_fresh_result_is_served_at_once_and_a_stale_one_is_computed_again",)),
+    M("report-periods-in-utc-not-account-time", "crm_workers/services/reports/periods.py",
+      "tzinfo=zone).astimezone(UTC)", "tzinfo=UTC)",
+      "new contacts per day, week or month in the account's timezone",
+      (f"{REPORTS}::test_new_contacts_match_an_independent_count_per_local_period",)),
+    M("report-pipeline-of-every-account", "crm_workers/services/reports/pipeline_report.py",
+      '{"$match": {**scope, "status": "open"}}', '{"$match": {"status": "open"}}',
+      "the pipeline report equals independent sums",
+      (f"{REPORTS}::test_the_pipeline_report_matches_independent_sums_in_base_currency_by_closing_day",)),
 ]
