@@ -56,6 +56,17 @@ def socket_receiver():
     receiver.stop()
 
 
+@pytest.fixture
+def hook_receiver():
+    """The tests' one webhook endpoint (tests/hook_receiver.py), a fresh one per test: its queued statuses and
+    calls are that test's alone."""
+    from tests.hook_receiver import HookReceiver
+
+    receiver = HookReceiver()
+    yield receiver
+    receiver.stop()
+
+
 @pytest.fixture(scope="session")
 def settings(redis_url, mongodb_uri, tmp_path_factory, socket_receiver) -> Settings:
     run = uuid.uuid4().hex[:8]
@@ -74,6 +85,8 @@ def settings(redis_url, mongodb_uri, tmp_path_factory, socket_receiver) -> Setti
         job_heartbeat_seconds=1,
         job_stale_seconds=60,  # no live run is taken for a dead one on a slow machine; tests sweep at their own time
         job_test_holds=True,  # tests may hold a job at a checkpoint (crm_workers/jobs/holds.py)
+        webhook_poll_seconds=0.2,  # job-event webhooks: looked for and retried in tenths of seconds, not 30 s
+        webhook_retry_seconds=0.2,
     )
 
 

@@ -32,6 +32,15 @@ PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
 PUBSUB_ATTEMPTS = "crm.pubsub.attempts"
 PUBSUB_STATS = "crm.pubsub.stats"
 TRASH = "crm.trash"
+VIEWS = "crm.views"
+WEBHOOKS = "crm.webhooks"
+WEBHOOK_DELIVERIES = "crm.webhook.deliveries"
+WEBHOOK_SECRETS = "crm.webhook.secrets"
+RATES = "crm.currency.rates"
+RATES_STATS = "crm.currency.rates.stats"
+REPORTS = "crm.reports"
+MIGRATIONS = "crm.migrations"
+WAREHOUSE_RUNS = "warehouse.runs"
 TRASH_DAYS = 30
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -74,6 +83,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(("finished_at", ASCENDING)),
         _ix(("created_at", DESCENDING)),  # service tokens list across accounts
         _ix(("status", ASCENDING), ("created_at", DESCENDING)),
+        _ix(("events_pending", ASCENDING)),  # ended jobs whose webhook deliveries are not recorded yet
     ],
     IDEMPOTENCY_KEYS: [
         _ix(A, ("scope", ASCENDING), ("key", ASCENDING), unique=True),
@@ -81,6 +91,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     CONTACTS: [
         _ix(A, ("created_at", DESCENDING)),
+        _ix(A, ("owner", ASCENDING), ("created_at", ASCENDING)),  # reports under owner_only
         _ix(A, ("email", ASCENDING)),
         _ix(A, ("phone", ASCENDING)),
         _ix(A, ("tags", ASCENDING)),
@@ -92,6 +103,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     DEALS: [
         _ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING)),
+        # reports: open deals now, won and lost deals by when they closed
+        _ix(A, ("status", ASCENDING), ("closed_at", ASCENDING)),
         _ix(A, ("tags", ASCENDING)),
         _ix(A, ("owner", ASCENDING)),
         _ix(A, ("contacts", ASCENDING)),
@@ -103,6 +116,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     STAGES: [_ix(A, ("pipeline_id", ASCENDING), ("position", ASCENDING))],
     AUTOMATIONS: [_ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING))],
     AUTOMATION_LOGS: [
+        _ix(A, ("started_at", ASCENDING)),  # reports over every automation
         _ix(A, ("automation_id", ASCENDING), ("started_at", DESCENDING)),
         _ix(A, ("event_id", ASCENDING), ("automation_id", ASCENDING), unique=True,
             partialFilterExpression={"event_id": {"$type": "string"}}),
@@ -138,6 +152,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("job_id", ASCENDING)),
         _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
     ],
+    VIEWS: [_ix(A, ("entity", ASCENDING))],
+    WEBHOOKS: [_ix(A, ("created_at", ASCENDING))],
+    WEBHOOK_SECRETS: [_ix(A, unique=True)],
+    WEBHOOK_DELIVERIES: [
+        _ix(A, ("subscription_id", ASCENDING), ("created_at", DESCENDING)),
+        _ix(A, ("job_id", ASCENDING)),
+        _ix(("status", ASCENDING), ("next_attempt_at", ASCENDING)),
+    ],
+    RATES: [_ix(("date", ASCENDING), unique=True)],
+    # one stored result per account, kind, parameters and scope (services/reports/store.py)
+    REPORTS: [_ix(A, ("kind", ASCENDING), ("key", ASCENDING), unique=True)],
+    # The warehouse feed's manifests as recorded in storage (services/warehouse/manifests.py), by window end.
+    WAREHOUSE_RUNS: [_ix(("to", DESCENDING))],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),

@@ -29,6 +29,7 @@ def create_job(
     *,
     created_by: ObjectId | None = None,
     idempotency_key: str | IdempotencyKey | None = None,
+    callback_url: str | None = None,
 ) -> tuple[dict, bool]:
     """Record a queued job; with an idempotency key seen in the last 24 h, return that first job instead.
 
@@ -64,6 +65,8 @@ def create_job(
         "finished_at": None,
         "heartbeat_at": None,
     }
+    if callback_url:
+        doc["callback_url"] = callback_url  # its end is delivered there too (services/webhooks)
     db[QUEUES].insert_one(doc)
     return doc, True
 
@@ -164,6 +167,7 @@ def job_to_json(doc: dict) -> dict:
         "finished_at": ts(doc.get("finished_at")),
         "heartbeat_at": ts(doc.get("heartbeat_at")),
         "enqueued_at": ts(doc.get("enqueued_at")),
+        "callback_url": doc.get("callback_url"),
     }
 
 
@@ -262,3 +266,20 @@ def trim_finished(db: Database, *, older_than_days: int) -> int:
     cutoff = now() - timedelta(days=older_than_days)
     return db[QUEUES].delete_many({"status": {"$in": [str(s) for s in FINISHED]},
                                    "finished_at": {"$lt": cutoff}}).deleted_count
+
+
+# ---------------------------------------------------------------- job events (the webhooks' outbox)
+
+
+def ended_with_events_pending(db: Database, *, limit: int = 500, accounts=None) -> list[dict]:
+    """Ended jobs whose webhook deliveries are not recorded yet (their worker died right after the end, or the
+    end was written by the API or the scheduler)."""
+    query = {"events_pending": True}
+    if accounts is not None:
+        query["account_id"] = {"$in": list(accounts)}
+    return list(db[QUEUES].find(query).limit(limit))
+
+
+def events_recorded(db: Database, job_id: ObjectId, event_id: str) -> None:
+    """The deliveries of this end are recorded (a later end of the same job is its own event)."""
+    db[QUEUES].update_one({"_id": job_id, "end_event.id": event_id}, {"$unset": {"events_pending": ""}})

@@ -11,6 +11,7 @@ import pytest
 from bson import ObjectId
 
 from tests.conftest import wait_for, wait_for_job
+from tests.e2e.csp import assert_policy, violations, watch_csp
 from tests.e2e.imports.helpers import upload
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -42,9 +43,10 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
     first, second = hold(tenant.account_id, after_processed=200), hold(tenant.account_id, after_processed=600)
     job_id = upload(client, tenant, ("email,first_name\n" + rows).encode()).get_json()["id"]
     page = browser.new_page()
+    csp = watch_csp(page)
     questions = []
     page.on("dialog", lambda dialog: questions.append(dialog.message) or dialog.accept())
-    page.goto(f"{live_api}/dashboard")
+    assert_policy(page.goto(f"{live_api}/dashboard"))
     page.fill("[data-testid=token]", tenant.headers()["Authorization"].removeprefix("Bearer "))
     page.click("[data-testid=signin] button")
 
@@ -76,8 +78,9 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
     wait_for(lambda: f"{final:.1f}%" in cell.inner_text(), timeout=PAGE_SECONDS, interval=0.3,
              what="the list to show the job's final progress")
     assert 0 < final < 100 and cell.is_visible()
-    filled = bar_fill(page, cell.locator(".bar"))
+    filled = bar_fill(browser, cell.locator(".bar"))
     assert abs(filled * 100 - final) <= 2, (filled, final)
+    assert violations(page, csp) == []  # the whole visit (list, job, cancel, side panels) under the strict CSP
     page.fill("[data-testid=token]", "")
     shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)  # UPDATE_SCREENSHOT=1 refreshes the README's picture
@@ -89,10 +92,18 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
 BAR_BLUE = (0x3B, 0x7D, 0xDD)
 
 
-def bar_fill(page, bar) -> float:
+def bar_fill(browser, bar) -> float:
     """The share of a progress bar's width painted in the fill colour, read from a screenshot of it (decoded by
-    the browser's own canvas: no image library needed)."""
+    the browser's own canvas in a blank page: the dashboard's CSP rightly refuses data: images)."""
     src = "data:image/png;base64," + base64.b64encode(bar.screenshot()).decode()
+    blank = browser.new_page()
+    try:
+        return _painted(blank, src)
+    finally:
+        blank.close()
+
+
+def _painted(page, src: str) -> float:
     return page.evaluate("""async ([src, blue]) => {
         const img = new Image(); img.src = src; await img.decode();
         const canvas = document.createElement('canvas'); canvas.width = img.width; canvas.height = img.height;
@@ -130,9 +141,10 @@ def test_the_operator_view_shows_every_account_workers_queues_stale_and_lost_job
     db["queues"].update_one({"_id": lost["_id"]}, {"$set": {
         "enqueued_at": jobs.now() - timedelta(seconds=settings.job_lost_seconds + 60)}})
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    csp = watch_csp(page)
     questions = []
     page.on("dialog", lambda dialog: questions.append(dialog.message) or dialog.accept())
-    page.goto(f"{live_api}/dashboard")
+    assert_policy(page.goto(f"{live_api}/dashboard"))
     page.fill("[data-testid=token]", issue_service_token(JWT_SECRET))
     page.click("[data-testid=signin] button")
 
@@ -143,6 +155,8 @@ def test_the_operator_view_shows_every_account_workers_queues_stale_and_lost_job
     page.locator(f"[data-testid=stale] a[href='#{stale['_id']}']").wait_for(timeout=PAGE_SECONDS * 1000)
     page.locator(f"[data-testid=lost] a[href='#{lost['_id']}']").wait_for(timeout=PAGE_SECONDS * 1000)
     assert page.locator("[data-testid=queues] th", has_text="dead-letter").count() == 1
+    page.click(f"[data-testid=stale] a[href='#{stale['_id']}']")  # a link drawn by the script: its listener opens it
+    page.locator("[data-testid=job-status]", has_text="running").wait_for(timeout=PAGE_SECONDS * 1000)
     shot = Path(SCREENSHOT).with_name("dashboard-operator.png") if os.environ.get("UPDATE_SCREENSHOT") == "1" \
         else tmp_path / "operator.png"
     page.fill("[data-testid=token]", "")
@@ -168,6 +182,7 @@ def test_the_operator_view_shows_every_account_workers_queues_stale_and_lost_job
     wait_for(lambda: page.locator("#jobs tr").count() == 2, timeout=PAGE_SECONDS, interval=0.2,
              what="account a's two jobs")
     assert page.locator(f"[data-job='{failed[1]}']").count() == 0
+    assert violations(page, csp) == []
     db["queues"].update_one({"_id": stale["_id"]}, {"$set": {"status": "failed"}})  # not left for the scheduler
     page.close()
 
@@ -199,3 +214,26 @@ def test_the_operator_view_pages_through_every_account_by_cursor(live_api, brows
     page.click("[data-testid=newer]")
     wait_for(lambda: shown() == made[::-1][:10], timeout=PAGE_SECONDS, interval=0.2, what="back to the first page")
     page.close()
+
+
+def test_every_page_is_served_with_a_strict_csp_that_the_browser_enforces(live_api, browser):
+    """The policy is real, not decoration: a script injected inline into the page and an inline handler are refused
+    and reported; the pages' own files load under it with no violation."""
+    for path in ("/dashboard", "/dashboard/import", "/v1/crm/docs"):
+        page = browser.new_page()
+        csp = watch_csp(page)
+        assert_policy(page.goto(f"{live_api}{path}"))
+        assert violations(page, csp) == [], path
+        assert page.evaluate(INJECT) == [None, None], path
+        wait_for(lambda p=page: len(p.evaluate("window.__cspViolations")) >= 2, timeout=10, interval=0.1,
+                 what="the two refusals reported")
+        assert all("script-src" in v for v in page.evaluate("window.__cspViolations")), path
+        page.close()
+
+
+#: An inline script and an inline on* handler, as an XSS would add them.
+INJECT = """() => {
+    const s = document.createElement('script'); s.textContent = 'window.injected = 1'; document.body.append(s);
+    const b = document.createElement('button'); b.setAttribute('onclick', 'window.clicked = 1');
+    document.body.append(b); b.click();
+    return [window.injected ?? null, window.clicked ?? null]; }"""

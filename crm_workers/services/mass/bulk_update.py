@@ -10,6 +10,7 @@ from pymongo.database import Database
 from crm_workers.adapters.mongo import CONTACTS, DEALS, FIELDS, STAGES, id_batches, oid, update_by_ids
 from crm_workers.jobs import now
 from crm_workers.services.imports.lookups import Lookups
+from crm_workers.services.mass.link_notices import notify_linked
 from crm_workers.services.selection import job_selection_query
 from crm_workers.services.stage_events import deals_entered_stage
 
@@ -44,6 +45,8 @@ def update_records(db: Database, account_id, job: dict, entity: str, query: dict
             if moved:
                 update_by_ids(db[collection], account_id, moved, {"$set": {
                     "stage_id": stage["_id"], "pipeline_id": stage["pipeline_id"], "stage_entered_at": ts}})
+        if "status" in sets:
+            mark_closed(db[collection], account_id, ids, sets["status"], ts)
         batch_update = {**update, "$set": {**sets, "updated_at": ts}}
         update_by_ids(db[collection], account_id, ids, batch_update)
         if change.get("tags_remove"):  # $pull and $addToSet on one field cannot share an update
@@ -51,6 +54,14 @@ def update_records(db: Database, account_id, job: dict, entity: str, query: dict
         done += len(ids)
         progress.set(processed=done, succeeded=done)
     return done
+
+
+def mark_closed(collection, account_id, ids: list, status: str, ts: datetime) -> None:
+    """Deals whose status changes get `closed_at`: now when won or lost, None when reopened. A deal already
+    in that status keeps its date (setting `won` twice does not move a win into this week's report). Before
+    the status itself is written, so a crash between the two redoes this on the retry."""
+    update_by_ids(collection, account_id, ids, [{"$set": {"closed_at": {"$cond": [
+        {"$eq": ["$status", status]}, "$closed_at", ts if status in ("won", "lost") else None]}}}])
 
 
 def link_contacts(db: Database, account_id, query: dict, *, business_id: ObjectId | None, deal_id: ObjectId | None,
@@ -108,10 +119,12 @@ def run_bulk_update(db: Database, job: dict, progress, *, entity: str, batch_siz
     return {"updated": updated}
 
 
-def run_link(db: Database, job: dict, progress, *, batch_size: int) -> dict:
-    """contacts.link: the job's selection linked to its business or deal."""
+def run_link(db: Database, job: dict, progress, *, batch_size: int, settings=None) -> dict:
+    """contacts.link: the job's selection linked to its business or deal; the caller and its owner told."""
     p = job["params"]
     linked = link_contacts(db, job["account_id"], job_selection_query(db, job, "contact"),
                            business_id=oid(p.get("business_id")), deal_id=oid(p.get("deal_id")), progress=progress,
                            batch_size=batch_size)
+    if settings is not None:
+        notify_linked(db, settings, job, linked)
     return {"linked": linked}

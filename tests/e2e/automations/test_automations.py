@@ -2,58 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from bson import ObjectId
 
 from crm_workers import jobs
 from crm_workers.adapters import webhooks as webhook_adapter
-from crm_workers.domain.webhooks import WebhookRefused, check_url, signature
+from crm_workers.domain.webhooks import WebhookRefused, check_url
 from crm_workers.jobs import now
 from crm_workers.services.automations.run import fire_delayed, run_automations
 from tests.conftest import APP_SECRET, wait_for, wait_for_job
-
-
-class HookReceiver:
-    """A webhook endpoint on 127.0.0.1: answers with the statuses queued for it (then 200), records calls."""
-
-    def __init__(self):
-        self.calls, self.statuses = [], []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                receiver.calls.append({"body": json.loads(body), "status": status, "path": self.path,
-                                       "host": self.headers.get("Host"),
-                                       "event_header": self.headers.get("X-CRM-Event-Id"),
-                                       "signed": self.headers.get("X-CRM-Signature") == signature(APP_SECRET, body)})
-                self.send_response(status)
-                if 300 <= status < 400:  # somewhere else to go, for a client that would follow it
-                    self.send_header("Location", receiver.url.replace("/hook", "/elsewhere"))
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def for_event(self, event_id):
-        return [c for c in self.calls if c["body"]["event_id"] == event_id]
+from tests.hook_receiver import HookReceiver
 
 
 @pytest.fixture(scope="module")
 def hooks():
-    receiver = HookReceiver()
+    receiver = HookReceiver(signed_with=APP_SECRET)
     yield receiver
-    receiver.server.shutdown()
+    receiver.stop()
 
 
 @pytest.fixture

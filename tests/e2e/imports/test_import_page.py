@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
+from tests.e2e.csp import assert_policy, violations, watch_csp
 from tests.e2e.imports.helpers import add_field, contacts
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -47,8 +48,11 @@ def test_the_import_page_previews_maps_starts_follows_and_hands_back_the_failed_
     upload = tmp_path / "Kontakte.csv"
     upload.write_bytes(_outlook_german(40))
     page = browser.new_page()
-    page.goto(f"{live_api}/dashboard")
-    page.click("[data-testid=import-link]")
+    csp = watch_csp(page)
+    assert_policy(page.goto(f"{live_api}/dashboard"))
+    with page.expect_navigation() as landed:
+        page.click("[data-testid=import-link]")
+    assert_policy(landed.value)
     page.fill("[data-testid=token]", tenant.headers()["Authorization"].removeprefix("Bearer "))
     page.click("[data-testid=signin] button")
     page.set_input_files("[data-testid=file]", str(upload))
@@ -75,6 +79,7 @@ def test_the_import_page_previews_maps_starts_follows_and_hands_back_the_failed_
     with page.expect_download() as download:
         page.click("[data-testid=errors-download]")
     failed_rows = download.value.path().read_text(encoding="utf-8-sig")
+    assert violations(page, csp) == []  # preview, menus, start, progress, download: all under the strict CSP
     page.fill("[data-testid=token]", "")
     shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "import.png"
     page.screenshot(path=str(shot), full_page=True)  # UPDATE_SCREENSHOT=1 refreshes the README's picture
