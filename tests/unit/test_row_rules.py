@@ -100,6 +100,9 @@ def test_a_row_takes_its_first_address_with_a_value_whole(system, headers):
     row = [""] * len(headers)
     row[-1] = "Only a city"
     assert _read(headers, row)[1].record["address"] == {"city": "Only a city"}
+    row = [""] * len(headers)
+    row[0], row[3] = "A street of the first address", "A city of the second"
+    assert _read(headers, row)[1].record["address"] == {"street": "A street of the first address"}  # never mixed
 
 
 def test_a_bad_key_fails_the_row_and_other_bad_values_are_warnings():
