@@ -17,6 +17,7 @@ from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey
 from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.domain.principal import issue_token
 from crm_workers.settings import Settings
+from tests.realworld import realworld  # noqa: F401 (a fixture: the samples' folder, or the test fails)
 
 JWT_SECRET = "test-jwt-secret-that-is-32-bytes-long"
 
@@ -196,6 +197,19 @@ class Hold:
 
     def release(self) -> None:
         self._holds.release(self._db, self.id)
+
+    def release_for_the_next_checkpoint_to_write(self) -> None:
+        """Release once the held job's last progress write is a flush interval old: the checkpoint it is held at
+        then writes (and so sees a cancel made meanwhile), as it would after any step that long. A hold writes
+        nothing itself, so what the test then sees is the checkpoint's doing."""
+        from crm_workers.jobs import now
+        from crm_workers.jobs.progress import PROGRESS_FLUSH_SECONDS
+
+        job_id = self._holds.held(self._db, self.id)["job_id"]
+        # Its write's time is taken just before the write; the run's own clock starts just after: a margin.
+        wait_for(lambda: (now() - self._db["queues"].find_one({"_id": job_id})["updated_at"]).total_seconds()
+                 >= PROGRESS_FLUSH_SECONDS + 0.5, timeout=10, what="a flush interval since the job's last write")
+        self.release()
 
 
 @pytest.fixture

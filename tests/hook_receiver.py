@@ -1,7 +1,8 @@
 """The tests' one webhook endpoint, on 127.0.0.1 (automation webhooks and job-event webhooks alike).
 
-Answers with the statuses queued for it (then 200), optionally after `delay` seconds; records every call with its
-raw body and headers. `connections` bounds how many requests it serves at once, as a small receiver would.
+Answers with the statuses queued for it (then 200), optionally after `delay` seconds; a queued "slow" answers 200
+only after the automation webhook's timeout; records every call with its raw body and headers. `connections`
+bounds how many requests it serves at once, as a small receiver would.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class HookReceiver:
     def __init__(self, *, delay: float = 0.0, connections: int | None = None, signed_with: str | None = None):
         self.calls: list[dict] = []
-        self.statuses: list[int] = []
+        self.statuses: list[int | str] = []
         self.delay = delay
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(connections) if connections else None
@@ -37,6 +38,11 @@ class HookReceiver:
                     time.sleep(receiver.delay)
                 with receiver._lock:
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if status == "slow":  # answers (200) only once the sender's timeout is over
+                    from crm_workers.services.automations.actions import WEBHOOK_TIMEOUT_SECONDS
+
+                    time.sleep(WEBHOOK_TIMEOUT_SECONDS + 1)
+                with receiver._lock:
                     call = {"body": json.loads(raw), "raw": raw, "status": status, "path": self.path,
                             "host": self.headers.get("Host"), "headers": dict(self.headers.items()),
                             "event_header": self.headers.get("X-CRM-Event-Id"), "at": time.time()}
@@ -45,8 +51,8 @@ class HookReceiver:
 
                         call["signed"] = self.headers.get("X-CRM-Signature") == signature(signed_with, raw)
                     receiver.calls.append(call)
-                self.send_response(status)
-                if 300 <= status < 400:  # somewhere else to go, for a client that would follow it
+                self.send_response(200 if status == "slow" else status)
+                if status != "slow" and 300 <= status < 400:  # somewhere else to go, for a client that would follow it
                     self.send_header("Location", receiver.url.replace("/hook", "/elsewhere"))
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -8,7 +8,8 @@ give each their own account) and optionally job type; a job reaching a checkpoin
 `after_processed` items done waits there, writing its id and count on the hold, until the hold is released
 or deleted. A hold `at="ended"` holds the job right after its end is recorded, before anything else is done for it
 (its webhook deliveries are recorded then). Heartbeats go on meanwhile (their own thread), so a held job is never
-taken for a stale one.
+taken for a stale one. A hold pauses and does nothing else: it writes nothing to the job, so that what a test sees
+(the progress written, where a cancel is noticed) is what the job's own checkpoints do, as after any slow step.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def take(db: Database, job: dict, processed: int, *, at: str = "checkpoint") -> 
 
 
 def wait(db: Database, hold_id: ObjectId, job: dict, processed: int) -> None:
-    """Tell the test the job waits (its progress is written by then), and wait until the hold is released."""
+    """Tell the test the job waits (on the hold, not the job), and wait until the hold is released."""
     db[HOLDS].update_one({"_id": hold_id}, {"$set": {"job_id": job["_id"], "processed": processed}})
     deadline = time.monotonic() + HOLD_LIMIT_SECONDS
     while time.monotonic() < deadline:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import DESCENDING, UpdateOne
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, QUEUES, oid
@@ -220,10 +220,12 @@ def withdraw(db: Database, job: dict) -> None:
     db[IDEMPOTENCY_KEYS].delete_many({"account_id": job["account_id"], "job_id": job["_id"]})
 
 
-def exports_past_retention(db: Database, *, older_than_days: int) -> list[dict]:
-    """Completed exports whose file is older than the retention and not deleted yet."""
+def exports_past_retention(db: Database, *, older_than_days: int, accounts=None) -> list[dict]:
+    """Completed exports whose file is older than the retention and not deleted yet (of `accounts`, if given)."""
     cutoff = now() - timedelta(days=older_than_days)
-    return list(db[QUEUES].find({"type": {"$in": ["contacts.export", "deals.export"]}, "status": str(S.COMPLETED),
+    only = {} if accounts is None else {"account_id": {"$in": list(accounts)}}
+    return list(db[QUEUES].find({**only, "type": {"$in": ["contacts.export", "deals.export"]},
+                                 "status": str(S.COMPLETED),
                                  "finished_at": {"$lt": cutoff}, "result.file_key": {"$exists": True},
                                  "file_deleted_at": {"$exists": False}}, {"result.file_key": 1}))
 
@@ -261,10 +263,11 @@ def link_undo_job(db: Database, job_id: ObjectId, undo_job_id: ObjectId) -> None
     db[QUEUES].update_one({"_id": job_id}, {"$set": {"undo_job_id": undo_job_id}})
 
 
-def trim_finished(db: Database, *, older_than_days: int) -> int:
-    """Delete finished job records past their retention."""
+def trim_finished(db: Database, *, older_than_days: int, accounts=None) -> int:
+    """Delete finished job records past their retention (of `accounts` only, if given: tests)."""
     cutoff = now() - timedelta(days=older_than_days)
-    return db[QUEUES].delete_many({"status": {"$in": [str(s) for s in FINISHED]},
+    only = {} if accounts is None else {"account_id": {"$in": list(accounts)}}
+    return db[QUEUES].delete_many({**only, "status": {"$in": [str(s) for s in FINISHED]},
                                    "finished_at": {"$lt": cutoff}}).deleted_count
 
 
@@ -282,4 +285,20 @@ def ended_with_events_pending(db: Database, *, limit: int = 500, accounts=None) 
 
 def events_recorded(db: Database, job_id: ObjectId, event_id: str) -> None:
     """The deliveries of this end are recorded (a later end of the same job is its own event)."""
-    db[QUEUES].update_one({"_id": job_id, "end_event.id": event_id}, {"$unset": {"events_pending": ""}})
+    db[QUEUES].update_one({"_id": job_id, "end_event.id": event_id},
+                          {"$unset": {"events_pending": ""}, "$set": {"end_event.recorded": True}})
+
+
+def events_recorded_many(db: Database, ends: list[tuple[ObjectId, str]]) -> None:
+    """`events_recorded` for many ends, in one round trip."""
+    if ends:
+        db[QUEUES].bulk_write([UpdateOne({"_id": job_id, "end_event.id": event_id},
+                                         {"$unset": {"events_pending": ""}, "$set": {"end_event.recorded": True}})
+                               for job_id, event_id in ends], ordered=False)
+
+
+def ended_unrecorded_since(db: Database, account_id: ObjectId, since, *, limit: int = 1000) -> list[dict]:
+    """The account's jobs that ended since `since` without their deliveries recorded (a worker that did not know
+    yet of a subscription made a moment before)."""
+    return list(db[QUEUES].find({"account_id": account_id, "finished_at": {"$gte": since},
+                                 "end_event.recorded": {"$ne": True}}).limit(limit))

@@ -63,7 +63,7 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
     page.locator("[data-testid=cancel]").click()
     wait_for(lambda: db["queues"].find_one({"_id": ObjectId(job_id)}).get("cancel_requested"), timeout=PAGE_SECONDS,
              what="the page's cancel to reach the job")
-    second.release()
+    second.release_for_the_next_checkpoint_to_write()
     wait_for(lambda: "cancelled" in page.locator("[data-testid=job-status]").inner_text(), timeout=PAGE_SECONDS,
              interval=0.3, what="the page to show the job cancelled")
 
@@ -219,7 +219,7 @@ def test_the_operator_view_pages_through_every_account_by_cursor(live_api, brows
 def test_every_page_is_served_with_a_strict_csp_that_the_browser_enforces(live_api, browser):
     """The policy is real, not decoration: a script injected inline into the page and an inline handler are refused
     and reported; the pages' own files load under it with no violation."""
-    for path in ("/dashboard", "/dashboard/import", "/v1/crm/docs"):
+    for path in ("/dashboard", "/dashboard/import", "/dashboard/webhooks", "/v1/crm/docs"):
         page = browser.new_page()
         csp = watch_csp(page)
         assert_policy(page.goto(f"{live_api}{path}"))

@@ -171,6 +171,7 @@ def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowCo
     mine = {"attempt": progress.attempt, "from_row": done, "rows": 0}
     for chunk, parsed in parsed_chunks(open_file, info, ctx, chunk_rows=settings.import_chunk_rows, start_after=done,
                                        tags=options.get("tags") or (), fix=fix):
+        progress.checkpoint()  # a cancel seen since the last chunk stops the import here, before this one is written
         counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
         resolve_legacy_keys(db, account_id, CONTACTS if ctx.entity == "contact" else DEALS, parsed, ctx,
                             info.headers)

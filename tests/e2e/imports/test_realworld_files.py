@@ -1,45 +1,19 @@
 """Exports of other systems, imported with no mapping, as a new user would: the published samples in
 ../shared/realworld and files written here in the other formats (Google's new CSV, Outlook in four languages,
-LinkedIn, Pipedrive, Mailchimp, legacy encodings). The key fields land where they belong and at least 95 % of
+LinkedIn, Pipedrive, Mailchimp, legacy encodings). The key fields land where they belong and at least 97 % of
 the rows import. Deal files are checked through the preview (what is matched, how the first rows read);
 writing deals is tested elsewhere."""
 
 from __future__ import annotations
 
-import functools
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.imports.helpers import contacts, run_import
+from tests.realworld import REALWORLD, samples
 
 MIN_SHARE = 0.97
-
-
-def _realworld_dir() -> Path | None:
-    """`../shared/realworld` beside the repository; for a git worktree, beside its main checkout."""
-    root = Path(__file__).resolve().parents[3]
-    candidates = [root.parent / "shared" / "realworld"]
-    git = root / ".git"
-    if git.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>"
-        gitdir = Path(git.read_text().split(":", 1)[1].strip())
-        candidates.append(gitdir.parents[2].parent / "shared" / "realworld")
-    return next((c for c in candidates if c.is_dir()), None)
-
-
-REALWORLD = _realworld_dir()
-
-
-def samples(test):
-    """A test of the published samples: it FAILS (never skips) when ../shared/realworld is missing, so a
-    checkout without them cannot pass for one that read them."""
-    @functools.wraps(test)
-    def run(*args, **kwargs):
-        if REALWORLD is None:
-            pytest.fail("../shared/realworld (the sample exports) is missing: these tests need it")
-        return test(*args, **kwargs)
-    return run
 
 
 #: Every published sample, and how it imports: a contacts file, or deals with their pipelines created.

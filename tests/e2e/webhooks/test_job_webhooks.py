@@ -54,7 +54,7 @@ def test_a_subscription_gets_only_the_events_and_job_types_it_asked_for(
     cancelled = client.delete(f"/v1/crm/tags/{tag}", headers=tenant.headers()).get_json()["id"]
     held.reached()
     assert client.post(f"/v1/crm/jobs/{cancelled}/cancel", headers=tenant.headers()).status_code == 200
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     assert wait_for_job(db, cancelled)["status"] == "cancelled"
     wait_for_calls(hook_receiver, cancelled)
 
@@ -173,3 +173,13 @@ def test_a_delivery_verifies_with_the_readmes_python_and_openssl_recipes(
     assert shell(sub["secret"], sig) == "INVALID"
     old = sign(sub["secret"], int(time.time()) - 3600, call["raw"])
     assert recipe["verify"](sub["secret"], old, call["raw"]) is False
+
+
+def test_a_job_of_an_account_without_webhooks_ends_without_the_outbox_mark(client, db, worker, tenant):
+    job_id = delete_tag(client, db, tenant)
+
+    done = wait_for_job(db, job_id)
+
+    assert done["status"] == "completed" and done["end_event"]["id"].startswith("evt_")
+    assert "events_pending" not in done
+    assert deliveries(db, job_id) == []
