@@ -1,5 +1,5 @@
 """The API from a terminal or a script (CRM_URL and CRM_TOKEN, or flags): `crm-jobs import | export | jobs |
-watch | cancel | retry | undo | errors`.
+watch | cancel | retry | undo | errors | warehouse`.
 
 Exit codes, for scripts: 0 done (the job completed), 1 the job failed or was cancelled, or the API refused the
 request, 2 usage (bad arguments, no token), 3 the API cannot be reached. Every failure is one line on stderr.
@@ -159,6 +159,18 @@ def jobs_table(page: dict, *, out=sys.stdout) -> None:
     total = page["total"] if page.get("total") is not None else "?"
     more = f" (more: --after {page['next_after']})" if page.get("next_after") else ""
     out.write(f"{len(page['jobs'])} of {total}{more}\n")
+
+
+def warehouse_table(runs: list[dict], *, out=sys.stdout) -> None:
+    """The warehouse feed's runs, newest first: status, window end, rows, deletes, values of unexpected shape."""
+    out.write(f"{'RUN':<24}  {'STATUS':<10} {'TO':<24} {'ROWS':>9} {'DELETED':>8} {'UNEXPECTED':>10}  CREATED\n")
+    for run in runs:
+        unexpected = sum(c["unexpected"] for c in (run.get("collections") or {}).values())
+        written = run.get("to") is not None
+        out.write(f"{run['id']:<24}  {run['status']:<10} {run.get('to') or '-':<24} "
+                  f"{run['rows'] if written else '-':>9} {run['deleted'] if written else '-':>8} "
+                  f"{unexpected if written else '-':>10}  {run['created_at']}\n")
+    out.write(f"{len(runs)} runs\n")
 
 
 def import_file(client: Client, path: str, *, entity: str, mapping: str | None, options: str | None) -> dict:
