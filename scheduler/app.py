@@ -19,7 +19,7 @@ from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.leader import LeaderLease
 from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
-from crm_workers.services import housekeeping
+from crm_workers.services import housekeeping, stored_files
 from crm_workers.services.automations import run as automation_service
 from crm_workers.services.mass import trash
 from crm_workers.services.reminders import schedule as reminder_schedule
@@ -93,6 +93,9 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
         return housekeeping.delete_expired_exports(db, storage_from_settings(settings),
                                                    retention_days=settings.export_retention_days)
 
+    def unused_uploads():
+        return stored_files.delete_unused(db, storage_from_settings(settings))
+
     sched.add_job(refresh_lease, "interval", seconds=LEASE_SECONDS / 3, id="leader-lease")
     # The first tick runs at start: reminders that fell due while everything was down go out at once.
     sched.add_job(leader_only(lease, due_reminders), "interval", seconds=settings.scheduler_tick_seconds,
@@ -108,6 +111,7 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")
     sched.add_job(leader_only(lease, expired_exports), "interval", minutes=30, id="expired-exports")
     sched.add_job(leader_only(lease, trash_expiry), "interval", minutes=30, id="trash-expiry")
+    sched.add_job(leader_only(lease, unused_uploads), "interval", minutes=30, id="unused-uploads")
     refresh_lease()
     return sched, lease
 

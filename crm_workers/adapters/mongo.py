@@ -32,6 +32,8 @@ PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
 PUBSUB_ATTEMPTS = "crm.pubsub.attempts"
 PUBSUB_STATS = "crm.pubsub.stats"
 TRASH = "crm.trash"
+#: Files stored for imports, with who stored them (services/stored_files.py).
+UPLOADS = "crm.uploads"
 TRASH_DAYS = 30
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -138,6 +140,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("job_id", ASCENDING)),
         _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
     ],
+    UPLOADS: [_ix(A, ("key", ASCENDING), unique=True), _ix(A, ("uid", ASCENDING), ("used_by", ASCENDING)),
+              _ix(("used_by", ASCENDING), ("created_at", ASCENDING))],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),

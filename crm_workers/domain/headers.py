@@ -75,8 +75,8 @@ def match_by_name(header: str, entity: str, fields: dict[str, dict] | None = Non
         return found
     spaced = " ".join(str(header).split())
     for pattern, target, source in _patterns(entity):
-        if m := pattern.fullmatch(spaced):
-            return NameMatch(target, "synonym", int(m.group(1)), source)
+        if (m := pattern.fullmatch(spaced)) and len(m.group(1)) <= 9:  # `E-mail <5000 digits> - Value` is no
+            return NameMatch(target, "synonym", int(m.group(1)), source)  # label (int() of it raises)
     for field_key in fields or {}:
         if key in (normalise_header(field_key), normalise_header(f"custom.{field_key}")):
             return NameMatch(f"custom.{field_key}", "key of custom field", 0, "custom field")

@@ -115,6 +115,8 @@ def job_for_message(db: Database, broker, storage, settings, message: ReceivedMe
         data = json.loads(message.data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Malformed(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise Malformed("not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise Malformed("the message must be a JSON object")
     principal, entity = _principal(data), _entity(data)
