@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     job_lost_seconds: int = Field(default=300, gt=0)
     import_max_json_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     metrics_token: str = ""
+    rates_url: str = ""
+    report_max_age_seconds: int = Field(default=300, gt=0)
     # Our own knobs (all optional).
     account_heavy_job_limit: int = Field(default=2, gt=0)
     job_heartbeat_seconds: int = Field(default=5, gt=0)
@@ -81,6 +83,9 @@ class Settings(BaseSettings):
     import_max_rows: int = Field(default=1_048_576, gt=0)
     import_chunk_rows: int = Field(default=2000, gt=0)
     rates_file: str = ""
+    # Reports: the nightly recompute starts at this hour of each account's night, spread over the window.
+    report_night_hour: int = Field(default=2, ge=0, lt=24)
+    report_spread_minutes: int = Field(default=120, gt=0, le=240)
     public_url: str = DEFAULT_PUBLIC_URL
     export_link_seconds: int = Field(default=24 * 3600, gt=0)
     export_retention_days: int = Field(default=7, gt=0)

@@ -21,7 +21,9 @@ from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.services import housekeeping, stored_files
 from crm_workers.services.automations import run as automation_service
+from crm_workers.services.job_submission import start_job
 from crm_workers.services.mass import trash
+from crm_workers.services.migrations import run_migrations
 from crm_workers.services.reminders import schedule as reminder_schedule
 from crm_workers.settings import Settings
 
@@ -96,6 +98,9 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def unused_uploads():
         return stored_files.delete_unused(db, storage_from_settings(settings))
 
+    def exchange_rates():
+        return start_job(db, broker, None, "rates.refresh", {})["_id"]
+
     sched.add_job(refresh_lease, "interval", seconds=LEASE_SECONDS / 3, id="leader-lease")
     # The first tick runs at start: reminders that fell due while everything was down go out at once.
     sched.add_job(leader_only(lease, due_reminders), "interval", seconds=settings.scheduler_tick_seconds,
@@ -112,6 +117,9 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     sched.add_job(leader_only(lease, expired_exports), "interval", minutes=30, id="expired-exports")
     sched.add_job(leader_only(lease, trash_expiry), "interval", minutes=30, id="trash-expiry")
     sched.add_job(leader_only(lease, unused_uploads), "interval", minutes=30, id="unused-uploads")
+    # At start, and daily after the ECB publishes (~16:00 CET); a failed read leaves the stored days serving.
+    sched.add_job(leader_only(lease, exchange_rates), "cron", hour=15, minute=30, id="exchange-rates",
+                  next_run_time=datetime.now(UTC))
     refresh_lease()
     return sched, lease
 
@@ -130,6 +138,7 @@ def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     ensure_indexes(connect(settings.mongodb_uri, settings.mongodb_db))
+    run_migrations(connect(settings.mongodb_uri, settings.mongodb_db))
     sched, lease = build_scheduler(settings, blocking=False)
     sched.start()
     started = True

@@ -34,6 +34,10 @@ PUBSUB_STATS = "crm.pubsub.stats"
 TRASH = "crm.trash"
 #: Files stored for imports, with who stored them (services/stored_files.py).
 UPLOADS = "crm.uploads"
+RATES = "crm.currency.rates"
+RATES_STATS = "crm.currency.rates.stats"
+REPORTS = "crm.reports"
+MIGRATIONS = "crm.migrations"
 TRASH_DAYS = 30
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -83,6 +87,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     CONTACTS: [
         _ix(A, ("created_at", DESCENDING)),
+        _ix(A, ("owner", ASCENDING), ("created_at", ASCENDING)),  # reports under owner_only
         _ix(A, ("email", ASCENDING)),
         _ix(A, ("phone", ASCENDING)),
         _ix(A, ("tags", ASCENDING)),
@@ -94,6 +99,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     DEALS: [
         _ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING)),
+        # reports: open deals now, won and lost deals by when they closed
+        _ix(A, ("status", ASCENDING), ("closed_at", ASCENDING)),
         _ix(A, ("tags", ASCENDING)),
         _ix(A, ("owner", ASCENDING)),
         _ix(A, ("contacts", ASCENDING)),
@@ -105,6 +112,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     STAGES: [_ix(A, ("pipeline_id", ASCENDING), ("position", ASCENDING))],
     AUTOMATIONS: [_ix(A, ("pipeline_id", ASCENDING), ("stage_id", ASCENDING))],
     AUTOMATION_LOGS: [
+        _ix(A, ("started_at", ASCENDING)),  # reports over every automation
         _ix(A, ("automation_id", ASCENDING), ("started_at", DESCENDING)),
         _ix(A, ("event_id", ASCENDING), ("automation_id", ASCENDING), unique=True,
             partialFilterExpression={"event_id": {"$type": "string"}}),
@@ -142,6 +150,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     UPLOADS: [_ix(A, ("key", ASCENDING), unique=True), _ix(A, ("uid", ASCENDING), ("used_by", ASCENDING)),
               _ix(("used_by", ASCENDING), ("created_at", ASCENDING))],
+    RATES: [_ix(("date", ASCENDING), unique=True)],
+    # one stored result per account, kind, parameters and scope (services/reports/store.py)
+    REPORTS: [_ix(A, ("kind", ASCENDING), ("key", ASCENDING), unique=True)],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),

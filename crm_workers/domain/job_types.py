@@ -21,6 +21,7 @@ class Queue(StrEnum):
     EXPORTS = "exports"
     AUTOMATIONS = "automations"
     NOTIFICATIONS = "notifications"
+    REPORTS = "reports"
 
 
 # Heavy queues are subject to the per-account concurrency limit.
@@ -62,6 +63,8 @@ _KINDS = [
     JobKind("automations.run", Queue.AUTOMATIONS, 10 * MINUTE_MS, max_retries=5),
     JobKind("reminders.notify", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
     JobKind("reminders.digest", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
+    # Reports: heavy reads on a queue of their own, so a big report never delays a reminder or an import.
+    JobKind("rates.refresh", Queue.REPORTS, 10 * MINUTE_MS),
 ]
 
 JOB_KINDS: dict[str, JobKind] = {kind.type: kind for kind in _KINDS}

@@ -10,6 +10,7 @@ from crm_workers.adapters.broker import queue_depths
 from crm_workers.adapters.mongo import QUEUES, REMINDERS
 from crm_workers.jobs import now
 from crm_workers.services.imports.pubsub_bridge import bridge_stats
+from crm_workers.services.rates import rates_stats
 
 
 class JobMetrics:
@@ -54,6 +55,17 @@ class JobMetrics:
         lag.add_metric([], (now() - oldest["due_at"]).total_seconds() if oldest else 0.0)
         yield lag
         yield from self._pubsub()
+        yield from self._rates()
+
+    def _rates(self):
+        stats = rates_stats(self.db)
+        failures = CounterMetricFamily("crm_rates_refresh_failures",
+                                       "Exchange-rate reads of RATES_URL that failed, by reason", labels=["reason"])
+        for reason, n in sorted((stats.get("failures") or {}).items()):
+            failures.add_metric([reason], n)
+        stored = CounterMetricFamily("crm_rates_days_stored", "Days of exchange rates stored from RATES_URL")
+        stored.add_metric([], stats.get("days_stored", 0))
+        yield from (failures, stored)
 
     def _pubsub(self):
         stats = bridge_stats(self.db)

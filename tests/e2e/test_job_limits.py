@@ -32,6 +32,7 @@ README_LIMITS = {
     "exports": (HOUR_MS, 2 * HOUR_MS, 3),
     "automations": (10 * MINUTE_MS, 10 * MINUTE_MS, 5),
     "notifications": (10 * MINUTE_MS, 10 * MINUTE_MS, 5),
+    "reports": (10 * MINUTE_MS, 30 * MINUTE_MS, 3),
 }
 UNDO_TYPES = {"imports.undo"}  # an import's undo runs on the imports queue but is bounded like bulk work (2 h)
 README_MIN_BACKOFF_MS, README_MAX_BACKOFF_MS = 2_000, 300_000

@@ -26,6 +26,9 @@ from crm_workers.services.imports.matching import Group, group_rows, settle
 from crm_workers.services.imports.writer import ChunkOutcome, ImportRun, count_written, keep_previous, owners_allowed
 from crm_workers.services.stage_events import run_stage_hooks
 
+#: The statuses of a deal that has closed.
+CLOSED = ("won", "lost")
+
 
 def deal_keys(record: dict) -> list[tuple[str, str]]:
     return [("deal.external_id", record["external_id"])] if record.get("external_id") else []
@@ -85,6 +88,13 @@ def _values(run: ImportRun, g: Group, contacts: dict):
         except KeyError:
             return f"unknown currency {currency!r}"
         values["value"] = {"amount": row.extra["amount"], "currency": currency}
+    if values.get("status") in CLOSED:
+        # A closed deal's close date is when it closed (CONTRACT §4); without one, the import's time (_create,
+        # _update) for a deal that was not closed already.
+        if row.record.get("expected_close_date"):
+            values["closed_at"] = row.record["expected_close_date"]
+    elif values.get("status") == "open":
+        values["closed_at"] = None
     if row.businesses:
         values["business_id"] = run.lookups.business_ids(row.businesses[:1], owner=run.owner)[0]
     return values, ([contacts[email]] if email else []), run.lookups.tag_ids(row.tags)
@@ -95,6 +105,8 @@ def _create(run: ImportRun, g: Group, values: dict, contact_ids: list, tag_ids: 
     on_insert = {"stage_entered_at": ts, "source": "import", "created_by_import": run.job_id, "created_at": ts}
     if "status" not in values:
         on_insert["status"] = "open"
+    elif values["status"] in CLOSED and "closed_at" not in values:
+        on_insert["closed_at"] = ts
     if run.owner and "owner" not in values:
         on_insert["owner"] = run.owner
     looked_up = {k: v for k, v in values.items() if "." not in k}  # values also holds the record, flattened
@@ -106,6 +118,10 @@ def _create(run: ImportRun, g: Group, values: dict, contact_ids: list, tag_ids: 
 
 
 def _update(run: ImportRun, found: dict, values: dict, contact_ids: list, tag_ids: list, ts):
+    if values.get("status") in CLOSED and "closed_at" not in values and found.get("status") != values["status"]:
+        values = {**values, "closed_at": ts}
+    elif values.get("closed_at") is None and found.get("closed_at") is None:
+        values = {k: v for k, v in values.items() if k != "closed_at"}  # nothing to clear: no change to record
     sets = changed(found, values)
     if "stage_id" in sets:
         sets["stage_entered_at"] = ts

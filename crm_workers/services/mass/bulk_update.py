@@ -44,6 +44,8 @@ def update_records(db: Database, account_id, job: dict, entity: str, query: dict
             if moved:
                 update_by_ids(db[collection], account_id, moved, {"$set": {
                     "stage_id": stage["_id"], "pipeline_id": stage["pipeline_id"], "stage_entered_at": ts}})
+        if "status" in sets:
+            mark_closed(db[collection], account_id, ids, sets["status"], ts)
         batch_update = {**update, "$set": {**sets, "updated_at": ts}}
         update_by_ids(db[collection], account_id, ids, batch_update)
         if change.get("tags_remove"):  # $pull and $addToSet on one field cannot share an update
@@ -51,6 +53,14 @@ def update_records(db: Database, account_id, job: dict, entity: str, query: dict
         done += len(ids)
         progress.set(processed=done, succeeded=done)
     return done
+
+
+def mark_closed(collection, account_id, ids: list, status: str, ts: datetime) -> None:
+    """Deals whose status changes get `closed_at`: now when won or lost, None when reopened. A deal already
+    in that status keeps its date (setting `won` twice does not move a win into this week's report). Before
+    the status itself is written, so a crash between the two redoes this on the retry."""
+    update_by_ids(collection, account_id, ids, [{"$set": {"closed_at": {"$cond": [
+        {"$eq": ["$status", status]}, "$closed_at", ts if status in ("won", "lost") else None]}}}])
 
 
 def link_contacts(db: Database, account_id, query: dict, *, business_id: ObjectId | None, deal_id: ObjectId | None,
