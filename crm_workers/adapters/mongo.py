@@ -114,7 +114,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     AUTOMATION_LOGS: [
         _ix(A, ("started_at", ASCENDING)),  # reports over every automation
         _ix(A, ("automation_id", ASCENDING), ("started_at", DESCENDING)),
-        _ix(A, ("event_id", ASCENDING), ("automation_id", ASCENDING), unique=True,
+        _ix(A, ("event_id", ASCENDING), ("automation_id", ASCENDING), ("deal_id", ASCENDING), unique=True,
             partialFilterExpression={"event_id": {"$type": "string"}}),
     ],
     REMINDERS: [
@@ -163,7 +163,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 #: Indexes of earlier versions that were replaced, dropped at start (see the README's migration notes): the
 #: idempotency keys' (account, key), now scoped by user; the trash's TTL counted from each deletion, not the job's end.
-RETIRED_INDEXES: dict[str, list[str]] = {IDEMPOTENCY_KEYS: ["account_id_1_key_1"], TRASH: ["deleted_at_1"]}
+RETIRED_INDEXES: dict[str, list[str]] = {IDEMPOTENCY_KEYS: ["account_id_1_key_1"], TRASH: ["deleted_at_1"],
+                                         AUTOMATION_LOGS: ["account_id_1_event_id_1_automation_id_1"]}
 
 
 def ensure_indexes(db: Database) -> None:
