@@ -82,10 +82,13 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
         mass,
         metrics,
         reminders,
+        reports,
         tags,
+        webhooks,
     )
 
-    for module in (health, metrics, docs, jobs, tags, imports, exports, reminders, mass, automations, dashboard):
+    for module in (health, metrics, docs, jobs, tags, imports, exports, reminders, mass, automations, webhooks,
+                   reports, dashboard):
         app.register_blueprint(module.bp)
     app.register_blueprint(dashboard.page)
     app.register_blueprint(imports.page)

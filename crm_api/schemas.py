@@ -63,6 +63,7 @@ class Job(BaseModel):
     finished_at: str | None
     heartbeat_at: str | None = None
     enqueued_at: str | None = None
+    callback_url: str | None = Field(default=None, description="where the job's end is delivered too (webhooks)")
 
 
 class JobPage(BaseModel):

@@ -7,6 +7,7 @@ from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.jobs import holds
 from crm_workers.runtime import Runtime
+from crm_workers.services import webhooks
 from crm_workers.settings import Settings
 
 
@@ -17,4 +18,5 @@ def build_worker_broker(settings: Settings):
     ensure_indexes(db)
     broker = make_broker(settings, db=db)
     declare_actors(broker, Runtime(settings=settings, db=db))
+    webhooks.attach(broker, db=db, settings=settings)
     return broker

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     metrics_token: str = ""
     rates_url: str = ""
     report_max_age_seconds: int = Field(default=300, gt=0)
+    warehouse_interval_seconds: int = Field(default=3600, ge=0)
     # Our own knobs (all optional).
     account_heavy_job_limit: int = Field(default=2, gt=0)
     job_heartbeat_seconds: int = Field(default=5, gt=0)
@@ -89,10 +90,19 @@ class Settings(BaseSettings):
     public_url: str = DEFAULT_PUBLIC_URL
     export_link_seconds: int = Field(default=24 * 3600, gt=0)
     export_retention_days: int = Field(default=7, gt=0)
+    # A warehouse run's window ends this long before the run starts: a write that lands late is in the next run.
+    warehouse_lag_seconds: int = Field(default=10, ge=0)
+    warehouse_batch_size: int = Field(default=2000, gt=0)
     redis_namespace: str = "crm"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     port: int = Field(default=8000, gt=0, lt=65536)
+    # Webhooks for job events: sending threads per worker process, how many of them one account may hold at once,
+    # how often due deliveries are looked for (seconds), and the first wait before a retry (doubling; seconds).
+    webhook_senders: int = Field(default=24, gt=0, le=256)
+    webhook_account_senders: int = Field(default=20, gt=0, le=256)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_seconds: float = Field(default=30.0, gt=0)
     # Tests only: jobs may be held at a checkpoint by the test (crm_workers/jobs/holds.py). Never in production.
     job_test_holds: bool = False
 

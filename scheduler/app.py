@@ -19,12 +19,15 @@ from crm_workers.adapters.broker import make_broker
 from crm_workers.adapters.leader import LeaderLease
 from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
+from crm_workers.domain.job_types import SYSTEM_ACCOUNT_ID
 from crm_workers.services import housekeeping, stored_files
 from crm_workers.services.automations import run as automation_service
 from crm_workers.services.job_submission import start_job
 from crm_workers.services.mass import trash
 from crm_workers.services.migrations import run_migrations
 from crm_workers.services.reminders import schedule as reminder_schedule
+from crm_workers.services.reports import nightly
+from crm_workers.services.webhooks import outbox as webhook_outbox
 from crm_workers.settings import Settings
 
 log = logging.getLogger("crm.scheduler")
@@ -91,6 +94,11 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
         sealed = trash.seal_finished(db)
         return {"sealed": sealed, **trash.purge_old_files(db, storage_from_settings(settings))}
 
+    def webhook_ends():
+        # Jobs that ended without their webhook deliveries recorded (their worker died right after the end, or the
+        # API or this scheduler ended them): recorded now; the workers' senders send them.
+        return webhook_outbox.record_pending_ends(db)
+
     def expired_exports():
         return housekeeping.delete_expired_exports(db, storage_from_settings(settings),
                                                    retention_days=settings.export_retention_days)
@@ -98,8 +106,11 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def unused_uploads():
         return stored_files.delete_unused(db, storage_from_settings(settings))
 
+    def nightly_reports():
+        return nightly.enqueue_nightly_reports(db, broker, settings, at=datetime.now(UTC))
+
     def exchange_rates():
-        return start_job(db, broker, None, "rates.refresh", {})["_id"]
+        return start_job(db, broker, SYSTEM_ACCOUNT_ID, "rates.refresh", {})["_id"]
 
     sched.add_job(refresh_lease, "interval", seconds=LEASE_SECONDS / 3, id="leader-lease")
     # The first tick runs at start: reminders that fell due while everything was down go out at once.
@@ -113,10 +124,14 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
                   id="stale-jobs")
     sched.add_job(leader_only(lease, lost_jobs), "interval", seconds=settings.scheduler_tick_seconds,
                   id="lost-jobs")
+    sched.add_job(leader_only(lease, webhook_ends), "interval", seconds=settings.scheduler_tick_seconds,
+                  id="webhook-ends", next_run_time=datetime.now(UTC))
     sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")
     sched.add_job(leader_only(lease, expired_exports), "interval", minutes=30, id="expired-exports")
     sched.add_job(leader_only(lease, trash_expiry), "interval", minutes=30, id="trash-expiry")
     sched.add_job(leader_only(lease, unused_uploads), "interval", minutes=30, id="unused-uploads")
+    sched.add_job(leader_only(lease, nightly_reports), "cron", minute=f"*/{nightly.TICK_MINUTES}",
+                  id="nightly-reports")
     # At start, and daily after the ECB publishes (~16:00 CET); a failed read leaves the stored days serving.
     sched.add_job(leader_only(lease, exchange_rates), "cron", hour=15, minute=30, id="exchange-rates",
                   next_run_time=datetime.now(UTC))

@@ -17,6 +17,7 @@ from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey
 from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.domain.principal import issue_token
 from crm_workers.settings import Settings
+from tests.realworld import realworld  # noqa: F401 (a fixture: the samples' folder, or the test fails)
 
 JWT_SECRET = "test-jwt-secret-that-is-32-bytes-long"
 
@@ -56,6 +57,17 @@ def socket_receiver():
     receiver.stop()
 
 
+@pytest.fixture
+def hook_receiver():
+    """The tests' one webhook endpoint (tests/hook_receiver.py), a fresh one per test: its queued statuses and
+    calls are that test's alone."""
+    from tests.hook_receiver import HookReceiver
+
+    receiver = HookReceiver()
+    yield receiver
+    receiver.stop()
+
+
 @pytest.fixture(scope="session")
 def settings(redis_url, mongodb_uri, tmp_path_factory, socket_receiver) -> Settings:
     run = uuid.uuid4().hex[:8]
@@ -74,6 +86,8 @@ def settings(redis_url, mongodb_uri, tmp_path_factory, socket_receiver) -> Setti
         job_heartbeat_seconds=1,
         job_stale_seconds=60,  # no live run is taken for a dead one on a slow machine; tests sweep at their own time
         job_test_holds=True,  # tests may hold a job at a checkpoint (crm_workers/jobs/holds.py)
+        webhook_poll_seconds=0.2,  # job-event webhooks: looked for and retried in tenths of seconds, not 30 s
+        webhook_retry_seconds=0.2,
     )
 
 
@@ -183,6 +197,19 @@ class Hold:
 
     def release(self) -> None:
         self._holds.release(self._db, self.id)
+
+    def release_for_the_next_checkpoint_to_write(self) -> None:
+        """Release once the held job's last progress write is a flush interval old: the checkpoint it is held at
+        then writes (and so sees a cancel made meanwhile), as it would after any step that long. A hold writes
+        nothing itself, so what the test then sees is the checkpoint's doing."""
+        from crm_workers.jobs import now
+        from crm_workers.jobs.progress import PROGRESS_FLUSH_SECONDS
+
+        job_id = self._holds.held(self._db, self.id)["job_id"]
+        # Its write's time is taken just before the write; the run's own clock starts just after: a margin.
+        wait_for(lambda: (now() - self._db["queues"].find_one({"_id": job_id})["updated_at"]).total_seconds()
+                 >= PROGRESS_FLUSH_SECONDS + 0.5, timeout=10, what="a flush interval since the job's last write")
+        self.release()
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from crm_api.auth import authenticate, principal
 from crm_workers.jobs import IdempotencyKey, client_key, job_for_key, job_to_json
+from crm_workers.services.job_submission import CALLBACK_URL
+from crm_workers.services.webhooks.subscriptions import checked_url
 
 API_PREFIX = "/v1/crm"
 
@@ -94,10 +96,27 @@ def conditional(response):
     return response.make_conditional(request)
 
 
+def callback_url() -> str | None:
+    """The request's `callback_url` (a query parameter or a field of its JSON body), checked by the webhook guard;
+    taken out of the body, whose own model knows nothing of it."""
+    url = request.args.get("callback_url")
+    body = None
+    if request.is_json:
+        try:
+            body = request.get_json(silent=False)  # cached for the route, which reads the same object
+        except Exception:
+            body = None  # the route answers its own error for a body that is not JSON
+    if isinstance(body, dict) and "callback_url" in body:
+        url = body.pop("callback_url")
+    if url is None:
+        return None
+    return checked_url(url, allow_private=settings().webhook_allow_private, field="callback_url")
+
+
 def idempotent(view):
     """A job-creating route: a request repeating an Idempotency-Key answers with the first job, unvalidated
     and unchanged (the first request may have changed what validation would see); the same key on another
-    request is a 422."""
+    request is a 422. A `callback_url` goes with the job it creates."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
@@ -105,6 +124,10 @@ def idempotent(view):
         job = key and job_for_key(db(), principal().account_id, key)
         if job:
             return job_response(job, 202)
-        return view(*args, **kwargs)
+        token = CALLBACK_URL.set(callback_url())
+        try:
+            return view(*args, **kwargs)
+        finally:
+            CALLBACK_URL.reset(token)
 
     return wrapper

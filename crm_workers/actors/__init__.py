@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import dramatiq
 
-from crm_workers.actors import automations, exports, imports, mass, reminders, reports, tags
+from crm_workers.actors import automations, exports, imports, mass, reminders, reports, tags, warehouse
 from crm_workers.adapters.middleware.job_lifecycle import NOT_RETRIED, current_job
 from crm_workers.adapters.outages import retry_policy
 from crm_workers.domain.job_types import JobKind, job_kind
@@ -22,6 +22,7 @@ JOB_HANDLERS: dict[str, Callable] = {
     **reminders.HANDLERS,
     **mass.HANDLERS,
     **reports.HANDLERS,
+    **warehouse.HANDLERS,
 }
 
 

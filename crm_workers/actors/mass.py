@@ -21,7 +21,8 @@ def _bulk_update(entity):
 
 
 def run_link(runtime, job, progress):
-    return bulk_update.run_link(runtime.db, job, progress, batch_size=runtime.settings.bulk_batch_size)
+    return bulk_update.run_link(runtime.db, job, progress, batch_size=runtime.settings.bulk_batch_size,
+                                settings=runtime.settings)
 
 
 def run_field_delete(runtime, job, progress):

@@ -34,10 +34,15 @@ PUBSUB_STATS = "crm.pubsub.stats"
 TRASH = "crm.trash"
 #: Files stored for imports, with who stored them (services/stored_files.py).
 UPLOADS = "crm.uploads"
+VIEWS = "crm.views"
+WEBHOOKS = "crm.webhooks"
+WEBHOOK_DELIVERIES = "crm.webhook.deliveries"
+WEBHOOK_SECRETS = "crm.webhook.secrets"
 RATES = "crm.currency.rates"
 RATES_STATS = "crm.currency.rates.stats"
 REPORTS = "crm.reports"
 MIGRATIONS = "crm.migrations"
+WAREHOUSE_RUNS = "warehouse.runs"
 TRASH_DAYS = 30
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -80,6 +85,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(("finished_at", ASCENDING)),
         _ix(("created_at", DESCENDING)),  # service tokens list across accounts
         _ix(("status", ASCENDING), ("created_at", DESCENDING)),
+        _ix(("events_pending", ASCENDING)),  # ended jobs whose webhook deliveries are not recorded yet
     ],
     IDEMPOTENCY_KEYS: [
         _ix(A, ("scope", ASCENDING), ("key", ASCENDING), unique=True),
@@ -150,9 +156,19 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     UPLOADS: [_ix(A, ("key", ASCENDING), unique=True), _ix(A, ("uid", ASCENDING), ("used_by", ASCENDING)),
               _ix(("used_by", ASCENDING), ("created_at", ASCENDING))],
+    VIEWS: [_ix(A, ("entity", ASCENDING))],
+    WEBHOOKS: [_ix(A, ("created_at", ASCENDING))],
+    WEBHOOK_SECRETS: [_ix(A, unique=True)],
+    WEBHOOK_DELIVERIES: [
+        _ix(A, ("subscription_id", ASCENDING), ("created_at", DESCENDING)),
+        _ix(A, ("job_id", ASCENDING)),
+        _ix(("status", ASCENDING), ("next_attempt_at", ASCENDING)),
+    ],
     RATES: [_ix(("date", ASCENDING), unique=True)],
     # one stored result per account, kind, parameters and scope (services/reports/store.py)
     REPORTS: [_ix(A, ("kind", ASCENDING), ("key", ASCENDING), unique=True)],
+    # The warehouse feed's manifests as recorded in storage (services/warehouse/manifests.py), by window end.
+    WAREHOUSE_RUNS: [_ix(("to", DESCENDING))],
     NOTIFICATIONS: [
         _ix(A, ("uid", ASCENDING), ("created_at", DESCENDING)),
         _ix(("dedupe_key", ASCENDING), unique=True),

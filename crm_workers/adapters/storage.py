@@ -96,6 +96,14 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
+    def list(self, prefix: str) -> list[str]:
+        """The keys under `prefix` (a folder, ending in "/"), sorted; files being written are not listed."""
+        folder = self.path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in folder.rglob("*")
+                      if p.is_file() and not p.name.endswith(".part"))
+
 
 class S3Storage:
     def __init__(self, *, bucket: str, prefix: str, client):
@@ -131,6 +139,14 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def list(self, prefix: str) -> list[str]:
+        """The keys under `prefix` (a folder, ending in "/"), sorted, a page of 1,000 per request."""
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys, folder = [], self.object_key(prefix.rstrip("/")) + "/"
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder):
+            keys += [item["Key"][strip:] for item in page.get("Contents", [])]
+        return sorted(keys)
 
     def download_url(self, key: str, *, expires_in: int, file_name: str | None = None) -> tuple[str, int]:
         params = {"Bucket": self.bucket, "Key": self.object_key(key)}

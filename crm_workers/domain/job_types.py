@@ -8,11 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bson import ObjectId
+
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 #: Backoff between retries of a failed attempt (ms): doubling from the first to the last, with jitter.
 MIN_BACKOFF_MS = 2_000
 MAX_BACKOFF_MS = 300_000
+
+
+#: The account under which jobs of the whole system (one run for every account: the warehouse feed) are
+#: recorded. No CRM account has it, and a user token naming it is refused (domain/principal.py), so only
+#: service tokens see these jobs.
+SYSTEM_ACCOUNT_ID = ObjectId("0" * 24)
 
 
 class Queue(StrEnum):
@@ -22,6 +30,7 @@ class Queue(StrEnum):
     AUTOMATIONS = "automations"
     NOTIFICATIONS = "notifications"
     REPORTS = "reports"
+    WAREHOUSE = "warehouse"
 
 
 # Heavy queues are subject to the per-account concurrency limit.
@@ -64,7 +73,11 @@ _KINDS = [
     JobKind("reminders.notify", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
     JobKind("reminders.digest", Queue.NOTIFICATIONS, 10 * MINUTE_MS, max_retries=5),
     # Reports: heavy reads on a queue of their own, so a big report never delays a reminder or an import.
+    JobKind("reports.new_contacts", Queue.REPORTS, 30 * MINUTE_MS),
+    JobKind("reports.pipeline", Queue.REPORTS, 30 * MINUTE_MS),
+    JobKind("reports.automations", Queue.REPORTS, 30 * MINUTE_MS),
     JobKind("rates.refresh", Queue.REPORTS, 10 * MINUTE_MS),
+    JobKind("warehouse.export", Queue.WAREHOUSE, 6 * HOUR_MS),
 ]
 
 JOB_KINDS: dict[str, JobKind] = {kind.type: kind for kind in _KINDS}

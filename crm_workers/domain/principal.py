@@ -88,5 +88,7 @@ def read_token(secret: str, token: str) -> Principal | Service:
         value = claims.get(claim)
         if not (isinstance(value, str) and ObjectId.is_valid(value) and len(value) == 24):
             raise TokenError(f"claim {claim} must be a 24-hex id")
+    if claims["account_id"] == "0" * 24:  # the system's own jobs' account (domain/job_types.py): no user's
+        raise TokenError("claim account_id names no account")
     # Only the JSON value true makes an owner: "false", 1 or "yes" would be truthy in Python.
     return Principal(ObjectId(claims["account_id"]), ObjectId(claims["uid"]), claims.get("is_owner") is True)

@@ -6,7 +6,10 @@ checkpoint then costs the read of one module attribute. A hold is a document in 
 so it reaches `crm-jobs worker` processes as well as a worker in the test process), keyed by account (tests
 give each their own account) and optionally job type; a job reaching a checkpoint with at least
 `after_processed` items done waits there, writing its id and count on the hold, until the hold is released
-or deleted. Heartbeats go on meanwhile (their own thread), so a held job is never taken for a stale one.
+or deleted. A hold `at="ended"` holds the job right after its end is recorded, before anything else is done for it
+(its webhook deliveries are recorded then). Heartbeats go on meanwhile (their own thread), so a held job is never
+taken for a stale one. A hold pauses and does nothing else: it writes nothing to the job, so that what a test sees
+(the progress written, where a cancel is noticed) is what the job's own checkpoints do, as after any slow step.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ def enable(on: bool = True) -> None:
     enabled = on
 
 
-def hold(db: Database, account_id: ObjectId, *, job_type: str | None = None, after_processed: int = 1) -> ObjectId:
-    """Hold the account's next job (of `job_type`, if given) at its first checkpoint past `after_processed`."""
+def hold(db: Database, account_id: ObjectId, *, job_type: str | None = None, after_processed: int = 1,
+         at: str = "checkpoint") -> ObjectId:
+    """Hold the account's next job (of `job_type`, if given) at its first checkpoint past `after_processed` (or,
+    `at="ended"`, right after its end)."""
     return db[HOLDS].insert_one({"account_id": account_id, "job_type": job_type, "after_processed": after_processed,
-                                 "released": False, "taker": None, "job_id": None,
+                                 "at": at, "released": False, "taker": None, "job_id": None,
                                  "processed": None}).inserted_id
 
 
@@ -47,19 +52,26 @@ def release(db: Database, hold_id: ObjectId) -> None:
     db[HOLDS].update_one({"_id": hold_id}, {"$set": {"released": True}})
 
 
-def take(db: Database, job: dict, processed: int) -> ObjectId | None:
+def take(db: Database, job: dict, processed: int, *, at: str = "checkpoint") -> ObjectId | None:
     """The hold that matches this job here, now taken by it; None when there is none."""
     query = {"account_id": job["account_id"], "released": False, "after_processed": {"$lte": processed},
-             "job_type": {"$in": [None, job.get("type")]}, "taker": {"$in": [None, job["_id"]]}}
+             "job_type": {"$in": [None, job.get("type")]}, "taker": {"$in": [None, job["_id"]]},
+             "at": {"$in": [None, at]} if at == "checkpoint" else at}
     found = db[HOLDS].find_one_and_update(query, {"$set": {"taker": job["_id"]}})
     return found["_id"] if found else None
 
 
 def wait(db: Database, hold_id: ObjectId, job: dict, processed: int) -> None:
-    """Tell the test the job waits (its progress is written by then), and wait until the hold is released."""
+    """Tell the test the job waits (on the hold, not the job), and wait until the hold is released."""
     db[HOLDS].update_one({"_id": hold_id}, {"$set": {"job_id": job["_id"], "processed": processed}})
     deadline = time.monotonic() + HOLD_LIMIT_SECONDS
     while time.monotonic() < deadline:
         if db[HOLDS].count_documents({"_id": hold_id, "released": False}) == 0:
             return
         time.sleep(_POLL_SECONDS)
+
+
+def wait_at(db: Database, job: dict, at: str) -> None:
+    """A checkpoint outside the job's batches (`at`: "ended"): wait there if a test holds the job."""
+    if enabled and (hold_id := take(db, job, 1 << 62, at=at)):
+        wait(db, hold_id, job, 0)

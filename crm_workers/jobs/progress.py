@@ -66,16 +66,15 @@ class Progress:
 
     def checkpoint(self, *, flush: bool = False) -> None:
         """Flush if a second has passed (or `flush`), and stop here (JobCancelled) if the job was cancelled."""
+        self._pause_if_held()  # before the decision: a held run is one whose step before this point was slow
         if flush or self._clock() - self._last_flush >= PROGRESS_FLUSH_SECONDS:
             self.flush()
-        self._pause_if_held()
 
     def _pause_if_held(self) -> None:
-        """The tests' hold (jobs/holds.py; off in production): wait while held, then look at the job again."""
+        """The tests' hold (jobs/holds.py; off in production): wait while held, and nothing else. It writes no
+        progress of its own: what a held run writes, and where it notices a cancel, is the checkpoints' doing."""
         if holds.enabled and (hold_id := holds.take(self._db, self._job, self.processed)):
-            self.flush()  # what the test sees while the job waits
             holds.wait(self._db, hold_id, self._job, self.processed)
-            self.flush()  # a cancel, or another run taking the job over, while it was held: stop here
 
     @property
     def job(self) -> dict:

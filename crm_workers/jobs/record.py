@@ -29,6 +29,7 @@ def create_job(
     *,
     created_by: ObjectId | None = None,
     idempotency_key: str | IdempotencyKey | None = None,
+    callback_url: str | None = None,
 ) -> tuple[dict, bool]:
     """Record a queued job; with an idempotency key seen in the last 24 h, return that first job instead.
 
@@ -64,6 +65,8 @@ def create_job(
         "finished_at": None,
         "heartbeat_at": None,
     }
+    if callback_url:
+        doc["callback_url"] = callback_url  # its end is delivered there too (services/webhooks)
     db[QUEUES].insert_one(doc)
     return doc, True
 
@@ -188,6 +191,7 @@ def job_to_json(doc: dict, *, for_service: bool = False) -> dict:
         "finished_at": ts(doc.get("finished_at")),
         "heartbeat_at": ts(doc.get("heartbeat_at")),
         "enqueued_at": ts(doc.get("enqueued_at")),
+        "callback_url": doc.get("callback_url"),
     }
 
 
@@ -240,10 +244,12 @@ def withdraw(db: Database, job: dict) -> None:
     db[IDEMPOTENCY_KEYS].delete_many({"account_id": job["account_id"], "job_id": job["_id"]})
 
 
-def exports_past_retention(db: Database, *, older_than_days: int) -> list[dict]:
-    """Completed exports whose file is older than the retention and not deleted yet."""
+def exports_past_retention(db: Database, *, older_than_days: int, accounts=None) -> list[dict]:
+    """Completed exports whose file is older than the retention and not deleted yet (of `accounts`, if given)."""
     cutoff = now() - timedelta(days=older_than_days)
-    return list(db[QUEUES].find({"type": {"$in": ["contacts.export", "deals.export"]}, "status": str(S.COMPLETED),
+    only = {} if accounts is None else {"account_id": {"$in": list(accounts)}}
+    return list(db[QUEUES].find({**only, "type": {"$in": ["contacts.export", "deals.export"]},
+                                 "status": str(S.COMPLETED),
                                  "finished_at": {"$lt": cutoff}, "result.file_key": {"$exists": True},
                                  "file_deleted_at": {"$exists": False}}, {"result.file_key": 1}))
 
@@ -281,8 +287,26 @@ def link_undo_job(db: Database, job_id: ObjectId, undo_job_id: ObjectId) -> None
     db[QUEUES].update_one({"_id": job_id}, {"$set": {"undo_job_id": undo_job_id}})
 
 
-def trim_finished(db: Database, *, older_than_days: int) -> int:
-    """Delete finished job records past their retention."""
+def trim_finished(db: Database, *, older_than_days: int, accounts=None) -> int:
+    """Delete finished job records past their retention (of `accounts` only, if given: tests)."""
     cutoff = now() - timedelta(days=older_than_days)
-    return db[QUEUES].delete_many({"status": {"$in": [str(s) for s in FINISHED]},
+    only = {} if accounts is None else {"account_id": {"$in": list(accounts)}}
+    return db[QUEUES].delete_many({**only, "status": {"$in": [str(s) for s in FINISHED]},
                                    "finished_at": {"$lt": cutoff}}).deleted_count
+
+
+# ---------------------------------------------------------------- job events (the webhooks' outbox)
+
+
+def ended_with_events_pending(db: Database, *, limit: int = 500, accounts=None) -> list[dict]:
+    """Ended jobs whose webhook deliveries are not recorded yet (their worker died right after the end, or the
+    end was written by the API or the scheduler)."""
+    query = {"events_pending": True}
+    if accounts is not None:
+        query["account_id"] = {"$in": list(accounts)}
+    return list(db[QUEUES].find(query).limit(limit))
+
+
+def events_recorded(db: Database, job_id: ObjectId, event_id: str) -> None:
+    """The deliveries of this end are recorded (a later end of the same job is its own event)."""
+    db[QUEUES].update_one({"_id": job_id, "end_event.id": event_id}, {"$unset": {"events_pending": ""}})

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import QUEUES, oid
-from crm_workers.jobs.status import JobStatus, S, move, now, sources, update_and_get
+from crm_workers.jobs.status import FINISHED, JobStatus, S, end_marks, move, now, sources, update_and_get
 
 
 def worker_name() -> str:
@@ -89,7 +89,10 @@ def claim(db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = N
 
 def _finish(db: Database, job: dict, target: JobStatus, fields: dict) -> bool:
     """End this run (one write, nothing read back); False when the run had lost the job."""
-    fields = {**fields, "status": str(target), "updated_at": now()}
+    ts = now()
+    fields = {**fields, "status": str(target), "updated_at": ts}
+    if target in FINISHED:
+        fields.update(end_marks(target, ts))
     return bool(db[QUEUES].update_one({"_id": job["_id"], "run_id": job["run_id"], "status": {"$in": sources(target)}},
                                       {"$set": fields}).matched_count)
 

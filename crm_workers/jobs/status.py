@@ -8,6 +8,7 @@ from enum import StrEnum
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import QUEUES
+from crm_workers.domain.job_events import new_event_id
 from crm_workers.errors import InvalidTransition
 
 
@@ -47,6 +48,13 @@ def now() -> datetime:
     return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
+def end_marks(target: JobStatus, ts: datetime) -> dict:
+    """Written with every job end, in that same write: the event the end is (its id is the webhooks'
+    `X-CRM-Event-Id`) and `events_pending`, the outbox's mark that its deliveries are still to be recorded. So an
+    end can never be without its deliveries, whatever dies right after it (see services/webhooks/outbox.py)."""
+    return {"end_event": {"id": new_event_id(), "status": str(target), "at": ts}, "events_pending": True}
+
+
 def update_and_get(db: Database, query: dict, update) -> dict | None:
     """update_one on one job (`query` has its `_id`), then the job as it is now; None when nothing matched.
 
@@ -60,5 +68,8 @@ def update_and_get(db: Database, query: dict, update) -> dict | None:
 
 def move(db: Database, query: dict, target: JobStatus, update: dict) -> dict | None:
     """The job matching `query` moved to `target`, if its status allows it; None otherwise."""
-    update.setdefault("$set", {}).update({"status": str(target), "updated_at": now()})
+    ts = now()
+    update.setdefault("$set", {}).update({"status": str(target), "updated_at": ts})
+    if target in FINISHED:
+        update["$set"].update(end_marks(target, ts))
     return update_and_get(db, {**query, "status": {"$in": sources(target)}}, update)

@@ -69,14 +69,14 @@ def trim_job_records(db: Database, *, retention_days: int) -> int:
     return jobs.trim_finished(db, older_than_days=retention_days)
 
 
-def delete_expired_exports(db: Database, storage, *, retention_days: int) -> int:
+def delete_expired_exports(db: Database, storage, *, retention_days: int, accounts=None) -> int:
     """Export files past their retention are deleted from storage; their job keeps its record.
 
     A key that is no valid key (no file can be there) is marked deleted; a storage error leaves the file to
     the next run; either way the other files go on.
     """
     deleted = failed = 0
-    for job in jobs.exports_past_retention(db, older_than_days=retention_days):
+    for job in jobs.exports_past_retention(db, older_than_days=retention_days, accounts=accounts):
         key = (job.get("result") or {}).get("file_key")
         try:
             storage.delete(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 
 from bson import ObjectId
@@ -12,6 +13,10 @@ from crm_workers.adapters.broker import enqueue_job
 from crm_workers.domain.principal import Principal, Service
 from crm_workers.errors import BadRequest, BrokerUnavailable
 from crm_workers.services.visibility import restricted_to, with_visibility
+from crm_workers.services.webhooks import outbox
+
+#: The `callback_url` of the request being served (CONTRACT §10), checked by the API: the job it creates keeps it.
+CALLBACK_URL: contextvars.ContextVar[str | None] = contextvars.ContextVar("crm_callback_url", default=None)
 
 log = logging.getLogger("crm.jobs")
 
@@ -41,7 +46,7 @@ def submit_job(db: Database, broker, principal: Principal, job_type: str, params
     """
     params = {**params, "principal": with_visibility(db, principal).as_params()}
     job, created = jobs.create_job(db, principal.account_id, job_type, params, created_by=principal.uid,
-                                   idempotency_key=idempotency_key)
+                                   idempotency_key=idempotency_key, callback_url=CALLBACK_URL.get())
     if created:
         _enqueue(db, broker, job, on_failure="withdraw")
     return job
@@ -76,7 +81,10 @@ def list_jobs(db: Database, caller: Principal | Service, *, account_id: ObjectId
 
 
 def cancel_job(db: Database, caller: Principal | Service, job_id: str) -> dict:
-    return jobs.request_cancel(db, find_job(db, caller, job_id))
+    job = jobs.request_cancel(db, find_job(db, caller, job_id))
+    if job.get("events_pending"):  # a queued job, cancelled here: its webhook deliveries are recorded now
+        outbox.record_job_end(db, job["_id"])
+    return job
 
 
 def retry_job(db: Database, broker, caller: Principal | Service, job_id: str, *,

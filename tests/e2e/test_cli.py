@@ -97,8 +97,7 @@ def test_import_uploads_a_file_and_watches_the_job_to_its_end(live_api, db, work
     assert "contacts.import" in table.stdout and "completed" in table.stdout and "1 of 1" in table.stdout
 
 
-def test_watch_exits_non_zero_for_a_job_that_did_not_complete_and_errors_are_one_line(live_api, db, tenant,
-                                                                                       tmp_path):
+def test_watch_exits_1_for_a_job_that_did_not_complete_and_errors_are_one_line(live_api, db, tenant, tmp_path):
     from crm_workers import jobs
 
     job, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {})
@@ -109,7 +108,40 @@ def test_watch_exits_non_zero_for_a_job_that_did_not_complete_and_errors_are_one
     missing = crm_jobs("watch", str(ObjectId()), env=env, cwd=tmp_path)
 
     assert watched.returncode == 1 and "cancelled" in watched.stdout
-    assert missing.returncode != 0 and missing.stderr.strip().startswith("crm-jobs: 404 not_found")
+    assert missing.returncode == 1 and missing.stderr.strip().startswith("crm-jobs: 404 not_found")
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_an_api_answering_502_503_or_504_exits_3_in_one_line(status, tmp_path):
+    # A proxy in front of the API answering that it cannot serve: as good as unreachable (3), not a failed job (1).
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Unavailable(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = b'{"error": {"code": "unavailable", "message": "try later"}}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {"CRM_URL": f"http://127.0.0.1:{server.server_port}", "CRM_TOKEN": "any"}
+        listed = crm_jobs("jobs", env=env, cwd=tmp_path)
+        watched = crm_jobs("watch", str(ObjectId()), env=env, cwd=tmp_path)
+    finally:
+        server.shutdown()
+
+    for result in (listed, watched):
+        assert result.returncode == 3, (result.returncode, result.stderr)
+        assert result.stderr.strip().splitlines() == [f"crm-jobs: {status} unavailable: try later"]
 
 
 def test_token_service_prints_a_service_token_and_json_on_request(tmp_path):
@@ -288,7 +320,7 @@ def test_api_without_port_listens_on_the_port_setting(settings, tmp_path):
             assert api.poll() is None, tail(log)
             try:
                 return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a busy machine
                 return False
 
         wait_for(healthy, timeout=60, interval=0.2, what=f"the API on PORT {port}")

@@ -63,7 +63,7 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
     page.locator("[data-testid=cancel]").click()
     wait_for(lambda: db["queues"].find_one({"_id": ObjectId(job_id)}).get("cancel_requested"), timeout=PAGE_SECONDS,
              what="the page's cancel to reach the job")
-    second.release()
+    second.release_for_the_next_checkpoint_to_write()
     wait_for(lambda: "cancelled" in page.locator("[data-testid=job-status]").inner_text(), timeout=PAGE_SECONDS,
              interval=0.3, what="the page to show the job cancelled")
 

@@ -86,3 +86,76 @@ def test_an_unreadable_copy_is_claimed_the_long_way(db, broker, worker, tenant):
 
     assert wait_for_job(db, job["_id"])["status"] == "completed"
     assert db["crm.tags"].find_one({"_id": tag}) is None
+
+
+class Updates(monitoring.CommandListener):
+    """Every update command sent to `queues`, whole."""
+
+    def __init__(self):
+        self.updates: list[dict] = []
+        self.others: list[str] = []
+
+    def started(self, event):
+        if event.command_name == "update" and event.command.get("update") == "queues":
+            self.updates.extend(event.command["updates"])
+        elif event.command_name not in ("hello", "isMaster", "ping", "endSessions"):
+            self.others.append(event.command_name)
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_quiet_runs_of_a_process_share_one_heartbeat_write_and_each_job_ends_with_one_write(settings, db, tenant):
+    import threading
+
+    from crm_workers.adapters.middleware.job_lifecycle import JobLifecycle
+    from tests.conftest import wait_for
+
+    listener = Updates()
+    client = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[listener])
+    lifecycle = JobLifecycle(db=client[settings.mongodb_db], heartbeat_seconds=1, stale_seconds=60)
+    made = [jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": "0" * 24,
+                                                                   "principal": _principal(tenant)})[0]
+            for _ in range(3)]
+    started, finish = threading.Barrier(4), threading.Event()
+
+    def run(job):  # as a worker thread would: claimed, a quiet step (no progress written), the end
+        message = job_message(job)
+        lifecycle.before_process_message(None, message)
+        started.wait()
+        finish.wait(30)
+        lifecycle.after_process_message(None, message, result=None, exception=None)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in made]
+    for t in threads:
+        t.start()
+    started.wait()
+    runs = {db["queues"].find_one({"_id": job["_id"]})["run_id"] for job in made}
+    listener.updates.clear()
+    lifecycle.after_worker_boot(None, None)  # its heartbeat thread
+    try:
+        wait_for(lambda: listener.updates, timeout=10, what="a heartbeat")
+    finally:
+        lifecycle.before_worker_shutdown(None, None)
+    beat = listener.updates[0]
+    assert set(beat["q"]["run_id"]["$in"]) == runs  # the three quiet runs in one write
+    assert set(beat["u"]["$set"]) == {"heartbeat_at"}
+
+    listener.updates.clear()
+    listener.others.clear()
+    finish.set()
+    for t in threads:
+        t.join(10)
+
+    ends = [u for u in listener.updates if "_id" in u["q"]]
+    assert sorted(str(u["q"]["_id"]) for u in ends) == sorted(str(job["_id"]) for job in made)  # one write each
+    for end in ends:  # status, result and progress together, fenced by the run
+        assert end["q"]["run_id"] in runs
+        assert {"status", "result", "progress", "finished_at"} <= set(end["u"]["$set"])
+        assert end["u"]["$set"]["status"] == "completed"
+    assert listener.others == []  # nothing read back
+    assert [d["status"] for d in db["queues"].find({"_id": {"$in": [j["_id"] for j in made]}})] == ["completed"] * 3
+    client.close()

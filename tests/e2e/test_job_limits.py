@@ -33,6 +33,7 @@ README_LIMITS = {
     "automations": (10 * MINUTE_MS, 10 * MINUTE_MS, 5),
     "notifications": (10 * MINUTE_MS, 10 * MINUTE_MS, 5),
     "reports": (10 * MINUTE_MS, 30 * MINUTE_MS, 3),
+    "warehouse": (6 * HOUR_MS, 6 * HOUR_MS, 3),
 }
 UNDO_TYPES = {"imports.undo"}  # an import's undo runs on the imports queue but is bounded like bulk work (2 h)
 README_MIN_BACKOFF_MS, README_MAX_BACKOFF_MS = 2_000, 300_000

@@ -100,6 +100,23 @@ def test_a_non_owner_cannot_delete_structure_under_owner_only(client, db, worker
     assert wait_for_job(db, owner.get_json()["id"])["status"] == "completed"
 
 
+def test_under_owner_only_a_user_can_neither_see_nor_undo_another_users_job(client, db, worker, guarded):
+    me = guarded["me"]
+    owners = client.post("/v1/crm/contacts/bulk-delete", json={"filter": {"type": "person"}}, headers=me.headers())
+    deleted = wait_for_job(db, owners.get_json()["id"])
+    assert deleted["status"] == "completed" and deleted["result"]["deleted"] > 0
+    after_delete = snapshot(db, me.account_id)
+
+    read = client.get(f"/v1/crm/jobs/{deleted['_id']}", headers=me.headers(owner=False))
+    undo = client.post(f"/v1/crm/jobs/{deleted['_id']}/undo", headers=me.headers(owner=False))
+
+    for response in (read, undo):  # the owner's job is as absent to the user as no job at all
+        assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+    assert "undo_requested_at" not in db["queues"].find_one({"_id": deleted["_id"]})
+    assert db["queues"].count_documents({"account_id": me.account_id}) == 1
+    assert snapshot(db, me.account_id) == after_delete
+
+
 def test_another_users_deal_is_as_absent_as_no_deal_for_an_automation_trigger(client, db, worker, guarded):
     me = guarded["me"]
     hidden = next(d for d in db["crm.deals"].find({"account_id": me.account_id, "owner": me.owner_uid}))
@@ -163,6 +180,23 @@ def test_a_key_reused_on_another_request_is_a_422(client, db, worker, tenant, pa
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 1 and first
 
 
+def test_a_key_reused_with_another_file_or_another_query_string_is_a_422(client, db, worker, tenant):
+    from tests.e2e.imports.helpers import upload
+
+    first = upload(client, tenant, b"email\nfirst@example.com\n", **{"Idempotency-Key": "k-file"})
+    other_file = upload(client, tenant, b"email\nother@example.com\n", **{"Idempotency-Key": "k-file"})
+    same_file = upload(client, tenant, b"email\nfirst@example.com\n", **{"Idempotency-Key": "k-file"})
+    export = client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{"Idempotency-Key": "k-q"}))
+    other_query = client.post("/v1/crm/contacts/export?format=xlsx", json={},
+                              headers=tenant.headers(**{"Idempotency-Key": "k-q"}))
+
+    assert first.status_code == 202 and export.status_code == 202
+    assert same_file.status_code == 202 and same_file.get_json()["id"] == first.get_json()["id"]
+    for refused in (other_file, other_query):  # the same key, the same path and form: only the bytes or query differ
+        assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 2
+
+
 def test_a_client_key_cannot_preempt_a_key_the_system_makes(client, db, worker, broker, tenant):
     db["_accounts"].update_one({"_id": tenant.account_id}, {"$set": {"preferences.timezone": "UTC"}})
     at = datetime(2026, 11, 25, 8, 5, tzinfo=UTC)
@@ -171,7 +205,7 @@ def test_a_client_key_cannot_preempt_a_key_the_system_makes(client, db, worker, 
     client_job = started(client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{
         "Idempotency-Key": "digest:2026-11-25"})))
 
-    enqueue_digests(db, broker, at=at)
+    enqueue_digests(db, broker, at=at, accounts=[tenant.account_id])
 
     digest = db["queues"].find_one({"account_id": tenant.account_id, "type": "reminders.digest"})
     assert digest is not None and str(digest["_id"]) != client_job

@@ -73,7 +73,8 @@ def test_a_reminder_is_notified_while_a_huge_import_holds_the_import_pool(own_wo
     os.killpg(heavy.proc.pid, signal.SIGSTOP)  # the import now holds the heavy pool for as long as the test likes
 
     add_reminder(db, tenant, due_in=timedelta(minutes=-1), assigned=[tenant.owner_uid])
-    assert enqueue_due_reminders(db, own_world["broker"]) == 1  # what the scheduler's tick does
+    # What the scheduler's tick does (for this test's account):
+    assert enqueue_due_reminders(db, own_world["broker"], accounts=[tenant.account_id]) == 1
     [notify] = list(db["queues"].find({"account_id": tenant.account_id, "type": "reminders.notify"}))
     notified = wait_for_job(db, notify["_id"], timeout=60)
 
@@ -84,7 +85,25 @@ def test_a_reminder_is_notified_while_a_huge_import_holds_the_import_pool(own_wo
     assert int(notified["worker"].rsplit(":", 1)[1]) in _pids(quick)  # notifications: only the quick pool
     assert int(held["worker"].rsplit(":", 1)[1]) in _pids(heavy)  # imports: only the heavy pool
 
+
+    # The quick pool can only take its queues: an import sent before a second reminder is still waiting in Redis,
+    # untaken, once the quick pool has notified that later reminder.
+    small = client.post("/v1/crm/contacts/import", headers=tenant.headers(), content_type="multipart/form-data",
+                        data={"file": (io.BytesIO(b"Name,Email\nLate,late@example.com\n"), "small.csv")})
+    assert small.status_code == 202, small.get_json()
+    add_reminder(db, tenant, due_in=timedelta(minutes=-1), assigned=[tenant.owner_uid])
+    assert enqueue_due_reminders(db, own_world["broker"], accounts=[tenant.account_id]) == 1
+    later = [j for j in db["queues"].find({"account_id": tenant.account_id, "type": "reminders.notify"})
+             if j["_id"] != notify["_id"]]
+    assert [wait_for_job(db, j["_id"], timeout=60)["status"] for j in later] == ["completed"]
+    waiting = db["queues"].find_one({"_id": ObjectId(small.get_json()["id"])})
+    assert waiting["status"] == "queued" and waiting["attempts"] == 0
+    imports_queue = f"{own_world['settings'].redis_namespace}-dramatiq:imports"
+    assert own_world["broker"].client.llen(imports_queue) == 1  # its message, not taken by the quick pool
+
     os.killpg(heavy.proc.pid, signal.SIGCONT)
     done = wait_for_job(db, import_id, timeout=120)
     assert done["status"] == "completed" and done["attempts"] == 1
     assert done["result"]["counts"]["created"] == ROWS
+    late = wait_for_job(db, waiting["_id"], timeout=120)
+    assert late["status"] == "completed" and int(late["worker"].rsplit(":", 1)[1]) in _pids(heavy)

@@ -51,6 +51,15 @@ def test_a_running_job_without_heartbeat_can_be_claimed_again_and_the_old_run_ca
 
     assert second["attempts"] == 2 and second["run_id"] != first["run_id"]
     assert second["started_at"] == first["started_at"]
+    # The lost run, a zombie that was only paused, wakes up: its progress write is refused and it stops there.
+    from crm_workers.errors import JobCancelled
+    from crm_workers.jobs.progress import Progress
+
+    zombie = Progress(db, first)
+    zombie.add(succeeded=7)
+    with pytest.raises(JobCancelled):
+        zombie.checkpoint(flush=True)
+    assert db["queues"].find_one({"_id": job["_id"]})["progress"] == second["progress"]
     assert jobs.complete(db, first, {}, {"by": "old"}) is False  # the lost run cannot finish the job
     assert jobs.complete(db, second, {"total": 1}, {"by": "new"}) is True
     assert db["queues"].find_one({"_id": job["_id"]})["result"] == {"by": "new"}
@@ -190,7 +199,7 @@ def test_stale_running_jobs_are_requeued_and_fresh_ones_are_left_alone(db, accou
     fresh = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
     db["queues"].update_one({"_id": stale["_id"]}, {"$set": {"heartbeat_at": jobs.now() - timedelta(seconds=90)}})
 
-    requeued = jobs.requeue_stale(db, stale_seconds=60)
+    requeued = jobs.requeue_stale(db, stale_seconds=60, accounts=[account])
 
     assert stale["_id"] in [j["_id"] for j in requeued]
     assert fresh["_id"] not in [j["_id"] for j in requeued]
@@ -216,7 +225,7 @@ def test_finished_jobs_past_retention_are_trimmed_and_others_kept(db, account):
     jobs.complete(db, recent, {}, None)
     queued = new_job(db, account)
 
-    jobs.trim_finished(db, older_than_days=90)
+    jobs.trim_finished(db, older_than_days=90, accounts=[account])
 
     assert db["queues"].find_one({"_id": old["_id"]}) is None
     assert db["queues"].find_one({"_id": recent["_id"]}) and db["queues"].find_one({"_id": queued["_id"]})
@@ -227,7 +236,7 @@ def test_a_job_whose_worker_was_lost_too_often_fails_instead_of_being_requeued_a
     db["queues"].update_one({"_id": job["_id"]}, {"$set": {"attempts": jobs.MAX_LOST_RUNS,
                                                            "heartbeat_at": jobs.now() - timedelta(hours=1)}})
 
-    requeued = jobs.requeue_stale(db, stale_seconds=60)
+    requeued = jobs.requeue_stale(db, stale_seconds=60, accounts=[account])
 
     assert job["_id"] not in [j["_id"] for j in requeued]
     failed = db["queues"].find_one({"_id": job["_id"]})
@@ -244,14 +253,15 @@ def holds_enabled():
     holds.enable(was)
 
 
-def test_a_held_job_waits_at_its_checkpoint_with_its_progress_written_until_released(db, account, holds_enabled):
+def test_a_held_job_only_waits_at_its_checkpoint_and_the_hold_writes_nothing(db, account, holds_enabled):
     import threading
 
     from tests.conftest import wait_for
 
     holds = holds_enabled
     job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
-    progress = jobs.Progress(db, job, clock=lambda: 0.0)  # no flush by time: only the hold writes
+    clock = [0.0]
+    progress = jobs.Progress(db, job, clock=lambda: clock[0])  # no flush by time until the test moves the clock
     hold = holds.hold(db, account, after_processed=5)
     progress.add(succeeded=4)
     progress.checkpoint()  # under `after_processed`: not held
@@ -271,11 +281,16 @@ def test_a_held_job_waits_at_its_checkpoint_with_its_progress_written_until_rele
     at = wait_for(lambda: holds.held(db, hold), what="the job at the hold")
 
     assert waiting.is_alive() and at["job_id"] == job["_id"] and at["processed"] == 5
-    assert db["queues"].find_one({"_id": job["_id"]})["progress"]["processed"] == 5  # written before waiting
+    assert db["queues"].find_one({"_id": job["_id"]})["progress"] == job["progress"]  # the hold wrote nothing
     jobs.request_cancel(db, db["queues"].find_one({"_id": job["_id"]}))
     holds.release(db, hold)
     waiting.join(timeout=5)
-    assert not waiting.is_alive() and len(raised) == 1  # released, it looked at the job again: cancelled
+    # Released within the second, the checkpoint neither writes nor looks: the run goes on, as it would unheld.
+    assert not waiting.is_alive() and raised == []
+    assert db["queues"].find_one({"_id": job["_id"]})["progress"] == job["progress"]
+    clock[0] = 1.0  # a second later its next checkpoint writes, and sees the cancel
+    with pytest.raises(JobCancelled):
+        progress.checkpoint()
 
 
 def test_with_holds_off_a_checkpoint_never_waits(db, account, holds_enabled):

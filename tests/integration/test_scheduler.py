@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
@@ -46,5 +46,10 @@ def test_the_schedule_is_the_readmes(settings, db):
         assert every(tick) == 15  # SCHEDULER_TICK_SECONDS
     assert every("trash-expiry") == every("expired-exports") == 30 * 60
     assert str(planned["digests"].trigger.fields[6]) == "*/15"  # the minute field of the cron: every 15 minutes
-    assert planned["due-reminders"].next_run_time is not None and planned["digests"].next_run_time is not None
+    started = datetime.now(UTC)
+    for at_start in ("due-reminders", "digests"):  # their first run is due at start, not one interval later
+        assert planned[at_start].next_run_time <= started, (at_start, planned[at_start].next_run_time)
     assert every("leader-lease") == 5  # a third of the 15 s lease
+    assert str(planned["nightly-reports"].trigger.fields[6]) == "*/5"  # reports: each account's slot, every 5 min
+    rates = planned["exchange-rates"].trigger  # daily after the ECB publishes, and at start
+    assert (str(rates.fields[5]), str(rates.fields[6])) == ("15", "30") and planned["exchange-rates"].next_run_time

@@ -33,6 +33,9 @@ EVERY_VARIABLE = {
     "REPORT_MAX_AGE_SECONDS": ("60", "report_max_age_seconds", 60),
     "REPORT_NIGHT_HOUR": ("4", "report_night_hour", 4),
     "REPORT_SPREAD_MINUTES": ("90", "report_spread_minutes", 90),
+    "WAREHOUSE_INTERVAL_SECONDS": ("0", "warehouse_interval_seconds", 0),
+    "WAREHOUSE_LAG_SECONDS": ("30", "warehouse_lag_seconds", 30),
+    "WAREHOUSE_BATCH_SIZE": ("500", "warehouse_batch_size", 500),
     "ACCOUNT_HEAVY_JOB_LIMIT": ("3", "account_heavy_job_limit", 3),
     "JOB_HEARTBEAT_SECONDS": ("7", "job_heartbeat_seconds", 7),
     "JOB_STALE_SECONDS": ("240", "job_stale_seconds", 240),
@@ -50,6 +53,10 @@ EVERY_VARIABLE = {
     "LOG_LEVEL": ("debug", "log_level", "DEBUG"),
     "LOG_FORMAT": ("TEXT", "log_format", "text"),
     "PORT": ("9000", "port", 9000),
+    "WEBHOOK_SENDERS": ("8", "webhook_senders", 8),
+    "WEBHOOK_ACCOUNT_SENDERS": ("4", "webhook_account_senders", 4),
+    "WEBHOOK_POLL_SECONDS": ("0.5", "webhook_poll_seconds", 0.5),
+    "WEBHOOK_RETRY_SECONDS": ("10", "webhook_retry_seconds", 10.0),
     "JOB_TEST_HOLDS": ("1", "job_test_holds", True),
 }
 

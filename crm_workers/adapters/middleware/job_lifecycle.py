@@ -21,6 +21,7 @@ from crm_workers.adapters.limits import UnreadableFile
 from crm_workers.adapters.outages import is_bad_input, is_outage, wait_out
 from crm_workers.domain.job_types import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from crm_workers.errors import CRMError, JobCancelled, PermanentJobError
+from crm_workers.jobs import holds
 from crm_workers.jobs.snapshot import read_snapshot
 from crm_workers.logs import job_context
 
@@ -82,6 +83,9 @@ class JobLifecycle(Middleware):
         self._runs: dict[str, jobs.Progress] = {}  # run_id -> its progress handle
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        #: Called with each job this process ended, right after its end is recorded (webhook deliveries). A hook
+        #: that fails or never runs (the process died) is caught up by the scheduler's sweep.
+        self.after_end: list = []
 
     def after_worker_boot(self, broker, worker):
         self._stop.clear()
@@ -146,8 +150,15 @@ class JobLifecycle(Middleware):
             end, status = (lambda: jobs.requeue_for_retry(self.db, job, progress, error, retry_within_seconds=within)
                            ), "waiting for retry"
         # The outcome must reach the record: through a short outage it is written once the database is back.
-        wait_out(end, what=f"recording job {job['_id']} {status}")
+        ended = wait_out(end, what=f"recording job {job['_id']} {status}")
         log.info("job %s (%s) %s", job["_id"], job["type"], status)
+        if ended and status != "waiting for retry":
+            holds.wait_at(self.db, job, "ended")
+            for hook in self.after_end:
+                try:
+                    hook(job)
+                except Exception:
+                    log.exception("after the end of job %s: %s failed", job["_id"], getattr(hook, "__name__", hook))
         job_context(None)
 
     def after_skip_message(self, broker, message):

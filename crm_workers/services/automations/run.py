@@ -239,14 +239,16 @@ def _delayed_log_problem(log: dict) -> str | None:
     return None
 
 
-def fire_delayed(db: Database, broker, *, at: datetime | None = None) -> int:
+def fire_delayed(db: Database, broker, *, at: datetime | None = None, accounts=None) -> int:
     """Scheduler: waiting automation runs whose delay is over get a job (claimed once: waiting → queued).
 
     A waiting log that cannot be used is marked failed with its error (and logged), never fired in a loop;
     the others fire. A job that cannot be started (broker down) puts its log back to waiting for the next tick.
+    `at` and `accounts` are for tests: a tick at a time of their choosing, over their own accounts only.
     """
     fired = poisoned = 0
-    for log in db[AUTOMATION_LOGS].find({"status": "waiting", "run_at": {"$lte": at or now()}}):
+    only = {} if accounts is None else {"account_id": {"$in": list(accounts)}}
+    for log in db[AUTOMATION_LOGS].find({"status": "waiting", "run_at": {"$lte": at or now()}, **only}):
         problem = _delayed_log_problem(log)
         if problem:
             logger.error("waiting automation run %s cannot fire: %s", log.get("_id"), problem)

@@ -145,6 +145,7 @@ def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowCo
     mine = {"attempt": progress.attempt, "from_row": done, "rows": 0}
     for chunk, parsed in parsed_chunks(open_file, info, ctx, chunk_rows=settings.import_chunk_rows, start_after=done,
                                        tags=options.get("tags") or ()):
+        progress.checkpoint()  # a cancel seen since the last chunk stops the import here, before this one is written
         counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
         outcome = write(run, [p for p in parsed if p.ok])
         failed = [(p, p.error_text()) for p in parsed if not p.ok] + outcome.failed

@@ -10,6 +10,7 @@ from pymongo.database import Database
 from crm_workers.adapters.mongo import CONTACTS, DEALS, FIELDS, STAGES, id_batches, oid, update_by_ids
 from crm_workers.jobs import now
 from crm_workers.services.imports.lookups import Lookups
+from crm_workers.services.mass.link_notices import notify_linked
 from crm_workers.services.selection import job_selection_query
 from crm_workers.services.stage_events import deals_entered_stage
 
@@ -118,10 +119,12 @@ def run_bulk_update(db: Database, job: dict, progress, *, entity: str, batch_siz
     return {"updated": updated}
 
 
-def run_link(db: Database, job: dict, progress, *, batch_size: int) -> dict:
-    """contacts.link: the job's selection linked to its business or deal."""
+def run_link(db: Database, job: dict, progress, *, batch_size: int, settings=None) -> dict:
+    """contacts.link: the job's selection linked to its business or deal; the caller and its owner told."""
     p = job["params"]
     linked = link_contacts(db, job["account_id"], job_selection_query(db, job, "contact"),
                            business_id=oid(p.get("business_id")), deal_id=oid(p.get("deal_id")), progress=progress,
                            batch_size=batch_size)
+    if settings is not None:
+        notify_linked(db, settings, job, linked)
     return {"linked": linked}

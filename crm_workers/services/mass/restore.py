@@ -32,9 +32,11 @@ PHASES = [
 ]
 #: What the result calls each kind of restored entry.
 RESTORED_AS = {"doc": "documents", "pull": "links", "unset": "fields", "file": "files",
-               "deal_moved": "deals_moved_back", "automation_disabled": "automations_enabled"}
+               "deal_moved": "deals_moved_back", "automation_disabled": "automations_enabled",
+               "view_aligned": "views"}
 CHANGED_SINCE = {"deal_moved": ("moved_since", "the deal was moved since; it stays where it is"),
-                 "automation_disabled": ("changed_since", "the automation was changed since; it stays as it is")}
+                 "automation_disabled": ("changed_since", "the automation was changed since; it stays as it is"),
+                 "view_aligned": ("changed_since", "the view was changed since; it stays as it is")}
 
 
 class NotRestored(Exception):  # noqa: N818 — an outcome, not an error

@@ -20,6 +20,7 @@ from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import now
 from crm_workers.services.mass import trash
 from crm_workers.services.mass.bulk_delete import delete_records
+from crm_workers.services.mass.views import remove_field_from_views
 from crm_workers.services.stage_events import deals_entered_stage
 
 
@@ -42,9 +43,10 @@ def delete_field(db: Database, account_id, field: dict, progress, *, batch_size:
         done += update_by_ids(db[collection], account_id, [r["_id"] for r in records],
                               {"$unset": {path: ""}, "$set": {"updated_at": ts}}).modified_count
         progress.set(processed=done, succeeded=done)
+    views = remove_field_from_views(db, account_id, job_id, field)
     trash.keep_docs(db, account_id, job_id, FIELDS, [field])
     db[FIELDS].delete_one({"_id": field["_id"], "account_id": account_id})
-    return {"field": field["key"], "entity": field["entity"], "records_updated": done}
+    return {"field": field["key"], "entity": field["entity"], "records_updated": done, "views_updated": views}
 
 
 def _disable_moves_to(db: Database, account_id, job_id, stage_id) -> None:

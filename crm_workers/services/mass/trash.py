@@ -220,10 +220,15 @@ def keep_until(db: Database, account_id, job_id, until: datetime) -> None:
     db[TRASH].update_many({**base, "kind": "file"}, {"$max": {"purge_at": until}})
 
 
-def seal_finished(db: Database) -> int:
+def _of(accounts) -> dict:
+    """Every account's trash, or (tests: a run of their own) `accounts`' only."""
+    return {} if accounts is None else {"account_id": {"$in": list(accounts)}}
+
+
+def seal_finished(db: Database, *, accounts=None) -> int:
     """Trash of jobs that have ended gets its expiry (the job's end + 30 days); returns how many jobs."""
-    job_ids = set(db[TRASH].distinct("job_id", {"expires_at": None, "kind": {"$ne": "file"}}))
-    job_ids |= set(db[TRASH].distinct("job_id", {"kind": "file", "purge_at": None}))
+    job_ids = set(db[TRASH].distinct("job_id", {"expires_at": None, "kind": {"$ne": "file"}, **_of(accounts)}))
+    job_ids |= set(db[TRASH].distinct("job_id", {"kind": "file", "purge_at": None, **_of(accounts)}))
     sealed = 0
     for job_id in job_ids:
         try:
@@ -245,14 +250,14 @@ def seal_finished(db: Database) -> int:
     return sealed
 
 
-def purge_old_files(db: Database, storage, *, at: datetime | None = None) -> dict:
+def purge_old_files(db: Database, storage, *, at: datetime | None = None, accounts=None) -> dict:
     """Files of expired trash deleted, with the job's expired documents (never before them).
 
     A file that cannot be deleted is marked with its error and tried again at the next run; it is counted.
     """
     at = at or now()
     purged = failed = 0
-    for entry in db[TRASH].find({"kind": "file", "purge_at": {"$lt": at}}):
+    for entry in db[TRASH].find({"kind": "file", "purge_at": {"$lt": at}, **_of(accounts)}):
         try:
             storage.delete(trash_key(entry["job_id"], entry["record_id"]))
         except Exception as exc:  # a bad key or a storage error: this file only

@@ -63,10 +63,13 @@ def digest(db: Database, settings, job: dict, progress: Progress) -> dict:
     return {"users": len(users), "date": local_date, "delivered": delivered, "poisoned": poisoned}
 
 
-def accounts_at_digest_time(db: Database, *, at: datetime, hour: int = 8, window_minutes: int = 15) -> list:
-    """Accounts whose local time is within `window_minutes` after `hour`:00 (the scheduler runs every 15 min)."""
+def accounts_at_digest_time(db: Database, *, at: datetime, hour: int = 8, window_minutes: int = 15,
+                            accounts=None) -> list:
+    """Accounts whose local time is within `window_minutes` after `hour`:00 (the scheduler runs every 15 min);
+    `accounts` (tests: a tick of their own) limits it to those."""
     due = []
-    for account in db[ACCOUNTS].find({}, {"preferences.timezone": 1}):
+    only = {} if accounts is None else {"_id": {"$in": list(accounts)}}
+    for account in db[ACCOUNTS].find(only, {"preferences.timezone": 1}):
         tz = (account.get("preferences") or {}).get("timezone") or "UTC"
         try:
             local = at.astimezone(ZoneInfo(tz))

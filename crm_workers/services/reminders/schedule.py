@@ -24,9 +24,10 @@ def enqueue_due_reminders(db: Database, broker, *, at: datetime | None = None, a
     return len(claim_due(db, at=at or jobs.now(), on_claim=start, accounts=accounts))
 
 
-def enqueue_digests(db: Database, broker, *, at: datetime | None = None) -> int:
-    """A digest job for every account where it is now 08:00–08:15; once per account and local day."""
-    due = accounts_at_digest_time(db, at=at or jobs.now())
+def enqueue_digests(db: Database, broker, *, at: datetime | None = None, accounts=None) -> int:
+    """A digest job for every account where it is now 08:00–08:15; once per account and local day. `at` and
+    `accounts` are for tests, as for reminders."""
+    due = accounts_at_digest_time(db, at=at or jobs.now(), accounts=accounts)
     for account_id, local_date in due:
         start_job(db, broker, account_id, "reminders.digest", {"date": local_date},
                   idempotency_key=f"digest:{local_date}")

@@ -83,11 +83,20 @@ def test_a_csv_export_has_every_standard_and_custom_column_with_names_not_ids(cl
 
 def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralised(client, db, worker, tenant):
     seed_people(db, tenant)
+    ts = now()
+    db["crm.contacts"].insert_many([  # every start a spreadsheet runs: = + - @, a tab, a carriage return
+        {"account_id": tenant.account_id, "type": "person", "first_name": "-2+3+cmd|' /C calc'!A0",
+         "last_name": "\t=1+1", "email": "minus@example.com", "tags": [], "created_at": ts, "updated_at": ts},
+        {"account_id": tenant.account_id, "type": "person", "first_name": "\r=2+2", "last_name": "+1415",
+         "email": "cr@example.com", "tags": [], "created_at": ts, "updated_at": ts}])
 
     rows = rows_of(download(client, export(client, db, tenant)["result"]["download_url"]))
 
-    mal = next(r for r in rows if r["email"] == "mal@example.com")
+    by_email = {r["email"]: r for r in rows}
+    mal, minus, cr = by_email["mal@example.com"], by_email["minus@example.com"], by_email["cr@example.com"]
     assert mal["first_name"] == "'=HYPERLINK(\"http://evil\")" and mal["last_name"] == "'@SUM(A1)"
+    assert minus["first_name"] == "'-2+3+cmd|' /C calc'!A0" and minus["last_name"] == "'\t=1+1"
+    assert cr["first_name"] == "'\r=2+2" and cr["last_name"] == "'+1415"
 
 
 def test_an_xlsx_export_keeps_numbers_as_numbers_and_text_safe(client, db, worker, tenant):
@@ -171,12 +180,14 @@ def test_local_links_refuse_expired_tampered_and_traversing_requests(client, db,
         assert response.status_code in (403, 404) and b"root:" not in response.data
 
 
-def test_an_export_imported_back_with_no_mapping_creates_nothing_and_loses_no_field(client, db, worker, tenant):
+@pytest.mark.parametrize("file_format", ["csv", "xlsx"])
+def test_an_export_imported_back_with_no_mapping_creates_nothing_and_loses_no_field(client, db, worker, tenant,
+                                                                                    file_format):
     seed_people(db, tenant)
     before = {c["_id"]: c for c in contacts(db, tenant.account_id)}
-    job = export(client, db, tenant)
+    job = export(client, db, tenant, {"format": file_format})
 
-    again = run_import(client, db, tenant, download(client, job["result"]["download_url"]), "export.csv")
+    again = run_import(client, db, tenant, download(client, job["result"]["download_url"]), f"export.{file_format}")
 
     assert again["result"]["counts"] == {"created": 0, "updated": 3, "skipped": 0, "failed": 0}
     assert again["result"]["ignored_columns"] == []
@@ -295,12 +306,12 @@ def test_housekeeping_deletes_export_files_past_their_retention(s3_settings, db)
     jobs.complete(db, job, {}, {"file_key": key, "download_url": "x"})
     db["queues"].update_one({"_id": job["_id"]}, {"$set": {"finished_at": now() - timedelta(days=8)}})
 
-    deleted = delete_expired_exports(db, storage, retention_days=7)
+    deleted = delete_expired_exports(db, storage, retention_days=7, accounts=[account])
 
-    assert deleted >= 1 and not storage.exists(key)
+    assert deleted == 1 and not storage.exists(key)
     record = db["queues"].find_one({"_id": job["_id"]})
     assert record["file_deleted_at"] and record["result"]["download_url"] is None
-    assert delete_expired_exports(db, storage, retention_days=7) == 0  # already done: nothing again
+    assert delete_expired_exports(db, storage, retention_days=7, accounts=[account]) == 0  # already done
 
 
 def test_an_exports_link_lives_export_link_seconds_and_its_result_says_until_when(client, db, worker, settings,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 import pytest
 from bson import ObjectId
@@ -14,19 +13,7 @@ from bson import ObjectId
 from crm_workers.jobs import now
 from tests.conftest import wait_for_job
 from tests.e2e.imports.helpers import add_pipeline, run_import, upload
-
-
-def _realworld_dir() -> Path | None:
-    """`../shared/realworld` beside the repository; for a git worktree, beside its main checkout."""
-    root = Path(__file__).resolve().parents[3]
-    candidates = [root.parent / "shared" / "realworld"]
-    if (root / ".git").is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>"
-        gitdir = Path((root / ".git").read_text().split(":", 1)[1].strip())
-        candidates.append(gitdir.parents[2].parent / "shared" / "realworld")
-    return next((c for c in candidates if c.is_dir()), None)
-
-
-REALWORLD = _realworld_dir()
+from tests.realworld import REALWORLD, samples
 
 
 def deals(db, account_id) -> list[dict]:
@@ -81,7 +68,7 @@ def _first_appearances(rows: list[dict], mapping: dict, default_pipeline: str | 
     return order
 
 
-@pytest.mark.skipif(REALWORLD is None, reason="../shared/realworld (the sample exports) is missing")
+@samples
 @pytest.mark.parametrize("sample", sorted(SAMPLES))
 def test_a_deals_export_of_another_system_imports_and_a_second_import_creates_and_changes_nothing(
         client, db, worker, tenant, sample):

@@ -132,6 +132,42 @@ def test_a_zip_whose_directory_understates_a_part_is_read_no_further_than_it_say
     assert contacts(db, tenant.account_id) == []
 
 
+def _claim_sizes(content: bytes, part: str, size: int) -> bytes:
+    """The zip's central directory made to say `part` is `size` bytes, compressed and uncompressed (ratio 1)."""
+    data = bytearray(content)
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        name_length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46:at + 46 + name_length].decode() == part:
+            struct.pack_into("<II", data, at + 20, size, size)
+        at = data.find(b"PK\x01\x02", at + 4)
+    return bytes(data)
+
+
+def test_a_spreadsheet_over_2_gib_uncompressed_is_refused_before_anything_is_inflated(client, db, worker, tenant):
+    # No part inflates more than 100 times (the directory says stored, 1:1), but together they are 2.4 GiB.
+    content = xlsx(sheet_xml(PEOPLE), shared=b'<sst ' + MAIN.encode() + b'><si><t>x</t></si></sst>')
+    for part in ("xl/worksheets/sheet1.xml", "xl/sharedStrings.xml", "xl/workbook.xml"):
+        content = _claim_sizes(content, part, 800 * 1024**2)
+    job = _timed_import(client, db, tenant, content, "huge.xlsx")
+
+    assert job["status"] == "failed" and job["error"]["code"] == "spreadsheet_too_large"
+    assert "bytes uncompressed; the limit is 2147483648" in job["error"]["message"]
+    assert contacts(db, tenant.account_id) == []
+    _next_import_runs(client, db, tenant)
+
+
+def test_a_dtd_in_the_shared_strings_is_refused(client, db, worker, tenant):
+    laughs = b'<!DOCTYPE sst [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+    shared = laughs + b'<sst ' + MAIN.encode() + b'><si><t>email</t></si><si><t>&lol2;@example.com</t></si></sst>'
+    sheet = (f'<worksheet {MAIN}><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+             '<row r="2"><c r="A2" t="s"><v>1</v></c></row></sheetData></worksheet>')
+    job = _timed_import(client, db, tenant, xlsx(sheet, shared=shared), "laughs.xlsx")
+
+    assert job["status"] == "failed" and job["error"]["code"] == "unsafe_spreadsheet"
+    assert contacts(db, tenant.account_id) == []
+
+
 def test_a_value_past_column_1000_fails_the_file_with_its_row(client, db, worker, tenant):
     content = xlsx(sheet_xml(PEOPLE, extra='<row r="4"><c r="XFD4" t="inlineStr"><is><t>x</t></is></c></row>'))
     job = _timed_import(client, db, tenant, content, "wide.xlsx")

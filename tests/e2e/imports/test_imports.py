@@ -73,6 +73,23 @@ def test_tags_are_created_once_case_insensitively_and_businesses_once_and_linked
     assert imported["result"]["businesses_created"] == 2
 
 
+def test_a_business_of_another_account_with_the_same_name_is_never_matched(client, db, worker, tenant,
+                                                                           other_tenant):
+    ts = now()
+    theirs = db["crm.contacts"].insert_one({"account_id": other_tenant.account_id, "type": "business",
+                                            "name": "Initech", "tags": [], "created_at": ts,
+                                            "updated_at": ts}).inserted_id
+    theirs_before = db["crm.contacts"].find_one({"_id": theirs})
+
+    job = run_import(client, db, tenant, b"E-mail,Company\nzed@example.com,Initech\n")
+
+    [mine] = contacts(db, tenant.account_id, type="business")
+    [zed] = contacts(db, tenant.account_id, email="zed@example.com")
+    assert job["status"] == "completed" and job["result"]["businesses_created"] == 1
+    assert mine["name"] == "Initech" and mine["_id"] != theirs and zed["businesses"] == [mine["_id"]]
+    assert db["crm.contacts"].find_one({"_id": theirs}) == theirs_before
+
+
 def test_bad_values_fail_their_row_with_row_column_value_and_reason(imported, db, tenant, client):
     errors = {e["row"]: e["error"] for e in db["crm.import.errors"].find({"job_id": imported["_id"]})}
 
@@ -300,7 +317,7 @@ def test_a_cancelled_import_stops_at_the_next_chunk_with_its_counts(client, db, 
     held.reached()
 
     client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     job = wait_for_job(db, job_id)
 
     assert job["status"] == "cancelled"

@@ -7,28 +7,15 @@ writing deals is tested elsewhere."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.imports.helpers import contacts, run_import
+from tests.realworld import REALWORLD, samples
 
 MIN_SHARE = 0.95
 
 
-def _realworld_dir() -> Path | None:
-    """`../shared/realworld` beside the repository; for a git worktree, beside its main checkout."""
-    root = Path(__file__).resolve().parents[3]
-    candidates = [root.parent / "shared" / "realworld"]
-    git = root / ".git"
-    if git.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>"
-        gitdir = Path(git.read_text().split(":", 1)[1].strip())
-        candidates.append(gitdir.parents[2].parent / "shared" / "realworld")
-    return next((c for c in candidates if c.is_dir()), None)
-
-
-REALWORLD = _realworld_dir()
-samples = pytest.mark.skipif(REALWORLD is None, reason="../shared/realworld (the sample exports) is missing")
 
 
 def _import(client, db, tenant, name: str, *, min_share: float = MIN_SHARE, **options) -> dict:

@@ -97,7 +97,7 @@ def test_a_cancelled_bulk_delete_stops_between_batches_with_consistent_data(clie
     assert held.reached()["processed"] == 20
 
     client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     job = wait_for_job(db, job_id)
 
     assert job["status"] == "cancelled"
@@ -295,3 +295,27 @@ def test_under_owner_only_a_users_update_link_and_deal_delete_touch_only_their_o
     hidden = client.post("/v1/crm/contacts/link", json={"filter": {}, "business_id": str(business)},
                          headers=acct.headers(owner=False))
     assert hidden.status_code == 404  # the owner's business is not visible to the user
+
+
+def test_a_job_keeps_the_rights_its_caller_had_when_asking_though_the_account_opens_up_before_it_runs(
+        client, db, worker, store, hold):
+    acct = Tenant(db, visibility="owner_only")
+    seed(db, acct, store)
+    # The account's two heavy slots are taken by held exports: the user's update waits for a slot, queued.
+    holds = [hold(acct.account_id, job_type="contacts.export") for _ in range(2)]
+    for h in holds:
+        assert client.post("/v1/crm/contacts/export", json={}, headers=acct.headers()).status_code == 202
+        h.reached()
+    response = client.post("/v1/crm/contacts/bulk-update", json={"filter": {}, "set": {"custom.tier": "Silver"}},
+                           headers=acct.headers(owner=False))
+    assert response.status_code == 202
+    assert db["queues"].find_one({"_id": ObjectId(response.get_json()["id"])})["status"] == "queued"
+
+    db["_accounts"].update_one({"_id": acct.account_id}, {"$set": {"preferences.crm_visibility": "everyone"}})
+    for h in holds:
+        h.release()
+    updated = wait_for_job(db, response.get_json()["id"], timeout=60)
+
+    assert updated["status"] == "completed" and updated["result"] == {"updated": 3}
+    for c in db["crm.contacts"].find({"account_id": acct.account_id, "type": "person"}):
+        assert c["custom_fields"]["tier"] == ("Silver" if c["owner"] == acct.user_uid else "Gold")

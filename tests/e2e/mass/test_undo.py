@@ -60,13 +60,13 @@ def test_a_cancelled_bulk_delete_is_undone_exactly_and_its_trash_expires_30_days
     held = hold(tenant.account_id, after_processed=20)
     job_id = start(client, tenant, "/v1/crm/contacts/bulk-delete", {"filter": {"type": "person"}})
     held.reached()
-    trash.seal_finished(db)
+    trash.seal_finished(db, accounts=[tenant.account_id])
     running = entries(db, job_id)
 
     client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     cancelled = wait_for_job(db, job_id)
-    trash.seal_finished(db)
+    trash.seal_finished(db, accounts=[tenant.account_id])
 
     assert running and all(e.get("expires_at") is None for e in running)  # its end is not known yet
     assert cancelled["status"] == "cancelled" and persons(db, tenant) == 30
@@ -96,6 +96,13 @@ def test_a_bulk_delete_that_failed_part_way_is_undone_exactly(client, db, worker
     assert done["result"]["complete"] is True
     assert exact_snapshot(db, tenant.account_id) == before
     assert store.path(broken).is_dir()
+
+    # The undone delete, retried, refuses to run again (`undone`): it never deletes what the undo put back.
+    retried = client.post(f"/v1/crm/jobs/{failed['_id']}/retry", headers=tenant.headers())
+    assert retried.status_code == 202, retried.get_json()
+    again = wait_for_job(db, failed["_id"], timeout=60)
+    assert again["status"] == "failed" and again["error"]["code"] == "undone"
+    assert exact_snapshot(db, tenant.account_id) == before
 
 
 def test_a_tag_delete_is_undone_exactly(client, db, worker, store, tenant, other_tenant):
@@ -212,7 +219,7 @@ def test_an_undo_on_the_last_day_restores_everything_and_keeps_the_trash_until_i
     deleted = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(mine["people"][0])]})
     # It ended 29 days and 23 hours ago.
     db["queues"].update_one({"_id": deleted["_id"]}, {"$set": {"finished_at": now() - DAYS_30 + timedelta(hours=1)}})
-    trash.seal_finished(db)
+    trash.seal_finished(db, accounts=[tenant.account_id])
     ended = job(db, deleted["_id"])["finished_at"]
     kept = entries(db, deleted["_id"])
 
@@ -254,13 +261,13 @@ def test_trash_files_are_purged_with_their_documents_never_before(client, db, wo
     mine = seed(db, tenant, store)
     deleted = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(mine["people"][0])]})
     db["queues"].update_one({"_id": deleted["_id"]}, {"$set": {"finished_at": now() - DAYS_30 - timedelta(days=1)}})
-    trash.seal_finished(db)
+    trash.seal_finished(db, accounts=[tenant.account_id])
     [file] = entries(db, deleted["_id"], kind="file")
     in_trash = trash.trash_key(deleted["_id"], mine["attachment"])
 
-    trash.purge_old_files(db, store, at=file["purge_at"] - timedelta(seconds=1))
+    trash.purge_old_files(db, store, at=file["purge_at"] - timedelta(seconds=1), accounts=[tenant.account_id])
     assert store.exists(in_trash) and entries(db, deleted["_id"], kind="file")
-    trash.purge_old_files(db, store, at=file["purge_at"] + timedelta(seconds=1))
+    trash.purge_old_files(db, store, at=file["purge_at"] + timedelta(seconds=1), accounts=[tenant.account_id])
 
     assert not store.exists(in_trash) and entries(db, deleted["_id"]) == []
 
@@ -275,7 +282,7 @@ def test_a_trash_file_that_cannot_be_purged_is_marked_and_the_others_are_purged(
     db["crm.trash"].update_many({"job_id": deleted["_id"], "kind": "file", "_id": {"$ne": bad}},
                                 {"$set": {"purge_at": past}})
 
-    purged = trash.purge_old_files(db, store)
+    purged = trash.purge_old_files(db, store, accounts=[tenant.account_id])
 
     assert purged["failed"] >= 1 and purged["purged"] >= 1
     assert not store.exists(trash.trash_key(deleted["_id"], mine["attachment"]))
@@ -292,7 +299,7 @@ def test_a_cancelled_undo_run_again_continues_and_completes_exactly(client, db, 
     held.reached()
 
     client.post(f"/v1/crm/jobs/{first}/cancel", headers=tenant.headers())
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     cancelled = wait_for_job(db, first)
 
     restored = db["crm.trash"].count_documents({"job_id": deleted["_id"], "outcome": "restored"})

@@ -38,7 +38,7 @@ def test_due_reminders_are_claimed_in_batches_of_1000_with_one_claim_per_account
     _due(own_db, busy, BATCH + 1)
     _due(own_db, quiet, 1)
 
-    claims = claim_due(own_db, at=now())
+    claims = claim_due(own_db, at=now(), accounts=[busy.account_id, quiet.account_id])
 
     sizes: dict = {}
     for account, claim_id in claims:
@@ -47,17 +47,37 @@ def test_due_reminders_are_claimed_in_batches_of_1000_with_one_claim_per_account
         sizes.setdefault(account, []).append(len(held))
     assert sorted(sizes[busy.account_id]) == [1, BATCH] and sizes[quiet.account_id] == [1]  # at most 1,000 each
     assert own_db["crm.reminders"].count_documents({"claim_id": None}) == 0
-    assert claim_due(own_db, at=now()) == []  # claimed once
+    assert claim_due(own_db, at=now(), accounts=[busy.account_id, quiet.account_id]) == []  # claimed once
 
 
 def test_a_claim_whose_job_was_lost_is_taken_again_after_10_minutes(own_db):
     tenant = Tenant(own_db)
     rid = add_reminder(own_db, tenant, due_in=timedelta(minutes=-30))
     claimed_at = now() - timedelta(minutes=20)
-    [(_, first)] = claim_due(own_db, at=claimed_at)
+    [(_, first)] = claim_due(own_db, at=claimed_at, accounts=[tenant.account_id])
 
-    assert claim_due(own_db, at=claimed_at + timedelta(minutes=9)) == []  # its job may still be on its way
-    [(account, again)] = claim_due(own_db, at=claimed_at + timedelta(minutes=10, seconds=1))
+    # Its job may still be on its way:
+    assert claim_due(own_db, at=claimed_at + timedelta(minutes=9), accounts=[tenant.account_id]) == []
+    [(account, again)] = claim_due(own_db, at=claimed_at + timedelta(minutes=10, seconds=1),
+                                   accounts=[tenant.account_id])
 
     assert account == tenant.account_id and again != first
     assert own_db["crm.reminders"].find_one({"_id": rid})["claim_id"] == again
+
+
+def test_reminders_another_replica_claimed_between_two_batches_are_not_claimed_again(own_db):
+    tenant = Tenant(own_db)
+    _due(own_db, tenant, 30)
+    other_replica: list = []
+
+    def first_batch_claimed(account_id, claim_id):
+        # The other replica ticks now: between this replica's read of the 30 due reminders and its next batch.
+        if not other_replica:
+            other_replica.extend(claim_due(own_db, at=now(), batch=10, accounts=[account_id]) or [None])
+
+    mine = claim_due(own_db, at=now(), batch=10, on_claim=first_batch_claimed, accounts=[tenant.account_id])
+
+    claims = mine + other_replica
+    assert len(mine) == 1 and len(other_replica) == 2  # the rest was the other's: not claimed from under it
+    for _, claim_id in claims:  # every claim (and so every notify job) still holds its whole batch
+        assert own_db["crm.reminders"].count_documents({"claim_id": claim_id}) == 10

@@ -48,8 +48,10 @@ def test_ten_good_reminders_beside_malformed_ones_are_all_notified_and_each_bad_
     good = [add_reminder(db, tenant, due_in=timedelta(seconds=-1), assigned=[tenant.owner_uid]) for _ in range(10)]
     bad = {name: malformed(db, tenant, change) for name, change in MALFORMED.items()}
 
-    enqueue_due_reminders(db, broker)
-    enqueue_due_reminders(db, broker)  # the next tick
+    # Its own accounts, and the ones a malformed reminder names instead: the id as text, or none at all.
+    own = [tenant.account_id, str(tenant.account_id), None]
+    enqueue_due_reminders(db, broker, accounts=own)
+    enqueue_due_reminders(db, broker, accounts=own)  # the next tick
     done = notify_jobs(db, tenant.account_id)
 
     assert [j["status"] for j in done] == ["completed"] and done[0]["result"]["poisoned"] == REACH_A_JOB
@@ -61,7 +63,7 @@ def test_ten_good_reminders_beside_malformed_ones_are_all_notified_and_each_bad_
         assert reminder["error"] and reminder["failed_at"] and reminder["notified_at"] is None, name
     assert "recurrence" in set_aside["recurrence in days"]["error"]
     # Never claimed again, not even once their claim is stale.
-    claim_due(db, at=now() + CLAIM_STALE + timedelta(minutes=1))
+    claim_due(db, at=now() + CLAIM_STALE + timedelta(minutes=1), accounts=own)
     assert {name: db["crm.reminders"].find_one({"_id": rid}) for name, rid in bad.items()} == set_aside
     assert db["queues"].count_documents({"account_id": tenant.account_id, "type": "reminders.notify"}) == 1
 
@@ -97,13 +99,13 @@ def test_a_malformed_waiting_automation_log_does_not_stop_the_others_firing(db, 
         {"automation_id": automation})]  # no event_id at all
     good = db["automation.logs"].insert_one({**waiting, "event_id": f"evt-good-{ObjectId()}"}).inserted_id
 
-    fire_delayed(db, broker, at=now())
+    fire_delayed(db, broker, at=now(), accounts=[a, str(a)])
 
     wait_for(lambda: db["automation.logs"].find_one({"_id": good})["status"] == "succeeded", what="the good run")
     assert db["crm.notes"].count_documents({"account_id": a, "deal_id": deal}) == 1
     set_aside = [db["automation.logs"].find_one({"_id": b}) for b in bad]
     assert all(log["status"] == "failed" and log["error"] and log["failed_at"] for log in set_aside)
-    fire_delayed(db, broker, at=now())
+    fire_delayed(db, broker, at=now(), accounts=[a, str(a)])
     assert [db["automation.logs"].find_one({"_id": b}) for b in bad] == set_aside
 
 
@@ -122,7 +124,9 @@ def test_a_stale_job_no_worker_knows_does_not_stop_the_other_stale_jobs_from_bei
 
         assert wait_for_job(db, good["_id"])["status"] == "completed"
         assert db["crm.tags"].find_one({"_id": tag}) is None
-        assert db["queues"].find_one({"_id": unknown["_id"]})["status"] != "running"
+        never = db["queues"].find_one({"_id": unknown["_id"]})  # a job no worker could ever run: failed, not looping
+        assert never["status"] == "failed" and never["error"]["code"] == "unrunnable" and never["finished_at"]
+        assert "cannot be enqueued" in never["error"]["message"]
     finally:  # no job of a type nobody knows left behind for the rest of the session
         db["queues"].delete_one({"_id": unknown["_id"]})
 
@@ -137,7 +141,7 @@ def test_an_export_with_a_bad_file_key_does_not_stop_the_other_old_exports_from_
         db["queues"].update_one({"_id": job_id}, {"$set": {"status": "completed", "finished_at": old,
                                                            "result": {"file_key": file_key}}})
 
-    delete_expired_exports(db, storage, retention_days=7)
+    delete_expired_exports(db, storage, retention_days=7, accounts=[tenant.account_id])
 
     assert not storage.exists(key)
     assert db["queues"].find_one({"_id": good})["file_deleted_at"] is not None

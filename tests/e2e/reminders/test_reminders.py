@@ -69,10 +69,13 @@ def test_two_scheduler_replicas_ticking_at_once_notify_each_reminder_exactly_onc
         t.start()
     for t in threads:
         t.join()
-    notify_jobs(db, tenant.account_id)
+    jobs = notify_jobs(db, tenant.account_id)
 
     wait_for(lambda: db["crm.reminders"].count_documents({"_id": {"$in": ids}, "notified_at": None}) == 0,
              what="every reminder notified")
+    # Each notify job's claim is its own: none finds its batch taken from under it by the other replica's claim.
+    assert jobs and all(j["status"] == "completed" and j["result"]["reminders"] > 0 for j in jobs), jobs
+    assert sum(j["result"]["reminders"] for j in jobs) == 30
     assert db["crm.notifications"].count_documents({"account_id": tenant.account_id}) == 30
     assert len(socket_receiver.delivered(str(tenant.owner_uid))) == 30
 
@@ -170,8 +173,9 @@ def test_digests_are_enqueued_for_accounts_where_it_is_eight_in_the_morning(db, 
     db["_accounts"].update_one({"_id": lisbon.account_id}, {"$set": {"preferences.timezone": "Europe/Lisbon"}})
     at = datetime(2026, 11, 24, 23, 5, tzinfo=UTC)  # 08:05 in Tokyo, 23:05 in Lisbon
 
-    enqueue_digests(db, broker, at=at)
-    enqueue_digests(db, broker, at=at)  # the same slot again: no second job
+    own = [tokyo.account_id, lisbon.account_id]
+    enqueue_digests(db, broker, at=at, accounts=own)
+    enqueue_digests(db, broker, at=at, accounts=own)  # the same slot again: no second job
 
     assert db["queues"].count_documents({"account_id": tokyo.account_id, "type": "reminders.digest"}) == 1
     assert db["queues"].count_documents({"account_id": lisbon.account_id, "type": "reminders.digest"}) == 0

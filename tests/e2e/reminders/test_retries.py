@@ -59,7 +59,7 @@ def test_a_claim_retried_after_its_job_died_notifies_each_assignee_once(db, sett
                                                                         monkeypatch, inserts_done):
     reminders = [add_reminder(db, tenant, due_in=timedelta(seconds=-1), contact_id=_contact(db, tenant),
                               recurrence={"every": 1, "unit": "day"}) for _ in range(5)]
-    [claim] = [c for c in claim_due(db, at=now()) if c[0] == tenant.account_id]
+    [claim] = claim_due(db, at=now(), accounts=[tenant.account_id])
     _die_at_insert(monkeypatch, after=inserts_done)
 
     with pytest.raises(Died):
@@ -80,13 +80,13 @@ def test_a_claim_whose_job_died_before_its_inserts_is_taken_again_once_stale_and
         db, settings, tenant, socket_receiver, monkeypatch):
     reminders = [add_reminder(db, tenant, due_in=timedelta(seconds=-1), contact_id=_contact(db, tenant))
                  for _ in range(3)]
-    [claim] = [c for c in claim_due(db, at=now()) if c[0] == tenant.account_id]
+    [claim] = claim_due(db, at=now(), accounts=[tenant.account_id])
     _die_at_insert(monkeypatch, after=0)
     with pytest.raises(Died):
         _run(db, settings, claim, attempt=1)
     monkeypatch.undo()
 
-    [again] = [c for c in claim_due(db, at=now() + CLAIM_STALE + timedelta(minutes=1)) if c[0] == tenant.account_id]
+    [again] = claim_due(db, at=now() + CLAIM_STALE + timedelta(minutes=1), accounts=[tenant.account_id])
     assert again != claim
     assert _run(db, settings, again, attempt=1) == {"reminders": 3, "delivered": 6, "poisoned": 0}
     assert _run(db, settings, claim, attempt=2)["reminders"] == 0  # the old claim has nothing left

@@ -7,6 +7,7 @@ import pytest
 from bson import ObjectId
 
 from crm_workers.domain.currency import load_rates
+from crm_workers.domain.job_types import SYSTEM_ACCOUNT_ID
 from crm_workers.services.job_submission import start_job
 from crm_workers.services.metrics import JobMetrics
 from crm_workers.services.rates import RateBook, refresh_rates
@@ -104,7 +105,7 @@ def test_conversions_use_the_latest_stored_day_on_or_before_the_date_then_the_sh
 
 
 def test_without_rates_url_the_job_completes_and_the_shipped_table_serves(db, worker, broker, rates):
-    job = start_job(db, broker, None, "rates.refresh", {})
+    job = start_job(db, broker, SYSTEM_ACCOUNT_ID, "rates.refresh", {})
 
     done = wait_for_job(db, job["_id"])
 

@@ -1,0 +1,40 @@
+"""GET /reports/<kind> (a fresh stored result: 200; else 202 and a job), POST /reports/<kind> (always a job)."""
+
+from flask import jsonify, request
+
+from crm_api.auth import principal
+from crm_api.openapi import api_doc
+from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, settings
+from crm_api.schemas import Job
+from crm_workers.services.reports.intake import request_report
+from crm_workers.services.reports.params import ReportQuery
+
+bp = crm_blueprint("reports")
+KIND = "<any(new_contacts,pipeline,automations):kind>"
+
+
+def _answer(kind: str, query: ReportQuery, *, refresh: bool):
+    found, status = request_report(db(), broker(), settings(), principal(), kind, query, refresh=refresh,
+                                   idempotency_key=idempotency_key() if request.method == "POST" else None)
+    if status == 200:
+        response = jsonify(found)
+        response.headers["Cache-Control"] = "private, no-cache"
+        return response
+    return job_response(found, 202)
+
+
+@bp.get(f"/reports/{KIND}")
+@api_doc("A report: the stored result (200) while younger than REPORT_MAX_AGE_SECONDS, else a job computing it "
+         "(202; `?refresh=1` always starts one)", query=ReportQuery, ok={"200": None, "202": Job})
+def get_report(kind):
+    query = ReportQuery.model_validate(request.args.to_dict())
+    return _answer(kind, query, refresh=query.refresh in ("1", "true"))
+
+
+@bp.post(f"/reports/{KIND}")
+@api_doc("Compute a report now (the parameters as JSON): a job whose result is the report", body=ReportQuery,
+         ok={"202": Job}, idempotent=True)
+@idempotent
+def post_report(kind):
+    query = ReportQuery.model_validate(request.get_json(silent=True) or {})
+    return _answer(kind, query, refresh=True)

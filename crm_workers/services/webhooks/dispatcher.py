@@ -1,0 +1,108 @@
+"""The worker's webhook senders: threads of their own, apart from Dramatiq's job threads.
+
+A receiver answering in 1 s (or timing out at 10 s) holds a sending thread that long; on the job threads it would
+hold up every kind of job. Here it holds a sender only, and one account holds at most `account_senders` of them,
+so other accounts' deliveries go on beside a slow receiver's backlog. Deliveries come from MongoDB (the outbox),
+never from Redis: they go out whatever state the broker is in. The dispatcher looks for due deliveries every
+`poll_seconds`, and at once when a job of this process ended (`wake`) or a sender came free.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from dramatiq.middleware import Middleware
+
+from crm_workers.services.webhooks import sender
+
+log = logging.getLogger("crm.webhooks")
+
+_wakers: list[threading.Event] = []
+
+
+def wake() -> None:
+    """A job of this process ended: look for deliveries now."""
+    for event in list(_wakers):
+        event.set()
+
+
+class WebhookDispatcher(Middleware):
+    def __init__(self, *, db, senders: int, account_senders: int, poll_seconds: float, allow_private: bool,
+                 retry_base_seconds: float):
+        self.db, self.senders, self.account_senders = db, senders, min(account_senders, senders)
+        self.poll_seconds, self.allow_private, self.retry_base_seconds = poll_seconds, allow_private, retry_base_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._busy: Counter = Counter()  # account -> attempts in flight
+        self._pool: ThreadPoolExecutor | None = None
+
+    def after_worker_boot(self, broker, worker):
+        self._stop.clear()
+        self._pool = ThreadPoolExecutor(max_workers=self.senders, thread_name_prefix="crm-webhook-sender")
+        _wakers.append(self._wake)
+        threading.Thread(target=self._loop, name="crm-webhook-dispatcher", daemon=True).start()
+
+    def before_worker_shutdown(self, broker, worker):
+        self._stop.set()
+        self._wake.set()
+        if self._wake in _wakers:
+            _wakers.remove(self._wake)
+        if self._pool is not None:
+            # Attempts in flight end within their timeout; one cut short is due again after its lease.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            try:
+                while not self._stop.is_set() and self._dispatch():
+                    pass
+            except Exception:  # a database hiccup must not end the dispatcher
+                log.exception("webhook dispatch failed")
+
+    def _dispatch(self) -> bool:
+        """Claim what fits in the free senders; True when all of them were filled (more may be due)."""
+        with self._lock:
+            free = self.senders - sum(self._busy.values())
+            full = [a for a, n in self._busy.items() if n >= self.account_senders]
+        if free <= 0:
+            return False
+        started = 0
+        for candidate in sender.due(self.db, limit=free, skip_accounts=full):
+            account = candidate["account_id"]
+            with self._lock:
+                if self._busy[account] >= self.account_senders:
+                    continue
+                self._busy[account] += 1
+            delivery = sender.claim(self.db, candidate["_id"])
+            if delivery is None:
+                self._done(account)
+                continue
+            try:
+                self._pool.submit(self._send, delivery)
+            except RuntimeError:  # shutting down: the claim's lease makes it due again for another sender
+                self._done(account)
+                return False
+            started += 1
+        return started == free
+
+    def _send(self, delivery: dict) -> None:
+        try:
+            sender.attempt(self.db, delivery, allow_private=self.allow_private,
+                           retry_base_seconds=self.retry_base_seconds)
+        except Exception:  # the claim's lease makes it due again
+            log.exception("webhook delivery %s failed unexpectedly", delivery["_id"])
+        finally:
+            self._done(delivery["account_id"])
+            self._wake.set()
+
+    def _done(self, account) -> None:
+        with self._lock:
+            self._busy[account] -= 1
+            if self._busy[account] <= 0:
+                del self._busy[account]

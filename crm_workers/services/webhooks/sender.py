@@ -1,0 +1,109 @@
+"""One attempt of one delivery: claimed atomically, signed, POSTed through the webhook guard, its outcome recorded.
+
+The claim is one conditional write on a pending, due delivery: it counts the attempt and moves `next_attempt_at`
+past the attempt's longest time (`LEASE`), so no other sender takes it meanwhile, and a sender that dies mid-way
+leaves it due again once the lease is over. The outcome is written only by the claim that made the attempt. A 2xx
+makes it `delivered`, which no claim takes again: never a second POST after a 2xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from pymongo import ASCENDING
+from pymongo.database import Database
+
+from crm_workers.adapters import webhooks as http
+from crm_workers.adapters.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
+from crm_workers.domain.job_events import TIMEOUT_SECONDS, backoff_seconds, outcome, sign
+from crm_workers.domain.webhooks import WebhookRefused, WebhookUnresolvable, check_url
+from crm_workers.jobs import now
+from crm_workers.services.webhooks.subscriptions import account_secret
+
+log = logging.getLogger("crm.webhooks")
+
+#: An attempt's longest time (connect and read timeouts, with room): its claim lasts this long.
+LEASE = timedelta(seconds=6 * TIMEOUT_SECONDS)
+
+
+def due(db: Database, *, limit: int, skip_accounts=(), accounts=None) -> list[dict]:
+    """Pending deliveries whose attempt is due, oldest due first (`accounts`: a test's own sweep)."""
+    query: dict = {"status": "pending", "next_attempt_at": {"$lte": now()}}
+    if skip_accounts:
+        query["account_id"] = {"$nin": list(skip_accounts)}
+    if accounts is not None:
+        query["account_id"] = {"$in": list(accounts)}
+    return list(db[WEBHOOK_DELIVERIES].find(query, {"_id": 1, "account_id": 1})
+                .sort("next_attempt_at", ASCENDING).limit(limit))
+
+
+def claim(db: Database, delivery_id) -> dict | None:
+    """The delivery taken for one attempt by this caller alone; None when another took it or it is not due."""
+    ts = now()
+    claim_id = uuid.uuid4().hex
+    taken = db[WEBHOOK_DELIVERIES].update_one(
+        {"_id": delivery_id, "status": "pending", "next_attempt_at": {"$lte": ts}},
+        {"$set": {"claim_id": claim_id, "next_attempt_at": ts + LEASE, "last_attempt_at": ts, "updated_at": ts},
+         "$inc": {"attempts": 1}})
+    return db[WEBHOOK_DELIVERIES].find_one({"_id": delivery_id, "claim_id": claim_id}) if taken.matched_count else None
+
+
+def _secret(db: Database, delivery: dict) -> str | None:
+    if delivery.get("subscription_id") is None:
+        return account_secret(db, delivery["account_id"])
+    sub = db[WEBHOOKS].find_one({"_id": delivery["subscription_id"], "account_id": delivery["account_id"]},
+                                {"secret": 1})
+    return sub and sub["secret"]
+
+
+def headers_for(delivery: dict, secret: str, body: bytes, *, at: int) -> dict:
+    return {"Content-Type": "application/json", "User-Agent": "crm-jobs-webhooks/1",
+            "X-CRM-Event": delivery["event"], "X-CRM-Event-Id": delivery["event_id"],
+            "X-CRM-Signature": sign(secret, at, body)}
+
+
+def attempt(db: Database, delivery: dict, *, allow_private: bool, retry_base_seconds: float,
+            post=http.post) -> str:
+    """POST a claimed delivery once and record how it went: `delivered`, `pending` (retried later) or `failed`."""
+    status_code, error = None, None
+    secret = _secret(db, delivery)
+    if secret is None:
+        result, error = "failed", "the subscription was deleted"
+    else:
+        body = delivery["body"].encode()
+        try:
+            target = check_url(delivery["url"], allow_private=allow_private)  # resolved once, then that address
+            status_code = post(target, body, headers_for(delivery, secret, body, at=int(time.time())),
+                               timeout=TIMEOUT_SECONDS)
+            result = outcome(status_code)
+            if result != "delivered":
+                error = f"answered {status_code}"
+        except WebhookRefused as exc:
+            result, error = "failed", str(exc)
+        except (WebhookUnresolvable, http.WebhookUnreachable) as exc:
+            result, error = "retry", str(exc)
+    return record(db, delivery, result, status_code, error, retry_base_seconds=retry_base_seconds)
+
+
+def record(db: Database, delivery: dict, result: str, status_code: int | None, error: str | None, *,
+           retry_base_seconds: float) -> str:
+    ts = now()
+    fields = {"last_status_code": status_code, "last_error": error, "updated_at": ts}
+    if result == "delivered":
+        fields.update(status="delivered", delivered_at=ts)
+    elif result == "retry":
+        next_at = ts + timedelta(seconds=backoff_seconds(delivery["attempts"], retry_base_seconds))
+        if next_at < delivery["give_up_at"]:
+            fields.update(status="pending", next_attempt_at=next_at)
+        else:
+            fields.update(status="failed", last_error=f"{error}; retried for 24 h, given up")
+    else:
+        fields.update(status="failed")
+    db[WEBHOOK_DELIVERIES].update_one({"_id": delivery["_id"], "claim_id": delivery["claim_id"]},
+                                      {"$set": fields, "$unset": {"claim_id": ""}})
+    log.info("webhook delivery %s (%s, attempt %s): %s", delivery["_id"], delivery["event_id"],
+             delivery["attempts"], fields["status"])
+    return fields["status"]
