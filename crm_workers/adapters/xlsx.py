@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO
@@ -241,18 +242,29 @@ def read_rows(stream: BinaryIO) -> Iterator[tuple[int, list]]:
         except (zipfile.BadZipFile, OSError) as exc:
             raise UnreadableFile(f"not a readable XLSX file ({exc})") from None
         with book:
-            check_directory(book)
-            sheet_name, strings_name, styles_name, mac_dates = _workbook_parts(book)
-            strings = SharedStrings(book.open(strings_name) if strings_name in book.NameToInfo else None)
             try:
-                sheet = _Sheet(strings, _date_styles(book, styles_name),
-                               CALENDAR_MAC_1904 if mac_dates else CALENDAR_WINDOWS_1900)
-                parser = safe_parser()
-                parser.StartElementHandler, parser.EndElementHandler = sheet.open, sheet.close
-                parser.CharacterDataHandler = sheet.chars
-                with book.open(sheet_name) as part:
-                    for _ in feed(parser, part):
-                        yield from sheet.done
-                        sheet.done.clear()
-            finally:
-                strings.close()
+                yield from _sheet_rows(book)
+            except ZIP_ERRORS as exc:  # a part's header, compression or checksum broken: the file, not the worker
+                raise UnreadableFile(f"not a readable XLSX file ({type(exc).__name__}: {exc})") from None
+
+
+#: What zipfile raises for a broken part (bad header, unknown or encrypted compression, bad data or checksum).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+
+
+def _sheet_rows(book: zipfile.ZipFile) -> Iterator[tuple[int, list]]:
+    check_directory(book)
+    sheet_name, strings_name, styles_name, mac_dates = _workbook_parts(book)
+    strings = SharedStrings(book.open(strings_name) if strings_name in book.NameToInfo else None)
+    try:
+        sheet = _Sheet(strings, _date_styles(book, styles_name),
+                       CALENDAR_MAC_1904 if mac_dates else CALENDAR_WINDOWS_1900)
+        parser = safe_parser()
+        parser.StartElementHandler, parser.EndElementHandler = sheet.open, sheet.close
+        parser.CharacterDataHandler = sheet.chars
+        with book.open(sheet_name) as part:
+            for _ in feed(parser, part):
+                yield from sheet.done
+                sheet.done.clear()
+    finally:
+        strings.close()

@@ -112,7 +112,9 @@ def clean_headers(raw: list) -> list[str]:
     seen: dict[str, int] = {}
     headers = []
     for i, value in enumerate(raw):
-        name = _unguard("" if value is None else str(value).strip().lstrip("\ufeff").strip())
+        # A NUL cannot be in a field name of MongoDB's (the result keys matches by header): a job whose header
+        # had one could not even record its end. It is no character of a header anyway.
+        name = _unguard("" if value is None else str(value).replace("\x00", "").strip().lstrip("\ufeff").strip())
         name = name or f"column_{i + 1}"
         count = seen.get(name.lower(), 0) + 1
         seen[name.lower()] = count
