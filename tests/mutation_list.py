@@ -19,6 +19,10 @@ JOBS = "tests/e2e/test_jobs_api.py"
 EXPORTS = "tests/e2e/exports/test_exports.py"
 AUTOMATIONS = "tests/e2e/automations/test_automations.py"
 HOSTILE = "tests/e2e/imports/test_hostile_files.py"
+WH_PROC = "tests/e2e/webhooks/test_webhook_processes.py"
+WH_JOBS = "tests/e2e/webhooks/test_job_webhooks.py"
+WH_SUBS = "tests/e2e/webhooks/test_subscriptions.py"
+LINK_VIEWS = "tests/e2e/mass/test_link_notices_and_views.py"
 REUSED = "tests/e2e/test_no_one_crosses.py::test_a_key_reused_with_another_file_or_another_query_string_is_a_422"
 
 MUTATIONS: list[M] = [
@@ -130,7 +134,7 @@ MUTATIONS: list[M] = [
     M("selection-condition-replaced", "crm_workers/services/selection.py",
       '        query.setdefault("$and", []).append({field: condition})', "        query[field] = condition",
       "the selection: the caller's account, under",
-      ("tests/e2e/test_no_one_crosses.py::test_a_created_to_after_the_request_still_stops_at_the_request",)),
+      ("tests/e2e/test_no_one_crosses.py::test_a_bulk_delete_with_created_to_deletes_only_what_the_dry_run_counted",)),
     # ------------------------------------------------------------------ idempotency scope
     M("idempotency-key-shared-by-users", "crm_workers/jobs/idempotency.py",
       'return IdempotencyKey(key=key, scope=f"user:{uid}", fingerprint=fingerprint',
@@ -179,9 +183,10 @@ MUTATIONS: list[M] = [
       'db[QUEUES].find({"status": str(S.RUNNING), **_of(accounts)},', "crash safety: a job whose heartbeat",
       ("tests/integration/test_job_record.py::test_stale_running_jobs_are_requeued_and_fresh_ones_are_left_alone",)),
     # ------------------------------------------------------------------ exactly-once notifications and webhooks
-    M("notification-id-not-stable", "crm_workers/services/reminders/fanout.py",
-      '"_id": stable_id(dedupe_key), "account_id": reminder["account_id"]',
-      '"_id": ObjectId(), "account_id": reminder["account_id"]', "claims in batches of 1,000",
+    M("notification-not-once-per-occurrence-and-user", "crm_workers/services/reminders/fanout.py",
+      "dedupe_key = f\"reminder:{reminder['_id']}:{reminder['due_at'].isoformat()}:{uid}\"",
+      "dedupe_key = f\"reminder:{reminder['_id']}:{reminder['due_at'].isoformat()}:{uid}:{uuid.uuid4().hex}\"",
+      "claims in batches of 1,000",
       ("tests/e2e/reminders/test_retries.py::test_a_claim_retried_after_its_job_died_notifies_each_assignee_once",)),
     M("automation-log-per-run-not-per-event", "crm_workers/services/automations/run.py",
       '    key = {"account_id": account_id, "event_id": event_id, "automation_id": automation["_id"],'
@@ -193,7 +198,7 @@ MUTATIONS: list[M] = [
     M("succeeded-actions-run-again", "crm_workers/services/automations/run.py",
       '        if state["status"] in ("succeeded", "skipped"):', '        if state["status"] in ("skipped",):',
       "one log per event and automation",
-      (f"{AUTOMATIONS}::test_a_transient_webhook_failure_is_retried_from_the_failed_action_only",)),
+      (f"{AUTOMATIONS}::test_a_webhook_that_succeeded_is_not_sent_again_when_a_later_action_is_retried",)),
     M("automation-event-key-per-request", "crm_workers/services/automations/run.py",
       'idempotency_key=event_key(deal["_id"], stage["_id"], event_id))', 'idempotency_key=None)',
       "one log per event and automation",
@@ -218,7 +223,8 @@ MUTATIONS: list[M] = [
       "                [jobs.heartbeat(self.db, [run]) for run in quiet]", "one write to start a job",
       ("tests/e2e/test_job_claim.py::test_quiet_runs_of_a_process_share_one_heartbeat_write_and_each_job_ends_with_"
        "one_write",)),
-    M("webhook-redirect-followed", "crm_workers/adapters/webhooks.py", "redirect=False", "redirect=True",
+    M("webhook-redirect-followed", "crm_workers/adapters/webhooks.py", "redirect=False, preload_content=True",
+      "redirect=True, retries=urllib3.Retry(redirect=3), preload_content=True",
       "a webhook: signed, `X-CRM-Event-Id`, redirects not followed",
       (f"{AUTOMATIONS}::test_a_webhook_names_its_event_and_a_redirect_is_not_followed_but_fails_the_action",)),
     # ------------------------------------------------------------------ formula guards
@@ -280,11 +286,11 @@ MUTATIONS: list[M] = [
     M("undo-window-never-ends", "crm_workers/services/undo.py",
       '    if job["finished_at"] < now() - timedelta(days=UNDO_WINDOW_DAYS):', "    if False:",
       "undo of a bulk delete, tag, field", ("tests/e2e/mass/test_undo.py::test_an_undo_after_30_days_is_refused",)),
-    M("undo-twice", "crm_workers/services/undo.py",
-      '    if previous is None or previous["status"] not in UNDO_AGAIN:',
-      '    if previous is not None and previous["status"] not in UNDO_AGAIN:',
-      "resumable: a cancelled undo asked again",
-      ("tests/e2e/mass/test_undo.py::test_a_cancelled_undo_run_again_continues_and_completes_exactly",)),
+    M("undo-overwrites-what-changed-since", "crm_workers/services/mass/restore.py",
+      "    if any(doc.get(f) != after[f] for f in checked):\n        raise NotRestored(",
+      "    if False:\n        raise NotRestored(", "exactly: byte for byte where nothing changed",
+      ("tests/e2e/mass/test_undo.py::test_an_undo_moves_back_only_the_deals_still_where_the_delete_put_them_and_"
+       "lists_the_others",)),
     # ------------------------------------------------------------------ CLI exit codes
     M("cli-usage-exits-1", "crm_jobs/client.py", "OK, JOB_FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3",
       "OK, JOB_FAILED, USAGE, UNREACHABLE = 0, 1, 1, 3", "the CLI: `import` (watch)",
@@ -292,4 +298,44 @@ MUTATIONS: list[M] = [
     M("cli-failed-job-exits-0", "crm_jobs/client.py",
       '    return OK if job["status"] == "completed" else JOB_FAILED', "    return OK", "the CLI: `import` (watch)",
       (f"{CLI}::test_a_failed_import_exits_1_with_its_error_and_json_says_why",)),
+    # ------------------------------------------------------------------ webhooks for job events
+    M("webhook-delivery-recorded-twice", "crm_workers/services/webhooks/outbox.py",
+      '    return [{"_id": stable_id(end["id"], key), ', '    return [{"_id": ObjectId(), ',
+      "nothing lost: a worker SIGKILLed right after",
+      (f"{WH_PROC}::test_a_worker_sigkilled_right_after_a_job_ends_still_delivers_it_once",)),
+    M("webhook-claim-without-lease", "crm_workers/services/webhooks/sender.py",
+      '{"$set": {"claim_id": claim_id, "next_attempt_at": ts + LEASE, ', '{"$set": {"claim_id": claim_id, ',
+      "each attempt claimed atomically",
+      (f"{WH_JOBS}::test_a_slow_receiver_gets_one_post_per_delivery_while_it_takes_its_time",)),
+    M("webhook-resent-after-2xx", "crm_workers/services/webhooks/outbox.py",
+      '    if doc["status"] == "delivered":\n', "    if False:\n", "never sent again after a 2xx",
+      (f"{WH_JOBS}::test_an_answer_other_than_5xx_or_429_fails_it_and_the_retry_button_sends_it_again_once",)),
+    M("webhook-subscription-without-account", "crm_workers/services/webhooks/subscriptions.py",
+      '    doc = oid(subscription_id) and db[WEBHOOKS].find_one({"_id": oid(subscription_id),\n'
+      '                                                          "account_id": principal.account_id})',
+      '    doc = oid(subscription_id) and db[WEBHOOKS].find_one({"_id": oid(subscription_id)})',
+      "another account's subscription or delivery is a 404",
+      (f"{WH_SUBS}::test_another_accounts_subscription_is_not_found_and_never_changed",)),
+    M("webhook-non-owner-manages", "crm_workers/services/webhooks/subscriptions.py",
+      "    if restricted_to(db, principal) is not None:", "    if False:",
+      "under `owner_only` every webhook endpoint is for owners only",
+      (f"{WH_SUBS}::test_under_owner_only_a_non_owner_is_refused_every_webhook_endpoint",)),
+    M("webhook-private-url-allowed", "crm_workers/services/webhooks/subscriptions.py",
+      "        check_url(url, allow_private=allow_private)", "        check_url(url, allow_private=True)",
+      "a URL to a private, loopback or metadata address is refused",
+      (f"{WH_SUBS}::test_a_url_to_a_private_or_metadata_address_is_refused",)),
+    M("webhook-signature-without-timestamp", "crm_workers/domain/job_events.py",
+      '    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()',
+      "    mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()", "the README's verification recipes",
+      (f"{WH_JOBS}::test_a_delivery_verifies_with_the_readmes_python_and_openssl_recipes",)),
+    M("link-notice-twice", "crm_workers/services/mass/link_notices.py",
+      '        dedupe_key = f"contacts.linked:{job_id}:{uid}"',
+      '        dedupe_key = f"contacts.linked:{job_id}:{uid}:{ts.timestamp()}"',
+      "link tells the caller and the business",
+      (f"{LINK_VIEWS}::test_a_socket_service_failing_once_still_tells_each_user_exactly_once",)),
+    M("views-not-kept-for-undo", "crm_workers/services/mass/views.py",
+      "        trash.keep_sets(db, account_id, job_id, VIEWS, VIEW_ALIGNED,",
+      "        0 and trash.keep_sets(db, account_id, job_id, VIEWS, VIEW_ALIGNED,",
+      "a field delete takes the field out of every saved view",
+      (f"{LINK_VIEWS}::test_a_field_delete_takes_it_out_of_every_view_and_the_undo_restores_each_view_byte_for_byte",)),
 ]

@@ -21,6 +21,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -113,19 +114,37 @@ def _run_one(tree: Path, mutation: Mutation, log) -> tuple[str, float]:
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not soak",
                *mutation.tests]
     started = time.monotonic()
+    # Its own process group: a timeout or Ctrl-C interrupts pytest as Ctrl-C would (its fixtures stop the servers
+    # they started), and only then kills what is left.
+    run = subprocess.Popen(command, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        done = subprocess.run(command, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              timeout=TIMEOUT_SECONDS, start_new_session=True)
+        returncode = run.wait(timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
+        _interrupt(run)
         return "killed (timeout)", time.monotonic() - started
+    except KeyboardInterrupt:
+        _interrupt(run)
+        raise
     finally:
         target.write_text(original, encoding="utf-8")
     took = time.monotonic() - started
-    if done.returncode == 1:
+    if returncode == 1:
         return "killed", took
-    if done.returncode == 0:
+    if returncode == 0:
         return "survived", took
-    return f"error: pytest exited {done.returncode}", took
+    return f"error: pytest exited {returncode}", took
+
+
+def _interrupt(run: subprocess.Popen) -> None:
+    """SIGINT to the test run's process group, then SIGKILL if it has not ended within 30 s."""
+    try:
+        os.killpg(run.pid, signal.SIGINT)
+        run.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    except ProcessLookupError:
+        pass
 
 
 def _realworld() -> Path:

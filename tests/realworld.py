@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def candidates() -> list[Path]:
-    found = [Path(os.environ["REALWORLD_DIR"])] if os.environ.get("REALWORLD_DIR") else []
-    found.append(ROOT.parent / "shared" / "realworld")
+    if os.environ.get("REALWORLD_DIR"):  # said where: only there
+        return [Path(os.environ["REALWORLD_DIR"])]
+    found = [ROOT.parent / "shared" / "realworld"]
     git = ROOT / ".git"
     if git.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>"
         gitdir = Path(git.read_text().split(":", 1)[1].strip())
@@ -32,7 +33,7 @@ def realworld_dir() -> Path:
 REALWORLD = realworld_dir()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # session: set up before the servers, so a run without it fails at once
 def realworld() -> Path:
     """The samples' folder; the test fails (not skips) when it is missing."""
     if not REALWORLD.is_dir():

@@ -1,6 +1,6 @@
 """Webhook subscriptions for job events (CONTRACT §10): create, list, delete, rotate, deliveries, retry, secret."""
 
-from flask import jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.auth import principal
@@ -9,6 +9,7 @@ from crm_api.routes import crm_blueprint, db, settings
 from crm_workers.services.webhooks import outbox, subscriptions
 
 bp = crm_blueprint("webhooks")
+page = Blueprint("webhooks_page", __name__)
 
 
 class SubscriptionRequest(BaseModel):
@@ -95,3 +96,12 @@ def deliveries(webhook_id):
 @api_doc("Send a failed delivery again now", ok={"200": Delivery}, errors=(403, 404, 409))
 def retry(webhook_id, delivery_id):
     return jsonify(outbox.delivery_to_json(outbox.retry_delivery(db(), principal(), webhook_id, delivery_id)))
+
+
+@page.get("/dashboard/webhooks")
+@api_doc("The webhooks page (HTML): subscriptions, their delivery log, the retry button", media="text/html",
+         public=True)
+def webhooks_page():
+    from importlib.resources import files
+
+    return Response(files("crm_api").joinpath("webhooks.html").read_text(), mimetype="text/html")

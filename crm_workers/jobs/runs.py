@@ -87,26 +87,28 @@ def claim(db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = N
     return None
 
 
-def _finish(db: Database, job: dict, target: JobStatus, fields: dict) -> bool:
+def _finish(db: Database, job: dict, target: JobStatus, fields: dict, *, events: bool = True) -> bool:
     """End this run (one write, nothing read back); False when the run had lost the job."""
     ts = now()
     fields = {**fields, "status": str(target), "updated_at": ts}
     if target in FINISHED:
-        fields.update(end_marks(target, ts))
+        fields.update(end_marks(target, ts, events_pending=events))
     return bool(db[QUEUES].update_one({"_id": job["_id"], "run_id": job["run_id"], "status": {"$in": sources(target)}},
                                       {"$set": fields}).matched_count)
 
 
-def complete(db: Database, job: dict, progress: dict, result) -> bool:
-    return _finish(db, job, S.COMPLETED, {"progress": progress, "result": result, "finished_at": now()})
+# `events`: whether the end may have webhook deliveries to record (False only when the worker knows that nobody
+# subscribed: services/webhooks/interest.py).
+def complete(db: Database, job: dict, progress: dict, result, *, events: bool = True) -> bool:
+    return _finish(db, job, S.COMPLETED, {"progress": progress, "result": result, "finished_at": now()}, events=events)
 
 
-def fail(db: Database, job: dict, progress: dict, error: dict) -> bool:
-    return _finish(db, job, S.FAILED, {"progress": progress, "error": error, "finished_at": now()})
+def fail(db: Database, job: dict, progress: dict, error: dict, *, events: bool = True) -> bool:
+    return _finish(db, job, S.FAILED, {"progress": progress, "error": error, "finished_at": now()}, events=events)
 
 
-def cancelled(db: Database, job: dict, progress: dict) -> bool:
-    return _finish(db, job, S.CANCELLED, {"progress": progress, "finished_at": now()})
+def cancelled(db: Database, job: dict, progress: dict, *, events: bool = True) -> bool:
+    return _finish(db, job, S.CANCELLED, {"progress": progress, "finished_at": now()}, events=events)
 
 
 def requeue_for_retry(db: Database, job: dict, progress: dict, error: dict, *,

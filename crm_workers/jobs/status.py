@@ -48,11 +48,15 @@ def now() -> datetime:
     return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
-def end_marks(target: JobStatus, ts: datetime) -> dict:
+def end_marks(target: JobStatus, ts: datetime, *, events_pending: bool = True) -> dict:
     """Written with every job end, in that same write: the event the end is (its id is the webhooks'
-    `X-CRM-Event-Id`) and `events_pending`, the outbox's mark that its deliveries are still to be recorded. So an
-    end can never be without its deliveries, whatever dies right after it (see services/webhooks/outbox.py)."""
-    return {"end_event": {"id": new_event_id(), "status": str(target), "at": ts}, "events_pending": True}
+    `X-CRM-Event-Id`) and, when someone may want it, `events_pending`: the outbox's mark that its deliveries are
+    still to be recorded. So an end can never be without its deliveries, whatever dies right after it (see
+    services/webhooks/outbox.py)."""
+    marks: dict = {"end_event": {"id": new_event_id(), "status": str(target), "at": ts}}
+    if events_pending:
+        marks["events_pending"] = True
+    return marks
 
 
 def update_and_get(db: Database, query: dict, update) -> dict | None:

@@ -219,7 +219,7 @@ def test_the_operator_view_pages_through_every_account_by_cursor(live_api, brows
 def test_every_page_is_served_with_a_strict_csp_that_the_browser_enforces(live_api, browser):
     """The policy is real, not decoration: a script injected inline into the page and an inline handler are refused
     and reported; the pages' own files load under it with no violation."""
-    for path in ("/dashboard", "/dashboard/import", "/v1/crm/docs"):
+    for path in ("/dashboard", "/dashboard/import", "/dashboard/webhooks", "/v1/crm/docs"):
         page = browser.new_page()
         csp = watch_csp(page)
         assert_policy(page.goto(f"{live_api}{path}"))

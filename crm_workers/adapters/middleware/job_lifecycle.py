@@ -86,6 +86,9 @@ class JobLifecycle(Middleware):
         #: Called with each job this process ended, right after its end is recorded (webhook deliveries). A hook
         #: that fails or never runs (the process died) is caught up by the scheduler's sweep.
         self.after_end: list = []
+        #: Whether a job's end may have webhook deliveries (someone subscribed, or a callback): when it says no,
+        #: the end is written without the outbox mark and costs nothing more. Unknown: yes.
+        self.events_wanted = None
 
     def after_worker_boot(self, broker, worker):
         self._stop.clear()
@@ -134,16 +137,17 @@ class JobLifecycle(Middleware):
         job, progress = current.job, current.progress.as_doc()
         with self._lock:
             self._runs.pop(job["run_id"], None)
+        events = self._events_wanted(job)
         if exception is None:
-            end, status = (lambda: jobs.complete(self.db, job, progress, current.result)), "completed"
+            end, status = (lambda: jobs.complete(self.db, job, progress, current.result, events=events)), "completed"
         elif isinstance(exception, JobCancelled):
-            end, status = (lambda: jobs.cancelled(self.db, job, progress)), "cancelled"
+            end, status = (lambda: jobs.cancelled(self.db, job, progress, events=events)), "cancelled"
         elif isinstance(exception, NOT_RETRIED) or is_bad_input(exception):  # failed with its own code
             error = _error(exception, "job_failed")
-            end, status = (lambda: jobs.fail(self.db, job, progress, error)), "failed"
+            end, status = (lambda: jobs.fail(self.db, job, progress, error, events=events)), "failed"
         elif message.failed:
             error = _error(exception, "retries_exhausted")
-            end, status = (lambda: jobs.fail(self.db, job, progress, error)), "failed"
+            end, status = (lambda: jobs.fail(self.db, job, progress, error, events=events)), "failed"
         else:
             error = _error(exception, "outage" if is_outage(exception) else "transient_error")
             within = retry_due_within(broker, message)
@@ -154,12 +158,19 @@ class JobLifecycle(Middleware):
         log.info("job %s (%s) %s", job["_id"], job["type"], status)
         if ended and status != "waiting for retry":
             holds.wait_at(self.db, job, "ended")
-            for hook in self.after_end:
+            for hook in self.after_end if events else ():
                 try:
                     hook(job)
                 except Exception:
                     log.exception("after the end of job %s: %s failed", job["_id"], getattr(hook, "__name__", hook))
         job_context(None)
+
+    def _events_wanted(self, job: dict) -> bool:
+        try:
+            return self.events_wanted is None or bool(self.events_wanted(job))
+        except Exception:  # not known: the end carries the outbox mark, which costs one more write at most
+            log.exception("could not tell whether job %s has webhook subscribers", job["_id"])
+            return True
 
     def after_skip_message(self, broker, message):
         _current.job = None

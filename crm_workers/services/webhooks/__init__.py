@@ -10,7 +10,9 @@
 def attach(broker, *, db, settings) -> None:
     """A worker's broker gets the senders, and each job it ends has its deliveries recorded at once."""
     from crm_workers.adapters.middleware.job_lifecycle import JobLifecycle
-    from crm_workers.services.webhooks import dispatcher, outbox
+    from crm_workers.services.webhooks import dispatcher, interest, outbox
+
+    subscribed = interest.SubscribedAccounts(db)
 
     def record_deliveries(job):
         if outbox.record_job_end(db, job["_id"]):
@@ -19,7 +21,8 @@ def attach(broker, *, db, settings) -> None:
     for middleware in broker.middleware:
         if isinstance(middleware, JobLifecycle):
             middleware.after_end[:] = [record_deliveries]
+            middleware.events_wanted = subscribed.wants
     broker.add_middleware(dispatcher.WebhookDispatcher(
         db=db, senders=settings.webhook_senders, account_senders=settings.webhook_account_senders,
         poll_seconds=settings.webhook_poll_seconds, allow_private=settings.webhook_allow_private,
-        retry_base_seconds=settings.webhook_retry_seconds))
+        retry_base_seconds=settings.webhook_retry_seconds, subscribed=subscribed))

@@ -21,6 +21,7 @@ from crm_workers.services.webhooks import sender
 log = logging.getLogger("crm.webhooks")
 
 _wakers: list[threading.Event] = []
+_running: list[WebhookDispatcher] = []
 
 
 def wake() -> None:
@@ -29,21 +30,34 @@ def wake() -> None:
         event.set()
 
 
+def knows_subscribed(account_id) -> bool:
+    """Whether every dispatcher of this process knows the account has subscriptions (tests wait for it)."""
+    return all(d.subscribed is None or d.subscribed.wants({"account_id": account_id}) for d in list(_running))
+
+
 class WebhookDispatcher(Middleware):
     def __init__(self, *, db, senders: int, account_senders: int, poll_seconds: float, allow_private: bool,
-                 retry_base_seconds: float):
+                 retry_base_seconds: float, subscribed=None):
         self.db, self.senders, self.account_senders = db, senders, min(account_senders, senders)
         self.poll_seconds, self.allow_private, self.retry_base_seconds = poll_seconds, allow_private, retry_base_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._busy: Counter = Counter()  # account -> attempts in flight
+        self._handed: set = set()  # deliveries handed to a sender and not done yet
         self._pool: ThreadPoolExecutor | None = None
+        self.subscribed = subscribed  # interest.SubscribedAccounts, read again from this thread
 
     def after_worker_boot(self, broker, worker):
         self._stop.clear()
+        if self.subscribed is not None:
+            try:
+                self.subscribed.refresh(force=True)
+            except Exception:  # not known yet: every end gets the outbox mark until the next refresh
+                log.exception("could not read the accounts with webhook subscriptions")
         self._pool = ThreadPoolExecutor(max_workers=self.senders, thread_name_prefix="crm-webhook-sender")
         _wakers.append(self._wake)
+        _running.append(self)
         threading.Thread(target=self._loop, name="crm-webhook-dispatcher", daemon=True).start()
 
     def before_worker_shutdown(self, broker, worker):
@@ -51,6 +65,8 @@ class WebhookDispatcher(Middleware):
         self._wake.set()
         if self._wake in _wakers:
             _wakers.remove(self._wake)
+        if self in _running:
+            _running.remove(self)
         if self._pool is not None:
             # Attempts in flight end within their timeout; one cut short is due again after its lease.
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -60,13 +76,16 @@ class WebhookDispatcher(Middleware):
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
             try:
+                if self.subscribed is not None:
+                    self.subscribed.refresh()
                 while not self._stop.is_set() and self._dispatch():
                     pass
             except Exception:  # a database hiccup must not end the dispatcher
                 log.exception("webhook dispatch failed")
 
     def _dispatch(self) -> bool:
-        """Claim what fits in the free senders; True when all of them were filled (more may be due)."""
+        """Hand due deliveries to free senders (each claims its own: claims run in parallel, not one by one
+        here); True when all of them were filled (more may be due)."""
         with self._lock:
             free = self.senders - sum(self._busy.values())
             full = [a for a, n in self._busy.items() if n >= self.account_senders]
@@ -76,33 +95,34 @@ class WebhookDispatcher(Middleware):
         for candidate in sender.due(self.db, limit=free, skip_accounts=full):
             account = candidate["account_id"]
             with self._lock:
-                if self._busy[account] >= self.account_senders:
+                if self._busy[account] >= self.account_senders or candidate["_id"] in self._handed:
                     continue
                 self._busy[account] += 1
-            delivery = sender.claim(self.db, candidate["_id"])
-            if delivery is None:
-                self._done(account)
-                continue
+                self._handed.add(candidate["_id"])
             try:
-                self._pool.submit(self._send, delivery)
-            except RuntimeError:  # shutting down: the claim's lease makes it due again for another sender
-                self._done(account)
+                self._pool.submit(self._send, candidate)
+            except RuntimeError:  # shutting down: what was not claimed stays due for another sender
+                self._done(candidate)
                 return False
             started += 1
         return started == free
 
-    def _send(self, delivery: dict) -> None:
+    def _send(self, candidate: dict) -> None:
         try:
-            sender.attempt(self.db, delivery, allow_private=self.allow_private,
-                           retry_base_seconds=self.retry_base_seconds)
-        except Exception:  # the claim's lease makes it due again
-            log.exception("webhook delivery %s failed unexpectedly", delivery["_id"])
+            delivery = sender.claim(self.db, candidate["_id"])  # None: another sender took it first
+            if delivery is not None:
+                sender.attempt(self.db, delivery, allow_private=self.allow_private,
+                               retry_base_seconds=self.retry_base_seconds)
+        except Exception:  # a claimed one is due again after its lease
+            log.exception("webhook delivery %s failed unexpectedly", candidate["_id"])
         finally:
-            self._done(delivery["account_id"])
+            self._done(candidate)
             self._wake.set()
 
-    def _done(self, account) -> None:
+    def _done(self, candidate: dict) -> None:
+        account = candidate["account_id"]
         with self._lock:
+            self._handed.discard(candidate["_id"])
             self._busy[account] -= 1
             if self._busy[account] <= 0:
                 del self._busy[account]

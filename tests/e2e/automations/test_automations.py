@@ -128,6 +128,22 @@ def test_a_transient_webhook_failure_is_retried_from_the_failed_action_only(clie
     assert log["status"] == "succeeded" and log["attempt"] == 2
 
 
+def test_a_webhook_that_succeeded_is_not_sent_again_when_a_later_action_is_retried(client, db, worker, tenant, crm,
+                                                                                  hooks):
+    qualified = crm["stages"][1]
+    automation(db, tenant, crm, qualified, [
+        {"type": "webhook", "params": {"url": hooks.url + "?step=1"}},
+        {"type": "webhook", "params": {"url": hooks.url + "?step=2"}},
+    ])
+    hooks.statuses[:] = [200, 503]  # the first succeeds, the second fails (transient) once
+
+    job = wait_for_job(db, trigger(client, db, tenant, crm, qualified, "evt-skip-done"), timeout=60)
+
+    assert job["status"] == "completed" and job["attempts"] == 2
+    # The retry starts at the failed action: the first webhook went out once.
+    assert [c["path"] for c in hooks.for_event("evt-skip-done")] == ["/hook?step=1", "/hook?step=2", "/hook?step=2"]
+
+
 def test_a_permanent_failure_fails_the_run_with_its_reason_and_a_user_retry_resumes_it(client, db, worker, tenant,
                                                                                        crm, hooks):
     qualified = crm["stages"][1]
@@ -279,6 +295,7 @@ def test_a_public_address_passes_the_check():
     "http://example.com:99999/", "http://example.com:abc/", "http://example.com:0/",
     "ftp://example.com/", "file:///etc/passwd", "http:///x", "http://exa mple.com/", "http://example.com/\r\nX: y",
     "", "//example.com/x",
+    "http://bücher.example/",  # the client connects to xn--bcher-kva.example, the other parser reads bücher
 ])
 def test_urls_that_parsers_could_read_differently_are_refused(url):
     with pytest.raises(WebhookRefused):

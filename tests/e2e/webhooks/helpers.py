@@ -8,6 +8,7 @@ import hmac
 from bson import ObjectId
 
 from crm_workers.jobs import now
+from crm_workers.services.webhooks.dispatcher import knows_subscribed
 from tests.conftest import wait_for
 
 
@@ -15,6 +16,9 @@ def subscribe(client, tenant, url, events=("job.completed", "job.failed", "job.c
     body = {"url": url, "events": list(events)} | ({"types": list(types)} if types is not None else {})
     response = client.post("/v1/crm/webhooks", json=body, headers=tenant.headers(**headers))
     assert response.status_code == 201, response.get_json()
+    # The in-process worker reads the subscribed accounts every second; an end before that is left to the
+    # scheduler's sweep (tests/e2e/webhooks/test_webhook_processes.py), which these tests do not run.
+    wait_for(lambda: knows_subscribed(tenant.account_id), what="the worker to know of the subscription")
     return response.get_json()
 
 

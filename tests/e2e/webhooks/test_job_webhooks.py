@@ -54,7 +54,7 @@ def test_a_subscription_gets_only_the_events_and_job_types_it_asked_for(
     cancelled = client.delete(f"/v1/crm/tags/{tag}", headers=tenant.headers()).get_json()["id"]
     held.reached()
     assert client.post(f"/v1/crm/jobs/{cancelled}/cancel", headers=tenant.headers()).status_code == 200
-    held.release()
+    held.release_for_the_next_checkpoint_to_write()
     assert wait_for_job(db, cancelled)["status"] == "cancelled"
     wait_for_calls(hook_receiver, cancelled)
 
@@ -132,11 +132,20 @@ def test_a_callback_url_in_a_json_body_goes_with_the_job(client, db, worker, ten
 
 def test_a_slow_receiver_gets_one_post_per_delivery_while_it_takes_its_time(
         client, db, worker, tenant, hook_receiver):
-    subscribe(client, tenant, hook_receiver.url)
-    hook_receiver.delay = 1.5  # several of the senders' 0.2 s looks for due deliveries pass meanwhile
-    job_id = delete_tag(client, db, tenant)
+    """Two workers' senders look for due deliveries every 0.2 s while the receiver takes 1.5 s: one POST."""
+    from crm_workers.services.webhooks.dispatcher import WebhookDispatcher
 
-    wait_for(lambda: (d := deliveries(db, job_id)) and d[0]["status"] == "delivered", what="delivered")
+    subscribe(client, tenant, hook_receiver.url)
+    hook_receiver.delay = 1.5
+    other = WebhookDispatcher(db=db, senders=4, account_senders=4, poll_seconds=0.1, allow_private=True,
+                              retry_base_seconds=0.2)  # a second worker process's senders
+    other.after_worker_boot(None, None)
+    try:
+        job_id = delete_tag(client, db, tenant)
+        wait_for(lambda: (d := deliveries(db, job_id)) and d[0]["status"] == "delivered", what="delivered")
+        wait_for(lambda: time.time() > hook_receiver.for_job(job_id)[0]["at"] + 1, what="a second more of looking")
+    finally:
+        other.before_worker_shutdown(None, None)
 
     assert len(hook_receiver.for_job(job_id)) == 1
     assert deliveries(db, job_id)[0]["attempts"] == 1
@@ -173,3 +182,13 @@ def test_a_delivery_verifies_with_the_readmes_python_and_openssl_recipes(
     assert shell(sub["secret"], sig) == "INVALID"
     old = sign(sub["secret"], int(time.time()) - 3600, call["raw"])
     assert recipe["verify"](sub["secret"], old, call["raw"]) is False
+
+
+def test_a_job_of_an_account_without_webhooks_ends_without_the_outbox_mark(client, db, worker, tenant):
+    job_id = delete_tag(client, db, tenant)
+
+    done = wait_for_job(db, job_id)
+
+    assert done["status"] == "completed" and done["end_event"]["id"].startswith("evt_")
+    assert "events_pending" not in done
+    assert deliveries(db, job_id) == []
