@@ -3,9 +3,10 @@
     python bench/webhooks_bench.py [N]        (default 10,000)
 
 Account A subscribes a receiver that answers each POST after 1 s and serves 20 connections at once; N of its jobs
-end at once: written by the bench with the very functions a worker's lifecycle uses (`jobs.complete`, then
-`outbox.record_job_end`), so that what is measured is the delivery, not how fast jobs run (`jobs_bench.py` does
-that). One `crm-jobs worker` process (8 job threads, its webhook senders) sends them, with the scheduler running.
+end at once: written in bulk as the lifecycle's end write leaves a job (`completed`, its `end_event`, the outbox
+mark), then recorded by the scheduler's own sweep (`outbox.record_pending_ends`, as after every worker died right
+after its jobs' ends), so that what is measured is the delivery, not how fast jobs run (`jobs_bench.py` does that).
+One `crm-jobs worker` process (8 job threads, its webhook senders) sends them, with the scheduler running.
 Account B subscribes a quick receiver and runs a real job every 0.2 s through that worker, first alone
 (baseline), then while A's deliveries drain. Prints the drain rate against the receiver's ceiling (20/s),
 duplicates, and B's job and delivery latencies in both phases.
@@ -23,7 +24,6 @@ import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,6 +34,7 @@ from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.broker import enqueue_job, make_broker  # noqa: E402
 from crm_workers.adapters.mongo import connect, ensure_indexes  # noqa: E402
 from crm_workers.domain.principal import Principal  # noqa: E402
+from crm_workers.jobs.status import JobStatus, end_marks  # noqa: E402
 from crm_workers.services.webhooks import outbox  # noqa: E402
 from crm_workers.services.webhooks.subscriptions import create_subscription  # noqa: E402
 from crm_workers.settings import Settings  # noqa: E402
@@ -67,13 +68,19 @@ def tag_job(db, broker, account):
     return job["_id"]
 
 
-def end_a_job(db, account):
-    """One of A's jobs ends, as a worker ends it: the end written with its outbox mark, its deliveries recorded."""
-    job, _ = jobs.create_job(db, account, "tags.delete", {"tag_id": str(ObjectId())})
-    run = jobs.claim(db, job["_id"], stale_seconds=600)
-    jobs.complete(db, run, {"total": 0, "processed": 0, "succeeded": 0, "failed": 0, "percent": 100.0},
-                  {"contacts_updated": 0, "deals_updated": 0})
-    outbox.record_job_end(db, job["_id"])
+def end_a_jobs(db, account, n):
+    """A's jobs, ended: each as the worker's end write leaves it (`jobs.complete` with the outbox mark)."""
+    for start in range(0, n, 1000):
+        docs = []
+        for _ in range(min(1000, n - start)):
+            ts = jobs.now()
+            docs.append({"account_id": account, "type": "tags.delete", "queue": "bulk", "status": "completed",
+                         "progress": {"total": 0, "processed": 0, "succeeded": 0, "failed": 0, "percent": 100.0},
+                         "params": {"tag_id": str(ObjectId())}, "result": {"contacts_updated": 0}, "error": None,
+                         "attempts": 1, "created_by": None, "created_at": ts, "updated_at": ts, "enqueued_at": ts,
+                         "started_at": ts, "finished_at": ts, "heartbeat_at": ts,
+                         **end_marks(JobStatus.COMPLETED, ts)})
+        db["queues"].insert_many(docs)
 
 
 def b_phase(db, broker, account, receiver):
@@ -124,8 +131,9 @@ def main():
             base_jobs, base_hooks = b_phase(db, broker, b, quick)
 
             start = time.perf_counter()
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda _: end_a_job(db, a), range(n)))
+            end_a_jobs(db, a, n)
+            while outbox.record_pending_ends(db, accounts=[a]):
+                pass
             ended = time.perf_counter() - start
             recorded_at = time.time()
             pending = db["crm.webhook.deliveries"].count_documents({"account_id": a, "status": "pending"})

@@ -71,11 +71,12 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
         reminders,
         reports,
         tags,
+        warehouse,
         webhooks,
     )
 
     for module in (health, metrics, docs, jobs, tags, imports, exports, reminders, mass, automations, webhooks,
-                   reports, dashboard):
+                   reports, dashboard, warehouse):
         app.register_blueprint(module.bp)
     app.register_blueprint(dashboard.page)
     app.register_blueprint(imports.page)

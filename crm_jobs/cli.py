@@ -1,5 +1,5 @@
 """`crm-jobs api | worker | scheduler | pubsub | dev | token | import | export | jobs | watch | cancel | retry |
-undo | errors`; `python -m crm_jobs` is the same."""
+undo | errors | warehouse runs|run`; `python -m crm_jobs` is the same."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from crm_jobs.commands import (
     cmd_jobs,
     cmd_retry,
     cmd_undo,
+    cmd_warehouse_run,
+    cmd_warehouse_runs,
     cmd_watch,
 )
 from crm_workers.domain.job_types import Queue
@@ -233,6 +235,15 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=float, default=1.0)
     watch.set_defaults(func=cmd_watch)
 
+    warehouse = sub.add_parser("warehouse", help="the warehouse feed's runs (a service token)")
+    warehouse_sub = warehouse.add_subparsers(dest="warehouse_command", required=True)
+    wh_runs = warehouse_sub.add_parser("runs", help="the latest runs, newest first, with their windows and counts")
+    wh_runs.add_argument("--limit", type=int, default=20)
+    wh_runs.set_defaults(func=cmd_warehouse_runs)
+    wh_run = warehouse_sub.add_parser("run", help="start a run now (or the one queued or running) and watch it")
+    wh_run.add_argument("--no-watch", action="store_true", help="print the job and return at once")
+    wh_run.set_defaults(func=cmd_warehouse_run)
+
     cancel = sub.add_parser("cancel", help="cancel a queued or running job")
     retry = sub.add_parser("retry", help="retry a failed job and watch it")
     undo = sub.add_parser("undo", help="undo an import, bulk delete or structure delete (30 days) and watch it")
@@ -243,7 +254,7 @@ def parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
     for command in (imp, exp, retry, undo):
         command.add_argument("--no-watch", action="store_true", help="print the job and return at once")
-    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors):
+    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors, wh_runs, wh_run):
         command.add_argument("--url", help="API base URL (default: CRM_URL or http://127.0.0.1:8000)")
         command.add_argument("--token", help="bearer token (default: CRM_TOKEN)")
 
@@ -257,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=7 * 24 * 3600, help="seconds the token is valid")
     token.add_argument("--data-dir", default=".crm-data", help="where `crm-jobs dev` keeps its secret")
     token.set_defaults(func=cmd_token)
-    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors, token):
+    for command in (imp, exp, jobs, watch, cancel, retry, undo, errors, token, wh_runs, wh_run):
         command.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of text")
     return p
 

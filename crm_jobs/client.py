@@ -1,5 +1,5 @@
 """The API from a terminal or a script (CRM_URL and CRM_TOKEN, or flags): `crm-jobs import | export | jobs |
-watch | cancel | retry | undo | errors`.
+watch | cancel | retry | undo | errors | warehouse`.
 
 Exit codes, for scripts: 0 done (the job completed), 1 the job failed or was cancelled, or the API refused the
 request, 2 usage (bad arguments, no token), 3 the API cannot be reached. Every failure is one line on stderr.
@@ -104,9 +104,39 @@ def watch(client: Client, job_id: str, *, interval: float = 1.0, out=sys.stdout,
         out.write("\n")
     if job.get("error"):
         out.write(f"error: {job['error']['code']}: {job['error']['message']}\n")
-    if job.get("result"):
+    if job.get("result") and job.get("type", "").endswith(".import"):
+        out.write(import_summary(job))
+    elif job.get("result"):
         out.write(json.dumps(job["result"], indent=2, default=str) + "\n")
     return job
+
+
+SUMMARY_WARNINGS = 5
+
+
+def import_summary(job: dict) -> str:
+    """An import's end in a few lines: its counts, the rows imported with a value left out, the first warnings,
+    and the command that hands back the rows to look at (the full result: --json)."""
+    result, job_id = job["result"], job["id"]
+    counts = result.get("counts") or {}
+    lines = [f"{result.get('rows', 0)} rows: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in
+                                                          ("created", "updated", "skipped", "failed"))
+             + (f" ({result['unchanged']} already up to date)" if result.get("unchanged") else "")]
+    if warned := result.get("rows_with_warnings"):
+        lines.append(f"{warned} rows imported with a value left out (rows_with_warnings)")
+    if ignored := result.get("ignored_columns"):
+        lines.append(f"{len(ignored)} columns not imported: " + ", ".join(ignored[:8])
+                     + (", …" if len(ignored) > 8 else ""))
+    warnings = result.get("warnings") or []
+    for warning in warnings[:SUMMARY_WARNINGS]:
+        lines.append(f"warning: {warning}")
+    if len(warnings) > SUMMARY_WARNINGS:
+        lines.append(f"… and {len(warnings) - SUMMARY_WARNINGS} more warnings")
+    if counts.get("failed") or counts.get("skipped") or warned:
+        what = "the failed rows" if counts.get("failed") or counts.get("skipped") else "the rows with warnings"
+        lines.append(f"{what}, to fix and import again: crm-jobs errors {job_id} --output {job_id}-errors.csv")
+    lines.append(f"the full result: crm-jobs watch {job_id} --json")
+    return "\n".join(lines) + "\n"
 
 
 def exit_code(job: dict) -> int:
@@ -129,6 +159,18 @@ def jobs_table(page: dict, *, out=sys.stdout) -> None:
     total = page["total"] if page.get("total") is not None else "?"
     more = f" (more: --after {page['next_after']})" if page.get("next_after") else ""
     out.write(f"{len(page['jobs'])} of {total}{more}\n")
+
+
+def warehouse_table(runs: list[dict], *, out=sys.stdout) -> None:
+    """The warehouse feed's runs, newest first: status, window end, rows, deletes, values of unexpected shape."""
+    out.write(f"{'RUN':<24}  {'STATUS':<10} {'TO':<24} {'ROWS':>9} {'DELETED':>8} {'UNEXPECTED':>10}  CREATED\n")
+    for run in runs:
+        unexpected = sum(c["unexpected"] for c in (run.get("collections") or {}).values())
+        written = run.get("to") is not None
+        out.write(f"{run['id']:<24}  {run['status']:<10} {run.get('to') or '-':<24} "
+                  f"{run['rows'] if written else '-':>9} {run['deleted'] if written else '-':>8} "
+                  f"{unexpected if written else '-':>10}  {run['created_at']}\n")
+    out.write(f"{len(runs)} runs\n")
 
 
 def import_file(client: Client, path: str, *, entity: str, mapping: str | None, options: str | None) -> dict:

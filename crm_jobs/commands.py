@@ -83,3 +83,18 @@ def cmd_errors(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def cmd_warehouse_run(args) -> int:
+    return _started(args, _client(args).call("POST", "/warehouse/runs"))
+
+
+def cmd_warehouse_runs(args) -> int:
+    from crm_jobs.client import warehouse_table
+
+    runs = _client(args).call("GET", "/warehouse/runs")["runs"][:args.limit]
+    if args.json:
+        print(json.dumps({"runs": runs}))
+    else:
+        warehouse_table(runs)
+    return 0

@@ -27,6 +27,7 @@ from crm_workers.services.mass import trash
 from crm_workers.services.migrations import run_migrations
 from crm_workers.services.reminders import schedule as reminder_schedule
 from crm_workers.services.reports import nightly
+from crm_workers.services.warehouse import runs as warehouse_runs
 from crm_workers.services.webhooks import outbox as webhook_outbox
 from crm_workers.settings import Settings
 
@@ -109,6 +110,10 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     def exchange_rates():
         return start_job(db, broker, SYSTEM_ACCOUNT_ID, "rates.refresh", {})["_id"]
 
+    def warehouse_feed():
+        # One run at a time, whichever replica (or operator) starts it: see start_run.
+        return warehouse_runs.start_run(db, broker, requested_by="scheduler")["_id"]
+
     sched.add_job(refresh_lease, "interval", seconds=LEASE_SECONDS / 3, id="leader-lease")
     # The first tick runs at start: reminders that fell due while everything was down go out at once.
     sched.add_job(leader_only(lease, due_reminders), "interval", seconds=settings.scheduler_tick_seconds,
@@ -131,6 +136,9 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     # At start, and daily after the ECB publishes (~16:00 CET); a failed read leaves the stored days serving.
     sched.add_job(leader_only(lease, exchange_rates), "cron", hour=15, minute=30, id="exchange-rates",
                   next_run_time=datetime.now(UTC))
+    if settings.warehouse_interval_seconds:  # 0 turns the feed off
+        sched.add_job(leader_only(lease, warehouse_feed), "interval", seconds=settings.warehouse_interval_seconds,
+                      id="warehouse-feed")
     refresh_lease()
     return sched, lease
 

@@ -297,7 +297,7 @@ MUTATIONS: list[M] = [
       (f"{CLI}::test_a_failed_import_exits_1_with_its_error_and_json_says_why",)),
     # ------------------------------------------------------------------ webhooks for job events
     M("webhook-delivery-recorded-twice", "crm_workers/services/webhooks/outbox.py",
-      '    docs = [{"_id": stable_id(end["id"], key), ', '    docs = [{"_id": ObjectId(), ',
+      '    return [{"_id": stable_id(end["id"], key), ', '    return [{"_id": ObjectId(), ',
       "nothing lost: a worker SIGKILLed right after",
       (f"{WH_PROC}::test_a_worker_sigkilled_right_after_a_job_ends_still_delivers_it_once",)),
     M("webhook-claim-without-lease", "crm_workers/services/webhooks/sender.py",

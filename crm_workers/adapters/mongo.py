@@ -159,6 +159,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("subscription_id", ASCENDING), ("created_at", DESCENDING)),
         _ix(A, ("job_id", ASCENDING)),
         _ix(("status", ASCENDING), ("next_attempt_at", ASCENDING)),
+        _ix(("created_at", ASCENDING), expireAfterSeconds=30 * 24 * 3600),  # the delivery log keeps 30 days
     ],
     RATES: [_ix(("date", ASCENDING), unique=True)],
     # one stored result per account, kind, parameters and scope (services/reports/store.py)

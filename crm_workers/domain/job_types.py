@@ -17,9 +17,9 @@ MIN_BACKOFF_MS = 2_000
 MAX_BACKOFF_MS = 300_000
 
 
-#: The account under which jobs of the whole system (one run for every account: the warehouse feed) are
-#: recorded. No CRM account has it, and a user token naming it is refused (domain/principal.py), so only
-#: service tokens see these jobs.
+#: The account under which jobs of the whole system (one run for every account: the warehouse feed, the exchange
+#: rates) are recorded. No CRM account has it, and a user token naming it is refused (domain/principal.py), so
+#: only service tokens see these jobs.
 SYSTEM_ACCOUNT_ID = ObjectId("0" * 24)
 
 

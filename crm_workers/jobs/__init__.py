@@ -16,6 +16,7 @@ from crm_workers.jobs.record import (
     ended_unrecorded_since,
     ended_with_events_pending,
     events_recorded,
+    events_recorded_many,
     exports_past_retention,
     get_job,
     get_job_of_any_account,
@@ -51,7 +52,7 @@ from crm_workers.jobs.status import ALLOWED_TRANSITIONS, FINISHED, JobStatus, ch
 __all__ = [
     "ALLOWED_TRANSITIONS", "FINISHED", "MAX_LOST_RUNS", "PROGRESS_FLUSH_SECONDS", "cancelled", "check_transition",
     "claim", "client_key", "complete", "create_job", "ended_unrecorded_since", "ended_with_events_pending",
-    "events_recorded", "exports_past_retention", "fail", "get_job",
+    "events_recorded", "events_recorded_many", "exports_past_retention", "fail", "get_job",
     "get_job_of_any_account", "heartbeat", "IdempotencyKey", "job_for_key", "job_to_json", "JobStatus",
     "link_undo_job", "list_jobs", "list_jobs_of_every_account", "lost_candidates", "mark_file_deleted",
     "mark_reenqueued", "mark_undo_requested", "mark_undone", "mark_unrunnable", "now", "Progress", "remember_key",

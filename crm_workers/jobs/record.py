@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import DESCENDING, UpdateOne
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, QUEUES, oid
@@ -287,6 +287,14 @@ def events_recorded(db: Database, job_id: ObjectId, event_id: str) -> None:
     """The deliveries of this end are recorded (a later end of the same job is its own event)."""
     db[QUEUES].update_one({"_id": job_id, "end_event.id": event_id},
                           {"$unset": {"events_pending": ""}, "$set": {"end_event.recorded": True}})
+
+
+def events_recorded_many(db: Database, ends: list[tuple[ObjectId, str]]) -> None:
+    """`events_recorded` for many ends, in one round trip."""
+    if ends:
+        db[QUEUES].bulk_write([UpdateOne({"_id": job_id, "end_event.id": event_id},
+                                         {"$unset": {"events_pending": ""}, "$set": {"end_event.recorded": True}})
+                               for job_id, event_id in ends], ordered=False)
 
 
 def ended_unrecorded_since(db: Database, account_id: ObjectId, since, *, limit: int = 1000) -> list[dict]:

@@ -11,6 +11,7 @@ from crm_workers.adapters.mongo import QUEUES, REMINDERS
 from crm_workers.jobs import now
 from crm_workers.services.imports.pubsub_bridge import bridge_stats
 from crm_workers.services.rates import rates_stats
+from crm_workers.services.warehouse.manifests import feed_totals
 
 
 class JobMetrics:
@@ -56,6 +57,24 @@ class JobMetrics:
         yield lag
         yield from self._pubsub()
         yield from self._rates()
+        yield from self._warehouse()
+
+    def _warehouse(self):
+        totals, last_end = feed_totals(self.db)
+        rows = CounterMetricFamily("crm_warehouse_rows", "Rows the warehouse feed wrote, by collection and `_op`",
+                                   labels=["collection", "op"])
+        unexpected = CounterMetricFamily("crm_warehouse_unexpected_values",
+                                         "Values of an unexpected shape the feed wrote as text, by collection",
+                                         labels=["collection"])
+        for t in totals:
+            rows.add_metric([t["_id"], "upsert"], t["rows"])
+            rows.add_metric([t["_id"], "delete"], t["deleted"])
+            unexpected.add_metric([t["_id"]], t["unexpected"])
+        lag = GaugeMetricFamily("crm_warehouse_lag_seconds",
+                                "How far behind the warehouse is: age of the end of the last run written")
+        if last_end is not None:
+            lag.add_metric([], (now() - last_end).total_seconds())
+        yield from (rows, unexpected, lag)
 
     def _rates(self):
         stats = rates_stats(self.db)

@@ -49,9 +49,13 @@ def write_manifest(db: Database, storage, manifest: dict) -> str:
 
 
 def _record(db: Database, manifest: dict, key: str) -> None:
+    # Collection and column names hold dots, which MongoDB field names should not: the manifest is kept as text,
+    # and its counts as a list.
+    tables = [{"collection": name, "rows": c["rows"], "deleted": c["deleted"], "files": len(c["files"]),
+               "unexpected": sum(c.get("unexpected", {}).values())} for name, c in manifest["collections"].items()]
     doc = {"from": parse_iso(manifest["from"]), "to": parse_iso(manifest["to"]), "manifest": key,
-           "collections": manifest["collections"], "rows": sum(c["rows"] for c in manifest["collections"].values()),
-           "deleted": sum(c["deleted"] for c in manifest["collections"].values())}
+           "manifest_json": json.dumps(manifest), "tables": tables, "rows": sum(t["rows"] for t in tables),
+           "deleted": sum(t["deleted"] for t in tables)}
     db[WAREHOUSE_RUNS].update_one({"_id": ObjectId(manifest["run_id"])}, {"$set": doc}, upsert=True)
 
 
@@ -75,4 +79,15 @@ def last_window_end(db: Database, storage) -> datetime | None:
 
 
 def manifests_by_run(db: Database, run_ids: list[ObjectId]) -> dict[ObjectId, dict]:
-    return {d["_id"]: d for d in db[WAREHOUSE_RUNS].find({"_id": {"$in": run_ids}})}
+    return {d["_id"]: d for d in db[WAREHOUSE_RUNS].find({"_id": {"$in": run_ids}}, {"manifest_json": 0})}
+
+
+def feed_totals(db: Database) -> tuple[list[dict], datetime | None]:
+    """Rows written per collection and operation over every recorded run, and the last window's end."""
+    totals = list(db[WAREHOUSE_RUNS].aggregate([
+        {"$unwind": "$tables"},
+        {"$group": {"_id": "$tables.collection", "rows": {"$sum": "$tables.rows"},
+                    "deleted": {"$sum": "$tables.deleted"}, "unexpected": {"$sum": "$tables.unexpected"}}},
+        {"$sort": {"_id": 1}}]))
+    last = db[WAREHOUSE_RUNS].find_one({}, {"to": 1}, sort=[("to", -1)])
+    return totals, last["to"] if last else None

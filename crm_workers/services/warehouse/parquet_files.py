@@ -24,8 +24,9 @@ class ParquetFiles:
     rewrites its files instead of adding to them)."""
 
     def __init__(self, storage, key_prefix: str, schema: pa.Schema, *, group_rows: int = ROW_GROUP_ROWS,
-                 file_rows: int = FILE_ROWS):
+                 file_rows: int = FILE_ROWS, uploaded: list[str] | None = None):
         self.storage, self.key_prefix, self.schema = storage, key_prefix, schema
+        self.uploaded = uploaded if uploaded is not None else []  # every key uploaded, shared by a run's tables
         self.group_rows, self.file_rows = group_rows, file_rows
         self.keys: list[str] = []
         self.bytes = 0
@@ -78,4 +79,5 @@ class ParquetFiles:
         self.bytes += self.storage.put_stream(key, self._file, content_type=CONTENT_TYPE)
         self._file.close()
         self.keys.append(key)
+        self.uploaded.append(key)
         self._writer, self._file, self._file_rows = None, None, 0

@@ -62,9 +62,10 @@ def _range(window: dict) -> dict:
 
 
 def _export_collection(db: Database, storage, collection: str, window: dict, run_id: str, progress: Progress,
-                       batch_size: int) -> dict:
+                       batch_size: int, uploaded: list[str]) -> dict:
     builder = BatchBuilder(collection, run_id)
-    files = ParquetFiles(storage, manifests.file_prefix(collection, window["day"], run_id), builder.schema)
+    files = ParquetFiles(storage, manifests.file_prefix(collection, window["day"], run_id), builder.schema,
+                         uploaded=uploaded)
     rng = _range(window)
     query: dict = {"updated_at": rng}
     projection = None
@@ -104,19 +105,31 @@ def _remove_leftovers(storage, collection: str, window: dict, run_id: str, keys:
             storage.delete(key)
 
 
+def _remove(storage, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            storage.delete(key)
+        except Exception as exc:  # the run's own error matters more; a retry rewrites the file anyway
+            log.warning("could not remove %s: %s", key, exc)
+
+
 def run_warehouse_export(db: Database, settings, job: dict, progress: Progress) -> dict:
     storage = storage_from_settings(settings)
     run_id = str(job["_id"])
     ensure_change_indexes(db)
     window = _window(db, settings, storage, progress)
     progress.set(processed=0, succeeded=0)  # a retry starts the run again: same window, same file names
-    collections = {}
-    for collection in COLLECTIONS:
-        collections[collection] = _export_collection(db, storage, collection, window, run_id, progress,
-                                                     settings.warehouse_batch_size)
-        if progress.attempt > 1:
-            _remove_leftovers(storage, collection, window, run_id, collections[collection]["files"])
-    progress.checkpoint(flush=True)  # cancelled by now: no manifest
+    collections, uploaded = {}, []
+    try:
+        for collection in COLLECTIONS:
+            collections[collection] = _export_collection(db, storage, collection, window, run_id, progress,
+                                                         settings.warehouse_batch_size, uploaded)
+            if progress.attempt > 1:
+                _remove_leftovers(storage, collection, window, run_id, collections[collection]["files"])
+        progress.checkpoint(flush=True)  # cancelled by now: no manifest
+    except BaseException:
+        _remove(storage, uploaded)  # files without a manifest are no part of the feed (a killed run's stay)
+        raise
     manifest = {"run_id": run_id, "from": manifests.iso(window["from"]), "to": manifests.iso(window["to"]),
                 "written_at": manifests.iso(now()), "collections": collections}
     key = manifests.write_manifest(db, storage, manifest)

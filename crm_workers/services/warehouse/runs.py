@@ -51,7 +51,6 @@ def run_to_json(job: dict, manifest: dict | None) -> dict:
         out["manifest"] = manifest["manifest"]
         out.update({"from": iso(manifest["from"]), "to": iso(manifest["to"]), "rows": manifest["rows"],
                     "deleted": manifest["deleted"],
-                    "collections": {name: {"rows": c["rows"], "deleted": c["deleted"], "files": len(c["files"]),
-                                           "unexpected": sum(c.get("unexpected", {}).values())}
-                                    for name, c in manifest["collections"].items()}})
+                    "collections": {t["collection"]: {k: t[k] for k in ("rows", "deleted", "files", "unexpected")}
+                                    for t in manifest["tables"]}})
     return out

@@ -44,6 +44,7 @@ class WebhookDispatcher(Middleware):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._busy: Counter = Counter()  # account -> attempts in flight
+        self._handed: set = set()  # deliveries handed to a sender and not done yet
         self._pool: ThreadPoolExecutor | None = None
         self.subscribed = subscribed  # interest.SubscribedAccounts, read again from this thread
 
@@ -83,7 +84,8 @@ class WebhookDispatcher(Middleware):
                 log.exception("webhook dispatch failed")
 
     def _dispatch(self) -> bool:
-        """Claim what fits in the free senders; True when all of them were filled (more may be due)."""
+        """Hand due deliveries to free senders (each claims its own: claims run in parallel, not one by one
+        here); True when all of them were filled (more may be due)."""
         with self._lock:
             free = self.senders - sum(self._busy.values())
             full = [a for a, n in self._busy.items() if n >= self.account_senders]
@@ -93,33 +95,34 @@ class WebhookDispatcher(Middleware):
         for candidate in sender.due(self.db, limit=free, skip_accounts=full):
             account = candidate["account_id"]
             with self._lock:
-                if self._busy[account] >= self.account_senders:
+                if self._busy[account] >= self.account_senders or candidate["_id"] in self._handed:
                     continue
                 self._busy[account] += 1
-            delivery = sender.claim(self.db, candidate["_id"])
-            if delivery is None:
-                self._done(account)
-                continue
+                self._handed.add(candidate["_id"])
             try:
-                self._pool.submit(self._send, delivery)
-            except RuntimeError:  # shutting down: the claim's lease makes it due again for another sender
-                self._done(account)
+                self._pool.submit(self._send, candidate)
+            except RuntimeError:  # shutting down: what was not claimed stays due for another sender
+                self._done(candidate)
                 return False
             started += 1
         return started == free
 
-    def _send(self, delivery: dict) -> None:
+    def _send(self, candidate: dict) -> None:
         try:
-            sender.attempt(self.db, delivery, allow_private=self.allow_private,
-                           retry_base_seconds=self.retry_base_seconds)
-        except Exception:  # the claim's lease makes it due again
-            log.exception("webhook delivery %s failed unexpectedly", delivery["_id"])
+            delivery = sender.claim(self.db, candidate["_id"])  # None: another sender took it first
+            if delivery is not None:
+                sender.attempt(self.db, delivery, allow_private=self.allow_private,
+                               retry_base_seconds=self.retry_base_seconds)
+        except Exception:  # a claimed one is due again after its lease
+            log.exception("webhook delivery %s failed unexpectedly", candidate["_id"])
         finally:
-            self._done(delivery["account_id"])
+            self._done(candidate)
             self._wake.set()
 
-    def _done(self, account) -> None:
+    def _done(self, candidate: dict) -> None:
+        account = candidate["account_id"]
         with self._lock:
+            self._handed.discard(candidate["_id"])
             self._busy[account] -= 1
             if self._busy[account] <= 0:
                 del self._busy[account]

@@ -40,30 +40,41 @@ def body_of(job: dict) -> str:
     return json.dumps(jobs.job_to_json(job), separators=(",", ":"), default=str)
 
 
-def record_deliveries(db: Database, job: dict) -> int:
-    """Record the deliveries of the job's last end (idempotent); how many it calls for."""
+def _deliveries(job: dict, subscriptions: list[dict]) -> list[dict]:
+    """The deliveries the job's last end calls for, given its account's subscriptions."""
     end = job.get("end_event")
     if not end:
-        return 0
+        return []
     event = event_name(end["status"])
-    targets = [(str(s["_id"]), s["_id"], s["url"]) for s in db[WEBHOOKS].find({"account_id": job["account_id"]})
-               if wants(s, event, job["type"])]
+    targets = [(str(s["_id"]), s["_id"], s["url"]) for s in subscriptions if wants(s, event, job["type"])]
     if job.get("callback_url"):
         targets.append((CALLBACK, None, job["callback_url"]))
     ts = now()
     body = body_of(job) if targets else ""
-    docs = [{"_id": stable_id(end["id"], key), "account_id": job["account_id"], "subscription_id": sub_id,
+    return [{"_id": stable_id(end["id"], key), "account_id": job["account_id"], "subscription_id": sub_id,
              "target": key, "url": url, "event": event, "event_id": end["id"], "job_id": job["_id"],
              "job_type": job["type"], "body": body, "status": "pending", "attempts": 0, "last_status_code": None,
              "last_error": None, "next_attempt_at": ts, "give_up_at": end["at"] + RETRY_WINDOW, "created_at": ts,
              "updated_at": ts} for key, sub_id, url in targets]
-    if docs:
-        try:
-            db[WEBHOOK_DELIVERIES].insert_many(docs, ordered=False)
-        except BulkWriteError as exc:  # recorded already (the sweep and the worker at once): the same deliveries
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                raise
-    jobs.events_recorded(db, job["_id"], end["id"])
+
+
+def _insert(db: Database, docs: list[dict]) -> None:
+    if not docs:
+        return
+    try:
+        db[WEBHOOK_DELIVERIES].insert_many(docs, ordered=False)
+    except BulkWriteError as exc:  # recorded already (the sweep and the worker at once): the same deliveries
+        if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+            raise
+
+
+def record_deliveries(db: Database, job: dict) -> int:
+    """Record the deliveries of the job's last end (idempotent); how many it calls for."""
+    if not job.get("end_event"):
+        return 0
+    docs = _deliveries(job, list(db[WEBHOOKS].find({"account_id": job["account_id"]})))
+    _insert(db, docs)
+    jobs.events_recorded(db, job["_id"], job["end_event"]["id"])
     return len(docs)
 
 
@@ -74,13 +85,22 @@ def record_job_end(db: Database, job_id: ObjectId) -> int:
 
 
 def record_pending_ends(db: Database, *, accounts=None) -> int:
-    """The scheduler's sweep: every ended job whose deliveries are still to be recorded; how many deliveries."""
-    made = 0
+    """The scheduler's sweep: ended jobs whose deliveries are still to be recorded (a batch of them, each account's
+    subscriptions read once, the deliveries inserted at once); how many deliveries."""
+    by_account: dict = {}
     for job in jobs.ended_with_events_pending(db, accounts=accounts):
+        by_account.setdefault(job["account_id"], []).append(job)
+    made = 0
+    for account_id, ended in by_account.items():
         try:
-            made += record_deliveries(db, job)
-        except Exception:  # one bad record must not stop the others
-            log.exception("recording the webhook deliveries of job %s failed", job["_id"])
+            subscriptions = list(db[WEBHOOKS].find({"account_id": account_id}))
+            docs = [d for job in ended for d in _deliveries(job, subscriptions)]
+            _insert(db, docs)
+            jobs.events_recorded_many(db, [(job["_id"], job["end_event"]["id"]) for job in ended
+                                           if job.get("end_event")])
+            made += len(docs)
+        except Exception:  # one account's trouble must not stop the others
+            log.exception("recording the webhook deliveries of account %s failed", account_id)
     return made
 
 

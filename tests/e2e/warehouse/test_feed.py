@@ -189,7 +189,7 @@ def test_a_cancelled_run_leaves_no_manifest_and_the_next_run_covers_its_window(w
     assert response.status_code == 200, response.get_json()
     assert wait_for_job(world.db, run["_id"])["status"] == "cancelled"
     assert world.manifest(str(run["_id"])) is None
-    assert world.storage.list("warehouse/") == []  # not even the files of the part it did
+    assert world.storage.list("warehouse/") == []  # the files of the part it did are removed
     after = world.run()
     assert after["from"] is None and after["collections"]["crm.contacts"]["rows"] == 121
 

@@ -25,6 +25,7 @@ class World:
     broker: object
     storage: object
     holds: list = field(default_factory=list)
+    servers: list = field(default_factory=list)
 
     def run(self, *, expect: str = "completed", timeout: float = 60) -> dict:
         """Start a run and wait for its end; its manifest when it completed, its job otherwise."""
@@ -51,6 +52,20 @@ class World:
         from crm_api import create_app
 
         return create_app(self.settings, db=self.db, broker=self.broker).test_client()
+
+    def live_api(self) -> str:
+        """This world's API on a real HTTP port on 127.0.0.1 (for the CLI and the browser); stopped with the world."""
+        import threading
+
+        from werkzeug.serving import make_server
+
+        from crm_api import create_app
+
+        server = make_server("127.0.0.1", 0, create_app(self.settings, db=self.db, broker=self.broker),
+                             threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
 
     def start(self) -> dict:
         return start_run(self.db, self.broker, requested_by="test")
@@ -102,6 +117,8 @@ def build_world(settings, tmp_path, *, worker: bool = True, **changes) -> tuple[
     world = World(settings=own, db=db, broker=broker, storage=storage_from_settings(own))
 
     def stop():
+        for server in world.servers:
+            server.shutdown()
         if running is not None:
             running.stop()
         broker.close()

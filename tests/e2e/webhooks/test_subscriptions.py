@@ -120,3 +120,13 @@ def test_everyone_may_subscribe_when_visibility_is_everyone_but_only_owners_read
 
     assert client.get("/v1/crm/webhooks/secret", headers=tenant.headers(owner=False)).status_code == 403
     assert client.get("/v1/crm/webhooks/secret", headers=tenant.headers()).status_code == 200
+
+
+def test_callbacks_are_signed_with_the_first_subscriptions_secret_once_there_is_one(client, tenant):
+    made_before = client.get("/v1/crm/webhooks/secret", headers=tenant.headers()).get_json()["secret"]
+    first = subscribe(client, tenant, "http://127.0.0.1:9/a")
+    subscribe(client, tenant, "http://127.0.0.1:9/b")
+
+    now_used = client.get("/v1/crm/webhooks/secret", headers=tenant.headers()).get_json()["secret"]
+
+    assert made_before.startswith("whsec_") and now_used == first["secret"] != made_before

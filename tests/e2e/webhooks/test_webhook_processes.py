@@ -120,3 +120,27 @@ def test_a_job_ended_by_a_worker_that_did_not_know_of_a_new_subscription_is_deli
     delivered = wait_for(lambda: (d := db["crm.webhook.deliveries"].find_one({"job_id": job["_id"]}))
                          and d["status"] == "delivered" and d, timeout=60, what="the delivery")
     assert delivered["subscription_id"] == sub["_id"] and len(hook_receiver.for_job(str(job["_id"]))) == 1
+
+
+def test_a_job_that_ended_while_redis_was_down_is_recorded_and_sent_from_mongodb_alone(own, hook_receiver):
+    """No broker anywhere below: the end, its recording (the scheduler's sweep) and the senders use MongoDB and the
+    receiver only, so Redis being down at the end changes nothing."""
+    from crm_workers.services.webhooks.dispatcher import WebhookDispatcher
+
+    db = own["db"]
+    account = ObjectId()
+    create_subscription(db, Principal(account, ObjectId(), True, False),
+                        {"url": hook_receiver.url, "events": ["job.failed"]}, allow_private=True)
+    job, _ = jobs.create_job(db, account, "contacts.export", {})
+    run = jobs.claim(db, job["_id"], stale_seconds=60)
+    assert jobs.fail(db, run, {"total": 0}, {"code": "x", "message": "broken"})
+    assert outbox.record_pending_ends(db, accounts=[account]) == 1
+    senders = WebhookDispatcher(db=db, senders=2, account_senders=2, poll_seconds=0.1, allow_private=True,
+                                retry_base_seconds=0.1)
+    senders.after_worker_boot(None, None)
+    try:
+        call = wait_for(lambda: hook_receiver.for_job(str(job["_id"])), what="the delivery")[0]
+    finally:
+        senders.before_worker_shutdown(None, None)
+
+    assert call["headers"]["X-CRM-Event"] == "job.failed" and call["body"]["error"]["message"] == "broken"
