@@ -86,6 +86,26 @@ def match_by_name(header: str, entity: str, fields: dict[str, dict] | None = Non
     return None
 
 
+def preferred_order(headers: list[str], target: str, entity: str) -> list[str]:
+    """Headers of one target in the order their system prefers them (Outlook: primary, mobile, business, home,
+    other phone). Each header takes its place in the list of the system that names most of the headers (a
+    file mixing Outlook's German and English labels keeps Outlook's order); numbered labels (`Phone 2 - Value`)
+    their number; then as in the file."""
+    keys = {h: normalise_header(h) for h in headers}
+    lists = [[normalise_header(label) for label in getattr(m, ENTITY_KEYS[entity]).get(target, ())]
+             for m in synonyms.MODULES]
+    lists.sort(key=lambda labels: -sum(k in labels for k in keys.values()))  # stable: earlier modules on ties
+
+    def key(header: str):
+        for labels in lists:
+            if keys[header] in labels:
+                return labels.index(keys[header]), headers.index(header)
+        found = match_by_name(header, entity)
+        return (found.rank if found else 0), headers.index(header)
+
+    return sorted(headers, key=key)
+
+
 def auto_mapping(headers: list[str], entity: str, field_keys: list[str], field_labels: dict[str, str]
                  ) -> tuple[dict[str, str], list[str]]:
     """Headers matched by name alone (no look at the values); returns (mapping, ignored headers).

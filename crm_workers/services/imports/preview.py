@@ -10,10 +10,11 @@ from typing import BinaryIO
 from bson import ObjectId
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import ACCOUNTS, FIELDS
+from crm_workers.adapters.mongo import ACCOUNTS, CONTACTS, DEALS, FIELDS
 from crm_workers.adapters.tabular import TableInfo, UnreadableFile, describe
+from crm_workers.domain.corrections import corrector
 from crm_workers.domain.headers import targets_for
-from crm_workers.domain.import_rows import ParsedRow, RowContext, parse_row
+from crm_workers.domain.import_rows import ParsedRow, parse_row
 from crm_workers.domain.matching import date_warnings, match_columns
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import TooLarge, UnreadableUpload
@@ -24,7 +25,8 @@ from crm_workers.services.imports.intake import (
     store_upload,
     stored_source,
 )
-from crm_workers.services.imports.run import date_headers, learn_date_orders
+from crm_workers.services.imports.legacy_keys import resolve_legacy_keys
+from crm_workers.services.imports.run import date_headers, learn_date_orders, row_context
 
 PREVIEW_ROWS = 20
 #: Reading limits a file went over: a 413, like a file over IMPORT_MAX_BYTES.
@@ -72,15 +74,18 @@ def _preview(db: Database, storage, principal: Principal, entity: str, source: d
     fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
     prefs = (db[ACCOUNTS].find_one({"_id": account_id}, {"preferences": 1}) or {}).get("preferences") or {}
     country = options.get("country") or prefs.get("default_country")
-    matching = match_columns(info.headers, entity, fields=fields, sample=[v for _, v in info.sample],
+    fix = corrector(options.get("corrections"), info.headers)
+    sample = [(n, fix(n, values)) for n, values in info.sample]
+    matching = match_columns(info.headers, entity, fields=fields, sample=[v for _, v in sample],
                              country=country, requested=options.get("mapping"))
     on_row, orders = learn_date_orders(info, date_headers(matching.mapping, fields))
-    for _, values in info.sample:
+    for _, values in sample:
         on_row(values)
-    ctx = RowContext(entity=entity, mapping=matching.mapping, fields=fields, country=country, day_first=orders(),
-                     contact_type=options.get("type", "person"))
-    rows = [_row_json(parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ()))
-            for n, values in info.sample[:PREVIEW_ROWS] if any(str(v).strip() for v in values)]
+    ctx = row_context(entity, matching.mapping, matching.order, fields, country, options, day_first=orders())
+    parsed = [parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
+              for n, values in sample[:PREVIEW_ROWS] if any(str(v).strip() for v in values)]
+    resolve_legacy_keys(db, account_id, CONTACTS if entity == "contact" else DEALS, parsed, ctx, info.headers)
+    rows = [_row_json(p) for p in parsed]
     return {
         "entity": entity,
         "file": {**info.file_json(), "name": source.get("file_name")},
@@ -117,9 +122,11 @@ def _row_json(parsed: ParsedRow) -> dict:
     for key, value in parsed.extra.items():
         record["value" if key == "amount" else key] = value
     return {"row": parsed.row, "values": _json(list(parsed.values)), "record": _json(record),
-            "errors": [_error_json(e) for e in parsed.errors]}
+            "errors": [_error_json(e, "failed") for e in parsed.errors]
+            + [_error_json(w, "warning") for w in parsed.warnings]}
 
 
-def _error_json(message: str) -> dict:
+def _error_json(message: str, problem: str) -> dict:
+    """A row's problem: `failed` (the row would not import) or `warning` (imported without that value)."""
     m = _CELL_ERROR.match(message)
-    return {"column": m.group("column")[1:-1] if m else None, "message": message}
+    return {"column": m.group("column")[1:-1] if m else None, "problem": problem, "message": message}
