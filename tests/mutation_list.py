@@ -179,8 +179,8 @@ MUTATIONS: list[M] = [
       ("tests/integration/test_job_record.py::test_a_claim_makes_the_job_running_counts_the_attempt_and_a_second_"
        "claim_gets_nothing",)),
     M("stale-sweep-takes-live-jobs", "crm_workers/jobs/runs.py",
-      'db[QUEUES].find({"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}, **_of(accounts)},',
-      'db[QUEUES].find({"status": str(S.RUNNING), **_of(accounts)},', "crash safety: a job whose heartbeat",
+      "    stale_before = (at or now()) - timedelta(seconds=stale_seconds)",
+      "    stale_before = (at or now()) + timedelta(seconds=stale_seconds)", "crash safety: a job whose heartbeat",
       ("tests/integration/test_job_record.py::test_stale_running_jobs_are_requeued_and_fresh_ones_are_left_alone",)),
     # ------------------------------------------------------------------ exactly-once notifications and webhooks
     M("notification-not-once-per-occurrence-and-user", "crm_workers/services/reminders/fanout.py",
