@@ -104,9 +104,39 @@ def watch(client: Client, job_id: str, *, interval: float = 1.0, out=sys.stdout,
         out.write("\n")
     if job.get("error"):
         out.write(f"error: {job['error']['code']}: {job['error']['message']}\n")
-    if job.get("result"):
+    if job.get("result") and job.get("type", "").endswith(".import"):
+        out.write(import_summary(job))
+    elif job.get("result"):
         out.write(json.dumps(job["result"], indent=2, default=str) + "\n")
     return job
+
+
+SUMMARY_WARNINGS = 5
+
+
+def import_summary(job: dict) -> str:
+    """An import's end in a few lines: its counts, the rows imported with a value left out, the first warnings,
+    and the command that hands back the rows to look at (the full result: --json)."""
+    result, job_id = job["result"], job["id"]
+    counts = result.get("counts") or {}
+    lines = [f"{result.get('rows', 0)} rows: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in
+                                                          ("created", "updated", "skipped", "failed"))
+             + (f" ({result['unchanged']} already up to date)" if result.get("unchanged") else "")]
+    if warned := result.get("rows_with_warnings"):
+        lines.append(f"{warned} rows imported with a value left out (rows_with_warnings)")
+    if ignored := result.get("ignored_columns"):
+        lines.append(f"{len(ignored)} columns not imported: " + ", ".join(ignored[:8])
+                     + (", …" if len(ignored) > 8 else ""))
+    warnings = result.get("warnings") or []
+    for warning in warnings[:SUMMARY_WARNINGS]:
+        lines.append(f"warning: {warning}")
+    if len(warnings) > SUMMARY_WARNINGS:
+        lines.append(f"… and {len(warnings) - SUMMARY_WARNINGS} more warnings")
+    if counts.get("failed") or counts.get("skipped") or warned:
+        what = "the failed rows" if counts.get("failed") or counts.get("skipped") else "the rows with warnings"
+        lines.append(f"{what}, to fix and import again: crm-jobs errors {job_id} --output {job_id}-errors.csv")
+    lines.append(f"the full result: crm-jobs watch {job_id} --json")
+    return "\n".join(lines) + "\n"
 
 
 def exit_code(job: dict) -> int:

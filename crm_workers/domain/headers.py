@@ -75,8 +75,8 @@ def match_by_name(header: str, entity: str, fields: dict[str, dict] | None = Non
         return found
     spaced = " ".join(str(header).split())
     for pattern, target, source in _patterns(entity):
-        if m := pattern.fullmatch(spaced):
-            return NameMatch(target, "synonym", int(m.group(1)), source)
+        if (m := pattern.fullmatch(spaced)) and len(m.group(1)) <= 9:  # `E-mail <5000 digits> - Value` is no
+            return NameMatch(target, "synonym", int(m.group(1)), source)  # label (int() of it raises)
     for field_key in fields or {}:
         if key in (normalise_header(field_key), normalise_header(f"custom.{field_key}")):
             return NameMatch(f"custom.{field_key}", "key of custom field", 0, "custom field")
@@ -84,6 +84,26 @@ def match_by_name(header: str, entity: str, fields: dict[str, dict] | None = Non
         if field.get("label") and key == normalise_header(field["label"]):
             return NameMatch(f"custom.{field_key}", "label of custom field", 0, "custom field")
     return None
+
+
+def preferred_order(headers: list[str], target: str, entity: str) -> list[str]:
+    """Headers of one target in the order their system prefers them (Outlook: primary, mobile, business, home,
+    other phone). Each header takes its place in the list of the system that names most of the headers (a
+    file mixing Outlook's German and English labels keeps Outlook's order); numbered labels (`Phone 2 - Value`)
+    their number; then as in the file."""
+    keys = {h: normalise_header(h) for h in headers}
+    lists = [[normalise_header(label) for label in getattr(m, ENTITY_KEYS[entity]).get(target, ())]
+             for m in synonyms.MODULES]
+    lists.sort(key=lambda labels: -sum(k in labels for k in keys.values()))  # stable: earlier modules on ties
+
+    def key(header: str):
+        for labels in lists:
+            if keys[header] in labels:
+                return labels.index(keys[header]), headers.index(header)
+        found = match_by_name(header, entity)
+        return (found.rank if found else 0), headers.index(header)
+
+    return sorted(headers, key=key)
 
 
 def auto_mapping(headers: list[str], entity: str, field_keys: list[str], field_labels: dict[str, str]
@@ -112,7 +132,9 @@ def clean_headers(raw: list) -> list[str]:
     seen: dict[str, int] = {}
     headers = []
     for i, value in enumerate(raw):
-        name = _unguard("" if value is None else str(value).strip().lstrip("\ufeff").strip())
+        # A NUL cannot be in a field name of MongoDB's (the result keys matches by header): a job whose header
+        # had one could not even record its end. It is no character of a header anyway.
+        name = _unguard("" if value is None else str(value).replace("\x00", "").strip().lstrip("\ufeff").strip())
         name = name or f"column_{i + 1}"
         count = seen.get(name.lower(), 0) + 1
         seen[name.lower()] = count

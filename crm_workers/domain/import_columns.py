@@ -29,8 +29,10 @@ from crm_workers.domain.import_rows import (
     cell_value,
     complete_contact,
     complete_row,
+    finish_cells,
     unneutralise,
 )
+from crm_workers.domain.row_rules import Bad
 
 _BLANK = object()
 # Targets whose values are unique or cheap to read: remembering them costs more than it saves.
@@ -237,8 +239,15 @@ def _parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str
             columns.append((i, header, *_placement(target), _read_column(ctx, header, target, cells)))
     parsed = [ParsedRow(row=number, values=values) for number, values in rows]
     records = [row.record for row in parsed]
-    # Column by column, each row's values, errors, tags and businesses still come in the order of its cells.
+    alternative = {h for hs in ctx.alternatives.values() for h in hs} if ctx.alternatives else ()
+    pending: list[dict] = [{} for _ in parsed] if alternative else []
+    # Column by column, each row's values, problems, tags and businesses still come in the order of its cells.
     for i, header, how, key, inner, answers in columns:
+        if header in alternative:  # read row by row once every column is read (domain/row_rules.py)
+            for row_pending, row, value in zip(pending, parsed, answers, strict=True):
+                if value is not _BLANK:
+                    row_pending[header] = Bad(value.reason, row.values[i]) if value.__class__ is _Failed else value
+            continue
         if how == _RECORD and not _special(answers):
             for record, value in zip(records, answers, strict=True):
                 record[key] = value
@@ -253,7 +262,7 @@ def _parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str
             if value is _BLANK:
                 continue
             if value.__class__ is _Failed:
-                row.errors.append(f"row {row.row}, column {header!r}, value {str(row.values[i])!r}: {value.reason}")
+                row.problems.append((ctx.mapping[header], header, row.values[i], value.reason))
             elif how == _RECORD:
                 row.record[key] = value
             elif how == _NESTED:
@@ -272,11 +281,14 @@ def _parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str
                     row.extra.setdefault("currency", value[1])
             else:
                 row.extra[key] = value
+    for n, row in enumerate(parsed):
+        if row.problems or (pending and pending[n]):
+            finish_cells(ctx, row, pending[n] if pending else {})
     if default_tags or owner is not None or ctx.entity != "contact":
         for row in parsed:
             complete_row(ctx, row, default_tags=default_tags, owner=owner)
     else:  # complete_row without its no-ops
         for row in parsed:
-            if not row.errors:
+            if not row.errors or row.key_pending:
                 complete_contact(ctx, row)
     return parsed

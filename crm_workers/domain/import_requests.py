@@ -25,6 +25,19 @@ class ImportOptions(Strict):
     run_automations: bool = False
     type: Literal["person", "business"] = "person"
     encoding: str | None = Field(default=None, max_length=40)  # overrides the guessed encoding of a CSV
+    strict: bool = False  # a bad value fails its row instead of being left out with a warning
+    # {"<row number>": {"<header>": "<new value>"}}: cells replaced before anything reads them (the preview's fixes)
+    corrections: dict[str, dict[str, str | None]] | None = Field(default=None, max_length=10_000)
+
+    @field_validator("corrections")
+    @classmethod
+    def corrections_name_rows(cls, value):
+        for row, cells in (value or {}).items():
+            if not row.isdigit() or not 0 < int(row) < 10**8:
+                raise ValueError(f"{row!r} is not a row number (as the spreadsheet numbers it)")
+            if len(cells) > 1000 or any(len(str(v or "")) > 32_768 or len(h) > 1000 for h, v in cells.items()):
+                raise ValueError(f"row {row}: too many or too large cells")
+        return value
 
     @field_validator("owner")
     @classmethod
@@ -44,6 +57,10 @@ class ImportOptions(Strict):
             raise ValueError("not a text encoding Python knows (like windows-1251, iso-8859-2, shift_jis)") from None
         if not getattr(codec, "_is_text_encoding", True):
             raise ValueError("not a text encoding")
+        try:  # the reader turns unreadable bytes into U+FFFD: an encoding that cannot (idna) reads no file
+            codecs.getincrementaldecoder(value)("replace").decode(b"", final=True)
+        except (UnicodeError, TypeError, ValueError, LookupError, AssertionError):
+            raise ValueError("not an encoding a file can be read in") from None
         return value
 
     @field_validator("country")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from bson import ObjectId
 
+from crm_workers.domain import row_rules
 from crm_workers.domain.cells import FORMULA_STARTS
 from crm_workers.domain.values import (
     parse_custom,
@@ -50,6 +51,10 @@ class RowContext:
     day_first: dict[str, bool] = field(default_factory=dict)  # header -> True when the column is d/m/y
     contact_type: str = "person"
     default_pipeline: str | None = None  # deals: options.pipeline, for rows that name none
+    dedupe: str = "email"  # options.dedupe: which value is a contact row's key (domain/row_rules.py)
+    strict: bool = False  # options.strict: a bad value fails its row instead of being left out
+    alternatives: dict[str, list[str]] = field(default_factory=dict)  # target -> headers read row by row
+    slots: dict[str, int] = field(default_factory=dict)  # address header -> which address (row_rules.plan)
 
 
 @dataclass
@@ -60,18 +65,22 @@ class ParsedRow:
     tags: list[str] = field(default_factory=list)
     businesses: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # deal-only lookups: pipeline, stage, amount, currency, contact_email
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # why the row fails
+    warnings: list[str] = field(default_factory=list)  # the values left out of an imported row, and why
+    problems: list[tuple] = field(default_factory=list)  # (target, header, value, reason) until settled
+    legacy_key: tuple | None = None  # (target, text, error): a bad key that an existing record may hold
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def key_pending(self) -> bool:
+        """The row's only failure is a key that does not validate: it is still a record if one holds it."""
+        return self.legacy_key is not None and self.errors == [self.legacy_key[2]]
+
     def error_text(self) -> str:
         return "; ".join(self.errors)
-
-
-def _fail(parsed: ParsedRow, header: str, value, reason: str) -> None:
-    parsed.errors.append(f"row {parsed.row}, column {header!r}, value {str(value)!r}: {reason}")
 
 
 def _set(record: dict, target: str, value) -> None:
@@ -161,25 +170,38 @@ def apply_cell(parsed: ParsedRow, target: str, value) -> None:
 EXTRA_TARGETS = frozenset({"contact_email", "currency", "pipeline", "stage"})
 
 
-def _parse_cell(ctx: RowContext, parsed: ParsedRow, header: str, target: str, value) -> None:
-    text = value if not isinstance(value, str) else unneutralise(value.strip())
-    apply_cell(parsed, target, cell_value(ctx, header, target, text))
-
-
 def parse_row(ctx: RowContext, row: int, headers: list[str], values: list, *, default_tags=(), owner=None
               ) -> ParsedRow:
-    """Every mapped cell parsed and validated; a bad value becomes an error naming row, column and value."""
+    """Every mapped cell parsed and validated; a bad value is a failure or a warning naming row, column and
+    value (domain/row_rules.py)."""
     parsed = ParsedRow(row=row, values=values)
+    pending = {}
+    alternative = {h for hs in ctx.alternatives.values() for h in hs} if ctx.alternatives else ()
     for header, value in zip(headers, values, strict=False):
         target = ctx.mapping.get(header)
         if target is None or value is None or (isinstance(value, str) and not value.strip()):
             continue
+        text = value if not isinstance(value, str) else unneutralise(value.strip())
         try:
-            _parse_cell(ctx, parsed, header, target, value)
+            read = cell_value(ctx, header, target, text)
         except ValueError as exc:
-            _fail(parsed, header, value, str(exc))
+            read = row_rules.Bad(str(exc), value)
+        if header in alternative:
+            pending[header] = read
+        elif read.__class__ is row_rules.Bad:
+            parsed.problems.append((target, header, value, read.reason))
+        else:
+            apply_cell(parsed, target, read)
+    finish_cells(ctx, parsed, pending)
     complete_row(ctx, parsed, default_tags=default_tags, owner=owner)
     return parsed
+
+
+def finish_cells(ctx: RowContext, parsed: ParsedRow, pending: dict) -> None:
+    """After a row's cells: its alternatives chosen, its bad values settled as failures or warnings."""
+    if pending:
+        row_rules.choose(ctx, parsed, pending, apply_cell)
+    row_rules.settle(ctx, parsed)
 
 
 def complete_row(ctx: RowContext, parsed: ParsedRow, *, default_tags=(), owner=None) -> None:
@@ -189,7 +211,7 @@ def complete_row(ctx: RowContext, parsed: ParsedRow, *, default_tags=(), owner=N
             parsed.tags.append(tag)
     if owner is not None:
         parsed.record.setdefault("owner", owner)
-    if parsed.ok:
+    if parsed.ok or parsed.key_pending:
         (complete_contact if ctx.entity == "contact" else _complete_deal)(ctx, parsed)
 
 

@@ -92,9 +92,35 @@ def test_import_uploads_a_file_and_watches_the_job_to_its_end(live_api, db, work
     table = crm_jobs("jobs", env=env, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert "100.0% 2/2 ok 1 failed 1  completed" in result.stdout and '"created": 1' in result.stdout
+    assert "100.0% 2/2 ok 1 failed 1  completed" in result.stdout
+    assert "2 rows: 1 created, 0 updated, 0 skipped, 1 failed" in result.stdout
+    job_id = result.stdout.split()[1]
+    assert f"crm-jobs errors {job_id} --output {job_id}-errors.csv" in result.stdout
+    assert '"mapping"' not in result.stdout and len(result.stdout.splitlines()) < 12  # a summary, not the JSON
     assert db["crm.contacts"].find_one({"account_id": tenant.account_id})["email"] == "cli@example.com"
     assert "contacts.import" in table.stdout and "completed" in table.stdout and "1 of 1" in table.stdout
+
+
+def test_an_import_ends_with_a_summary_of_counts_warnings_and_the_errors_command_and_json_gives_it_all(
+        live_api, db, worker, tenant, tmp_path):
+    (tmp_path / "p.csv").write_text("Email,Phone,OwnerId\na@example.com,12,005Ec000004oBPNIA2\n"
+                                    "b@example.com,+1 415 555 0134,005Ec000004oBPNIA3\n")
+    env = env_for(live_api, tenant)
+
+    plain = crm_jobs("import", str(tmp_path / "p.csv"), env=env, cwd=tmp_path)
+    as_json = crm_jobs("import", str(tmp_path / "p.csv"), "--json", env=env, cwd=tmp_path)
+
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    job_id = lines[0].split()[1]
+    assert "2 rows: 2 created, 0 updated, 0 skipped, 0 failed" in lines
+    assert "1 rows imported with a value left out (rows_with_warnings)" in lines
+    assert "warning: `OwnerId` values are not user ids: left unmatched" in lines
+    assert f"the rows with warnings, to fix and import again: crm-jobs errors {job_id} --output " \
+           f"{job_id}-errors.csv" in lines
+    assert len(lines) < 12
+    full = json.loads(as_json.stdout)
+    assert full["result"]["rows_with_warnings"] == 1 and "matches" in full["result"]
 
 
 def test_watch_exits_1_for_a_job_that_did_not_complete_and_errors_are_one_line(live_api, db, tenant, tmp_path):

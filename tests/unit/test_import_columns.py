@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from crm_workers.domain.import_columns import parse_rows
 from crm_workers.domain.import_rows import RowContext, parse_row
+from crm_workers.domain.row_rules import plan
 
-TARGETS = ["first_name", "last_name", "name", "email", "phone", "website", "tags", "owner", "business", "type",
+TARGETS = ["email", "phone", "address.street", "address.city",
+           "first_name", "last_name", "name", "email", "phone", "website", "tags", "owner", "business", "type",
            "company", "address.city", "address.country", "custom.size", "custom.kind", "custom.multi",
            "custom.when", "custom.flag", "custom.mail", "custom.tel", "custom.site", "custom.note", "custom.missing",
            "external_id", "value", "currency", "status", "expected_close_date", "pipeline", "stage", "contact_email",
@@ -52,11 +54,20 @@ def chunks(draw):
         rows.append((n + 2, values))
     if draw(st.booleans()) and rows:  # repeats, as real files have them
         rows += [(len(rows) + 2 + i, list(values)) for i, (_, values) in enumerate(rows)]
+    # Several columns of one target read row by row, addresses by slot (domain/row_rules.py).
+    if draw(st.booleans()):
+        headers = [draw(st.sampled_from(["", "Business ", "Home ", "Other ", "Address 2 "])) + h for h in headers]
+        mapping = {draw(st.sampled_from(["", "Business ", "Home ", "Other ", "Address 2 "])) + h: t
+                   for h, t in mapping.items()}
+        mapping = {h: t for h, t in mapping.items() if h in headers} or {headers[0]: "email"}
+    alternatives, slots = plan(mapping, draw(st.permutations(headers)))
     ctx = RowContext(entity=draw(st.sampled_from(["contact", "deal"])), mapping=mapping, fields=FIELDS,
                      country=draw(st.sampled_from([None, "US", "GB"])),
                      day_first={h: draw(st.booleans()) for h in headers},
                      contact_type=draw(st.sampled_from(["person", "business"])),
-                     default_pipeline=draw(st.sampled_from([None, "Sales"])))
+                     default_pipeline=draw(st.sampled_from([None, "Sales"])),
+                     dedupe=draw(st.sampled_from(["email", "phone", "none"])), strict=draw(st.booleans()),
+                     alternatives=alternatives, slots=slots)
     tags = draw(st.sampled_from([(), ("Imported",), ("vip", "New")]))
     owner = draw(st.sampled_from([None, ObjectId("65f000000000000000000001")]))
     return ctx, headers, rows, tags, owner

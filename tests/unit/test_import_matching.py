@@ -88,11 +88,39 @@ def _match(headers, rows, *, entity="contact", country=None, requested=None, fie
 
 
 def test_a_column_whose_values_do_not_fit_its_target_is_left_unmatched_with_a_warning():
-    m = _match(["Email", "OwnerId", "Status"], [["a@x.com", "005Ec000004oBPNIA2", "Junk"]], entity="deal")
+    m = _match(["Email", "OwnerId", "Deal Status"], [["a@x.com", "005Ec000004oBPNIA2", "Junk"]], entity="deal")
 
     assert m.mapping == {"Email": "contact_email"}
     assert m.warnings == ["`OwnerId` values are not user ids: left unmatched",
-                          "`Status` values are not deal statuses (open, won, lost): left unmatched"]
+                          "`Deal Status` values are not deal statuses (open, won, lost): left unmatched"]
+
+
+@pytest.mark.parametrize("header,target", [("email", "email"), ("Email", "email"), ("phone", "phone"),
+                                           ("owner", "owner"), ("custom.tier", "custom.tier"), ("tier", "custom.tier"),
+                                           ("Customer Tier", "custom.tier")])
+def test_a_header_naming_a_target_or_a_custom_field_is_matched_whatever_its_values(header, target):
+    fields = {"tier": {"key": "tier", "label": "Customer Tier", "field_type": "number"}}
+    m = _match([header], [["not-an-email"], ["x"]], fields=fields)
+
+    assert m.mapping == {header: target}
+    assert m.warnings == [] and m.matches[header]["target"] == target
+
+
+def test_a_synonym_is_still_checked_by_its_values():
+    m = _match(["E-mail Address"], [["not-an-email"], ["x"]])
+    assert m.mapping == {} and m.matches["E-mail Address"]["reason"] == "values are not email addresses"
+
+
+def test_phones_emails_and_addresses_of_several_columns_are_all_matched_in_the_systems_order():
+    headers = ["Mobile Phone", "Primary Phone", "Business Phone", "E-mail 2 Address", "E-mail Address",
+               "Home Street", "Business Street", "Home City", "First Name"]
+    m = _match(headers, [["+351 912 345 678", "", "+44 20 7946 0958", "b@x.com", "a@x.com", "h", "b", "c", "Ana"]])
+
+    assert set(m.mapping) == set(headers)
+    phones = sorted((m.matches[h]["row_by_row"], h) for h in headers[:3])
+    assert phones == [(1, "Primary Phone"), (2, "Mobile Phone"), (3, "Business Phone")]
+    assert (m.matches["E-mail Address"]["row_by_row"], m.matches["E-mail 2 Address"]["row_by_row"]) == (1, 2)
+    assert "its address's parts go together" in m.matches["Home City"]["note"]
 
 
 def test_a_column_of_user_ids_is_matched_to_the_owner():
@@ -107,15 +135,21 @@ def test_ids_that_repeat_are_not_the_records_ids():
 def test_national_phones_fit_with_a_country_and_say_so_and_not_without_one():
     rows = [["030 1234567"], ["+49 89 7654321"], ["0170 5550123"]]
 
-    assert _match(["Phone"], rows, country="DE").warnings == ["phones without country read as DE"]
-    assert _match(["Phone"], rows).mapping == {}
-    assert "no default country is set, see options.country" in _match(["Phone"], rows).warnings[0]
+    assert _match(["Phone Number"], rows, country="DE").warnings == ["phones without country read as DE"]
+    assert _match(["Phone Number"], rows).mapping == {}
+    assert "no default country is set, see options.country" in _match(["Phone Number"], rows).warnings[0]
 
 
-def test_of_two_address_groups_the_one_with_values_in_the_first_rows_wins():
+def test_two_address_groups_are_both_matched_and_each_row_reads_its_own():
     m = _match(["Business City", "Home City"], [["", "Porto"], ["", "Lisboa"]])
-    assert m.mapping == {"Home City": "address.city"}
-    assert m.matches["Business City"] == {"target": None, "reason": "address.city comes from `Home City`"}
+    assert m.mapping == {"Business City": "address.city", "Home City": "address.city"}
+    assert m.order == ["Business City", "Home City"]
+
+
+def test_of_two_headers_of_a_target_read_once_the_one_with_values_in_the_first_rows_wins():
+    m = _match(["Company", "Organization"], [["", "Acme"], ["", "Initech"]])
+    assert m.mapping == {"Organization": "business"}
+    assert m.matches["Company"] == {"target": None, "reason": "business comes from `Organization`"}
 
 
 def test_the_mapping_option_decides_for_the_headers_it_names_and_none_ignores_one():
@@ -141,7 +175,10 @@ def test_a_full_name_alone_is_split_and_says_so():
 def test_a_custom_field_column_fits_by_its_field_type():
     fields = {"size": {"key": "size", "label": "Size", "field_type": "number"}}
     assert _match(["Size"], [["12"], ["3.5"]], fields=fields).mapping == {"Size": "custom.size"}
-    assert _match(["Size"], [["big"], ["small"]], fields=fields).mapping == {}
+    # Its label names it: its values are judged row by row (bad ones left out with a warning), never the column.
+    assert _match(["Size"], [["big"], ["small"]], fields=fields).mapping == {"Size": "custom.size"}
+    assert _match(["Größe"], [["big"], ["small"]], fields=fields, requested={"Größe": "custom.size"}).mapping == {
+        "Größe": "custom.size"}
 
 
 @pytest.mark.parametrize("rows,header", [

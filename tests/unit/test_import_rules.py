@@ -126,12 +126,14 @@ def test_a_row_without_name_email_or_phone_fails_and_a_full_name_is_split():
     assert named.record["first_name"] == "Mary" and named.record["last_name"] == "Ann Lee"
 
 
-def test_every_bad_cell_of_a_row_is_reported():
-    ctx = RowContext(entity="contact", mapping={"E": "email", "P": "phone"}, fields={}, country="US")
+def test_every_bad_cell_of_a_row_is_reported_the_key_failing_the_row_the_others_warned():
+    ctx = RowContext(entity="contact", mapping={"E": "email", "P": "phone", "N": "first_name"}, fields={},
+                     country="US")
 
-    row = parse_row(ctx, 9, ["E", "P"], ["nope", "12"])
+    row = parse_row(ctx, 9, ["E", "P", "N"], ["nope", "12", "Ana"])
 
-    assert len(row.errors) == 2 and row.errors[0].startswith("row 9, column 'E', value 'nope'")
+    assert len(row.errors) == 1 and row.errors[0].startswith("row 9, column 'E', value 'nope'")
+    assert len(row.warnings) == 1 and row.warnings[0].startswith("row 9, column 'P', value '12'")
 
 
 def test_encodings_and_delimiters_are_detected():

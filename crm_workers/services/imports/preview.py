@@ -10,13 +10,15 @@ from typing import BinaryIO
 from bson import ObjectId
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import ACCOUNTS, FIELDS
+from crm_workers.adapters.mongo import ACCOUNTS, CONTACTS, DEALS, FIELDS
 from crm_workers.adapters.tabular import TableInfo, UnreadableFile, describe
+from crm_workers.domain.corrections import corrector
 from crm_workers.domain.headers import targets_for
-from crm_workers.domain.import_rows import ParsedRow, RowContext, parse_row
+from crm_workers.domain.import_rows import ParsedRow, parse_row
 from crm_workers.domain.matching import date_warnings, match_columns
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import TooLarge, UnreadableUpload
+from crm_workers.services import stored_files
 from crm_workers.services.imports.intake import (
     check_mapping,
     check_upload_type,
@@ -24,7 +26,8 @@ from crm_workers.services.imports.intake import (
     store_upload,
     stored_source,
 )
-from crm_workers.services.imports.run import date_headers, learn_date_orders
+from crm_workers.services.imports.legacy_keys import resolve_legacy_keys
+from crm_workers.services.imports.run import date_headers, learn_date_orders, row_context
 
 PREVIEW_ROWS = 20
 #: Reading limits a file went over: a 413, like a file over IMPORT_MAX_BYTES.
@@ -36,51 +39,55 @@ def preview_upload(db: Database, storage, settings, principal: Principal, entity
                    file_name: str, options: dict) -> dict:
     check_upload_type(file_name)
     check_mapping(db, principal.account_id, entity, options)
-    source = store_upload(storage, settings, principal.account_id, stream=stream, file_name=file_name)
+    source = store_upload(db, storage, settings, principal, stream=stream, file_name=file_name, kind="preview")
     return _preview(db, storage, principal, entity, source, options, drop_unreadable=True)
 
 
 def preview_records(db: Database, storage, settings, principal: Principal, entity: str, *, records: list[dict],
                     file_name: str | None, options: dict) -> dict:
     check_mapping(db, principal.account_id, entity, options)
-    source = store_records(storage, settings, principal.account_id, records=records, file_name=file_name)
+    source = store_records(db, storage, settings, principal, records=records, file_name=file_name)
     return _preview(db, storage, principal, entity, source, options, drop_unreadable=True)
 
 
 def preview_stored(db: Database, storage, settings, principal: Principal, entity: str, *, key: str,
                    file_name: str | None, options: dict) -> dict:
-    source = stored_source(storage, settings, principal.account_id, key=key, file_name=file_name)
+    source = stored_source(db, storage, settings, principal, key=key, file_name=file_name)
     check_mapping(db, principal.account_id, entity, options)
     return _preview(db, storage, principal, entity, source, options, drop_unreadable=False)
 
 
-def _read(storage, source: dict, options: dict, *, drop_unreadable: bool) -> TableInfo:
+def _read(db, storage, principal, source: dict, options: dict, *, drop_unreadable: bool) -> TableInfo:
     try:
         return describe(lambda: storage.open(source["key"]), source.get("file_name") or "upload.csv",
                         encoding=options.get("encoding"))
     except UnreadableFile as exc:
         if drop_unreadable:
             storage.delete(source["key"])  # nobody will import it: do not keep it
+            stored_files.forget(db, principal.account_id, source["key"])
         error = TooLarge if exc.code in OVER_LIMIT else UnreadableUpload
         raise error(str(exc), code=exc.code, details={"field": "file"}) from None
 
 
 def _preview(db: Database, storage, principal: Principal, entity: str, source: dict, options: dict, *,
              drop_unreadable: bool) -> dict:
-    info = _read(storage, source, options, drop_unreadable=drop_unreadable)
+    info = _read(db, storage, principal, source, options, drop_unreadable=drop_unreadable)
     account_id = principal.account_id
     fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
     prefs = (db[ACCOUNTS].find_one({"_id": account_id}, {"preferences": 1}) or {}).get("preferences") or {}
     country = options.get("country") or prefs.get("default_country")
-    matching = match_columns(info.headers, entity, fields=fields, sample=[v for _, v in info.sample],
+    fix = corrector(options.get("corrections"), info.headers)
+    sample = [(n, fix(n, values)) for n, values in info.sample]
+    matching = match_columns(info.headers, entity, fields=fields, sample=[v for _, v in sample],
                              country=country, requested=options.get("mapping"))
     on_row, orders = learn_date_orders(info, date_headers(matching.mapping, fields))
-    for _, values in info.sample:
+    for _, values in sample:
         on_row(values)
-    ctx = RowContext(entity=entity, mapping=matching.mapping, fields=fields, country=country, day_first=orders(),
-                     contact_type=options.get("type", "person"))
-    rows = [_row_json(parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ()))
-            for n, values in info.sample[:PREVIEW_ROWS] if any(str(v).strip() for v in values)]
+    ctx = row_context(entity, matching.mapping, matching.order, fields, country, options, day_first=orders())
+    parsed = [parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
+              for n, values in sample[:PREVIEW_ROWS] if any(str(v).strip() for v in values)]
+    resolve_legacy_keys(db, account_id, CONTACTS if entity == "contact" else DEALS, parsed, ctx, info.headers)
+    rows = [_row_json(p) for p in parsed]
     return {
         "entity": entity,
         "file": {**info.file_json(), "name": source.get("file_name")},
@@ -117,9 +124,11 @@ def _row_json(parsed: ParsedRow) -> dict:
     for key, value in parsed.extra.items():
         record["value" if key == "amount" else key] = value
     return {"row": parsed.row, "values": _json(list(parsed.values)), "record": _json(record),
-            "errors": [_error_json(e) for e in parsed.errors]}
+            "errors": [_error_json(e, "failed") for e in parsed.errors]
+            + [_error_json(w, "warning") for w in parsed.warnings]}
 
 
-def _error_json(message: str) -> dict:
+def _error_json(message: str, problem: str) -> dict:
+    """A row's problem: `failed` (the row would not import) or `warning` (imported without that value)."""
     m = _CELL_ERROR.match(message)
-    return {"column": m.group("column")[1:-1] if m else None, "message": message}
+    return {"column": m.group("column")[1:-1] if m else None, "problem": problem, "message": message}

@@ -7,19 +7,32 @@ from collections.abc import Iterator
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import ACCOUNTS, ACTIVITY, CONTACTS, FIELDS, IMPORT_ERRORS, IMPORT_RESULTS, oid
+from crm_workers.adapters.mongo import (
+    ACCOUNTS,
+    ACTIVITY,
+    CONTACTS,
+    DEALS,
+    FIELDS,
+    IMPORT_ERRORS,
+    IMPORT_RESULTS,
+    oid,
+)
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.adapters.tabular import TableInfo, UnreadableFile, chunks, describe, scan
+from crm_workers.domain.corrections import corrector
 from crm_workers.domain.currency import load_rates
 from crm_workers.domain.import_columns import parse_rows
 from crm_workers.domain.import_rows import ParsedRow, RowContext
 from crm_workers.domain.matching import Matching, date_warnings, match_columns
+from crm_workers.domain.row_rules import plan
 from crm_workers.domain.values import numeric_date_order
 from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import Progress, now
 from crm_workers.services.imports.claims import Claims
 from crm_workers.services.imports.deal_writer import write_deals
+from crm_workers.services.imports.errors_file import problem
 from crm_workers.services.imports.importers import Importers
+from crm_workers.services.imports.legacy_keys import resolve_legacy_keys
 from crm_workers.services.imports.lookups import Lookups
 from crm_workers.services.imports.writer import ImportRun, write_contacts
 from crm_workers.services.visibility import job_principal, restricted_to, visible
@@ -29,10 +42,11 @@ DATE_TARGETS = {"expected_close_date"}
 
 
 def resolve_mapping(info: TableInfo, requested: dict | None, entity: str, fields: dict[str, dict], *,
-                    country: str | None) -> Matching:
+                    country: str | None, fix=None) -> Matching:
     """The mapping to use: options.mapping for the headers it names (`None` ignores one), the others matched
-    by name and by their first values (domain/matching.py)."""
-    return match_columns(info.headers, entity, fields=fields, sample=[values for _, values in info.sample],
+    by name and by their first values (domain/matching.py), as corrected (`fix`: domain/corrections.py)."""
+    return match_columns(info.headers, entity, fields=fields,
+                         sample=[fix(n, values) if fix else values for n, values in info.sample],
                          country=country, requested=requested)
 
 
@@ -70,6 +84,16 @@ def learn_date_orders(info, date_headers: list[str]):
     return on_row, lambda: {h: orders == {"dmy"} for h, orders in seen.items()}
 
 
+def row_context(entity: str, mapping: dict[str, str], order: list[str], fields: dict, country: str | None,
+                options: dict, *, day_first: dict[str, bool]) -> RowContext:
+    """How the rows of this import read: its mapping, its columns read row by row, its key and strictness."""
+    alternatives, slots = plan(mapping, order)
+    return RowContext(entity=entity, mapping=mapping, fields=fields, country=country, day_first=day_first,
+                      contact_type=options.get("type", "person"), default_pipeline=options.get("pipeline"),
+                      dedupe=options.get("dedupe", "email"), strict=bool(options.get("strict")),
+                      alternatives=alternatives, slots=slots)
+
+
 def run_import(db: Database, settings, job: dict, progress: Progress, *, entity: str) -> dict:
     account_id, params = job["account_id"], job["params"]
     options, source = params.get("options") or {}, params["source"]
@@ -82,7 +106,8 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
     fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
     prefs = (db[ACCOUNTS].find_one({"_id": account_id}, {"preferences": 1}) or {}).get("preferences") or {}
     country = options.get("country") or prefs.get("default_country")
-    matching = resolve_mapping(info, options.get("mapping"), entity, fields, country=country)
+    fix = corrector(options.get("corrections"), info.headers)
+    matching = resolve_mapping(info, options.get("mapping"), entity, fields, country=country, fix=fix)
     state = progress.state
     # A resumed run keeps the mapping it started with (as pairs: headers may hold `.` or `$`).
     mapping = dict(state["mapping"]) if state.get("mapping") else matching.mapping
@@ -98,16 +123,15 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
             raise PermanentJobError(f"the file has more than {limit} rows; the limit is {limit}", code="too_many_rows")
         progress.total = rows
         progress.save_state(rows_done=0, day_first=orders(), headers=info.headers,
-                            mapping=[[h, t] for h, t in mapping.items()],
+                            mapping=[[h, t] for h, t in mapping.items()], order=matching.order,
                             counts={"created": 0, "updated": 0, "skipped": 0, "failed": 0, "merged": 0})
     warnings = info.warnings() + matching.warnings + date_warnings(state["day_first"])
-    ctx = RowContext(entity=entity, mapping=mapping, fields=fields, country=country,
-                     day_first=state["day_first"], contact_type=options.get("type", "person"),
-                     default_pipeline=options.get("pipeline"))
+    ctx = row_context(entity, mapping, state.get("order") or list(mapping), fields, country, options,
+                      day_first=state["day_first"])
     run = _import_run(db, settings, job, prefs)
     run.importers.join()  # from here on, other imports of the account claim what they write (importers.py)
     try:
-        _write_chunks(db, settings, job, open_file, info, ctx, run, progress)
+        _write_chunks(db, settings, job, open_file, info, ctx, run, progress, fix)
     finally:
         run.importers.leave()
     ignored = [h for h in info.headers if h not in mapping]
@@ -125,17 +149,19 @@ def _has_content(values: list) -> bool:
         return any(str(v).strip() for v in values)
 
 
-def parsed_chunks(open_file, info: TableInfo, ctx: RowContext, *, chunk_rows: int, start_after: int = 0, tags=()
-                  ) -> Iterator[tuple[list, list[ParsedRow]]]:
+def parsed_chunks(open_file, info: TableInfo, ctx: RowContext, *, chunk_rows: int, start_after: int = 0, tags=(),
+                  fix=None) -> Iterator[tuple[list, list[ParsedRow]]]:
     """The file's chunks after the first `start_after` data rows, each with its rows parsed (the rows with
-    nothing in them left out): all an import does before the database."""
+    nothing in them left out, the user's corrections in place: `fix`): all an import does before the database."""
     for chunk in _readable(chunks(open_file, info, chunk_rows=chunk_rows, start_after=start_after)):
+        if fix is not None:
+            chunk = [(n, fix(n, values)) for n, values in chunk]
         yield chunk, parse_rows(ctx, [(n, values) for n, values in chunk if _has_content(values)], info.headers,
                                 default_tags=tags)
 
 
 def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowContext, run: ImportRun,
-                  progress: Progress) -> None:
+                  progress: Progress, fix=None) -> None:
     """Each chunk parsed, written and counted; the counts and the data rows reached saved after each one."""
     account_id, options, counts = job["account_id"], job["params"].get("options") or {}, progress.state["counts"]
     write = write_contacts if ctx.entity == "contact" else write_deals
@@ -144,12 +170,17 @@ def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowCo
     reads = progress.state.setdefault("reads", [])
     mine = {"attempt": progress.attempt, "from_row": done, "rows": 0}
     for chunk, parsed in parsed_chunks(open_file, info, ctx, chunk_rows=settings.import_chunk_rows, start_after=done,
-                                       tags=options.get("tags") or ()):
+                                       tags=options.get("tags") or (), fix=fix):
         progress.checkpoint()  # a cancel seen since the last chunk stops the import here, before this one is written
         counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
+        resolve_legacy_keys(db, account_id, CONTACTS if ctx.entity == "contact" else DEALS, parsed, ctx,
+                            info.headers)
         outcome = write(run, [p for p in parsed if p.ok])
         failed = [(p, p.error_text()) for p in parsed if not p.ok] + outcome.failed
-        _record_failures(db, account_id, job["_id"], failed, outcome.skipped)
+        lost = {id(p) for p, _ in failed + outcome.skipped}
+        warned = [p for p in parsed if p.warnings and id(p) not in lost]
+        _record_failures(db, account_id, job["_id"], failed, outcome.skipped, warned)
+        counts["warnings"] = counts.get("warnings", 0) + len(warned)
         counts["created"] += outcome.created
         counts["updated"] += outcome.updated
         counts["skipped"] += len(outcome.skipped)
@@ -185,8 +216,11 @@ def _import_run(db: Database, settings, job: dict, prefs: dict) -> ImportRun:
                      rates=load_rates(settings.rates_file or None))
 
 
-def _record_failures(db: Database, account_id, job_id, failed, skipped) -> None:
-    rows = [(p, reason, "failed") for p, reason in failed] + [(p, reason, "skipped") for p, reason in skipped]
+def _record_failures(db: Database, account_id, job_id, failed, skipped, warned=()) -> None:
+    """The rows for the errors file: failed and skipped rows with the reason, imported rows with the values
+    left out (`warning`)."""
+    rows = [(p, reason, "failed") for p, reason in failed] + [(p, reason, "skipped") for p, reason in skipped] \
+        + [(p, "; ".join(p.warnings), "warning") for p in warned]
     if rows:
         db[IMPORT_ERRORS].bulk_write([
             UpdateOne({"account_id": account_id, "job_id": job_id, "row": p.row},
@@ -199,13 +233,14 @@ def _record_failures(db: Database, account_id, job_id, failed, skipped) -> None:
 def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows, warnings=(), matches=None,
             reads=()) -> dict:
     account_id, job_id = job["account_id"], job["_id"]
-    errors = [{"row": e["row"], "error": e["error"]} for e in
+    errors = [{"row": e["row"], "problem": problem(e), "error": e["error"]} for e in
               db[IMPORT_ERRORS].find({"account_id": account_id, "job_id": job_id}).sort("row", 1)
               .limit(ERRORS_KEPT_IN_RESULT)]
     businesses = db[CONTACTS].count_documents({"account_id": account_id, "created_by_import": job_id,
                                                "type": "business"}) if entity == "contact" else 0
     result = {
         "counts": {k: counts[k] for k in ("created", "updated", "skipped", "failed")},
+        "rows_with_warnings": counts.get("warnings", 0),
         "merged_duplicates": counts["merged"],
         "unchanged": counts.get("unchanged", 0),
         "businesses_created": businesses,
@@ -223,7 +258,8 @@ def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, 
     db[IMPORT_RESULTS].update_one(
         {"account_id": account_id, "job_id": job_id},
         {"$set": {"entity": entity, "file_name": job["params"]["source"].get("file_name"), "mapping": mapping,
-                  "counts": result["counts"], "errors": errors, "errors_file": result["errors_url"],
+                  "counts": result["counts"], "rows_with_warnings": result["rows_with_warnings"],
+                  "errors": errors, "errors_file": result["errors_url"],
                   "updated_at": ts}, "$setOnInsert": {"created_at": ts}},
         upsert=True)
     db[ACTIVITY].update_one(

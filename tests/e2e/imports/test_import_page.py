@@ -93,3 +93,58 @@ def test_the_import_page_previews_maps_starts_follows_and_hands_back_the_failed_
     assert (first["first_name"], first["custom_fields"]) == ("Jürgen0", {"nickname": "Jogi0"})
     assert "businesses" not in first or first["businesses"] == []
     assert contacts(db, tenant.account_id, type="business") == []
+
+
+FIX_SCREENSHOT = SCREENSHOT.with_name("import-fix.png")
+
+
+def test_a_failed_cell_is_fixed_in_place_in_the_preview_and_the_import_takes_the_fix(
+        live_api, browser, client, db, worker, tenant, tmp_path):
+    upload = tmp_path / "people.csv"
+    upload.write_text("Email,Phone,First Name\nana@example.com,+1 415 555 0134,Ana\nbo-at-example.com,,Bo\n"
+                      "cy@example.com,12,Cy\n")
+    page = browser.new_page()
+    csp = watch_csp(page)
+    assert_policy(page.goto(f"{live_api}/dashboard/import"))
+    page.fill("[data-testid=token]", tenant.headers()["Authorization"].removeprefix("Bearer "))
+    page.click("[data-testid=signin] button")
+    page.fill("[data-testid=country]", "US")
+    page.set_input_files("[data-testid=file]", str(upload))
+    page.locator("[data-testid=preview] tbody tr").first.wait_for(timeout=15_000)
+
+    # Failures apart from warnings: Bo's email fails his row, Cy's phone would be left out.
+    failed, warned = page.locator("[data-testid=cell-3-0]"), page.locator("[data-testid=cell-4-1]")
+    assert failed.get_attribute("data-problem") == "failed" and "err" in failed.get_attribute("class")
+    assert warned.get_attribute("data-problem") == "warning" and "warned" in warned.get_attribute("class")
+    assert "1 would fail and 1 would be imported with a value left out" in \
+        page.locator("[data-testid=problems]").inner_text()
+
+    failed.click()
+    page.fill("[data-testid=fix-3-0]", "bo@example.com")
+    page.press("[data-testid=fix-3-0]", "Enter")
+    wait_for(lambda: page.evaluate("preview.rows[1].errors.length === 0 && preview.rows[1].values[0]")
+             == "bo@example.com", timeout=15, interval=0.2, what="the preview read again with the fix")
+    fixed = page.locator("[data-testid=cell-3-0]")
+    assert fixed.get_attribute("data-problem") == "fixed" and fixed.inner_text() == "bo@example.com"
+    assert page.locator("tr[data-row='3']").get_attribute("class") == ""
+    shot = FIX_SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "import-fix.png"
+    page.fill("[data-testid=token]", "")
+    page.screenshot(path=str(shot), full_page=True)  # the README's picture of a fix in place
+    page.fill("[data-testid=token]", tenant.headers()["Authorization"].removeprefix("Bearer "))
+    page.click("[data-testid=signin] button")
+
+    page.click("[data-testid=start]")
+    wait_for(lambda: page.locator("[data-testid=status]").inner_text() == "completed", timeout=60, interval=0.3,
+             what="the page to show the import completed")
+    assert "3 of 3 rows: 3 created, 0 updated, 0 skipped, 0 failed; 1 imported with a value left out" in \
+        page.locator("[data-testid=progress]").inner_text()
+    assert page.locator("[data-testid=errors-download]").inner_text() == "Download the rows with warnings (CSV)"
+    job_id = page.evaluate("jobId")
+    assert violations(page, csp) == []  # the fix, the preview again and the import, all under the strict CSP
+    page.close()
+
+    job = db["queues"].find_one({"_id": __import__("bson").ObjectId(job_id)})
+    assert job["params"]["options"]["corrections"] == {"3": {"Email": "bo@example.com"}}
+    assert contacts(db, tenant.account_id, email="bo@example.com")[0]["first_name"] == "Bo"
+    errors = client.get(f"/v1/crm/jobs/{job_id}/errors", headers=tenant.headers()).data.decode("utf-8-sig")
+    assert [line.split(",")[0] for line in errors.splitlines()] == ["row", "4"]  # the fixed row is not there

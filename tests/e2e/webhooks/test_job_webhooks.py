@@ -132,11 +132,20 @@ def test_a_callback_url_in_a_json_body_goes_with_the_job(client, db, worker, ten
 
 def test_a_slow_receiver_gets_one_post_per_delivery_while_it_takes_its_time(
         client, db, worker, tenant, hook_receiver):
-    subscribe(client, tenant, hook_receiver.url)
-    hook_receiver.delay = 1.5  # several of the senders' 0.2 s looks for due deliveries pass meanwhile
-    job_id = delete_tag(client, db, tenant)
+    """Two workers' senders look for due deliveries every 0.2 s while the receiver takes 1.5 s: one POST."""
+    from crm_workers.services.webhooks.dispatcher import WebhookDispatcher
 
-    wait_for(lambda: (d := deliveries(db, job_id)) and d[0]["status"] == "delivered", what="delivered")
+    subscribe(client, tenant, hook_receiver.url)
+    hook_receiver.delay = 1.5
+    other = WebhookDispatcher(db=db, senders=4, account_senders=4, poll_seconds=0.1, allow_private=True,
+                              retry_base_seconds=0.2)  # a second worker process's senders
+    other.after_worker_boot(None, None)
+    try:
+        job_id = delete_tag(client, db, tenant)
+        wait_for(lambda: (d := deliveries(db, job_id)) and d[0]["status"] == "delivered", what="delivered")
+        wait_for(lambda: time.time() > hook_receiver.for_job(job_id)[0]["at"] + 1, what="a second more of looking")
+    finally:
+        other.before_worker_shutdown(None, None)
 
     assert len(hook_receiver.for_job(job_id)) == 1
     assert deliveries(db, job_id)[0]["attempts"] == 1
