@@ -239,8 +239,8 @@ def read_rows(stream: BinaryIO) -> Iterator[tuple[int, list]]:
         tmp.seek(0)
         try:
             book = zipfile.ZipFile(tmp)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise UnreadableFile(f"not a readable XLSX file ({exc})") from None
+        except ZIP_ERRORS as exc:  # also NotImplementedError: a zip "version 19.6" the reader cannot open
+            raise UnreadableFile(f"not a readable XLSX file ({type(exc).__name__}: {exc})") from None
         with book:
             try:
                 yield from _sheet_rows(book)
