@@ -20,6 +20,7 @@ from crm_jobs.commands import (
     cmd_warehouse_runs,
     cmd_watch,
 )
+from crm_jobs.private import write_private
 from crm_jobs.report_command import cmd_report
 from crm_workers.domain.job_types import Queue
 from crm_workers.errors import ConfigError
@@ -138,6 +139,7 @@ def cmd_token(args) -> None:
 def _dev_secret(data_dir: str, *, create: bool) -> str | None:
     path = os.path.join(data_dir, DEV_SECRET_FILE)
     if os.path.exists(path):
+        os.chmod(path, 0o600)  # an earlier version left it readable by everyone on the machine
         with open(path) as f:
             return f.read().strip()
     if not create:
@@ -146,8 +148,7 @@ def _dev_secret(data_dir: str, *, create: bool) -> str | None:
 
     os.makedirs(data_dir, exist_ok=True)
     secret = secrets.token_hex(32)
-    with open(path, "w") as f:
-        f.write(secret)
+    write_private(path, secret)
     return secret
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from bson import ObjectId
 
 from crm_jobs import children
+from crm_jobs.private import write_private
 from crm_jobs.servers import EmbeddedMongo, EmbeddedValkey, free_port
 from crm_workers.adapters.mongo import ACCOUNTS, CONTACTS, TAGS, connect, ensure_indexes
 from crm_workers.domain.principal import issue_token
@@ -194,7 +195,8 @@ def _start_all(supervisor: _Supervisor, data: Path, listening: socket.socket, jw
     token = issue_token(jwt_secret, account_id=ident["account_id"], uid=ident["uid"], is_owner=True)
     if _wait_until_up(url, supervisor.apps):
         lines = {"CRM_URL": url, "CRM_TOKEN": token, "CRM_TAG": str(tag_id)}
-        (data / "dev.env").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in lines.items()))
+        # A bearer token: for this user's eyes only (0600), like the secret that signs it.
+        write_private(data / "dev.env", "".join(f"export {k}={shlex.quote(v)}\n" for k, v in lines.items()))
         print(f"\ncrm-jobs dev is up.\n  API:   {url}\n  token: {token}\n  demo tag id: {tag_id}\n"
               f"  (all three: source {data / 'dev.env'})\n  Redis: {redis_url}\n  MongoDB: {mongodb_uri}\n"
               f"  dashboard: {url}/dashboard   API docs: {url}/v1/crm/docs   metrics: {url}/metrics, worker "

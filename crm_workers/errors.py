@@ -116,3 +116,10 @@ class UnreadableUpload(CRMError):
 
     status = 422
     code = "unreadable_file"
+
+
+class TooManyRequests(CRMError):
+    """Raised when a caller holds too much of something at once (e.g. uploads no import used yet)."""
+
+    status = 429
+    code = "too_many_requests"

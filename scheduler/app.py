@@ -20,7 +20,7 @@ from crm_workers.adapters.leader import LeaderLease
 from crm_workers.adapters.mongo import connect, ensure_indexes
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.domain.job_types import SYSTEM_ACCOUNT_ID
-from crm_workers.services import housekeeping
+from crm_workers.services import housekeeping, stored_files
 from crm_workers.services.automations import run as automation_service
 from crm_workers.services.job_submission import start_job
 from crm_workers.services.mass import trash
@@ -104,6 +104,9 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
         return housekeeping.delete_expired_exports(db, storage_from_settings(settings),
                                                    retention_days=settings.export_retention_days)
 
+    def unused_uploads():
+        return stored_files.delete_unused(db, storage_from_settings(settings))
+
     def nightly_reports():
         return nightly.enqueue_nightly_reports(db, broker, settings, at=datetime.now(UTC))
 
@@ -131,6 +134,7 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")
     sched.add_job(leader_only(lease, expired_exports), "interval", minutes=30, id="expired-exports")
     sched.add_job(leader_only(lease, trash_expiry), "interval", minutes=30, id="trash-expiry")
+    sched.add_job(leader_only(lease, unused_uploads), "interval", minutes=30, id="unused-uploads")
     sched.add_job(leader_only(lease, nightly_reports), "cron", minute=f"*/{nightly.TICK_MINUTES}",
                   id="nightly-reports")
     # At start, and daily after the ECB publishes (~16:00 CET); a failed read leaves the stored days serving.

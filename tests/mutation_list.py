@@ -180,8 +180,8 @@ MUTATIONS: list[M] = [
       ("tests/integration/test_job_record.py::test_a_claim_makes_the_job_running_counts_the_attempt_and_a_second_"
        "claim_gets_nothing",)),
     M("stale-sweep-takes-live-jobs", "crm_workers/jobs/runs.py",
-      'db[QUEUES].find({"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}, **_of(accounts)},',
-      'db[QUEUES].find({"status": str(S.RUNNING), **_of(accounts)},', "crash safety: a job whose heartbeat",
+      "    stale_before = (at or now()) - timedelta(seconds=stale_seconds)",
+      "    stale_before = (at or now()) + timedelta(seconds=stale_seconds)", "crash safety: a job whose heartbeat",
       ("tests/integration/test_job_record.py::test_stale_running_jobs_are_requeued_and_fresh_ones_are_left_alone",)),
     # ------------------------------------------------------------------ exactly-once notifications and webhooks
     M("notification-not-once-per-occurrence-and-user", "crm_workers/services/reminders/fanout.py",
@@ -190,8 +190,10 @@ MUTATIONS: list[M] = [
       "claims in batches of 1,000",
       ("tests/e2e/reminders/test_retries.py::test_a_claim_retried_after_its_job_died_notifies_each_assignee_once",)),
     M("automation-log-per-run-not-per-event", "crm_workers/services/automations/run.py",
-      '    key = {"account_id": account_id, "event_id": event_id, "automation_id": automation["_id"]}',
-      '    key = {"account_id": account_id, "event_id": uuid.uuid4().hex, "automation_id": automation["_id"]}',
+      '    key = {"account_id": account_id, "event_id": event_id, "automation_id": automation["_id"],'
+      ' "deal_id": deal_id}',
+      '    key = {"account_id": account_id, "event_id": uuid.uuid4().hex, "automation_id": automation["_id"],'
+      ' "deal_id": deal_id}',
       "one log per event and automation",
       (f"{AUTOMATIONS}::test_a_transient_webhook_failure_is_retried_from_the_failed_action_only",)),
     M("succeeded-actions-run-again", "crm_workers/services/automations/run.py",
@@ -199,7 +201,8 @@ MUTATIONS: list[M] = [
       "one log per event and automation",
       (f"{AUTOMATIONS}::test_a_webhook_that_succeeded_is_not_sent_again_when_a_later_action_is_retried",)),
     M("automation-event-key-per-request", "crm_workers/services/automations/run.py",
-      'idempotency_key=f"automation-event:{event_id}")', 'idempotency_key=None)', "one log per event and automation",
+      'idempotency_key=event_key(deal["_id"], stage["_id"], event_id))', 'idempotency_key=None)',
+      "one log per event and automation",
       (f"{AUTOMATIONS}::test_the_same_event_id_twice_does_nothing_the_second_time",)),
     M("webhook-timeout-not-transient", "crm_workers/services/automations/actions.py",
       "    except webhooks.WebhookUnreachable as exc:\n        raise TransientActionError(str(exc)) from None",

@@ -75,10 +75,18 @@ def dry_run() -> bool:
     return request.args.get("dry_run") in ("1", "true", "yes")
 
 
+def job_json(job: dict) -> dict:
+    """The job as the caller may see it: a service token never gets its links, keys or rows (CONTRACT §3)."""
+    from crm_api.auth import caller
+    from crm_workers.domain.principal import Service
+
+    return job_to_json(job, for_service=isinstance(caller(), Service))
+
+
 def job_response(job: dict, status: int = 200):
     """The job as JSON; a 202 (a job started) says where to poll it in `Location`."""
     headers = {"Location": f"{API_PREFIX}/jobs/{job['_id']}"} if status == 202 else {}
-    return jsonify(job_to_json(job)), status, headers
+    return jsonify(job_json(job)), status, headers
 
 
 def conditional(response):

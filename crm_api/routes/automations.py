@@ -17,7 +17,7 @@ class TriggerRequest(BaseModel):
 
     deal_id: str = Field(min_length=1)
     stage_id: str = Field(min_length=1)
-    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+    event_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
 class Page(BaseModel):

@@ -6,11 +6,10 @@ from pydantic import BaseModel
 
 from crm_api.auth import NotAllowed, allows_service, caller, principal
 from crm_api.openapi import api_doc
-from crm_api.routes import broker, crm_blueprint, db, settings
+from crm_api.routes import broker, crm_blueprint, db, job_json, settings
 from crm_api.schemas import Job
 from crm_workers.adapters.broker import broker_depths, live_workers
 from crm_workers.domain.principal import Service
-from crm_workers.jobs import job_to_json
 from crm_workers.services import dashboard as service
 from crm_workers.services.automations.run import log_to_json
 
@@ -72,8 +71,8 @@ def operator():
         raise NotAllowed("the operator overview needs a service token (crm-jobs token --service)")
     stale, lost = settings().job_stale_seconds, settings().job_lost_seconds
     return jsonify({"workers": live_workers(broker()), "queues": broker_depths(broker()),
-                    "stale_jobs": [job_to_json(j) for j in service.stale_jobs(db(), stale_seconds=stale)],
-                    "lost_jobs": [job_to_json(j) for j in service.lost_jobs(db(), lost_seconds=lost)],
+                    "stale_jobs": [job_json(j) for j in service.stale_jobs(db(), stale_seconds=stale)],
+                    "lost_jobs": [job_json(j) for j in service.lost_jobs(db(), lost_seconds=lost)],
                     "accounts": service.busiest_accounts(db()), "stale_seconds": stale, "lost_seconds": lost})
 
 

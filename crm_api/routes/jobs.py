@@ -7,10 +7,18 @@ from flask import Response, jsonify, request
 
 from crm_api.auth import allows_service, caller, principal
 from crm_api.openapi import api_doc
-from crm_api.routes import broker, conditional, crm_blueprint, db, idempotency_key, idempotent, job_response
+from crm_api.routes import (
+    broker,
+    conditional,
+    crm_blueprint,
+    db,
+    idempotency_key,
+    idempotent,
+    job_json,
+    job_response,
+)
 from crm_api.schemas import Job, JobListQuery, JobPage
 from crm_workers.domain.principal import Principal
-from crm_workers.jobs import job_to_json
 from crm_workers.services import job_submission as service
 from crm_workers.services.imports.errors_file import error_rows_csv
 from crm_workers.services.undo import request_undo
@@ -28,7 +36,7 @@ def list_jobs():
     docs, total = service.list_jobs(db(), caller(), account_id=account_id, status=query.status,
                                     job_type=query.type, page=query.page, per_page=query.per_page, after=query.after)
     next_after = str(docs[-1]["_id"]) if len(docs) == query.per_page else None
-    return conditional(jsonify({"jobs": [job_to_json(d) for d in docs], "page": query.page,
+    return conditional(jsonify({"jobs": [job_json(d) for d in docs], "page": query.page,
                                 "per_page": query.per_page, "total": total, "next_after": next_after}))
 
 

@@ -32,6 +32,8 @@ PUBSUB_DEADLETTERS = "crm.pubsub.deadletters"
 PUBSUB_ATTEMPTS = "crm.pubsub.attempts"
 PUBSUB_STATS = "crm.pubsub.stats"
 TRASH = "crm.trash"
+#: Files stored for imports, with who stored them (services/stored_files.py).
+UPLOADS = "crm.uploads"
 VIEWS = "crm.views"
 WEBHOOKS = "crm.webhooks"
 WEBHOOK_DELIVERIES = "crm.webhook.deliveries"
@@ -118,7 +120,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     AUTOMATION_LOGS: [
         _ix(A, ("started_at", ASCENDING)),  # reports over every automation
         _ix(A, ("automation_id", ASCENDING), ("started_at", DESCENDING)),
-        _ix(A, ("event_id", ASCENDING), ("automation_id", ASCENDING), unique=True,
+        _ix(A, ("event_id", ASCENDING), ("automation_id", ASCENDING), ("deal_id", ASCENDING), unique=True,
             partialFilterExpression={"event_id": {"$type": "string"}}),
     ],
     REMINDERS: [
@@ -152,6 +154,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("job_id", ASCENDING)),
         _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
     ],
+    UPLOADS: [_ix(A, ("key", ASCENDING), unique=True), _ix(A, ("uid", ASCENDING), ("used_by", ASCENDING)),
+              _ix(("used_by", ASCENDING), ("created_at", ASCENDING))],
     VIEWS: [_ix(A, ("entity", ASCENDING))],
     WEBHOOKS: [_ix(A, ("created_at", ASCENDING))],
     WEBHOOK_SECRETS: [_ix(A, unique=True)],
@@ -176,7 +180,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 #: Indexes of earlier versions that were replaced, dropped at start (see the README's migration notes): the
 #: idempotency keys' (account, key), now scoped by user; the trash's TTL counted from each deletion, not the job's end.
-RETIRED_INDEXES: dict[str, list[str]] = {IDEMPOTENCY_KEYS: ["account_id_1_key_1"], TRASH: ["deleted_at_1"]}
+RETIRED_INDEXES: dict[str, list[str]] = {IDEMPOTENCY_KEYS: ["account_id_1_key_1"], TRASH: ["deleted_at_1"],
+                                         AUTOMATION_LOGS: ["account_id_1_event_id_1_automation_id_1"]}
 
 
 def ensure_indexes(db: Database) -> None:

@@ -37,10 +37,24 @@ def is_outage(exc: BaseException) -> bool:
     return False
 
 
+def is_bad_input(exc: BaseException) -> bool:
+    """True for errors that say the request or its file is wrong (a 4xx of ours other than 429, a file the
+    readers refuse): a retry reads the same bytes and fails the same way, so it never counts as transient."""
+    from crm_workers.adapters.limits import UnreadableFile
+    from crm_workers.errors import CRMError
+
+    if isinstance(exc, CRMError):
+        return exc.status < 500 and exc.status != 429
+    return isinstance(exc, UnreadableFile)
+
+
 def retry_policy(max_retries: int) -> Callable[[int, BaseException], bool]:
-    """Dramatiq's `retry_when` for an actor: its own retries for its errors, more for outages."""
+    """Dramatiq's `retry_when` for an actor: its own retries for its errors, more for outages, none for bad
+    input."""
 
     def retry_when(retries: int, exception: BaseException) -> bool:
+        if is_bad_input(exception):
+            return False
         return retries < (OUTAGE_MAX_RETRIES if is_outage(exception) else max_retries)
 
     return retry_when

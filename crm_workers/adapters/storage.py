@@ -48,7 +48,9 @@ def check_link(secret: str, key: str, expires: str, signature: str, *, at: float
         expiry = int(expires)
     except (TypeError, ValueError):
         return False
-    good = hmac.compare_digest(link_signature(secret, key, expiry), signature or "")
+    # As bytes: compare_digest refuses a str with a non-ASCII character (`sig=é` was a 500), a link never has one.
+    given = (signature or "").encode("utf-8", "surrogateescape")
+    good = hmac.compare_digest(link_signature(secret, key, expiry).encode(), given)
     return good and (at or time.time()) < expiry
 
 

@@ -73,6 +73,16 @@ def _text(stream: BinaryIO, encoding: str) -> io.TextIOBase:
     return io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
 
 
+def _decoded(sample: bytes, encoding: str) -> str:
+    """The file's first bytes read as the whole file will be (a stream, bad bytes replaced): an encoding that
+    cannot read this file at all (UTF-32 without its BOM, a codec with no replacing) fails it here, with a code,
+    before any work."""
+    try:
+        return _text(io.BytesIO(sample), encoding).read()
+    except (UnicodeError, LookupError) as exc:
+        raise UnreadableFile(f"the file cannot be read as {encoding} ({exc})", code="unreadable_encoding") from None
+
+
 def _lines(text: io.TextIOBase) -> Iterator[str]:
     """The file's lines, refusing one over MAX_LINE_CHARS before it is held whole."""
     number = 0
@@ -91,6 +101,9 @@ def _csv_rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
             number += 1
             if record:
                 yield number, [("" if v[:1] == "0" and is_blank(v) else v) for v in record]
+    except UnicodeError as exc:  # past the first bytes (a stray BOM-less part): the file, not the worker
+        raise UnreadableFile(f"row {number + 1} cannot be read as {info.encoding} ({exc})",
+                             code="unreadable_encoding") from None
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
             raise UnreadableFile(f"row {number + 1} has a cell longer than {MAX_CELL_CHARS} characters",
@@ -120,7 +133,7 @@ def describe(open_file: Callable[[], BinaryIO], file_name: str, *, encoding: str
     else:
         guess = guess_encoding(sample)
         chosen = encoding or guess.encoding
-        text = sample.decode(chosen, errors="replace")
+        text = _decoded(sample, chosen)
         info = TableInfo(format="csv", headers=[], encoding=chosen, delimiter=detect_delimiter(text, file_name),
                          encoding_sure=bool(encoding) or guess.sure)
     with open_file() as stream:

@@ -11,12 +11,25 @@ import urllib3
 from crm_workers.domain.webhooks import WebhookTarget
 
 
+class BadHeader(ValueError):
+    """Raised when a header value would not be one header (CR, LF or another control character in it)."""
+
+
+def _check_headers(headers: dict) -> None:
+    # An id with CR LF in it would end the header and start another (header injection): refused, never sent.
+    for name, value in headers.items():
+        text = str(value)
+        if not all(" " <= ch <= "~" for ch in text) or not all(" " < ch <= "~" for ch in str(name)):
+            raise BadHeader(f"the {name!r} header has a character that may not be in a header")
+
+
 class WebhookUnreachable(Exception):
     """Raised when the webhook's server could not be reached or did not answer in time."""
 
 
 def post(target: WebhookTarget, body: bytes, headers: dict, *, timeout: float) -> int:
     """POST `body` to the checked target; the HTTP status it answered (redirects are not followed)."""
+    _check_headers(headers)
     options = {"timeout": urllib3.Timeout(connect=timeout, read=timeout), "retries": False, "maxsize": 1}
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(target.address, target.port, server_hostname=target.host,

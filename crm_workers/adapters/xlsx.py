@@ -10,8 +10,10 @@ cached value, or nothing.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO
@@ -19,7 +21,7 @@ from typing import BinaryIO
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 
-from crm_workers.adapters.limits import MAX_COLUMNS, UnreadableFile
+from crm_workers.adapters.limits import MAX_CELL_CHARS, MAX_COLUMNS, UnreadableFile
 from crm_workers.adapters.xlsx_strings import SharedStrings
 from crm_workers.adapters.xml_stream import feed, local_name, safe_parser
 
@@ -28,7 +30,23 @@ MAX_PART_RATIO = 100  # uncompressed / compressed size of one part…
 RATIO_CHECKED_FROM_BYTES = 1024 * 1024  # …once the part is over this size
 MAX_SMALL_PART_BYTES = 16 * 1024 * 1024  # workbook, relationships, styles: read whole
 _DIGITS = "0123456789"
-_COLUMNS: dict[str, int] = {}
+#: The widest column reference a workbook can have (XFD = 16384); past it a reference is no column.
+_MAX_LETTERS = 3
+#: Column references remembered (A..XFD at most, in two cases): bounded whatever the file says.
+COLUMNS_CACHED = 4096
+#: Digits an index or a row number may have: a hostile `r="²"` or 5,000 digits is no number, not a crash.
+_MAX_DIGITS = 9
+
+
+def _index(text: str | None) -> int | None:
+    """A cell's row number, style or string index: ASCII digits only (`"²".isdigit()` is true, and int() of it
+    raises), within a size; None for anything else."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text or len(text) > _MAX_DIGITS or text.strip(_DIGITS):
+        return None
+    return int(text)
 
 
 def check_directory(book: zipfile.ZipFile) -> None:
@@ -44,13 +62,15 @@ def check_directory(book: zipfile.ZipFile) -> None:
                              code="spreadsheet_too_large")
 
 
-def _column(letters: str) -> int:
-    number = _COLUMNS.get(letters)
-    if number is None:
-        number = 0
-        for ch in letters.upper():
-            number = number * 26 + ord(ch) - 64
-        _COLUMNS[letters] = number
+@functools.lru_cache(maxsize=COLUMNS_CACHED)
+def _column(letters: str) -> int | None:
+    """A column's number from its letters; None for a reference that is no column (other characters, past XFD):
+    the cell is then read as the next one, as when it has no reference."""
+    if not letters or len(letters) > _MAX_LETTERS or not letters.isascii() or not letters.isalpha():
+        return None
+    number = 0
+    for ch in letters.upper():
+        number = number * 26 + ord(ch) - 64
     return number
 
 
@@ -112,11 +132,11 @@ def _date_styles(book: zipfile.ZipFile, styles: str | None) -> set[int]:
     def on_start(name, attrs):
         tag = local_name(name)
         if tag == "numFmt":
-            custom[int(attrs.get("numFmtId", -1))] = attrs.get("formatCode", "")
+            custom[_index(attrs.get("numFmtId"))] = attrs.get("formatCode", "")  # not a number: no format
         elif tag in ("cellXfs", "cellStyleXfs", "dxfs"):
             inside[0] = tag
         elif tag == "xf" and inside[0] == "cellXfs":
-            xfs.append(int(attrs.get("numFmtId", 0)))
+            xfs.append(_index(attrs.get("numFmtId", "0")))
 
     _small_xml(book, styles, on_start)
     return {i for i, fmt in enumerate(xfs) if is_date_format(custom.get(fmt) or BUILTIN_FORMATS.get(fmt, "General"))}
@@ -133,6 +153,7 @@ class _Sheet:
         self.column = self.style = 0
         self.kind = "n"
         self.text: list[str] = []
+        self.chars_read = 0
         self.collecting = False
         self.skip = 0
 
@@ -140,13 +161,15 @@ class _Sheet:
         tag = local_name(name)
         if tag == "c":
             ref = attrs.get("r")
-            self.column = _column(ref.rstrip(_DIGITS)) if ref else max(self.cells, default=0) + 1
-            self.kind, self.style, self.text = attrs.get("t", "n"), attrs.get("s"), []
+            column = _column(ref.rstrip(_DIGITS)) if ref else None
+            self.column = column if column is not None else max(self.cells, default=0) + 1
+            self.kind, self.style = attrs.get("t", "n"), _index(attrs.get("s"))
+            self.text, self.chars_read = [], 0
         elif tag == "v" or (tag == "t" and not self.skip):
             self.collecting = True
         elif tag == "row":
-            number = attrs.get("r")
-            self.row = int(number) if number and number.isdigit() else self.row + 1
+            number = _index(attrs.get("r"))
+            self.row = number if number is not None else self.row + 1
             self.cells = {}
         elif tag == "rPh":
             self.skip += 1
@@ -170,12 +193,17 @@ class _Sheet:
 
     def chars(self, data):
         if self.collecting:
+            self.chars_read += len(data)
+            if self.chars_read > MAX_CELL_CHARS:  # refused while it is read, not once it is all in memory
+                raise UnreadableFile(f"row {self.row} has a cell over {MAX_CELL_CHARS} characters",
+                                     code="cell_too_large")
             self.text.append(data)
 
     def _value(self):
         raw, kind = "".join(self.text), self.kind
         if kind == "s":
-            return self.strings.get(int(raw)) if raw.strip().isdigit() else ""
+            index = _index(raw)
+            return self.strings.get(index) if index is not None else ""
         if kind in ("inlineStr", "str"):
             return raw
         if kind == "e":
@@ -194,7 +222,7 @@ class _Sheet:
             number = float(raw) if any(c in raw for c in ".eE") else int(raw)
         except ValueError:
             return raw
-        if self.style and int(self.style) in self.date_styles:
+        if self.style and self.style in self.date_styles:
             try:
                 return from_excel(number, epoch=self.epoch)
             except (ValueError, OverflowError):
@@ -211,21 +239,32 @@ def read_rows(stream: BinaryIO) -> Iterator[tuple[int, list]]:
         tmp.seek(0)
         try:
             book = zipfile.ZipFile(tmp)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise UnreadableFile(f"not a readable XLSX file ({exc})") from None
+        except ZIP_ERRORS as exc:  # also NotImplementedError: a zip "version 19.6" the reader cannot open
+            raise UnreadableFile(f"not a readable XLSX file ({type(exc).__name__}: {exc})") from None
         with book:
-            check_directory(book)
-            sheet_name, strings_name, styles_name, mac_dates = _workbook_parts(book)
-            strings = SharedStrings(book.open(strings_name) if strings_name in book.NameToInfo else None)
             try:
-                sheet = _Sheet(strings, _date_styles(book, styles_name),
-                               CALENDAR_MAC_1904 if mac_dates else CALENDAR_WINDOWS_1900)
-                parser = safe_parser()
-                parser.StartElementHandler, parser.EndElementHandler = sheet.open, sheet.close
-                parser.CharacterDataHandler = sheet.chars
-                with book.open(sheet_name) as part:
-                    for _ in feed(parser, part):
-                        yield from sheet.done
-                        sheet.done.clear()
-            finally:
-                strings.close()
+                yield from _sheet_rows(book)
+            except ZIP_ERRORS as exc:  # a part's header, compression or checksum broken: the file, not the worker
+                raise UnreadableFile(f"not a readable XLSX file ({type(exc).__name__}: {exc})") from None
+
+
+#: What zipfile raises for a broken part (bad header, unknown or encrypted compression, bad data or checksum).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+
+
+def _sheet_rows(book: zipfile.ZipFile) -> Iterator[tuple[int, list]]:
+    check_directory(book)
+    sheet_name, strings_name, styles_name, mac_dates = _workbook_parts(book)
+    strings = SharedStrings(book.open(strings_name) if strings_name in book.NameToInfo else None)
+    try:
+        sheet = _Sheet(strings, _date_styles(book, styles_name),
+                       CALENDAR_MAC_1904 if mac_dates else CALENDAR_WINDOWS_1900)
+        parser = safe_parser()
+        parser.StartElementHandler, parser.EndElementHandler = sheet.open, sheet.close
+        parser.CharacterDataHandler = sheet.chars
+        with book.open(sheet_name) as part:
+            for _ in feed(parser, part):
+                yield from sheet.done
+                sheet.done.clear()
+    finally:
+        strings.close()

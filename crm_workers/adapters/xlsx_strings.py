@@ -8,14 +8,15 @@ import tempfile
 from array import array
 from typing import BinaryIO
 
-from crm_workers.adapters.limits import UnreadableFile
+from crm_workers.adapters.limits import MAX_CELL_CHARS, UnreadableFile
 from crm_workers.adapters.xml_stream import feed, local_name, safe_parser
 
 MAX_SHARED_STRINGS = 16_000_000
 IN_MEMORY_BYTES = 4 * 1024 * 1024  # strings kept as Python objects; the rest go to disk
 STR_OVERHEAD_BYTES = 49  # what a str costs beyond its characters
 WRITE_BYTES = 1024 * 1024
-CACHED = 4096  # strings read back from disk, kept for repeated values
+CACHED = 4096  # strings read back from disk, kept for repeated values…
+CACHED_BYTES = 4 * 1024 * 1024  # …and no more characters than this in all
 
 
 class SharedStrings:
@@ -27,6 +28,8 @@ class SharedStrings:
         self._pending = bytearray()  # written, not yet flushed
         self._flushed = 0
         self._cache: dict[int, str] = {}
+        self._cache_bytes = 0
+        self._chars = 0  # of the string being read
         self._parts: list[str] | None = None
         self._skip = 0  # inside <rPh> (a phonetic hint, not the text)
         self._feeding = iter(()) if stream is None else self._start(stream)
@@ -44,7 +47,7 @@ class SharedStrings:
     def _open(self, name, _attrs):
         tag = local_name(name)
         if tag == "si":
-            self._parts = []
+            self._parts, self._chars = [], 0
         elif tag == "rPh":
             self._skip += 1
 
@@ -58,6 +61,9 @@ class SharedStrings:
 
     def _text(self, data):
         if self._parts is not None and not self._skip:
+            self._chars += len(data)
+            if self._chars > MAX_CELL_CHARS:  # refused as it is read: one string cannot fill the memory
+                raise UnreadableFile(f"a shared string is over {MAX_CELL_CHARS} characters", code="cell_too_large")
             self._parts.append(data)
 
     def _add(self, text: str) -> None:
@@ -99,9 +105,11 @@ class SharedStrings:
         if end > self._flushed:
             self._flush()
         text = os.pread(self._disk.fileno(), end - start, start).decode("utf-8")
-        if len(self._cache) >= CACHED:
+        if len(self._cache) >= CACHED or self._cache_bytes + len(text) > CACHED_BYTES:
             self._cache.clear()
+            self._cache_bytes = 0
         self._cache[index] = text
+        self._cache_bytes += len(text)
         return text
 
     def close(self) -> None:

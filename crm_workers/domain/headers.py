@@ -75,8 +75,8 @@ def match_by_name(header: str, entity: str, fields: dict[str, dict] | None = Non
         return found
     spaced = " ".join(str(header).split())
     for pattern, target, source in _patterns(entity):
-        if m := pattern.fullmatch(spaced):
-            return NameMatch(target, "synonym", int(m.group(1)), source)
+        if (m := pattern.fullmatch(spaced)) and len(m.group(1)) <= 9:  # `E-mail <5000 digits> - Value` is no
+            return NameMatch(target, "synonym", int(m.group(1)), source)  # label (int() of it raises)
     for field_key in fields or {}:
         if key in (normalise_header(field_key), normalise_header(f"custom.{field_key}")):
             return NameMatch(f"custom.{field_key}", "key of custom field", 0, "custom field")
@@ -132,7 +132,9 @@ def clean_headers(raw: list) -> list[str]:
     seen: dict[str, int] = {}
     headers = []
     for i, value in enumerate(raw):
-        name = _unguard("" if value is None else str(value).strip().lstrip("\ufeff").strip())
+        # A NUL cannot be in a field name of MongoDB's (the result keys matches by header): a job whose header
+        # had one could not even record its end. It is no character of a header anyway.
+        name = _unguard("" if value is None else str(value).replace("\x00", "").strip().lstrip("\ufeff").strip())
         name = name or f"column_{i + 1}"
         count = seen.get(name.lower(), 0) + 1
         seen[name.lower()] = count

@@ -57,6 +57,10 @@ class ImportOptions(Strict):
             raise ValueError("not a text encoding Python knows (like windows-1251, iso-8859-2, shift_jis)") from None
         if not getattr(codec, "_is_text_encoding", True):
             raise ValueError("not a text encoding")
+        try:  # the reader turns unreadable bytes into U+FFFD: an encoding that cannot (idna) reads no file
+            codecs.getincrementaldecoder(value)("replace").decode(b"", final=True)
+        except (UnicodeError, TypeError, ValueError, LookupError, AssertionError):
+            raise ValueError("not an encoding a file can be read in") from None
         return value
 
     @field_validator("country")

@@ -143,8 +143,32 @@ def _page(db: Database, scope: dict, *, status, job_type, page: int, per_page: i
     return list(db[QUEUES].find(query).sort(order).limit(per_page)), None
 
 
-def job_to_json(doc: dict) -> dict:
-    """The job as the API shows it (CONTRACT §5)."""
+#: What a service token never sees of a job (CONTRACT §3): links to files, storage keys, rows of data.
+SERVICE_HIDDEN_RESULT = ("download_url", "file_key", "errors", "errors_url", "errors_file", "rows_preview", "sample")
+SERVICE_HIDDEN_SOURCE = ("key", "records", "url")
+
+
+def service_view(job: dict) -> dict:
+    """The job JSON a service token gets: the one place that strips what would let it read CRM data (the link
+    of an export, a stored file's key, connector records, error rows), for the API and the operator dashboard."""
+    job = dict(job)
+    result = job.get("result")
+    if isinstance(result, dict):
+        job["result"] = {k: v for k, v in result.items() if k not in SERVICE_HIDDEN_RESULT}
+    params = dict(job.get("params") or {})
+    if isinstance(params.get("source"), dict):
+        params["source"] = {k: v for k, v in params["source"].items() if k not in SERVICE_HIDDEN_SOURCE}
+    job["params"] = params
+    error = job.get("error")
+    if isinstance(error, dict) and "details" in error:  # a job's failure names rows and values in its details
+        job["error"] = {k: v for k, v in error.items() if k != "details"}
+    return job
+
+
+def job_to_json(doc: dict, *, for_service: bool = False) -> dict:
+    """The job as the API shows it (CONTRACT §5); `for_service`: as a service token may see it."""
+    if for_service:
+        return service_view(job_to_json(doc))
 
     def ts(value):
         return value.isoformat().replace("+00:00", "Z") if value else None

@@ -22,6 +22,25 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+#: What every job record has from its creation: a copy must carry each, compared like the rest.
+_FRESH_FIELDS = frozenset({"_id", "account_id", "type", "queue", "status", "progress", "params", "attempts",
+                           "created_by", "created_at", "updated_at", "cancel_requested"})
+
+
+def _as_recorded(snapshot: dict) -> dict | None:
+    """The condition that the record is exactly the copy, in every field the claim then trusts (all of them: the
+    worker runs from the copy). Each value compared with `$eq`, so that a forged value can never be an operator
+    (`{"$exists": true}` would match any record); a field name that is no plain name is no fresh job's copy
+    (None: claimed the long way, from the record)."""
+    if snapshot.get("status") != str(S.QUEUED) or snapshot.get("attempts") != 0:
+        return None
+    if any(not isinstance(k, str) or k.startswith("$") or "." in k for k in snapshot):
+        return None
+    if not _FRESH_FIELDS <= snapshot.keys():  # a field left out would be trusted as absent
+        return None
+    return {k: {"$eq": v} for k, v in snapshot.items()}
+
+
 def claim(db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = None,
           ended_run: str | None = None) -> dict | None:
     """Atomically take a queued job (or a running one whose worker stopped heartbeating) for a new run.
@@ -38,10 +57,8 @@ def claim(db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = N
     """
     ts = now()
     run_id = uuid.uuid4().hex
-    if snapshot is not None and str(snapshot.get("_id")) == str(job_id):
-        fresh = {"_id": snapshot["_id"], "account_id": snapshot["account_id"], "type": snapshot["type"],
-                 "status": str(S.QUEUED), "attempts": 0, "updated_at": snapshot["updated_at"],
-                 "params": snapshot["params"]}
+    fresh = snapshot is not None and str(snapshot.get("_id")) == str(job_id) and _as_recorded(snapshot)
+    if fresh:
         taken = {"status": str(S.RUNNING), "run_id": run_id, "worker": worker_name(), "attempts": 1,
                  "started_at": ts, "heartbeat_at": ts, "updated_at": ts}
         if db[QUEUES].update_one(fresh, {"$set": taken}).matched_count:

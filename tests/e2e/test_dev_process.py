@@ -8,6 +8,7 @@ import re
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -217,11 +218,17 @@ def _job_of(env: dict, job_id: str) -> requests.Response:
                         headers={"Authorization": f"Bearer {env['CRM_TOKEN']}"})
 
 
+def private(path) -> bool:
+    return stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_dev_started_again_on_its_data_dir_finds_what_the_last_run_left(tmp_path):
     first = Dev(tmp_path)
     try:
         first.wait_until_up()
         env = first.env()
+        # The secret that signs tokens and the file holding a bearer token: for their owner only (issue 24).
+        assert private(tmp_path / "jwt-secret") and private(tmp_path / "dev.env")
         created = requests.delete(f"{env['CRM_URL']}/v1/crm/tags/{env['CRM_TAG']}", timeout=30,
                                   headers={"Authorization": f"Bearer {env['CRM_TOKEN']}"})
         job_id = created.json()["id"]
@@ -233,10 +240,13 @@ def test_dev_started_again_on_its_data_dir_finds_what_the_last_run_left(tmp_path
     finally:
         first.clean_up()
 
+    for left in ("jwt-secret", "dev.env"):  # as an earlier version left them: readable by everyone
+        (tmp_path / left).chmod(0o644)
     second = Dev(tmp_path)
     try:
         second.wait_until_up()
         again = second.env()
+        assert private(tmp_path / "jwt-secret") and private(tmp_path / "dev.env")
         kept = _job_of(again, job_id)
         # The same account, user and secret: the last run's token still works.
         assert _job_of({**again, "CRM_TOKEN": env["CRM_TOKEN"]}, job_id).status_code == 200

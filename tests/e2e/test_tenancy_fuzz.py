@@ -5,10 +5,14 @@ touch has changed, and no answer, exported file or errors file carries a record 
 Two accounts under owner_only, each with an owner and a user. The caller is A's user (who may touch only
 what they own in A) or A's owner aiming at B (who may touch nothing of B). `CRM_FUZZ_REQUESTS` sets how many
 requests the soak run (`pytest -m soak`) sends (default 2,000); the quick run sends 150. It prints how many it tried.
+Since issue 24 it also names others' stored files (previews, exports, attachments, folders), exports records
+linked to ones only A's owner sees, triggers with event ids others used, and reads jobs as a service token (one
+request in ten: never a download link, a storage key or a marked record).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -35,6 +39,7 @@ class Fuzz:
         self.store = store
         self.a, self.b = Side(db, store, label="A"), Side(db, store, label="B")
         self._foreign_jobs()
+        self._foreign_files_links_and_events()
         freeze(db, self.a)
         freeze(db, self.b)
         self.tried, self.crossings, self.server_errors, self.statuses, self.said = 0, [], [], {}, []
@@ -51,6 +56,30 @@ class Fuzz:
             failed, _ = jobs.create_job(self.db, t.account_id, "contacts.export", {}, created_by=t.owner_uid)
             self.db["queues"].update_one({"_id": failed["_id"]}, {"$set": {"status": "failed"}})
             side.ids["owner"].pop()
+
+    def _foreign_files_links_and_events(self):
+        """Issue 24: stored files of others (B's and A's owner's previews, an export, an attachment), links from the
+        caller's records to records only A's owner may see, and event ids others used."""
+        self.foreign_keys = []
+        for side in (self.a, self.b):
+            t = side.tenant
+            csv = f"email,first_name\n{side.marker('owner').lower()}@example.com,{side.marker('owner')}\n".encode()
+            shown = self.client.post("/v1/crm/contacts/import/preview", data={"file": (io.BytesIO(csv), "c.csv")},
+                                     content_type="multipart/form-data", headers=t.headers()).get_json()
+            key = shown["source"]["key"]
+            self.foreign_keys += [key, key.rsplit("/", 1)[0], side.attachment]
+            export = self.client.post("/v1/crm/contacts/export", json={}, headers=t.headers()).get_json()["id"]
+            self.foreign_keys.append(wait_for_job(self.db, export)["result"]["file_key"])
+            for deal in side.ids["deals_owner"][:1]:
+                self.client.post("/v1/crm/automations/trigger", json={
+                    "deal_id": str(deal), "stage_id": str(side.stages[0]), "event_id": "shared-event"},
+                    headers=t.headers())
+        a = self.a
+        # The caller's own records linked to what only A's owner may see: an export must not show the links.
+        self.db["crm.contacts"].update_many({"_id": {"$in": a.ids["user"][1:]}}, {"$push": {
+            "businesses": a.ids["owner"][0]}})
+        self.db["crm.deals"].update_many({"_id": {"$in": a.ids["deals_user"]}}, {"$set": {
+            "business_id": a.ids["owner"][0]}, "$push": {"contacts": {"$each": [a.ids["owner"][1]], "$position": 0}}})
 
     # ------------------------------------------------------------------ what the caller may not touch
 
@@ -141,6 +170,14 @@ class Fuzz:
                                                      [b.tenant.owner_uid, a.tenant.owner_uid]))}}),
             ("post", "/v1/crm/deals/import", {"source": {"type": "records", "records": deal_rows}}),
             ("post", "/v1/crm/contacts/import", {"source": {"type": "storage", "key": foreign_key}}),
+            ("post", f"/v1/crm/{kind}/import/preview", {"source": {"type": "storage", "key": self.rnd.choice(
+                self.foreign_keys)}}),
+            ("post", f"/v1/crm/{kind}/import", {"source": {"type": "storage", "key": self.rnd.choice(
+                self.foreign_keys)}}),
+            ("post", f"/v1/crm/{kind}/export", {"filter": {}}),
+            ("post", "/v1/crm/automations/trigger", {"deal_id": str(self.rnd.choice(
+                a.ids["deals_user"] + ids_for.ids["deals_owner"])), "stage_id": str(self.rnd.choice(a.stages)),
+                "event_id": self.rnd.choice(["shared-event", "shared-event", f"e-{uuid.uuid4().hex[:6]}"])}),
             ("delete", f"/v1/crm/tags/{self.rnd.choice(ids_for.tags)}", None),
             ("delete", f"/v1/crm/fields/{ids_for.field}", None),
             ("delete", f"/v1/crm/stages/{ids_for.stages[2]}?move_to={ids_for.stages[0]}", None),
@@ -207,9 +244,31 @@ class Fuzz:
             self.crossings.append(f"CHANGED A's hidden {changed} after {method} {path} {body} (as user)")
         self.baseline_a = now_a  # A's owner may change A (completing their reminder, say): the next baseline
 
+    def as_service(self) -> None:
+        """A service token reads jobs of both accounts: never a download link, a storage key or a row of data."""
+        from crm_workers.domain.principal import issue_service_token
+        from tests.conftest import JWT_SECRET
+
+        headers = {"Authorization": f"Bearer {issue_service_token(JWT_SECRET)}"}
+        side = self.rnd.choice([self.a, self.b])
+        job = self.rnd.choice(list(self.db["queues"].find({"account_id": side.tenant.account_id}, {"_id": 1})))
+        path = self.rnd.choice([f"/v1/crm/jobs/{job['_id']}", f"/v1/crm/jobs?account_id={side.tenant.account_id}",
+                                "/v1/crm/operator"])
+        response = self.client.get(path, headers=headers)
+        self.tried += 1
+        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+        text = response.get_data(as_text=True)
+        data = [k for k in ("download_url", "file_key", "/exports/", "/imports/", "errors_url") if k in text]
+        data += [m.group(0) for m in MARKER.finditer(text)]
+        if response.status_code != 200 or data:
+            self.crossings.append(f"SERVICE {path}: {response.status_code} {data[:5]}")
+
     def run(self, n: int) -> None:
         for i in range(n):
-            self.one(as_owner=i % 4 == 3)
+            if i % 10 == 9:
+                self.as_service()
+            else:
+                self.one(as_owner=i % 4 == 3)
 
 
 def _run(client, db, settings, n: int, seed: int):

@@ -65,16 +65,25 @@ class AccountFairness(Middleware):
 
     def _renew_loop(self):
         while not self._stop.wait(max(1.0, self.lease_ms / 3000)):
-            with self._lock:
-                held = dict(self._held)
-            expiry = int(time.time() * 1000) + self.lease_ms
             try:
-                # Not `xx`: if Redis came back empty, the slots this worker holds are written again.
-                for token, key in held.items():
-                    self.client.zadd(key, {token: expiry})
-                    self.client.pexpire(key, self.lease_ms * 2)  # the key outlives the slots it holds
+                self.renew()
             except Exception:
                 log.exception("renewing account slots failed")
+
+    def renew(self) -> None:
+        """Extend every slot this worker holds. Under the lock a release also takes: the renewal used to copy the
+        held slots, a release removed one meanwhile, and the renewal wrote it back (a phantom slot for the whole
+        lease, the account running one heavy job fewer). Not `xx`: if Redis came back empty, the slots this worker
+        holds are written again."""
+        with self._lock:
+            if not self._held:
+                return
+            expiry = int(time.time() * 1000) + self.lease_ms
+            pipe = self.client.pipeline(transaction=False)
+            for token, key in self._held.items():
+                pipe.zadd(key, {token: expiry})
+                pipe.pexpire(key, self.lease_ms * 2)  # the key outlives the slots it holds
+            pipe.execute()
 
     def before_process_message(self, broker, message):
         self._local.token = None
@@ -101,10 +110,10 @@ class AccountFairness(Middleware):
         if token is None:
             return
         self._local.token = None
-        with self._lock:
+        with self._lock:  # forgotten and removed in one step: a renewal never writes a released slot back
             key = self._held.pop(token, None)
-        if key:
-            self.client.zrem(key, token)
+            if key:
+                self.client.zrem(key, token)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         self._release()

@@ -17,7 +17,8 @@ from dramatiq.middleware import Middleware, SkipMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from crm_workers import jobs
-from crm_workers.adapters.outages import is_outage, wait_out
+from crm_workers.adapters.limits import UnreadableFile
+from crm_workers.adapters.outages import is_bad_input, is_outage, wait_out
 from crm_workers.domain.job_types import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from crm_workers.errors import CRMError, JobCancelled, PermanentJobError
 from crm_workers.jobs import holds
@@ -55,7 +56,7 @@ def current_job() -> CurrentJob:
 def _error(exc: BaseException, default_code: str) -> dict:
     """What the job record says of an error: our own messages as they are; anything else by a reference only
     (the exception's text may carry internals: hosts, queries, paths), its details in the logs."""
-    if isinstance(exc, PermanentJobError | JobCancelled | CRMError):
+    if isinstance(exc, PermanentJobError | JobCancelled | CRMError | UnreadableFile):
         return {"code": getattr(exc, "code", None) or default_code, "message": str(exc) or type(exc).__name__}
     if isinstance(exc, TimeLimitExceeded):
         return {"code": "time_limit_exceeded", "message": "the job ran over its time limit and was stopped"}
@@ -141,7 +142,7 @@ class JobLifecycle(Middleware):
             end, status = (lambda: jobs.complete(self.db, job, progress, current.result, events=events)), "completed"
         elif isinstance(exception, JobCancelled):
             end, status = (lambda: jobs.cancelled(self.db, job, progress, events=events)), "cancelled"
-        elif isinstance(exception, NOT_RETRIED):
+        elif isinstance(exception, NOT_RETRIED) or is_bad_input(exception):  # failed with its own code
             error = _error(exception, "job_failed")
             end, status = (lambda: jobs.fail(self.db, job, progress, error, events=events)), "failed"
         elif message.failed:

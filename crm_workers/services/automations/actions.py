@@ -200,6 +200,8 @@ def webhook(ctx, deal, params):
             "X-CRM-Event-Id": ctx.event_id}, timeout=WEBHOOK_TIMEOUT_SECONDS)
     except webhooks.WebhookUnreachable as exc:
         raise TransientActionError(str(exc)) from None
+    except webhooks.BadHeader as exc:  # e.g. an event id with CR LF stored before ids were checked: never sent
+        raise PermanentActionError(f"webhook refused: {exc}") from None
     if status >= 500 or status == 429:
         raise TransientActionError(f"webhook answered {status}")
     if status >= 300:

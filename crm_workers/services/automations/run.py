@@ -9,6 +9,7 @@ if the deal is still in that stage.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import datetime, timedelta
 
@@ -18,8 +19,8 @@ from pymongo.database import Database
 from crm_workers.adapters.mongo import ACTIVITY, AUTOMATION_LOGS, AUTOMATIONS, DEALS, STAGES, oid
 from crm_workers.domain.job_types import job_kind
 from crm_workers.domain.principal import Principal
-from crm_workers.errors import BadRequest, Conflict, NotFound
-from crm_workers.jobs import now
+from crm_workers.errors import BadRequest, Conflict, NotFound, Unprocessable
+from crm_workers.jobs import IdempotencyKey, now
 from crm_workers.services.automations.actions import (
     ACTIONS,
     ActionContext,
@@ -44,9 +45,25 @@ def system_event(*parts) -> str:
     return SYSTEM_EVENT_PREFIX + ":".join(str(p) for p in parts)
 
 
+#: What a client's event id may be (CONTRACT §3): it reaches headers (`X-CRM-Event-Id`) and keys.
+EVENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+#: The scope of clients' event ids among idempotency keys: apart from the system's and from Idempotency-Keys.
+EVENT_SCOPE = "automation-event"
+
+
+def event_key(deal_id, stage_id, event_id: str) -> IdempotencyKey:
+    """A client's event id names one event of one deal entering one stage: another user's (or deal's) event
+    with the same id is another event, never a replay of this one."""
+    return IdempotencyKey(key=f"{deal_id}:{stage_id}:{event_id}", scope=EVENT_SCOPE)
+
+
 def trigger(db: Database, broker, principal: Principal, deal_id: str, stage_id: str, event_id: str | None, *,
             idempotency_key=None) -> dict:
-    """POST /automations/trigger: the deal entered the stage; the same event_id again returns the first job."""
+    """POST /automations/trigger: the deal entered the stage; the same event of the same deal and stage again
+    returns the first job, if the caller may see it (else 422 `idempotency_key_reused`)."""
+    if event_id is not None and not EVENT_ID.fullmatch(event_id):
+        raise BadRequest("event_id must be 1 to 200 characters of A-Z a-z 0-9 . _ : -",
+                         details={"field": "event_id"})
     if event_id and event_id.startswith(SYSTEM_EVENT_PREFIX):
         raise BadRequest(f"event_id may not start with {SYSTEM_EVENT_PREFIX!r} (reserved for the system's events)",
                          details={"field": "event_id"})
@@ -58,10 +75,24 @@ def trigger(db: Database, broker, principal: Principal, deal_id: str, stage_id: 
     if not stage:
         raise NotFound("stage not found", details={"field": "stage_id"})
     event_id = event_id or uuid.uuid4().hex
-    return submit_job(db, broker, principal, "automations.run",
-                      {"deal_id": deal_id, "stage_id": stage_id, "event_id": event_id, "depth": 0,
-                       "record_activity": True},
-                      idempotency_key=f"automation-event:{event_id}")
+    job = submit_job(db, broker, principal, "automations.run",
+                     {"deal_id": str(deal["_id"]), "stage_id": str(stage["_id"]), "event_id": event_id, "depth": 0,
+                      "record_activity": True},
+                     idempotency_key=event_key(deal["_id"], stage["_id"], event_id))
+    if find_visible_job(db, principal, job["_id"]) is None:  # a replay of a job the caller may not see
+        raise Unprocessable("this event_id was used for this deal and stage by a request you cannot see; use a new "
+                            "event_id", code="idempotency_key_reused", details={"field": "event_id"})
+    return job
+
+
+def find_visible_job(db: Database, principal: Principal, job_id) -> dict | None:
+    from crm_workers.jobs import get_job
+    from crm_workers.services.visibility import restricted_to
+
+    try:
+        return get_job(db, principal.account_id, str(job_id), owner_uid=restricted_to(db, principal))
+    except NotFound:
+        return None
 
 
 def stage_hook(broker):
@@ -82,7 +113,9 @@ def stage_hook(broker):
 
 
 def _open_log(db: Database, account_id, automation: dict, deal_id, stage_id, event_id: str, depth: int) -> dict:
-    key = {"account_id": account_id, "event_id": event_id, "automation_id": automation["_id"]}
+    # One log per event of one deal for one automation (of one stage): the same event id on another deal is
+    # another event, run in its own log.
+    key = {"account_id": account_id, "event_id": event_id, "automation_id": automation["_id"], "deal_id": deal_id}
     db[AUTOMATION_LOGS].update_one(key, {"$setOnInsert": {
         "deal_id": deal_id, "stage_id": stage_id, "depth": depth, "status": "running", "attempt": 0,
         "actions": [{"type": a.get("type"), "status": "pending", "error": None} for a in automation.get("actions", [])],

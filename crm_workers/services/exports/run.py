@@ -23,8 +23,11 @@ from crm_workers.domain.cells import FORMULA_STARTS, safe_cell
 from crm_workers.domain.headers import CONTACT_TARGETS, DEAL_TARGETS
 from crm_workers.jobs import Progress, now
 from crm_workers.services.selection import job_selection_query
+from crm_workers.services.visibility import job_principal, visible
 
 CURSOR_BATCH = 1000
+#: A deal's contacts looked at for its `contact_email` (the first the caller can see among them).
+CONTACTS_LOOKED_UP = 20
 DEAL_COLUMNS = [*DEAL_TARGETS[:5], "base_value", *DEAL_TARGETS[5:]]
 
 
@@ -74,10 +77,12 @@ def _path_getter(path: str):
 
 
 class Names:
-    """Ids shown as names: tags, businesses, pipelines, stages, contact emails (looked up per batch)."""
+    """Ids shown as names: tags, businesses, pipelines, stages, contact emails (looked up per batch). A linked
+    contact or business is looked up under the caller's visibility (`visible`): one they cannot see shows as no
+    link, never its name or email."""
 
-    def __init__(self, db: Database, account_id: ObjectId):
-        self.db, self.account_id = db, account_id
+    def __init__(self, db: Database, account_id: ObjectId, visible: dict | None = None):
+        self.db, self.account_id, self.visible = db, account_id, visible or {}
         q = {"account_id": account_id}
         self.tags = {t["_id"]: t["name"] for t in db[TAGS].find(q, {"name": 1})}
         self.pipelines = {p["_id"]: p["name"] for p in db[PIPELINES].find(q, {"name": 1})}
@@ -87,8 +92,8 @@ class Names:
     def load_contacts(self, ids: set) -> None:
         missing = [i for i in ids if i not in self.contacts]
         if missing:
-            for c in self.db[CONTACTS].find({"_id": {"$in": missing}, "account_id": self.account_id},
-                                            {"name": 1, "email": 1}):
+            for c in self.db[CONTACTS].find({"_id": {"$in": missing}, "account_id": self.account_id,
+                                             **self.visible}, {"name": 1, "email": 1}):
                 self.contacts[c["_id"]] = c
         if len(self.contacts) > 50_000:  # keep memory flat on huge exports
             self.contacts = {i: self.contacts[i] for i in ids if i in self.contacts}
@@ -110,7 +115,9 @@ def _getter(column: str, names: Names, entity: str):
             "stage": lambda d: names.stages.get(d.get("stage_id")),
             "value": _path_getter("value.amount"),
             "currency": _path_getter("value.currency"),
-            "contact_email": lambda d: names.contacts.get((d.get("contacts") or [None])[0], {}).get("email"),
+            # The deal's first contact the caller can see (an invisible one is as absent as none).
+            "contact_email": lambda d: next((names.contacts[i].get("email") for i in d.get("contacts") or ()
+                                             if i in names.contacts), None),
         }
         if column in special:
             return special[column]
@@ -152,7 +159,7 @@ def _rows(db: Database, collection: str, query: dict, columns: list[str], names:
             refs = set()
             for d in batch:
                 refs.update(d.get("businesses") or ())
-                refs.update(filter(None, [d.get("business_id"), *(d.get("contacts") or [])[:1]]))
+                refs.update(filter(None, [d.get("business_id"), *(d.get("contacts") or [])[:CONTACTS_LOOKED_UP]]))
             names.load_contacts(refs)
         rows = [[_out(get(d)) for get in getters] for d in batch]
         progress.add(succeeded=len(batch))
@@ -192,7 +199,8 @@ def run_export(db: Database, settings, job: dict, progress: Progress, *, entity:
     file_name = f"{entity}s-{now():%Y%m%d-%H%M%S}.{fmt}"
     key = f"accounts/{account_id}/exports/{job['_id']}/{file_name}"
     storage = storage_from_settings(settings)
-    rows = _rows(db, collection, query, columns, Names(db, account_id), entity, progress,
+    names = Names(db, account_id, visible(db, job_principal(db, job)))
+    rows = _rows(db, collection, query, columns, names, entity, progress,
                  projection=_projection(columns, chosen=bool(params.get("columns"))))
     counter = [0]
     if fmt == "xlsx":

@@ -12,11 +12,13 @@ from typing import BinaryIO
 from bson import ObjectId
 from pymongo.database import Database
 
+from crm_workers.adapters.limits import MAX_COLUMNS
 from crm_workers.adapters.mongo import CASE_INSENSITIVE, FIELDS, PIPELINES, oid
 from crm_workers.adapters.storage import safe_name
 from crm_workers.domain.headers import targets_for
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedType
+from crm_workers.services import stored_files
 from crm_workers.services.job_submission import submit_job
 from crm_workers.services.visibility import restricted_to
 
@@ -66,9 +68,12 @@ def check_rights_and_pipeline(db: Database, principal: Principal, entity: str, o
 
 def _submit(db, broker, principal, entity, source: dict, options: dict, idempotency_key) -> dict:
     check_rights_and_pipeline(db, principal, entity, options)
-    return submit_job(db, broker, principal, ENTITY_JOB[entity], {"entity": entity, "source": source,
-                                                                    "options": options},
-                      idempotency_key=idempotency_key)
+    job = submit_job(db, broker, principal, ENTITY_JOB[entity], {"entity": entity, "source": source,
+                                                                   "options": options},
+                     idempotency_key=idempotency_key)
+    if ((job.get("params") or {}).get("source") or {}).get("key") == source["key"]:  # not a replay's first job
+        stored_files.mark_used(db, principal.account_id, source["key"], job["_id"])
+    return job
 
 
 def check_upload_type(file_name: str) -> None:
@@ -78,15 +83,20 @@ def check_upload_type(file_name: str) -> None:
                               details={"field": "file"})
 
 
-def store_upload(storage, settings, account_id: ObjectId, *, stream: BinaryIO, file_name: str) -> dict:
-    """The uploaded file stored under the account; returns the import's `source`."""
-    key = _key(account_id, file_name)
+def store_upload(db, storage, settings, principal: Principal, *, stream: BinaryIO, file_name: str,
+                 kind: str = "upload") -> dict:
+    """The uploaded file stored under the account and recorded as the caller's; returns the import's `source`."""
+    stored_files.check_room(db, principal)
+    key = _key(principal.account_id, file_name)
+    stored_files.record(db, principal, key, kind=kind)
     size = storage.put_stream(key, stream)
     if size == 0:
         storage.delete(key)
+        stored_files.forget(db, principal.account_id, key)
         raise BadRequest("the file is empty", details={"field": "file"})
     if size > settings.import_max_bytes:
         storage.delete(key)
+        stored_files.forget(db, principal.account_id, key)
         raise TooLarge(f"the file is {size} bytes; the limit is {settings.import_max_bytes}",
                        details={"field": "file"})
     return {"type": "upload", "key": key, "file_name": file_name, "bytes": size}
@@ -96,15 +106,25 @@ def import_upload(db, broker, storage, settings, principal: Principal, entity: s
                   file_name: str, options: dict, idempotency_key=None) -> dict:
     check_upload_type(file_name)
     check_mapping(db, principal.account_id, entity, options)
-    source = store_upload(storage, settings, principal.account_id, stream=stream, file_name=file_name)
+    source = store_upload(db, storage, settings, principal, stream=stream, file_name=file_name)
     return _submit(db, broker, principal, entity, source, options, idempotency_key)
 
 
-def _flat(record: dict, prefix: str = "") -> dict:
+#: How deep connector records may nest (`a.b.c…`): deeper is no CRM record, and recursion has a bound.
+MAX_RECORD_DEPTH = 16
+#: Rows x columns the CSV of connector records may have: checked before one line is written, since records with
+#: distinct keys make a table of every record by every key (6,000 records of 95 KB took 3.5 s and +72 MB).
+MAX_RECORD_CELLS = 10_000_000
+
+
+def _flat(record: dict, prefix: str = "", depth: int = 0) -> dict:
+    if depth > MAX_RECORD_DEPTH:
+        raise BadRequest(f"connector records nest deeper than {MAX_RECORD_DEPTH} levels",
+                         details={"field": "source.records"})
     out = {}
     for k, v in record.items():
         if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(_flat(v, f"{prefix}{k}.", depth + 1))
         elif isinstance(v, list):
             out[f"{prefix}{k}"] = ", ".join(str(x) for x in v)
         else:
@@ -113,18 +133,35 @@ def _flat(record: dict, prefix: str = "") -> dict:
 
 
 def records_csv(records: list[dict]) -> bytes:
-    """Connector records as a CSV, so that they import exactly like a file (nested keys become `a.b`)."""
-    flat = [_flat(r) for r in records]
-    headers = list(dict.fromkeys(k for r in flat for k in r))
+    """Connector records as a CSV, so that they import exactly like a file (nested keys become `a.b`).
+
+    The columns are counted as the records are flattened and the table's size is known before it is written:
+    too many columns (MAX_COLUMNS, as for a file) or cells is refused (413) before the work, not after it."""
+    flat, headers = [], {}
+    for record in records:
+        row = _flat(record)
+        for key in row:
+            if key not in headers:
+                headers[key] = None
+                if len(headers) > MAX_COLUMNS:
+                    raise TooLarge(f"the records have more than {MAX_COLUMNS} distinct keys; at most {MAX_COLUMNS} "
+                                   "columns can be imported", code="too_many_columns",
+                                   details={"field": "source.records", "limit": MAX_COLUMNS})
+        flat.append(row)
+    if len(flat) * len(headers) > MAX_RECORD_CELLS:
+        raise TooLarge(f"{len(flat)} records by {len(headers)} keys is over {MAX_RECORD_CELLS} cells",
+                       details={"field": "source.records", "limit": MAX_RECORD_CELLS})
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=headers, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(flat)
+    writer = csv.writer(out)
+    writer.writerow(list(headers))
+    names = list(headers)
+    writer.writerows([row.get(h, "") for h in names] for row in flat)
     return out.getvalue().encode("utf-8")
 
 
-def store_records(storage, settings, account_id: ObjectId, *, records: list[dict], file_name: str | None) -> dict:
-    """Connector records stored as a CSV under the account; returns the import's `source`."""
+def store_records(db, storage, settings, principal: Principal, *, records: list[dict],
+                  file_name: str | None) -> dict:
+    """Connector records stored as a CSV under the account, recorded as the caller's; returns the `source`."""
     if len(records) > settings.import_max_rows:
         raise TooLarge(f"{len(records)} records; the limit is {settings.import_max_rows}",
                        details={"field": "source.records"})
@@ -132,7 +169,9 @@ def store_records(storage, settings, account_id: ObjectId, *, records: list[dict
     if len(body) > settings.import_max_bytes:
         raise TooLarge("the records are over the size limit", details={"field": "source.records"})
     name = file_name or "records.csv"
-    key = _key(account_id, name if name.endswith(".csv") else name + ".csv")
+    stored_files.check_room(db, principal)
+    key = _key(principal.account_id, name if name.endswith(".csv") else name + ".csv")
+    stored_files.record(db, principal, key, kind="records")
     storage.put_stream(key, io.BytesIO(body))
     return {"type": "records", "key": key, "file_name": name, "bytes": len(body), "records": len(records)}
 
@@ -143,17 +182,17 @@ def import_records(db, broker, storage, settings, principal: Principal, entity: 
         raise TooLarge(f"{len(records)} records; the limit is {settings.import_max_rows}",
                        details={"field": "source.records"})
     check_mapping(db, principal.account_id, entity, options)
-    source = store_records(storage, settings, principal.account_id, records=records, file_name=file_name)
+    source = store_records(db, storage, settings, principal, records=records, file_name=file_name)
     return _submit(db, broker, principal, entity, source, options, idempotency_key)
 
 
-def stored_source(storage, settings, account_id: ObjectId, *, key: str, file_name: str | None) -> dict:
-    """A file already stored under the account (a preview's, or a connector's), as the import's `source`."""
-    if not key.startswith(f"accounts/{account_id}/") or ".." in key.split("/"):
-        raise NotFound("no such file", details={"field": "source.key"})
+def stored_source(db, storage, settings, principal: Principal, *, key: str, file_name: str | None) -> dict:
+    """A file the caller's own upload, preview or records stored (stored_files decides), as the import's
+    `source`; any other key is 404, whatever is or is not stored under it."""
+    stored_files.readable(db, principal, key)
     try:
         size = storage.size(key)
-    except Exception:
+    except Exception:  # gone from storage meanwhile: as missing as a key never written
         raise NotFound("no such file", details={"field": "source.key"}) from None
     if size > settings.import_max_bytes:
         raise TooLarge(f"the file is {size} bytes; the limit is {settings.import_max_bytes}",
@@ -163,7 +202,7 @@ def stored_source(storage, settings, account_id: ObjectId, *, key: str, file_nam
 
 def import_stored(db, broker, storage, settings, principal: Principal, entity: str, *, key: str,
                   file_name: str | None, options: dict, idempotency_key=None) -> dict:
-    source = stored_source(storage, settings, principal.account_id, key=key, file_name=file_name)
+    source = stored_source(db, storage, settings, principal, key=key, file_name=file_name)
     check_mapping(db, principal.account_id, entity, options)
     return _submit(db, broker, principal, entity, source, options, idempotency_key)
 
@@ -175,6 +214,8 @@ def parse_options_field(raw: str | None) -> dict:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise BadRequest(f"options is not valid JSON ({exc.msg})", details={"field": "options"}) from None
+    except RecursionError:
+        raise BadRequest("options nests too deeply", details={"field": "options"}) from None
     if not isinstance(value, dict):
         raise BadRequest("options must be a JSON object", details={"field": "options"})
     return value

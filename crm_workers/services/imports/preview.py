@@ -18,6 +18,7 @@ from crm_workers.domain.import_rows import ParsedRow, parse_row
 from crm_workers.domain.matching import date_warnings, match_columns
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import TooLarge, UnreadableUpload
+from crm_workers.services import stored_files
 from crm_workers.services.imports.intake import (
     check_mapping,
     check_upload_type,
@@ -38,38 +39,39 @@ def preview_upload(db: Database, storage, settings, principal: Principal, entity
                    file_name: str, options: dict) -> dict:
     check_upload_type(file_name)
     check_mapping(db, principal.account_id, entity, options)
-    source = store_upload(storage, settings, principal.account_id, stream=stream, file_name=file_name)
+    source = store_upload(db, storage, settings, principal, stream=stream, file_name=file_name, kind="preview")
     return _preview(db, storage, principal, entity, source, options, drop_unreadable=True)
 
 
 def preview_records(db: Database, storage, settings, principal: Principal, entity: str, *, records: list[dict],
                     file_name: str | None, options: dict) -> dict:
     check_mapping(db, principal.account_id, entity, options)
-    source = store_records(storage, settings, principal.account_id, records=records, file_name=file_name)
+    source = store_records(db, storage, settings, principal, records=records, file_name=file_name)
     return _preview(db, storage, principal, entity, source, options, drop_unreadable=True)
 
 
 def preview_stored(db: Database, storage, settings, principal: Principal, entity: str, *, key: str,
                    file_name: str | None, options: dict) -> dict:
-    source = stored_source(storage, settings, principal.account_id, key=key, file_name=file_name)
+    source = stored_source(db, storage, settings, principal, key=key, file_name=file_name)
     check_mapping(db, principal.account_id, entity, options)
     return _preview(db, storage, principal, entity, source, options, drop_unreadable=False)
 
 
-def _read(storage, source: dict, options: dict, *, drop_unreadable: bool) -> TableInfo:
+def _read(db, storage, principal, source: dict, options: dict, *, drop_unreadable: bool) -> TableInfo:
     try:
         return describe(lambda: storage.open(source["key"]), source.get("file_name") or "upload.csv",
                         encoding=options.get("encoding"))
     except UnreadableFile as exc:
         if drop_unreadable:
             storage.delete(source["key"])  # nobody will import it: do not keep it
+            stored_files.forget(db, principal.account_id, source["key"])
         error = TooLarge if exc.code in OVER_LIMIT else UnreadableUpload
         raise error(str(exc), code=exc.code, details={"field": "file"}) from None
 
 
 def _preview(db: Database, storage, principal: Principal, entity: str, source: dict, options: dict, *,
              drop_unreadable: bool) -> dict:
-    info = _read(storage, source, options, drop_unreadable=drop_unreadable)
+    info = _read(db, storage, principal, source, options, drop_unreadable=drop_unreadable)
     account_id = principal.account_id
     fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
     prefs = (db[ACCOUNTS].find_one({"_id": account_id}, {"preferences": 1}) or {}).get("preferences") or {}

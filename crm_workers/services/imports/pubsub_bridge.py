@@ -73,10 +73,13 @@ class Backoff:
 
 
 def _principal(data: dict) -> Principal:
+    """Who the connector acts for, as a token would say it: an owner only for the JSON value `true` of
+    `is_owner` (CONTRACT §3). It was always an owner, so a connector acting for a non-owner under `owner_only`
+    matched, updated and linked records that user cannot see."""
     ids = [data.get("account_id"), data.get("uid")]
     if not all(isinstance(v, str) and ObjectId.is_valid(v) and len(v) == 24 for v in ids):
         raise Malformed("account_id and uid must be 24-hex ids")
-    return Principal(ObjectId(ids[0]), ObjectId(ids[1]), True)
+    return Principal(ObjectId(ids[0]), ObjectId(ids[1]), data.get("is_owner") is True)
 
 
 def _entity(data: dict) -> str:
@@ -115,6 +118,8 @@ def job_for_message(db: Database, broker, storage, settings, message: ReceivedMe
         data = json.loads(message.data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Malformed(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise Malformed("not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise Malformed("the message must be a JSON object")
     principal, entity = _principal(data), _entity(data)

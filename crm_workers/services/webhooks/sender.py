@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from crm_workers.adapters import webhooks as http
@@ -29,15 +29,33 @@ log = logging.getLogger("crm.webhooks")
 LEASE = timedelta(seconds=6 * TIMEOUT_SECONDS)
 
 
-def due(db: Database, *, limit: int, skip_accounts=(), accounts=None) -> list[dict]:
-    """Pending deliveries whose attempt is due, oldest due first (`accounts`: a test's own sweep)."""
-    query: dict = {"status": "pending", "next_attempt_at": {"$lte": now()}}
-    if skip_accounts:
-        query["account_id"] = {"$nin": list(skip_accounts)}
-    if accounts is not None:
-        query["account_id"] = {"$in": list(accounts)}
-    return list(db[WEBHOOK_DELIVERIES].find(query, {"_id": 1, "account_id": 1})
-                .sort("next_attempt_at", ASCENDING).limit(limit))
+#: Deliveries due this recently are also looked at newest first, so that an account's fresh deliveries are found
+#: behind another account's backlog (seconds).
+FRESH_SECONDS = 30
+
+
+def due(db: Database, *, limit: int, skip_accounts=()) -> list[dict]:
+    """Up to `limit` pending deliveries whose attempt is due, of accounts not in `skip_accounts`: the oldest due,
+    then (when those are of skipped accounts, a backlog) the most recently due.
+
+    Two bounded walks of the (status, next_attempt_at) index, the accounts left out here rather than in the
+    query: with `$nin` in it, a backlog of one account is scanned whole at every look (measured: 10,000 pending
+    deliveries brought a sender from 20 to 2 deliveries/s).
+    """
+    ts = now()
+    skip = set(skip_accounts)
+    fields = {"_id": 1, "account_id": 1}
+    found: dict = {}
+    walks = [({"status": "pending", "next_attempt_at": {"$lte": ts}}, ASCENDING),
+             ({"status": "pending", "next_attempt_at": {"$lte": ts, "$gt": ts - timedelta(seconds=FRESH_SECONDS)}},
+              DESCENDING)]
+    for query, order in walks:
+        for d in db[WEBHOOK_DELIVERIES].find(query, fields).sort("next_attempt_at", order).limit(limit * 3):
+            if d["account_id"] not in skip:
+                found.setdefault(d["_id"], d)
+        if len(found) >= limit or not skip:
+            break
+    return list(found.values())[:limit]
 
 
 def claim(db: Database, delivery_id) -> dict | None:

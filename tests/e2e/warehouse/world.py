@@ -97,9 +97,9 @@ def build_world(settings, tmp_path, *, worker: bool = True, **changes) -> tuple[
     from crm_workers.bootstrap import build_worker_broker
 
     run = uuid.uuid4().hex[:8]
-    own = settings.with_(mongodb_db=f"{settings.mongodb_db}_wh{run}", storage_url=f"file://{tmp_path}/storage",
-                         redis_namespace=f"{settings.redis_namespace}-wh{run}", warehouse_lag_seconds=0,
-                         warehouse_batch_size=50, **changes)
+    own = settings.with_(**{"mongodb_db": f"{settings.mongodb_db}_wh{run}", "storage_url": f"file://{tmp_path}/storage",
+                            "redis_namespace": f"{settings.redis_namespace}-wh{run}", "warehouse_lag_seconds": 0,
+                            "warehouse_batch_size": 50, **changes})
     from crm_workers.adapters.broker import make_broker
     from crm_workers.adapters.mongo import connect, ensure_indexes
 
