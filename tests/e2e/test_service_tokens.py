@@ -60,8 +60,11 @@ def test_a_service_token_reads_cancels_and_retries_any_accounts_job(client, db, 
 
 
 def _fill(rule) -> str:
-    values = {"kind": "contacts"}
-    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: values.get(m.group(1), str(ObjectId())), rule.rule)
+    """A concrete path for a route: the first choice of an `any(...)` part, an id for every other."""
+    def part(m):
+        choices = re.fullmatch(r"any\(([^)]*)\)", m.group(1) or "")
+        return choices.group(1).split(",")[0].strip() if choices else str(ObjectId())
+    return re.sub(r"<(?:([^<>]+):)?([^<>:]+)>", part, rule.rule)
 
 
 def test_a_service_token_is_refused_on_every_crm_endpoint_and_creates_nothing(app, client, db):
