@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, quote
 
@@ -99,10 +100,12 @@ class AuthenticatedS3:
         self._thread.start()
         iam = boto3.client("iam", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="setup",
                            aws_secret_access_key="setup")
-        iam.create_user(UserName="crm-jobs")
-        iam.put_user_policy(UserName="crm-jobs", PolicyName="s3", PolicyDocument=json.dumps({
+        # moto's IAM state is one per process: a second server here (a test's own) makes a user of its own.
+        user = f"crm-jobs-{uuid.uuid4().hex[:12]}"
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps({
             "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-        key = iam.create_access_key(UserName="crm-jobs")["AccessKey"]
+        key = iam.create_access_key(UserName=user)["AccessKey"]
         self.keys[key["AccessKeyId"]] = key["SecretAccessKey"]
         self._set_no_auth_count("0")
         return key["AccessKeyId"], key["SecretAccessKey"]
