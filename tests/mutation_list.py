@@ -27,6 +27,11 @@ REPORTS = "tests/e2e/reports/test_reports.py"
 REUSED = "tests/e2e/test_no_one_crosses.py::test_a_key_reused_with_another_file_or_another_query_string_is_a_422"
 
 MUTATIONS: list[M] = [
+    # ------------------------------------------------------------------ a malformed body is no empty filter
+    M("malformed-body-read-as-no-filter", "crm_api/routes/__init__.py",
+      "    if not request.get_data(cache=True):\n        return {}\n",
+      "    return request.get_json(silent=True) or {}\n", "a body that is no JSON object",
+      ("tests/e2e/test_bad_input_is_never_a_500.py::test_a_malformed_body_is_refused_never_read_as_no_filter",)),
     # ------------------------------------------------------------------ idempotency scope
     M("idempotency-fingerprint-without-file-bytes", "crm_api/routes/__init__.py",
       "                digest.update(block)\n", "                pass\n", IDEM,

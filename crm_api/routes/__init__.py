@@ -8,6 +8,7 @@ import hashlib
 from flask import Blueprint, current_app, g, jsonify, request
 
 from crm_api.auth import authenticate, principal
+from crm_workers.errors import BadRequest, UnsupportedType
 from crm_workers.jobs import IdempotencyKey, client_key, job_for_key, job_to_json
 from crm_workers.services.job_submission import CALLBACK_URL
 from crm_workers.services.webhooks.subscriptions import checked_url
@@ -81,6 +82,23 @@ def job_json(job: dict) -> dict:
     from crm_workers.domain.principal import Service
 
     return job_to_json(job, for_service=isinstance(caller(), Service))
+
+
+def json_body() -> dict:
+    """The request's JSON object, {} when it sent no body. A body that is not a JSON object (a typo, a form, a
+    list) is a 400 naming `body`, never read as "no filter": a malformed export or mass request must not act on
+    everything the caller can see."""
+    if not request.get_data(cache=True):
+        return {}
+    if not request.is_json:
+        raise UnsupportedType("send the body as application/json", details={"field": "Content-Type"})
+    try:
+        body = request.get_json(silent=False)
+    except Exception:
+        raise BadRequest("the body is not valid JSON", details={"field": "body"}) from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", details={"field": "body"})
+    return body
 
 
 def job_response(job: dict, status: int = 200):

@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.auth import principal
 from crm_api.openapi import api_doc
-from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response
+from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, json_body
 from crm_api.schemas import Job
 from crm_workers.services.automations import run as service
 
@@ -32,7 +32,7 @@ class Page(BaseModel):
          errors=(404,), idempotent=True)
 @idempotent
 def trigger():
-    body = TriggerRequest.model_validate(request.get_json(silent=True) or {})
+    body = TriggerRequest.model_validate(json_body())
     job = service.trigger(db(), broker(), principal(), body.deal_id, body.stage_id, body.event_id,
                           idempotency_key=idempotency_key())
     return job_response(job, 202)

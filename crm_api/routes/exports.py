@@ -12,6 +12,7 @@ from crm_api.routes import (
     idempotency_key,
     idempotent,
     job_response,
+    json_body,
     settings,
     storage,
 )
@@ -24,7 +25,7 @@ files = Blueprint("files", __name__)
 
 
 def _export(entity: str):
-    body = ExportRequest.model_validate(request.get_json(silent=True) or {})
+    body = ExportRequest.model_validate(json_body())
     if dry_run():
         return jsonify({"matched": matched(db(), principal(), entity, body.filter)})
     return job_response(request_export(db(), broker(), principal(), entity, body,

@@ -4,7 +4,7 @@ from flask import jsonify, request
 
 from crm_api.auth import principal
 from crm_api.openapi import Matched, api_doc
-from crm_api.routes import broker, crm_blueprint, db, dry_run, idempotency_key, idempotent, job_response
+from crm_api.routes import broker, crm_blueprint, db, dry_run, idempotency_key, idempotent, job_response, json_body
 from crm_api.schemas import Job, StageDeleteQuery
 from crm_workers.services.mass import intake as service
 
@@ -12,7 +12,7 @@ bp = crm_blueprint("mass")
 
 
 def _mass(entity: str, model, submit):
-    body = model.model_validate(request.get_json(silent=True) or {})
+    body = model.model_validate(json_body())
     if dry_run():
         return jsonify({"matched": service.matched(db(), principal(), entity, body)})
     return job_response(submit(body), 202)

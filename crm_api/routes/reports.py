@@ -4,7 +4,7 @@ from flask import Response, jsonify, request
 
 from crm_api.auth import principal
 from crm_api.openapi import api_doc
-from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, settings
+from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, json_body, settings
 from crm_api.schemas import Job
 from crm_workers.services.reports.csv_out import report_csv
 from crm_workers.services.reports.intake import request_report
@@ -43,5 +43,5 @@ def get_report(kind):
          ok={"202": Job}, idempotent=True)
 @idempotent
 def post_report(kind):
-    query = ReportQuery.model_validate(request.get_json(silent=True) or {})
+    query = ReportQuery.model_validate(json_body())
     return _answer(kind, query, refresh=True)

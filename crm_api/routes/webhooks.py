@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.auth import principal
 from crm_api.openapi import api_doc
-from crm_api.routes import crm_blueprint, db, settings
+from crm_api.routes import crm_blueprint, db, json_body, settings
 from crm_workers.services.webhooks import outbox, subscriptions
 
 bp = crm_blueprint("webhooks")
@@ -51,7 +51,7 @@ class Page(BaseModel):
 @api_doc("Subscribe a URL to job events (the secret is shown this once)", body=SubscriptionRequest,
          ok={"201": Subscription}, errors=(403,))
 def create():
-    doc = subscriptions.create_subscription(db(), principal(), request.get_json(silent=True),
+    doc = subscriptions.create_subscription(db(), principal(), json_body(),
                                             allow_private=settings().webhook_allow_private)
     return jsonify(subscriptions.subscription_to_json(doc, with_secret=True)), 201
 

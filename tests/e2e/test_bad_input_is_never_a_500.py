@@ -176,3 +176,35 @@ def test_a_records_import_is_refused_before_its_table_is_built(client, db, tenan
                            headers=tenant.headers()), 413, "too_many_columns")
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
     assert json.dumps(records)  # (the body itself is well-formed JSON)
+
+
+JOB_ROUTES = ["/v1/crm/contacts/export", "/v1/crm/deals/export", "/v1/crm/contacts/bulk-delete",
+              "/v1/crm/deals/bulk-update", "/v1/crm/contacts/link", "/v1/crm/automations/trigger",
+              "/v1/crm/reports/new_contacts", "/v1/crm/webhooks"]
+
+
+@pytest.mark.parametrize("path", JOB_ROUTES)
+def test_a_malformed_body_is_refused_never_read_as_no_filter(client, db, tenant, path):
+    """The second audit's finding: `{"filter": {"tags": ` cut short was read as an empty body, so an export (or
+    a bulk delete) acted on everything the caller may see. A body that is not a JSON object is refused, naming
+    `body` (or `Content-Type` for a form), and no job is made."""
+    cut_short = client.post(path, data='{"filter": {"tags": ', content_type="application/json",
+                            headers=tenant.headers())
+    a_list = client.post(path, data='[{"filter": {}}]', content_type="application/json", headers=tenant.headers())
+    a_form = client.post(path, data={"filter": "x"}, headers=tenant.headers())
+
+    assert_4xx(cut_short, 400, "invalid_request")
+    assert cut_short.get_json()["error"]["details"] == {"field": "body"}
+    assert_4xx(a_list, 400, "invalid_request")
+    assert a_list.get_json()["error"]["details"] == {"field": "body"}
+    assert_4xx(a_form, 415, "unsupported_media_type")
+    assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
+    assert db["crm.webhooks"].count_documents({"account_id": tenant.account_id}) == 0
+
+
+def test_an_export_with_no_body_still_exports_everything_visible(client, db, tenant):
+    """No body at all stays what it was: no filter (the CONTRACT's default), a job made."""
+    response = client.post("/v1/crm/contacts/export", headers=tenant.headers())
+
+    assert response.status_code == 202, response.get_json()
+    assert db["queues"].count_documents({"account_id": tenant.account_id, "type": "contacts.export"}) == 1
