@@ -10,7 +10,7 @@ cancelled, killed or failed before it leaves none, and did not happen.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING
 from pymongo.database import Database
@@ -28,8 +28,11 @@ log = logging.getLogger("crm.warehouse")
 
 CHANGES_INDEX = "warehouse_changes"
 DELETES_INDEX = "warehouse_deletes"
+RESTORES_INDEX = "warehouse_restores"
 _CHANGE_ORDER = [("updated_at", ASCENDING), ("_id", ASCENDING)]
 _DELETE_ORDER = [("kind", ASCENDING), ("collection", ASCENDING), ("deleted_at", ASCENDING), ("_id", ASCENDING)]
+# Restores by record: a record's entries (an unset, a pull, a set of one undo) come together, so it is read once.
+_RESTORE_ORDER = [("outcome", ASCENDING), ("collection", ASCENDING), ("record_id", ASCENDING), ("_id", ASCENDING)]
 
 
 def ensure_change_indexes(db: Database) -> None:
@@ -37,6 +40,7 @@ def ensure_change_indexes(db: Database) -> None:
     for collection in COLLECTIONS:
         db[collection].create_index(_CHANGE_ORDER, name=CHANGES_INDEX)
     db[TRASH].create_index(_DELETE_ORDER, name=DELETES_INDEX)
+    db[TRASH].create_index(_RESTORE_ORDER, name=RESTORES_INDEX)
 
 
 def _window(db: Database, settings, storage, progress: Progress) -> dict:
@@ -89,11 +93,43 @@ def _export_collection(db: Database, storage, collection: str, window: dict, run
             deleted += len(batch)
             progress.add(succeeded=len(batch))
             progress.checkpoint()
+        for batch in _restored(db, collection, rng, projection, batch_size):
+            files.write(builder.upserts(batch))
+            rows += len(batch)
+            progress.add(succeeded=len(batch))
+            progress.checkpoint()
         keys = files.close()
     finally:
         files.abort()
     return {"rows": rows, "deleted": deleted, "files": keys, "bytes": files.bytes,
             "unexpected": dict(sorted(builder.unexpected.items()))}
+
+
+def _restored(db: Database, collection: str, rng: dict, projection, batch_size: int):
+    """Batches of the records an undo put back in the window. An undo restores a record exactly, its old
+    `updated_at` included, so the cursor on `updated_at` cannot see it: its trash entries' `restored_at` says
+    when. A record whose `updated_at` is in the window was read already (once per run)."""
+    entries = {"outcome": "restored", "collection": collection, "restored_at": rng}
+    last = None
+    for batch in batches_ahead(lambda: db[TRASH].find(entries, {"record_id": 1}).sort(_RESTORE_ORDER)
+                               .hint(RESTORES_INDEX).batch_size(batch_size), batch_size):
+        wanted = []
+        for e in batch:  # sorted by record: one record's entries are neighbours
+            if e["record_id"] != last:
+                wanted.append(e["record_id"])
+                last = e["record_id"]
+        docs = [d for d in db[collection].find({"_id": {"$in": wanted}}, projection)
+                if not _in_range(d.get("updated_at"), rng)]
+        if docs:
+            yield docs
+
+
+def _in_range(ts, rng: dict) -> bool:
+    if not isinstance(ts, datetime):
+        return False
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=rng["$lte"].tzinfo)
+    return ts <= rng["$lte"] and ("$gt" not in rng or ts > rng["$gt"])
 
 
 def _remove_leftovers(storage, collection: str, window: dict, run_id: str, keys: list[str]) -> None:

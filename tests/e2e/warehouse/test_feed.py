@@ -146,6 +146,33 @@ def test_updates_and_bulk_deletes_are_in_the_next_run_and_nothing_unchanged_is(w
     assert ids(world.rows(manifest, "queues")) == sorted([updated["_id"].__str__(), deleted["_id"].__str__()])
 
 
+def test_records_an_undo_puts_back_are_in_the_next_run_as_they_were(world):
+    """An undo restores records exactly, their old `updated_at` included: the feed still carries them, so the
+    latest row of each is the record as it is again (a restored delete is an upsert after its delete)."""
+    tenant = Tenant(world.db)
+    made = seed_account(world.db, tenant.account_id, contacts=6)
+    people, (tag,) = made["crm.contacts"][1:], made["crm.tags"]
+    world.run()
+    client = world.client()
+    response = client.delete(f"/v1/crm/tags/{tag}", headers=tenant.headers())
+    assert response.status_code == 202, response.get_json()
+    untagged = wait_for_job(world.db, response.get_json()["id"])
+    deleted = run_api(world, client, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(p) for p in people[:2]]})
+    changed = world.run()
+
+    undone = [run_api(world, client, tenant, f"/v1/crm/jobs/{j['_id']}/undo", {}) for j in (deleted, untagged)]
+    after_undo = world.run()
+
+    assert [u["status"] for u in undone] == ["completed", "completed"], undone
+    assert ids(world.rows(changed, "crm.contacts"), "delete") == sorted(str(p) for p in people[:2])
+    assert ids(world.rows(changed, "crm.tags"), "delete") == [str(tag)]
+    rows = world.rows(after_undo, "crm.contacts")
+    assert ids(rows) == sorted(str(p) for p in people)  # each once, the deleted ones and the untagged ones
+    assert all(r["_op"] == "upsert" and list(r["tags"]) == [str(tag)] for r in rows)
+    assert ids(world.rows(after_undo, "crm.tags")) == [str(tag)]
+    assert world.run()["collections"]["crm.contacts"]["rows"] == 0  # and once only
+
+
 def run_api(world, client, tenant, path, body) -> dict:
     response = client.post(path, json=body, headers=tenant.headers())
     assert response.status_code == 202, response.get_json()
