@@ -40,6 +40,7 @@ class Fuzz:
         self.a, self.b = Side(db, store, label="A"), Side(db, store, label="B")
         self._foreign_jobs()
         self._foreign_files_links_and_events()
+        self._settle()
         freeze(db, self.a)
         freeze(db, self.b)
         self.tried, self.crossings, self.server_errors, self.statuses, self.said = 0, [], [], {}, []
@@ -80,6 +81,16 @@ class Fuzz:
             "businesses": a.ids["owner"][0]}})
         self.db["crm.deals"].update_many({"_id": {"$in": a.ids["deals_user"]}}, {"$set": {
             "business_id": a.ids["owner"][0]}, "$push": {"contacts": {"$each": [a.ids["owner"][1]], "$position": 0}}})
+
+    def _settle(self):
+        """Every job the set-up started (the triggered automation runs too) ended, its end's after-work done:
+        a baseline taken before would see them change B on their own, and blame the next request."""
+        from tests.conftest import wait_for
+
+        accounts = [self.a.tenant.account_id, self.b.tenant.account_id]
+        wait_for(lambda: not self.db["queues"].find_one({"account_id": {"$in": accounts}, "$or": [
+            {"status": {"$in": ["queued", "running"]}}, {"events_pending": True}]}), timeout=60,
+                 what="the set-up's jobs to end")
 
     # ------------------------------------------------------------------ what the caller may not touch
 
