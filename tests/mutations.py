@@ -111,7 +111,7 @@ def _run_one(tree: Path, mutation: Mutation, log) -> tuple[str, float]:
     env.setdefault("REALWORLD_DIR", str(_realworld()))
     for variable in ("REDIS_URL", "MONGODB_URI"):  # each run starts its own servers
         env.pop(variable, None)
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not soak",
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", "-m", "not soak",
                *mutation.tests]
     started = time.monotonic()
     # Its own process group: a timeout or Ctrl-C interrupts pytest as Ctrl-C would (its fixtures stop the servers

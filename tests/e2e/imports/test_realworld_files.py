@@ -22,6 +22,18 @@ SAMPLES = {"google-csv-utf16-roundcube.csv": "contacts", "hubspot-style-contacts
            "hubspot-style-deals-synthetic.csv": "deals", "salesforce-dataloader-opportunities.csv": "deals",
            "zoho-analytics-potentials.csv": "deals"}
 EVERY_SAMPLE_SHARE = 0.97
+#: An import two tests of this module ask for with the same options runs once (the Zoho leads: 3,900 rows);
+#: the second test reads the first one's account. Either test alone still imports.
+_ONCE: dict[tuple, tuple] = {}
+
+
+def _import_once(client, db, tenant, name: str, options: dict, entity: str = "contacts"):
+    """(the tenant whose account holds the import, its job ended)."""
+    key = (name, entity, tuple(sorted(options.items())))
+    if key not in _ONCE:
+        _ONCE[key] = (tenant, run_import(client, db, tenant, (REALWORLD / name).read_bytes(), name, options,
+                                         entity=entity, timeout=540))
+    return _ONCE[key]
 
 
 def _import(client, db, tenant, name: str, *, min_share: float = MIN_SHARE, **options) -> dict:
@@ -90,7 +102,7 @@ def test_every_published_sample_imports_at_least_97_percent_of_its_rows(client, 
     assert sorted(p.name for p in REALWORLD.glob("*.csv")) == sorted(SAMPLES)  # a new sample is listed here
     entity = SAMPLES[name]
     options = {"country": "US"} | ({"create_missing": True, "pipeline": "Imported"} if entity == "deals" else {})
-    job = run_import(client, db, tenant, (REALWORLD / name).read_bytes(), name, options, entity=entity, timeout=540)
+    tenant, job = _import_once(client, db, tenant, name, options, entity)
 
     assert job["status"] == "completed", job.get("error")
     counts, rows = job["result"]["counts"], job["result"]["rows"]
@@ -118,7 +130,10 @@ def test_hubspot_style_contacts_keep_zip_zeros_read_us_phones_and_leave_owner_em
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_zoho_leads_land_last_name_email_mobile_company_and_website(client, db, worker, tenant):
-    job = _import(client, db, tenant, "zoho-analytics-leads.csv", country="US")
+    tenant, job = _import_once(client, db, tenant, "zoho-analytics-leads.csv", {"country": "US"})
+    assert job["status"] == "completed", job.get("error")
+    counts = job["result"]["counts"]
+    assert counts["created"] + counts["updated"] >= MIN_SHARE * job["result"]["rows"], counts
     person = _person(db, tenant, email="garyldenson@cuvox.de")
 
     assert job["result"]["rows"] == 3900
