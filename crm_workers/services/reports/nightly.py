@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import ACCOUNTS
+from crm_workers.adapters.mongo import ACCOUNTS, IDEMPOTENCY_KEYS
+from crm_workers.jobs import now
+from crm_workers.jobs.idempotency import SYSTEM_SCOPE, IdempotencyKey
 from crm_workers.services.reports.intake import start_account_report
 from crm_workers.services.reports.params import KINDS, ReportQuery, resolve
 
@@ -49,12 +51,31 @@ def accounts_due(db: Database, *, at: datetime, hour: int, spread_minutes: int, 
     return due
 
 
+def nightly_key(kind: str, local_date) -> str:
+    return f"nightly-report:{kind}:{local_date.isoformat()}"
+
+
+def _started(db: Database, due: list) -> set[tuple]:
+    """(account, key) of the nightly reports a tick before this one started (one query for every account due):
+    an account stays due for CATCH_UP_MINUTES, six ticks, and each would otherwise try its three keys again."""
+    if not due:
+        return set()
+    keys = {nightly_key(kind, local_date) for _, local_date in due for kind in KINDS}
+    alive = now() - timedelta(seconds=IdempotencyKey(key="").seconds)
+    return {(d["account_id"], d["key"]) for d in db[IDEMPOTENCY_KEYS].find(
+        {"account_id": {"$in": [a for a, _ in due]}, "scope": SYSTEM_SCOPE, "key": {"$in": sorted(keys)},
+         "created_at": {"$gt": alive}}, {"account_id": 1, "key": 1})}
+
+
 def enqueue_nightly_reports(db: Database, broker, settings, *, at: datetime, accounts=None) -> int:
     """Start the default reports (every kind, default parameters, whole-account scope) of the accounts due."""
     due = accounts_due(db, at=at, hour=settings.report_night_hour, spread_minutes=settings.report_spread_minutes,
                        accounts=accounts)
+    started = _started(db, due)
     for account_id, local_date in due:
         for kind in KINDS:
-            start_account_report(db, broker, account_id, kind, resolve(kind, ReportQuery(), local_date),
-                                 idempotency_key=f"nightly-report:{kind}:{local_date.isoformat()}")
+            key = nightly_key(kind, local_date)
+            if (account_id, key) not in started:  # the key still guards a race with another scheduler
+                start_account_report(db, broker, account_id, kind, resolve(kind, ReportQuery(), local_date),
+                                     idempotency_key=key)
     return len(due)

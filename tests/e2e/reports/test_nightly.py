@@ -6,9 +6,25 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
+from pymongo import MongoClient, monitoring
 
 from crm_workers.services.reports.nightly import accounts_due, enqueue_nightly_reports, slot_minutes
 from tests.conftest import Tenant, wait_for_job
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self):
+        self.sent: list[tuple] = []
+
+    def started(self, event):
+        if event.command_name not in ("hello", "isMaster", "ping", "endSessions"):
+            self.sent.append((event.command_name, event.command.get(event.command_name)))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
 
 
 def _in_zone(db, tz: str) -> Tenant:
@@ -28,9 +44,15 @@ def test_an_accounts_default_reports_are_computed_once_in_its_own_night(db, brok
     tokyo_slot = _slot_at(tokyo, settings, datetime(2026, 11, 24, 17, 0, tzinfo=UTC))
 
     started = enqueue_nightly_reports(db, broker, settings, at=tokyo_slot + timedelta(minutes=2), accounts=accounts)
-    again = enqueue_nightly_reports(db, broker, settings, at=tokyo_slot + timedelta(minutes=7), accounts=accounts)
+    seen = Commands()
+    watched = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[seen])[settings.mongodb_db]
+    again = enqueue_nightly_reports(watched, broker, settings, at=tokyo_slot + timedelta(minutes=7),
+                                    accounts=accounts)
+    watched.client.close()
 
     assert (started, again) == (1, 1)  # the next tick still finds it due, and makes no second job
+    # ... nor tries to: one read of the keys already taken for every account due, nothing written.
+    assert seen.sent == [("find", "_accounts"), ("find", "crm.idempotency_keys")]
     jobs = list(db["queues"].find({"account_id": {"$in": accounts}}))
     assert sorted(j["type"] for j in jobs) == ["reports.automations", "reports.new_contacts", "reports.pipeline"]
     assert {j["account_id"] for j in jobs} == {tokyo.account_id}
