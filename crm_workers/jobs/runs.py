@@ -107,8 +107,11 @@ def fail(db: Database, job: dict, progress: dict, error: dict, *, events: bool =
     return _finish(db, job, S.FAILED, {"progress": progress, "error": error, "finished_at": now()}, events=events)
 
 
-def cancelled(db: Database, job: dict, progress: dict, *, events: bool = True) -> bool:
-    return _finish(db, job, S.CANCELLED, {"progress": progress, "finished_at": now()}, events=events)
+def cancelled(db: Database, job: dict, progress: dict, *, events: bool = True, state: dict | None = None) -> bool:
+    """`state`: the run's own, as it stood when the cancel stopped it. The chunk written just before the run saw
+    the cancel had its save refused (the cancel is the refusal), so the saved state would lag that chunk."""
+    fields = {"progress": progress, "finished_at": now(), **({"state": state} if state is not None else {})}
+    return _finish(db, job, S.CANCELLED, fields, events=events)
 
 
 def requeue_for_retry(db: Database, job: dict, progress: dict, error: dict, *,

@@ -141,7 +141,8 @@ class JobLifecycle(Middleware):
         if exception is None:
             end, status = (lambda: jobs.complete(self.db, job, progress, current.result, events=events)), "completed"
         elif isinstance(exception, JobCancelled):
-            end, status = (lambda: jobs.cancelled(self.db, job, progress, events=events)), "cancelled"
+            state = current.progress.state
+            end, status = (lambda: jobs.cancelled(self.db, job, progress, events=events, state=state)), "cancelled"
         elif isinstance(exception, NOT_RETRIED) or is_bad_input(exception):  # failed with its own code
             error = _error(exception, "job_failed")
             end, status = (lambda: jobs.fail(self.db, job, progress, error, events=events)), "failed"

@@ -317,6 +317,28 @@ def test_records_from_a_connector_import_like_a_file(client, db, worker, tenant)
     assert by_email["r1@example.com"]["address"] == {"city": "Lisbon"} and len(by_email["r2@example.com"]["tags"]) == 2
 
 
+def test_a_cancel_seen_when_a_chunk_is_saved_leaves_counts_equal_to_what_was_written(client, db, worker, tenant,
+                                                                                       hold, monkeypatch):
+    """The cancel comes while a chunk is written: its save is refused (that is how the run sees the cancel), and
+    the job's saved counts still count that chunk, as its progress does and as the database holds."""
+    from crm_workers.jobs import progress
+
+    monkeypatch.setattr(progress, "PROGRESS_FLUSH_SECONDS", 3600)  # no timed write sees the cancel first
+    rows = "".join(f"q{i}@example.com,Q{i}\n" for i in range(500))
+    held = hold(tenant.account_id, after_processed=200)
+    job_id = upload(client, tenant, ("email,first_name\n" + rows).encode()).get_json()["id"]
+    held.reached()
+
+    client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
+    held.release()  # the third chunk is written, then its save meets the cancel
+    job = wait_for_job(db, job_id)
+
+    written = len(contacts(db, tenant.account_id))
+    assert job["status"] == "cancelled" and written == 300
+    assert job["state"]["counts"]["created"] == job["progress"]["succeeded"] == written
+    assert job["state"]["rows_done"] == job["progress"]["processed"] == 300
+
+
 def test_a_cancelled_import_stops_at_the_next_chunk_with_its_counts(client, db, worker, tenant, hold):
     rows = "".join(f"p{i}@example.com,P{i}\n" for i in range(500))
     held = hold(tenant.account_id, after_processed=200)  # after its second chunk of 100 rows
