@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 from pathlib import Path
 
-import pytest
 from bson import ObjectId
 
 from tests.conftest import wait_for, wait_for_job
+from tests.e2e.browser import PAGE_SECONDS, needs_chromium
 from tests.e2e.csp import assert_policy, violations, watch_csp
 from tests.e2e.imports.helpers import upload
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-# How long the page may take to show what it will show: a deadline for a loaded 2-core machine (a refresh is
-# four API calls to the live server beside the suite's workers), not a pacing; the waits end as soon as it shows.
-PAGE_SECONDS = 60
+pytestmark = needs_chromium
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield chromium
-        chromium.close()
 
 
 def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_other_accounts(

@@ -4,30 +4,16 @@ file, see the preview, change where columns go, start, follow the progress, down
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import wait_for
+from tests.e2e.browser import needs_chromium
 from tests.e2e.csp import assert_policy, violations, watch_csp
 from tests.e2e.imports.helpers import add_field, contacts
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = needs_chromium
 SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "import.png"
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield chromium
-        chromium.close()
 
 
 def _outlook_german(rows: int) -> bytes:

@@ -7,36 +7,21 @@ import csv
 import io
 import json
 import os
-import shutil
 from pathlib import Path
-
-import pytest
 
 from crm_workers.domain.currency import load_rates
 from tests.conftest import wait_for
+from tests.e2e.browser import PAGE_SECONDS, needs_chromium
 from tests.e2e.csp import assert_policy, violations, watch_csp
 from tests.e2e.reports.test_reports import FIRST, LAST, RANGE, report
 from tests.e2e.reports.world import expected_new_contacts, expected_pipeline, seed_account
 from tests.e2e.test_cli import crm_jobs
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PAGE_SECONDS = 60
 SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "reports.png"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+@needs_chromium
 def test_the_reports_page_draws_every_report_for_the_range_under_the_strict_csp(live_api, browser, db, worker,
                                                                                 tenant, other_tenant, tmp_path):
     world = seed_account(db, tenant, tz="Europe/Berlin", seed=61, n=120)

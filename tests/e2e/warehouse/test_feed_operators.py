@@ -9,8 +9,8 @@ from bson import ObjectId
 
 from crm_workers.domain.principal import issue_service_token, issue_token
 from tests.conftest import JWT_SECRET, wait_for
+from tests.e2e.browser import PAGE_SECONDS, needs_chromium
 from tests.e2e.test_cli import crm_jobs
-from tests.e2e.test_dashboard import CHROMIUM, PAGE_SECONDS, browser  # noqa: F401  (the browser fixture)
 from tests.e2e.warehouse.seed import seed_account
 from tests.e2e.warehouse.world import build_world
 
@@ -47,8 +47,8 @@ def test_the_cli_starts_a_run_watches_it_to_its_end_and_lists_runs(world):
     assert user.returncode == 1 and "403 forbidden" in user.stderr
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_the_operator_view_lists_warehouse_runs_and_starts_one(world, browser):  # noqa: F811
+@needs_chromium
+def test_the_operator_view_lists_warehouse_runs_and_starts_one(world, browser):
     from tests.e2e.csp import assert_policy, violations, watch_csp
 
     seed_account(world.db, ObjectId(), contacts=4)

@@ -6,13 +6,16 @@ from __future__ import annotations
 from bson import ObjectId
 
 from tests.conftest import wait_for
+from tests.e2e.browser import PAGE_SECONDS, needs_chromium
 from tests.e2e.csp import assert_policy, violations, watch_csp
-from tests.e2e.test_dashboard import INJECT, PAGE_SECONDS, browser, pytestmark  # noqa: F401 — the shared browser
+from tests.e2e.test_dashboard import INJECT
 from tests.e2e.webhooks.helpers import delete_tag
+
+pytestmark = needs_chromium
 
 
 def test_the_webhooks_page_subscribes_shows_the_log_and_retries_a_failed_delivery(
-        live_api, browser, client, db, worker, tenant, hook_receiver):  # noqa: F811
+        live_api, browser, client, db, worker, tenant, hook_receiver):
     hook_receiver.statuses += [410]  # the first delivery fails for good: the page's retry button sends it again
     page = browser.new_page()
     csp = watch_csp(page)
