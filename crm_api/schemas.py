@@ -74,6 +74,13 @@ class JobPage(BaseModel):
     next_after: str | None = Field(description="the `after` of the next page; null on the last page")
 
 
+class Page(Strict):
+    """?page=&per_page= of a numbered list (automation logs, webhook deliveries)."""
+
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=50, ge=1, le=200)
+
+
 class StageDeleteQuery(Strict):
     move_to: str | None = Field(default=None, description="the stage (of the same pipeline) to move its deals to")
 

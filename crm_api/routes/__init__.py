@@ -101,6 +101,15 @@ def json_body() -> dict:
     return body
 
 
+def paged(name: str, fetch, to_json):
+    """A numbered page of a list: `fetch(page=, per_page=)` gives (items, total); each item shown by `to_json`."""
+    from crm_api.schemas import Page
+
+    page = Page.model_validate(request.args.to_dict())
+    items, total = fetch(page=page.page, per_page=page.per_page)
+    return jsonify({name: [to_json(i) for i in items], "page": page.page, "per_page": page.per_page, "total": total})
+
+
 def job_response(job: dict, status: int = 200):
     """The job as JSON; a 202 (a job started) says where to poll it in `Location`."""
     headers = {"Location": f"{API_PREFIX}/jobs/{job['_id']}"} if status == 202 else {}

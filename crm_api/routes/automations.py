@@ -1,12 +1,11 @@
 """POST /automations/trigger, GET /automations/<id>/logs, POST /automations/logs/<id>/retry."""
 
-from flask import jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.auth import principal
 from crm_api.openapi import api_doc
-from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, json_body
-from crm_api.schemas import Job
+from crm_api.routes import broker, crm_blueprint, db, idempotency_key, idempotent, job_response, json_body, paged
+from crm_api.schemas import Job, Page
 from crm_workers.services.automations import run as service
 
 bp = crm_blueprint("automations")
@@ -18,13 +17,6 @@ class TriggerRequest(BaseModel):
     deal_id: str = Field(min_length=1)
     stage_id: str = Field(min_length=1)
     event_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
-
-
-class Page(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    page: int = Field(default=1, ge=1)
-    per_page: int = Field(default=50, ge=1, le=200)
 
 
 @bp.post("/automations/trigger")
@@ -41,10 +33,7 @@ def trigger():
 @bp.get("/automations/<automation_id>/logs")
 @api_doc("An automation's runs, newest first", query=Page, errors=(404,))
 def logs(automation_id):
-    page = Page.model_validate(request.args.to_dict())
-    items, total = service.list_logs(db(), principal(), automation_id, page=page.page, per_page=page.per_page)
-    return jsonify({"logs": [service.log_to_json(log) for log in items], "page": page.page,
-                    "per_page": page.per_page, "total": total})
+    return paged("logs", lambda **p: service.list_logs(db(), principal(), automation_id, **p), service.log_to_json)
 
 
 @bp.post("/automations/logs/<log_id>/retry")

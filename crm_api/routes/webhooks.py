@@ -1,11 +1,12 @@
 """Webhook subscriptions for job events (CONTRACT §10): create, list, delete, rotate, deliveries, retry, secret."""
 
-from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field
+from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel, Field
 
 from crm_api.auth import principal
 from crm_api.openapi import api_doc
-from crm_api.routes import crm_blueprint, db, json_body, settings
+from crm_api.routes import crm_blueprint, db, json_body, paged, settings
+from crm_api.schemas import Page
 from crm_workers.services.webhooks import outbox, subscriptions
 
 bp = crm_blueprint("webhooks")
@@ -38,13 +39,6 @@ class Delivery(BaseModel):
     attempts: int
     last_status_code: int | None
     next_attempt_at: str | None
-
-
-class Page(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    page: int = Field(default=1, ge=1)
-    per_page: int = Field(default=50, ge=1, le=200)
 
 
 @bp.post("/webhooks")
@@ -86,10 +80,8 @@ def rotate(webhook_id):
 @bp.get("/webhooks/<webhook_id>/deliveries")
 @api_doc("A subscription's deliveries, newest first", query=Page, errors=(403, 404))
 def deliveries(webhook_id):
-    page = Page.model_validate(request.args.to_dict())
-    items, total = outbox.list_deliveries(db(), principal(), webhook_id, page=page.page, per_page=page.per_page)
-    return jsonify({"deliveries": [outbox.delivery_to_json(d) for d in items], "page": page.page,
-                    "per_page": page.per_page, "total": total})
+    return paged("deliveries", lambda **p: outbox.list_deliveries(db(), principal(), webhook_id, **p),
+                 outbox.delivery_to_json)
 
 
 @bp.post("/webhooks/<webhook_id>/deliveries/<delivery_id>/retry")
