@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
+import time
 
 import psutil
 
@@ -63,6 +65,15 @@ def servers(*, mongo_cache: str | None = None):
         SERVER_PIDS.clear()
         for s in reversed(started):
             s.stop()
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `predicate` until true; exit the bench naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {what}")
+        time.sleep(interval)
 
 
 def drop(db) -> None:

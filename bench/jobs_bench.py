@@ -27,7 +27,16 @@ from bson import ObjectId
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import DATA_OPS, SERVER_PIDS, Goals, cpu_seconds, opcounters, ops_between, servers  # noqa: E402
+from bench.common import (  # noqa: E402
+    DATA_OPS,
+    SERVER_PIDS,
+    Goals,
+    cpu_seconds,
+    opcounters,
+    ops_between,
+    servers,
+    wait_until,
+)
 from crm_jobs.servers import free_port  # noqa: E402
 from crm_workers.adapters.mongo import connect, ensure_indexes  # noqa: E402
 from crm_workers.domain.principal import issue_token  # noqa: E402
@@ -35,14 +44,6 @@ from crm_workers.jobs import now  # noqa: E402
 
 SECRET = "bench-secret-bench-secret-bench-secret"
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
-
-
-def wait(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            sys.exit(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def spawn(argv, env):
@@ -66,7 +67,7 @@ def bench_jobs(n, env, db):
             except requests.RequestException:
                 return False
 
-        wait(up, 60, "the API")
+        wait_until(up, 60, "the API")
         accounts = [ObjectId() for _ in range(20)]  # spread over accounts, as real traffic is
         ts = now()
         tags = [{"_id": ObjectId(), "account_id": accounts[i % 20], "name": f"bench-{i}", "locked": False,
@@ -98,7 +99,7 @@ def bench_jobs(n, env, db):
         posted = time.perf_counter() - start
         query = {"account_id": {"$in": accounts}, "status": "completed"}
         # Poll gently: the database is shared with the system under test.
-        wait(finished, 600, "the jobs to complete", interval=0.5)
+        wait_until(finished, 600, "the jobs to complete", interval=0.5)
         elapsed = time.perf_counter() - start
         ops = ops_between(before, opcounters(db.client), minus=polls)
         # What the processes send with no job at all (drivers' connection monitoring, the scheduler's sweeps),
@@ -143,13 +144,13 @@ def bench_raw(n, env):
     proc = spawn([sys.executable, "-m", "dramatiq", "bench.noop_actors", "--processes", "1", "--threads",
                   str(THREADS)], env)
     try:
-        wait(lambda: client.zcard(f"{ns}:__heartbeats__") >= 1, 60, "the raw worker")
+        wait_until(lambda: client.zcard(f"{ns}:__heartbeats__") >= 1, 60, "the raw worker")
         cpu_before = cpu_seconds(proc.pid)
         start = time.perf_counter()
         for i in range(n):
             broker.enqueue(dramatiq.Message(queue_name="noop", actor_name="noop", args=(i,), kwargs={},
                                             options={}))
-        wait(lambda: int(client.get(f"{ns}:done") or 0) >= n, 600, "the no-op actors")
+        wait_until(lambda: int(client.get(f"{ns}:done") or 0) >= n, 600, "the no-op actors")
         took = time.perf_counter() - start
         print(f"raw Dramatiq worker: {(cpu_seconds(proc.pid) - cpu_before) / n * 1000:.1f} ms CPU per message")
         return took

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bson import ObjectId  # noqa: E402
 
-from bench.common import Goals, servers  # noqa: E402
+from bench.common import Goals, servers, wait_until  # noqa: E402
 from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.broker import enqueue_job, make_broker  # noqa: E402
 from crm_workers.adapters.mongo import connect, ensure_indexes  # noqa: E402
@@ -46,12 +46,8 @@ B_JOBS = 40
 B_EVERY_SECONDS = 0.2
 
 
-def wait(predicate, timeout, what, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            sys.exit(f"timed out waiting for {what}")
-        time.sleep(interval)
+def wait(predicate, timeout, what):
+    wait_until(predicate, timeout, what, interval=0.2)  # polls MongoDB: not more often, beside the measured work
 
 
 def pct(values, q):
