@@ -93,5 +93,6 @@ def test_generated_files_and_records_never_get_a_500_or_an_exception_not_ours(cl
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)  # 2,400 inputs through one worker: minutes, past the suite's 300 s default
 def test_two_thousand_four_hundred_generated_inputs_never_get_a_500_or_an_exception_not_ours(client, db, worker):
     fuzz(client, db, seed=2024, count=SOAK_INPUTS)
