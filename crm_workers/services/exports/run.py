@@ -118,6 +118,9 @@ def _getter(column: str, names: Names, entity: str):
             # The deal's first contact the caller can see (an invisible one is as absent as none).
             "contact_email": lambda d: next((names.contacts[i].get("email") for i in d.get("contacts") or ()
                                              if i in names.contacts), None),
+            # Deals are matched by their id in the system they came from: a deal made here has ours, so that
+            # the export imports back onto the same deals (an import matches it: services/imports/matching.py).
+            "external_id": lambda d: d.get("external_id") or d.get("_id"),
         }
         if column in special:
             return special[column]

@@ -118,6 +118,14 @@ def _create(run: ImportRun, g: Group, values: dict, contact_ids: list, tag_ids: 
 
 
 def _update(run: ImportRun, found: dict, values: dict, contact_ids: list, tag_ids: list, ts):
+    kept = set()
+    if found.get("external_id") is None and values.get("external_id") == str(found["_id"]):
+        kept.add("external_id")  # its own id, as our export writes it
+    if values.get("value") == found.get("value") and "base_value" in found:
+        kept.add("base_value")  # the same value: converted when it was set, not again at today's rates
+    if values.get("status") in CLOSED and values.get("status") == found.get("status") and found.get("closed_at"):
+        kept.add("closed_at")  # closed already, with this status: it closed when it closed
+    values = {k: v for k, v in values.items() if k not in kept}
     if values.get("status") in CLOSED and "closed_at" not in values and found.get("status") != values["status"]:
         values = {**values, "closed_at": ts}
     elif values.get("closed_at") is None and found.get("closed_at") is None:

@@ -106,6 +106,11 @@ def read_records(run: ImportRun, collection: str, keys: list[tuple[str, str]]) -
         for doc in cursor.sort("_id", 1):
             value = doc["name"].strip().lower() if kind == "business" else doc[FIELDS[kind]]
             found.setdefault((kind, value), []).append(doc)
+        if kind == "deal.external_id":  # a deal made here is exported with its own id as its external_id
+            own = [ObjectId(v) for v in values if (kind, v) not in found and ObjectId.is_valid(v)]
+            for doc in run.db[collection].find({"account_id": run.account_id, "_id": {"$in": own},
+                                                "external_id": None}) if own else ():
+                found.setdefault((kind, str(doc["_id"])), []).append(doc)
     return found
 
 
@@ -158,6 +163,8 @@ def _holds(doc: dict, key: tuple[str, str]) -> bool:
     kind, value = key
     if kind == "business":
         return str(doc.get("name", "")).strip().lower() == value
+    if kind == "deal.external_id" and doc.get("external_id") is None:
+        return str(doc.get("_id")) == value  # its own id (read_records)
     return doc.get(FIELDS[kind]) == value
 
 

@@ -224,3 +224,80 @@ def test_corrections_that_name_no_row_are_400_naming_the_field(client, tenant, c
     details = response.get_json()["error"]["details"]
     fields = [d["field"] for d in details] if isinstance(details, list) else [details["field"]]
     assert any(f.startswith(field) for f in fields), fields
+
+
+def _seed_deals(db, tenant) -> None:
+    """Deals made here (no external_id) and one from another system (its own id), with what a deal carries:
+    pipelines and stages, a value in another currency, a won deal closed on another day than expected, a
+    contact, a business, tags, owners, a custom field."""
+    from datetime import timedelta
+
+    from tests.e2e.imports.helpers import add_pipeline
+
+    add_field(db, tenant.account_id, "region", "text", entity="deal")
+    sales, (lead, won) = add_pipeline(db, tenant.account_id)
+    ts = now().replace(microsecond=0)
+    day = ts.replace(hour=0, minute=0, second=0)
+    vip = db["crm.tags"].insert_one({"account_id": tenant.account_id, "name": "VIP", "created_at": ts,
+                                     "updated_at": ts}).inserted_id
+    acme = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "business", "name": "Acme",
+                                          "tags": [], "created_at": ts, "updated_at": ts}).inserted_id
+    ann = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "person", "first_name": "Ann",
+                                         "email": "ann@example.com", "tags": [], "created_at": ts,
+                                         "updated_at": ts}).inserted_id
+    deals = [
+        {"name": "=HYPERLINK(\"x\")", "stage_id": lead, "status": "open",
+         "value": {"amount": 1200.5, "currency": "EUR"},
+         "base_value": 1300.0, "contacts": [ann], "business_id": acme, "tags": [vip], "owner": tenant.user_uid,
+         "expected_close_date": day + timedelta(days=30), "custom_fields": {"region": "North"}},
+        {"name": "Won it", "stage_id": won, "status": "won", "value": {"amount": 99, "currency": "USD"},
+         "base_value": 99.0, "contacts": [], "tags": [], "owner": tenant.owner_uid, "closed_at": ts - timedelta(days=2),
+         "expected_close_date": day - timedelta(days=9), "custom_fields": {}},
+        {"name": "Imported before", "stage_id": lead, "status": "open", "external_id": "SF-0061", "source": "import",
+         "value": {"amount": 5, "currency": "USD"}, "base_value": 5.0, "contacts": [], "tags": [],
+         "custom_fields": {}},
+    ]
+    db["crm.deals"].insert_many([{"account_id": tenant.account_id, "pipeline_id": sales, **d, "created_at": ts,
+                                  "updated_at": ts, "stage_entered_at": ts} for d in deals])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_deals_export_imports_back_creating_and_changing_nothing(client, db, worker, tenant, fmt):
+    """Deals are matched by external_id only: a deal made here is exported with its own id there, so the
+    export imports back onto the same deals, document by document unchanged."""
+    _seed_deals(db, tenant)
+    before = [d for c in ("crm.deals", "crm.contacts", "crm.tags", "crm.pipelines", "crm.pipeline.stages")
+              for d in db[c].find({"account_id": tenant.account_id}).sort("_id", 1)]
+    response = client.post("/v1/crm/deals/export", json={"format": fmt}, headers=tenant.headers())
+    assert response.status_code == 202, response.get_json()
+    exported = wait_for_job(db, response.get_json()["id"])
+    data = download(client, exported["result"]["download_url"])
+
+    again = run_import(client, db, tenant, data, f"deals.{fmt}", entity="deals")
+
+    assert again["status"] == "completed", again.get("error")
+    assert again["result"]["counts"] == {"created": 0, "updated": 3, "skipped": 0, "failed": 0}, again["result"]
+    assert again["result"]["unchanged"] == 3
+    after = [d for c in ("crm.deals", "crm.contacts", "crm.tags", "crm.pipelines", "crm.pipeline.stages")
+             for d in db[c].find({"account_id": tenant.account_id}).sort("_id", 1)]
+    assert after == before
+
+
+def test_an_exported_deal_id_names_no_deal_of_another_account(client, db, worker, tenant, other_tenant):
+    """Another account's deal id in the external_id column is no deal of this one: a new deal, the other
+    account's untouched."""
+    _seed_deals(db, other_tenant)
+    theirs = list(db["crm.deals"].find({"account_id": other_tenant.account_id}).sort("_id", 1))
+    pipeline = db["crm.pipelines"].find_one({"account_id": other_tenant.account_id})
+    from tests.e2e.imports.helpers import add_pipeline
+
+    add_pipeline(db, tenant.account_id)
+    rows = "".join(f"{d['name'].replace(',', ' ')},{d['_id']},Sales\n" for d in theirs[:2])
+
+    job = run_import(client, db, tenant, ("name,external_id,pipeline\n" + rows).encode(), "d.csv", entity="deals")
+
+    assert job["result"]["counts"]["created"] == 2, job["result"]
+    mine = list(db["crm.deals"].find({"account_id": tenant.account_id}))
+    assert {d["external_id"] for d in mine} == {str(d["_id"]) for d in theirs[:2]}
+    assert list(db["crm.deals"].find({"account_id": other_tenant.account_id}).sort("_id", 1)) == theirs
+    assert pipeline is not None
