@@ -46,8 +46,8 @@ B_JOBS = 40
 B_EVERY_SECONDS = 0.2
 
 
-def wait(predicate, timeout, what):
-    wait_until(predicate, timeout, what, interval=0.2)  # polls MongoDB: not more often, beside the measured work
+def wait(predicate, timeout, what, interval=0.2):
+    wait_until(predicate, timeout, what, interval=interval)  # polls MongoDB: not often, beside the measured work
 
 
 def pct(values, q):
