@@ -207,12 +207,6 @@ def data_blocks(open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_o
         blocks.close()
 
 
-def data_rows(open_file: Callable[[], BinaryIO], info: TableInfo) -> Iterator[tuple[int, list]]:
-    """Every row under the header, as (row number, values padded or cut to the headers)."""
-    for block in data_blocks(open_file, info):
-        yield from block
-
-
 def scan(open_file: Callable[[], BinaryIO], info: TableInfo, on_row: Callable[[list], None] | None = None,
          *, limit: int | None = None) -> int:
     """One quick pass: counts the data rows (and shows each to `on_row`, e.g. to learn a date column's order).

@@ -46,10 +46,6 @@ class Progress:
     def as_doc(self) -> dict:
         return progress_doc(self.total, self.processed, self.succeeded, self.failed)
 
-    def set_total(self, total: int) -> None:
-        self.total = total
-        self.flush()
-
     def set(self, *, processed: int, succeeded: int, failed: int = 0) -> None:
         self.processed, self.succeeded, self.failed = processed, succeeded, failed
 

@@ -49,13 +49,6 @@ class ActionContext:
     enqueue_follow_up: object  # callable(deal_id, stage_id, event_id, depth)
 
 
-def _deal(ctx: ActionContext, deal_id) -> dict:
-    deal = ctx.db[DEALS].find_one({"_id": deal_id, "account_id": ctx.account_id})
-    if deal is None:
-        raise PermanentActionError("the deal no longer exists")
-    return deal
-
-
 def _users(ctx: ActionContext, value, deal: dict) -> list[ObjectId]:
     if value == "owner":
         if not deal.get("owner"):
