@@ -350,7 +350,7 @@ MUTATIONS: list[M] = [
       "under `owner_only` a non-owner's reports cover only what they own",
       (f"{REPORTS}::test_under_owner_only_a_user_sees_only_their_own_and_never_shares_the_owners_result",)),
     M("report-contacts-ignore-owner", "crm_workers/services/reports/contacts_report.py",
-      '**({"owner": owner} if owner is not None else {}),', "",
+      ', **({"owner": owner} if owner is not None else {})}', "}",
       "under `owner_only` a non-owner's reports cover only what they own",
       (f"{REPORTS}::test_under_owner_only_a_user_sees_only_their_own_and_never_shares_the_owners_result",)),
     M("report-stored-result-served-however-old", "crm_workers/services/reports/store.py",
