@@ -56,6 +56,17 @@ def _find(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> dict | None
                                           "created_at": {"$gt": now() - timedelta(seconds=ik.seconds)}})
 
 
+def keys_recorded(db: Database, account_ids: list, keys: list[str], *, scope: str = SYSTEM_SCOPE) -> set[tuple]:
+    """(account id, key) of those keys recorded and not expired, for many accounts in one query (`_find`'s
+    condition): a caller that would try many keys again learns first which are taken."""
+    if not account_ids or not keys:
+        return set()
+    alive = now() - timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
+    return {(d["account_id"], d["key"]) for d in db[IDEMPOTENCY_KEYS].find(
+        {"account_id": {"$in": list(account_ids)}, "scope": scope, "key": {"$in": sorted(set(keys))},
+         "created_at": {"$gt": alive}}, {"account_id": 1, "key": 1})}
+
+
 def _take_expired(db: Database, account_id: ObjectId, ik: IdempotencyKey, doc: dict) -> bool:
     """An expired key not yet removed by the TTL index is taken for a new request (one request wins)."""
     return db[IDEMPOTENCY_KEYS].update_one(

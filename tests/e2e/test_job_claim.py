@@ -11,21 +11,7 @@ from crm_workers.adapters.broker import job_message
 from crm_workers.jobs.snapshot import read_snapshot
 from tests.conftest import wait_for_job
 from tests.e2e.mass.test_tags_delete import make_tag, seed_tagged
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self):
-        self.names: list[tuple[str, str]] = []
-
-    def started(self, event):
-        if event.command_name not in ("hello", "isMaster", "ping", "endSessions"):
-            self.names.append((event.command_name, event.command.get(event.command_name)))
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
+from tests.mongo_commands import DRIVER_COMMANDS, Commands
 
 
 def _principal(tenant) -> dict:
@@ -100,7 +86,7 @@ class Updates(monitoring.CommandListener):
             self.updates.extend(event.command["updates"])
         elif event.command.get(event.command_name) == "test.job_holds":
             pass  # the test hook (jobs/holds.py), on when an earlier test's worker turned it on
-        elif event.command_name not in ("hello", "isMaster", "ping", "endSessions"):
+        elif event.command_name not in DRIVER_COMMANDS:
             self.others.append(event.command_name)
 
     def succeeded(self, event):

@@ -14,9 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import ACCOUNTS, IDEMPOTENCY_KEYS
-from crm_workers.jobs import now
-from crm_workers.jobs.idempotency import SYSTEM_SCOPE, IdempotencyKey
+from crm_workers.adapters.mongo import ACCOUNTS
+from crm_workers.jobs.idempotency import keys_recorded
 from crm_workers.services.reports.intake import start_account_report
 from crm_workers.services.reports.params import KINDS, ReportQuery, resolve
 
@@ -55,23 +54,12 @@ def nightly_key(kind: str, local_date) -> str:
     return f"nightly-report:{kind}:{local_date.isoformat()}"
 
 
-def _started(db: Database, due: list) -> set[tuple]:
-    """(account, key) of the nightly reports a tick before this one started (one query for every account due):
-    an account stays due for CATCH_UP_MINUTES, six ticks, and each would otherwise try its three keys again."""
-    if not due:
-        return set()
-    keys = {nightly_key(kind, local_date) for _, local_date in due for kind in KINDS}
-    alive = now() - timedelta(seconds=IdempotencyKey(key="").seconds)
-    return {(d["account_id"], d["key"]) for d in db[IDEMPOTENCY_KEYS].find(
-        {"account_id": {"$in": [a for a, _ in due]}, "scope": SYSTEM_SCOPE, "key": {"$in": sorted(keys)},
-         "created_at": {"$gt": alive}}, {"account_id": 1, "key": 1})}
-
-
 def enqueue_nightly_reports(db: Database, broker, settings, *, at: datetime, accounts=None) -> int:
     """Start the default reports (every kind, default parameters, whole-account scope) of the accounts due."""
     due = accounts_due(db, at=at, hour=settings.report_night_hour, spread_minutes=settings.report_spread_minutes,
                        accounts=accounts)
-    started = _started(db, due)
+    # An account stays due for CATCH_UP_MINUTES (six ticks): one read tells which reports a tick started already.
+    started = keys_recorded(db, [a for a, _ in due], [nightly_key(k, d) for _, d in due for k in KINDS])
     for account_id, local_date in due:
         for kind in KINDS:
             key = nightly_key(kind, local_date)

@@ -6,25 +6,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from crm_workers.services.reports.nightly import accounts_due, enqueue_nightly_reports, slot_minutes
 from tests.conftest import Tenant, wait_for_job
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self):
-        self.sent: list[tuple] = []
-
-    def started(self, event):
-        if event.command_name not in ("hello", "isMaster", "ping", "endSessions"):
-            self.sent.append((event.command_name, event.command.get(event.command_name)))
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
+from tests.mongo_commands import Commands
 
 
 def _in_zone(db, tz: str) -> Tenant:
@@ -52,7 +38,7 @@ def test_an_accounts_default_reports_are_computed_once_in_its_own_night(db, brok
 
     assert (started, again) == (1, 1)  # the next tick still finds it due, and makes no second job
     # ... nor tries to: one read of the keys already taken for every account due, nothing written.
-    assert seen.sent == [("find", "_accounts"), ("find", "crm.idempotency_keys")]
+    assert seen.names == [("find", "_accounts"), ("find", "crm.idempotency_keys")]
     jobs = list(db["queues"].find({"account_id": {"$in": accounts}}))
     assert sorted(j["type"] for j in jobs) == ["reports.automations", "reports.new_contacts", "reports.pipeline"]
     assert {j["account_id"] for j in jobs} == {tokyo.account_id}
