@@ -301,3 +301,27 @@ def test_an_exported_deal_id_names_no_deal_of_another_account(client, db, worker
     assert {d["external_id"] for d in mine} == {str(d["_id"]) for d in theirs[:2]}
     assert list(db["crm.deals"].find({"account_id": other_tenant.account_id}).sort("_id", 1)) == theirs
     assert pipeline is not None
+
+
+def test_under_owner_only_a_deal_id_of_a_deal_the_user_cannot_see_changes_nothing(client, db, worker):
+    """A user's file naming, in its external_id column, the id of a deal only the owner sees: that row is
+    skipped (a record exists that they cannot change), never a write to the owner's deal."""
+    from tests.conftest import Tenant
+    from tests.e2e.imports.helpers import add_pipeline
+
+    tenant = Tenant(db, visibility="owner_only")
+    sales, (lead, _) = add_pipeline(db, tenant.account_id)
+    ts = now().replace(microsecond=0)
+    hidden = db["crm.deals"].insert_one({"account_id": tenant.account_id, "name": "Owner's", "pipeline_id": sales,
+                                         "stage_id": lead, "status": "open", "owner": tenant.owner_uid,
+                                         "contacts": [], "tags": [], "created_at": ts, "updated_at": ts}).inserted_id
+    before = db["crm.deals"].find_one({"_id": hidden})
+    response = client.post("/v1/crm/deals/import", data={"file": (io.BytesIO(
+        f"name,external_id,pipeline\nMine now,{hidden},Sales\n".encode()), "d.csv")},
+        content_type="multipart/form-data", headers=tenant.headers(owner=False))
+    assert response.status_code == 202, response.get_json()
+    job = wait_for_job(db, response.get_json()["id"])
+
+    assert job["status"] == "completed" and job["result"]["counts"]["skipped"] == 1, job["result"]
+    assert db["crm.deals"].find_one({"_id": hidden}) == before
+    assert db["crm.deals"].count_documents({"account_id": tenant.account_id}) == 1
