@@ -11,8 +11,9 @@ import logging
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from crm_workers.adapters.mongo import ACTIVITY, DEALS, MIGRATIONS
+from crm_workers.adapters.mongo import ACTIVITY, AUTOMATION_LOGS, DEALS, MIGRATIONS
 from crm_workers.jobs import now
+from crm_workers.services.automations.outcome import outcome
 
 log = logging.getLogger("crm.migrations")
 
@@ -44,7 +45,22 @@ def backfill_closed_at(db: Database) -> int:
         filled += db[DEALS].bulk_write(ops, ordered=False).modified_count
 
 
-MIGRATIONS_IN_ORDER = {"deals.closed_at": backfill_closed_at}
+def fill_outcomes(db: Database) -> int:
+    """Automation runs logged before `outcome` existed get it from their `actions` (the automations report
+    counts actions from it)."""
+    filled = 0
+    while True:
+        batch = list(db[AUTOMATION_LOGS].find({"outcome": {"$exists": False}}, {"account_id": 1, "actions": 1})
+                     .limit(BATCH))
+        if not batch:
+            return filled
+        filled += db[AUTOMATION_LOGS].bulk_write([
+            UpdateOne({"_id": log["_id"], "account_id": log.get("account_id"), "outcome": {"$exists": False}},
+                      {"$set": {"outcome": outcome(log.get("actions") or [])}}) for log in batch],
+            ordered=False).modified_count
+
+
+MIGRATIONS_IN_ORDER = {"deals.closed_at": backfill_closed_at, "automation.logs.outcome": fill_outcomes}
 
 
 def run_migrations(db: Database) -> dict:

@@ -28,6 +28,7 @@ from crm_workers.services.automations.actions import (
     Skipped,
     TransientActionError,
 )
+from crm_workers.services.automations.outcome import outcome
 from crm_workers.services.job_submission import start_job, submit_job
 from crm_workers.services.visibility import can_see, job_principal, visible
 
@@ -116,15 +117,21 @@ def _open_log(db: Database, account_id, automation: dict, deal_id, stage_id, eve
     # One log per event of one deal for one automation (of one stage): the same event id on another deal is
     # another event, run in its own log.
     key = {"account_id": account_id, "event_id": event_id, "automation_id": automation["_id"], "deal_id": deal_id}
+    actions = [{"type": a.get("type"), "status": "pending", "error": None} for a in automation.get("actions", [])]
     db[AUTOMATION_LOGS].update_one(key, {"$setOnInsert": {
         "deal_id": deal_id, "stage_id": stage_id, "depth": depth, "status": "running", "attempt": 0,
-        "actions": [{"type": a.get("type"), "status": "pending", "error": None} for a in automation.get("actions", [])],
-        "started_at": now(), "finished_at": None}}, upsert=True)
+        "actions": actions, "outcome": outcome(actions), "started_at": now(), "finished_at": None}}, upsert=True)
     return db[AUTOMATION_LOGS].find_one(key)
 
 
-def _set_log(db: Database, log: dict, fields: dict) -> None:
-    db[AUTOMATION_LOGS].update_one({"_id": log["_id"]}, {"$set": fields})
+def _set_log(db: Database, log: dict, fields: dict, *, index: int | None = None, action: dict | None = None) -> None:
+    """Set `fields` of the log and, with `index`, `action`'s fields of its action there; its `outcome` with them."""
+    update = dict(fields)
+    if index is not None and action:
+        log["actions"][index].update(action)
+        update.update({f"actions.{index}.{k}": v for k, v in action.items()})
+        update["outcome"] = outcome(log["actions"])
+    db[AUTOMATION_LOGS].update_one({"_id": log["_id"]}, {"$set": update})
     log.update(fields)
 
 
@@ -152,7 +159,6 @@ def run_log(db: Database, settings, broker, automation: dict, log: dict, event_i
             continue  # done by an earlier attempt: never twice
         deal = db[DEALS].find_one({"_id": log["deal_id"], "account_id": account_id})
         ctx = ActionContext(db, settings, account_id, automation, log, index, depth, event_id, follow_up)
-        path = f"actions.{index}"
         try:
             if deal is None:
                 raise PermanentActionError("the deal no longer exists")
@@ -160,23 +166,22 @@ def run_log(db: Database, settings, broker, automation: dict, log: dict, event_i
             if handler is None:
                 raise PermanentActionError(f"unknown action type {action.get('type')!r}")
             result = handler(ctx, deal, action.get("params") or {})
-            update = {f"{path}.status": "succeeded", f"{path}.error": None, f"{path}.result": result}
+            change = {"status": "succeeded", "error": None, "result": result}
         except Skipped as exc:
-            update = {f"{path}.status": "skipped", f"{path}.error": str(exc)}
+            change = {"status": "skipped", "error": str(exc)}
         except PermanentActionError as exc:
-            _set_log(db, log, {f"{path}.status": "failed", f"{path}.error": str(exc), "status": "failed",
-                               "error": str(exc), "finished_at": now()})
+            _set_log(db, log, {"status": "failed", "error": str(exc), "finished_at": now()},
+                     index=index, action={"status": "failed", "error": str(exc)})
             return "failed"
         except Exception as exc:  # transient, or a bug in an action: retried, and never left `running`
             reason = str(exc) if isinstance(exc, TransientActionError) else _unexpected(exc)
             if final_attempt:  # Dramatiq will not try again: the run ends failed, with the reason
-                _set_log(db, log, {f"{path}.status": "failed", f"{path}.error": reason, "status": "failed",
-                                   "error": f"gave up after the last retry: {reason}", "finished_at": now()})
+                _set_log(db, log, {"status": "failed", "error": f"gave up after the last retry: {reason}",
+                                   "finished_at": now()}, index=index, action={"status": "failed", "error": reason})
             else:
-                _set_log(db, log, {f"{path}.status": "retrying", f"{path}.error": reason, "status": "retrying"})
+                _set_log(db, log, {"status": "retrying"}, index=index, action={"status": "retrying", "error": reason})
             raise
-        _set_log(db, log, update)
-        log["actions"][index].update({k.rsplit(".", 1)[1]: v for k, v in update.items()})
+        _set_log(db, log, {}, index=index, action=change)
     _set_log(db, log, {"status": "succeeded", "error": None, "finished_at": now()})
     return "succeeded"
 
@@ -292,8 +297,9 @@ def retry_log(db: Database, broker, principal: Principal, log_id: str) -> dict:
     if log["status"] != "failed":
         raise Conflict(f"only a failed run can be retried; this one is {log['status']}", code="not_failed")
     reset = {f"actions.{i}.status": "pending" for i, a in enumerate(log["actions"]) if a["status"] == "failed"}
+    actions = [{**a, "status": "pending"} if a["status"] == "failed" else a for a in log["actions"]]
     db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "failed"},
-                                   {"$set": {**reset, "status": "queued", "error": None}})
+                                   {"$set": {**reset, "outcome": outcome(actions), "status": "queued", "error": None}})
     return submit_job(db, broker, principal, "automations.run",
                       {"log_id": log_id, "event_id": log["event_id"]},
                       idempotency_key=f"automation-log-retry:{log_id}:{log.get('attempt', 0)}")

@@ -1,4 +1,7 @@
-"""reports.automations: runs of `automation.logs` started in the period, by automation, status and action."""
+"""reports.automations: runs of `automation.logs` started in the period, by automation, status and action.
+
+Actions are counted from each run's `outcome` (services/automations/outcome.py), kept at every write of a run.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from datetime import date, timedelta
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import AUTOMATION_LOGS, AUTOMATIONS, oid
+from crm_workers.services.automations.outcome import parse
 from crm_workers.services.reports.periods import start_of
 
 STATUSES = ("succeeded", "failed", "skipped", "waiting")
@@ -22,32 +26,23 @@ def automations_report(db: Database, account_id, visible: dict, params: dict, zo
         match["automation_id"] = oid(params["automation_id"])
     match["started_at"] = {"$gte": start_of(first, zone), "$lt": start_of(last + timedelta(days=1), zone)}
     match.update(visible)
-    facets = next(db[AUTOMATION_LOGS].aggregate([
-        {"$match": match},
-        {"$facet": {
-            "runs": [{"$group": {"_id": {"a": "$automation_id", "s": "$status"}, "n": {"$sum": 1}}}],
-            "actions": [{"$unwind": "$actions"},
-                        {"$group": {"_id": {"a": "$automation_id", "t": "$actions.type", "s": "$actions.status",
-                                            "e": {"$cond": [{"$eq": ["$actions.status", "failed"]},
-                                                            {"$ifNull": ["$actions.error", "unknown error"]},
-                                                            None]}},
-                                    "n": {"$sum": 1}}}],
-        }},
-    ]), {"runs": [], "actions": []})
     runs: dict = defaultdict(lambda: dict.fromkeys(("runs", *STATUSES), 0))
-    for row in facets["runs"]:
-        counts = runs[row["_id"]["a"]]
-        counts["runs"] += row["n"]
-        if row["_id"].get("s") in STATUSES:
-            counts[row["_id"]["s"]] += row["n"]
     actions: dict = defaultdict(lambda: defaultdict(lambda: {"succeeded": 0, "failed": 0}))
     errors: dict = defaultdict(lambda: defaultdict(int))
-    for row in facets["actions"]:
-        key = row["_id"]
-        if key.get("s") in ("succeeded", "failed"):
-            actions[key["a"]][str(key.get("t"))][key["s"]] += row["n"]
-        if key.get("s") == "failed":
-            errors[key["a"]][str(key.get("e"))] += row["n"]
+    # One pass, no $unwind: runs with the same automation, status and outcome (their actions' results) are one row.
+    for row in db[AUTOMATION_LOGS].aggregate([
+        {"$match": match},
+        {"$group": {"_id": {"a": "$automation_id", "s": "$status", "o": "$outcome"}, "n": {"$sum": 1}}},
+    ]):
+        key, n = row["_id"], row["n"]
+        counts = runs[key["a"]]
+        counts["runs"] += n
+        if key.get("s") in STATUSES:
+            counts[key["s"]] += n
+        for kind, status, error in parse(key.get("o")):
+            actions[key["a"]][kind][status] += n
+            if status == "failed":
+                errors[key["a"]][error] += n
     known = {a["_id"]: a for a in db[AUTOMATIONS].find({"account_id": account_id, "_id": {"$in": list(runs)}},
                                                        {"pipeline_id": 1, "stage_id": 1})}
     listed = []

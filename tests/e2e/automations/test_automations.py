@@ -169,6 +169,43 @@ def test_a_permanent_failure_fails_the_run_with_its_reason_and_a_user_retry_resu
     assert sorted(n["content"] for n in db["crm.notes"].find({"deal_id": crm["deal"]})) == ["after", "before"]
 
 
+def test_the_automations_report_counts_real_runs_actions_and_a_retry_moves_a_failure_to_a_success(
+        client, db, worker, tenant, crm, hooks):
+    qualified = crm["stages"][1]
+    aid = automation(db, tenant, crm, qualified, [
+        {"type": "create_note", "params": {"content": "before"}},
+        {"type": "webhook", "params": {"url": hooks.url}},
+    ])
+    hooks.statuses[:] = [410]
+    wait_for_job(db, trigger(client, db, tenant, crm, qualified, "evt-report-1"))
+    wait_for_job(db, trigger(client, db, tenant, crm, qualified, "evt-report-2"))  # the receiver answers 200 now
+    days = {"from": (now() - timedelta(days=1)).date().isoformat(), "to": (now() + timedelta(days=1)).date().isoformat()}
+
+    def counted() -> dict:
+        response = client.get("/v1/crm/reports/automations", query_string={**days, "refresh": "1"},
+                              headers=tenant.headers())
+        job = wait_for_job(db, response.get_json()["id"])
+        assert job["status"] == "completed", job.get("error")
+        [row] = job["result"]["data"]["automations"]
+        assert row["automation_id"] == str(aid)
+        return {k: row[k] for k in ("runs", "succeeded", "failed", "actions", "top_errors")}
+
+    before = counted()
+    [failed] = [log for log in logs(db, aid) if log["status"] == "failed"]
+    wait_for_job(db, client.post(f"/v1/crm/automations/logs/{failed['_id']}/retry",
+                                 headers=tenant.headers()).get_json()["id"])
+    after = counted()
+
+    error = failed["actions"][1]["error"]
+    assert "410" in error
+    assert before == {"runs": 2, "succeeded": 1, "failed": 1,
+                      "actions": {"create_note": {"succeeded": 2, "failed": 0}, "webhook": {"succeeded": 1, "failed": 1}},
+                      "top_errors": [{"error": error, "count": 1}]}
+    assert after == {"runs": 2, "succeeded": 2, "failed": 0,
+                     "actions": {"create_note": {"succeeded": 2, "failed": 0}, "webhook": {"succeeded": 2, "failed": 0}},
+                     "top_errors": []}
+
+
 def test_a_webhook_names_its_event_and_a_redirect_is_not_followed_but_fails_the_action(client, db, worker, tenant,
                                                                                       crm, hooks):
     qualified = crm["stages"][1]

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 
+from crm_workers.services.migrations import fill_outcomes
+
 # Around DST changes: Europe/Berlin 2026-03-29 and 2026-10-25, New York 2026-03-08 and 2026-11-01.
 START = datetime(2026, 3, 1, tzinfo=UTC)
 SPAN_HOURS = 24 * 75
@@ -78,6 +80,7 @@ def seed_account(db, tenant, *, tz: str, currency: str | None = "EUR", seed: int
                      "event_id": f"e{seed}-{i}", "status": status, "actions": actions, "attempt": 1,
                      "started_at": when(), "finished_at": None})
     db["automation.logs"].insert_many(logs)
+    fill_outcomes(db)  # stored as before runs kept their `outcome`: the migration fills it, as at a start
     return {"contacts": contacts, "deals": deals, "pipelines": pipelines, "logs": logs, "tz": tz,
             "currency": currency, "automations": automation_ids}
 
