@@ -48,12 +48,36 @@ def seed(db, account, n):
     ts = jobs.now()
     for start in range(0, n, 5000):
         ids = [ObjectId() for _ in range(start, min(n, start + 5000))]
-        db["crm.contacts"].insert_many([{"_id": i, "account_id": account, "type": "person", "first_name": "P",
-                                         "tags": [], "created_at": ts, "updated_at": ts} for i in ids])
-        db["crm.notes"].insert_many([{"account_id": account, "contact_id": i, "content": "n", "created_at": ts}
-                                     for i in ids])
-        db["crm.reminders"].insert_many([{"account_id": account, "contact_id": i, "title": "r", "due_at": ts,
-                                          "status": "completed", "created_at": ts} for i in ids])
+        db["crm.contacts"].insert_many(
+            [
+                {
+                    "_id": i,
+                    "account_id": account,
+                    "type": "person",
+                    "first_name": "P",
+                    "tags": [],
+                    "created_at": ts,
+                    "updated_at": ts,
+                }
+                for i in ids
+            ]
+        )
+        db["crm.notes"].insert_many(
+            [{"account_id": account, "contact_id": i, "content": "n", "created_at": ts} for i in ids]
+        )
+        db["crm.reminders"].insert_many(
+            [
+                {
+                    "account_id": account,
+                    "contact_id": i,
+                    "title": "r",
+                    "due_at": ts,
+                    "status": "completed",
+                    "created_at": ts,
+                }
+                for i in ids
+            ]
+        )
 
 
 def main():
@@ -65,8 +89,13 @@ def main():
     args = parser.parse_args()
     n = args.size or args.n
     with servers(mongo_cache=args.mongo_cache) as (redis_url, mongodb_uri):
-        settings = Settings(mongodb_uri=mongodb_uri, mongodb_db=f"bench_{uuid.uuid4().hex[:6]}", redis_url=redis_url,
-                            redis_namespace=f"bench-{uuid.uuid4().hex[:6]}", jwt_secret="x")
+        settings = Settings(
+            mongodb_uri=mongodb_uri,
+            mongodb_db=f"bench_{uuid.uuid4().hex[:6]}",
+            redis_url=redis_url,
+            redis_namespace=f"bench-{uuid.uuid4().hex[:6]}",
+            jwt_secret="x",
+        )
         db = connect(mongodb_uri, settings.mongodb_db)
         account = ObjectId()
         t = time.perf_counter()
@@ -78,8 +107,12 @@ def main():
         worker.start()
         base = psutil.Process().memory_info().rss
         try:
-            job, _ = jobs.create_job(db, account, "contacts.bulk_delete", {
-                "selection": {}, "principal": {"uid": str(ObjectId()), "is_owner": True}})
+            job, _ = jobs.create_job(
+                db,
+                account,
+                "contacts.bulk_delete",
+                {"selection": {}, "principal": {"uid": str(ObjectId()), "is_owner": True}},
+            )
             with PeakRSS() as peak:
                 ops_before, cpu_before = opcounters(db), server_cpu_seconds()
                 start = time.perf_counter()
@@ -101,21 +134,31 @@ def main():
             worker.stop()
         done = db["queues"].find_one({"_id": job["_id"]})
         elapsed = (done["finished_at"] - done["started_at"]).total_seconds()  # the job's own run time
-        left = sum(db[c].count_documents({"account_id": account}) for c in ("crm.contacts", "crm.notes",
-                                                                            "crm.reminders"))
-        print(f"bulk delete: {done['status']}, {done['result']['deleted']} contacts (+ their notes and reminders) "
-              f"in {elapsed:.0f} s = {n / elapsed:,.0f} contacts/s; records left: {left}")
+        left = sum(
+            db[c].count_documents({"account_id": account}) for c in ("crm.contacts", "crm.notes", "crm.reminders")
+        )
+        print(
+            f"bulk delete: {done['status']}, {done['result']['deleted']} contacts (+ their notes and reminders) "
+            f"in {elapsed:.0f} s = {n / elapsed:,.0f} contacts/s; records left: {left}"
+        )
         rate = n / elapsed
         per = {k: (ops[k] - ops_before[k]) / n for k in ("query", "insert", "update", "delete", "getmore", "command")}
-        print("MongoDB operations per contact (small jobs included): "
-              + ", ".join(f"{k} {v:.3f}" for k, v in per.items()) + f" (total {sum(per.values()):.3f})")
+        print(
+            "MongoDB operations per contact (small jobs included): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in per.items())
+            + f" (total {sum(per.values()):.3f})"
+        )
         if cpu is not None:
-            print(f"MongoDB server CPU: {cpu - cpu_before:.1f} s ({(cpu - cpu_before) / n * 1000:.2f} ms per contact), "
-                  f"resident memory {server_rss_bytes() / 1e6:,.0f} MB")
+            print(
+                f"MongoDB server CPU: {cpu - cpu_before:.1f} s ({(cpu - cpu_before) / n * 1000:.2f} ms per contact), "
+                f"resident memory {server_rss_bytes() / 1e6:,.0f} MB"
+            )
         print(f"worker process peak RSS: +{(peak.peak - base) / 1e6:.0f} MB over its start")
         latencies = sorted(latencies) or [0.0]
-        print(f"{len(latencies)} small jobs during the delete: median {latencies[len(latencies) // 2]:.2f} s, "
-              f"max {latencies[-1]:.2f} s from request to completed")
+        print(
+            f"{len(latencies)} small jobs during the delete: median {latencies[len(latencies) // 2]:.2f} s, "
+            f"max {latencies[-1]:.2f} s from request to completed"
+        )
         met = rate >= args.goal and left == 0 and done["status"] == "completed"
         print(f"goal: >= {args.goal:.0f} contacts/s: {'met' if met else 'MISSED'} ({rate:,.0f} contacts/s)")
         drop(db)

@@ -49,25 +49,42 @@ class System:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         run = uuid.uuid4().hex[:6]
-        self.env = {**os.environ, "REDIS_URL": redis_url, "MONGODB_URI": mongodb_uri, "MONGODB_DB": f"chaos_{run}",
-                    "JWT_SECRET": SECRET, "APP_SECRET": APP_SECRET, "CONVERSATION_SOCKET": socket.url,
-                    "WEBHOOK_ALLOW_PRIVATE": "1", "STORAGE_URL": f"file://{tmp / 'files'}", "PUBLIC_URL": self.url,
-                    "REDIS_NAMESPACE": f"chaos-{run}", "SCHEDULER_TICK_SECONDS": "1", "JOB_LOST_SECONDS": "15",
-                    "JOB_STALE_SECONDS": "15", "JOB_HEARTBEAT_SECONDS": "3", "LOG_LEVEL": "ERROR",
-                    "dramatiq_prom_port": "0", "PYTHONPATH": os.getcwd()}
+        self.env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "MONGODB_URI": mongodb_uri,
+            "MONGODB_DB": f"chaos_{run}",
+            "JWT_SECRET": SECRET,
+            "APP_SECRET": APP_SECRET,
+            "CONVERSATION_SOCKET": socket.url,
+            "WEBHOOK_ALLOW_PRIVATE": "1",
+            "STORAGE_URL": f"file://{tmp / 'files'}",
+            "PUBLIC_URL": self.url,
+            "REDIS_NAMESPACE": f"chaos-{run}",
+            "SCHEDULER_TICK_SECONDS": "1",
+            "JOB_LOST_SECONDS": "15",
+            "JOB_STALE_SECONDS": "15",
+            "JOB_HEARTBEAT_SECONDS": "3",
+            "LOG_LEVEL": "ERROR",
+            "dramatiq_prom_port": "0",
+            "PYTHONPATH": os.getcwd(),
+        }
         self.db = connect(mongodb_uri, self.env["MONGODB_DB"])
         ensure_indexes(self.db)
         self.logs = open(tmp / "processes.log", "ab")  # noqa: SIM115
         self.workers: list = []
-        self.others = [self._spawn("api", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-                                   "--threads", "8"), self._spawn("scheduler")]
+        self.others = [
+            self._spawn("api", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", "--threads", "8"),
+            self._spawn("scheduler"),
+        ]
         for _ in range(2):
             self.workers.append(self._spawn("worker", "--processes", "1", "--threads", "4"))
         self.kills = self.restarts = 0
 
     def _spawn(self, *argv):
-        return children.spawn([sys.executable, "-m", "crm_jobs.cli", *argv], env=self.env, stdout=self.logs,
-                              stderr=self.logs)
+        return children.spawn(
+            [sys.executable, "-m", "crm_jobs.cli", *argv], env=self.env, stdout=self.logs, stderr=self.logs
+        )
 
     def kill_a_worker(self, rnd: random.Random) -> None:
         victim = self.workers.pop(rnd.randrange(len(self.workers)))
@@ -122,31 +139,42 @@ def check(db, accounts: list[Account], hooks: WebhookReceiver, socket: SocketRec
         jobs = {str(j["_id"]): j for j in db["queues"].find({"account_id": a.id})}
         unfinished = [j for j in a.jobs if jobs.get(j, {}).get("status") not in FINISHED]
         lost += len(unfinished)
-        problems += [f"account {a.index}: job {j} never finished ({jobs.get(j, {}).get('status')})"
-                     for j in unfinished]
+        problems += [f"account {a.index}: job {j} never finished ({jobs.get(j, {}).get('status')})" for j in unfinished]
         problems += [f"account {a.index}: {e}" for e in a.errors]
         for job_id, _tag in a.imports:
             counts = (jobs.get(job_id, {}).get("result") or {}).get("counts")
             if counts != {"created": 35, "updated": 3, "skipped": 0, "failed": 2}:
                 problems.append(f"account {a.index}: import {job_id} counted {counts}")
-        emails = list(db["crm.contacts"].aggregate([{"$match": {"account_id": a.id, "email": {"$ne": None}}},
-                                                    {"$group": {"_id": "$email", "n": {"$sum": 1}}},
-                                                    {"$match": {"n": {"$gt": 1}}}]))
+        emails = list(
+            db["crm.contacts"].aggregate(
+                [
+                    {"$match": {"account_id": a.id, "email": {"$ne": None}}},
+                    {"$group": {"_id": "$email", "n": {"$sum": 1}}},
+                    {"$match": {"n": {"$gt": 1}}},
+                ]
+            )
+        )
         duplicated += sum(e["n"] - 1 for e in emails)
         for undo, before, tag in a.undos:
             tag_id = a._tag_id(tag)
             after = sorted(db["crm.contacts"].find({"account_id": a.id, "tags": tag_id}), key=lambda d: str(d["_id"]))
             if jobs.get(undo, {}).get("status") != "completed" or after != before:
-                problems.append(f"account {a.index}: undo {undo} ({jobs.get(undo, {}).get('status')}) restored "
-                                f"{len(after)} of {len(before)} exactly")
+                problems.append(
+                    f"account {a.index}: undo {undo} ({jobs.get(undo, {}).get('status')}) restored "
+                    f"{len(after)} of {len(before)} exactly"
+                )
         for export, rows in a.exports:
             if (jobs.get(export, {}).get("result") or {}).get("rows") != rows:
                 problems.append(f"account {a.index}: export {export} wrote {jobs.get(export, {}).get('result')}")
         for deal in a.moved_deals:
             notes = db["crm.notes"].count_documents({"account_id": a.id, "deal_id": deal})
             if notes != 1:
-                runs = [(j["status"], j.get("error")) for j in db["queues"].find(
-                    {"account_id": a.id, "type": "automations.run", "params.deal_id": str(deal)})]
+                runs = [
+                    (j["status"], j.get("error"))
+                    for j in db["queues"].find(
+                        {"account_id": a.id, "type": "automations.run", "params.deal_id": str(deal)}
+                    )
+                ]
                 problems.append(f"account {a.index}: deal {deal} has {notes} automation notes (runs: {runs})")
                 duplicated += max(0, notes - 1)
         for reminder in a.reminders:
@@ -157,8 +185,13 @@ def check(db, accounts: list[Account], hooks: WebhookReceiver, socket: SocketRec
                 problems.append(f"account {a.index}: reminder {reminder} never notified")
         problems += [f"account {a.index}: orphan {o}" for o in orphans(db, a.id)]
     duplicated += hooks.duplicates() + socket.duplicates()
-    return {"lost": lost, "duplicated": duplicated, "problems": problems,
-            "webhook_repeats": hooks.duplicates(), "socket_repeats": socket.duplicates()}
+    return {
+        "lost": lost,
+        "duplicated": duplicated,
+        "problems": problems,
+        "webhook_repeats": hooks.duplicates(),
+        "socket_repeats": socket.duplicates(),
+    }
 
 
 def main() -> int:
@@ -187,24 +220,40 @@ def main() -> int:
             db = system.db
             every = [j for a in accounts for j in a.jobs]
             ids = [ObjectId(j) for j in every]
-            wait_until(lambda: db["queues"].count_documents({"_id": {"$in": ids}, "status": {"$in": list(FINISHED)}})
-                       == len(ids), 300)
+            wait_until(
+                lambda: (
+                    db["queues"].count_documents({"_id": {"$in": ids}, "status": {"$in": list(FINISHED)}}) == len(ids)
+                ),
+                300,
+            )
             # And the jobs the system started for them (automation runs of the deals moved).
-            wait_until(lambda: db["queues"].count_documents({"account_id": {"$in": [a.id for a in accounts]},
-                                                             "status": {"$nin": list(FINISHED)}}) == 0, 300)
+            wait_until(
+                lambda: (
+                    db["queues"].count_documents(
+                        {"account_id": {"$in": [a.id for a in accounts]}, "status": {"$nin": list(FINISHED)}}
+                    )
+                    == 0
+                ),
+                300,
+            )
             reminders = [r for a in accounts for r in a.reminders]
-            wait_until(lambda: db["crm.reminders"].count_documents({"_id": {"$in": reminders},
-                                                                    "notified_at": None}) == 0, 120)
+            wait_until(
+                lambda: db["crm.reminders"].count_documents({"_id": {"$in": reminders}, "notified_at": None}) == 0, 120
+            )
             result = check(db, accounts, hooks, socket)
         finally:
             system.stop()
     for line in events:
         print(line)
-    print(f"jobs {sum(len(a.jobs) for a in accounts)} answered 202 in {sum(a.rounds for a in accounts)} rounds; "
-          f"kills {system.kills}; restarts {system.restarts} (valkey empty, secantusdb); client retries through "
-          f"outages {sum(a.client.retries for a in accounts)}")
-    print(f"webhook deliveries repeated {result['webhook_repeats']}, socket deliveries repeated "
-          f"{result['socket_repeats']}")
+    print(
+        f"jobs {sum(len(a.jobs) for a in accounts)} answered 202 in {sum(a.rounds for a in accounts)} rounds; "
+        f"kills {system.kills}; restarts {system.restarts} (valkey empty, secantusdb); client retries through "
+        f"outages {sum(a.client.retries for a in accounts)}"
+    )
+    print(
+        f"webhook deliveries repeated {result['webhook_repeats']}, socket deliveries repeated "
+        f"{result['socket_repeats']}"
+    )
     for problem in result["problems"][:40]:
         print("PROBLEM", problem)
     print(f"lost {result['lost']} duplicated {result['duplicated']}")

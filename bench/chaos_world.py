@@ -119,18 +119,55 @@ class Account:
         self.db, self.index, self.stop = db, index, stop
         self.id, self.owner = ObjectId(), ObjectId()
         ts = now()
-        db["_accounts"].insert_one({"_id": self.id, "name": f"chaos {index}", "preferences": {
-            "crm_visibility": "everyone", "timezone": "UTC", "currency": "USD"}})
-        self.pipeline = db["crm.pipelines"].insert_one({"account_id": self.id, "name": "Sales", "currency": "USD",
-                                                        "created_at": ts, "updated_at": ts}).inserted_id
-        self.stages = db["crm.pipeline.stages"].insert_many([
-            {"account_id": self.id, "pipeline_id": self.pipeline, "name": n, "position": i, "created_at": ts,
-             "updated_at": ts} for i, n in enumerate(["Lead", "Hot"])]).inserted_ids
-        self.automation = db["crm.automations"].insert_one({
-            "account_id": self.id, "pipeline_id": self.pipeline, "stage_id": self.stages[1], "trigger": "stage_entered",
-            "enabled": True, "delay_seconds": 0, "created_at": ts, "updated_at": ts,
-            "actions": [{"type": "create_note", "params": {"content": "hot"}},
-                        {"type": "webhook", "params": {"url": hook_url}}]}).inserted_id
+        db["_accounts"].insert_one(
+            {
+                "_id": self.id,
+                "name": f"chaos {index}",
+                "preferences": {"crm_visibility": "everyone", "timezone": "UTC", "currency": "USD"},
+            }
+        )
+        self.pipeline = (
+            db["crm.pipelines"]
+            .insert_one({"account_id": self.id, "name": "Sales", "currency": "USD", "created_at": ts, "updated_at": ts})
+            .inserted_id
+        )
+        self.stages = (
+            db["crm.pipeline.stages"]
+            .insert_many(
+                [
+                    {
+                        "account_id": self.id,
+                        "pipeline_id": self.pipeline,
+                        "name": n,
+                        "position": i,
+                        "created_at": ts,
+                        "updated_at": ts,
+                    }
+                    for i, n in enumerate(["Lead", "Hot"])
+                ]
+            )
+            .inserted_ids
+        )
+        self.automation = (
+            db["crm.automations"]
+            .insert_one(
+                {
+                    "account_id": self.id,
+                    "pipeline_id": self.pipeline,
+                    "stage_id": self.stages[1],
+                    "trigger": "stage_entered",
+                    "enabled": True,
+                    "delay_seconds": 0,
+                    "created_at": ts,
+                    "updated_at": ts,
+                    "actions": [
+                        {"type": "create_note", "params": {"content": "hot"}},
+                        {"type": "webhook", "params": {"url": hook_url}},
+                    ],
+                }
+            )
+            .inserted_id
+        )
         token = issue_token(secret, account_id=str(self.id), uid=str(self.owner), is_owner=True)
         self.client = Client(url, token, stop)
         self.jobs: list[str] = []  # every job answered 202
@@ -166,9 +203,13 @@ class Account:
         n, tag = self.rounds, f"a{self.index}r{self.rounds}"
         self.rounds += 1
         key = f"chaos-{self.id}-{n}"
-        job = self._start("POST", "/v1/crm/contacts/import", f"{key}-import",
-                          files={"file": (f"{tag}.csv", self._csv(tag))},
-                          data={"options": json.dumps({"tags": [tag], "country": "US"})})
+        job = self._start(
+            "POST",
+            "/v1/crm/contacts/import",
+            f"{key}-import",
+            files={"file": (f"{tag}.csv", self._csv(tag))},
+            data={"options": json.dumps({"tags": [tag], "country": "US"})},
+        )
         if job is None:
             return
         self.imports.append((job, tag))
@@ -179,10 +220,13 @@ class Account:
             self.exports.append((export, 35))
             self.client.job(export)
         if n % 2 == 0:
-            before = sorted(self.db["crm.contacts"].find({"account_id": self.id, "tags": self._tag_id(tag)}),
-                            key=lambda d: str(d["_id"]))
-            deleted = self._start("POST", "/v1/crm/contacts/bulk-delete", f"{key}-delete",
-                                  json={"filter": {"tags_any": [tag]}})
+            before = sorted(
+                self.db["crm.contacts"].find({"account_id": self.id, "tags": self._tag_id(tag)}),
+                key=lambda d: str(d["_id"]),
+            )
+            deleted = self._start(
+                "POST", "/v1/crm/contacts/bulk-delete", f"{key}-delete", json={"filter": {"tags_any": [tag]}}
+            )
             if deleted:
                 self.client.job(deleted)
                 undo = self._start("POST", f"/v1/crm/jobs/{deleted}/undo", f"{key}-undo")
@@ -198,22 +242,59 @@ class Account:
 
     def _deals_enter_hot(self, key: str) -> None:
         ts = now()
-        ids = self.db["crm.deals"].insert_many([
-            {"account_id": self.id, "name": f"deal {i}", "pipeline_id": self.pipeline, "stage_id": self.stages[0],
-             "owner": self.owner, "tags": [], "contacts": [], "status": "open", "created_at": ts, "updated_at": ts}
-            for i in range(3)]).inserted_ids
-        moved = self._start("POST", "/v1/crm/deals/bulk-update", f"{key}-hot",
-                            json={"ids": [str(i) for i in ids], "set": {"stage_id": str(self.stages[1])}})
+        ids = (
+            self.db["crm.deals"]
+            .insert_many(
+                [
+                    {
+                        "account_id": self.id,
+                        "name": f"deal {i}",
+                        "pipeline_id": self.pipeline,
+                        "stage_id": self.stages[0],
+                        "owner": self.owner,
+                        "tags": [],
+                        "contacts": [],
+                        "status": "open",
+                        "created_at": ts,
+                        "updated_at": ts,
+                    }
+                    for i in range(3)
+                ]
+            )
+            .inserted_ids
+        )
+        moved = self._start(
+            "POST",
+            "/v1/crm/deals/bulk-update",
+            f"{key}-hot",
+            json={"ids": [str(i) for i in ids], "set": {"stage_id": str(self.stages[1])}},
+        )
         if moved:
             self.moved_deals += ids
             self.client.job(moved)
 
     def _due_reminders(self) -> None:
         ts = now()
-        self.reminders += self.db["crm.reminders"].insert_many([
-            {"account_id": self.id, "title": f"call {i}", "due_at": ts, "assigned_to": [self.owner],
-             "status": "pending", "notified_at": None, "claim_id": None, "created_at": ts, "updated_at": ts}
-            for i in range(5)]).inserted_ids
+        self.reminders += (
+            self.db["crm.reminders"]
+            .insert_many(
+                [
+                    {
+                        "account_id": self.id,
+                        "title": f"call {i}",
+                        "due_at": ts,
+                        "assigned_to": [self.owner],
+                        "status": "pending",
+                        "notified_at": None,
+                        "claim_id": None,
+                        "created_at": ts,
+                        "updated_at": ts,
+                    }
+                    for i in range(5)
+                ]
+            )
+            .inserted_ids
+        )
 
     def run(self) -> None:
         rnd = random.Random(self.index)

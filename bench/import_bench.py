@@ -54,10 +54,19 @@ def messy_csv(path: Path, n: int, seed: int = 7) -> None:
             email = f"{FIRST[k % 12].lower()}.{k}@Example.com"
             if rnd.random() < 0.02:
                 email = email.replace("@", " at ")  # 2% broken emails
-            w.writerow([FIRST[k % 12], LAST[k % 10], email.upper() if k % 7 == 0 else email,
-                        PHONES[k % 5].format(k % 10000), f"Company {k % 1000}", "Lisbon", f"{k % 90000:05d}",
-                        rnd.choice(["VIP", "vip; Newsletter", "Partner", "", "Lead,Cold"]),
-                        "said \"hi\",\nthen left" if k % 50 == 0 else ""])
+            w.writerow(
+                [
+                    FIRST[k % 12],
+                    LAST[k % 10],
+                    email.upper() if k % 7 == 0 else email,
+                    PHONES[k % 5].format(k % 10000),
+                    f"Company {k % 1000}",
+                    "Lisbon",
+                    f"{k % 90000:05d}",
+                    rnd.choice(["VIP", "vip; Newsletter", "Partner", "", "Lead,Cold"]),
+                    'said "hi",\nthen left' if k % 50 == 0 else "",
+                ]
+            )
             if rnd.random() < 0.001:
                 f.write("\n")
 
@@ -120,20 +129,28 @@ def no_db(n: int) -> int:
         cpu, wall, (rows, valid) = min(runs, key=lambda r: r[0])
         pandas_cpu, pandas_wall, _ = min(reads, key=lambda r: r[0])
         ratio = pandas_cpu / cpu
-        print(f"pipeline (read + parse + normalise + validate): {rows / cpu:,.0f} rows/s "
-              f"({cpu:.2f} s CPU, {wall:.2f} s wall; {valid} valid rows)")
-        print(f"pandas C-engine read of the same file:          {rows / pandas_cpu:,.0f} rows/s "
-              f"({pandas_cpu:.2f} s CPU, {pandas_wall:.2f} s wall)")
+        print(
+            f"pipeline (read + parse + normalise + validate): {rows / cpu:,.0f} rows/s "
+            f"({cpu:.2f} s CPU, {wall:.2f} s wall; {valid} valid rows)"
+        )
+        print(
+            f"pandas C-engine read of the same file:          {rows / pandas_cpu:,.0f} rows/s "
+            f"({pandas_cpu:.2f} s CPU, {pandas_wall:.2f} s wall)"
+        )
         met = ratio >= PIPELINE_GOAL_RATIO
-        print(f"ratio {ratio:.3f} (goal >= {PIPELINE_GOAL_RATIO}: {'met' if met else 'MISSED'}); "
-              f"{rows / cpu:,.0f} rows/s {'>=' if rows / cpu >= 100_000 else '<'} 100k rows/s on this machine")
+        print(
+            f"ratio {ratio:.3f} (goal >= {PIPELINE_GOAL_RATIO}: {'met' if met else 'MISSED'}); "
+            f"{rows / cpu:,.0f} rows/s {'>=' if rows / cpu >= 100_000 else '<'} 100k rows/s on this machine"
+        )
         small, large = Path(tmp) / "small.csv", Path(tmp) / "large.csv"
         messy_csv(small, 50_000)
         messy_csv(large, 200_000)
         rss_small, rss_large = _peak_rss(small), _peak_rss(large)
         flat = rss_large <= rss_small * RSS_GROWTH_ALLOWED
-        print(f"peak RSS of the pipeline: 50,000 rows {rss_small / 1e6:.0f} MB, 200,000 rows {rss_large / 1e6:.0f} MB "
-              f"({'flat' if flat else 'GROWS with the file'})")
+        print(
+            f"peak RSS of the pipeline: 50,000 rows {rss_small / 1e6:.0f} MB, 200,000 rows {rss_large / 1e6:.0f} MB "
+            f"({'flat' if flat else 'GROWS with the file'})"
+        )
     return 0 if met and flat else 1
 
 
@@ -142,8 +159,13 @@ def end_to_end(n: int, *, profile: bool = False) -> int:
     from crm_workers.settings import Settings
 
     with servers() as (redis_url, mongodb_uri), tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(mongodb_uri=mongodb_uri, mongodb_db=f"bench_{uuid.uuid4().hex[:6]}", redis_url=redis_url,
-                            storage_url=f"file://{tmp}", import_chunk_rows=2000)
+        settings = Settings(
+            mongodb_uri=mongodb_uri,
+            mongodb_db=f"bench_{uuid.uuid4().hex[:6]}",
+            redis_url=redis_url,
+            storage_url=f"file://{tmp}",
+            import_chunk_rows=2000,
+        )
         db = connect(mongodb_uri, settings.mongodb_db)
         ensure_indexes(db)
         key = "accounts/bench/imports/1/contacts.csv"
@@ -158,8 +180,10 @@ def end_to_end(n: int, *, profile: bool = False) -> int:
             imports.append(import_s)
             raws.append(raw_s)
         ratio = sum(imports) / sum(raws)
-        print(f"import / raw insert time over {ROUNDS} rounds: {ratio:.2f}x (goal <= {END_TO_END_GOAL}x: "
-              f"{'met' if ratio <= END_TO_END_GOAL else 'MISSED'})")
+        print(
+            f"import / raw insert time over {ROUNDS} rounds: {ratio:.2f}x (goal <= {END_TO_END_GOAL}x: "
+            f"{'met' if ratio <= END_TO_END_GOAL else 'MISSED'})"
+        )
         if profile:
             _profile_import(db, settings, key)
         drop(db)
@@ -172,9 +196,16 @@ def _new_import(db, key: str):
     from crm_workers import jobs
 
     account = ObjectId()
-    job, _ = jobs.create_job(db, account, "contacts.import", {
-        "entity": "contact", "source": {"type": "upload", "key": key, "file_name": "contacts.csv"},
-        "options": {"country": "US"}})
+    job, _ = jobs.create_job(
+        db,
+        account,
+        "contacts.import",
+        {
+            "entity": "contact",
+            "source": {"type": "upload", "key": key, "file_name": "contacts.csv"},
+            "options": {"country": "US"},
+        },
+    )
     return account, jobs.claim(db, job["_id"], stale_seconds=3600), jobs.Progress
 
 
@@ -186,19 +217,23 @@ def _round(db, settings, key: str, n: int, raw_collection: str) -> tuple[float, 
     ops = _opcounters(db)
     with PeakRSS() as peak:
         cpu, import_s, result = _timed(run_import, db, settings, job, progress(db, job), entity="contact")
-    print(f"import: {n} rows in {import_s:.1f} s = {n / import_s:,.0f} rows/s; this process {cpu:.1f} s CPU "
-          f"({cpu / import_s:.0%} of the time: the rest waits on the server); peak RSS {peak.peak / 1e6:.0f} MB; "
-          f"counts {result['counts']}")
+    print(
+        f"import: {n} rows in {import_s:.1f} s = {n / import_s:,.0f} rows/s; this process {cpu:.1f} s CPU "
+        f"({cpu / import_s:.0%} of the time: the rest waits on the server); peak RSS {peak.peak / 1e6:.0f} MB; "
+        f"counts {result['counts']}"
+    )
     print(f"  server opcounters during the import: {_delta(ops, _opcounters(db))}")
     docs = list(db[CONTACTS].find({"account_id": account}, {"_id": 0}))
     db[raw_collection].create_indexes(INDEXES[CONTACTS])  # the same indexes: only our own work differs
     ops = _opcounters(db)
     t = time.perf_counter()
     for i in range(0, len(docs), 2000):
-        db[raw_collection].insert_many(docs[i:i + 2000], ordered=False)
+        db[raw_collection].insert_many(docs[i : i + 2000], ordered=False)
     raw_s = time.perf_counter() - t
-    print(f"raw insert_many of the {len(docs)} documents (same indexes): {raw_s:.1f} s = "
-          f"{len(docs) / raw_s:,.0f} docs/s; opcounters {_delta(ops, _opcounters(db))}")
+    print(
+        f"raw insert_many of the {len(docs)} documents (same indexes): {raw_s:.1f} s = "
+        f"{len(docs) / raw_s:,.0f} docs/s; opcounters {_delta(ops, _opcounters(db))}"
+    )
     return import_s, raw_s
 
 

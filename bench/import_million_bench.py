@@ -47,14 +47,27 @@ class Worker:
     """`crm-jobs worker` in its own process group; its RSS (with children) sampled by `sample()`."""
 
     def __init__(self, settings):
-        env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
-               "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
-               "STORAGE_URL": settings.storage_url, "PUBLIC_URL": settings.public_url,
-               "IMPORT_CHUNK_ROWS": str(CHUNK_ROWS), "JOB_HEARTBEAT_SECONDS": "1",
-               "JOB_STALE_SECONDS": str(STALE_SECONDS), "LOG_LEVEL": "WARNING", "dramatiq_prom_port": "0"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1",
-                                      "--threads", "2"], env=env, start_new_session=True,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "MONGODB_URI": settings.mongodb_uri,
+            "MONGODB_DB": settings.mongodb_db,
+            "REDIS_URL": settings.redis_url,
+            "REDIS_NAMESPACE": settings.redis_namespace,
+            "STORAGE_URL": settings.storage_url,
+            "PUBLIC_URL": settings.public_url,
+            "IMPORT_CHUNK_ROWS": str(CHUNK_ROWS),
+            "JOB_HEARTBEAT_SECONDS": "1",
+            "JOB_STALE_SECONDS": str(STALE_SECONDS),
+            "LOG_LEVEL": "WARNING",
+            "dramatiq_prom_port": "0",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", "2"],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.rss: list[int] = []
 
     def sample(self) -> None:
@@ -85,9 +98,17 @@ def _submit(db, broker, settings, account, path: Path) -> dict:
     from crm_workers.services.imports.intake import import_upload
 
     with open(path, "rb") as stream:
-        return import_upload(db, broker, storage_from_settings(settings), settings,
-                             Principal(account, ObjectId(), True), "contact", stream=stream,
-                             file_name="contacts.csv", options={"country": "US"})
+        return import_upload(
+            db,
+            broker,
+            storage_from_settings(settings),
+            settings,
+            Principal(account, ObjectId(), True),
+            "contact",
+            stream=stream,
+            file_name="contacts.csv",
+            options={"country": "US"},
+        )
 
 
 def _follow(db, job_id, worker: Worker, until, *, timeout: float) -> dict:
@@ -127,8 +148,10 @@ def _rss_report(name: str, worker: Worker, goals: Goals) -> None:
         return
     peak, quarter = max(worker.rss), max(1, len(worker.rss) // 4)
     first, last = max(worker.rss[:quarter]), max(worker.rss[-quarter:])
-    print(f"{name}: worker RSS peak {peak / 1e6:.0f} MB; first quarter {first / 1e6:.0f} MB, last quarter "
-          f"{last / 1e6:.0f} MB ({len(worker.rss)} samples)")
+    print(
+        f"{name}: worker RSS peak {peak / 1e6:.0f} MB; first quarter {first / 1e6:.0f} MB, last quarter "
+        f"{last / 1e6:.0f} MB ({len(worker.rss)} samples)"
+    )
     goals.at_most(f"{name} worker peak RSS", peak / 1e6, WORKER_RSS_GOAL_MB, " MB")
     goals.at_most(f"{name} worker RSS growth (last quarter / first quarter)", last / first, 1.25)
 
@@ -144,42 +167,54 @@ def run(n: int) -> int:
 
     goals = Goals()
     with servers(mongo_cache="6GB") as (redis_url, mongodb_uri), tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(mongodb_uri=mongodb_uri, mongodb_db=f"bench_{uuid.uuid4().hex[:6]}", redis_url=redis_url,
-                            redis_namespace=f"bench{uuid.uuid4().hex[:6]}", storage_url=f"file://{tmp}/store",
-                            public_url="http://127.0.0.1:9", import_chunk_rows=CHUNK_ROWS)
+        settings = Settings(
+            mongodb_uri=mongodb_uri,
+            mongodb_db=f"bench_{uuid.uuid4().hex[:6]}",
+            redis_url=redis_url,
+            redis_namespace=f"bench{uuid.uuid4().hex[:6]}",
+            storage_url=f"file://{tmp}/store",
+            public_url="http://127.0.0.1:9",
+            import_chunk_rows=CHUNK_ROWS,
+        )
         db = connect(mongodb_uri, settings.mongodb_db)
         ensure_indexes(db)
         broker = make_broker(settings, for_worker=False)
         path = Path(tmp) / "contacts.csv"
         messy_csv(path, n)
         rows, distinct = _expected(path)
-        print(f"{rows:,} rows, {path.stat().st_size / 1e6:.0f} MB, {distinct:,} distinct valid emails "
-              f"(5 % of rows repeat an earlier email, 2 % are broken)")
+        print(
+            f"{rows:,} rows, {path.stat().st_size / 1e6:.0f} MB, {distinct:,} distinct valid emails "
+            f"(5 % of rows repeat an earlier email, 2 % are broken)"
+        )
 
         # 1. Cancelled at about half.
         worker, account = Worker(settings), ObjectId()
         t0, ops0 = time.monotonic(), opcounters(db.client)
         job = _submit(db, broker, settings, account, path)
-        seen = _follow(db, job["_id"], worker, lambda j: (j["progress"].get("processed") or 0) >= n // 2,
-                       timeout=6 * 3600)
+        seen = _follow(
+            db, job["_id"], worker, lambda j: (j["progress"].get("processed") or 0) >= n // 2, timeout=6 * 3600
+        )
         asked_at = seen["progress"]["processed"]
         jobs.request_cancel(db, seen)
         ended = _follow(db, job["_id"], worker, lambda j: False, timeout=3600)
         elapsed = time.monotonic() - t0
         written = db["crm.contacts"].count_documents({"account_id": account, "type": "person"})
         counts = ended["result"]["counts"] if ended.get("result") else ended["state"]["counts"]
-        print(f"cancel: asked at {asked_at:,} rows, ended {ended['status']} at {ended['progress']['processed']:,} "
-              f"rows after {elapsed:.0f} s ({ended['progress']['processed'] / elapsed:,.0f} rows/s); "
-              f"{written:,} contacts written, counts {counts}")
-        goals.at_most("cancel: rows processed after the request", ended["progress"]["processed"] - asked_at,
-                      CHUNK_ROWS)
+        print(
+            f"cancel: asked at {asked_at:,} rows, ended {ended['status']} at {ended['progress']['processed']:,} "
+            f"rows after {elapsed:.0f} s ({ended['progress']['processed'] / elapsed:,.0f} rows/s); "
+            f"{written:,} contacts written, counts {counts}"
+        )
+        goals.at_most("cancel: rows processed after the request", ended["progress"]["processed"] - asked_at, CHUNK_ROWS)
         goals.at_least("cancel: ended cancelled (1 = yes)", float(ended["status"] == "cancelled"), 1)
         # What was written is the rows it says it processed, no more: one contact per distinct valid email of them.
         _, expected = _expected(path, ended["progress"]["processed"])
         goals.at_least("cancel: contacts written are the rows processed (1 = yes)", float(written == expected), 1)
         if counts["created"] != written:
-            print(f"  note: the job's saved counts lag the last chunk it wrote before seeing the cancel "
-                  f"({counts['created']:,} created counted, {written:,} written; progress.processed is exact)")
+            print(
+                f"  note: the job's saved counts lag the last chunk it wrote before seeing the cancel "
+                f"({counts['created']:,} created counted, {written:,} written; progress.processed is exact)"
+            )
         _rss_report("cancel", worker, goals)
         ops = ops_between(ops0, opcounters(db.client))
         print(f"  server opcounters per row: { {k: round(v / max(1, asked_at), 2) for k, v in ops.items() if v} }")
@@ -189,24 +224,34 @@ def run(n: int) -> int:
         first, account = Worker(settings), ObjectId()
         t0, ops0 = time.monotonic(), opcounters(db.client)
         job = _submit(db, broker, settings, account, path)
-        seen = _follow(db, job["_id"], first, lambda j: (j["progress"].get("processed") or 0) >= 3 * n // 4,
-                       timeout=6 * 3600)
+        seen = _follow(
+            db, job["_id"], first, lambda j: (j["progress"].get("processed") or 0) >= 3 * n // 4, timeout=6 * 3600
+        )
         first.kill()
         killed_at = db["queues"].find_one({"_id": job["_id"]})
-        print(f"kill: SIGKILL at {seen['progress']['processed']:,} rows processed "
-              f"({killed_at['state']['rows_done']:,} saved) after {time.monotonic() - t0:.0f} s")
+        print(
+            f"kill: SIGKILL at {seen['progress']['processed']:,} rows processed "
+            f"({killed_at['state']['rows_done']:,} saved) after {time.monotonic() - t0:.0f} s"
+        )
         second = Worker(settings)
-        requeued = requeue_stale_jobs(db, broker, stale_seconds=STALE_SECONDS, accounts=[account],
-                                      at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1))
+        requeued = requeue_stale_jobs(
+            db,
+            broker,
+            stale_seconds=STALE_SECONDS,
+            accounts=[account],
+            at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1),
+        )
         done = _follow(db, job["_id"], second, lambda j: False, timeout=6 * 3600)
         elapsed = time.monotonic() - t0
         result = done.get("result") or {}
         persons = db["crm.contacts"].count_documents({"account_id": account, "type": "person"})
         emails = len(db["crm.contacts"].distinct("email", {"account_id": account, "type": "person"}))
         reads = result.get("rows_read_per_attempt", [])
-        print(f"resume: requeued {requeued}; {done['status']} after {elapsed:.0f} s in all "
-              f"({rows / elapsed:,.0f} rows/s), attempts {done['attempts']}; counts {result.get('counts')}, "
-              f"rows_with_warnings {result.get('rows_with_warnings')}, merged {result.get('merged_duplicates')}")
+        print(
+            f"resume: requeued {requeued}; {done['status']} after {elapsed:.0f} s in all "
+            f"({rows / elapsed:,.0f} rows/s), attempts {done['attempts']}; counts {result.get('counts')}, "
+            f"rows_with_warnings {result.get('rows_with_warnings')}, merged {result.get('merged_duplicates')}"
+        )
         print(f"  rows read per attempt {reads}; {persons:,} persons, {emails:,} distinct emails")
         ops = ops_between(ops0, opcounters(db.client))
         print(f"  server opcounters per row: { {k: round(v / rows, 2) for k, v in ops.items() if v} }")

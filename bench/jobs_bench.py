@@ -53,11 +53,27 @@ def spawn(argv, env):
 def bench_jobs(n, env, db):
     port = free_port()
     env = {**env, "PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    procs = [spawn([sys.executable, "-m", "crm_jobs.cli", "api", "--host", "127.0.0.1", "--port", str(port),
-                    "--workers", "1", "--threads", str(THREADS)], env),
-             spawn([sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(THREADS)],
-                   env),
-             spawn([sys.executable, "-m", "crm_jobs.cli", "scheduler"], env)]
+    procs = [
+        spawn(
+            [
+                sys.executable,
+                "-m",
+                "crm_jobs.cli",
+                "api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--threads",
+                str(THREADS),
+            ],
+            env,
+        ),
+        spawn([sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(THREADS)], env),
+        spawn([sys.executable, "-m", "crm_jobs.cli", "scheduler"], env),
+    ]
     try:
         url = f"http://127.0.0.1:{port}"
 
@@ -70,16 +86,26 @@ def bench_jobs(n, env, db):
         wait_until(up, 60, "the API")
         accounts = [ObjectId() for _ in range(20)]  # spread over accounts, as real traffic is
         ts = now()
-        tags = [{"_id": ObjectId(), "account_id": accounts[i % 20], "name": f"bench-{i}", "locked": False,
-                 "created_at": ts, "updated_at": ts} for i in range(n)]
+        tags = [
+            {
+                "_id": ObjectId(),
+                "account_id": accounts[i % 20],
+                "name": f"bench-{i}",
+                "locked": False,
+                "created_at": ts,
+                "updated_at": ts,
+            }
+            for i in range(n)
+        ]
         db["crm.tags"].insert_many(tags)
         tokens = {a: issue_token(SECRET, account_id=str(a), uid=str(ObjectId()), is_owner=True) for a in accounts}
         session = requests.Session()
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=THREADS))
 
         def post(tag):
-            r = session.delete(f"{url}/v1/crm/tags/{tag['_id']}",
-                               headers={"Authorization": f"Bearer {tokens[tag['account_id']]}"})
+            r = session.delete(
+                f"{url}/v1/crm/tags/{tag['_id']}", headers={"Authorization": f"Bearer {tokens[tag['account_id']]}"}
+            )
             r.raise_for_status()
 
         polls = {"query": 0}  # the bench's own reads, left out of the count
@@ -88,8 +114,13 @@ def bench_jobs(n, env, db):
             polls["query"] += 1
             return db["queues"].count_documents(query) >= n
 
-        named = {"SecantusDB": SERVER_PIDS.get("mongodb"), "Valkey": SERVER_PIDS.get("redis"), "API": procs[0].pid,
-                 "worker": procs[1].pid, "scheduler": procs[2].pid}
+        named = {
+            "SecantusDB": SERVER_PIDS.get("mongodb"),
+            "Valkey": SERVER_PIDS.get("redis"),
+            "API": procs[0].pid,
+            "worker": procs[1].pid,
+            "scheduler": procs[2].pid,
+        }
         named = {k: pid for k, pid in named.items() if pid}
         cpu_before = {k: cpu_seconds(pid) for k, pid in named.items()}
         before = opcounters(db.client)
@@ -112,20 +143,28 @@ def bench_jobs(n, env, db):
         cpu = {k: (cpu_seconds(pid) - cpu_before[k]) / n * 1000 for k, pid in named.items()}
         print("CPU per job: " + ", ".join(f"{k} {ms:.1f} ms" for k, ms in cpu.items()))
         ours = sum(ms for k, ms in cpu.items() if k in ("API", "worker", "scheduler"))
-        print(f"the job system's own processes: {ours:.1f} ms CPU per job; the database server: "
-              f"{cpu.get('SecantusDB', float('nan')):.1f} ms")
-        docs = list(db["queues"].find({"account_id": {"$in": accounts}}, {"created_at": 1, "started_at": 1,
-                                                                           "finished_at": 1}))
+        print(
+            f"the job system's own processes: {ours:.1f} ms CPU per job; the database server: "
+            f"{cpu.get('SecantusDB', float('nan')):.1f} ms"
+        )
+        docs = list(
+            db["queues"].find({"account_id": {"$in": accounts}}, {"created_at": 1, "started_at": 1, "finished_at": 1})
+        )
         waits = sorted((d["started_at"] - d["created_at"]).total_seconds() for d in docs)
         runs = sorted((d["finished_at"] - d["started_at"]).total_seconds() for d in docs)
-        print(f"per job: waited in queue median {waits[len(waits) // 2] * 1000:.0f} ms "
-              f"(p95 {waits[int(len(waits) * .95)] * 1000:.0f} ms), ran median {runs[len(runs) // 2] * 1000:.0f} ms "
-              f"(p95 {runs[int(len(runs) * .95)] * 1000:.0f} ms)")
+        print(
+            f"per job: waited in queue median {waits[len(waits) // 2] * 1000:.0f} ms "
+            f"(p95 {waits[int(len(waits) * 0.95)] * 1000:.0f} ms), ran median {runs[len(runs) // 2] * 1000:.0f} ms "
+            f"(p95 {runs[int(len(runs) * 0.95)] * 1000:.0f} ms)"
+        )
         per_job = {k: ops[k] / n for k in DATA_OPS if ops[k]}
         total = sum(per_job.values()) + ops["command"] / n
-        print("MongoDB operations per job: " + ", ".join(f"{k} {v:.2f}" for k, v in per_job.items())
-              + f", commands {ops['command'] / n:.2f} (aggregate, count, hello) = {total:.2f}; of which "
-              f"{background / n:.2f} with no job at all (connection monitoring, scheduler sweeps, measured idle)")
+        print(
+            "MongoDB operations per job: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in per_job.items())
+            + f", commands {ops['command'] / n:.2f} (aggregate, count, hello) = {total:.2f}; of which "
+            f"{background / n:.2f} with no job at all (connection monitoring, scheduler sweeps, measured idle)"
+        )
         return posted, elapsed, total - background / n
     finally:
         for p in procs:
@@ -141,15 +180,15 @@ def bench_raw(n, env):
     ns = env["BENCH_NAMESPACE"]
     client = redis.Redis.from_url(env["REDIS_URL"])
     broker = RedisBroker(client=client, namespace=ns)
-    proc = spawn([sys.executable, "-m", "dramatiq", "bench.noop_actors", "--processes", "1", "--threads",
-                  str(THREADS)], env)
+    proc = spawn(
+        [sys.executable, "-m", "dramatiq", "bench.noop_actors", "--processes", "1", "--threads", str(THREADS)], env
+    )
     try:
         wait_until(lambda: client.zcard(f"{ns}:__heartbeats__") >= 1, 60, "the raw worker")
         cpu_before = cpu_seconds(proc.pid)
         start = time.perf_counter()
         for i in range(n):
-            broker.enqueue(dramatiq.Message(queue_name="noop", actor_name="noop", args=(i,), kwargs={},
-                                            options={}))
+            broker.enqueue(dramatiq.Message(queue_name="noop", actor_name="noop", args=(i,), kwargs={}, options={}))
         wait_until(lambda: int(client.get(f"{ns}:done") or 0) >= n, 600, "the no-op actors")
         took = time.perf_counter() - start
         print(f"raw Dramatiq worker: {(cpu_seconds(proc.pid) - cpu_before) / n * 1000:.1f} ms CPU per message")
@@ -163,17 +202,28 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     with servers() as (redis_url, mongodb_uri):
         run = uuid.uuid4().hex[:6]
-        env = {**os.environ, "REDIS_URL": redis_url, "MONGODB_URI": mongodb_uri, "MONGODB_DB": f"bench_{run}",
-               "JWT_SECRET": SECRET, "REDIS_NAMESPACE": f"bench-{run}", "BENCH_NAMESPACE": f"bench-raw-{run}",
-               "LOG_LEVEL": "WARNING", "PYTHONPATH": os.getcwd(), "dramatiq_prom_port": "0",
-               "STORAGE_URL": f"file://{tempfile.mkdtemp(prefix='bench-files-')}"}
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "MONGODB_URI": mongodb_uri,
+            "MONGODB_DB": f"bench_{run}",
+            "JWT_SECRET": SECRET,
+            "REDIS_NAMESPACE": f"bench-{run}",
+            "BENCH_NAMESPACE": f"bench-raw-{run}",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": os.getcwd(),
+            "dramatiq_prom_port": "0",
+            "STORAGE_URL": f"file://{tempfile.mkdtemp(prefix='bench-files-')}",
+        }
         db = connect(mongodb_uri, env["MONGODB_DB"])
         ensure_indexes(db)
         posted, jobs_s, ops_per_job = bench_jobs(n, env, db)
         raw_s = bench_raw(n, env)
         db.client.drop_database(env["MONGODB_DB"])
-    print(f"jobs through API + worker: {n} in {jobs_s:.2f} s = {n / jobs_s:.0f} jobs/s "
-          f"(all POSTs answered in {posted:.2f} s = {n / posted:.0f} req/s)")
+    print(
+        f"jobs through API + worker: {n} in {jobs_s:.2f} s = {n / jobs_s:.0f} jobs/s "
+        f"(all POSTs answered in {posted:.2f} s = {n / posted:.0f} req/s)"
+    )
     print(f"raw Dramatiq no-op actors: {n} in {raw_s:.2f} s = {n / raw_s:.0f} msgs/s")
     print(f"overhead of the job system: {jobs_s / raw_s:.1f}x the time of raw messages")
     goals = Goals()

@@ -50,9 +50,15 @@ def main():
     goal = args.goal if args.goal is not None else GOAL_SECONDS_PER_10K * n / 10_000
     receiver = SocketReceiver(SECRET)
     with servers() as (redis_url, mongodb_uri):
-        settings = Settings(mongodb_uri=mongodb_uri, mongodb_db=f"bench_{uuid.uuid4().hex[:6]}", redis_url=redis_url,
-                            redis_namespace=f"bench-{uuid.uuid4().hex[:6]}", conversation_socket=receiver.url,
-                            app_secret=SECRET, jwt_secret="x")
+        settings = Settings(
+            mongodb_uri=mongodb_uri,
+            mongodb_db=f"bench_{uuid.uuid4().hex[:6]}",
+            redis_url=redis_url,
+            redis_namespace=f"bench-{uuid.uuid4().hex[:6]}",
+            conversation_socket=receiver.url,
+            app_secret=SECRET,
+            jwt_secret="x",
+        )
         broker = build_worker_broker(settings)
         db = connect(settings.mongodb_uri, settings.mongodb_db)
         accounts = [ObjectId() for _ in range(50)]
@@ -60,10 +66,22 @@ def main():
         ts = now()
         due = ts.replace(second=0, microsecond=0)
         for start in range(0, n, 2000):
-            db["crm.reminders"].insert_many([
-                {"account_id": accounts[i % 50], "title": f"Task {i}", "due_at": due - timedelta(seconds=i % 60),
-                 "assigned_to": users[accounts[i % 50]][: 1 + i % 2], "status": "pending", "notified_at": None,
-                 "category": "call", "created_at": ts, "updated_at": ts} for i in range(start, min(n, start + 2000))])
+            db["crm.reminders"].insert_many(
+                [
+                    {
+                        "account_id": accounts[i % 50],
+                        "title": f"Task {i}",
+                        "due_at": due - timedelta(seconds=i % 60),
+                        "assigned_to": users[accounts[i % 50]][: 1 + i % 2],
+                        "status": "pending",
+                        "notified_at": None,
+                        "category": "call",
+                        "created_at": ts,
+                        "updated_at": ts,
+                    }
+                    for i in range(start, min(n, start + 2000))
+                ]
+            )
         expected = sum(1 + i % 2 for i in range(n))
         worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
         worker.start()
@@ -76,8 +94,10 @@ def main():
             for t in replicas:
                 t.join()
             claimed_s = time.perf_counter() - start
-            while db["crm.reminders"].count_documents({"notified_at": None}) or \
-                    len([c for c in receiver.calls if c["status"] == 200]) < expected:
+            while (
+                db["crm.reminders"].count_documents({"notified_at": None})
+                or len([c for c in receiver.calls if c["status"] == 200]) < expected
+            ):
                 if time.perf_counter() - start > 1200:
                     sys.exit("timed out")
                 time.sleep(0.5)
@@ -88,19 +108,28 @@ def main():
         stored = db["crm.notifications"].count_documents({})
         per_key = Counter((c["uid"], c["data"]["reminder_id"]) for c in receiver.calls if c["status"] == 200)
         duplicates = sum(v - 1 for v in per_key.values())
-        print(f"{n} reminders ({expected} notifications) due in one minute: claimed in {claimed_s:.1f} s, "
-              f"all notified and delivered in {elapsed:.1f} s ({expected / elapsed:,.0f} notifications/s)")
+        print(
+            f"{n} reminders ({expected} notifications) due in one minute: claimed in {claimed_s:.1f} s, "
+            f"all notified and delivered in {elapsed:.1f} s ({expected / elapsed:,.0f} notifications/s)"
+        )
         duplicates += max(0, stored - expected)
-        print(f"stored notifications: {stored} (expected {expected}); socket deliveries: {sum(per_key.values())}; "
-              f"duplicates: {duplicates}")
+        print(
+            f"stored notifications: {stored} (expected {expected}); socket deliveries: {sum(per_key.values())}; "
+            f"duplicates: {duplicates}"
+        )
         per = {k: (ops[k] - ops_before[k]) / n for k in ("query", "insert", "update", "getmore", "command")}
-        print("MongoDB operations per reminder: " + ", ".join(f"{k} {v:.3f}" for k, v in per.items())
-              + f" (total {sum(per.values()):.3f})")
+        print(
+            "MongoDB operations per reminder: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in per.items())
+            + f" (total {sum(per.values()):.3f})"
+        )
         if cpu is not None:
             print(f"MongoDB server CPU: {cpu - cpu_before:.1f} s ({(cpu - cpu_before) / n * 1000:.2f} ms per reminder)")
         met = elapsed <= goal and duplicates == 0 and stored == expected
-        print(f"goal: <= {goal:.0f} s, 0 duplicates: {'met' if met else 'MISSED'} "
-              f"({elapsed:.1f} s, {duplicates} duplicates)")
+        print(
+            f"goal: <= {goal:.0f} s, 0 duplicates: {'met' if met else 'MISSED'} "
+            f"({elapsed:.1f} s, {duplicates} duplicates)"
+        )
         drop(db)
     receiver.stop()
     return 0 if met else 1

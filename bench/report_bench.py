@@ -55,17 +55,34 @@ def seed_big(db, account, n_contacts, n_deals, n_logs):
     owners = [ObjectId() for _ in range(20)]
     db["_accounts"].insert_one({"_id": account, "name": "big", "preferences": {"timezone": TZ, "currency": "EUR"}})
     for start in range(0, n_contacts, CHUNK):
-        db["crm.contacts"].insert_many([
-            {"account_id": account, "type": "person" if i % 4 else "business", "first_name": f"F{i}",
-             "email": f"c{i}@example.com", "owner": owners[i % 20], "source": ("import", "form", "api")[i % 3],
-             "tags": [], "created_at": (ts := _when(rnd)), "updated_at": ts}
-            for i in range(start, min(n_contacts, start + CHUNK))])
+        db["crm.contacts"].insert_many(
+            [
+                {
+                    "account_id": account,
+                    "type": "person" if i % 4 else "business",
+                    "first_name": f"F{i}",
+                    "email": f"c{i}@example.com",
+                    "owner": owners[i % 20],
+                    "source": ("import", "form", "api")[i % 3],
+                    "tags": [],
+                    "created_at": (ts := _when(rnd)),
+                    "updated_at": ts,
+                }
+                for i in range(start, min(n_contacts, start + CHUNK))
+            ]
+        )
     pipelines = [ObjectId() for _ in range(3)]
     stages = {p: [ObjectId() for _ in range(5)] for p in pipelines}
-    db["crm.pipelines"].insert_many([{"_id": p, "account_id": account, "name": f"P{i}", "currency": "USD"}
-                                     for i, p in enumerate(pipelines)])
-    db["crm.pipeline.stages"].insert_many([{"_id": s, "account_id": account, "pipeline_id": p, "name": f"S{j}",
-                                            "position": j} for p in pipelines for j, s in enumerate(stages[p])])
+    db["crm.pipelines"].insert_many(
+        [{"_id": p, "account_id": account, "name": f"P{i}", "currency": "USD"} for i, p in enumerate(pipelines)]
+    )
+    db["crm.pipeline.stages"].insert_many(
+        [
+            {"_id": s, "account_id": account, "pipeline_id": p, "name": f"S{j}", "position": j}
+            for p in pipelines
+            for j, s in enumerate(stages[p])
+        ]
+    )
     deal_ids = []
     for start in range(0, n_deals, CHUNK):
         batch = []
@@ -73,39 +90,78 @@ def seed_big(db, account, n_contacts, n_deals, n_logs):
             p = pipelines[i % 3]
             status = ("open", "open", "won", "lost")[i % 4]
             created = _when(rnd) - timedelta(days=30)
-            doc = {"_id": ObjectId(), "account_id": account, "name": f"D{i}", "pipeline_id": p,
-                   "stage_id": stages[p][i % 5], "owner": owners[i % 20], "status": status,
-                   "value": {"amount": float(rnd.randrange(100, 100000)), "currency": ("USD", "EUR", "GBP")[i % 3]},
-                   "created_at": created, "updated_at": created}
+            doc = {
+                "_id": ObjectId(),
+                "account_id": account,
+                "name": f"D{i}",
+                "pipeline_id": p,
+                "stage_id": stages[p][i % 5],
+                "owner": owners[i % 20],
+                "status": status,
+                "value": {"amount": float(rnd.randrange(100, 100000)), "currency": ("USD", "EUR", "GBP")[i % 3]},
+                "created_at": created,
+                "updated_at": created,
+            }
             if status != "open":
                 doc["closed_at"] = created + timedelta(days=rnd.randrange(1, 60))
             batch.append(doc)
             deal_ids.append(doc["_id"])
         db["crm.deals"].insert_many(batch)
     autos = [ObjectId() for _ in range(20)]
-    db["crm.automations"].insert_many([{"_id": a, "account_id": account, "pipeline_id": pipelines[0],
-                                        "stage_id": stages[pipelines[0]][1]} for a in autos])
+    db["crm.automations"].insert_many(
+        [
+            {"_id": a, "account_id": account, "pipeline_id": pipelines[0], "stage_id": stages[pipelines[0]][1]}
+            for a in autos
+        ]
+    )
     for start in range(0, n_logs, CHUNK):
-        db["automation.logs"].insert_many([
-            {"account_id": account, "automation_id": autos[i % 20], "deal_id": deal_ids[i % len(deal_ids)],
-             "event_id": f"e{i}", "status": (st := ("succeeded", "failed", "skipped", "waiting")[i % 4]),
-             "actions": [{"type": t, "status": "failed" if st == "failed" and t == "webhook" else "succeeded",
-                          "error": f"webhook answered {500 + i % 3}" if st == "failed" and t == "webhook" else None}
-                         for t in ("add_tags", "webhook", "notify")],
-             "attempt": 1, "started_at": _when(rnd), "finished_at": None}
-            for i in range(start, min(n_logs, start + CHUNK))])
-    db["crm.currency.rates"].insert_many([
-        {"date": (TODAY - timedelta(days=d)).isoformat(), "base": "EUR", "source": "bench",
-         "rates": {"EUR": 1.0, "USD": 1.05 + d / 1000, "GBP": 0.85 + d / 2000}} for d in range(90)])
+        db["automation.logs"].insert_many(
+            [
+                {
+                    "account_id": account,
+                    "automation_id": autos[i % 20],
+                    "deal_id": deal_ids[i % len(deal_ids)],
+                    "event_id": f"e{i}",
+                    "status": (st := ("succeeded", "failed", "skipped", "waiting")[i % 4]),
+                    "actions": [
+                        {
+                            "type": t,
+                            "status": "failed" if st == "failed" and t == "webhook" else "succeeded",
+                            "error": f"webhook answered {500 + i % 3}" if st == "failed" and t == "webhook" else None,
+                        }
+                        for t in ("add_tags", "webhook", "notify")
+                    ],
+                    "attempt": 1,
+                    "started_at": _when(rnd),
+                    "finished_at": None,
+                }
+                for i in range(start, min(n_logs, start + CHUNK))
+            ]
+        )
+    db["crm.currency.rates"].insert_many(
+        [
+            {
+                "date": (TODAY - timedelta(days=d)).isoformat(),
+                "base": "EUR",
+                "source": "bench",
+                "rates": {"EUR": 1.0, "USD": 1.05 + d / 1000, "GBP": 0.85 + d / 2000},
+            }
+            for d in range(90)
+        ]
+    )
 
 
 def raw_matches(account, zone) -> dict:
     begin, end = start_of(FIRST, zone), start_of(TODAY + timedelta(days=1), zone)
     return {
         "new_contacts": [("crm.contacts", {"account_id": account, "created_at": {"$gte": begin, "$lt": end}})],
-        "pipeline": [("crm.deals", {"account_id": account, "status": "open"}),
-                     ("crm.deals", {"account_id": account, "status": {"$in": ["won", "lost"]},
-                                    "closed_at": {"$gte": begin, "$lt": end}})],
+        "pipeline": [
+            ("crm.deals", {"account_id": account, "status": "open"}),
+            (
+                "crm.deals",
+                {"account_id": account, "status": {"$in": ["won", "lost"]}, "closed_at": {"$gte": begin, "$lt": end}},
+            ),
+        ],
         "automations": [("automation.logs", {"account_id": account, "started_at": {"$gte": begin, "$lt": end}})],
     }
 
@@ -119,11 +175,18 @@ def raw_pass(db, matches) -> tuple[float, int]:
 
 
 def report_job(db, settings, account, kind):
-    params = {**RANGE, **({"interval": "day"} if kind == "new_contacts" else {}),
-              **({"pipeline_id": None} if kind == "pipeline" else {}),
-              **({"automation_id": None} if kind == "automations" else {})}
-    job, _ = jobs.create_job(db, account, f"reports.{kind}", {
-        "report": params, "scope": "account", "key": store.report_key(params, "account")})
+    params = {
+        **RANGE,
+        **({"interval": "day"} if kind == "new_contacts" else {}),
+        **({"pipeline_id": None} if kind == "pipeline" else {}),
+        **({"automation_id": None} if kind == "automations" else {}),
+    }
+    job, _ = jobs.create_job(
+        db,
+        account,
+        f"reports.{kind}",
+        {"report": params, "scope": "account", "key": store.report_key(params, "account")},
+    )
     job = jobs.claim(db, job["_id"], stale_seconds=3600)
     t = time.perf_counter()
     result = run_report(db, settings, job, jobs.Progress(db, job), kind=kind)
@@ -137,8 +200,10 @@ def big_account(db, settings, goals, args):
     t = time.perf_counter()
     seed_big(db, account, args.contacts, args.deals, args.logs)
     ensure_indexes(db)
-    print(f"seeded {args.contacts} contacts, {args.deals} deals, {args.logs} automation logs in "
-          f"{time.perf_counter() - t:.0f} s")
+    print(
+        f"seeded {args.contacts} contacts, {args.deals} deals, {args.logs} automation logs in "
+        f"{time.perf_counter() - t:.0f} s"
+    )
     matches = raw_matches(account, ZoneInfo(TZ))
     for kind in ("new_contacts", "pipeline", "automations"):
         raw_pass(db, matches[kind])  # warm the server's cache for both sides alike
@@ -151,15 +216,18 @@ def big_account(db, settings, goals, args):
         raw_again, _ = raw_pass(db, matches[kind])
         raw_best = min(raw_s, raw_again)
         growth = (peak.peak - base) / 1e6
-        print(f"{kind}: {n} documents; job {job_s:.2f} s vs raw $group {raw_s:.2f} s / {raw_again:.2f} s: "
-              f"{job_s / raw_best:.2f}x; ops {_ops(ops)}; peak RSS +{growth:.1f} MB; {_size(result)}")
+        print(
+            f"{kind}: {n} documents; job {job_s:.2f} s vs raw $group {raw_s:.2f} s / {raw_again:.2f} s: "
+            f"{job_s / raw_best:.2f}x; ops {_ops(ops)}; peak RSS +{growth:.1f} MB; {_size(result)}"
+        )
         goals.at_most(f"{kind} job vs raw $group pass", job_s / raw_best, 1.5, "x")
         goals.at_most(f"{kind} peak RSS growth", growth, 30, " MB")
 
 
 def _ops(ops: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in ops.items() if v and k in ("insert", "query", "update", "getmore",
-                                                                       "command"))
+    return ", ".join(
+        f"{k} {v}" for k, v in ops.items() if v and k in ("insert", "query", "update", "getmore", "command")
+    )
 
 
 def _size(result) -> str:
@@ -179,33 +247,73 @@ def nightly(db, settings, goals, n_accounts):
     night = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 02:00 in Berlin
     rnd = random.Random(2)
     ids = [ObjectId() for _ in range(n_accounts)]
-    db["_accounts"].insert_many([{"_id": a, "name": f"small {i}", "preferences": {"timezone": TZ}}
-                                 for i, a in enumerate(ids)])
+    db["_accounts"].insert_many(
+        [{"_id": a, "name": f"small {i}", "preferences": {"timezone": TZ}} for i, a in enumerate(ids)]
+    )
     for a in ids:
-        db["crm.contacts"].insert_many([{"account_id": a, "type": "person", "created_at": (ts := night - timedelta(
-            days=rnd.randrange(40))), "updated_at": ts} for _ in range(20)])
-        deal_ids = db["crm.deals"].insert_many([
-            {"account_id": a, "status": "won", "closed_at": night - timedelta(days=3),
-             "created_at": night - timedelta(days=20), "value": {"amount": 10.0}} for _ in range(10)]).inserted_ids
-        db["automation.logs"].insert_many([{"account_id": a, "automation_id": ObjectId(), "deal_id": d,
-                                            "event_id": f"{a}-{j}", "status": "succeeded", "actions": [],
-                                            "started_at": night - timedelta(days=2)} for j, d in enumerate(deal_ids)])
+        db["crm.contacts"].insert_many(
+            [
+                {
+                    "account_id": a,
+                    "type": "person",
+                    "created_at": (ts := night - timedelta(days=rnd.randrange(40))),
+                    "updated_at": ts,
+                }
+                for _ in range(20)
+            ]
+        )
+        deal_ids = (
+            db["crm.deals"]
+            .insert_many(
+                [
+                    {
+                        "account_id": a,
+                        "status": "won",
+                        "closed_at": night - timedelta(days=3),
+                        "created_at": night - timedelta(days=20),
+                        "value": {"amount": 10.0},
+                    }
+                    for _ in range(10)
+                ]
+            )
+            .inserted_ids
+        )
+        db["automation.logs"].insert_many(
+            [
+                {
+                    "account_id": a,
+                    "automation_id": ObjectId(),
+                    "deal_id": d,
+                    "event_id": f"{a}-{j}",
+                    "status": "succeeded",
+                    "actions": [],
+                    "started_at": night - timedelta(days=2),
+                }
+                for j, d in enumerate(deal_ids)
+            ]
+        )
     broker = build_worker_broker(settings)
     broker.emit_after("process_boot")
     worker = dramatiq.Worker(broker, worker_threads=4)
     worker.start()
     try:
         slots = sorted(slot_minutes(a, settings.report_spread_minutes) for a in ids)
-        print(f"nightly: {n_accounts} accounts over {slots[-1] - slots[0] + 1} minutes of slots "
-              f"(busiest 5-minute tick: {max(_per_tick(slots))} accounts)")
+        print(
+            f"nightly: {n_accounts} accounts over {slots[-1] - slots[0] + 1} minutes of slots "
+            f"(busiest 5-minute tick: {max(_per_tick(slots))} accounts)"
+        )
         before = opcounters(db.client)
         t = time.perf_counter()
         for minute in range(0, settings.report_spread_minutes + 5, 5):  # every tick of the night window
             enqueue_nightly_reports(db, broker, settings, at=night + timedelta(minutes=minute), accounts=ids)
         started = len(db["queues"].distinct("account_id", {"account_id": {"$in": ids}}))
         total = 3 * n_accounts
-        while db["queues"].count_documents({"type": {"$regex": "^reports\\."}, "status": "completed",
-                                            "account_id": {"$in": ids}}) < total:
+        while (
+            db["queues"].count_documents(
+                {"type": {"$regex": "^reports\\."}, "status": "completed", "account_id": {"$in": ids}}
+            )
+            < total
+        ):
             time.sleep(2)
         elapsed = time.perf_counter() - t
         ops = ops_between(before, opcounters(db.client))
@@ -213,9 +321,11 @@ def nightly(db, settings, goals, n_accounts):
         worker.stop()
         broker.close()
     data_ops = sum(ops.get(k, 0) for k in ("insert", "query", "update", "delete", "getmore", "command"))
-    print(f"nightly: {started} accounts started, {total} report jobs completed in {elapsed:.1f} s "
-          f"({total / elapsed:.1f} jobs/s); operations {_ops(ops)}; {data_ops / n_accounts:.1f} per account "
-          f"(the enqueue ticks, the jobs, and this bench's completion polls)")
+    print(
+        f"nightly: {started} accounts started, {total} report jobs completed in {elapsed:.1f} s "
+        f"({total / elapsed:.1f} jobs/s); operations {_ops(ops)}; {data_ops / n_accounts:.1f} per account "
+        f"(the enqueue ticks, the jobs, and this bench's completion polls)"
+    )
     goals.at_most("nightly operations per report job", data_ops / total, 20)
 
 
@@ -235,8 +345,13 @@ def main():
     args = parser.parse_args()
     goals = Goals()
     with servers(mongo_cache="4G") as (redis_url, mongodb_uri):
-        settings = Settings(mongodb_uri=mongodb_uri, mongodb_db=f"bench_{uuid.uuid4().hex[:6]}", redis_url=redis_url,
-                            jwt_secret="bench-secret", redis_namespace=f"bench-{uuid.uuid4().hex[:6]}")
+        settings = Settings(
+            mongodb_uri=mongodb_uri,
+            mongodb_db=f"bench_{uuid.uuid4().hex[:6]}",
+            redis_url=redis_url,
+            jwt_secret="bench-secret",
+            redis_namespace=f"bench-{uuid.uuid4().hex[:6]}",
+        )
         db = connect(mongodb_uri, settings.mongodb_db)
         try:
             if not args.no_big:

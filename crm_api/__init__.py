@@ -11,8 +11,10 @@ from crm_workers.settings import Settings
 
 #: The policy every page is served with: the dashboards' JS and CSS are static files of the package
 #: (crm_api/static), wired with data attributes and listeners.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
-                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 class _JSONProvider(DefaultJSONProvider):
@@ -88,8 +90,22 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
         webhooks,
     )
 
-    for module in (health, metrics, docs, jobs, tags, imports, exports, reminders, mass, automations, webhooks,
-                   reports, dashboard, warehouse):
+    for module in (
+        health,
+        metrics,
+        docs,
+        jobs,
+        tags,
+        imports,
+        exports,
+        reminders,
+        mass,
+        automations,
+        webhooks,
+        reports,
+        dashboard,
+        warehouse,
+    ):
         app.register_blueprint(module.bp)
     app.register_blueprint(dashboard.page)
     app.register_blueprint(imports.page)

@@ -37,8 +37,10 @@ def authenticate() -> None:
     if isinstance(g.principal, Service):
         view = current_app.view_functions.get(request.endpoint)
         if not getattr(view, "allows_service", False):
-            raise NotAllowed("a service token may only list, read, cancel and retry jobs and read queue "
-                                   "depths", details={"header": "Authorization"})
+            raise NotAllowed(
+                "a service token may only list, read, cancel and retry jobs and read queue depths",
+                details={"header": "Authorization"},
+            )
 
 
 def caller() -> Principal | Service:

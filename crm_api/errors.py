@@ -18,9 +18,17 @@ log = logging.getLogger("crm.api")
 #: The code of an error raised by the framework (werkzeug), the same as our own errors use for that status:
 #: a client sees one code per status whoever refused the request (a body over MAX_CONTENT_LENGTH is `too_large`,
 #: as an upload over IMPORT_MAX_BYTES is).
-HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-              429: "too_many_requests"}
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
 
 
 def error_response(status: int, code: str, message: str, details=None, *, retry_after: int | None = None):

@@ -28,7 +28,7 @@ ERRORS = {
     400: "Bad request (`invalid_request`): the field that is wrong is in error.details",
     401: "Missing, expired or badly signed bearer token (`unauthorized`)",
     403: "Not allowed (`forbidden`): a service token on an endpoint for users, or a non-owner where only owners "
-         "may act",
+    "may act",
     404: "Not found in the caller's account, or not visible to the caller (`not_found`)",
     409: "The record's state forbids it (`conflict`, or a more precise code such as `invalid_transition`)",
     413: "Too large (`too_large`)",
@@ -53,14 +53,34 @@ class ApiDoc:
     etag: bool = False
 
 
-def api_doc(summary: str, *, query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
-            multipart: bool = False, ok: dict | None = None, media: str = "application/json",
-            errors: tuple[int, ...] = (), public: bool = False, idempotent: bool = False, etag: bool = False):
+def api_doc(
+    summary: str,
+    *,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    multipart: bool = False,
+    ok: dict | None = None,
+    media: str = "application/json",
+    errors: tuple[int, ...] = (),
+    public: bool = False,
+    idempotent: bool = False,
+    etag: bool = False,
+):
     """Declare a route for the OpenAPI document (see the module's docstring)."""
 
     def declare(view):
-        view.api_doc = ApiDoc(summary, query=query, body=body, multipart=multipart, ok=ok or {"200": None},
-                              media=media, errors=tuple(errors), public=public, idempotent=idempotent, etag=etag)
+        view.api_doc = ApiDoc(
+            summary,
+            query=query,
+            body=body,
+            multipart=multipart,
+            ok=ok or {"200": None},
+            media=media,
+            errors=tuple(errors),
+            public=public,
+            idempotent=idempotent,
+            etag=etag,
+        )
         return view
 
     return declare
@@ -117,8 +137,9 @@ def _query(model: type[BaseModel], components: dict) -> list[dict]:
             prop = {**options[0], **prop} if len(options) == 1 else {"anyOf": options, **prop}
         if prop.get("default") is None:
             prop.pop("default", None)
-        params.append({"name": name, "in": "query", "required": name in required, "schema": prop,
-                       "description": description})
+        params.append(
+            {"name": name, "in": "query", "required": name in required, "schema": prop, "description": description}
+        )
     return params
 
 
@@ -129,33 +150,63 @@ def _operation(rule, view, method: str, components: dict) -> dict:
     if doc.query:
         op["parameters"] += _query(doc.query, components)
     if doc.idempotent:
-        op["parameters"].append({"name": "Idempotency-Key", "in": "header", "required": False,
-                                 "schema": {"type": "string", "maxLength": 200}})
+        op["parameters"].append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+            }
+        )
     if doc.etag:
-        op["parameters"].append({"name": "If-None-Match", "in": "header", "required": False,
-                                 "schema": {"type": "string"}, "description": "an ETag of an earlier answer"})
+        op["parameters"].append(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "an ETag of an earlier answer",
+            }
+        )
     if doc.body:
         content = {"application/json": {"schema": _schema(doc.body, components)}}
         if doc.multipart:
-            content["multipart/form-data"] = {"schema": {"type": "object", "required": ["file"], "properties": {
-                "file": {"type": "string", "format": "binary"},
-                "options": {"type": "string", "description": "ImportOptions as JSON"}}}}
+            content["multipart/form-data"] = {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "options": {"type": "string", "description": "ImportOptions as JSON"},
+                    },
+                }
+            }
         op["requestBody"] = {"required": True, "content": content}
     for status, model in doc.ok.items():
-        answer: dict = {"description": {"200": "OK", "202": "Accepted: the job, to poll at Location",
-                                        "304": "Not modified since the ETag given"}.get(status, "OK")}
+        answer: dict = {
+            "description": {
+                "200": "OK",
+                "202": "Accepted: the job, to poll at Location",
+                "304": "Not modified since the ETag given",
+            }.get(status, "OK")
+        }
         if status == "202":
             answer["headers"] = {"Location": {"schema": {"type": "string"}, "description": "/v1/crm/jobs/<id>"}}
         elif doc.etag and status == "200":
             answer["headers"] = {"ETag": {"schema": {"type": "string"}}}
         if status != "304":
-            schema = _schema(model, components) if model else (
-                {"type": "object"} if doc.media == "application/json" else {"type": "string"})
+            schema = (
+                _schema(model, components)
+                if model
+                else ({"type": "object"} if doc.media == "application/json" else {"type": "string"})
+            )
             answer["content"] = {doc.media: {"schema": schema}}
         op["responses"][status] = answer
     for status in sorted(_error_statuses(doc, view)):
-        op["responses"][str(status)] = {"description": ERRORS[status], "content": {
-            "application/json": {"schema": _schema(ErrorResponse, components)}}}
+        op["responses"][str(status)] = {
+            "description": ERRORS[status],
+            "content": {"application/json": {"schema": _schema(ErrorResponse, components)}},
+        }
     if not doc.public:
         op["security"] = [{"bearer": []}]
     return op
@@ -190,9 +241,14 @@ def build_spec(app: Flask) -> dict:
             paths.setdefault(path, {})[method.lower()] = _operation(rule, view, method, components)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "crm-jobs", "version": "1.0.0",
-                 "description": "The CRM's background-job API. Job types: " + ", ".join(sorted(JOB_KINDS))},
+        "info": {
+            "title": "crm-jobs",
+            "version": "1.0.0",
+            "description": "The CRM's background-job API. Job types: " + ", ".join(sorted(JOB_KINDS)),
+        },
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
     }

@@ -18,14 +18,19 @@ OBJECT_ID = r"^[0-9a-fA-F]{24}$"
 
 class JobListQuery(Strict):
     status: JobStatus | None = Field(default=None, description="only jobs in this status")
-    type: str | None = Field(default=None, json_schema_extra={"enum": sorted(JOB_KINDS)},
-                             description="only jobs of this type")
+    type: str | None = Field(
+        default=None, json_schema_extra={"enum": sorted(JOB_KINDS)}, description="only jobs of this type"
+    )
     page: int = Field(default=1, ge=1, le=100_000, description="page number (ignored with `after`)")
     per_page: int = Field(default=50, ge=1, le=200, description="jobs per page")
-    after: str | None = Field(default=None, pattern=OBJECT_ID,
-                              description="cursor: the jobs after this job id, in the same order (newest first)")
-    account_id: str | None = Field(default=None, pattern=OBJECT_ID,
-                                   description="service tokens only: one account's jobs")
+    after: str | None = Field(
+        default=None,
+        pattern=OBJECT_ID,
+        description="cursor: the jobs after this job id, in the same order (newest first)",
+    )
+    account_id: str | None = Field(
+        default=None, pattern=OBJECT_ID, description="service tokens only: one account's jobs"
+    )
 
     @field_validator("type")
     @classmethod

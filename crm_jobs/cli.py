@@ -116,8 +116,14 @@ def cmd_pubsub(args) -> None:
     ensure_indexes(db)
     subscription = GoogleSubscription(settings.google_cloud_project_id, settings.pubsub_import_subscription)
     try:
-        run_bridge(subscription, db, make_broker(settings, for_worker=False), storage_from_settings(settings),
-                   settings, stop=stop)
+        run_bridge(
+            subscription,
+            db,
+            make_broker(settings, for_worker=False),
+            storage_from_settings(settings),
+            settings,
+            stop=stop,
+        )
     finally:
         subscription.close()
 
@@ -131,8 +137,7 @@ def cmd_token(args) -> None:
     if args.service:
         token = issue_service_token(secret, name=args.name, ttl_seconds=args.ttl)
     else:
-        token = issue_token(secret, account_id=args.account, uid=args.uid, is_owner=args.owner,
-                            ttl_seconds=args.ttl)
+        token = issue_token(secret, account_id=args.account, uid=args.uid, is_owner=args.owner, ttl_seconds=args.ttl)
     print(json.dumps({"token": token}) if args.json else token)
 
 
@@ -176,9 +181,12 @@ def _version() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="crm-jobs", description="The CRM's background-job system. Client commands exit 0 when the "
-                "job completed, 1 when it failed or was cancelled (or the API refused), 2 on bad usage, 3 when "
-                "the API cannot be reached.")
+    p = _Parser(
+        prog="crm-jobs",
+        description="The CRM's background-job system. Client commands exit 0 when the "
+        "job completed, 1 when it failed or was cancelled (or the API refused), 2 on bad usage, 3 when "
+        "the API cannot be reached.",
+    )
     p.add_argument("--version", action="version", version=f"crm-jobs {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -191,13 +199,17 @@ def parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run Dramatiq workers")
-    worker.add_argument("--queues", nargs="*", choices=[str(q) for q in Queue],
-                        help="queues to consume (default: all)")
+    worker.add_argument("--queues", nargs="*", choices=[str(q) for q in Queue], help="queues to consume (default: all)")
     worker.add_argument("--processes", type=int, default=2)
     worker.add_argument("--threads", type=int, default=8)
-    worker.add_argument("--shutdown-timeout", type=float, default=WORKER_SHUTDOWN_SECONDS, metavar="SECONDS",
-                        help="on SIGTERM, how long running jobs may go on before they are left to resume "
-                             f"elsewhere (default: {WORKER_SHUTDOWN_SECONDS})")
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=WORKER_SHUTDOWN_SECONDS,
+        metavar="SECONDS",
+        help="on SIGTERM, how long running jobs may go on before they are left to resume "
+        f"elsewhere (default: {WORKER_SHUTDOWN_SECONDS})",
+    )
     worker.set_defaults(func=cmd_worker)
 
     sched = sub.add_parser("scheduler", help="run the scheduler (safe to run two replicas)")
@@ -214,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="upload a CSV/XLSX through the API and watch the import")
     imp.add_argument("file")
     imp.add_argument("--entity", choices=["contacts", "deals"], default="contacts")
-    imp.add_argument("--mapping", help="a JSON file: {\"<header>\": \"<target>\"}")
+    imp.add_argument("--mapping", help='a JSON file: {"<header>": "<target>"}')
     imp.add_argument("--options", help="import options as JSON")
     imp.set_defaults(func=cmd_import)
 
@@ -272,8 +284,11 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--token", help="bearer token (default: CRM_TOKEN)")
 
     token = sub.add_parser("token", help="print a bearer token for local use")
-    token.add_argument("--service", action="store_true",
-                       help="a service token (operators, the queue manager): every account's jobs, no CRM data")
+    token.add_argument(
+        "--service",
+        action="store_true",
+        help="a service token (operators, the queue manager): every account's jobs, no CRM data",
+    )
     token.add_argument("--name", default="operator", help="who the service token is for (its `sub`)")
     token.add_argument("--account", help="account id (24 hex)")
     token.add_argument("--uid", help="user id (24 hex)")

@@ -75,9 +75,11 @@ def progress_line(job: dict) -> str:
     p = job.get("progress") or {}
     done = int(BAR_WIDTH * (p.get("percent") or 0) / 100)
     total = p.get("total")
-    return (f"[{'#' * done}{'.' * (BAR_WIDTH - done)}] {p.get('percent', 0):5.1f}% "
-            f"{p.get('processed', 0)}/{total if total is not None else '?'} ok {p.get('succeeded', 0)} "
-            f"failed {p.get('failed', 0)}  {job['status']}")
+    return (
+        f"[{'#' * done}{'.' * (BAR_WIDTH - done)}] {p.get('percent', 0):5.1f}% "
+        f"{p.get('processed', 0)}/{total if total is not None else '?'} ok {p.get('succeeded', 0)} "
+        f"failed {p.get('failed', 0)}  {job['status']}"
+    )
 
 
 def watch(client: Client, job_id: str, *, interval: float = 1.0, out=sys.stdout, as_json: bool = False) -> dict:
@@ -119,14 +121,17 @@ def import_summary(job: dict) -> str:
     and the command that hands back the rows to look at (the full result: --json)."""
     result, job_id = job["result"], job["id"]
     counts = result.get("counts") or {}
-    lines = [f"{result.get('rows', 0)} rows: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in
-                                                          ("created", "updated", "skipped", "failed"))
-             + (f" ({result['unchanged']} already up to date)" if result.get("unchanged") else "")]
+    lines = [
+        f"{result.get('rows', 0)} rows: "
+        + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("created", "updated", "skipped", "failed"))
+        + (f" ({result['unchanged']} already up to date)" if result.get("unchanged") else "")
+    ]
     if warned := result.get("rows_with_warnings"):
         lines.append(f"{warned} rows imported with a value left out (rows_with_warnings)")
     if ignored := result.get("ignored_columns"):
-        lines.append(f"{len(ignored)} columns not imported: " + ", ".join(ignored[:8])
-                     + (", …" if len(ignored) > 8 else ""))
+        lines.append(
+            f"{len(ignored)} columns not imported: " + ", ".join(ignored[:8]) + (", …" if len(ignored) > 8 else "")
+        )
     warnings = result.get("warnings") or []
     for warning in warnings[:SUMMARY_WARNINGS]:
         lines.append(f"warning: {warning}")
@@ -143,8 +148,9 @@ def exit_code(job: dict) -> int:
     return OK if job["status"] == "completed" else JOB_FAILED
 
 
-def jobs_page(client: Client, *, status: str | None, job_type: str | None, account: str | None, limit: int,
-              after: str | None) -> dict:
+def jobs_page(
+    client: Client, *, status: str | None, job_type: str | None, account: str | None, limit: int, after: str | None
+) -> dict:
     params = {"per_page": limit, "status": status, "type": job_type, "account_id": account, "after": after}
     return client.call("GET", "/jobs", params={k: v for k, v in params.items() if v is not None})
 
@@ -153,9 +159,11 @@ def jobs_table(page: dict, *, out=sys.stdout) -> None:
     account = len({j.get("account_id") for j in page["jobs"]}) > 1  # a service token's listing
     out.write(f"{'ID':<24}  {'TYPE':<22} {'STATUS':<10} {'PROGRESS':>8}  CREATED{'  ACCOUNT' if account else ''}\n")
     for job in page["jobs"]:
-        out.write(f"{job['id']:<24}  {job['type']:<22} {job['status']:<10} "
-                  f"{(job['progress'] or {}).get('percent', 0):>7.1f}%  {job['created_at']}"
-                  f"{'  ' + job['account_id'] if account else ''}\n")
+        out.write(
+            f"{job['id']:<24}  {job['type']:<22} {job['status']:<10} "
+            f"{(job['progress'] or {}).get('percent', 0):>7.1f}%  {job['created_at']}"
+            f"{'  ' + job['account_id'] if account else ''}\n"
+        )
     total = page["total"] if page.get("total") is not None else "?"
     more = f" (more: --after {page['next_after']})" if page.get("next_after") else ""
     out.write(f"{len(page['jobs'])} of {total}{more}\n")
@@ -167,9 +175,11 @@ def warehouse_table(runs: list[dict], *, out=sys.stdout) -> None:
     for run in runs:
         unexpected = sum(c["unexpected"] for c in (run.get("collections") or {}).values())
         written = run.get("to") is not None
-        out.write(f"{run['id']:<24}  {run['status']:<10} {run.get('to') or '-':<24} "
-                  f"{run['rows'] if written else '-':>9} {run['deleted'] if written else '-':>8} "
-                  f"{unexpected if written else '-':>10}  {run['created_at']}\n")
+        out.write(
+            f"{run['id']:<24}  {run['status']:<10} {run.get('to') or '-':<24} "
+            f"{run['rows'] if written else '-':>9} {run['deleted'] if written else '-':>8} "
+            f"{unexpected if written else '-':>10}  {run['created_at']}\n"
+        )
     out.write(f"{len(runs)} runs\n")
 
 
@@ -183,8 +193,12 @@ def import_file(client: Client, path: str, *, entity: str, mapping: str | None, 
             raise ClientError(f"--mapping: {exc}", USAGE) from None
     try:
         with open(path, "rb") as f:
-            return client.call("POST", f"/{entity}/import", files={"file": (os.path.basename(path), f)},
-                               data={"options": json.dumps(opts)})
+            return client.call(
+                "POST",
+                f"/{entity}/import",
+                files={"file": (os.path.basename(path), f)},
+                data={"options": json.dumps(opts)},
+            )
     except OSError as exc:
         raise ClientError(f"{path}: {exc.strerror}", USAGE) from None
 

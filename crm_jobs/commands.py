@@ -28,8 +28,9 @@ def _started(args, job: dict) -> int:
 def cmd_import(args) -> int:
     from crm_jobs.client import import_file
 
-    return _started(args, import_file(_client(args), args.file, entity=args.entity, mapping=args.mapping,
-                                      options=args.options))
+    return _started(
+        args, import_file(_client(args), args.file, entity=args.entity, mapping=args.mapping, options=args.options)
+    )
 
 
 def cmd_export(args) -> int:
@@ -41,8 +42,9 @@ def cmd_export(args) -> int:
 def cmd_jobs(args) -> int:
     from crm_jobs.client import jobs_page, jobs_table
 
-    page = jobs_page(_client(args), status=args.status, job_type=args.type, account=args.account,
-                     limit=args.limit, after=args.after)
+    page = jobs_page(
+        _client(args), status=args.status, job_type=args.type, account=args.account, limit=args.limit, after=args.after
+    )
     if args.json:
         print(json.dumps(page))
     else:
@@ -58,8 +60,12 @@ def cmd_watch(args) -> int:
 
 def cmd_cancel(args) -> int:
     job = _client(args).call("POST", f"/jobs/{args.job_id}/cancel")
-    print(json.dumps(job) if args.json else f"job {job['id']} ({job['type']}) {job['status']}"
-          + (" (stops at its next checkpoint)" if job["status"] == "running" else ""))
+    print(
+        json.dumps(job)
+        if args.json
+        else f"job {job['id']} ({job['type']}) {job['status']}"
+        + (" (stops at its next checkpoint)" if job["status"] == "running" else "")
+    )
     return 0
 
 
@@ -92,7 +98,7 @@ def cmd_warehouse_run(args) -> int:
 def cmd_warehouse_runs(args) -> int:
     from crm_jobs.client import warehouse_table
 
-    runs = _client(args).call("GET", "/warehouse/runs")["runs"][:args.limit]
+    runs = _client(args).call("GET", "/warehouse/runs")["runs"][: args.limit]
     if args.json:
         print(json.dumps({"runs": runs}))
     else:

@@ -48,19 +48,48 @@ def _dev_identity(data_dir: Path) -> dict:
 def _seed_demo(db, account_id: ObjectId) -> ObjectId:
     """An account with a tag on a few contacts, so the README's walk-through has something to delete."""
     ts = now()
-    db[ACCOUNTS].update_one({"_id": account_id}, {"$setOnInsert": {
-        "name": "Dev account", "parent_account": None, "created_at": ts,
-        "preferences": {"crm_visibility": "everyone", "currency": "USD", "timezone": "UTC",
-                        "default_country": "US"}}}, upsert=True)
+    db[ACCOUNTS].update_one(
+        {"_id": account_id},
+        {
+            "$setOnInsert": {
+                "name": "Dev account",
+                "parent_account": None,
+                "created_at": ts,
+                "preferences": {
+                    "crm_visibility": "everyone",
+                    "currency": "USD",
+                    "timezone": "UTC",
+                    "default_country": "US",
+                },
+            }
+        },
+        upsert=True,
+    )
     tag = db[TAGS].find_one({"account_id": account_id, "name": "Newsletter"})
     if tag:
         return tag["_id"]
-    tag_id = db[TAGS].insert_one({"account_id": account_id, "name": "Newsletter", "locked": False,
-                                  "created_at": ts, "updated_at": ts}).inserted_id
-    db[CONTACTS].insert_many([
-        {"account_id": account_id, "type": "person", "first_name": "Demo", "last_name": f"Contact {i}",
-         "email": f"demo{i}@example.com", "tags": [tag_id], "created_at": ts, "updated_at": ts}
-        for i in range(DEMO_CONTACTS)])
+    tag_id = (
+        db[TAGS]
+        .insert_one(
+            {"account_id": account_id, "name": "Newsletter", "locked": False, "created_at": ts, "updated_at": ts}
+        )
+        .inserted_id
+    )
+    db[CONTACTS].insert_many(
+        [
+            {
+                "account_id": account_id,
+                "type": "person",
+                "first_name": "Demo",
+                "last_name": f"Contact {i}",
+                "email": f"demo{i}@example.com",
+                "tags": [tag_id],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+            for i in range(DEMO_CONTACTS)
+        ]
+    )
     return tag_id
 
 
@@ -149,8 +178,7 @@ def _run(supervisor: _Supervisor, data: Path, port: int, jwt_secret: str) -> int
     (data / "dev.env").unlink(missing_ok=True)  # written again once this run answers: never a stale one
     listening = _listen(port)
     if listening is None:
-        print(f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port",
-              file=sys.stderr)
+        print(f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port", file=sys.stderr)
         return 1
     try:
         return _start_all(supervisor, data, listening, jwt_secret)
@@ -171,12 +199,17 @@ def _start_all(supervisor: _Supervisor, data: Path, listening: socket.socket, jw
         supervisor.servers.append(mongo)
         mongodb_uri = mongo.start()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "REDIS_URL": redis_url, "MONGODB_URI": mongodb_uri, "JWT_SECRET": jwt_secret,
-           "STORAGE_URL": os.environ.get("STORAGE_URL") or f"file://{data / 'files'}",
-           "PUBLIC_URL": os.environ.get("PUBLIC_URL") or url,  # download links on the port the API has
-           "SCHEDULER_TICK_SECONDS": os.environ.get("SCHEDULER_TICK_SECONDS", "5"),
-           "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # readable in a terminal
-           "dramatiq_prom_port": os.environ.get("dramatiq_prom_port") or str(free_port())}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "MONGODB_URI": mongodb_uri,
+        "JWT_SECRET": jwt_secret,
+        "STORAGE_URL": os.environ.get("STORAGE_URL") or f"file://{data / 'files'}",
+        "PUBLIC_URL": os.environ.get("PUBLIC_URL") or url,  # download links on the port the API has
+        "SCHEDULER_TICK_SECONDS": os.environ.get("SCHEDULER_TICK_SECONDS", "5"),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # readable in a terminal
+        "dramatiq_prom_port": os.environ.get("dramatiq_prom_port") or str(free_port()),
+    }
     db = connect(mongodb_uri, env.get("MONGODB_DB") or "crm")
     ensure_indexes(db)
     ident = _dev_identity(data)
@@ -185,10 +218,14 @@ def _start_all(supervisor: _Supervisor, data: Path, listening: socket.socket, jw
 
     exe = [sys.executable, "-m", "crm_jobs.cli"]
     fd = listening.fileno()
-    for name, argv in (("api", ["api", "--fd", str(fd), "--workers", "1"]),
-                       ("worker", ["worker", "--processes", "1", "--threads", "4",
-                                   "--shutdown-timeout", str(DEV_WORKER_SHUTDOWN_SECONDS)]),
-                       ("scheduler", ["scheduler"])):
+    for name, argv in (
+        ("api", ["api", "--fd", str(fd), "--workers", "1"]),
+        (
+            "worker",
+            ["worker", "--processes", "1", "--threads", "4", "--shutdown-timeout", str(DEV_WORKER_SHUTDOWN_SECONDS)],
+        ),
+        ("scheduler", ["scheduler"]),
+    ):
         supervisor.apps[name] = children.spawn(exe + argv, env=env, pass_fds=(fd,) if name == "api" else ())
     listening.close()  # the API has its own copy: the port is the API's alone
 
@@ -197,11 +234,14 @@ def _start_all(supervisor: _Supervisor, data: Path, listening: socket.socket, jw
         lines = {"CRM_URL": url, "CRM_TOKEN": token, "CRM_TAG": str(tag_id)}
         # A bearer token: for this user's eyes only (0600), like the secret that signs it.
         write_private(data / "dev.env", "".join(f"export {k}={shlex.quote(v)}\n" for k, v in lines.items()))
-        print(f"\ncrm-jobs dev is up.\n  API:   {url}\n  token: {token}\n  demo tag id: {tag_id}\n"
-              f"  (all three: source {data / 'dev.env'})\n  Redis: {redis_url}\n  MongoDB: {mongodb_uri}\n"
-              f"  dashboard: {url}/dashboard   API docs: {url}/v1/crm/docs   metrics: {url}/metrics, worker "
-              f"http://127.0.0.1:{env['dramatiq_prom_port']}/\n"
-              "Ctrl-C (or SIGTERM) stops everything.\n", flush=True)
+        print(
+            f"\ncrm-jobs dev is up.\n  API:   {url}\n  token: {token}\n  demo tag id: {tag_id}\n"
+            f"  (all three: source {data / 'dev.env'})\n  Redis: {redis_url}\n  MongoDB: {mongodb_uri}\n"
+            f"  dashboard: {url}/dashboard   API docs: {url}/v1/crm/docs   metrics: {url}/metrics, worker "
+            f"http://127.0.0.1:{env['dramatiq_prom_port']}/\n"
+            "Ctrl-C (or SIGTERM) stops everything.\n",
+            flush=True,
+        )
     while not any(children.exited(p) for p in supervisor.apps.values()):
         time.sleep(0.5)
     ended = [name for name, p in supervisor.apps.items() if children.exited(p)]

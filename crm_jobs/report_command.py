@@ -13,8 +13,14 @@ POLL_SECONDS = 0.5
 
 
 def _query(args) -> dict:
-    query = {"from": args.from_, "to": args.to, "interval": args.interval, "pipeline_id": args.pipeline,
-             "automation_id": args.automation, "refresh": "1" if args.refresh else None}
+    query = {
+        "from": args.from_,
+        "to": args.to,
+        "interval": args.interval,
+        "pipeline_id": args.pipeline,
+        "automation_id": args.automation,
+        "refresh": "1" if args.refresh else None,
+    }
     return {k: v for k, v in query.items() if v is not None}
 
 
@@ -45,25 +51,36 @@ def print_report(answer: dict, out=sys.stdout) -> None:
     print(f"{kind} {params['from']} .. {params['to']} (computed {answer['computed_at']})", file=out)
     if kind == "new_contacts":
         for p in data["series"]:
-            print(f"  {p['period']}  {p['total']:>7}  persons {p['persons']:>6}  businesses {p['businesses']:>6}",
-                  file=out)
+            print(
+                f"  {p['period']}  {p['total']:>7}  persons {p['persons']:>6}  businesses {p['businesses']:>6}",
+                file=out,
+            )
         print(f"  total {data['total']}", file=out)
     elif kind == "pipeline":
         print(f"  values in {data['base_currency']}, rates as of {data['rates_as_of']}", file=out)
         for p in data["pipelines"]:
             rate = "-" if p["win_rate"] is None else f"{p['win_rate']:.0%}"
-            print(f"  {p['name']}: open {p['open_count']} ({_money(p['open_value'])}), won {p['won_count']} "
-                  f"({_money(p['won_value'])}), lost {p['lost_count']}, win rate {rate}", file=out)
+            print(
+                f"  {p['name']}: open {p['open_count']} ({_money(p['open_value'])}), won {p['won_count']} "
+                f"({_money(p['won_value'])}), lost {p['lost_count']}, win rate {rate}",
+                file=out,
+            )
             for s in p["stages"]:
                 print(f"    {s['name']:<24} {s['open_count']:>6}  {_money(s['open_value']):>16}", file=out)
         print("  leaderboard:", file=out)
         for row in data["leaderboard"]:
-            print(f"    {row['owner']}  won {row['won_count']} ({_money(row['won_value'])})  lost {row['lost_count']}"
-                  f"  open {row['open_count']}", file=out)
+            print(
+                f"    {row['owner']}  won {row['won_count']} ({_money(row['won_value'])})  lost {row['lost_count']}"
+                f"  open {row['open_count']}",
+                file=out,
+            )
     else:
         t = data["totals"]
-        print(f"  runs {t['runs']}: succeeded {t['succeeded']}, failed {t['failed']}, skipped {t['skipped']}, "
-              f"waiting {t['waiting']}", file=out)
+        print(
+            f"  runs {t['runs']}: succeeded {t['succeeded']}, failed {t['failed']}, skipped {t['skipped']}, "
+            f"waiting {t['waiting']}",
+            file=out,
+        )
         for a in data["automations"]:
             print(f"    {a['automation_id']}  runs {a['runs']}  failed {a['failed']}", file=out)
 

@@ -76,8 +76,9 @@ class _EmbeddedServer:
     def _check_alive(self, offset: int) -> None:
         if self.process.poll() is not None:
             code, self.process = self.process.returncode, None
-            raise _StartFailed(f"{self.name} exited with code {code} while starting:\n"
-                             f"{_log_tail(self.log_path, offset)}")
+            raise _StartFailed(
+                f"{self.name} exited with code {code} while starting:\n{_log_tail(self.log_path, offset)}"
+            )
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """SIGTERM, then SIGKILL of its process group after `timeout` seconds; a no-op when not running."""
@@ -110,9 +111,17 @@ class EmbeddedValkey(_EmbeddedServer):
         return str(get_binary_path())
 
     def _config(self, port: int) -> Path:
-        lines = {"port": port, "bind": "127.0.0.1", "protected-mode": "yes", "daemonize": "no",
-                 "dir": self.data_dir, "save": '""', "logfile": '""', "loglevel": "notice",
-                 "appendonly": "yes" if self.persistent else "no"}
+        lines = {
+            "port": port,
+            "bind": "127.0.0.1",
+            "protected-mode": "yes",
+            "daemonize": "no",
+            "dir": self.data_dir,
+            "save": '""',
+            "logfile": '""',
+            "loglevel": "notice",
+            "appendonly": "yes" if self.persistent else "no",
+        }
         path = self.data_dir / "valkey.conf"
         path.write_text("".join(f"{key} {value}\n" for key, value in lines.items()))
         return path
@@ -144,8 +153,7 @@ class EmbeddedValkey(_EmbeddedServer):
         """Until `INFO server` on the port names valkey and our process id: a PONG from anyone is not enough."""
         import redis
 
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1,
-                             retry=None)
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, retry=None)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         try:
             while time.monotonic() < deadline:
@@ -180,8 +188,14 @@ class EmbeddedMongo(_EmbeddedServer):
 
     name = "secantusd-py"
 
-    def __init__(self, storage_path: Path | str = ":memory:", *, log_path: Path | None = None,
-                 port: int | None = None, extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        storage_path: Path | str = ":memory:",
+        *,
+        log_path: Path | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ):
         super().__init__(port)
         self.storage_path = str(storage_path)
         self.extra_args = tuple(extra_args)  # e.g. --enable-test-commands, for fail points in tests
@@ -198,8 +212,18 @@ class EmbeddedMongo(_EmbeddedServer):
     def _command(self, port: int) -> list[str]:
         exe = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
         # INFO only adds the line naming the port it bound (and its config file, if one was found).
-        return [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", self.storage_path,
-                "--log-level", "INFO", *self.extra_args]
+        return [
+            exe,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            self.storage_path,
+            "--log-level",
+            "INFO",
+            *self.extra_args,
+        ]
 
     @property
     def uri(self) -> str:
@@ -235,8 +259,9 @@ class EmbeddedMongo(_EmbeddedServer):
         from pymongo import MongoClient
         from pymongo.errors import PyMongoError
 
-        client = MongoClient(f"mongodb://127.0.0.1:{port}/?directConnection=true", serverSelectionTimeoutMS=1000,
-                             connectTimeoutMS=1000)
+        client = MongoClient(
+            f"mongodb://127.0.0.1:{port}/?directConnection=true", serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
+        )
         try:
             while time.monotonic() < deadline:
                 self._check_alive(offset)
@@ -245,8 +270,10 @@ class EmbeddedMongo(_EmbeddedServer):
                     status = client.admin.command("serverStatus")
                     if "secantusVersion" in build and status.get("pid") == self.process.pid:
                         return
-                    raise _StartFailed(f"port {port} answers, but not as the secantusd-py we started "
-                                     f"(pid {status.get('pid')}, build {build.get('version')})")
+                    raise _StartFailed(
+                        f"port {port} answers, but not as the secantusd-py we started "
+                        f"(pid {status.get('pid')}, build {build.get('version')})"
+                    )
                 except PyMongoError:
                     time.sleep(_POLL_SECONDS)
         finally:

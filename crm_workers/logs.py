@@ -28,14 +28,20 @@ logging.setLogRecordFactory(_record_with_job)
 
 def job_context(job: dict | None) -> None:
     """Set (or with None, clear) the job whose ids this thread's log records carry."""
-    _job_context.set(None if job is None else {"job_id": str(job["_id"]), "account_id": str(job["account_id"]),
-                                             "type": job["type"]})
+    _job_context.set(
+        None if job is None else {"job_id": str(job["_id"]), "account_id": str(job["account_id"]), "type": job["type"]}
+    )
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        event = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(), "level": record.levelname,
-                 "logger": record.name, "message": record.getMessage(), "process": record.process}
+        event = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
         event.update({k: getattr(record, k) for k in JOB_FIELDS if getattr(record, k, None)})
         if record.exc_info:
             event["exc"] = self.formatException(record.exc_info)

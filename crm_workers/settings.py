@@ -107,8 +107,9 @@ class Settings(BaseSettings):
     job_test_holds: bool = False
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         # Only `from_env` reads the environment: `Settings(**kwargs)` in a test must not pick up the shell's.
         env = _environment.get()
         return (init_settings,) if env is None else (init_settings, _Environment(settings_cls, env))

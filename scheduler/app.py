@@ -59,11 +59,13 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
     """The scheduler with every job added; `lease` decides which replica acts."""
     db = db if db is not None else connect(settings.mongodb_uri, settings.mongodb_db)
     broker = broker or make_broker(settings, for_worker=False)
-    lease = lease or LeaderLease(broker.client, f"{settings.redis_namespace}:scheduler:leader",
-                                 lease_seconds=LEASE_SECONDS)
+    lease = lease or LeaderLease(
+        broker.client, f"{settings.redis_namespace}:scheduler:leader", lease_seconds=LEASE_SECONDS
+    )
     cls = BlockingScheduler if blocking else BackgroundScheduler
-    sched = cls(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
-                                              "misfire_grace_time": MISFIRE_GRACE_SECONDS})
+    sched = cls(
+        timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
+    )
 
     def refresh_lease():
         was = lease.is_leader()
@@ -75,8 +77,9 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
         return housekeeping.requeue_stale_jobs(db, broker, stale_seconds=settings.job_stale_seconds)
 
     def lost_jobs():
-        return housekeeping.requeue_lost_jobs(db, broker, lost_seconds=settings.job_lost_seconds,
-                                              namespace=settings.redis_namespace)
+        return housekeeping.requeue_lost_jobs(
+            db, broker, lost_seconds=settings.job_lost_seconds, namespace=settings.redis_namespace
+        )
 
     def trim_jobs():
         return housekeeping.trim_job_records(db, retention_days=settings.job_retention_days)
@@ -101,8 +104,9 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
         return webhook_outbox.record_pending_ends(db) + webhook_outbox.record_for_new_subscriptions(db)
 
     def expired_exports():
-        return housekeeping.delete_expired_exports(db, storage_from_settings(settings),
-                                                   retention_days=settings.export_retention_days)
+        return housekeeping.delete_expired_exports(
+            db, storage_from_settings(settings), retention_days=settings.export_retention_days
+        )
 
     def unused_uploads():
         return stored_files.delete_unused(db, storage_from_settings(settings))
@@ -119,30 +123,51 @@ def build_scheduler(settings: Settings, *, blocking: bool = True, db=None, broke
 
     sched.add_job(refresh_lease, "interval", seconds=LEASE_SECONDS / 3, id="leader-lease")
     # The first tick runs at start: reminders that fell due while everything was down go out at once.
-    sched.add_job(leader_only(lease, due_reminders), "interval", seconds=settings.scheduler_tick_seconds,
-                  id="due-reminders", next_run_time=datetime.now(UTC))
-    sched.add_job(leader_only(lease, delayed_automations), "interval", seconds=settings.scheduler_tick_seconds,
-                  id="delayed-automations")
+    sched.add_job(
+        leader_only(lease, due_reminders),
+        "interval",
+        seconds=settings.scheduler_tick_seconds,
+        id="due-reminders",
+        next_run_time=datetime.now(UTC),
+    )
+    sched.add_job(
+        leader_only(lease, delayed_automations),
+        "interval",
+        seconds=settings.scheduler_tick_seconds,
+        id="delayed-automations",
+    )
     # Also at start: a scheduler that was down at 08:00 still sends the day's digests until 08:15 (once a day).
     sched.add_job(leader_only(lease, digests), "cron", minute="*/15", id="digests", next_run_time=datetime.now(UTC))
-    sched.add_job(leader_only(lease, stale_jobs), "interval", seconds=settings.scheduler_tick_seconds,
-                  id="stale-jobs")
-    sched.add_job(leader_only(lease, lost_jobs), "interval", seconds=settings.scheduler_tick_seconds,
-                  id="lost-jobs")
-    sched.add_job(leader_only(lease, webhook_ends), "interval", seconds=settings.scheduler_tick_seconds,
-                  id="webhook-ends", next_run_time=datetime.now(UTC))
+    sched.add_job(leader_only(lease, stale_jobs), "interval", seconds=settings.scheduler_tick_seconds, id="stale-jobs")
+    sched.add_job(leader_only(lease, lost_jobs), "interval", seconds=settings.scheduler_tick_seconds, id="lost-jobs")
+    sched.add_job(
+        leader_only(lease, webhook_ends),
+        "interval",
+        seconds=settings.scheduler_tick_seconds,
+        id="webhook-ends",
+        next_run_time=datetime.now(UTC),
+    )
     sched.add_job(leader_only(lease, trim_jobs), "cron", hour=3, minute=17, id="trim-jobs")
     sched.add_job(leader_only(lease, expired_exports), "interval", minutes=30, id="expired-exports")
     sched.add_job(leader_only(lease, trash_expiry), "interval", minutes=30, id="trash-expiry")
     sched.add_job(leader_only(lease, unused_uploads), "interval", minutes=30, id="unused-uploads")
-    sched.add_job(leader_only(lease, nightly_reports), "cron", minute=f"*/{nightly.TICK_MINUTES}",
-                  id="nightly-reports")
+    sched.add_job(leader_only(lease, nightly_reports), "cron", minute=f"*/{nightly.TICK_MINUTES}", id="nightly-reports")
     # At start, and daily after the ECB publishes (~16:00 CET); a failed read leaves the stored days serving.
-    sched.add_job(leader_only(lease, exchange_rates), "cron", hour=15, minute=30, id="exchange-rates",
-                  next_run_time=datetime.now(UTC))
+    sched.add_job(
+        leader_only(lease, exchange_rates),
+        "cron",
+        hour=15,
+        minute=30,
+        id="exchange-rates",
+        next_run_time=datetime.now(UTC),
+    )
     if settings.warehouse_interval_seconds:  # 0 turns the feed off
-        sched.add_job(leader_only(lease, warehouse_feed), "interval", seconds=settings.warehouse_interval_seconds,
-                      id="warehouse-feed")
+        sched.add_job(
+            leader_only(lease, warehouse_feed),
+            "interval",
+            seconds=settings.warehouse_interval_seconds,
+            id="warehouse-feed",
+        )
     refresh_lease()
     return sched, lease
 
@@ -182,8 +207,9 @@ def _stop(sched, lease: LeaderLease) -> NoReturn:
     except Exception as exc:  # Redis is gone: the lease expires by itself
         log.warning("could not release the leader lease: %s", exc)
     # Threads started while it was stopping (a tick handed to the executor just before) are looked at too.
-    stuck = [t.name for t in threading.enumerate()
-             if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+    stuck = [
+        t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon and t.is_alive()
+    ]
     if stuck:
         # Every scheduled job only enqueues work and is redone at its next run, so leaving one is safe.
         log.warning("scheduler stopped with %s still running after %s s", ", ".join(stuck), SHUTDOWN_SECONDS)

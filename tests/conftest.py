@@ -152,8 +152,9 @@ class Tenant:
         self.account_id = ObjectId()
         self.owner_uid = ObjectId()
         self.user_uid = ObjectId()
-        db["_accounts"].insert_one({"_id": self.account_id, "name": f"acct {self.account_id}",
-                                    "preferences": {"crm_visibility": visibility}})
+        db["_accounts"].insert_one(
+            {"_id": self.account_id, "name": f"acct {self.account_id}", "preferences": {"crm_visibility": visibility}}
+        )
 
     def headers(self, *, owner: bool = True, uid: ObjectId | None = None, **extra) -> dict:
         uid = uid or (self.owner_uid if owner else self.user_uid)
@@ -208,8 +209,14 @@ class Hold:
 
         job_id = self._holds.held(self._db, self.id)["job_id"]
         # Its write's time is taken just before the write; the run's own clock starts just after: a margin.
-        wait_for(lambda: (now() - self._db["queues"].find_one({"_id": job_id})["updated_at"]).total_seconds()
-                 >= PROGRESS_FLUSH_SECONDS + 0.5, timeout=10, what="a flush interval since the job's last write")
+        wait_for(
+            lambda: (
+                (now() - self._db["queues"].find_one({"_id": job_id})["updated_at"]).total_seconds()
+                >= PROGRESS_FLUSH_SECONDS + 0.5
+            ),
+            timeout=10,
+            what="a flush interval since the job's last write",
+        )
         self.release()
 
 

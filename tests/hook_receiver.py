@@ -43,9 +43,16 @@ class HookReceiver:
 
                     time.sleep(WEBHOOK_TIMEOUT_SECONDS + 1)
                 with receiver._lock:
-                    call = {"body": json.loads(raw), "raw": raw, "status": status, "path": self.path,
-                            "host": self.headers.get("Host"), "headers": dict(self.headers.items()),
-                            "event_header": self.headers.get("X-CRM-Event-Id"), "at": time.time()}
+                    call = {
+                        "body": json.loads(raw),
+                        "raw": raw,
+                        "status": status,
+                        "path": self.path,
+                        "host": self.headers.get("Host"),
+                        "headers": dict(self.headers.items()),
+                        "event_header": self.headers.get("X-CRM-Event-Id"),
+                        "at": time.time(),
+                    }
                     if signed_with is not None:  # automation webhooks: `sha256=<hex>` of the body
                         from crm_workers.domain.webhooks import signature
 

@@ -85,16 +85,25 @@ def problems(mutation: Mutation, readme: str | None = None) -> list[str]:
             out.append(f"{mutation.id}: {test} is not named for its claim in tests/README.md")
         if not (ROOT / file).is_file():
             out.append(f"{mutation.id}: no test file {file}")
-        elif name and not re.search(rf"^(async )?def {re.escape(name)}\(", (ROOT / file).read_text(encoding="utf-8"),
-                                     re.M):
+        elif name and not re.search(
+            rf"^(async )?def {re.escape(name)}\(", (ROOT / file).read_text(encoding="utf-8"), re.M
+        ):
             out.append(f"{mutation.id}: no test {test}")
     return out
 
 
 def _copy_tree(dest: Path) -> None:
     """The tracked files as they are in the working tree (uncommitted edits included)."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           check=True, capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         source = ROOT / name
         if source.is_file():
@@ -111,8 +120,20 @@ def _run_one(tree: Path, mutation: Mutation, log) -> tuple[str, float]:
     env.setdefault("REALWORLD_DIR", str(_realworld()))
     for variable in ("REDIS_URL", "MONGODB_URI"):  # each run starts its own servers
         env.pop(variable, None)
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", "-m", "not soak",
-               *mutation.tests]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "-n",
+        "0",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not soak",
+        *mutation.tests,
+    ]
     started = time.monotonic()
     # Its own process group: a timeout or Ctrl-C interrupts pytest as Ctrl-C would (its fixtures stop the servers
     # they started), and only then kills what is left.
@@ -198,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             log.close()
     survived = [i for i, o in outcomes.items() if o == "survived"]
     errors = [f"{i} ({o})" for i, o in outcomes.items() if o.startswith("error")]
-    print(f"{len(chosen)} changes, {len(chosen) - len(survived) - len(errors)} killed, {len(survived)} survived, "
-          f"{len(errors)} errors, in {time.monotonic() - started:.0f} s")
+    print(
+        f"{len(chosen)} changes, {len(chosen) - len(survived) - len(errors)} killed, {len(survived)} survived, "
+        f"{len(errors)} errors, in {time.monotonic() - started:.0f} s"
+    )
     for name in survived:
         print(f"SURVIVED: {name}")
     for name in errors:

@@ -69,14 +69,20 @@ class FakeSubscription:
         self._closed = False
         handlers = {
             "Pull": grpc.unary_unary_rpc_method_handler(
-                self._pull, request_deserializer=types.PullRequest.deserialize,
-                response_serializer=types.PullResponse.serialize),
+                self._pull,
+                request_deserializer=types.PullRequest.deserialize,
+                response_serializer=types.PullResponse.serialize,
+            ),
             "Acknowledge": grpc.unary_unary_rpc_method_handler(
-                self._acknowledge, request_deserializer=types.AcknowledgeRequest.deserialize,
-                response_serializer=empty_pb2.Empty.SerializeToString),
+                self._acknowledge,
+                request_deserializer=types.AcknowledgeRequest.deserialize,
+                response_serializer=empty_pb2.Empty.SerializeToString,
+            ),
             "ModifyAckDeadline": grpc.unary_unary_rpc_method_handler(
-                self._modify_ack_deadline, request_deserializer=types.ModifyAckDeadlineRequest.deserialize,
-                response_serializer=empty_pb2.Empty.SerializeToString),
+                self._modify_ack_deadline,
+                request_deserializer=types.ModifyAckDeadlineRequest.deserialize,
+                response_serializer=empty_pb2.Empty.SerializeToString,
+            ),
         }
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
@@ -166,14 +172,19 @@ class FakeSubscription:
                 # a lease may run out meanwhile: look again at least every 50 ms
                 self._changed.wait(min(0.05, deadline - now))
             received = []
-            for stored in self._deliverable(time.monotonic())[:request.max_messages or 1]:
+            for stored in self._deliverable(time.monotonic())[: request.max_messages or 1]:
                 stored.deliveries += 1
                 stored.ack_id = f"{stored.message_id}#{stored.deliveries}"
                 stored.leased_until = time.monotonic() + self.ack_deadline
-                received.append(types.ReceivedMessage(
-                    ack_id=stored.ack_id, delivery_attempt=stored.deliveries if self.delivery_attempts else 0,
-                    message=types.PubsubMessage(data=stored.data, attributes=stored.attributes,
-                                                message_id=stored.message_id)))
+                received.append(
+                    types.ReceivedMessage(
+                        ack_id=stored.ack_id,
+                        delivery_attempt=stored.deliveries if self.delivery_attempts else 0,
+                        message=types.PubsubMessage(
+                            data=stored.data, attributes=stored.attributes, message_id=stored.message_id
+                        ),
+                    )
+                )
             return types.PullResponse(received_messages=received)
 
     def _leased(self, ack_id: str) -> Stored | None:

@@ -37,8 +37,10 @@ REALWORLD = realworld_dir()
 def realworld() -> Path:
     """The samples' folder; the test fails (not skips) when it is missing."""
     if not REALWORLD.is_dir():
-        pytest.fail(f"the real CRM exports are missing (looked in {', '.join(map(str, candidates()))}); "
-                    "they are test data: put ../shared/realworld beside the repository or set REALWORLD_DIR")
+        pytest.fail(
+            f"the real CRM exports are missing (looked in {', '.join(map(str, candidates()))}); "
+            "they are test data: put ../shared/realworld beside the repository or set REALWORLD_DIR"
+        )
     return REALWORLD
 
 

@@ -63,20 +63,29 @@ class _PresignedCheck:
         host = environ["HTTP_HOST"]
         path = quote(environ.get("RAW_URI", environ["PATH_INFO"]).split("?")[0], safe="/~%")
         unsigned = [(k, v) for k, v in query if k != _SIGNATURE]
-        request = AWSRequest(method=environ["REQUEST_METHOD"], url=f"http://{host}{path}?{_aws_query(unsigned)}",
-                             headers={"host": host})
+        request = AWSRequest(
+            method=environ["REQUEST_METHOD"], url=f"http://{host}{path}?{_aws_query(unsigned)}", headers={"host": host}
+        )
         request.context["timestamp"] = params["X-Amz-Date"]
         auth = S3SigV4QueryAuth(credentials, "s3", REGION, expires=int(params["X-Amz-Expires"]))
         expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
         if not hmac.compare_digest(expected, params[_SIGNATURE]):
-            return _error(start_response, "SignatureDoesNotMatch",
-                          "The request signature we calculated does not match the signature you provided")
+            return _error(
+                start_response,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided",
+            )
         rest = [(k, v) for k, v in query if not k.startswith("X-Amz-")]
-        forward = AWSRequest(method=environ["REQUEST_METHOD"], url=f"http://{host}{path}?{_aws_query(rest)}",
-                             headers={"host": host})
+        forward = AWSRequest(
+            method=environ["REQUEST_METHOD"], url=f"http://{host}{path}?{_aws_query(rest)}", headers={"host": host}
+        )
         S3SigV4Auth(credentials, "s3", REGION).add_auth(forward)
-        environ = {**environ, "QUERY_STRING": _aws_query(rest), "RAW_URI": f"{path}?{_aws_query(rest)}",
-                   "REQUEST_URI": f"{path}?{_aws_query(rest)}"}
+        environ = {
+            **environ,
+            "QUERY_STRING": _aws_query(rest),
+            "RAW_URI": f"{path}?{_aws_query(rest)}",
+            "REQUEST_URI": f"{path}?{_aws_query(rest)}",
+        }
         for name, value in forward.headers.items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
         return self.app(environ, start_response)
@@ -98,13 +107,23 @@ class AuthenticatedS3:
     def start(self) -> tuple[str, str]:
         """Serve, make a user allowed `s3:*` and its key, then authenticate everything; the (key id, secret)."""
         self._thread.start()
-        iam = boto3.client("iam", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="setup",
-                           aws_secret_access_key="setup")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="setup",
+            aws_secret_access_key="setup",
+        )
         # moto's IAM state is one per process: a second server here (a test's own) makes a user of its own.
         user = f"crm-jobs-{uuid.uuid4().hex[:12]}"
         iam.create_user(UserName=user)
-        iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        iam.put_user_policy(
+            UserName=user,
+            PolicyName="s3",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+            ),
+        )
         key = iam.create_access_key(UserName=user)["AccessKey"]
         self.keys[key["AccessKeyId"]] = key["SecretAccessKey"]
         self._set_no_auth_count("0")

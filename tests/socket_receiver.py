@@ -12,6 +12,7 @@ import jwt
 #: The README promises a 2-minute token, made when the call is made.
 TOKEN_SECONDS = 120
 
+
 class SocketReceiver:
     def __init__(self, secret: str):
         self.secret = secret
@@ -27,8 +28,9 @@ class SocketReceiver:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
                 try:
-                    claims = jwt.decode(token, receiver.secret, algorithms=["HS256"],
-                                        options={"require": ["exp", "iat"]})
+                    claims = jwt.decode(
+                        token, receiver.secret, algorithms=["HS256"], options={"require": ["exp", "iat"]}
+                    )
                     token_ok = claims["exp"] - claims["iat"] <= TOKEN_SECONDS and abs(time.time() - claims["iat"]) < 30
                 except jwt.InvalidTokenError:
                     token_ok = False

@@ -66,8 +66,11 @@ def idempotency_key() -> IdempotencyKey | None:
     """The caller's `Idempotency-Key`, scoped to them and to this very request; None without one."""
     if "idempotency_key" not in g:
         key = request.headers.get("Idempotency-Key", "").strip()[:IDEMPOTENCY_KEY_MAX]
-        g.idempotency_key = client_key(principal().uid, key, request_fingerprint(),
-                                       seconds=settings().idempotency_key_seconds) if key else None
+        g.idempotency_key = (
+            client_key(principal().uid, key, request_fingerprint(), seconds=settings().idempotency_key_seconds)
+            if key
+            else None
+        )
     return g.idempotency_key
 
 

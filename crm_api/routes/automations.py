@@ -20,13 +20,19 @@ class TriggerRequest(BaseModel):
 
 
 @bp.post("/automations/trigger")
-@api_doc("automations.run for a deal that entered a stage", body=TriggerRequest, ok={"202": Job},
-         errors=(404,), idempotent=True)
+@api_doc(
+    "automations.run for a deal that entered a stage",
+    body=TriggerRequest,
+    ok={"202": Job},
+    errors=(404,),
+    idempotent=True,
+)
 @idempotent
 def trigger():
     body = TriggerRequest.model_validate(json_body())
-    job = service.trigger(db(), broker(), principal(), body.deal_id, body.stage_id, body.event_id,
-                          idempotency_key=idempotency_key())
+    job = service.trigger(
+        db(), broker(), principal(), body.deal_id, body.stage_id, body.event_id, idempotency_key=idempotency_key()
+    )
     return job_response(job, 202)
 
 

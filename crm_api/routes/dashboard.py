@@ -54,8 +54,11 @@ class OperatorOverview(BaseModel):
 
 @bp.get("/queues")
 @allows_service
-@api_doc("Jobs waiting per queue: the caller's account's (scope `account`), or for a service token every "
-         "account's messages, delayed and dead-lettered ones too (scope `global`)", ok={"200": QueueDepths})
+@api_doc(
+    "Jobs waiting per queue: the caller's account's (scope `account`), or for a service token every "
+    "account's messages, delayed and dead-lettered ones too (scope `global`)",
+    ok={"200": QueueDepths},
+)
 def queues():
     if isinstance(caller(), Service):
         return jsonify({"scope": "global", "queues": broker_depths(broker())})
@@ -64,16 +67,26 @@ def queues():
 
 @bp.get("/operator")
 @allows_service
-@api_doc("Service tokens only: live workers, global queue depths, stale and lost jobs, the busiest accounts",
-         ok={"200": OperatorOverview}, errors=(403,))
+@api_doc(
+    "Service tokens only: live workers, global queue depths, stale and lost jobs, the busiest accounts",
+    ok={"200": OperatorOverview},
+    errors=(403,),
+)
 def operator():
     if not isinstance(caller(), Service):
         raise NotAllowed("the operator overview needs a service token (crm-jobs token --service)")
     stale, lost = settings().job_stale_seconds, settings().job_lost_seconds
-    return jsonify({"workers": live_workers(broker()), "queues": broker_depths(broker()),
-                    "stale_jobs": [job_json(j) for j in service.stale_jobs(db(), stale_seconds=stale)],
-                    "lost_jobs": [job_json(j) for j in service.lost_jobs(db(), lost_seconds=lost)],
-                    "accounts": service.busiest_accounts(db()), "stale_seconds": stale, "lost_seconds": lost})
+    return jsonify(
+        {
+            "workers": live_workers(broker()),
+            "queues": broker_depths(broker()),
+            "stale_jobs": [job_json(j) for j in service.stale_jobs(db(), stale_seconds=stale)],
+            "lost_jobs": [job_json(j) for j in service.lost_jobs(db(), lost_seconds=lost)],
+            "accounts": service.busiest_accounts(db()),
+            "stale_seconds": stale,
+            "lost_seconds": lost,
+        }
+    )
 
 
 @bp.get("/automations/runs")
@@ -89,8 +102,11 @@ def throughput():
 
 
 @page.get("/dashboard")
-@api_doc("The job dashboard (HTML; signs in with a bearer token, a service token for the operator view)",
-         public=True, media="text/html")
+@api_doc(
+    "The job dashboard (HTML; signs in with a bearer token, a service token for the operator view)",
+    public=True,
+    media="text/html",
+)
 def dashboard():
     from importlib.resources import files
 
@@ -98,8 +114,12 @@ def dashboard():
 
 
 @page.get("/dashboard/reports")
-@api_doc("The Reports page (HTML): new contacts, the pipeline funnel and leaderboard, automation failures; signs in "
-         "with a bearer token", public=True, media="text/html")
+@api_doc(
+    "The Reports page (HTML): new contacts, the pipeline funnel and leaderboard, automation failures; signs in "
+    "with a bearer token",
+    public=True,
+    media="text/html",
+)
 def reports_page():
     from importlib.resources import files
 

@@ -28,29 +28,44 @@ def _export(entity: str):
     body = ExportRequest.model_validate(json_body())
     if dry_run():
         return jsonify({"matched": matched(db(), principal(), entity, body.filter)})
-    return job_response(request_export(db(), broker(), principal(), entity, body,
-                                       idempotency_key=idempotency_key()), 202)
+    return job_response(
+        request_export(db(), broker(), principal(), entity, body, idempotency_key=idempotency_key()), 202
+    )
 
 
 @bp.post("/contacts/export")
-@api_doc("contacts.export (?dry_run=1 counts)", body=ExportRequest, ok={"202": Job, "200": Matched},
-         errors=(404,), idempotent=True)
+@api_doc(
+    "contacts.export (?dry_run=1 counts)",
+    body=ExportRequest,
+    ok={"202": Job, "200": Matched},
+    errors=(404,),
+    idempotent=True,
+)
 @idempotent
 def export_contacts():
     return _export("contact")
 
 
 @bp.post("/deals/export")
-@api_doc("deals.export (?dry_run=1 counts)", body=ExportRequest, ok={"202": Job, "200": Matched},
-         errors=(404,), idempotent=True)
+@api_doc(
+    "deals.export (?dry_run=1 counts)",
+    body=ExportRequest,
+    ok={"202": Job, "200": Matched},
+    errors=(404,),
+    idempotent=True,
+)
 @idempotent
 def export_deals():
     return _export("deal")
 
 
 @files.get("/files/<path:key>")
-@api_doc("A local storage file through a signed, expiring link (no bearer token)", public=True,
-         media="application/octet-stream", errors=(403, 404))
+@api_doc(
+    "A local storage file through a signed, expiring link (no bearer token)",
+    public=True,
+    media="application/octet-stream",
+    errors=(403, 404),
+)
 def download(key):
     """A local storage file, for whoever holds an unexpired link signed by this system (no bearer token)."""
     store = storage()

@@ -18,8 +18,11 @@ class Health(BaseModel):
 
 
 @bp.get("/healthz")
-@api_doc("Both servers answer (200), or which does not (503); no token needed", public=True,
-         ok={"200": Health, "503": Health})
+@api_doc(
+    "Both servers answer (200), or which does not (503); no token needed",
+    public=True,
+    ok={"200": Health, "503": Health},
+)
 def healthz():
     checks = {}
     for name, ping in (("mongodb", lambda: db().command("ping")), ("redis", lambda: broker().client.ping())):

@@ -40,36 +40,56 @@ def _import(entity: str):
         if upload is None:
             raise BadRequest("a multipart import needs a `file` part", details={"field": "file"})
         opts = UploadOptions.model_validate({"options": service.parse_options_field(request.form.get("options"))})
-        job = service.import_upload(*deps, stream=upload.stream, file_name=upload.filename or "",
-                                    options=opts.options.model_dump(exclude_none=True), **common)
+        job = service.import_upload(
+            *deps,
+            stream=upload.stream,
+            file_name=upload.filename or "",
+            options=opts.options.model_dump(exclude_none=True),
+            **common,
+        )
     else:
         body = ImportRequest.model_validate(request.get_json(silent=False) if request.is_json else _not_json())
         options = body.options.model_dump(exclude_none=True)
         if body.source.type == "records":
-            job = service.import_records(*deps, records=body.source.records, file_name=body.source.file_name,
-                                         options=options, **common)
+            job = service.import_records(
+                *deps, records=body.source.records, file_name=body.source.file_name, options=options, **common
+            )
         else:
-            job = service.import_stored(*deps, key=body.source.key, file_name=body.source.file_name,
-                                        options=options, **common)
+            job = service.import_stored(
+                *deps, key=body.source.key, file_name=body.source.file_name, options=options, **common
+            )
     return job_response(job, 202)
 
 
 def _not_json():
-    raise UnsupportedType("send multipart/form-data (file + options) or application/json",
-                          details={"field": "Content-Type"})
+    raise UnsupportedType(
+        "send multipart/form-data (file + options) or application/json", details={"field": "Content-Type"}
+    )
 
 
 @bp.post("/contacts/import")
-@api_doc("contacts.import (multipart file + options, or JSON)", body=ImportRequest, multipart=True,
-         ok={"202": Job}, errors=(404, 415), idempotent=True)
+@api_doc(
+    "contacts.import (multipart file + options, or JSON)",
+    body=ImportRequest,
+    multipart=True,
+    ok={"202": Job},
+    errors=(404, 415),
+    idempotent=True,
+)
 @idempotent
 def import_contacts():
     return _import("contact")
 
 
 @bp.post("/deals/import")
-@api_doc("deals.import (multipart file + options, or JSON)", body=ImportRequest, multipart=True,
-         ok={"202": Job}, errors=(404, 415), idempotent=True)
+@api_doc(
+    "deals.import (multipart file + options, or JSON)",
+    body=ImportRequest,
+    multipart=True,
+    ok={"202": Job},
+    errors=(404, 415),
+    idempotent=True,
+)
 @idempotent
 def import_deals():
     return _import("deal")
@@ -82,27 +102,47 @@ def _preview(entity: str):
         if upload is None:
             raise BadRequest("a multipart preview needs a `file` part", details={"field": "file"})
         opts = UploadOptions.model_validate({"options": service.parse_options_field(request.form.get("options"))})
-        return jsonify(previews.preview_upload(*deps, stream=upload.stream, file_name=upload.filename or "",
-                                               options=opts.options.model_dump(exclude_none=True)))
+        return jsonify(
+            previews.preview_upload(
+                *deps,
+                stream=upload.stream,
+                file_name=upload.filename or "",
+                options=opts.options.model_dump(exclude_none=True),
+            )
+        )
     body = ImportRequest.model_validate(request.get_json(silent=False) if request.is_json else _not_json())
     options = body.options.model_dump(exclude_none=True)
     if body.source.type == "records":
-        return jsonify(previews.preview_records(*deps, records=body.source.records, file_name=body.source.file_name,
-                                                options=options))
-    return jsonify(previews.preview_stored(*deps, key=body.source.key, file_name=body.source.file_name,
-                                           options=options))
+        return jsonify(
+            previews.preview_records(
+                *deps, records=body.source.records, file_name=body.source.file_name, options=options
+            )
+        )
+    return jsonify(
+        previews.preview_stored(*deps, key=body.source.key, file_name=body.source.file_name, options=options)
+    )
 
 
 @bp.post("/contacts/import/preview")
-@api_doc("What a contacts import would do: mapping, first rows, warnings; writes no record", body=ImportRequest,
-         multipart=True, ok={"200": ImportPreview}, errors=(404, 415, 422))
+@api_doc(
+    "What a contacts import would do: mapping, first rows, warnings; writes no record",
+    body=ImportRequest,
+    multipart=True,
+    ok={"200": ImportPreview},
+    errors=(404, 415, 422),
+)
 def preview_contacts_import():
     return _preview("contact")
 
 
 @bp.post("/deals/import/preview")
-@api_doc("What a deals import would do: mapping, first rows, warnings; writes no record", body=ImportRequest,
-         multipart=True, ok={"200": ImportPreview}, errors=(404, 415, 422))
+@api_doc(
+    "What a deals import would do: mapping, first rows, warnings; writes no record",
+    body=ImportRequest,
+    multipart=True,
+    ok={"200": ImportPreview},
+    errors=(404, 415, 422),
+)
 def preview_deals_import():
     return _preview("deal")
 

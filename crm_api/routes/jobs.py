@@ -28,22 +28,48 @@ bp = crm_blueprint("jobs")
 
 @bp.get("/jobs")
 @allows_service
-@api_doc("Jobs, newest first: the caller's account (any account, or `account_id`, for a service token); by page "
-         "or by cursor (`after`)", query=JobListQuery, ok={"200": JobPage, "304": None}, etag=True)
+@api_doc(
+    "Jobs, newest first: the caller's account (any account, or `account_id`, for a service token); by page "
+    "or by cursor (`after`)",
+    query=JobListQuery,
+    ok={"200": JobPage, "304": None},
+    etag=True,
+)
 def list_jobs():
     query = JobListQuery.model_validate(request.args.to_dict())
     account_id = ObjectId(query.account_id) if query.account_id else None
-    docs, total = service.list_jobs(db(), caller(), account_id=account_id, status=query.status,
-                                    job_type=query.type, page=query.page, per_page=query.per_page, after=query.after)
+    docs, total = service.list_jobs(
+        db(),
+        caller(),
+        account_id=account_id,
+        status=query.status,
+        job_type=query.type,
+        page=query.page,
+        per_page=query.per_page,
+        after=query.after,
+    )
     next_after = str(docs[-1]["_id"]) if len(docs) == query.per_page else None
-    return conditional(jsonify({"jobs": [job_json(d) for d in docs], "page": query.page,
-                                "per_page": query.per_page, "total": total, "next_after": next_after}))
+    return conditional(
+        jsonify(
+            {
+                "jobs": [job_json(d) for d in docs],
+                "page": query.page,
+                "per_page": query.per_page,
+                "total": total,
+                "next_after": next_after,
+            }
+        )
+    )
 
 
 @bp.get("/jobs/<job_id>")
 @allows_service
-@api_doc("One job (send If-None-Match with its ETag to get 304 while it has not changed)",
-         ok={"200": Job, "304": None}, errors=(404,), etag=True)
+@api_doc(
+    "One job (send If-None-Match with its ETag to get 304 while it has not changed)",
+    ok={"200": Job, "304": None},
+    errors=(404,),
+    etag=True,
+)
 def get_job(job_id):
     return conditional(job_response(service.find_job(db(), caller(), job_id))[0])
 
@@ -66,8 +92,12 @@ def retry_job(job_id):
 
 
 @bp.post("/jobs/<job_id>/undo")
-@api_doc("Undo an import, a bulk delete or a structure delete (within 30 days of its end)", ok={"202": Job},
-         errors=(404, 409), idempotent=True)
+@api_doc(
+    "Undo an import, a bulk delete or a structure delete (within 30 days of its end)",
+    ok={"202": Job},
+    errors=(404, 409),
+    idempotent=True,
+)
 @idempotent
 def undo_job(job_id):
     return job_response(request_undo(db(), broker(), principal(), job_id, idempotency_key=idempotency_key()), 202)
@@ -77,5 +107,8 @@ def undo_job(job_id):
 @api_doc("The failed rows of an import as CSV, with an error column", media="text/csv", errors=(404,))
 def job_errors(job_id):
     job, lines = error_rows_csv(db(), principal(), job_id)
-    return Response(lines, mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="job-{job["_id"]}-errors.csv"'})
+    return Response(
+        lines,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="job-{job["_id"]}-errors.csv"'},
+    )

@@ -24,8 +24,12 @@ def _check_token() -> None:
 
 
 @bp.get("/metrics")
-@api_doc("Prometheus metrics (with METRICS_TOKEN set: Authorization: Bearer <METRICS_TOKEN>)", public=True,
-         media="text/plain", errors=(401,))
+@api_doc(
+    "Prometheus metrics (with METRICS_TOKEN set: Authorization: Bearer <METRICS_TOKEN>)",
+    public=True,
+    media="text/plain",
+    errors=(401,),
+)
 def metrics():
     _check_token()
     registry = current_app.extensions["crm"].get("metrics")

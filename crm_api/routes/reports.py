@@ -15,14 +15,24 @@ KIND = "<any(new_contacts,pipeline,automations):kind>"
 
 
 def _answer(kind: str, query: ReportQuery, *, refresh: bool):
-    found, status = request_report(db(), broker(), settings(), principal(), kind, query, refresh=refresh,
-                                   idempotency_key=idempotency_key() if request.method == "POST" else None)
+    found, status = request_report(
+        db(),
+        broker(),
+        settings(),
+        principal(),
+        kind,
+        query,
+        refresh=refresh,
+        idempotency_key=idempotency_key() if request.method == "POST" else None,
+    )
     if status == 200:
         if request.args.get("format") == "csv":
             name = f"{kind}-{found['params']['from']}-{found['params']['to']}.csv"
-            return Response(report_csv(found), mimetype="text/csv",
-                            headers={"Content-Disposition": f'attachment; filename="{name}"',
-                                     "Cache-Control": "private, no-cache"})
+            return Response(
+                report_csv(found),
+                mimetype="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-cache"},
+            )
         response = jsonify(found)
         response.headers["Cache-Control"] = "private, no-cache"
         return response
@@ -30,17 +40,24 @@ def _answer(kind: str, query: ReportQuery, *, refresh: bool):
 
 
 @bp.get(f"/reports/{KIND}")
-@api_doc("A report: the stored result (200) while younger than REPORT_MAX_AGE_SECONDS, else a job computing it "
-         "(202; `?refresh=1` always starts one); `?format=csv` answers a stored result as CSV", query=ReportQuery,
-         ok={"200": None, "202": Job})
+@api_doc(
+    "A report: the stored result (200) while younger than REPORT_MAX_AGE_SECONDS, else a job computing it "
+    "(202; `?refresh=1` always starts one); `?format=csv` answers a stored result as CSV",
+    query=ReportQuery,
+    ok={"200": None, "202": Job},
+)
 def get_report(kind):
     query = ReportQuery.model_validate(request.args.to_dict())
     return _answer(kind, query, refresh=query.refresh in ("1", "true"))
 
 
 @bp.post(f"/reports/{KIND}")
-@api_doc("Compute a report now (the parameters as JSON): a job whose result is the report", body=ReportQuery,
-         ok={"202": Job}, idempotent=True)
+@api_doc(
+    "Compute a report now (the parameters as JSON): a job whose result is the report",
+    body=ReportQuery,
+    ok={"202": Job},
+    idempotent=True,
+)
 @idempotent
 def post_report(kind):
     query = ReportQuery.model_validate(json_body())

@@ -10,9 +10,9 @@ bp = crm_blueprint("tags")
 
 
 @bp.delete("/tags/<tag_id>")
-@api_doc("tags.delete: remove the tag from every record, then delete it", ok={"202": Job},
-         errors=(404, 409), idempotent=True)
+@api_doc(
+    "tags.delete: remove the tag from every record, then delete it", ok={"202": Job}, errors=(404, 409), idempotent=True
+)
 @idempotent
 def delete_tag(tag_id):
-    return job_response(request_tag_delete(db(), broker(), principal(), tag_id, idempotency_key=idempotency_key()),
-                        202)
+    return job_response(request_tag_delete(db(), broker(), principal(), tag_id, idempotency_key=idempotency_key()), 202)

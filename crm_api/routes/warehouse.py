@@ -50,8 +50,11 @@ def _services_only() -> None:
 
 @bp.get("/warehouse/runs")
 @allows_service
-@api_doc("Service tokens only: the warehouse feed's latest runs, newest first, with their windows and counts",
-         ok={"200": WarehouseRuns}, errors=(403,))
+@api_doc(
+    "Service tokens only: the warehouse feed's latest runs, newest first, with their windows and counts",
+    ok={"200": WarehouseRuns},
+    errors=(403,),
+)
 def list_runs():
     _services_only()
     return jsonify({"runs": service.list_runs(db())})
@@ -59,8 +62,11 @@ def list_runs():
 
 @bp.post("/warehouse/runs")
 @allows_service
-@api_doc("Service tokens only: start a warehouse run now (the one queued or running, if there is one)",
-         ok={"202": Job}, errors=(403,))
+@api_doc(
+    "Service tokens only: start a warehouse run now (the one queued or running, if there is one)",
+    ok={"202": Job},
+    errors=(403,),
+)
 def start_run():
     _services_only()
     return job_response(service.start_run(db(), broker(), requested_by=f"service:{caller().name}"), 202)

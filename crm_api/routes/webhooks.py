@@ -42,11 +42,16 @@ class Delivery(BaseModel):
 
 
 @bp.post("/webhooks")
-@api_doc("Subscribe a URL to job events (the secret is shown this once)", body=SubscriptionRequest,
-         ok={"201": Subscription}, errors=(403,))
+@api_doc(
+    "Subscribe a URL to job events (the secret is shown this once)",
+    body=SubscriptionRequest,
+    ok={"201": Subscription},
+    errors=(403,),
+)
 def create():
-    doc = subscriptions.create_subscription(db(), principal(), json_body(),
-                                            allow_private=settings().webhook_allow_private)
+    doc = subscriptions.create_subscription(
+        db(), principal(), json_body(), allow_private=settings().webhook_allow_private
+    )
     return jsonify(subscriptions.subscription_to_json(doc, with_secret=True)), 201
 
 
@@ -80,8 +85,9 @@ def rotate(webhook_id):
 @bp.get("/webhooks/<webhook_id>/deliveries")
 @api_doc("A subscription's deliveries, newest first", query=Page, errors=(403, 404))
 def deliveries(webhook_id):
-    return paged("deliveries", lambda **p: outbox.list_deliveries(db(), principal(), webhook_id, **p),
-                 outbox.delivery_to_json)
+    return paged(
+        "deliveries", lambda **p: outbox.list_deliveries(db(), principal(), webhook_id, **p), outbox.delivery_to_json
+    )
 
 
 @bp.post("/webhooks/<webhook_id>/deliveries/<delivery_id>/retry")
@@ -91,8 +97,9 @@ def retry(webhook_id, delivery_id):
 
 
 @page.get("/dashboard/webhooks")
-@api_doc("The webhooks page (HTML): subscriptions, their delivery log, the retry button", media="text/html",
-         public=True)
+@api_doc(
+    "The webhooks page (HTML): subscriptions, their delivery log, the retry button", media="text/html", public=True
+)
 def webhooks_page():
     from importlib.resources import files
 

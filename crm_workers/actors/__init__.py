@@ -37,8 +37,14 @@ def _job_actor(runtime: Runtime, handler: Callable):
 def actor_options(kind: JobKind) -> dict:
     """Dramatiq's options for the actor of a job kind: its queue, time limit and retries (outages get more);
     over the time limit, cancelled or failed for good, a job is not retried."""
-    return {"actor_name": kind.actor_name, "queue_name": str(kind.queue), "time_limit": kind.time_limit_ms,
-            "max_retries": kind.max_retries, "retry_when": retry_policy(kind.max_retries), "throws": NOT_RETRIED}
+    return {
+        "actor_name": kind.actor_name,
+        "queue_name": str(kind.queue),
+        "time_limit": kind.time_limit_ms,
+        "max_retries": kind.max_retries,
+        "retry_when": retry_policy(kind.max_retries),
+        "throws": NOT_RETRIED,
+    }
 
 
 def declare_actors(broker, runtime: Runtime) -> dict[str, dramatiq.Actor]:
@@ -47,6 +53,7 @@ def declare_actors(broker, runtime: Runtime) -> dict[str, dramatiq.Actor]:
     stage_events.STAGE_ENTERED_HOOKS[:] = [automation_service.stage_hook(broker)]
     actors = {}
     for job_type, handler in {**JOB_HANDLERS, **automations.handlers(broker)}.items():
-        actors[job_type] = dramatiq.actor(_job_actor(runtime, handler), broker=broker,
-                                          **actor_options(job_kind(job_type)))
+        actors[job_type] = dramatiq.actor(
+            _job_actor(runtime, handler), broker=broker, **actor_options(job_kind(job_type))
+        )
     return actors

@@ -16,8 +16,13 @@ def run_deals_import(runtime, job, progress):
 
 
 def run_imports_undo(runtime, job, progress):
-    return undo_import(runtime.db, job["account_id"], oid(job["params"]["job_id"]), progress,
-                       batch_size=runtime.settings.bulk_batch_size)
+    return undo_import(
+        runtime.db,
+        job["account_id"],
+        oid(job["params"]["job_id"]),
+        progress,
+        batch_size=runtime.settings.bulk_batch_size,
+    )
 
 
 HANDLERS = {

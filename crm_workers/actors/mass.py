@@ -8,21 +8,31 @@ from crm_workers.services.mass import bulk_delete, bulk_update, structure_delete
 
 def _bulk_delete(entity):
     def run(runtime, job, progress):
-        return bulk_delete.run_bulk_delete(runtime.db, storage_from_settings(runtime.settings), job, progress,
-                                           entity=entity, batch_size=runtime.settings.bulk_batch_size)
+        return bulk_delete.run_bulk_delete(
+            runtime.db,
+            storage_from_settings(runtime.settings),
+            job,
+            progress,
+            entity=entity,
+            batch_size=runtime.settings.bulk_batch_size,
+        )
+
     return run
 
 
 def _bulk_update(entity):
     def run(runtime, job, progress):
-        return bulk_update.run_bulk_update(runtime.db, job, progress, entity=entity,
-                                           batch_size=runtime.settings.bulk_batch_size)
+        return bulk_update.run_bulk_update(
+            runtime.db, job, progress, entity=entity, batch_size=runtime.settings.bulk_batch_size
+        )
+
     return run
 
 
 def run_link(runtime, job, progress):
-    return bulk_update.run_link(runtime.db, job, progress, batch_size=runtime.settings.bulk_batch_size,
-                                settings=runtime.settings)
+    return bulk_update.run_link(
+        runtime.db, job, progress, batch_size=runtime.settings.bulk_batch_size, settings=runtime.settings
+    )
 
 
 def run_field_delete(runtime, job, progress):
@@ -34,8 +44,9 @@ def run_stage_delete(runtime, job, progress):
 
 
 def run_pipeline_delete(runtime, job, progress):
-    return structure_delete.run_pipeline_delete(runtime.db, storage_from_settings(runtime.settings), job, progress,
-                                                batch_size=runtime.settings.bulk_batch_size)
+    return structure_delete.run_pipeline_delete(
+        runtime.db, storage_from_settings(runtime.settings), job, progress, batch_size=runtime.settings.bulk_batch_size
+    )
 
 
 def run_trash_restore(runtime, job, progress):

@@ -18,5 +18,7 @@ def _report(kind: str):
     return run
 
 
-HANDLERS = {"rates.refresh": run_rates_refresh,
-            **{f"reports.{kind}": _report(kind) for kind in ("new_contacts", "pipeline", "automations")}}
+HANDLERS = {
+    "rates.refresh": run_rates_refresh,
+    **{f"reports.{kind}": _report(kind) for kind in ("new_contacts", "pipeline", "automations")},
+}

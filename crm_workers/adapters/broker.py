@@ -55,8 +55,9 @@ def redis_client(settings: Settings) -> redis.Redis:
         socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
         health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), REDIS_CONNECT_RETRIES,
-                    supported_errors=(redis.ConnectionError,)),
+        retry=Retry(
+            ExponentialBackoff(cap=0.5, base=0.05), REDIS_CONNECT_RETRIES, supported_errors=(redis.ConnectionError,)
+        ),
     )
 
 
@@ -71,11 +72,17 @@ def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> Redi
         if db is None:
             raise ValueError("a worker's broker needs the database")
         middleware += [
-            AccountFairness(client=client, queues=HEAVY_QUEUES, limit=settings.account_heavy_job_limit,
-                            lease_seconds=settings.job_stale_seconds, namespace=settings.redis_namespace,
-                            waiting_mark_seconds=settings.job_lost_seconds),
-            JobLifecycle(db=db, heartbeat_seconds=settings.job_heartbeat_seconds,
-                         stale_seconds=settings.job_stale_seconds),
+            AccountFairness(
+                client=client,
+                queues=HEAVY_QUEUES,
+                limit=settings.account_heavy_job_limit,
+                lease_seconds=settings.job_stale_seconds,
+                namespace=settings.redis_namespace,
+                waiting_mark_seconds=settings.job_lost_seconds,
+            ),
+            JobLifecycle(
+                db=db, heartbeat_seconds=settings.job_heartbeat_seconds, stale_seconds=settings.job_stale_seconds
+            ),
         ]
     middleware += [
         Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS),
@@ -130,8 +137,10 @@ def broker_depths(broker) -> dict[str, dict[str, int]]:
         pipe.llen(f"{ns}:{q}.DQ")
         pipe.zcard(f"{ns}:{q}.XQ")
     counts = pipe.execute()
-    return {str(q): dict(zip(("waiting", "delayed", "dead_letter"), counts[i * 3:i * 3 + 3], strict=True))
-            for i, q in enumerate(Queue)}
+    return {
+        str(q): dict(zip(("waiting", "delayed", "dead_letter"), counts[i * 3 : i * 3 + 3], strict=True))
+        for i, q in enumerate(Queue)
+    }
 
 
 def live_workers(broker) -> list[dict]:
@@ -139,9 +148,13 @@ def live_workers(broker) -> list[dict]:
     process's last heartbeat in `<namespace>:__heartbeats__`), with the messages each holds unacknowledged."""
     client, ns = broker.client, broker.namespace
     now_ms = int(time.time() * 1000)  # the clock Dramatiq stamps heartbeats with
-    beats = [(worker_id, score) for worker_id, score in client.zrangebyscore(
-        f"{ns}:__heartbeats__", now_ms - broker.heartbeat_timeout, "+inf", withscores=True)
-        if worker_id.startswith(b"worker:")]
+    beats = [
+        (worker_id, score)
+        for worker_id, score in client.zrangebyscore(
+            f"{ns}:__heartbeats__", now_ms - broker.heartbeat_timeout, "+inf", withscores=True
+        )
+        if worker_id.startswith(b"worker:")
+    ]
     pipe = client.pipeline(transaction=False)
     for worker_id, _ in beats:
         for q in Queue:
@@ -149,10 +162,15 @@ def live_workers(broker) -> list[dict]:
             pipe.scard(f"{ns}:__acks__.{worker_id.decode()}.{q}.DQ")
     held = pipe.execute()
     per_worker = 2 * len(Queue)
-    return [{"id": worker_id.decode(), "host": _host(worker_id),
-             "seconds_since_heartbeat": round(max(0, now_ms - score) / 1000, 1),
-             "messages_held": sum(held[i * per_worker:(i + 1) * per_worker])}
-            for i, (worker_id, score) in enumerate(beats)]
+    return [
+        {
+            "id": worker_id.decode(),
+            "host": _host(worker_id),
+            "seconds_since_heartbeat": round(max(0, now_ms - score) / 1000, 1),
+            "messages_held": sum(held[i * per_worker : (i + 1) * per_worker]),
+        }
+        for i, (worker_id, score) in enumerate(beats)
+    ]
 
 
 def _host(worker_id: bytes) -> str:

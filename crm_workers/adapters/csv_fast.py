@@ -48,8 +48,12 @@ class _Guard(io.TextIOBase):
             block += self._text.read(1)
         if not block:
             return block
-        if (self._first and block[0] == "\ufeff") or "\x00" in block or _BLANK_LINE in block \
-                or ("\r" in block and block.count("\r") != block.count("\r\n")):
+        if (
+            (self._first and block[0] == "\ufeff")
+            or "\x00" in block
+            or _BLANK_LINE in block
+            or ("\r" in block and block.count("\r") != block.count("\r\n"))
+        ):
             raise _Refused
         self._first = False
         end = block.rfind("\n")
@@ -101,23 +105,46 @@ def _block(frame: pd.DataFrame, first: int, guard: _Guard, numbers_only: bool) -
         for cells in columns:  # a quoted cell holding a blank line
             if _BLANK_LINE in "".join(cells):
                 cells[:] = [v.replace(_BLANK_LINE, "") for v in cells]
-    numbered = list(zip(range(first, first + len(frame)),
-                        repeat(None) if numbers_only else map(list, zip(*columns, strict=True)), strict=False))
+    numbered = list(
+        zip(
+            range(first, first + len(frame)),
+            repeat(None) if numbers_only else map(list, zip(*columns, strict=True)),
+            strict=False,
+        )
+    )
     for at in reversed(blank):
         del numbered[at]
     return numbered
 
 
-def csv_blocks(text: io.TextIOBase, delimiter: str, fallback: Callable[[int], Iterator[tuple[int, list]]],
-               *, clean: Callable[[list], list], numbers_only: bool = False) -> Iterator[list[tuple[int, list]]]:
+def csv_blocks(
+    text: io.TextIOBase,
+    delimiter: str,
+    fallback: Callable[[int], Iterator[tuple[int, list]]],
+    *,
+    clean: Callable[[list], list],
+    numbers_only: bool = False,
+) -> Iterator[list[tuple[int, list]]]:
     """Lists of (row number, values) as tabular's csv reader gives them; `fallback(n)` gives the rows after
     row n the csv way, for the rest of a file pandas may not read the same way. `numbers_only`: the values
     may be left out (None), for a pass that only counts."""
     guard, done = _Guard(text), 0
     try:
-        reader = pd.read_csv(guard, sep=delimiter, header=None, dtype=object, na_filter=False, engine="c",
-                             skip_blank_lines=False, chunksize=BLOCK_ROWS, quotechar='"', doublequote=True,
-                             escapechar=None, comment=None, encoding_errors="strict")
+        reader = pd.read_csv(
+            guard,
+            sep=delimiter,
+            header=None,
+            dtype=object,
+            na_filter=False,
+            engine="c",
+            skip_blank_lines=False,
+            chunksize=BLOCK_ROWS,
+            quotechar='"',
+            doublequote=True,
+            escapechar=None,
+            comment=None,
+            encoding_errors="strict",
+        )
         for frame in reader:
             rows = _block(frame, done + 1, guard, numbers_only)
             if guard.zero_dates and not numbers_only:

@@ -12,9 +12,30 @@ from dataclasses import dataclass
 from charset_normalizer import from_bytes
 
 # Code pages of exports people actually send, most common first: the order breaks ties.
-COMMON = ("cp1252", "iso8859_2", "cp1250", "cp1251", "shift_jis", "cp932", "euc_jp", "gb18030", "big5", "euc_kr",
-          "koi8_r", "iso8859_7", "cp1253", "iso8859_9", "cp1254", "iso8859_15", "cp1257", "iso8859_13", "iso8859_5",
-          "cp1255", "cp1256", "mac_roman")
+COMMON = (
+    "cp1252",
+    "iso8859_2",
+    "cp1250",
+    "cp1251",
+    "shift_jis",
+    "cp932",
+    "euc_jp",
+    "gb18030",
+    "big5",
+    "euc_kr",
+    "koi8_r",
+    "iso8859_7",
+    "cp1253",
+    "iso8859_9",
+    "cp1254",
+    "iso8859_15",
+    "cp1257",
+    "iso8859_13",
+    "iso8859_5",
+    "cp1255",
+    "cp1256",
+    "mac_roman",
+)
 _WORD = re.compile(r"[^\s,;\t|\"'@.()/\d_-]+")
 _SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "HEBREW", "ARABIC", "HANGUL", "THAI")
 
@@ -68,7 +89,7 @@ def guess_encoding(sample: bytes) -> Guess:
     except UnicodeDecodeError:
         pass
     if b"\n" in sample[:-1]:
-        sample = sample[:sample.rindex(b"\n") + 1]  # no character cut in half at the end
+        sample = sample[: sample.rindex(b"\n") + 1]  # no character cut in half at the end
     found = [r.encoding for r in from_bytes(sample)]
     scored = []
     for codec in dict.fromkeys(found + list(COMMON)):

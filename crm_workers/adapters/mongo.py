@@ -120,8 +120,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     AUTOMATION_LOGS: [
         _ix(A, ("started_at", ASCENDING)),  # reports over every automation
         _ix(A, ("automation_id", ASCENDING), ("started_at", DESCENDING)),
-        _ix(A, ("event_id", ASCENDING), ("automation_id", ASCENDING), ("deal_id", ASCENDING), unique=True,
-            partialFilterExpression={"event_id": {"$type": "string"}}),
+        _ix(
+            A,
+            ("event_id", ASCENDING),
+            ("automation_id", ASCENDING),
+            ("deal_id", ASCENDING),
+            unique=True,
+            partialFilterExpression={"event_id": {"$type": "string"}},
+        ),
     ],
     REMINDERS: [
         _ix(A, ("assigned_to", ASCENDING), ("due_at", ASCENDING)),
@@ -137,8 +143,15 @@ INDEXES: dict[str, list[IndexModel]] = {
     IMPORT_RESULTS: [_ix(A, ("job_id", ASCENDING), unique=True)],
     IMPORT_UNDO: [_ix(A, ("job_id", ASCENDING), ("record_id", ASCENDING), unique=True)],
     TRASH: [
-        _ix(A, ("job_id", ASCENDING), ("collection", ASCENDING), ("record_id", ASCENDING), ("kind", ASCENDING),
-            ("field", ASCENDING), unique=True),
+        _ix(
+            A,
+            ("job_id", ASCENDING),
+            ("collection", ASCENDING),
+            ("record_id", ASCENDING),
+            ("kind", ASCENDING),
+            ("field", ASCENDING),
+            unique=True,
+        ),
         # Set once the job has ended (its end + TRASH_DAYS); files have `purge_at` instead, never a TTL, so
         # that a file's entry cannot vanish before its file is deleted.
         _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
@@ -154,8 +167,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix(A, ("job_id", ASCENDING)),
         _ix(("expires_at", ASCENDING), expireAfterSeconds=0),
     ],
-    UPLOADS: [_ix(A, ("key", ASCENDING), unique=True), _ix(A, ("uid", ASCENDING), ("used_by", ASCENDING)),
-              _ix(("used_by", ASCENDING), ("created_at", ASCENDING))],
+    UPLOADS: [
+        _ix(A, ("key", ASCENDING), unique=True),
+        _ix(A, ("uid", ASCENDING), ("used_by", ASCENDING)),
+        _ix(("used_by", ASCENDING), ("created_at", ASCENDING)),
+    ],
     VIEWS: [_ix(A, ("entity", ASCENDING))],
     WEBHOOKS: [_ix(A, ("created_at", ASCENDING))],
     WEBHOOK_SECRETS: [_ix(A, unique=True)],
@@ -180,8 +196,11 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 #: Indexes of earlier versions that were replaced, dropped at start (see the README's migration notes): the
 #: idempotency keys' (account, key), now scoped by user; the trash's TTL counted from each deletion, not the job's end.
-RETIRED_INDEXES: dict[str, list[str]] = {IDEMPOTENCY_KEYS: ["account_id_1_key_1"], TRASH: ["deleted_at_1"],
-                                         AUTOMATION_LOGS: ["account_id_1_event_id_1_automation_id_1"]}
+RETIRED_INDEXES: dict[str, list[str]] = {
+    IDEMPOTENCY_KEYS: ["account_id_1_key_1"],
+    TRASH: ["deleted_at_1"],
+    AUTOMATION_LOGS: ["account_id_1_event_id_1_automation_id_1"],
+}
 
 
 def ensure_indexes(db: Database) -> None:
@@ -220,11 +239,12 @@ IN_CHUNK = 100
 
 def _chunks(ids: list):
     for start in range(0, len(ids), IN_CHUNK):
-        yield ids[start:start + IN_CHUNK]
+        yield ids[start : start + IN_CHUNK]
 
 
-def find_in(collection, account_id, field: str, values: list, query: dict | None = None,
-            projection: dict | None = None) -> list[dict]:
+def find_in(
+    collection, account_id, field: str, values: list, query: dict | None = None, projection: dict | None = None
+) -> list[dict]:
     """The account's documents whose `field` is one of `values` (and match `query`), read in `$in` chunks."""
     found = []
     for chunk in _chunks(values):
@@ -246,8 +266,9 @@ def update_by_ids(collection, account_id, ids: list, update: dict):
     """
     total = _Counts()
     for chunk in _chunks(ids):
-        total.modified_count += collection.update_many({"_id": {"$in": chunk}, "account_id": account_id},
-                                                       update).modified_count
+        total.modified_count += collection.update_many(
+            {"_id": {"$in": chunk}, "account_id": account_id}, update
+        ).modified_count
     return total
 
 

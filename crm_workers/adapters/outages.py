@@ -31,8 +31,9 @@ def is_outage(exc: BaseException) -> bool:
         return True  # AutoReconnect, NotPrimaryError, NetworkTimeout, ServerSelectionTimeoutError…
     if isinstance(exc, WriteConcernError | OperationFailure) and getattr(exc, "code", None) in _TRANSIENT_CODES:
         return True
-    if isinstance(exc, PyMongoError) and (exc.has_error_label("RetryableWriteError")
-                                          or exc.has_error_label("TransientTransactionError")):
+    if isinstance(exc, PyMongoError) and (
+        exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError")
+    ):
         return True
     return False
 

@@ -42,8 +42,7 @@ def _transient_types():
     from google.api_core import exceptions as e
 
     # UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ABORTED, RESOURCE_EXHAUSTED, UNKNOWN
-    return (e.ServiceUnavailable, e.DeadlineExceeded, e.InternalServerError, e.Aborted, e.ResourceExhausted,
-            e.Unknown)
+    return (e.ServiceUnavailable, e.DeadlineExceeded, e.InternalServerError, e.Aborted, e.ResourceExhausted, e.Unknown)
 
 
 class GoogleSubscription:
@@ -61,33 +60,43 @@ class GoogleSubscription:
         try:
             return method(request=request, retry=None, timeout=timeout)
         except self._transient as exc:
-            raise PubSubUnavailable(operation, exc.grpc_status_code.name if exc.grpc_status_code else
-                                    type(exc).__name__, exc.message) from exc
+            raise PubSubUnavailable(
+                operation, exc.grpc_status_code.name if exc.grpc_status_code else type(exc).__name__, exc.message
+            ) from exc
 
     def pull(self, *, max_messages: int, timeout: float) -> list[ReceivedMessage]:
         started = time.monotonic()
         try:
-            response = self._call("pull", self.client.pull, {"subscription": self.path, "max_messages": max_messages},
-                                  timeout)
+            response = self._call(
+                "pull", self.client.pull, {"subscription": self.path, "max_messages": max_messages}, timeout
+            )
         except PubSubUnavailable as exc:
             # A pull waits for messages until its deadline: reaching it means "nothing to do". A deadline
             # answered long before that is the server failing, and is retried with backoff like any other.
             if exc.code == "DEADLINE_EXCEEDED" and time.monotonic() - started >= timeout / 2:
                 return []
             raise
-        return [ReceivedMessage(r.ack_id, r.message.message_id, r.message.data, dict(r.message.attributes),
-                                r.delivery_attempt)
-                for r in response.received_messages]
+        return [
+            ReceivedMessage(
+                r.ack_id, r.message.message_id, r.message.data, dict(r.message.attributes), r.delivery_attempt
+            )
+            for r in response.received_messages
+        ]
 
     def ack(self, ack_ids: list[str]) -> None:
         if ack_ids:
-            self._call("ack", self.client.acknowledge, {"subscription": self.path, "ack_ids": ack_ids},
-                       self.rpc_timeout)
+            self._call(
+                "ack", self.client.acknowledge, {"subscription": self.path, "ack_ids": ack_ids}, self.rpc_timeout
+            )
 
     def nack(self, ack_ids: list[str]) -> None:
         if ack_ids:  # an ack deadline of 0 makes Pub/Sub redeliver at once
-            self._call("nack", self.client.modify_ack_deadline,
-                       {"subscription": self.path, "ack_ids": ack_ids, "ack_deadline_seconds": 0}, self.rpc_timeout)
+            self._call(
+                "nack",
+                self.client.modify_ack_deadline,
+                {"subscription": self.path, "ack_ids": ack_ids, "ack_deadline_seconds": 0},
+                self.rpc_timeout,
+            )
 
     def close(self) -> None:
         self.client.close()

@@ -48,8 +48,12 @@ class SocketClient:
     def emit(self, *, account_id: str, uid: str, data: dict) -> None:
         body = {"event": "notification", "account_id": account_id, "uid": uid, "data": data}
         try:
-            response = self._session.post(self.url, json=body, timeout=TIMEOUT_SECONDS,
-                                          headers={"Authorization": f"Bearer {self._bearer(account_id)}"})
+            response = self._session.post(
+                self.url,
+                json=body,
+                timeout=TIMEOUT_SECONDS,
+                headers={"Authorization": f"Bearer {self._bearer(account_id)}"},
+            )
         except requests.RequestException as exc:
             raise SocketUnavailable(f"socket service unreachable: {exc}") from None
         if response.status_code >= 300:

@@ -101,8 +101,9 @@ class LocalStorage:
         folder = self.path(prefix.rstrip("/"))
         if not folder.is_dir():
             return []
-        return sorted(str(p.relative_to(self.root)) for p in folder.rglob("*")
-                      if p.is_file() and not p.name.endswith(".part"))
+        return sorted(
+            str(p.relative_to(self.root)) for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".part")
+        )
 
 
 class S3Storage:
@@ -159,8 +160,11 @@ class S3Storage:
 def storage_from_settings(settings) -> LocalStorage | S3Storage:
     url = urlparse(settings.storage_url)
     if url.scheme == "file":
-        return LocalStorage((url.netloc + url.path) if url.netloc == "." else url.path or ".",
-                            link_secret=settings.jwt_secret, public_url=settings.public_url)
+        return LocalStorage(
+            (url.netloc + url.path) if url.netloc == "." else url.path or ".",
+            link_secret=settings.jwt_secret,
+            public_url=settings.public_url,
+        )
     if url.scheme == "s3":
         import boto3
         from botocore.config import Config

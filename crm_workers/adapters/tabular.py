@@ -43,8 +43,12 @@ class TableInfo:
     sample: list[tuple[int, list]] = field(default_factory=list)  # the first data rows, as chunks() gives them
 
     def file_json(self) -> dict:
-        return {"format": self.format, "encoding": self.encoding, "delimiter": self.delimiter,
-                "header_row": self.header_row}
+        return {
+            "format": self.format,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "header_row": self.header_row,
+        }
 
     def warnings(self) -> list[str]:
         notes = []
@@ -102,20 +106,24 @@ def _csv_rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
             if record:
                 yield number, [("" if v[:1] == "0" and is_blank(v) else v) for v in record]
     except UnicodeError as exc:  # past the first bytes (a stray BOM-less part): the file, not the worker
-        raise UnreadableFile(f"row {number + 1} cannot be read as {info.encoding} ({exc})",
-                             code="unreadable_encoding") from None
+        raise UnreadableFile(
+            f"row {number + 1} cannot be read as {info.encoding} ({exc})", code="unreadable_encoding"
+        ) from None
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
-            raise UnreadableFile(f"row {number + 1} has a cell longer than {MAX_CELL_CHARS} characters",
-                                 code="cell_too_large") from None
+            raise UnreadableFile(
+                f"row {number + 1} has a cell longer than {MAX_CELL_CHARS} characters", code="cell_too_large"
+            ) from None
         raise UnreadableFile(f"row {number + 1} is not readable CSV ({exc})") from None
 
 
 def _rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
     if info.format != "xlsx":
         return _csv_rows(stream, info)
-    return ((n, [("" if isinstance(v, str) and v[:1] == "0" and is_blank(v) else v) for v in values])
-            for n, values in xlsx_rows(stream))
+    return (
+        (n, [("" if isinstance(v, str) and v[:1] == "0" and is_blank(v) else v) for v in values])
+        for n, values in xlsx_rows(stream)
+    )
 
 
 def _filled(values: list) -> bool:
@@ -134,8 +142,13 @@ def describe(open_file: Callable[[], BinaryIO], file_name: str, *, encoding: str
         guess = guess_encoding(sample)
         chosen = encoding or guess.encoding
         text = _decoded(sample, chosen)
-        info = TableInfo(format="csv", headers=[], encoding=chosen, delimiter=detect_delimiter(text, file_name),
-                         encoding_sure=bool(encoding) or guess.sure)
+        info = TableInfo(
+            format="csv",
+            headers=[],
+            encoding=chosen,
+            delimiter=detect_delimiter(text, file_name),
+            encoding_sure=bool(encoding) or guess.sure,
+        )
     with open_file() as stream:
         rows = _rows(stream, info)
         try:
@@ -148,8 +161,9 @@ def describe(open_file: Callable[[], BinaryIO], file_name: str, *, encoding: str
     while raw and not str(raw[-1]).strip() and len(raw) > MAX_COLUMNS:
         raw = raw[:-1]
     if len(raw) > MAX_COLUMNS:
-        raise UnreadableFile(f"the header has {len(raw)} columns; at most {MAX_COLUMNS} can be imported",
-                             code="too_many_columns")
+        raise UnreadableFile(
+            f"the header has {len(raw)} columns; at most {MAX_COLUMNS} can be imported", code="too_many_columns"
+        )
     info.headers = clean_headers(raw)
     width = len(info.headers)
     info.sample = [(n, _fit(values, width)) for n, values in top if n > info.header_row][:SAMPLE_ROWS]
@@ -165,8 +179,9 @@ def _clean(values: list) -> list:
     return [("" if v[:1] == "0" and is_blank(v) else v) for v in values]
 
 
-def _row_blocks(open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
-                ) -> Iterator[list[tuple[int, list]]]:
+def _row_blocks(
+    open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
+) -> Iterator[list[tuple[int, list]]]:
     """The file's rows in lists: a CSV by pandas' C engine where it reads as the csv module (csv_fast.py).
     `numbers_only`: the values of a CSV's rows may be left out (None), for a pass that only counts."""
     with open_file() as stream:
@@ -184,12 +199,14 @@ def _row_blocks(open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_o
                 finally:
                     rows.close()
 
-        yield from csv_blocks(_text(stream, info.encoding), info.delimiter, fallback, clean=_clean,
-                              numbers_only=numbers_only)
+        yield from csv_blocks(
+            _text(stream, info.encoding), info.delimiter, fallback, clean=_clean, numbers_only=numbers_only
+        )
 
 
-def data_blocks(open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
-                ) -> Iterator[list[tuple[int, list]]]:
+def data_blocks(
+    open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
+) -> Iterator[list[tuple[int, list]]]:
     """The rows under the header in lists, as (row number, values padded or cut to the headers)."""
     width, header_row = len(info.headers), info.header_row
     blocks = _row_blocks(open_file, info, numbers_only=numbers_only)
@@ -207,15 +224,20 @@ def data_blocks(open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_o
         blocks.close()
 
 
-def scan(open_file: Callable[[], BinaryIO], info: TableInfo, on_row: Callable[[list], None] | None = None,
-         *, limit: int | None = None) -> int:
+def scan(
+    open_file: Callable[[], BinaryIO],
+    info: TableInfo,
+    on_row: Callable[[list], None] | None = None,
+    *,
+    limit: int | None = None,
+) -> int:
     """One quick pass: counts the data rows (and shows each to `on_row`, e.g. to learn a date column's order).
     Counting stops past `limit`: the answer is then `limit + 1`, enough to refuse the file."""
     rows = 0
     for block in data_blocks(open_file, info, numbers_only=on_row is None):
         over = limit is not None and rows + len(block) > limit
         if over:
-            block = block[:limit + 1 - rows]  # one past the limit: enough to refuse the file
+            block = block[: limit + 1 - rows]  # one past the limit: enough to refuse the file
         if on_row:
             for _, values in block[:-1] if over else block:
                 on_row(values)
@@ -226,8 +248,9 @@ def scan(open_file: Callable[[], BinaryIO], info: TableInfo, on_row: Callable[[l
     return rows
 
 
-def chunks(open_file: Callable[[], BinaryIO], info: TableInfo, *, chunk_rows: int, start_after: int = 0
-           ) -> Iterator[list[tuple[int, list]]]:
+def chunks(
+    open_file: Callable[[], BinaryIO], info: TableInfo, *, chunk_rows: int, start_after: int = 0
+) -> Iterator[list[tuple[int, list]]]:
     """Lists of (row number, values), `chunk_rows` at a time, after the first `start_after` data rows (so a
     resumed import starts where the last one stopped)."""
     batch: list = []

@@ -32,13 +32,26 @@ def post(target: WebhookTarget, body: bytes, headers: dict, *, timeout: float) -
     _check_headers(headers)
     options = {"timeout": urllib3.Timeout(connect=timeout, read=timeout), "retries": False, "maxsize": 1}
     if target.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(target.address, target.port, server_hostname=target.host,
-                                           assert_hostname=target.host, cert_reqs="CERT_REQUIRED", **options)
+        pool = urllib3.HTTPSConnectionPool(
+            target.address,
+            target.port,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+            **options,
+        )
     else:
         pool = urllib3.HTTPConnectionPool(target.address, target.port, **options)
     try:
-        response = pool.urlopen("POST", target.path, body=body, headers={**headers, "Host": target.host_header},
-                                redirect=False, preload_content=True, assert_same_host=False)
+        response = pool.urlopen(
+            "POST",
+            target.path,
+            body=body,
+            headers={**headers, "Host": target.host_header},
+            redirect=False,
+            preload_content=True,
+            assert_same_host=False,
+        )
         return response.status
     except urllib3.exceptions.HTTPError as exc:
         raise WebhookUnreachable(f"webhook unreachable: {type(exc).__name__}") from None

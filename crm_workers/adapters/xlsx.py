@@ -55,11 +55,16 @@ def check_directory(book: zipfile.ZipFile) -> None:
     for info in book.infolist():
         total += info.file_size
         if info.file_size > RATIO_CHECKED_FROM_BYTES and info.file_size > MAX_PART_RATIO * max(info.compress_size, 1):
-            raise UnreadableFile(f"{info.filename} inflates {info.file_size // max(info.compress_size, 1)} times "
-                                 f"(at most {MAX_PART_RATIO})", code="spreadsheet_too_large")
+            raise UnreadableFile(
+                f"{info.filename} inflates {info.file_size // max(info.compress_size, 1)} times "
+                f"(at most {MAX_PART_RATIO})",
+                code="spreadsheet_too_large",
+            )
     if total > MAX_UNCOMPRESSED_BYTES:
-        raise UnreadableFile(f"the spreadsheet is {total} bytes uncompressed; the limit is {MAX_UNCOMPRESSED_BYTES}",
-                             code="spreadsheet_too_large")
+        raise UnreadableFile(
+            f"the spreadsheet is {total} bytes uncompressed; the limit is {MAX_UNCOMPRESSED_BYTES}",
+            code="spreadsheet_too_large",
+        )
 
 
 @functools.lru_cache(maxsize=COLUMNS_CACHED)
@@ -180,8 +185,11 @@ class _Sheet:
             value = self._value()
             if value != "" and value is not None:
                 if self.column > MAX_COLUMNS:
-                    raise UnreadableFile(f"row {self.row} has a value in column {self.column}; at most {MAX_COLUMNS} "
-                                         f"columns can be imported", code="too_many_columns")
+                    raise UnreadableFile(
+                        f"row {self.row} has a value in column {self.column}; at most {MAX_COLUMNS} "
+                        f"columns can be imported",
+                        code="too_many_columns",
+                    )
                 self.cells[self.column] = value
         elif tag in ("v", "t"):
             self.collecting = False
@@ -195,8 +203,9 @@ class _Sheet:
         if self.collecting:
             self.chars_read += len(data)
             if self.chars_read > MAX_CELL_CHARS:  # refused while it is read, not once it is all in memory
-                raise UnreadableFile(f"row {self.row} has a cell over {MAX_CELL_CHARS} characters",
-                                     code="cell_too_large")
+                raise UnreadableFile(
+                    f"row {self.row} has a cell over {MAX_CELL_CHARS} characters", code="cell_too_large"
+                )
             self.text.append(data)
 
     def _value(self):
@@ -257,8 +266,9 @@ def _sheet_rows(book: zipfile.ZipFile) -> Iterator[tuple[int, list]]:
     sheet_name, strings_name, styles_name, mac_dates = _workbook_parts(book)
     strings = SharedStrings(book.open(strings_name) if strings_name in book.NameToInfo else None)
     try:
-        sheet = _Sheet(strings, _date_styles(book, styles_name),
-                       CALENDAR_MAC_1904 if mac_dates else CALENDAR_WINDOWS_1900)
+        sheet = _Sheet(
+            strings, _date_styles(book, styles_name), CALENDAR_MAC_1904 if mac_dates else CALENDAR_WINDOWS_1900
+        )
         parser = safe_parser()
         parser.StartElementHandler, parser.EndElementHandler = sheet.open, sheet.close
         parser.CharacterDataHandler = sheet.chars

@@ -84,7 +84,7 @@ class SharedStrings:
     def _flush(self) -> None:
         view = memoryview(self._pending)
         while view:
-            view = view[self._disk.write(view):]
+            view = view[self._disk.write(view) :]
         self._flushed += len(self._pending)
         self._pending = bytearray()
 

@@ -73,9 +73,11 @@ def _plain_domain(domain: str) -> str | None:
 
 def parse_email(value) -> str:
     text = first_value(value)
-    if ((m := PLAIN_EMAIL.fullmatch(text))
-            and (len(text) if text.isascii() else len(text.encode())) <= EMAIL_MAX_LENGTH
-            and _plain_domain(m.group(1))):
+    if (
+        (m := PLAIN_EMAIL.fullmatch(text))
+        and (len(text) if text.isascii() else len(text.encode())) <= EMAIL_MAX_LENGTH
+        and _plain_domain(m.group(1))
+    ):
         return text.lower()
     return email_by_library(text)
 
@@ -122,8 +124,13 @@ def _calling_code_rules(code: str) -> tuple[frozenset[int], re.Pattern | None] |
         metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(number, region)
         rules = None
         if metadata is not None:
-            lengths = frozenset(n for n in range(_MIN_NSN, _MAX_NSN + 1) if phonenumbers.is_possible_number(
-                phonenumbers.PhoneNumber(country_code=number, national_number=int("1" * n))))
+            lengths = frozenset(
+                n
+                for n in range(_MIN_NSN, _MAX_NSN + 1)
+                if phonenumbers.is_possible_number(
+                    phonenumbers.PhoneNumber(country_code=number, national_number=int("1" * n))
+                )
+            )
             prefix = metadata.national_prefix_for_parsing
             rules = lengths, (re.compile(prefix) if prefix else None)
         _calling_codes[code] = rules
@@ -139,18 +146,29 @@ def _region_rules(region: str | None) -> tuple | None:
         if region and not region.isdigit() and region.upper() in phonenumbers.SUPPORTED_REGIONS:
             metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
             if metadata is not None:
-                idd, prefix, code = metadata.international_prefix, metadata.national_prefix_for_parsing, \
-                    str(metadata.country_code)
-                rules = (code, re.compile(idd) if idd else None, re.compile(prefix) if prefix else None,
-                         _calling_code_rules(code))
+                idd, prefix, code = (
+                    metadata.international_prefix,
+                    metadata.national_prefix_for_parsing,
+                    str(metadata.country_code),
+                )
+                rules = (
+                    code,
+                    re.compile(idd) if idd else None,
+                    re.compile(prefix) if prefix else None,
+                    _calling_code_rules(code),
+                )
         if len(_regions) < 1024:  # regions come from options: a hostile caller may not grow this
             _regions[region] = rules
     return rules
 
 
 def _possible(rules, national: str) -> bool:
-    return (rules is not None and national[:1] not in ("", "0") and len(national) in rules[0]
-            and (rules[1] is None or not rules[1].match(national)))
+    return (
+        rules is not None
+        and national[:1] not in ("", "0")
+        and len(national) in rules[0]
+        and (rules[1] is None or not rules[1].match(national))
+    )
 
 
 def _fast_international(digits: str) -> str | None:
@@ -184,9 +202,15 @@ def phone_reader(country: str | None) -> Callable[[str], str | None]:
         if rules is None or not national(text):
             return None
         digits = text.translate(separators)
-        if (len(digits) < _MIN_NSN + 1 or digits[0] == "0" or len(digits) not in lengths or digits.startswith(code)
-                or (idd and idd.match(digits)) or (prefix and prefix.match(digits))
-                or (code_prefix and code_prefix.match(digits))):
+        if (
+            len(digits) < _MIN_NSN + 1
+            or digits[0] == "0"
+            or len(digits) not in lengths
+            or digits.startswith(code)
+            or (idd and idd.match(digits))
+            or (prefix and prefix.match(digits))
+            or (code_prefix and code_prefix.match(digits))
+        ):
             return None
         return "+" + code + digits
 

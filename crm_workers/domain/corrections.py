@@ -14,8 +14,10 @@ def corrector(corrections: dict | None, headers: list[str]) -> Callable[[int, li
     if not corrections:
         return lambda n, values: values
     index = {h: i for i, h in enumerate(headers)}
-    fixes = {int(row): [(index[h], "" if v is None else str(v)) for h, v in cells.items() if h in index]
-             for row, cells in corrections.items()}
+    fixes = {
+        int(row): [(index[h], "" if v is None else str(v)) for h, v in cells.items() if h in index]
+        for row, cells in corrections.items()
+    }
     fixes = {row: cells for row, cells in fixes.items() if cells}
 
     def fix(n: int, values: list) -> list:

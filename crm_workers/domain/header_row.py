@@ -42,7 +42,7 @@ def looks_like_header(row: list, below: list[list]) -> bool:
 def find_header_row(rows: list[list]) -> int:
     """The index in `rows` (non-blank rows from the top of the file) of the header; 0 when none looks better."""
     for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
-        if looks_like_header(row, rows[i + 1:i + 1 + ROWS_BELOW]):
+        if looks_like_header(row, rows[i + 1 : i + 1 + ROWS_BELOW]):
             return i
         if len(_filled(row)) > 1:
             return 0

@@ -15,13 +15,36 @@ from crm_workers.domain import synonyms
 from crm_workers.domain.cells import FORMULA_STARTS
 
 CONTACT_TARGETS = (
-    "type", "first_name", "last_name", "name", "email", "phone", "website",
-    "address.street", "address.city", "address.state_province", "address.postal_code", "address.country",
-    "tags", "owner", "business", "external_id",
+    "type",
+    "first_name",
+    "last_name",
+    "name",
+    "email",
+    "phone",
+    "website",
+    "address.street",
+    "address.city",
+    "address.state_province",
+    "address.postal_code",
+    "address.country",
+    "tags",
+    "owner",
+    "business",
+    "external_id",
 )
 DEAL_TARGETS = (
-    "name", "pipeline", "stage", "value", "currency", "status", "expected_close_date", "contact_email",
-    "tags", "owner", "business", "external_id",
+    "name",
+    "pipeline",
+    "stage",
+    "value",
+    "currency",
+    "status",
+    "expected_close_date",
+    "contact_email",
+    "tags",
+    "owner",
+    "business",
+    "external_id",
 )
 ENTITY_KEYS = {"contact": "CONTACT", "deal": "DEAL"}
 
@@ -62,9 +85,11 @@ def _label_table(entity: str) -> dict[str, NameMatch]:
 
 @functools.cache
 def _patterns(entity: str) -> list[tuple[re.Pattern, str, str]]:
-    return [(re.compile(pattern, re.I), target, module.SYSTEM)
-            for module in synonyms.MODULES
-            for pattern, target in getattr(module, f"{ENTITY_KEYS[entity]}_PATTERNS", ())]
+    return [
+        (re.compile(pattern, re.I), target, module.SYSTEM)
+        for module in synonyms.MODULES
+        for pattern, target in getattr(module, f"{ENTITY_KEYS[entity]}_PATTERNS", ())
+    ]
 
 
 def match_by_name(header: str, entity: str, fields: dict[str, dict] | None = None) -> NameMatch | None:
@@ -92,8 +117,9 @@ def preferred_order(headers: list[str], target: str, entity: str) -> list[str]:
     file mixing Outlook's German and English labels keeps Outlook's order); numbered labels (`Phone 2 - Value`)
     their number; then as in the file."""
     keys = {h: normalise_header(h) for h in headers}
-    lists = [[normalise_header(label) for label in getattr(m, ENTITY_KEYS[entity]).get(target, ())]
-             for m in synonyms.MODULES]
+    lists = [
+        [normalise_header(label) for label in getattr(m, ENTITY_KEYS[entity]).get(target, ())] for m in synonyms.MODULES
+    ]
     lists.sort(key=lambda labels: -sum(k in labels for k in keys.values()))  # stable: earlier modules on ties
 
     def key(header: str):
@@ -106,8 +132,9 @@ def preferred_order(headers: list[str], target: str, entity: str) -> list[str]:
     return sorted(headers, key=key)
 
 
-def auto_mapping(headers: list[str], entity: str, field_keys: list[str], field_labels: dict[str, str]
-                 ) -> tuple[dict[str, str], list[str]]:
+def auto_mapping(
+    headers: list[str], entity: str, field_keys: list[str], field_labels: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
     """Headers matched by name alone (no look at the values); returns (mapping, ignored headers).
 
     Of several headers naming one target, the best-ranked takes it (then the first in the file).

@@ -49,11 +49,18 @@ class _Failed:
         self.reason = reason
 
 
-
 def _text_column(cells: list) -> list:
     """A plain text column: each cell stripped, its formula guard undone (what cell_value gives for text)."""
-    return [((_BLANK if not (t := v.strip()) else unneutralise(t) if t[0] == "'" else t) if v.__class__ is str
-             else _BLANK if v is None else str(v)) for v in cells]
+    return [
+        (
+            (_BLANK if not (t := v.strip()) else unneutralise(t) if t[0] == "'" else t)
+            if v.__class__ is str
+            else _BLANK
+            if v is None
+            else str(v)
+        )
+        for v in cells
+    ]
 
 
 def _email_column(ctx: RowContext, header: str, target: str, cells: list) -> list:
@@ -67,8 +74,12 @@ def _email_column(ctx: RowContext, header: str, target: str, cells: list) -> lis
             if not text:
                 append(_BLANK)
                 continue
-            if (text[0] != "'" and (m := plain(text)) and domains.get(m.group(1))
-                    and (len(text) if text.isascii() else len(text.encode())) <= EMAIL_MAX_LENGTH):
+            if (
+                text[0] != "'"
+                and (m := plain(text))
+                and domains.get(m.group(1))
+                and (len(text) if text.isascii() else len(text.encode())) <= EMAIL_MAX_LENGTH
+            ):
                 append(text.lower())
                 continue
             if text[0] == "'":
@@ -213,8 +224,9 @@ def _placement(target: str) -> tuple[int, str, str | None]:
     return _RECORD, target, None
 
 
-def parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str], *, default_tags=(), owner=None
-               ) -> list[ParsedRow]:
+def parse_rows(
+    ctx: RowContext, rows: list[tuple[int, list]], headers: list[str], *, default_tags=(), owner=None
+) -> list[ParsedRow]:
     """`[parse_row(ctx, n, headers, values, …) for n, values in rows]`, column by column."""
     # Tens of thousands of small objects, none of them in a cycle: the cyclic collector would only walk them.
     paused = gc.isenabled()
@@ -226,8 +238,9 @@ def parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str]
             gc.enable()
 
 
-def _parse_rows(ctx: RowContext, rows: list[tuple[int, list]], headers: list[str], *, default_tags, owner
-                ) -> list[ParsedRow]:
+def _parse_rows(
+    ctx: RowContext, rows: list[tuple[int, list]], headers: list[str], *, default_tags, owner
+) -> list[ParsedRow]:
     width = len(headers)
     table = [values for _, values in rows]
     transposed = list(zip(*table, strict=True)) if table and set(map(len, table)) == {width} else None

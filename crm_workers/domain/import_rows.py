@@ -100,8 +100,23 @@ def unneutralise(value: str) -> str:
 
 
 #: The targets cell_value reads (with custom.*); it gives the others' text as it is.
-READ_TARGETS = frozenset({"type", "email", "contact_email", "phone", "website", "tags", "owner", "value", "currency",
-                          "external_id", "status", "expected_close_date", "address.country"})
+READ_TARGETS = frozenset(
+    {
+        "type",
+        "email",
+        "contact_email",
+        "phone",
+        "website",
+        "tags",
+        "owner",
+        "value",
+        "currency",
+        "external_id",
+        "status",
+        "expected_close_date",
+        "address.country",
+    }
+)
 
 
 def cell_value(ctx: RowContext, header: str, target: str, text):
@@ -170,8 +185,7 @@ def apply_cell(parsed: ParsedRow, target: str, value) -> None:
 EXTRA_TARGETS = frozenset({"contact_email", "currency", "pipeline", "stage"})
 
 
-def parse_row(ctx: RowContext, row: int, headers: list[str], values: list, *, default_tags=(), owner=None
-              ) -> ParsedRow:
+def parse_row(ctx: RowContext, row: int, headers: list[str], values: list, *, default_tags=(), owner=None) -> ParsedRow:
     """Every mapped cell parsed and validated; a bad value is a failure or a warning naming row, column and
     value (domain/row_rules.py)."""
     parsed = ParsedRow(row=row, values=values)

@@ -71,5 +71,8 @@ def backoff_seconds(attempts: int, base_seconds: float, *, jitter=random.random)
 def wants(subscription: dict, event: str, job_type: str) -> bool:
     """Whether a subscription asked for this event of this job type (no `types`: every type)."""
     types = subscription.get("types") or []
-    return subscription.get("enabled", True) and event in subscription.get("events", []) and (
-        not types or job_type in types)
+    return (
+        subscription.get("enabled", True)
+        and event in subscription.get("events", [])
+        and (not types or job_type in types)
+    )

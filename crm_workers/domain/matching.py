@@ -11,8 +11,7 @@ from crm_workers.domain.row_rules import ROW_BY_ROW, plan
 from crm_workers.domain.values import is_blank
 
 # Targets an unnamed column can get from its values alone, in this order.
-LOOKALIKES = {"contact": (("email", "emails"), ("phone", "phone numbers")),
-              "deal": (("contact_email", "emails"),)}
+LOOKALIKES = {"contact": (("email", "emails"), ("phone", "phone numbers")), "deal": (("contact_email", "emails"),)}
 
 
 @dataclass
@@ -24,8 +23,15 @@ class Matching:
     order: list[str] = field(default_factory=list)  # the mapped headers, preferred first (row_rules.plan)
 
 
-def match_columns(headers: list[str], entity: str, *, fields: dict[str, dict], sample: list[list],
-                  country: str | None, requested: dict[str, str | None] | None = None) -> Matching:
+def match_columns(
+    headers: list[str],
+    entity: str,
+    *,
+    fields: dict[str, dict],
+    sample: list[list],
+    country: str | None,
+    requested: dict[str, str | None] | None = None,
+) -> Matching:
     """The mapping of `headers` to targets. `requested` (options.mapping) decides for the headers it names
     (`None` ignores one); the others are matched by name when their sampled values fit, or by their values."""
     requested = requested or {}
@@ -36,8 +42,9 @@ def match_columns(headers: list[str], entity: str, *, fields: dict[str, dict], s
 
     mapping: dict[str, str] = {}
     matches: dict[str, dict] = {}
-    warnings = [f"options.mapping names `{h}`, which is not a column of the file" for h in requested
-                if h not in headers]
+    warnings = [
+        f"options.mapping names `{h}`, which is not a column of the file" for h in requested if h not in headers
+    ]
     named = {}
     for header in headers:
         if header in requested:
@@ -52,8 +59,7 @@ def match_columns(headers: list[str], entity: str, *, fields: dict[str, dict], s
         # A header that names a target or a custom field is meant for it: its bad values are the rows' own
         # (failed or warned one by one), never a reason to drop the column. Other systems' labels are checked.
         named_exactly = found.reason == "target name" or found.source == "custom field"
-        misfit = None if named_exactly else column_misfit(found.target, column(header), fields=fields,
-                                                           country=country)
+        misfit = None if named_exactly else column_misfit(found.target, column(header), fields=fields, country=country)
         if misfit:
             matches[header] = {"target": None, "reason": f"values are not {misfit}"}
             warnings.append(f"`{header}` values are not {misfit}: left unmatched")
@@ -87,8 +93,13 @@ def match_columns(headers: list[str], entity: str, *, fields: dict[str, dict], s
     order = _preferred(mapping, rank, headers, entity)
     _say_alternatives(mapping, matches, order)
     warnings += _notes(entity, mapping, matches, column, country)
-    return Matching(mapping=mapping, matches=matches, ignored=[h for h in headers if h not in mapping],
-                    warnings=warnings, order=order)
+    return Matching(
+        mapping=mapping,
+        matches=matches,
+        ignored=[h for h in headers if h not in mapping],
+        warnings=warnings,
+        order=order,
+    )
 
 
 def _say_alternatives(mapping: dict[str, str], matches: dict[str, dict], order: list[str]) -> None:
@@ -99,8 +110,11 @@ def _say_alternatives(mapping: dict[str, str], matches: dict[str, dict], order: 
             matches[header]["row_by_row"] = n
             others = ", ".join(f"`{h}`" for h in group if h != header)
             where = " (its address's parts go together)" if header in slots else ""
-            matches[header]["note"] = f"one of {len(group)} columns of {target}, tried {_nth(n)}{where}; " \
-                                      f"also {others}" if others else f"{target}, an address of the row{where}"
+            matches[header]["note"] = (
+                f"one of {len(group)} columns of {target}, tried {_nth(n)}{where}; also {others}"
+                if others
+                else f"{target}, an address of the row{where}"
+            )
 
 
 def _preferred(mapping: dict[str, str], rank: dict[str, int], headers: list[str], entity: str) -> list[str]:
@@ -130,8 +144,11 @@ def _notes(entity, mapping, matches, column, country) -> list[str]:
     if entity == "contact" and "name" in by_target and not {"first_name", "last_name"} & set(by_target):
         matches[by_target["name"]]["note"] = "split into first_name and last_name"
     phones = [h for h, t in mapping.items() if t == "phone"]
-    if phones and country and any(not str(v).strip().startswith(("+", "00"))
-                                  for h in phones for v in column(h) if not is_blank(v)):
+    if (
+        phones
+        and country
+        and any(not str(v).strip().startswith(("+", "00")) for h in phones for v in column(h) if not is_blank(v))
+    ):
         notes.append(f"phones without country read as {country}")
     return notes
 

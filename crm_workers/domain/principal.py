@@ -65,8 +65,9 @@ def issue_service_token(secret: str, *, name: str = "operator", ttl_seconds: int
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def issue_token(secret: str, *, account_id: str, uid: str, is_owner: bool = False,
-                ttl_seconds: int = LOCAL_TOKEN_TTL_SECONDS) -> str:
+def issue_token(
+    secret: str, *, account_id: str, uid: str, is_owner: bool = False, ttl_seconds: int = LOCAL_TOKEN_TTL_SECONDS
+) -> str:
     now = int(time.time())
     claims = {"account_id": account_id, "uid": uid, "is_owner": is_owner, "iat": now, "exp": now + ttl_seconds}
     return jwt.encode(claims, secret, algorithm="HS256")

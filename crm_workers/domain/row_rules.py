@@ -21,17 +21,28 @@ if TYPE_CHECKING:
     from crm_workers.domain.import_rows import ParsedRow, RowContext
 
 #: Targets whose several columns are read row by row.
-ROW_BY_ROW = frozenset({"email", "phone", "address.street", "address.city", "address.state_province",
-                        "address.postal_code", "address.country"})
+ROW_BY_ROW = frozenset(
+    {
+        "email",
+        "phone",
+        "address.street",
+        "address.city",
+        "address.state_province",
+        "address.postal_code",
+        "address.country",
+    }
+)
 #: Key targets that a record written by another service (or older rules) may hold in a shape that no longer
 #: validates: such a value finds that record.
 LEGACY_KINDS = frozenset({"email", "phone", "external_id"})
 
 # Which address a header belongs to, from its words (normalised: letters and digits, accents dropped), in the
 # order a row takes them. Outlook: Business/Home/Other in four languages; Salesforce and Zoho: Mailing/Other.
-_SLOT_WORDS = ((1, re.compile(r"business|work|mailing|geschaftlich|dienstlich|bureau|professionnel|trabajo")),
-               (2, re.compile(r"home|privat|domicile|domicilio|residencia")),
-               (3, re.compile(r"other|weitere|autre|otra|otro")))
+_SLOT_WORDS = (
+    (1, re.compile(r"business|work|mailing|geschaftlich|dienstlich|bureau|professionnel|trabajo")),
+    (2, re.compile(r"home|privat|domicile|domicilio|residencia")),
+    (3, re.compile(r"other|weitere|autre|otra|otro")),
+)
 _NUMBERED = re.compile(r"address\s*(\d+)\b", re.I)  # Google: `Address 1 - Street`
 
 

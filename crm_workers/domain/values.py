@@ -15,8 +15,20 @@ from crm_workers.domain.contact_points import (  # noqa: F401 (re-exported)
     parse_phone,
 )
 
-CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW", "₽": "RUB",
-                    "R$": "BRL", "CHF": "CHF", "₺": "TRY", "zł": "PLN", "kr": "SEK"}
+CURRENCY_SYMBOLS = {
+    "$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "₹": "INR",
+    "₩": "KRW",
+    "₽": "RUB",
+    "R$": "BRL",
+    "CHF": "CHF",
+    "₺": "TRY",
+    "zł": "PLN",
+    "kr": "SEK",
+}
 _CODE = re.compile(r"\b([A-Z]{3})\b")
 # What some systems write for "no date" (Zoho, old Excel exports): read as an empty cell.
 _NULL_DATE = re.compile(r"^0{1,4}(?P<sep>[./-])0{1,2}(?P=sep)0{1,4}([ T]0{1,2}:0{2}(:0{2})?)?$")

@@ -19,8 +19,16 @@ import pyarrow as pa
 from bson import ObjectId
 
 TS = pa.timestamp("ms", tz="UTC")
-_TYPES: dict[str, pa.DataType] = {"id": pa.string(), "ids": pa.list_(pa.string()), "ts": TS, "str": pa.string(),
-                                  "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "json": pa.string()}
+_TYPES: dict[str, pa.DataType] = {
+    "id": pa.string(),
+    "ids": pa.list_(pa.string()),
+    "ts": TS,
+    "str": pa.string(),
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+    "json": pa.string(),
+}
 
 #: Every table starts with these: what happened (`upsert`|`delete`), in which run, to which record.
 META_COLUMNS = [("_op", "str"), ("_run", "str"), ("_id", "id"), ("account_id", "id"), ("_deleted_at", "ts")]
@@ -30,35 +38,105 @@ _ADDRESS = [(f"address.{p}", "str") for p in ("street", "city", "state_province"
 #: collection -> its columns after META_COLUMNS, as (column, type). The one place the feed's shape is declared.
 TABLES: dict[str, list[tuple[str, str]]] = {
     "crm.contacts": [
-        ("type", "str"), ("first_name", "str"), ("last_name", "str"), ("name", "str"), ("email", "str"),
-        ("phone", "str"), ("website", "str"), *_ADDRESS, ("owner", "id"), ("tags", "ids"), ("businesses", "ids"),
-        ("custom_fields", "json"), ("source", "str"), ("import_id", "id"), *_BASE],
+        ("type", "str"),
+        ("first_name", "str"),
+        ("last_name", "str"),
+        ("name", "str"),
+        ("email", "str"),
+        ("phone", "str"),
+        ("website", "str"),
+        *_ADDRESS,
+        ("owner", "id"),
+        ("tags", "ids"),
+        ("businesses", "ids"),
+        ("custom_fields", "json"),
+        ("source", "str"),
+        ("import_id", "id"),
+        *_BASE,
+    ],
     "crm.deals": [
-        ("name", "str"), ("pipeline_id", "id"), ("stage_id", "id"), ("owner", "id"), ("value.amount", "float"),
-        ("value.currency", "str"), ("base_value", "float"), ("status", "str"), ("closed_at", "ts"),
-        ("contacts", "ids"), ("business_id", "id"), ("tags", "ids"), ("custom_fields", "json"),
-        ("expected_close_date", "ts"), ("stage_entered_at", "ts"), ("import_id", "id"), *_BASE],
+        ("name", "str"),
+        ("pipeline_id", "id"),
+        ("stage_id", "id"),
+        ("owner", "id"),
+        ("value.amount", "float"),
+        ("value.currency", "str"),
+        ("base_value", "float"),
+        ("status", "str"),
+        ("closed_at", "ts"),
+        ("contacts", "ids"),
+        ("business_id", "id"),
+        ("tags", "ids"),
+        ("custom_fields", "json"),
+        ("expected_close_date", "ts"),
+        ("stage_entered_at", "ts"),
+        ("import_id", "id"),
+        *_BASE,
+    ],
     "crm.pipelines": [("name", "str"), ("currency", "str"), *_BASE],
     "crm.pipeline.stages": [("pipeline_id", "id"), ("name", "str"), ("position", "int"), *_BASE],
     "crm.notes": [("contact_id", "id"), ("deal_id", "id"), ("content", "str"), ("comments", "json"), *_BASE],
     "crm.reminders": [
-        ("title", "str"), ("due_at", "ts"), ("assigned_to", "ids"), ("contact_id", "id"), ("deal_id", "id"),
-        ("category", "str"), ("status", "str"), ("notified_at", "ts"), ("recurrence.every", "int"),
-        ("recurrence.unit", "str"), *_BASE],
+        ("title", "str"),
+        ("due_at", "ts"),
+        ("assigned_to", "ids"),
+        ("contact_id", "id"),
+        ("deal_id", "id"),
+        ("category", "str"),
+        ("status", "str"),
+        ("notified_at", "ts"),
+        ("recurrence.every", "int"),
+        ("recurrence.unit", "str"),
+        *_BASE,
+    ],
     "crm.tags": [("name", "str"), ("locked", "bool"), *_BASE],
-    "crm.fields": [("entity", "str"), ("key", "str"), ("label", "str"), ("field_type", "str"),
-                   ("options", "json"), *_BASE],
-    "crm.activity": [("entity_type", "str"), ("entity_id", "id"), ("type", "str"), ("data", "json"),
-                     ("uid", "id"), *_BASE],
+    "crm.fields": [
+        ("entity", "str"),
+        ("key", "str"),
+        ("label", "str"),
+        ("field_type", "str"),
+        ("options", "json"),
+        *_BASE,
+    ],
+    "crm.activity": [
+        ("entity_type", "str"),
+        ("entity_id", "id"),
+        ("type", "str"),
+        ("data", "json"),
+        ("uid", "id"),
+        *_BASE,
+    ],
     "automation.logs": [
-        ("automation_id", "id"), ("deal_id", "id"), ("event_id", "str"), ("status", "str"), ("actions", "json"),
-        ("attempt", "int"), ("started_at", "ts"), ("finished_at", "ts"), *_BASE],
+        ("automation_id", "id"),
+        ("deal_id", "id"),
+        ("event_id", "str"),
+        ("status", "str"),
+        ("actions", "json"),
+        ("attempt", "int"),
+        ("started_at", "ts"),
+        ("finished_at", "ts"),
+        *_BASE,
+    ],
     # Job records without `params` and `result`: those may carry rows of data and download links.
     "queues": [
-        ("type", "str"), ("queue", "str"), ("status", "str"), ("attempts", "int"), ("created_by", "id"),
-        ("progress.total", "int"), ("progress.processed", "int"), ("progress.succeeded", "int"),
-        ("progress.failed", "int"), ("progress.percent", "float"), ("error.code", "str"), ("error.message", "str"),
-        ("cancel_requested", "bool"), ("enqueued_at", "ts"), ("started_at", "ts"), ("finished_at", "ts"), *_BASE],
+        ("type", "str"),
+        ("queue", "str"),
+        ("status", "str"),
+        ("attempts", "int"),
+        ("created_by", "id"),
+        ("progress.total", "int"),
+        ("progress.processed", "int"),
+        ("progress.succeeded", "int"),
+        ("progress.failed", "int"),
+        ("progress.percent", "float"),
+        ("error.code", "str"),
+        ("error.message", "str"),
+        ("cancel_requested", "bool"),
+        ("enqueued_at", "ts"),
+        ("started_at", "ts"),
+        ("finished_at", "ts"),
+        *_BASE,
+    ],
 }
 COLLECTIONS = list(TABLES)
 UNEXPECTED = "_unexpected"
@@ -79,6 +157,7 @@ def top_fields(collection: str) -> list[str]:
 
 
 # -- values ---------------------------------------------------------------------------------------------------
+
 
 class _Unfit:
     """Marks a value that does not fit its column."""
@@ -126,7 +205,7 @@ def _as_int(v):
     if isinstance(v, bool):
         return UNFIT
     if isinstance(v, int):
-        return v if -(2 ** 63) <= v < 2 ** 63 else UNFIT
+        return v if -(2**63) <= v < 2**63 else UNFIT
     return int(v) if isinstance(v, float) and v.is_integer() else UNFIT
 
 
@@ -134,8 +213,16 @@ def _as_bool(v):
     return v if isinstance(v, bool) else UNFIT
 
 
-_CONVERT: dict[str, Callable] = {"id": _as_id, "ids": _as_ids, "ts": _as_ts, "str": _as_str, "float": _as_float,
-                                 "int": _as_int, "bool": _as_bool, "json": as_json}
+_CONVERT: dict[str, Callable] = {
+    "id": _as_id,
+    "ids": _as_ids,
+    "ts": _as_ts,
+    "str": _as_str,
+    "float": _as_float,
+    "int": _as_int,
+    "bool": _as_bool,
+    "json": as_json,
+}
 
 
 def _text(value) -> str:
@@ -150,6 +237,7 @@ def _getter(name: str) -> Callable[[dict], object]:
     def get(d):
         inner = d.get(top)
         return inner.get(sub) if isinstance(inner, dict) else (UNFIT if inner is not None else None)
+
     return get
 
 
@@ -169,22 +257,29 @@ class BatchBuilder:
     def upserts(self, docs: list[dict]) -> pa.RecordBatch:
         n = len(docs)
         odd: list[dict | None] = [None] * n
-        arrays = [pa.array(["upsert"] * n, pa.string()), pa.array([self.run_id] * n, pa.string()),
-                  self._column(docs, "_id", "id", lambda d: d.get("_id"), odd),
-                  self._column(docs, "account_id", "id", lambda d: d.get("account_id"), odd),
-                  pa.nulls(n, TS)]
-        arrays += [self._column(docs, name, kind, get, odd) for (name, kind), get in zip(self.own, self.getters,
-                                                                                         strict=True)]
+        arrays = [
+            pa.array(["upsert"] * n, pa.string()),
+            pa.array([self.run_id] * n, pa.string()),
+            self._column(docs, "_id", "id", lambda d: d.get("_id"), odd),
+            self._column(docs, "account_id", "id", lambda d: d.get("account_id"), odd),
+            pa.nulls(n, TS),
+        ]
+        arrays += [
+            self._column(docs, name, kind, get, odd) for (name, kind), get in zip(self.own, self.getters, strict=True)
+        ]
         arrays.append(pa.array([None if o is None else as_json(o) for o in odd], pa.string()))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def deletes(self, entries: list[dict]) -> pa.RecordBatch:
         """Rows for records removed by a job: trash entries (`record_id`, `account_id`, `deleted_at`)."""
         n = len(entries)
-        values = {"_op": ["delete"] * n, "_run": [self.run_id] * n,
-                  "_id": [_id_text(e["record_id"]) for e in entries],
-                  "account_id": [_id_text(e["account_id"]) for e in entries],
-                  "_deleted_at": [e.get("deleted_at") for e in entries]}
+        values = {
+            "_op": ["delete"] * n,
+            "_run": [self.run_id] * n,
+            "_id": [_id_text(e["record_id"]) for e in entries],
+            "account_id": [_id_text(e["account_id"]) for e in entries],
+            "_deleted_at": [e.get("deleted_at") for e in entries],
+        }
         arrays = [pa.array(values[f.name], f.type) if f.name in values else pa.nulls(n, f.type) for f in self.schema]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 

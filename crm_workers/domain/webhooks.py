@@ -53,8 +53,9 @@ def signature(secret: str, body: bytes) -> str:
 def parse_target(url: str) -> WebhookTarget:
     """The URL read strictly, as the HTTP client will read it; WebhookRefused for anything ambiguous."""
     if not isinstance(url, str) or not url or len(url) > 2048 or set(url) & _FORBIDDEN_CHARS:
-        raise WebhookRefused("webhook URL must be a plain http(s) URL without spaces, backslashes or control "
-                             "characters")
+        raise WebhookRefused(
+            "webhook URL must be a plain http(s) URL without spaces, backslashes or control characters"
+        )
     try:
         ours = parse_url(url)
         theirs = urlsplit(url)
@@ -89,8 +90,9 @@ def check_address(address: str) -> None:
     inner = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else []
     for candidate in [ip, *inner]:
         if not candidate.is_global or candidate.is_multicast:
-            raise WebhookRefused(f"the host resolves to {ip}, a non-public address "
-                                 "(set WEBHOOK_ALLOW_PRIVATE=1 to allow it)")
+            raise WebhookRefused(
+                f"the host resolves to {ip}, a non-public address (set WEBHOOK_ALLOW_PRIVATE=1 to allow it)"
+            )
 
 
 def check_url(url: str, *, allow_private: bool, resolve=socket.getaddrinfo) -> WebhookTarget:

@@ -33,13 +33,27 @@ def enable(on: bool = True) -> None:
     enabled = on
 
 
-def hold(db: Database, account_id: ObjectId, *, job_type: str | None = None, after_processed: int = 1,
-         at: str = "checkpoint") -> ObjectId:
+def hold(
+    db: Database, account_id: ObjectId, *, job_type: str | None = None, after_processed: int = 1, at: str = "checkpoint"
+) -> ObjectId:
     """Hold the account's next job (of `job_type`, if given) at its first checkpoint past `after_processed` (or,
     `at="ended"`, right after its end)."""
-    return db[HOLDS].insert_one({"account_id": account_id, "job_type": job_type, "after_processed": after_processed,
-                                 "at": at, "released": False, "taker": None, "job_id": None,
-                                 "processed": None}).inserted_id
+    return (
+        db[HOLDS]
+        .insert_one(
+            {
+                "account_id": account_id,
+                "job_type": job_type,
+                "after_processed": after_processed,
+                "at": at,
+                "released": False,
+                "taker": None,
+                "job_id": None,
+                "processed": None,
+            }
+        )
+        .inserted_id
+    )
 
 
 def held(db: Database, hold_id: ObjectId) -> dict | None:
@@ -54,9 +68,14 @@ def release(db: Database, hold_id: ObjectId) -> None:
 
 def take(db: Database, job: dict, processed: int, *, at: str = "checkpoint") -> ObjectId | None:
     """The hold that matches this job here, now taken by it; None when there is none."""
-    query = {"account_id": job["account_id"], "released": False, "after_processed": {"$lte": processed},
-             "job_type": {"$in": [None, job.get("type")]}, "taker": {"$in": [None, job["_id"]]},
-             "at": {"$in": [None, at]} if at == "checkpoint" else at}
+    query = {
+        "account_id": job["account_id"],
+        "released": False,
+        "after_processed": {"$lte": processed},
+        "job_type": {"$in": [None, job.get("type")]},
+        "taker": {"$in": [None, job["_id"]]},
+        "at": {"$in": [None, at]} if at == "checkpoint" else at,
+    }
     found = db[HOLDS].find_one_and_update(query, {"$set": {"taker": job["_id"]}})
     return found["_id"] if found else None
 

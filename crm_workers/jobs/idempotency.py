@@ -39,8 +39,7 @@ class IdempotencyKey:
     seconds: int = IDEMPOTENCY_TTL_SECONDS
 
 
-def client_key(uid: ObjectId, key: str, fingerprint: str, *, seconds: int = IDEMPOTENCY_TTL_SECONDS
-               ) -> IdempotencyKey:
+def client_key(uid: ObjectId, key: str, fingerprint: str, *, seconds: int = IDEMPOTENCY_TTL_SECONDS) -> IdempotencyKey:
     """A client's `Idempotency-Key`: only the same user repeating the same request may reuse it."""
     return IdempotencyKey(key=key, scope=f"user:{uid}", fingerprint=fingerprint, seconds=seconds)
 
@@ -52,8 +51,14 @@ def as_key(key: str | IdempotencyKey | None) -> IdempotencyKey | None:
 
 def _find(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> dict | None:
     """The key as recorded, if it has not expired."""
-    return db[IDEMPOTENCY_KEYS].find_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
-                                          "created_at": {"$gt": now() - timedelta(seconds=ik.seconds)}})
+    return db[IDEMPOTENCY_KEYS].find_one(
+        {
+            "account_id": account_id,
+            "scope": ik.scope,
+            "key": ik.key,
+            "created_at": {"$gt": now() - timedelta(seconds=ik.seconds)},
+        }
+    )
 
 
 def keys_recorded(db: Database, account_ids: list, keys: list[str], *, scope: str = SYSTEM_SCOPE) -> set[tuple]:
@@ -62,23 +67,45 @@ def keys_recorded(db: Database, account_ids: list, keys: list[str], *, scope: st
     if not account_ids or not keys:
         return set()
     alive = now() - timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
-    return {(d["account_id"], d["key"]) for d in db[IDEMPOTENCY_KEYS].find(
-        {"account_id": {"$in": list(account_ids)}, "scope": scope, "key": {"$in": sorted(set(keys))},
-         "created_at": {"$gt": alive}}, {"account_id": 1, "key": 1})}
+    return {
+        (d["account_id"], d["key"])
+        for d in db[IDEMPOTENCY_KEYS].find(
+            {
+                "account_id": {"$in": list(account_ids)},
+                "scope": scope,
+                "key": {"$in": sorted(set(keys))},
+                "created_at": {"$gt": alive},
+            },
+            {"account_id": 1, "key": 1},
+        )
+    }
 
 
 def _take_expired(db: Database, account_id: ObjectId, ik: IdempotencyKey, doc: dict) -> bool:
     """An expired key not yet removed by the TTL index is taken for a new request (one request wins)."""
-    return db[IDEMPOTENCY_KEYS].update_one(
-        {"account_id": account_id, "scope": ik.scope, "key": ik.key,
-         "created_at": {"$lte": now() - timedelta(seconds=ik.seconds)}}, {"$set": doc}).modified_count == 1
+    return (
+        db[IDEMPOTENCY_KEYS]
+        .update_one(
+            {
+                "account_id": account_id,
+                "scope": ik.scope,
+                "key": ik.key,
+                "created_at": {"$lte": now() - timedelta(seconds=ik.seconds)},
+            },
+            {"$set": doc},
+        )
+        .modified_count
+        == 1
+    )
 
 
 def _check_same_request(seen: dict, ik: IdempotencyKey) -> None:
     if seen.get("fingerprint") != ik.fingerprint:
-        raise Unprocessable("this Idempotency-Key was used for another request (another path or body); "
-                            "use a new key for a new request", code="idempotency_key_reused",
-                            details={"header": "Idempotency-Key"})
+        raise Unprocessable(
+            "this Idempotency-Key was used for another request (another path or body); use a new key for a new request",
+            code="idempotency_key_reused",
+            details={"header": "Idempotency-Key"},
+        )
 
 
 def _job(db: Database, account_id: ObjectId, job_id) -> dict | None:
@@ -88,8 +115,14 @@ def _job(db: Database, account_id: ObjectId, job_id) -> dict | None:
 def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, job_id: ObjectId) -> dict | None:
     """Take the key for the job about to be made (None: go on and make it), or the first request's job."""
     ik = as_key(key)
-    doc = {"account_id": account_id, "scope": ik.scope, "key": ik.key, "fingerprint": ik.fingerprint,
-           "job_id": job_id, "created_at": now()}
+    doc = {
+        "account_id": account_id,
+        "scope": ik.scope,
+        "key": ik.key,
+        "fingerprint": ik.fingerprint,
+        "job_id": job_id,
+        "created_at": now(),
+    }
     deadline = time.monotonic() + FIRST_JOB_WAIT_SECONDS
     while True:
         try:
@@ -109,8 +142,13 @@ def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, j
             time.sleep(0.05)  # the first request is between taking the key and recording its job
             continue
         # The first request died before recording its job: one waiting request (the first to swap) takes over.
-        if db[IDEMPOTENCY_KEYS].update_one({"_id": seen["_id"], "job_id": seen["job_id"]},
-                                           {"$set": {"job_id": job_id, "created_at": now()}}).modified_count:
+        if (
+            db[IDEMPOTENCY_KEYS]
+            .update_one(
+                {"_id": seen["_id"], "job_id": seen["job_id"]}, {"$set": {"job_id": job_id, "created_at": now()}}
+            )
+            .modified_count
+        ):
             return None
         deadline = time.monotonic() + FIRST_JOB_WAIT_SECONDS
 
@@ -130,13 +168,22 @@ def remember_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, 
     """Record a key for a request about an existing job (a retry); False when that request was seen already."""
     ik = as_key(key)
     try:
-        db[IDEMPOTENCY_KEYS].insert_one({"account_id": account_id, "scope": ik.scope, "key": ik.key,
-                                         "fingerprint": ik.fingerprint, "job_id": job_id, "created_at": now()})
+        db[IDEMPOTENCY_KEYS].insert_one(
+            {
+                "account_id": account_id,
+                "scope": ik.scope,
+                "key": ik.key,
+                "fingerprint": ik.fingerprint,
+                "job_id": job_id,
+                "created_at": now(),
+            }
+        )
     except DuplicateKeyError:
         seen = _find(db, account_id, ik)
         if seen is None:
-            return _take_expired(db, account_id, ik, {"fingerprint": ik.fingerprint, "job_id": job_id,
-                                                      "created_at": now()})
+            return _take_expired(
+                db, account_id, ik, {"fingerprint": ik.fingerprint, "job_id": job_id, "created_at": now()}
+            )
         _check_same_request(seen, ik)
         return False
     return True

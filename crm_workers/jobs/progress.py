@@ -85,10 +85,20 @@ class Progress:
     def flush(self) -> None:
         """One write; read back only when it did not apply (the run lost its job, or the job was cancelled)."""
         ts = now()
-        still_ours = {"_id": self._job["_id"], "run_id": self._job["run_id"], "status": str(S.RUNNING),
-                      "cancel_requested": {"$ne": True}}
-        written = self._db[QUEUES].update_one(still_ours, {"$set": {
-            "progress": self.as_doc(), "state": self.state, "heartbeat_at": ts, "updated_at": ts}}).matched_count
+        still_ours = {
+            "_id": self._job["_id"],
+            "run_id": self._job["run_id"],
+            "status": str(S.RUNNING),
+            "cancel_requested": {"$ne": True},
+        }
+        written = (
+            self._db[QUEUES]
+            .update_one(
+                still_ours,
+                {"$set": {"progress": self.as_doc(), "state": self.state, "heartbeat_at": ts, "updated_at": ts}},
+            )
+            .matched_count
+        )
         self._last_flush = self._clock()
         if not written:  # gone (another run took the job over) or cancelled: this run stops here
             raise JobCancelled()

@@ -138,8 +138,10 @@ def _page(db: Database, scope: dict, *, status, job_type, page: int, per_page: i
     last = oid(after) and db[QUEUES].find_one({**scope, "_id": oid(after)}, {"created_at": 1})
     if not last:
         raise BadRequest("after: no such job", details={"field": "after"})
-    query["$or"] = [{"created_at": {"$lt": last["created_at"]}},
-                    {"created_at": last["created_at"], "_id": {"$lt": last["_id"]}}]
+    query["$or"] = [
+        {"created_at": {"$lt": last["created_at"]}},
+        {"created_at": last["created_at"], "_id": {"$lt": last["_id"]}},
+    ]
     return list(db[QUEUES].find(query).sort(order).limit(per_page)), None
 
 
@@ -209,9 +211,9 @@ def request_cancel(db: Database, job: dict) -> dict:
             return done
         job = db[QUEUES].find_one({"_id": job["_id"]})  # it started meanwhile
     if job["status"] == S.RUNNING:
-        return update_and_get(db, {"_id": job["_id"], "status": str(S.RUNNING)},
-                               {"$set": {"cancel_requested": True, "updated_at": now()}}
-                               ) or db[QUEUES].find_one({"_id": job["_id"]})
+        return update_and_get(
+            db, {"_id": job["_id"], "status": str(S.RUNNING)}, {"$set": {"cancel_requested": True, "updated_at": now()}}
+        ) or db[QUEUES].find_one({"_id": job["_id"]})
     check_transition(job["status"], S.CANCELLED)
     return job
 
@@ -234,8 +236,12 @@ def retry_job(db: Database, job: dict) -> dict:
 
 def mark_unrunnable(db: Database, job_id: ObjectId, message: str) -> None:
     """A queued job that can never be enqueued (a type no worker knows) fails visibly instead of waiting."""
-    move(db, {"_id": job_id, "status": str(S.QUEUED)}, S.FAILED,
-         {"$set": {"finished_at": now(), "error": {"code": "unrunnable", "message": message}}})
+    move(
+        db,
+        {"_id": job_id, "status": str(S.QUEUED)},
+        S.FAILED,
+        {"$set": {"finished_at": now(), "error": {"code": "unrunnable", "message": message}}},
+    )
 
 
 def withdraw(db: Database, job: dict) -> None:
@@ -248,10 +254,19 @@ def exports_past_retention(db: Database, *, older_than_days: int, accounts=None)
     """Completed exports whose file is older than the retention and not deleted yet (of `accounts`, if given)."""
     cutoff = now() - timedelta(days=older_than_days)
     only = {} if accounts is None else {"account_id": {"$in": list(accounts)}}
-    return list(db[QUEUES].find({**only, "type": {"$in": ["contacts.export", "deals.export"]},
-                                 "status": str(S.COMPLETED),
-                                 "finished_at": {"$lt": cutoff}, "result.file_key": {"$exists": True},
-                                 "file_deleted_at": {"$exists": False}}, {"result.file_key": 1}))
+    return list(
+        db[QUEUES].find(
+            {
+                **only,
+                "type": {"$in": ["contacts.export", "deals.export"]},
+                "status": str(S.COMPLETED),
+                "finished_at": {"$lt": cutoff},
+                "result.file_key": {"$exists": True},
+                "file_deleted_at": {"$exists": False},
+            },
+            {"result.file_key": 1},
+        )
+    )
 
 
 def mark_file_deleted(db: Database, job_id: ObjectId) -> None:
@@ -268,17 +283,22 @@ def mark_undo_requested(db: Database, job_id: ObjectId, *, replacing: ObjectId |
     `replacing`: the undo job that ended cancelled or failed, which a new undo continues; of two requests
     at once, only one replaces it.
     """
-    query = {"_id": job_id, "undo_requested_at": {"$exists": False}} if replacing is None else \
-        {"_id": job_id, "undo_job_id": replacing}
-    return bool(db[QUEUES].update_one(query, {"$set": {"undo_requested_at": now(), "undo_job_id": None}}
-                                      ).modified_count)
+    query = (
+        {"_id": job_id, "undo_requested_at": {"$exists": False}}
+        if replacing is None
+        else {"_id": job_id, "undo_job_id": replacing}
+    )
+    return bool(
+        db[QUEUES].update_one(query, {"$set": {"undo_requested_at": now(), "undo_job_id": None}}).modified_count
+    )
 
 
 def unmark_undo_requested(db: Database, job_id: ObjectId, *, previous: ObjectId | None = None) -> None:
     """The undo could not be started (the broker is down): the job is as it was before the request."""
     if previous is None:
-        db[QUEUES].update_one({"_id": job_id, "undo_job_id": None},
-                              {"$unset": {"undo_requested_at": "", "undo_job_id": ""}})
+        db[QUEUES].update_one(
+            {"_id": job_id, "undo_job_id": None}, {"$unset": {"undo_requested_at": "", "undo_job_id": ""}}
+        )
     else:
         db[QUEUES].update_one({"_id": job_id, "undo_job_id": None}, {"$set": {"undo_job_id": previous}})
 
@@ -291,8 +311,11 @@ def trim_finished(db: Database, *, older_than_days: int, accounts=None) -> int:
     """Delete finished job records past their retention (of `accounts` only, if given: tests)."""
     cutoff = now() - timedelta(days=older_than_days)
     only = {} if accounts is None else {"account_id": {"$in": list(accounts)}}
-    return db[QUEUES].delete_many({**only, "status": {"$in": [str(s) for s in FINISHED]},
-                                   "finished_at": {"$lt": cutoff}}).deleted_count
+    return (
+        db[QUEUES]
+        .delete_many({**only, "status": {"$in": [str(s) for s in FINISHED]}, "finished_at": {"$lt": cutoff}})
+        .deleted_count
+    )
 
 
 # ---------------------------------------------------------------- job events (the webhooks' outbox)
@@ -309,20 +332,32 @@ def ended_with_events_pending(db: Database, *, limit: int = 500, accounts=None) 
 
 def events_recorded(db: Database, job_id: ObjectId, event_id: str) -> None:
     """The deliveries of this end are recorded (a later end of the same job is its own event)."""
-    db[QUEUES].update_one({"_id": job_id, "end_event.id": event_id},
-                          {"$unset": {"events_pending": ""}, "$set": {"end_event.recorded": True}})
+    db[QUEUES].update_one(
+        {"_id": job_id, "end_event.id": event_id},
+        {"$unset": {"events_pending": ""}, "$set": {"end_event.recorded": True}},
+    )
 
 
 def events_recorded_many(db: Database, ends: list[tuple[ObjectId, str]]) -> None:
     """`events_recorded` for many ends, in one round trip."""
     if ends:
-        db[QUEUES].bulk_write([UpdateOne({"_id": job_id, "end_event.id": event_id},
-                                         {"$unset": {"events_pending": ""}, "$set": {"end_event.recorded": True}})
-                               for job_id, event_id in ends], ordered=False)
+        db[QUEUES].bulk_write(
+            [
+                UpdateOne(
+                    {"_id": job_id, "end_event.id": event_id},
+                    {"$unset": {"events_pending": ""}, "$set": {"end_event.recorded": True}},
+                )
+                for job_id, event_id in ends
+            ],
+            ordered=False,
+        )
 
 
 def ended_unrecorded_since(db: Database, account_id: ObjectId, since, *, limit: int = 1000) -> list[dict]:
     """The account's jobs that ended since `since` without their deliveries recorded (a worker that did not know
     yet of a subscription made a moment before)."""
-    return list(db[QUEUES].find({"account_id": account_id, "finished_at": {"$gte": since},
-                                 "end_event.recorded": {"$ne": True}}).limit(limit))
+    return list(
+        db[QUEUES]
+        .find({"account_id": account_id, "finished_at": {"$gte": since}, "end_event.recorded": {"$ne": True}})
+        .limit(limit)
+    )

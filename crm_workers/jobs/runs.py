@@ -23,8 +23,22 @@ def worker_name() -> str:
 
 
 #: What every job record has from its creation: a copy must carry each, compared like the rest.
-_FRESH_FIELDS = frozenset({"_id", "account_id", "type", "queue", "status", "progress", "params", "attempts",
-                           "created_by", "created_at", "updated_at", "cancel_requested"})
+_FRESH_FIELDS = frozenset(
+    {
+        "_id",
+        "account_id",
+        "type",
+        "queue",
+        "status",
+        "progress",
+        "params",
+        "attempts",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "cancel_requested",
+    }
+)
 
 
 def _as_recorded(snapshot: dict) -> dict | None:
@@ -41,8 +55,9 @@ def _as_recorded(snapshot: dict) -> dict | None:
     return {k: {"$eq": v} for k, v in snapshot.items()}
 
 
-def claim(db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = None,
-          ended_run: str | None = None) -> dict | None:
+def claim(
+    db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = None, ended_run: str | None = None
+) -> dict | None:
     """Atomically take a queued job (or a running one whose worker stopped heartbeating) for a new run.
 
     Returns the job with a fresh `run_id`, or None when the message must not run (finished,
@@ -59,25 +74,38 @@ def claim(db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = N
     run_id = uuid.uuid4().hex
     fresh = snapshot is not None and str(snapshot.get("_id")) == str(job_id) and _as_recorded(snapshot)
     if fresh:
-        taken = {"status": str(S.RUNNING), "run_id": run_id, "worker": worker_name(), "attempts": 1,
-                 "started_at": ts, "heartbeat_at": ts, "updated_at": ts}
+        taken = {
+            "status": str(S.RUNNING),
+            "run_id": run_id,
+            "worker": worker_name(),
+            "attempts": 1,
+            "started_at": ts,
+            "heartbeat_at": ts,
+            "updated_at": ts,
+        }
         if db[QUEUES].update_one(fresh, {"$set": taken}).matched_count:
             return {**snapshot, **taken}
-    claim_it = [{"$set": {
-        "status": str(S.RUNNING),
-        "run_id": run_id,
-        "worker": worker_name(),
-        "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
-        "started_at": {"$ifNull": ["$started_at", ts]},
-        "heartbeat_at": ts,
-        "updated_at": ts,
-    }}]
+    claim_it = [
+        {
+            "$set": {
+                "status": str(S.RUNNING),
+                "run_id": run_id,
+                "worker": worker_name(),
+                "attempts": {"$add": [{"$ifNull": ["$attempts", 0]}, 1]},
+                "started_at": {"$ifNull": ["$started_at", ts]},
+                "heartbeat_at": ts,
+                "updated_at": ts,
+            }
+        }
+    ]
     _id = oid(job_id)
     # Plain conditions tried in turn rather than one $or, which SecantusDB answers with a collection scan. A
     # retry's ended run is tried before `queued`: that run's record can only move from running to queued meanwhile,
     # so one of the two sees it.
-    conditions = [{"status": str(S.QUEUED)},
-                  {"status": str(S.RUNNING), "heartbeat_at": {"$lt": ts - timedelta(seconds=stale_seconds)}}]
+    conditions = [
+        {"status": str(S.QUEUED)},
+        {"status": str(S.RUNNING), "heartbeat_at": {"$lt": ts - timedelta(seconds=stale_seconds)}},
+    ]
     if ended_run:
         conditions.insert(0, {"status": str(S.RUNNING), "run_id": ended_run})
     for condition in conditions:
@@ -93,8 +121,11 @@ def _finish(db: Database, job: dict, target: JobStatus, fields: dict, *, events:
     fields = {**fields, "status": str(target), "updated_at": ts}
     if target in FINISHED:
         fields.update(end_marks(target, ts, events_pending=events))
-    return bool(db[QUEUES].update_one({"_id": job["_id"], "run_id": job["run_id"], "status": {"$in": sources(target)}},
-                                      {"$set": fields}).matched_count)
+    return bool(
+        db[QUEUES]
+        .update_one({"_id": job["_id"], "run_id": job["run_id"], "status": {"$in": sources(target)}}, {"$set": fields})
+        .matched_count
+    )
 
 
 # `events`: whether the end may have webhook deliveries to record (False only when the worker knows that nobody
@@ -114,8 +145,9 @@ def cancelled(db: Database, job: dict, progress: dict, *, events: bool = True, s
     return _finish(db, job, S.CANCELLED, fields, events=events)
 
 
-def requeue_for_retry(db: Database, job: dict, progress: dict, error: dict, *,
-                      retry_within_seconds: float | None = None) -> bool:
+def requeue_for_retry(
+    db: Database, job: dict, progress: dict, error: dict, *, retry_within_seconds: float | None = None
+) -> bool:
     """A transient failure: the job waits for Dramatiq's next attempt, its last error kept. `retry_by`: when
     that attempt is due at the latest (after it, a job still queued has lost its message)."""
     ts = now()
@@ -147,13 +179,23 @@ def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = Non
     MAX_LOST_RUNS attempts."""
     stale_before = (at or now()) - timedelta(seconds=stale_seconds)
     requeued = []
-    for doc in db[QUEUES].find({"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}, **_of(accounts)},
-                               {"_id": 1, "attempts": 1}):
+    for doc in db[QUEUES].find(
+        {"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}, **_of(accounts)}, {"_id": 1, "attempts": 1}
+    ):
         lost = {"code": "worker_lost", "message": "the worker stopped heartbeating"}
         query = {"_id": doc["_id"], "heartbeat_at": {"$lt": stale_before}}
         if doc.get("attempts", 0) >= MAX_LOST_RUNS:
-            move(db, query, S.FAILED, {"$set": {"finished_at": now(), "error": {
-                **lost, "message": f"the worker was lost {doc['attempts']} times; not retried again"}}})
+            move(
+                db,
+                query,
+                S.FAILED,
+                {
+                    "$set": {
+                        "finished_at": now(),
+                        "error": {**lost, "message": f"the worker was lost {doc['attempts']} times; not retried again"},
+                    }
+                },
+            )
             continue
         moved = move(db, query, S.QUEUED, {"$set": {"enqueued_at": now(), "last_error": lost}})
         if moved:
@@ -161,9 +203,9 @@ def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = Non
     return requeued
 
 
-
-def lost_candidates(db: Database, *, lost_seconds: int, retry_wait_seconds: int, at: datetime | None = None,
-                    accounts=None) -> list[dict]:
+def lost_candidates(
+    db: Database, *, lost_seconds: int, retry_wait_seconds: int, at: datetime | None = None, accounts=None
+) -> list[dict]:
     """Queued jobs whose message may be lost: enqueued longer ago than `lost_seconds`; a job waiting for a
     retry, `lost_seconds` after its retry was due (`retry_by`), or without one, after the longest backoff too."""
     at = at or now()
@@ -173,14 +215,26 @@ def lost_candidates(db: Database, *, lost_seconds: int, retry_wait_seconds: int,
     queued = {"status": str(S.QUEUED), **_of(accounts)}
     found = list(db[QUEUES].find({**queued, "enqueued_at": {"$lt": lost}, "attempts": {"$lte": 0}}, fields))
     found += list(db[QUEUES].find({**queued, "retry_by": {"$lt": lost}}, fields))
-    found += list(db[QUEUES].find({**queued, "retry_by": {"$exists": False}, "attempts": {"$gt": 0},
-                                   "enqueued_at": {"$lt": lost - timedelta(seconds=retry_wait_seconds)}}, fields))
+    found += list(
+        db[QUEUES].find(
+            {
+                **queued,
+                "retry_by": {"$exists": False},
+                "attempts": {"$gt": 0},
+                "enqueued_at": {"$lt": lost - timedelta(seconds=retry_wait_seconds)},
+            },
+            fields,
+        )
+    )
     return found
 
 
 def mark_reenqueued(db: Database, job: dict, *, reason: str) -> dict | None:
     """Record that a queued job's message is sent again (only if nothing else moved it meanwhile)."""
     ts = now()
-    again = {"$set": {"enqueued_at": ts, "updated_at": ts, "last_reenqueue": {"at": ts, "reason": reason}},
-             "$inc": {"reenqueues": 1}, "$unset": {"retry_by": ""}}
+    again = {
+        "$set": {"enqueued_at": ts, "updated_at": ts, "last_reenqueue": {"at": ts, "reason": reason}},
+        "$inc": {"reenqueues": 1},
+        "$unset": {"retry_by": ""},
+    }
     return update_and_get(db, {"_id": job["_id"], "status": str(S.QUEUED), "enqueued_at": job["enqueued_at"]}, again)

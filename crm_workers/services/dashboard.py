@@ -46,35 +46,58 @@ def account_queue_depths(db: Database, principal: Principal) -> dict[str, dict[s
     uid = restricted_to(db, principal)
     if uid is not None:
         query["created_by"] = uid
-    waiting = {row["_id"]: row["n"] for row in db[QUEUES].aggregate([
-        {"$match": query}, {"$group": {"_id": "$queue", "n": {"$sum": 1}}}])}
+    waiting = {
+        row["_id"]: row["n"]
+        for row in db[QUEUES].aggregate([{"$match": query}, {"$group": {"_id": "$queue", "n": {"$sum": 1}}}])
+    }
     return {str(q): {"waiting": waiting.get(str(q), 0)} for q in Queue}
 
 
 def stale_jobs(db: Database, *, stale_seconds: int, limit: int = OPERATOR_LIST_LIMIT) -> list[dict]:
     """Running jobs whose heartbeat stopped: their worker may be dead (the scheduler re-queues them)."""
     cutoff = now() - timedelta(seconds=stale_seconds)
-    return list(db[QUEUES].find({"status": "running", "heartbeat_at": {"$lt": cutoff}})
-                .sort("heartbeat_at", 1).limit(limit))
+    return list(
+        db[QUEUES].find({"status": "running", "heartbeat_at": {"$lt": cutoff}}).sort("heartbeat_at", 1).limit(limit)
+    )
 
 
 def lost_jobs(db: Database, *, lost_seconds: int, limit: int = OPERATOR_LIST_LIMIT) -> list[dict]:
     """Jobs still queued long after their last enqueue: their broker message may be lost."""
     cutoff = now() - timedelta(seconds=lost_seconds)
-    return list(db[QUEUES].find({"status": "queued", "enqueued_at": {"$lt": cutoff}})
-                .sort("enqueued_at", 1).limit(limit))
+    return list(
+        db[QUEUES].find({"status": "queued", "enqueued_at": {"$lt": cutoff}}).sort("enqueued_at", 1).limit(limit)
+    )
 
 
 def busiest_accounts(db: Database, *, hours: int = 24, limit: int = OPERATOR_LIST_LIMIT) -> list[dict]:
     """Accounts with jobs in the last `hours`, most jobs first, with their name and counts by status."""
     since = now() - timedelta(hours=hours)
-    rows = list(db[QUEUES].aggregate([
-        {"$match": {"created_at": {"$gte": since}}},
-        {"$group": {"_id": {"account_id": "$account_id", "status": "$status"}, "n": {"$sum": 1}}},
-        {"$group": {"_id": "$_id.account_id", "jobs": {"$sum": "$n"},
-                    "by_status": {"$push": {"k": "$_id.status", "v": "$n"}}}},
-        {"$sort": {"jobs": -1, "_id": 1}}, {"$limit": limit}]))
-    names = {a["_id"]: a.get("name") for a in db[ACCOUNTS].find({"_id": {"$in": [r["_id"] for r in rows]}},
-                                                                 {"name": 1})}
-    return [{"account_id": str(r["_id"]), "name": names.get(r["_id"]), "jobs": r["jobs"],
-             "by_status": {kv["k"]: kv["v"] for kv in r["by_status"]}} for r in rows]
+    rows = list(
+        db[QUEUES].aggregate(
+            [
+                {"$match": {"created_at": {"$gte": since}}},
+                {"$group": {"_id": {"account_id": "$account_id", "status": "$status"}, "n": {"$sum": 1}}},
+                {
+                    "$group": {
+                        "_id": "$_id.account_id",
+                        "jobs": {"$sum": "$n"},
+                        "by_status": {"$push": {"k": "$_id.status", "v": "$n"}},
+                    }
+                },
+                {"$sort": {"jobs": -1, "_id": 1}},
+                {"$limit": limit},
+            ]
+        )
+    )
+    names = {
+        a["_id"]: a.get("name") for a in db[ACCOUNTS].find({"_id": {"$in": [r["_id"] for r in rows]}}, {"name": 1})
+    }
+    return [
+        {
+            "account_id": str(r["_id"]),
+            "name": names.get(r["_id"]),
+            "jobs": r["jobs"],
+            "by_status": {kv["k"]: kv["v"] for kv in r["by_status"]},
+        }
+        for r in rows
+    ]

@@ -52,14 +52,19 @@ def requeue_lost_jobs(db: Database, broker, *, lost_seconds: int, namespace: str
     harmless anyway (the claim lets one run and skips the other).
     """
     again = 0
-    for job in jobs.lost_candidates(db, lost_seconds=lost_seconds, retry_wait_seconds=MAX_BACKOFF_MS // 1000,
-                                    at=at, accounts=accounts):
+    for job in jobs.lost_candidates(
+        db, lost_seconds=lost_seconds, retry_wait_seconds=MAX_BACKOFF_MS // 1000, at=at, accounts=accounts
+    ):
         if broker.client.exists(waiting_key(namespace, str(job["_id"]))):
             continue
         moved = jobs.mark_reenqueued(db, job, reason="no worker took the job: its message may have been lost")
         if moved:
-            log.warning("job %s (%s) was queued since %s with no taker: enqueued again", job["_id"], job["type"],
-                        job["enqueued_at"])
+            log.warning(
+                "job %s (%s) was queued since %s with no taker: enqueued again",
+                job["_id"],
+                job["type"],
+                job["enqueued_at"],
+            )
             enqueue_job(broker, moved)
             again += 1
     return again

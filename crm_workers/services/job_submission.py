@@ -33,27 +33,50 @@ def _enqueue(db: Database, broker, job: dict, *, on_failure: str) -> None:
             return
         log.warning("enqueueing job %s failed (%s); the request is refused and the job withdrawn", job["_id"], exc)
         jobs.withdraw(db, job)
-        raise BrokerUnavailable("the job queue is unavailable right now; nothing was started, try again shortly",
-                                details={"retry_after_seconds": BrokerUnavailable.retry_after}) from exc
+        raise BrokerUnavailable(
+            "the job queue is unavailable right now; nothing was started, try again shortly",
+            details={"retry_after_seconds": BrokerUnavailable.retry_after},
+        ) from exc
 
 
-def submit_job(db: Database, broker, principal: Principal, job_type: str, params: dict, *,
-               idempotency_key: jobs.IdempotencyKey | str | None = None) -> dict:
+def submit_job(
+    db: Database,
+    broker,
+    principal: Principal,
+    job_type: str,
+    params: dict,
+    *,
+    idempotency_key: jobs.IdempotencyKey | str | None = None,
+) -> dict:
     """Record a queued job for a caller and enqueue it; the same idempotency key returns the first job untouched.
 
     The job keeps who asked and with what rights (`params.principal`): the worker acts for them, as they
     could then.
     """
     params = {**params, "principal": with_visibility(db, principal).as_params()}
-    job, created = jobs.create_job(db, principal.account_id, job_type, params, created_by=principal.uid,
-                                   idempotency_key=idempotency_key, callback_url=CALLBACK_URL.get())
+    job, created = jobs.create_job(
+        db,
+        principal.account_id,
+        job_type,
+        params,
+        created_by=principal.uid,
+        idempotency_key=idempotency_key,
+        callback_url=CALLBACK_URL.get(),
+    )
     if created:
         _enqueue(db, broker, job, on_failure="withdraw")
     return job
 
 
-def start_job(db: Database, broker, account_id, job_type: str, params: dict, *,
-              idempotency_key: jobs.IdempotencyKey | str | None = None) -> dict:
+def start_job(
+    db: Database,
+    broker,
+    account_id,
+    job_type: str,
+    params: dict,
+    *,
+    idempotency_key: jobs.IdempotencyKey | str | None = None,
+) -> dict:
     """The same for jobs the system starts itself (scheduler, hooks): no caller, the account given. Never
     refused: if the broker is down the job waits, queued, for the lost-message sweeper."""
     job, created = jobs.create_job(db, account_id, job_type, params, idempotency_key=idempotency_key)
@@ -69,14 +92,14 @@ def find_job(db: Database, caller: Principal | Service, job_id: str) -> dict:
     return jobs.get_job(db, caller.account_id, job_id, owner_uid=restricted_to(db, caller))
 
 
-def list_jobs(db: Database, caller: Principal | Service, *, account_id: ObjectId | None = None,
-              **filters) -> tuple[list[dict], int | None]:
+def list_jobs(
+    db: Database, caller: Principal | Service, *, account_id: ObjectId | None = None, **filters
+) -> tuple[list[dict], int | None]:
     """The jobs the caller may see, newest first; `account_id` narrows a service's listing to one account."""
     if isinstance(caller, Service):
         return jobs.list_jobs_of_every_account(db, account_id=account_id, **filters)
     if account_id is not None and account_id != caller.account_id:
-        raise BadRequest("account_id: only a service token lists other accounts' jobs",
-                         details={"field": "account_id"})
+        raise BadRequest("account_id: only a service token lists other accounts' jobs", details={"field": "account_id"})
     return jobs.list_jobs(db, caller.account_id, owner_uid=restricted_to(db, caller), **filters)
 
 
@@ -87,12 +110,16 @@ def cancel_job(db: Database, caller: Principal | Service, job_id: str) -> dict:
     return job
 
 
-def retry_job(db: Database, broker, caller: Principal | Service, job_id: str, *,
-              idempotency_key: str | None = None) -> dict:
+def retry_job(
+    db: Database, broker, caller: Principal | Service, job_id: str, *, idempotency_key: str | None = None
+) -> dict:
     job = find_job(db, caller, job_id)
     # A service's retry needs no key: retrying a job that is no longer failed is a 409 anyway.
-    if (idempotency_key and isinstance(caller, Principal)
-            and not jobs.remember_key(db, caller.account_id, idempotency_key, job["_id"])):
+    if (
+        idempotency_key
+        and isinstance(caller, Principal)
+        and not jobs.remember_key(db, caller.account_id, idempotency_key, job["_id"])
+    ):
         return job  # the same retry request again: answered with the job as it is now
     job = jobs.retry_job(db, job)
     _enqueue(db, broker, job, on_failure="keep")  # recorded as queued: the sweeper sends it if this failed

@@ -34,14 +34,30 @@ def backfill_closed_at(db: Database) -> int:
             by_account.setdefault(deal["account_id"], []).append(deal)
         ops = []
         for account_id, deals in by_account.items():
-            changed = {row["_id"]: row["at"] for row in db[ACTIVITY].aggregate([
-                {"$match": {"account_id": account_id, "entity_type": "deal",
-                            "entity_id": {"$in": [d["_id"] for d in deals]}, "type": "stage_change"}},
-                {"$group": {"_id": "$entity_id", "at": {"$max": "$created_at"}}}])}
+            changed = {
+                row["_id"]: row["at"]
+                for row in db[ACTIVITY].aggregate(
+                    [
+                        {
+                            "$match": {
+                                "account_id": account_id,
+                                "entity_type": "deal",
+                                "entity_id": {"$in": [d["_id"] for d in deals]},
+                                "type": "stage_change",
+                            }
+                        },
+                        {"$group": {"_id": "$entity_id", "at": {"$max": "$created_at"}}},
+                    ]
+                )
+            }
             for deal in deals:
                 at = changed.get(deal["_id"]) or deal.get("updated_at") or deal.get("created_at") or now()
-                ops.append(UpdateOne({"_id": deal["_id"], "account_id": account_id, "closed_at": {"$exists": False}},
-                                     {"$set": {"closed_at": at}}))
+                ops.append(
+                    UpdateOne(
+                        {"_id": deal["_id"], "account_id": account_id, "closed_at": {"$exists": False}},
+                        {"$set": {"closed_at": at}},
+                    )
+                )
         filled += db[DEALS].bulk_write(ops, ordered=False).modified_count
 
 
@@ -50,14 +66,25 @@ def fill_outcomes(db: Database) -> int:
     counts actions from it)."""
     filled = 0
     while True:
-        batch = list(db[AUTOMATION_LOGS].find({"outcome": {"$exists": False}}, {"account_id": 1, "actions": 1})
-                     .limit(BATCH))
+        batch = list(
+            db[AUTOMATION_LOGS].find({"outcome": {"$exists": False}}, {"account_id": 1, "actions": 1}).limit(BATCH)
+        )
         if not batch:
             return filled
-        filled += db[AUTOMATION_LOGS].bulk_write([
-            UpdateOne({"_id": log["_id"], "account_id": log.get("account_id"), "outcome": {"$exists": False}},
-                      {"$set": {"outcome": outcome(log.get("actions") or [])}}) for log in batch],
-            ordered=False).modified_count
+        filled += (
+            db[AUTOMATION_LOGS]
+            .bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": log["_id"], "account_id": log.get("account_id"), "outcome": {"$exists": False}},
+                        {"$set": {"outcome": outcome(log.get("actions") or [])}},
+                    )
+                    for log in batch
+                ],
+                ordered=False,
+            )
+            .modified_count
+        )
 
 
 MIGRATIONS_IN_ORDER = {"deals.closed_at": backfill_closed_at, "automation.logs.outcome": fill_outcomes}
@@ -71,7 +98,8 @@ def run_migrations(db: Database) -> dict:
         if name in done:
             continue
         changed[name] = migrate(db)
-        db[MIGRATIONS].update_one({"_id": name}, {"$setOnInsert": {"done_at": now(), "changed": changed[name]}},
-                                  upsert=True)
+        db[MIGRATIONS].update_one(
+            {"_id": name}, {"$setOnInsert": {"done_at": now(), "changed": changed[name]}}, upsert=True
+        )
         log.info("migration %s done: %s documents changed", name, changed[name])
     return changed

@@ -64,14 +64,21 @@ def refresh_rates(db: Database, settings) -> dict:
             raise _Failure("malformed", f"{url} is not an ECB rates file: {exc}") from None
     except _Failure as failure:
         log.warning("exchange rates not refreshed (%s): %s", failure.reason, failure)
-        _count(db, {"$inc": {f"failures.{failure.reason}": 1}, "$set": {"last_error": str(failure),
-                                                                       "last_failure_at": now()}})
+        _count(
+            db,
+            {"$inc": {f"failures.{failure.reason}": 1}, "$set": {"last_error": str(failure), "last_failure_at": now()}},
+        )
         return {"stored": 0, "error": {"code": f"rates_{failure.reason}", "message": str(failure)}}
     ts = now()
     # Each day once: a day already stored is never rewritten (a report computed on it stays explainable).
-    ops = [UpdateOne({"date": day}, {"$setOnInsert": {"date": day, "base": "EUR", "rates": rates, "source": url,
-                                                      "created_at": ts}}, upsert=True)
-           for day, rates in sorted(days.items())]
+    ops = [
+        UpdateOne(
+            {"date": day},
+            {"$setOnInsert": {"date": day, "base": "EUR", "rates": rates, "source": url, "created_at": ts}},
+            upsert=True,
+        )
+        for day, rates in sorted(days.items())
+    ]
     stored = db[RATES].bulk_write(ops, ordered=False).upserted_count
     _count(db, {"$inc": {"fetches": 1, "days_stored": stored}, "$set": {"last_success_at": ts}})
     log.info("exchange rates: %s days read, %s new", len(days), stored)

@@ -20,8 +20,12 @@ def _tag_ids(db: Database, account_id: ObjectId, refs: list[str], field: str) ->
     ids = [ObjectId(r) for r in refs if ObjectId.is_valid(r) and len(r) == 24]
     names = [r for r in refs if not (ObjectId.is_valid(r) and len(r) == 24)]
     if names:
-        found = {t["name"].lower(): t["_id"] for t in db[TAGS].find(
-            {"account_id": account_id, "name": {"$in": names}}, {"name": 1}, collation=CASE_INSENSITIVE)}
+        found = {
+            t["name"].lower(): t["_id"]
+            for t in db[TAGS].find(
+                {"account_id": account_id, "name": {"$in": names}}, {"name": 1}, collation=CASE_INSENSITIVE
+            )
+        }
         unknown = [n for n in names if n.lower() not in found]
         if unknown:
             raise BadRequest(f"unknown tags: {', '.join(unknown)}", details={"field": f"filter.{field}"})
@@ -58,8 +62,9 @@ def selection_query(db: Database, principal: Principal, entity: str, selection: 
     if s.owner:
         conditions.append(("owner", ObjectId(s.owner)))
     if s.created_from or s.created_to:
-        conditions.append(("created_at", {k: _utc(v) for k, v in (("$gte", s.created_from),
-                                                                   ("$lte", s.created_to)) if v}))
+        conditions.append(
+            ("created_at", {k: _utc(v) for k, v in (("$gte", s.created_from), ("$lte", s.created_to)) if v})
+        )
     for name in ("pipeline_id", "stage_id", "import_id"):
         if getattr(s, name):
             conditions.append((name, ObjectId(getattr(s, name))))
@@ -74,7 +79,6 @@ def selection_query(db: Database, principal: Principal, entity: str, selection: 
 def job_selection_query(db: Database, job: dict, entity: str, *, key: str = "selection") -> dict:
     """The query of a mass job, rebuilt in the worker as its requester could see then, limited to the records
     that existed when the job was requested (the earlier of that and any `created_to` the user gave)."""
-    query = selection_query(db, job_principal(db, job), entity,
-                            Selection.model_validate(job["params"].get(key) or {}))
+    query = selection_query(db, job_principal(db, job), entity, Selection.model_validate(job["params"].get(key) or {}))
     _also(query, "created_at", {"$lte": job["created_at"]})
     return query

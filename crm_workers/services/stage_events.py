@@ -18,8 +18,9 @@ from crm_workers.jobs import now
 STAGE_ENTERED_HOOKS: list[Callable] = []
 
 
-def deals_entered_stage(db: Database, account_id, moves: list[tuple], *, uid=None, job_id=None,
-                        run_hooks: bool = True) -> None:
+def deals_entered_stage(
+    db: Database, account_id, moves: list[tuple], *, uid=None, job_id=None, run_hooks: bool = True
+) -> None:
     """The moves' activity and hooks. Called by a job *before* it writes the moves: a job that dies in between
     moves the deals on its next run and tells again (idempotent), while told after, a move seen done by the
     next run would never reach its automations."""
@@ -28,15 +29,31 @@ def deals_entered_stage(db: Database, account_id, moves: list[tuple], *, uid=Non
     ts = now()
 
     def activity(deal_id, before, after):
-        doc = {"account_id": account_id, "entity_type": "deal", "entity_id": deal_id, "type": "stage_change",
-               "data": {"from_stage_id": before, "to_stage_id": after, "job_id": job_id}, "uid": uid,
-               "created_at": ts, "updated_at": ts}
+        doc = {
+            "account_id": account_id,
+            "entity_type": "deal",
+            "entity_id": deal_id,
+            "type": "stage_change",
+            "data": {"from_stage_id": before, "to_stage_id": after, "job_id": job_id},
+            "uid": uid,
+            "created_at": ts,
+            "updated_at": ts,
+        }
         if job_id is None:
             return InsertOne(doc)
         # Once per job, deal and stage: a job resumed after a crash tells the same move again, harmlessly.
-        return UpdateOne({"account_id": account_id, "entity_type": "deal", "entity_id": deal_id,
-                          "type": "stage_change", "data.job_id": job_id, "data.to_stage_id": after},
-                         {"$setOnInsert": doc}, upsert=True)
+        return UpdateOne(
+            {
+                "account_id": account_id,
+                "entity_type": "deal",
+                "entity_id": deal_id,
+                "type": "stage_change",
+                "data.job_id": job_id,
+                "data.to_stage_id": after,
+            },
+            {"$setOnInsert": doc},
+            upsert=True,
+        )
 
     db[ACTIVITY].bulk_write([activity(*move) for move in moves], ordered=False)
     if run_hooks:

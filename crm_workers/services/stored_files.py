@@ -34,18 +34,29 @@ KINDS = ("upload", "preview", "records")
 
 def check_room(db: Database, principal: Principal) -> None:
     """429 when the caller already holds `PENDING_MAX` uploads that no import used (they expire after 24 h)."""
-    pending = db[UPLOADS].count_documents({"account_id": principal.account_id, "uid": principal.uid,
-                                           "used_by": None}, limit=PENDING_MAX)
+    pending = db[UPLOADS].count_documents(
+        {"account_id": principal.account_id, "uid": principal.uid, "used_by": None}, limit=PENDING_MAX
+    )
     if pending >= PENDING_MAX:
-        raise TooManyRequests(f"{pending} uploads are waiting for an import; start one or wait for them to expire "
-                              f"({UNUSED_HOURS} h)", details={"field": "file", "limit": PENDING_MAX})
+        raise TooManyRequests(
+            f"{pending} uploads are waiting for an import; start one or wait for them to expire ({UNUSED_HOURS} h)",
+            details={"field": "file", "limit": PENDING_MAX},
+        )
 
 
 def record(db: Database, principal: Principal, key: str, *, kind: str, used_by: ObjectId | None = None) -> None:
     """Remember that `principal` stored `key` (before anyone is told the key)."""
     assert kind in KINDS, kind
-    db[UPLOADS].insert_one({"account_id": principal.account_id, "uid": principal.uid, "key": key, "kind": kind,
-                            "created_at": now(), "used_by": used_by})
+    db[UPLOADS].insert_one(
+        {
+            "account_id": principal.account_id,
+            "uid": principal.uid,
+            "key": key,
+            "kind": kind,
+            "created_at": now(),
+            "used_by": used_by,
+        }
+    )
 
 
 def readable(db: Database, principal: Principal, key: str) -> dict:

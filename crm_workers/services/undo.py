@@ -17,8 +17,14 @@ from crm_workers.services.mass import trash
 
 UNDO_WINDOW_DAYS = TRASH_DAYS
 #: Destructive jobs whose removals and changes sit in the trash: undone whatever their end status.
-TRASHED = ("contacts.bulk_delete", "deals.bulk_delete", "tags.delete", "fields.delete", "stages.delete",
-           "pipelines.delete")
+TRASHED = (
+    "contacts.bulk_delete",
+    "deals.bulk_delete",
+    "tags.delete",
+    "fields.delete",
+    "stages.delete",
+    "pipelines.delete",
+)
 UNDO_JOB = {
     "contacts.import": "imports.undo",
     "deals.import": "imports.undo",
@@ -34,12 +40,18 @@ def _previous_undo(db: Database, job: dict) -> dict | None:
     """The undo that was asked for before, if it ended cancelled or failed (it can be run again); Conflict else."""
     if not job.get("undo_requested_at"):
         return None
-    previous = job.get("undo_job_id") and db[QUEUES].find_one({"_id": job["undo_job_id"],
-                                                                 "account_id": job["account_id"]})
+    previous = job.get("undo_job_id") and db[QUEUES].find_one(
+        {"_id": job["undo_job_id"], "account_id": job["account_id"]}
+    )
     if previous is None or previous["status"] not in UNDO_AGAIN:
-        raise Conflict("this job was undone already", code="already_undone",
-                       details={"undo_job_id": str(previous["_id"]) if previous else None,
-                                "status": previous["status"] if previous else None})
+        raise Conflict(
+            "this job was undone already",
+            code="already_undone",
+            details={
+                "undo_job_id": str(previous["_id"]) if previous else None,
+                "status": previous["status"] if previous else None,
+            },
+        )
     return previous
 
 
@@ -50,8 +62,11 @@ def request_undo(db: Database, broker, principal: Principal, job_id: str, *, ide
     if undo_type is None:
         raise Conflict(f"a {job['type']} job cannot be undone", code="not_undoable")
     if job["status"] not in UNDOABLE[undo_type]:
-        raise Conflict(f"a {job['status']} {job['type']} job cannot be undone", code="not_undoable",
-                       details={"status": job["status"]})
+        raise Conflict(
+            f"a {job['status']} {job['type']} job cannot be undone",
+            code="not_undoable",
+            details={"status": job["status"]},
+        )
     if job["finished_at"] < now() - timedelta(days=UNDO_WINDOW_DAYS):
         raise Conflict(f"jobs can be undone within {UNDO_WINDOW_DAYS} days of their end", code="undo_expired")
     previous = _previous_undo(db, job)
@@ -61,8 +76,9 @@ def request_undo(db: Database, broker, principal: Principal, job_id: str, *, ide
     if undo_type == "trash.restore":
         # Asked for in time: the trash stays until the undo has run, even if that is after the window.
         trash.keep_until(db, job["account_id"], job["_id"], max(trash.expiry_of(job), now() + trash.RESTORE_GRACE))
-        params["entries"] = (previous["params"].get("entries") if previous else None) or \
-            trash.count_restorable(db, job["account_id"], job["_id"])
+        params["entries"] = (previous["params"].get("entries") if previous else None) or trash.count_restorable(
+            db, job["account_id"], job["_id"]
+        )
     if previous:
         params["continues"] = str(previous["_id"])
     try:

@@ -62,5 +62,8 @@ def job_principal(db: Database, job: dict) -> Principal:
 def require_structure_rights(db: Database, principal: Principal) -> None:
     """Deleting tags, fields, stages or pipelines changes other users' records: under `owner_only`, owners only."""
     if restricted_to(db, principal) is not None:
-        raise Forbidden("under owner-only visibility only an account owner may delete tags, fields, stages "
-                        "or pipelines (they change other users' records)", code="forbidden")
+        raise Forbidden(
+            "under owner-only visibility only an account owner may delete tags, fields, stages "
+            "or pipelines (they change other users' records)",
+            code="forbidden",
+        )

@@ -5,8 +5,7 @@ does not govern) and as a console message; a test asserts the list is empty afte
 from __future__ import annotations
 
 #: The policy the pages are served with (crm_api.CONTENT_SECURITY_POLICY): what a test expects in the header.
-REQUIRED = ("default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'",
-            "frame-ancestors 'none'")
+REQUIRED = ("default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'")
 
 _LISTEN = """window.__cspViolations = [];
 document.addEventListener('securitypolicyviolation',

@@ -15,8 +15,13 @@ import psutil
 def crm_jobs_process(argv: list[str], *, env: dict, log: Path) -> subprocess.Popen:
     """`crm-jobs <argv>` in a session of its own (as a shell or an init system would start it), output to `log`."""
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "crm_jobs.cli", *argv], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "crm_jobs.cli", *argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def tree(pid: int) -> list[psutil.Process]:

@@ -23,8 +23,7 @@ def test_no_request_built_from_the_openapi_document_gets_a_5xx(app, db, live_api
         if op.path.startswith("/files/"):
             continue
 
-        @settings(max_examples=8, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(max_examples=8, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(case=op.as_strategy())
         def check(case):
             response = case.call(base_url=base_url, headers=headers)
@@ -32,8 +31,10 @@ def test_no_request_built_from_the_openapi_document_gets_a_5xx(app, db, live_api
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}")
             elif str(response.status_code) not in (documented := set(case.operation.definition.raw["responses"])):
-                failures.append(f"{case.method} {case.formatted_path}: {response.status_code} is not declared "
-                                f"{sorted(documented)}: {response.text[:200]}")
+                failures.append(
+                    f"{case.method} {case.formatted_path}: {response.status_code} is not declared "
+                    f"{sorted(documented)}: {response.text[:200]}"
+                )
 
         check()
     assert failures == []

@@ -17,16 +17,20 @@ from tests.e2e.imports.test_preview import preview
 
 DEEP = 100_000
 
-RELS = ('<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
-        'Target="worksheets/sheet1.xml"/>'
-        '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
-        'sharedStrings" Target="sharedStrings.xml"/>'
-        '<Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" '
-        'Target="styles.xml"/></Relationships>')
-STYLES = (f'<styleSheet {MAIN}><numFmts count="1"><numFmt numFmtId="{{fmt}}" formatCode="yyyy-mm-dd"/></numFmts>'
-          '<cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="{fmt}"/></cellXfs></styleSheet>')
-SHARED = f'<sst {MAIN}><si><t>Ana</t></si></sst>'
+RELS = (
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+    'Target="worksheets/sheet1.xml"/>'
+    '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+    'sharedStrings" Target="sharedStrings.xml"/>'
+    '<Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" '
+    'Target="styles.xml"/></Relationships>'
+)
+STYLES = (
+    f'<styleSheet {MAIN}><numFmts count="1"><numFmt numFmtId="{{fmt}}" formatCode="yyyy-mm-dd"/></numFmts>'
+    '<cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="{fmt}"/></cellXfs></styleSheet>'
+)
+SHARED = f"<sst {MAIN}><si><t>Ana</t></si></sst>"
 
 
 def book(rows_xml: str, *, fmt: str = "164") -> bytes:
@@ -38,18 +42,23 @@ def book(rows_xml: str, *, fmt: str = "164") -> bytes:
         z.writestr("xl/_rels/workbook.xml.rels", RELS)
         z.writestr("xl/styles.xml", STYLES.replace("{fmt}", fmt))
         z.writestr("xl/sharedStrings.xml", SHARED)
-        z.writestr("xl/worksheets/sheet1.xml", f'<worksheet {MAIN}><sheetData>{rows_xml}</sheetData></worksheet>')
+        z.writestr("xl/worksheets/sheet1.xml", f"<worksheet {MAIN}><sheetData>{rows_xml}</sheetData></worksheet>")
     return out.getvalue()
 
 
-HEADER = ('<row r="1"><c r="A1" t="inlineStr"><is><t>email</t></is></c>'
-          '<c r="B1" t="inlineStr"><is><t>first_name</t></is></c></row>')
+HEADER = (
+    '<row r="1"><c r="A1" t="inlineStr"><is><t>email</t></is></c>'
+    '<c r="B1" t="inlineStr"><is><t>first_name</t></is></c></row>'
+)
 
 
 def person_row(r: str, email: str, *, style: str = "", first: str = '<c r="B{n}" t="s"><v>0</v></c>') -> str:
     n = r if r.isascii() and r.isdigit() else "9"
-    return (f'<row r="{r}"><c r="A{n}" t="inlineStr"{style}><is><t>{email}</t></is></c>'
-            + first.replace("{n}", n) + "</row>")
+    return (
+        f'<row r="{r}"><c r="A{n}" t="inlineStr"{style}><is><t>{email}</t></is></c>'
+        + first.replace("{n}", n)
+        + "</row>"
+    )
 
 
 def assert_4xx(response, status: int, code: str):
@@ -65,27 +74,34 @@ def test_a_json_body_nested_100k_levels_is_a_400(client, db, tenant):
         assert_4xx(response, 400, "invalid_request")
     # Variants: the multipart form's options, and connector records nested past 16 levels.
     deep_options = {"file": (io.BytesIO(b"email\na@x.com\n"), "c.csv"), "options": '{"a":' * 5000 + "1" + "}" * 5000}
-    response = client.post("/v1/crm/contacts/import", data=deep_options, content_type="multipart/form-data",
-                           headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/import", data=deep_options, content_type="multipart/form-data", headers=tenant.headers()
+    )
     assert_4xx(response, 400, "invalid_request")
     assert response.get_json()["error"]["details"] == {"field": "options"}
     record: dict = {"email": "a@x.com"}
     for _ in range(40):
         record = {"n": record}
-    response = client.post("/v1/crm/contacts/import", json={"source": {"type": "records", "records": [record]}},
-                           headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/import", json={"source": {"type": "records", "records": [record]}}, headers=tenant.headers()
+    )
     assert_4xx(response, 400, "invalid_request")
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
 
 
-@pytest.mark.parametrize("rows", [
-    pytest.param(person_row("2", "style@example.com", first='<c r="B{n}" s="zz"><v>42</v></c>'), id="s=zz"),
-    pytest.param(person_row("²", "super@example.com"), id="row r=²"),
-    pytest.param(person_row("2", "index@example.com", first='<c r="B{n}" t="s"><v>²</v></c>'), id="string-index-²"),
-    pytest.param(person_row("2", "digits@example.com", first='<c r="B{n}" t="s"><v>' + "9" * 5000 + "</v></c>"),
-                 id="string-index-5000-digits"),
-    pytest.param(person_row("2", "ref@example.com", first='<c r="B²" t="s"><v>0</v></c>'), id="cell r=B²"),
-])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        pytest.param(person_row("2", "style@example.com", first='<c r="B{n}" s="zz"><v>42</v></c>'), id="s=zz"),
+        pytest.param(person_row("²", "super@example.com"), id="row r=²"),
+        pytest.param(person_row("2", "index@example.com", first='<c r="B{n}" t="s"><v>²</v></c>'), id="string-index-²"),
+        pytest.param(
+            person_row("2", "digits@example.com", first='<c r="B{n}" t="s"><v>' + "9" * 5000 + "</v></c>"),
+            id="string-index-5000-digits",
+        ),
+        pytest.param(person_row("2", "ref@example.com", first='<c r="B²" t="s"><v>0</v></c>'), id="cell r=B²"),
+    ],
+)
 def test_xlsx_numbers_that_are_no_numbers_are_read_past_not_a_500(client, db, worker, tenant, rows):
     """The finding's files (`s="zz"`, `<row r="²">`) and variants (a string index `²` or of 5000 digits, a cell
     reference `B²`): the preview answers 200 and the import completes with the row."""
@@ -113,10 +129,12 @@ def test_a_header_with_5000_digits_is_a_header_not_a_500(client, db, worker, ten
     """The finding's header `E-mail <5000 digits> - Value` (int() of it raises), as CSV and as XLSX."""
     header = "E-mail " + "7" * 5000 + " - Value"
     csv_body = f"email,{header}\nlong@example.com,x\n".encode()
-    sheet = book(f'<row r="1"><c r="A1" t="inlineStr"><is><t>{header}</t></is></c>'
-                 '<c r="B1" t="inlineStr"><is><t>email</t></is></c></row>'
-                 '<row r="2"><c r="A2" t="inlineStr"><is><t>x</t></is></c>'
-                 '<c r="B2" t="inlineStr"><is><t>sheet@example.com</t></is></c></row>')
+    sheet = book(
+        f'<row r="1"><c r="A1" t="inlineStr"><is><t>{header}</t></is></c>'
+        '<c r="B1" t="inlineStr"><is><t>email</t></is></c></row>'
+        '<row r="2"><c r="A2" t="inlineStr"><is><t>x</t></is></c>'
+        '<c r="B2" t="inlineStr"><is><t>sheet@example.com</t></is></c></row>'
+    )
 
     for content, name, email in ((csv_body, "c.csv", "long@example.com"), (sheet, "c.xlsx", "sheet@example.com")):
         shown = preview(client, tenant, content, name)
@@ -126,7 +144,8 @@ def test_a_header_with_5000_digits_is_a_header_not_a_500(client, db, worker, ten
 
 
 def test_an_encoding_that_cannot_read_a_file_is_a_4xx_or_a_failed_job_with_a_code_never_retried(
-        client, db, worker, tenant):
+    client, db, worker, tenant
+):
     """The finding's `options.encoding` of `idna` (refused at the door) and `utf-32` (a UTF-8 file: no BOM);
     variant: `utf-16`. The job fails once with its code; no retry counted as transient."""
     content = b"email,first_name\nenc@example.com,Ena\n"
@@ -151,7 +170,7 @@ def test_a_storage_key_naming_a_directory_is_404_like_a_missing_key(client, db, 
         assert response.get_json()["error"]["details"] == {"field": "source.key"}
 
 
-@pytest.mark.parametrize("sig", ["é", "\U0001F600", "%ED%A0%80", "a" * 64 + "é"])
+@pytest.mark.parametrize("sig", ["é", "\U0001f600", "%ED%A0%80", "a" * 64 + "é"])
 def test_a_download_link_with_a_non_ascii_signature_is_403(client, sig):
     """The finding's `GET /files/…&sig=é` (compare_digest of a non-ASCII str raised); variants."""
     key = f"accounts/{ObjectId()}/exports/{ObjectId()}/contacts.csv"
@@ -166,21 +185,32 @@ def test_a_records_import_is_refused_before_its_table_is_built(client, db, tenan
     records = [{f"k{i}": "v"} for i in range(6000)]
     for path in ("/v1/crm/contacts/import", "/v1/crm/contacts/import/preview"):
         started = time.monotonic()
-        response = client.post(path, json={"source": {"type": "records", "records": records}},
-                               headers=tenant.headers())
+        response = client.post(path, json={"source": {"type": "records", "records": records}}, headers=tenant.headers())
         assert time.monotonic() - started < 2.0
         assert_4xx(response, 413, "too_many_columns")
         assert response.get_json()["error"]["details"]["field"] == "source.records"
     wide = [{f"c{j}": "v" for j in range(i * 40, i * 40 + 40)} for i in range(30)]  # 1,200 keys over 30 records
-    assert_4xx(client.post("/v1/crm/contacts/import", json={"source": {"type": "records", "records": wide}},
-                           headers=tenant.headers()), 413, "too_many_columns")
+    assert_4xx(
+        client.post(
+            "/v1/crm/contacts/import", json={"source": {"type": "records", "records": wide}}, headers=tenant.headers()
+        ),
+        413,
+        "too_many_columns",
+    )
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
     assert json.dumps(records)  # (the body itself is well-formed JSON)
 
 
-JOB_ROUTES = ["/v1/crm/contacts/export", "/v1/crm/deals/export", "/v1/crm/contacts/bulk-delete",
-              "/v1/crm/deals/bulk-update", "/v1/crm/contacts/link", "/v1/crm/automations/trigger",
-              "/v1/crm/reports/new_contacts", "/v1/crm/webhooks"]
+JOB_ROUTES = [
+    "/v1/crm/contacts/export",
+    "/v1/crm/deals/export",
+    "/v1/crm/contacts/bulk-delete",
+    "/v1/crm/deals/bulk-update",
+    "/v1/crm/contacts/link",
+    "/v1/crm/automations/trigger",
+    "/v1/crm/reports/new_contacts",
+    "/v1/crm/webhooks",
+]
 
 
 @pytest.mark.parametrize("path", JOB_ROUTES)
@@ -188,8 +218,9 @@ def test_a_malformed_body_is_refused_never_read_as_no_filter(client, db, tenant,
     """The second audit's finding: `{"filter": {"tags": ` cut short was read as an empty body, so an export (or
     a bulk delete) acted on everything the caller may see. A body that is not a JSON object is refused, naming
     `body` (or `Content-Type` for a form), and no job is made."""
-    cut_short = client.post(path, data='{"filter": {"tags": ', content_type="application/json",
-                            headers=tenant.headers())
+    cut_short = client.post(
+        path, data='{"filter": {"tags": ', content_type="application/json", headers=tenant.headers()
+    )
     a_list = client.post(path, data='[{"filter": {}}]', content_type="application/json", headers=tenant.headers())
     a_form = client.post(path, data={"filter": "x"}, headers=tenant.headers())
 

@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(1500)
 def test_two_minutes_of_chaos_lose_and_duplicate_nothing():
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "chaos_soak.py"), "--minutes", "2"], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "chaos_soak.py"), "--minutes", "2"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
 
     print(done.stdout[-3000:])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -16,24 +16,36 @@ from crm_workers.domain.principal import Service, read_token
 from crm_workers.jobs import now
 
 # PYTHONPATH: the code under test, not whatever checkout the virtualenv was installed from.
-CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-             "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+CLEAN_ENV = {
+    "PATH": os.environ.get("PATH", ""),
+    "HOME": os.environ.get("HOME", "/tmp"),
+    "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+}
 
 
 def crm_jobs(*argv, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "crm_jobs.cli", *argv], env={**CLEAN_ENV, **(env or {})},
-                          capture_output=True, text=True, timeout=60, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "crm_jobs.cli", *argv],
+        env={**CLEAN_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
 
 
 DEPLOYED = {"STORAGE_URL": "s3://crm-files/prod", "PUBLIC_URL": "https://crm.example.com"}
 
 
-@pytest.mark.parametrize("command,env,missing", [
-    ("api", {"MONGODB_URI": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1", **DEPLOYED}, "JWT_SECRET"),
-    ("api", {"JWT_SECRET": "x", "REDIS_URL": "redis://127.0.0.1:1", **DEPLOYED}, "MONGODB_URI"),
-    ("worker", {"MONGODB_URI": "mongodb://127.0.0.1:1", **DEPLOYED}, "REDIS_URL"),
-    ("scheduler", {"REDIS_URL": "redis://127.0.0.1:1"}, "MONGODB_URI"),
-])
+@pytest.mark.parametrize(
+    "command,env,missing",
+    [
+        ("api", {"MONGODB_URI": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1", **DEPLOYED}, "JWT_SECRET"),
+        ("api", {"JWT_SECRET": "x", "REDIS_URL": "redis://127.0.0.1:1", **DEPLOYED}, "MONGODB_URI"),
+        ("worker", {"MONGODB_URI": "mongodb://127.0.0.1:1", **DEPLOYED}, "REDIS_URL"),
+        ("scheduler", {"REDIS_URL": "redis://127.0.0.1:1"}, "MONGODB_URI"),
+    ],
+)
 def test_a_process_missing_a_required_setting_stops_with_one_line_naming_it(command, env, missing, tmp_path):
     result = crm_jobs(command, env=env, cwd=tmp_path)
 
@@ -56,8 +68,9 @@ def test_the_api_and_worker_refuse_the_dev_defaults_of_storage_and_public_url(co
 
 
 def test_malformed_settings_are_all_named_in_one_line(tmp_path):
-    result = crm_jobs("scheduler", env={"SCHEDULER_TICK_SECONDS": "soon", "WEBHOOK_ALLOW_PRIVATE": "maybe"},
-                      cwd=tmp_path)
+    result = crm_jobs(
+        "scheduler", env={"SCHEDULER_TICK_SECONDS": "soon", "WEBHOOK_ALLOW_PRIVATE": "maybe"}, cwd=tmp_path
+    )
 
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
     assert "SCHEDULER_TICK_SECONDS" in result.stderr and "WEBHOOK_ALLOW_PRIVATE" in result.stderr
@@ -67,8 +80,7 @@ def test_token_prints_a_bearer_token_with_the_claims_asked_for(tmp_path):
     account, uid = str(ObjectId()), str(ObjectId())
     secret = "cli-secret-cli-secret-cli-secret-cli"
 
-    result = crm_jobs("token", "--account", account, "--uid", uid, "--owner", env={"JWT_SECRET": secret},
-                      cwd=tmp_path)
+    result = crm_jobs("token", "--account", account, "--uid", uid, "--owner", env={"JWT_SECRET": secret}, cwd=tmp_path)
 
     assert result.returncode == 0
     principal = read_token(secret, result.stdout.strip())
@@ -102,9 +114,11 @@ def test_import_uploads_a_file_and_watches_the_job_to_its_end(live_api, db, work
 
 
 def test_an_import_ends_with_a_summary_of_counts_warnings_and_the_errors_command_and_json_gives_it_all(
-        live_api, db, worker, tenant, tmp_path):
-    (tmp_path / "p.csv").write_text("Email,Phone,OwnerId\na@example.com,12,005Ec000004oBPNIA2\n"
-                                    "b@example.com,+1 415 555 0134,005Ec000004oBPNIA3\n")
+    live_api, db, worker, tenant, tmp_path
+):
+    (tmp_path / "p.csv").write_text(
+        "Email,Phone,OwnerId\na@example.com,12,005Ec000004oBPNIA2\nb@example.com,+1 415 555 0134,005Ec000004oBPNIA3\n"
+    )
     env = env_for(live_api, tenant)
 
     plain = crm_jobs("import", str(tmp_path / "p.csv"), env=env, cwd=tmp_path)
@@ -116,8 +130,10 @@ def test_an_import_ends_with_a_summary_of_counts_warnings_and_the_errors_command
     assert "2 rows: 2 created, 0 updated, 0 skipped, 0 failed" in lines
     assert "1 rows imported with a value left out (rows_with_warnings)" in lines
     assert "warning: `OwnerId` values are not user ids: left unmatched" in lines
-    assert f"the rows with warnings, to fix and import again: crm-jobs errors {job_id} --output " \
-           f"{job_id}-errors.csv" in lines
+    assert (
+        f"the rows with warnings, to fix and import again: crm-jobs errors {job_id} --output "
+        f"{job_id}-errors.csv" in lines
+    )
     assert len(lines) < 12
     full = json.loads(as_json.stdout)
     assert full["result"]["rows_with_warnings"] == 1 and "matches" in full["result"]
@@ -173,8 +189,9 @@ def test_an_api_answering_502_503_or_504_exits_3_in_one_line(status, tmp_path):
 def test_token_service_prints_a_service_token_and_json_on_request(tmp_path):
     secret = "cli-secret-cli-secret-cli-secret-cli"
 
-    result = crm_jobs("token", "--service", "--name", "queue-manager", "--json", env={"JWT_SECRET": secret},
-                      cwd=tmp_path)
+    result = crm_jobs(
+        "token", "--service", "--name", "queue-manager", "--json", env={"JWT_SECRET": secret}, cwd=tmp_path
+    )
 
     assert result.returncode == 0, result.stderr
     assert read_token(secret, json.loads(result.stdout)["token"]) == Service("queue-manager")
@@ -191,8 +208,7 @@ def test_a_failed_import_exits_1_with_its_error_and_json_says_why(live_api, db, 
     (tmp_path / "nothing.csv").write_text("Colour,Mood\nblue,calm\n")  # no column matches an import target
 
     plain = crm_jobs("import", str(tmp_path / "nothing.csv"), env=env_for(live_api, tenant), cwd=tmp_path)
-    as_json = crm_jobs("import", str(tmp_path / "nothing.csv"), "--json", env=env_for(live_api, tenant),
-                       cwd=tmp_path)
+    as_json = crm_jobs("import", str(tmp_path / "nothing.csv"), "--json", env=env_for(live_api, tenant), cwd=tmp_path)
 
     assert plain.returncode == 1 and "error: nothing_to_import" in plain.stdout
     assert as_json.returncode == 1
@@ -215,7 +231,8 @@ def test_usage_errors_exit_2_and_an_unreachable_api_exits_3_each_in_one_line(liv
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert unreachable.returncode == 3
     assert unreachable.stderr.strip().splitlines() == [
-        "crm-jobs: cannot reach the API at http://127.0.0.1:9 (ConnectionError)"]
+        "crm-jobs: cannot reach the API at http://127.0.0.1:9 (ConnectionError)"
+    ]
 
 
 def test_cancel_retry_undo_and_errors_from_the_command_line(live_api, client, db, worker, tenant, tmp_path):
@@ -242,14 +259,14 @@ def test_cancel_retry_undo_and_errors_from_the_command_line(live_api, client, db
     assert again.returncode == 1 and again.stderr.startswith("crm-jobs: 409 invalid_transition")
 
 
-def test_a_failed_job_retried_from_the_command_line_exits_0_once_it_completes(live_api, db, worker, tenant,
-                                                                              tmp_path):
+def test_a_failed_job_retried_from_the_command_line_exits_0_once_it_completes(live_api, db, worker, tenant, tmp_path):
     from crm_workers import jobs
     from tests.e2e.mass.test_tags_delete import make_tag
 
     tag = make_tag(db, tenant.account_id, "Retry me")
-    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": str(tag), "name": "Retry me"},
-                             created_by=tenant.owner_uid)
+    job, _ = jobs.create_job(
+        db, tenant.account_id, "tags.delete", {"tag_id": str(tag), "name": "Retry me"}, created_by=tenant.owner_uid
+    )
     db["queues"].update_one({"_id": job["_id"]}, {"$set": {"status": "failed"}})
 
     retried = crm_jobs("retry", str(job["_id"]), env=env_for(live_api, tenant), cwd=tmp_path)
@@ -265,8 +282,9 @@ def test_jobs_json_pages_by_cursor(live_api, db, tenant, tmp_path):
     env = env_for(live_api, tenant)
 
     first = json.loads(crm_jobs("jobs", "--json", "--limit", "2", env=env, cwd=tmp_path).stdout)
-    rest = json.loads(crm_jobs("jobs", "--json", "--limit", "2", "--after", first["next_after"], env=env,
-                               cwd=tmp_path).stdout)
+    rest = json.loads(
+        crm_jobs("jobs", "--json", "--limit", "2", "--after", first["next_after"], env=env, cwd=tmp_path).stdout
+    )
     table = crm_jobs("jobs", "--limit", "2", env=env, cwd=tmp_path)
 
     assert [j["id"] for j in first["jobs"] + rest["jobs"]] == made[::-1] and rest["next_after"] is None
@@ -296,18 +314,36 @@ def test_progress_is_plain_lines_in_a_pipe_and_a_live_bar_on_a_terminal(live_api
 
 
 def test_python_m_crm_jobs_is_the_command_and_tells_its_version(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "crm_jobs", "--version"], env=CLEAN_ENV, capture_output=True,
-                            text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "crm_jobs", "--version"],
+        env=CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
 
     assert result.returncode == 0 and result.stdout.startswith("crm-jobs ")
 
 
-def test_export_from_the_command_line_watches_the_job_and_prints_its_download_link(live_api, db, worker, tenant,
-                                                                                   tmp_path):
+def test_export_from_the_command_line_watches_the_job_and_prints_its_download_link(
+    live_api, db, worker, tenant, tmp_path
+):
     ts = now()
-    db["crm.contacts"].insert_many([{"account_id": tenant.account_id, "type": "person", "first_name": name,
-                                     "email": f"{name.lower()}@example.com", "tags": [], "created_at": ts,
-                                     "updated_at": ts} for name in ("Ann", "Bob")])
+    db["crm.contacts"].insert_many(
+        [
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": name,
+                "email": f"{name.lower()}@example.com",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+            for name in ("Ann", "Bob")
+        ]
+    )
     env = env_for(live_api, tenant)
 
     plain = crm_jobs("export", "--filter", '{"q": "ann"}', env=env, cwd=tmp_path)
@@ -315,8 +351,11 @@ def test_export_from_the_command_line_watches_the_job_and_prints_its_download_li
     bad = crm_jobs("export", "--filter", "{not json", env=env, cwd=tmp_path)
 
     assert plain.returncode == 0, plain.stderr
-    [csv_job] = [j for j in db["queues"].find({"account_id": tenant.account_id, "type": "contacts.export"})
-                 if j["params"].get("format", "csv") == "csv"]
+    [csv_job] = [
+        j
+        for j in db["queues"].find({"account_id": tenant.account_id, "type": "contacts.export"})
+        if j["params"].get("format", "csv") == "csv"
+    ]
     link = csv_job["result"]["download_url"]
     assert link in plain.stdout and csv_job["result"]["rows"] == 1
     parsed = urlparse(link)
@@ -336,12 +375,21 @@ def test_api_without_port_listens_on_the_port_setting(settings, tmp_path):
     from tests.e2e.process_tree import crm_jobs_process, tail
 
     port = free_port()
-    env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
-           "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace, "JWT_SECRET": "x" * 32,
-           "STORAGE_URL": settings.storage_url, "PUBLIC_URL": f"http://127.0.0.1:{port}", "PORT": str(port)}
+    env = {
+        **os.environ,
+        "MONGODB_URI": settings.mongodb_uri,
+        "MONGODB_DB": settings.mongodb_db,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_NAMESPACE": settings.redis_namespace,
+        "JWT_SECRET": "x" * 32,
+        "STORAGE_URL": settings.storage_url,
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PORT": str(port),
+    }
     log = tmp_path / "api.log"
     api = crm_jobs_process(["api", "--host", "127.0.0.1", "--workers", "1"], env=env, log=log)
     try:
+
         def healthy():
             assert api.poll() is None, tail(log)
             try:

@@ -17,9 +17,9 @@ pytestmark = needs_chromium
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
 
-
 def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_other_accounts(
-        live_api, browser, client, db, worker, tenant, other_tenant, tmp_path, hold):
+    live_api, browser, client, db, worker, tenant, other_tenant, tmp_path, hold
+):
     theirs = db["crm.tags"].insert_one({"account_id": other_tenant.account_id, "name": "Theirs"}).inserted_id
     other_job = client.delete(f"/v1/crm/tags/{theirs}", headers=other_tenant.headers()).get_json()["id"]
     rows = "".join(f"d{i}@example.com,D{i}\n" for i in range(1000))
@@ -37,19 +37,28 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
     cell = page.locator(f"[data-testid=progress-{job_id}]")
     cell.wait_for(timeout=PAGE_SECONDS * 1000)
     first.reached()
-    wait_for(lambda: "20.0% 200/1000" in cell.inner_text(), timeout=PAGE_SECONDS, interval=0.2,
-             what="the page to show 20%")
+    wait_for(
+        lambda: "20.0% 200/1000" in cell.inner_text(), timeout=PAGE_SECONDS, interval=0.2, what="the page to show 20%"
+    )
     first.release()
     second.reached()
-    wait_for(lambda: "60.0% 600/1000" in cell.inner_text(), timeout=PAGE_SECONDS, interval=0.2,
-             what="the page to show 60%")
+    wait_for(
+        lambda: "60.0% 600/1000" in cell.inner_text(), timeout=PAGE_SECONDS, interval=0.2, what="the page to show 60%"
+    )
     page.click(f"a[href='#{job_id}']")
     page.locator("[data-testid=cancel]").click()
-    wait_for(lambda: db["queues"].find_one({"_id": ObjectId(job_id)}).get("cancel_requested"), timeout=PAGE_SECONDS,
-             what="the page's cancel to reach the job")
+    wait_for(
+        lambda: db["queues"].find_one({"_id": ObjectId(job_id)}).get("cancel_requested"),
+        timeout=PAGE_SECONDS,
+        what="the page's cancel to reach the job",
+    )
     second.release_for_the_next_checkpoint_to_write()
-    wait_for(lambda: "cancelled" in page.locator("[data-testid=job-status]").inner_text(), timeout=PAGE_SECONDS,
-             interval=0.3, what="the page to show the job cancelled")
+    wait_for(
+        lambda: "cancelled" in page.locator("[data-testid=job-status]").inner_text(),
+        timeout=PAGE_SECONDS,
+        interval=0.3,
+        what="the page to show the job cancelled",
+    )
 
     job = db["queues"].find_one({"_id": ObjectId(job_id)})
     assert job["status"] == "cancelled" and job["progress"]["processed"] == 600
@@ -59,8 +68,12 @@ def test_the_dashboard_shows_a_running_import_moving_and_cancels_it_and_hides_ot
     assert page.locator("[data-testid=queues] tr").count() >= 5
     # What a person sees: the row's bar filled as far as the job got before it was cancelled, in pixels.
     final = db["queues"].find_one({"_id": ObjectId(job_id)})["progress"]["percent"]
-    wait_for(lambda: f"{final:.1f}%" in cell.inner_text(), timeout=PAGE_SECONDS, interval=0.3,
-             what="the list to show the job's final progress")
+    wait_for(
+        lambda: f"{final:.1f}%" in cell.inner_text(),
+        timeout=PAGE_SECONDS,
+        interval=0.3,
+        what="the list to show the job's final progress",
+    )
     assert 0 < final < 100 and cell.is_visible()
     filled = bar_fill(browser, cell.locator(".bar"))
     assert abs(filled * 100 - final) <= 2, (filled, final)
@@ -88,7 +101,8 @@ def bar_fill(browser, bar) -> float:
 
 
 def _painted(page, src: str) -> float:
-    return page.evaluate("""async ([src, blue]) => {
+    return page.evaluate(
+        """async ([src, blue]) => {
         const img = new Image(); img.src = src; await img.decode();
         const canvas = document.createElement('canvas'); canvas.width = img.width; canvas.height = img.height;
         const ctx = canvas.getContext('2d'); ctx.drawImage(img, 0, 0);
@@ -98,11 +112,14 @@ def _painted(page, src: str) -> float:
             if ([0, 1, 2].every(i => Math.abs(row[x * 4 + i] - blue[i]) < 16)) painted++;
         }
         return painted / img.width;
-    }""", [src, list(BAR_BLUE)])
+    }""",
+        [src, list(BAR_BLUE)],
+    )
 
 
 def test_the_operator_view_shows_every_account_workers_queues_stale_and_lost_jobs_and_retries_in_bulk(
-        live_api, browser, db, worker, settings, tmp_path):
+    live_api, browser, db, worker, settings, tmp_path
+):
     from datetime import timedelta
 
     from crm_workers import jobs
@@ -115,15 +132,24 @@ def test_the_operator_view_shows_every_account_workers_queues_stale_and_lost_job
     for tenant in (a, b):
         tag = make_tag(db, tenant.account_id, "Retry")
         job, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": str(tag), "name": "Retry"})
-        db["queues"].update_one({"_id": job["_id"]}, {"$set": {"status": "failed", "error": {
-            "code": "x", "message": "broke"}}})
+        db["queues"].update_one(
+            {"_id": job["_id"]}, {"$set": {"status": "failed", "error": {"code": "x", "message": "broke"}}}
+        )
         failed.append(str(job["_id"]))
     stale, _ = jobs.create_job(db, a.account_id, "tags.delete", {})
-    db["queues"].update_one({"_id": stale["_id"]}, {"$set": {
-        "status": "running", "heartbeat_at": jobs.now() - timedelta(seconds=settings.job_stale_seconds + 60)}})
+    db["queues"].update_one(
+        {"_id": stale["_id"]},
+        {
+            "$set": {
+                "status": "running",
+                "heartbeat_at": jobs.now() - timedelta(seconds=settings.job_stale_seconds + 60),
+            }
+        },
+    )
     lost, _ = jobs.create_job(db, b.account_id, "tags.delete", {})
-    db["queues"].update_one({"_id": lost["_id"]}, {"$set": {
-        "enqueued_at": jobs.now() - timedelta(seconds=settings.job_lost_seconds + 60)}})
+    db["queues"].update_one(
+        {"_id": lost["_id"]}, {"$set": {"enqueued_at": jobs.now() - timedelta(seconds=settings.job_lost_seconds + 60)}}
+    )
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     csp = watch_csp(page)
     questions = []
@@ -141,30 +167,42 @@ def test_the_operator_view_shows_every_account_workers_queues_stale_and_lost_job
     assert page.locator("[data-testid=queues] th", has_text="dead-letter").count() == 1
     page.click(f"[data-testid=stale] a[href='#{stale['_id']}']")  # a link drawn by the script: its listener opens it
     page.locator("[data-testid=job-status]", has_text="running").wait_for(timeout=PAGE_SECONDS * 1000)
-    shot = Path(SCREENSHOT).with_name("dashboard-operator.png") if os.environ.get("UPDATE_SCREENSHOT") == "1" \
+    shot = (
+        Path(SCREENSHOT).with_name("dashboard-operator.png")
+        if os.environ.get("UPDATE_SCREENSHOT") == "1"
         else tmp_path / "operator.png"
+    )
     page.fill("[data-testid=token]", "")
     page.screenshot(path=str(shot), full_page=True)
 
     for job_id in failed:
         page.check(f"[data-testid=pick-{job_id}]")
     page.click("[data-testid=retry-selected]")
-    wait_for(lambda: "retried 2 of 2" in page.locator("[data-testid=bulk-result]").inner_text(), timeout=PAGE_SECONDS,
-             interval=0.2, what="the bulk retry to answer")
+    wait_for(
+        lambda: "retried 2 of 2" in page.locator("[data-testid=bulk-result]").inner_text(),
+        timeout=PAGE_SECONDS,
+        interval=0.2,
+        what="the bulk retry to answer",
+    )
     for job_id in failed:
         assert wait_for_job(db, job_id)["status"] == "completed"
     assert questions == ["Retry 2 failed job(s)?"]
 
     page.fill("[data-testid=find]", failed[0])
     page.click("[data-testid=search] button[type=submit]")
-    wait_for(lambda: page.locator("#jobs tr").count() == 1 and page.locator(f"[data-job='{failed[0]}']").count(),
-             timeout=PAGE_SECONDS, interval=0.2, what="the search to show the one job")
+    wait_for(
+        lambda: page.locator("#jobs tr").count() == 1 and page.locator(f"[data-job='{failed[0]}']").count(),
+        timeout=PAGE_SECONDS,
+        interval=0.2,
+        what="the search to show the one job",
+    )
     page.click("#clear-find")
     page.select_option("[data-testid=per-page]", "10")
     page.fill("[data-testid=account]", str(a.account_id))
     page.dispatch_event("[data-testid=account]", "change")
-    wait_for(lambda: page.locator("#jobs tr").count() == 2, timeout=PAGE_SECONDS, interval=0.2,
-             what="account a's two jobs")
+    wait_for(
+        lambda: page.locator("#jobs tr").count() == 2, timeout=PAGE_SECONDS, interval=0.2, what="account a's two jobs"
+    )
     assert page.locator(f"[data-job='{failed[1]}']").count() == 0
     assert violations(page, csp) == []
     db["queues"].update_one({"_id": stale["_id"]}, {"$set": {"status": "failed"}})  # not left for the scheduler
@@ -212,8 +250,12 @@ def test_every_page_is_served_with_a_strict_csp_that_the_browser_enforces(live_a
         assert_policy(page.goto(f"{live_api}{path}"))
         assert violations(page, csp) == [], path
         assert page.evaluate(INJECT) == [None, None], path
-        wait_for(lambda p=page: len(p.evaluate("window.__cspViolations")) >= 2, timeout=10, interval=0.1,
-                 what="the two refusals reported")
+        wait_for(
+            lambda p=page: len(p.evaluate("window.__cspViolations")) >= 2,
+            timeout=10,
+            interval=0.1,
+            what="the two refusals reported",
+        )
         assert all("script-src" in v for v in page.evaluate("window.__cspViolations")), path
         page.close()
 

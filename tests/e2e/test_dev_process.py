@@ -43,8 +43,11 @@ class Dev:
         self.data_dir = data_dir
         self.log = data_dir / "dev.out"
         self.port = None  # the one the system chose for `--port 0`, as dev.env names it
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("REDIS_URL", "MONGODB_URI", "PUBLIC_URL", "STORAGE_URL", "JWT_SECRET")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("REDIS_URL", "MONGODB_URI", "PUBLIC_URL", "STORAGE_URL", "JWT_SECRET")
+        }
         env.update(servers or {})  # REDIS_URL / MONGODB_URI: servers of one's own instead of embedded ones
         self.expected = DEV_PROCESSES - (2 if servers else 0)
         self.proc = crm_jobs_process(["dev", "--port", "0", "--data-dir", str(data_dir)], env=env, log=self.log)
@@ -63,8 +66,9 @@ class Dev:
 
     def env(self) -> dict[str, str]:
         """What `source <data-dir>/dev.env` sets."""
-        pairs = (line.removeprefix("export ").split("=", 1) for line in (self.data_dir / "dev.env").read_text()
-                 .splitlines())
+        pairs = (
+            line.removeprefix("export ").split("=", 1) for line in (self.data_dir / "dev.env").read_text().splitlines()
+        )
         return {key: shlex.split(value)[0] for key, value in pairs}
 
     def clean_up(self) -> None:
@@ -92,19 +96,29 @@ def test_dev_hands_out_export_links_on_the_port_it_was_given(dev):
     env = dev.env()
     headers = {"Authorization": f"Bearer {env['CRM_TOKEN']}"}
     assert env["CRM_URL"] == f"http://127.0.0.1:{dev.port}"
-    printed = wait_for(lambda: "crm-jobs dev is up." in (text := dev.log.read_text()) and text, timeout=10,
-                       what="crm-jobs dev to print what it started")
+    printed = wait_for(
+        lambda: "crm-jobs dev is up." in (text := dev.log.read_text()) and text,
+        timeout=10,
+        what="crm-jobs dev to print what it started",
+    )
     assert env["CRM_URL"] in printed and env["CRM_TOKEN"] in printed  # the URL and a ready bearer token
     prom = re.search(r"worker http://127\.0\.0\.1:(\d+)/", printed)
     assert prom, printed  # the worker's Dramatiq metrics, on a free port it picked and printed
     assert "dramatiq_" in requests.get(f"http://127.0.0.1:{prom.group(1)}/", timeout=10).text
 
-    created = requests.post(f"{env['CRM_URL']}/v1/crm/contacts/export", json={"format": "csv"}, headers=headers,
-                            timeout=30)
+    created = requests.post(
+        f"{env['CRM_URL']}/v1/crm/contacts/export", json={"format": "csv"}, headers=headers, timeout=30
+    )
     assert created.status_code == 202, created.text
     job_url = f"{env['CRM_URL']}/v1/crm/jobs/{created.json()['id']}"
-    job = wait_for(lambda: (j := requests.get(job_url, headers=headers, timeout=10).json())["status"]
-                   in ("completed", "failed") and j, timeout=60, interval=0.2, what="the export to finish")
+    job = wait_for(
+        lambda: (
+            (j := requests.get(job_url, headers=headers, timeout=10).json())["status"] in ("completed", "failed") and j
+        ),
+        timeout=60,
+        interval=0.2,
+        what="the export to finish",
+    )
 
     assert job["status"] == "completed", job
     link = job["result"]["download_url"]
@@ -123,8 +137,14 @@ def test_the_readme_job_by_hand_deletes_the_demo_tag_of_50_contacts(dev):
     assert created.status_code == 202, created.text
     assert created.json()["type"] == "tags.delete" and created.json()["status"] == "queued"
     job_url = f"{env['CRM_URL']}/v1/crm/jobs/{created.json()['id']}"
-    job = wait_for(lambda: (j := requests.get(job_url, headers=headers, timeout=10).json())["status"]
-                   in ("completed", "failed") and j, timeout=60, interval=0.2, what="the tag delete to finish")
+    job = wait_for(
+        lambda: (
+            (j := requests.get(job_url, headers=headers, timeout=10).json())["status"] in ("completed", "failed") and j
+        ),
+        timeout=60,
+        interval=0.2,
+        what="the tag delete to finish",
+    )
     assert job["status"] == "completed" and job["attempts"] == 1, job
     assert job["progress"] == {"total": 50, "processed": 50, "succeeded": 50, "failed": 0, "percent": 100.0}
     assert job["result"]["contacts_updated"] == 50 and job["result"]["deals_updated"] == 0
@@ -160,8 +180,13 @@ def test_sigterm_stops_every_process_dev_started_within_its_budget_and_frees_eve
 
 def _role(process: psutil.Process) -> str:
     command = " ".join(process.cmdline())
-    for role, marks in (("valkey", ("valkey",)), ("secantus", ("secantus",)), ("worker", (" worker",)),
-                        ("api", (" api",)), ("scheduler", (" scheduler",))):
+    for role, marks in (
+        ("valkey", ("valkey",)),
+        ("secantus", ("secantus",)),
+        ("worker", (" worker",)),
+        ("api", (" api",)),
+        ("scheduler", (" scheduler",)),
+    ):
         if any(mark in command for mark in marks):
             return role
     return command
@@ -204,18 +229,24 @@ def test_dev_on_a_port_already_in_use_says_so_in_one_line_and_starts_nothing(tmp
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "crm_jobs.cli", "dev", "--port", str(port), "--data-dir",
-                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "crm_jobs.cli", "dev", "--port", str(port), "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port"]
+        f"crm-jobs dev: port {port} is in use (another crm-jobs dev?); choose one with --port"
+    ]
     assert not (tmp_path / "valkey").exists() and not (tmp_path / "mongo").exists()
 
 
 def _job_of(env: dict, job_id: str) -> requests.Response:
-    return requests.get(f"{env['CRM_URL']}/v1/crm/jobs/{job_id}", timeout=10,
-                        headers={"Authorization": f"Bearer {env['CRM_TOKEN']}"})
+    return requests.get(
+        f"{env['CRM_URL']}/v1/crm/jobs/{job_id}", timeout=10, headers={"Authorization": f"Bearer {env['CRM_TOKEN']}"}
+    )
 
 
 def private(path) -> bool:
@@ -229,11 +260,18 @@ def test_dev_started_again_on_its_data_dir_finds_what_the_last_run_left(tmp_path
         env = first.env()
         # The secret that signs tokens and the file holding a bearer token: for their owner only (issue 24).
         assert private(tmp_path / "jwt-secret") and private(tmp_path / "dev.env")
-        created = requests.delete(f"{env['CRM_URL']}/v1/crm/tags/{env['CRM_TAG']}", timeout=30,
-                                  headers={"Authorization": f"Bearer {env['CRM_TOKEN']}"})
+        created = requests.delete(
+            f"{env['CRM_URL']}/v1/crm/tags/{env['CRM_TAG']}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {env['CRM_TOKEN']}"},
+        )
         job_id = created.json()["id"]
-        wait_for(lambda: _job_of(env, job_id).json()["status"] == "completed", timeout=60, interval=0.2,
-                 what="the tag delete to complete")
+        wait_for(
+            lambda: _job_of(env, job_id).json()["status"] == "completed",
+            timeout=60,
+            interval=0.2,
+            what="the tag delete to complete",
+        )
         os.killpg(first.proc.pid, signal.SIGINT)  # Ctrl-C in its terminal
         assert first.proc.wait(timeout=STOP_SECONDS + 1) == 0, tail(first.log)
         assert still_running(first.processes[1:], timeout=1) == []
@@ -260,8 +298,15 @@ def test_dev_with_redis_url_and_mongodb_uri_uses_those_servers_and_starts_none(t
     from crm_workers.adapters.mongo import connect
 
     database = f"{settings.mongodb_db}_dev"
-    dev = Dev(tmp_path, servers={"REDIS_URL": settings.redis_url, "MONGODB_URI": settings.mongodb_uri,
-                                 "MONGODB_DB": database, "REDIS_NAMESPACE": f"{settings.redis_namespace}-dev"})
+    dev = Dev(
+        tmp_path,
+        servers={
+            "REDIS_URL": settings.redis_url,
+            "MONGODB_URI": settings.mongodb_uri,
+            "MONGODB_DB": database,
+            "REDIS_NAMESPACE": f"{settings.redis_namespace}-dev",
+        },
+    )
     try:
         dev.wait_until_up()
         commands = [" ".join(p.cmdline()).lower() for p in dev.processes]

@@ -15,8 +15,13 @@ from crm_workers.adapters.middleware.account_fairness import AccountFairness
 
 
 def message(account: str) -> dramatiq.Message:
-    return dramatiq.Message(queue_name="imports", actor_name="contacts.import", args=(),
-                            kwargs={"job_id": str(ObjectId())}, options={"account_id": account})
+    return dramatiq.Message(
+        queue_name="imports",
+        actor_name="contacts.import",
+        args=(),
+        kwargs={"job_id": str(ObjectId())},
+        options={"account_id": account},
+    )
 
 
 class PausingValkey(redis.Redis):
@@ -41,8 +46,9 @@ class PausingValkey(redis.Redis):
 
 def test_a_release_during_a_renewal_leaves_no_phantom_slot(redis_url):
     client = PausingValkey.from_url(redis_url)
-    fairness = AccountFairness(client=client, queues=["imports"], limit=2, lease_seconds=600,
-                               namespace=f"t{ObjectId()}")
+    fairness = AccountFairness(
+        client=client, queues=["imports"], limit=2, lease_seconds=600, namespace=f"t{ObjectId()}"
+    )
     account = str(ObjectId())
     took, release_now = threading.Event(), threading.Event()
 

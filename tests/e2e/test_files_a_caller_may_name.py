@@ -29,8 +29,12 @@ def guarded(db):
 
 
 def preview_file(client, tenant, body=CSV, name="contacts.csv", **who):
-    response = client.post("/v1/crm/contacts/import/preview", data={"file": (io.BytesIO(body), name)},
-                           content_type="multipart/form-data", headers=tenant.headers(**who))
+    response = client.post(
+        "/v1/crm/contacts/import/preview",
+        data={"file": (io.BytesIO(body), name)},
+        content_type="multipart/form-data",
+        headers=tenant.headers(**who),
+    )
     assert response.status_code == 200, response.get_json()
     return response.get_json()["source"]["key"]
 
@@ -42,16 +46,30 @@ def named(client, tenant, key, *, route="/v1/crm/contacts/import/preview", **who
 def assert_missing(response):
     """404 with the very body a key never written gets: nothing tells a stranger's file from no file."""
     assert response.status_code == 404, response.get_json()
-    assert response.get_json()["error"] == {"code": "not_found", "message": "no such file",
-                                            "details": {"field": "source.key"}}
+    assert response.get_json()["error"] == {
+        "code": "not_found",
+        "message": "no such file",
+        "details": {"field": "source.key"},
+    }
 
 
 def test_a_non_owner_cannot_preview_or_import_another_users_export_file(client, db, worker, guarded):
     """The finding's request: U1 names the key of U2's export (under owner_only); 404 for the preview and the
     import, and nothing of U2's rows reaches U1."""
     u2 = ObjectId()
-    db["crm.contacts"].insert_many([{"account_id": guarded.account_id, "type": "person", "email": f"u2-{i}@x.com",
-                                     "first_name": "Theirs", "owner": u2, "tags": []} for i in range(3)])
+    db["crm.contacts"].insert_many(
+        [
+            {
+                "account_id": guarded.account_id,
+                "type": "person",
+                "email": f"u2-{i}@x.com",
+                "first_name": "Theirs",
+                "owner": u2,
+                "tags": [],
+            }
+            for i in range(3)
+        ]
+    )
     export = client.post("/v1/crm/contacts/export", json={}, headers=guarded.headers(owner=False, uid=u2))
     key = wait_for_job(db, export.get_json()["id"])["result"]["file_key"]
     assert key.startswith(f"accounts/{guarded.account_id}/exports/")
@@ -63,14 +81,22 @@ def test_a_non_owner_cannot_preview_or_import_another_users_export_file(client, 
 
 
 def test_another_users_upload_a_note_attachment_a_folder_and_a_made_up_key_all_answer_as_missing(
-        client, db, guarded, other_tenant, store):
+    client, db, guarded, other_tenant, store
+):
     theirs = preview_file(client, guarded, owner=False, uid=ObjectId())
     attachment = f"accounts/{guarded.account_id}/attachments/{ObjectId()}/contract.pdf"
     store.put_stream(attachment, io.BytesIO(b"%PDF contract"))
     folder = theirs.rsplit("/", 1)[0]
     foreign = preview_file(client, other_tenant)
-    for key in (theirs, attachment, folder, f"accounts/{guarded.account_id}", foreign,
-                f"accounts/{guarded.account_id}/imports/{ObjectId()}/never.csv", "accounts/../etc/passwd"):
+    for key in (
+        theirs,
+        attachment,
+        folder,
+        f"accounts/{guarded.account_id}",
+        foreign,
+        f"accounts/{guarded.account_id}/imports/{ObjectId()}/never.csv",
+        "accounts/../etc/passwd",
+    ):
         for route in ("/v1/crm/contacts/import/preview", "/v1/crm/contacts/import"):
             assert_missing(named(client, guarded, key, route=route, owner=False))
     # The owner of the account sees its users' uploads (owner visibility); another account's stay missing.
@@ -93,8 +119,11 @@ def test_uploads_no_import_used_are_deleted_after_24_hours_by_housekeeping(clien
     from scheduler.app import build_scheduler
 
     previewed = preview_file(client, guarded, owner=False)
-    records = client.post("/v1/crm/contacts/import/preview", json={"source": {"type": "records", "records": [
-        {"email": "r@example.com"}]}}, headers=guarded.headers()).get_json()["source"]["key"]
+    records = client.post(
+        "/v1/crm/contacts/import/preview",
+        json={"source": {"type": "records", "records": [{"email": "r@example.com"}]}},
+        headers=guarded.headers(),
+    ).get_json()["source"]["key"]
     assert stored_files.delete_unused(db, store, at=now() + timedelta(hours=23), accounts=[guarded.account_id]) == 0
     assert store.exists(previewed) and store.exists(records)
 
@@ -107,14 +136,32 @@ def test_uploads_no_import_used_are_deleted_after_24_hours_by_housekeeping(clien
 
 def test_a_user_cannot_pile_up_uploads_no_import_used(client, db, guarded):
     uid = ObjectId()
-    db["crm.uploads"].insert_many([{"account_id": guarded.account_id, "uid": uid, "key": f"k/{i}", "kind": "preview",
-                                    "created_at": now(), "used_by": None} for i in range(stored_files.PENDING_MAX - 1)])
+    db["crm.uploads"].insert_many(
+        [
+            {
+                "account_id": guarded.account_id,
+                "uid": uid,
+                "key": f"k/{i}",
+                "kind": "preview",
+                "created_at": now(),
+                "used_by": None,
+            }
+            for i in range(stored_files.PENDING_MAX - 1)
+        ]
+    )
     preview_file(client, guarded, owner=False, uid=uid)  # the last one allowed
 
-    refused = client.post("/v1/crm/contacts/import/preview", data={"file": (io.BytesIO(CSV), "c.xlsx")},
-                          content_type="multipart/form-data", headers=guarded.headers(owner=False, uid=uid))
-    records = client.post("/v1/crm/contacts/import", json={"source": {"type": "records", "records": [
-        {"email": "r@example.com"}]}}, headers=guarded.headers(owner=False, uid=uid))
+    refused = client.post(
+        "/v1/crm/contacts/import/preview",
+        data={"file": (io.BytesIO(CSV), "c.xlsx")},
+        content_type="multipart/form-data",
+        headers=guarded.headers(owner=False, uid=uid),
+    )
+    records = client.post(
+        "/v1/crm/contacts/import",
+        json={"source": {"type": "records", "records": [{"email": "r@example.com"}]}},
+        headers=guarded.headers(owner=False, uid=uid),
+    )
     assert refused.status_code == records.status_code == 429
     assert refused.get_json()["error"]["code"] == "too_many_requests"
     assert preview_file(client, guarded, owner=False).startswith("accounts/")  # another user is not held up

@@ -24,8 +24,10 @@ def queued_job(db, tenant, job_type="tags.delete", **params):
 
 def failed_job(db, tenant, **params):
     job = queued_job(db, tenant, **params)
-    db["queues"].update_one({"_id": job["_id"]}, {"$set": {"status": "failed", "finished_at": jobs.now(),
-                                                            "error": {"code": "x", "message": "it broke"}}})
+    db["queues"].update_one(
+        {"_id": job["_id"]},
+        {"$set": {"status": "failed", "finished_at": jobs.now(), "error": {"code": "x", "message": "it broke"}}},
+    )
     return job
 
 
@@ -121,20 +123,30 @@ def test_a_tenant_cannot_list_another_account_with_account_id(client, db, tenant
 def test_a_body_over_the_limit_is_too_large_whichever_layer_refuses_it(settings, db, broker, tenant):
     from crm_api import create_app
 
-    small = create_app(settings.with_(import_max_bytes=100, import_max_json_bytes=100), db=db,
-                       broker=broker).test_client()
-    over_file = small.post("/v1/crm/contacts/import", data={"file": (io.BytesIO(b"x" * 200), "a.csv")},
-                           content_type="multipart/form-data", headers=tenant.headers())
-    over_body = small.post("/v1/crm/contacts/export", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
-                           content_type="application/json", headers=tenant.headers())
+    small = create_app(
+        settings.with_(import_max_bytes=100, import_max_json_bytes=100), db=db, broker=broker
+    ).test_client()
+    over_file = small.post(
+        "/v1/crm/contacts/import",
+        data={"file": (io.BytesIO(b"x" * 200), "a.csv")},
+        content_type="multipart/form-data",
+        headers=tenant.headers(),
+    )
+    over_body = small.post(
+        "/v1/crm/contacts/export",
+        data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+        content_type="application/json",
+        headers=tenant.headers(),
+    )
 
     assert over_file.status_code == over_body.status_code == 413
     assert over_file.get_json()["error"]["code"] == over_body.get_json()["error"]["code"] == "too_large"
 
 
 def test_framework_errors_use_the_same_codes_as_ours(client, tenant):
-    bad_json = client.post("/v1/crm/contacts/import", data=b"{not json", content_type="application/json",
-                           headers=tenant.headers())
+    bad_json = client.post(
+        "/v1/crm/contacts/import", data=b"{not json", content_type="application/json", headers=tenant.headers()
+    )
     bad_field = client.get("/v1/crm/jobs?page=0", headers=tenant.headers())
     missing = client.get("/v1/crm/nothing-here", headers=tenant.headers())
     wrong_method = client.put("/v1/crm/jobs", headers=tenant.headers())
@@ -183,14 +195,36 @@ def test_metrics_need_the_metrics_token_when_one_is_set(settings, db, broker, cl
 def test_only_the_json_value_true_makes_an_owner(client, db, worker, claimed):
     acct = Tenant(db, visibility="owner_only")
     ts = jobs.now()
-    mine = {"account_id": acct.account_id, "type": "person", "first_name": "Mine", "owner": acct.user_uid,
-            "tags": [], "created_at": ts, "updated_at": ts}
-    theirs = {"account_id": acct.account_id, "type": "person", "first_name": "Theirs", "owner": acct.owner_uid,
-              "tags": [], "created_at": ts, "updated_at": ts}
+    mine = {
+        "account_id": acct.account_id,
+        "type": "person",
+        "first_name": "Mine",
+        "owner": acct.user_uid,
+        "tags": [],
+        "created_at": ts,
+        "updated_at": ts,
+    }
+    theirs = {
+        "account_id": acct.account_id,
+        "type": "person",
+        "first_name": "Theirs",
+        "owner": acct.owner_uid,
+        "tags": [],
+        "created_at": ts,
+        "updated_at": ts,
+    }
     mine_id, theirs_id = db["crm.contacts"].insert_many([dict(mine), dict(theirs)]).inserted_ids
     own_job = queued_job(db, acct)  # made by the owner
-    token = jwt.encode({"account_id": str(acct.account_id), "uid": str(acct.user_uid), "is_owner": claimed,
-                        "exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS256")
+    token = jwt.encode(
+        {
+            "account_id": str(acct.account_id),
+            "uid": str(acct.user_uid),
+            "is_owner": claimed,
+            "exp": int(time.time()) + 60,
+        },
+        JWT_SECRET,
+        algorithm="HS256",
+    )
     headers = {"Authorization": f"Bearer {token}"}
 
     matched = client.post("/v1/crm/contacts/export?dry_run=1", json={}, headers=headers).get_json()["matched"]
@@ -200,8 +234,7 @@ def test_only_the_json_value_true_makes_an_owner(client, db, worker, claimed):
     assert listed == [] and client.get(f"/v1/crm/jobs/{own_job['_id']}", headers=headers).status_code == 404
     # What a worker does for that caller: a mass update of "everything" reaches only the caller's own contact.
     theirs_before = db["crm.contacts"].find_one({"_id": theirs_id})
-    update = client.post("/v1/crm/contacts/bulk-update", json={"filter": {}, "tags_add": ["Seen"]},
-                         headers=headers)
+    update = client.post("/v1/crm/contacts/bulk-update", json={"filter": {}, "tags_add": ["Seen"]}, headers=headers)
     assert update.status_code == 202, update.get_json()
     done = wait_for_job(db, update.get_json()["id"])
     assert done["status"] == "completed" and done["params"]["principal"]["is_owner"] is False
@@ -212,15 +245,25 @@ def test_only_the_json_value_true_makes_an_owner(client, db, worker, claimed):
 
 def test_a_multipart_part_without_a_name_is_left_out_and_the_request_stays_idempotent(client, db, tenant):
     """Found by the OpenAPI fuzzer: a nameless part made the request's fingerprint fail (500)."""
-    body = (b'--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n'
-            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\nemail\r\na@x.io\r\n'
-            b'--b\r\nContent-Disposition: form-data; name="options"\r\n\r\n{}\r\n--b--\r\n')
+    body = (
+        b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\nemail\r\na@x.io\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="options"\r\n\r\n{}\r\n--b--\r\n'
+    )
     before = db["queues"].count_documents({"account_id": tenant.account_id})
 
-    response = client.post("/v1/crm/contacts/import", data=body, content_type="multipart/form-data; boundary=b",
-                           headers=tenant.headers(**{"Idempotency-Key": "nameless-part"}))
-    again = client.post("/v1/crm/contacts/import", data=body, content_type="multipart/form-data; boundary=b",
-                        headers=tenant.headers(**{"Idempotency-Key": "nameless-part"}))
+    response = client.post(
+        "/v1/crm/contacts/import",
+        data=body,
+        content_type="multipart/form-data; boundary=b",
+        headers=tenant.headers(**{"Idempotency-Key": "nameless-part"}),
+    )
+    again = client.post(
+        "/v1/crm/contacts/import",
+        data=body,
+        content_type="multipart/form-data; boundary=b",
+        headers=tenant.headers(**{"Idempotency-Key": "nameless-part"}),
+    )
 
     # The nameless part is no field of ours: the import of the named file starts, once for the same request twice.
     assert response.status_code == 202 and again.status_code == 202, (response.get_json(), again.get_json())

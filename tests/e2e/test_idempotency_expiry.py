@@ -20,14 +20,16 @@ def short_keys_client(settings, db, broker):
 
 
 def _delete(client, tenant, key: str, ids: list[str]) -> tuple[str, float]:
-    response = client.post("/v1/crm/contacts/bulk-delete", json={"ids": ids},
-                           headers=tenant.headers(**{"Idempotency-Key": key}))
+    response = client.post(
+        "/v1/crm/contacts/bulk-delete", json={"ids": ids}, headers=tenant.headers(**{"Idempotency-Key": key})
+    )
     assert response.status_code == 202, response.get_json()
     return response.get_json()["id"], time.monotonic()
 
 
 def test_a_key_returns_its_first_job_within_its_life_and_makes_a_new_job_once_it_has_expired(
-        short_keys_client, db, worker, tenant):
+    short_keys_client, db, worker, tenant
+):
     ids = [str(ObjectId())]
     sent_at = time.monotonic()  # before the request: the key's life starts while the server handles it
     first, _ = _delete(short_keys_client, tenant, "key-1", ids)
@@ -50,14 +52,19 @@ def test_a_key_returns_its_first_job_within_its_life_and_makes_a_new_job_once_it
 def test_an_expired_key_on_another_request_is_a_new_job_not_a_422(short_keys_client, db, worker, tenant):
     first, _ = _delete(short_keys_client, tenant, "key-2", [str(ObjectId())])
     other_body = [str(ObjectId())]
-    response = short_keys_client.post("/v1/crm/contacts/bulk-delete", json={"ids": other_body},
-                                      headers=tenant.headers(**{"Idempotency-Key": "key-2"}))
+    response = short_keys_client.post(
+        "/v1/crm/contacts/bulk-delete", json={"ids": other_body}, headers=tenant.headers(**{"Idempotency-Key": "key-2"})
+    )
     assert response.status_code == 422  # within its life, the key belongs to the first request
 
     deadline = time.monotonic() + 30
-    while (response := short_keys_client.post(
-            "/v1/crm/contacts/bulk-delete", json={"ids": other_body},
-            headers=tenant.headers(**{"Idempotency-Key": "key-2"}))).status_code == 422:
+    while (
+        response := short_keys_client.post(
+            "/v1/crm/contacts/bulk-delete",
+            json={"ids": other_body},
+            headers=tenant.headers(**{"Idempotency-Key": "key-2"}),
+        )
+    ).status_code == 422:
         assert time.monotonic() < deadline, "the key never expired"
         time.sleep(0.1)  # the polling pace; the loop ends on what the API answers
     assert response.status_code == 202 and response.get_json()["id"] != first

@@ -21,8 +21,9 @@ def _principal(tenant) -> dict:
 def test_a_fresh_job_is_claimed_with_one_write_and_only_once(settings, db, tenant):
     listener = Commands()
     watched = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[listener])[settings.mongodb_db]
-    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete",
-                             {"tag_id": "0" * 24, "principal": _principal(tenant)})
+    job, _ = jobs.create_job(
+        db, tenant.account_id, "tags.delete", {"tag_id": "0" * 24, "principal": _principal(tenant)}
+    )
     snapshot = read_snapshot(job_message(job))
     assert snapshot == job
 
@@ -44,8 +45,9 @@ def test_a_copy_that_differs_from_the_record_is_not_believed(db, broker, worker,
     mine = make_tag(db, tenant.account_id, "Mine")
     theirs = make_tag(db, other_tenant.account_id, "Theirs")
     seed_tagged(db, other_tenant.account_id, theirs, contacts=3, deals=0)
-    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete",
-                             {"tag_id": str(mine), "name": "Mine", "principal": _principal(tenant)})
+    job, _ = jobs.create_job(
+        db, tenant.account_id, "tags.delete", {"tag_id": str(mine), "name": "Mine", "principal": _principal(tenant)}
+    )
     message = job_message(job)
     forged = json.loads(message.options["job"])
     forged["params"]["tag_id"] = str(theirs)
@@ -63,8 +65,9 @@ def test_a_copy_that_differs_from_the_record_is_not_believed(db, broker, worker,
 
 def test_an_unreadable_copy_is_claimed_the_long_way(db, broker, worker, tenant):
     tag = make_tag(db, tenant.account_id, "Plain")
-    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete",
-                             {"tag_id": str(tag), "name": "Plain", "principal": _principal(tenant)})
+    job, _ = jobs.create_job(
+        db, tenant.account_id, "tags.delete", {"tag_id": str(tag), "name": "Plain", "principal": _principal(tenant)}
+    )
     message = job_message(job)
     message.options["job"] = "{not json"
 
@@ -105,9 +108,10 @@ def test_quiet_runs_of_a_process_share_one_heartbeat_write_and_each_job_ends_wit
     listener = Updates()
     client = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[listener])
     lifecycle = JobLifecycle(db=client[settings.mongodb_db], heartbeat_seconds=1, stale_seconds=60)
-    made = [jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": "0" * 24,
-                                                                   "principal": _principal(tenant)})[0]
-            for _ in range(3)]
+    made = [
+        jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": "0" * 24, "principal": _principal(tenant)})[0]
+        for _ in range(3)
+    ]
     started, finish = threading.Barrier(4), threading.Event()
 
     def run(job):  # as a worker thread would: claimed, a quiet step (no progress written), the end

@@ -18,17 +18,25 @@ from tests.e2e.test_requested_before import before_and_after  # noqa: F401 (two 
 OWNER = {"is_owner": True, "owner_only": False}
 
 
-def test_a_copy_with_a_later_created_at_does_not_move_the_cut_off(client, db, broker, worker, tenant,
-                                                                    before_and_after):  # noqa: F811
+def test_a_copy_with_a_later_created_at_does_not_move_the_cut_off(client, db, broker, worker, tenant, before_and_after):  # noqa: F811
     """The finding's forgery: the export's copy says it was requested 20 minutes later, which would take in the
     record created after the request."""
-    job, _ = jobs.create_job(db, tenant.account_id, "contacts.export", {
-        "filter": {}, "columns": ["first_name", "email"], "format": "csv",
-        "principal": {"uid": str(tenant.owner_uid), **OWNER}})
+    job, _ = jobs.create_job(
+        db,
+        tenant.account_id,
+        "contacts.export",
+        {
+            "filter": {},
+            "columns": ["first_name", "email"],
+            "format": "csv",
+            "principal": {"uid": str(tenant.owner_uid), **OWNER},
+        },
+    )
     message = job_message(job)
     forged = json.loads(message.options["job"])
-    forged["created_at"] = {"$date": {"$numberLong": str(int((job["created_at"] + timedelta(minutes=20))
-                                                             .timestamp() * 1000))}}
+    forged["created_at"] = {
+        "$date": {"$numberLong": str(int((job["created_at"] + timedelta(minutes=20)).timestamp() * 1000))}
+    }
     message.options["job"] = json.dumps(forged)
 
     broker.enqueue(message)
@@ -51,8 +59,12 @@ def test_a_copy_that_adds_a_resume_point_or_an_operator_is_not_believed(db, tena
     assert claimed["created_at"] == job["created_at"]
 
     other, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": "1" * 24})
-    operators = {**read_snapshot(job_message(other)), "params": {"$exists": True},
-                 "created_at": {"$exists": True}, "state": {"$exists": False}}
+    operators = {
+        **read_snapshot(job_message(other)),
+        "params": {"$exists": True},
+        "created_at": {"$exists": True},
+        "state": {"$exists": False},
+    }
     taken = jobs.claim(db, other["_id"], stale_seconds=60, snapshot=operators)
     assert taken["params"]["tag_id"] == "1" * 24 and taken["created_at"] == other["created_at"]
     assert db["queues"].find_one({"_id": other["_id"]})["params"] == {"tag_id": "1" * 24}

@@ -106,14 +106,22 @@ def _over_time():
 def over_time_actor(broker):
     """An actor declared exactly as the real ones are (`actor_options`), on a 500 ms limit."""
     kind = JobKind("automations.run", Queue.AUTOMATIONS, time_limit_ms=500, max_retries=5)
-    return dramatiq.actor(lambda job_id: _over_time(), broker=broker,
-                          **{**actor_options(kind), "actor_name": "test_over_time"})
+    return dramatiq.actor(
+        lambda job_id: _over_time(), broker=broker, **{**actor_options(kind), "actor_name": "test_over_time"}
+    )
 
 
 def test_a_job_over_its_time_limit_fails_and_is_not_retried(db, broker, worker, over_time_actor):
     job, _ = jobs.create_job(db, ObjectId(), "automations.run", {})
-    broker.enqueue(Message(queue_name="automations", actor_name="test_over_time", args=(),
-                           kwargs={"job_id": str(job["_id"])}, options={"account_id": str(job["account_id"])}))
+    broker.enqueue(
+        Message(
+            queue_name="automations",
+            actor_name="test_over_time",
+            args=(),
+            kwargs={"job_id": str(job["_id"])},
+            options={"account_id": str(job["account_id"])},
+        )
+    )
 
     done = wait_for_job(db, job["_id"])
 
@@ -138,15 +146,24 @@ def _window(settings) -> int:
 def quiet_actor(broker, settings):
     kind = JobKind("automations.run", Queue.AUTOMATIONS, time_limit_ms=60_000)
     quiet = 2 * _window(settings)
-    return dramatiq.actor(lambda job_id: _quiet_step(quiet), broker=broker,
-                          **{**actor_options(kind), "actor_name": "test_quiet_step"})
+    return dramatiq.actor(
+        lambda job_id: _quiet_step(quiet), broker=broker, **{**actor_options(kind), "actor_name": "test_quiet_step"}
+    )
 
 
 def test_the_heartbeat_thread_keeps_a_job_with_no_progress_writes_from_being_requeued_as_stale(
-        db, broker, worker, settings, quiet_actor):
+    db, broker, worker, settings, quiet_actor
+):
     job, _ = jobs.create_job(db, ObjectId(), "automations.run", {})
-    broker.enqueue(Message(queue_name="automations", actor_name="test_quiet_step", args=(),
-                           kwargs={"job_id": str(job["_id"])}, options={"account_id": str(job["account_id"])}))
+    broker.enqueue(
+        Message(
+            queue_name="automations",
+            actor_name="test_quiet_step",
+            args=(),
+            kwargs={"job_id": str(job["_id"])},
+            options={"account_id": str(job["account_id"])},
+        )
+    )
     beats = set()
     deadline = time.monotonic() + 60
     # The scheduler's stale-job sweep (on a window of three heartbeats), run again and again while the job writes

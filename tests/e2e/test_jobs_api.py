@@ -22,12 +22,15 @@ def delete_tag(client, tenant, tag, **headers):
 # ------------------------------------------------------------------ authentication
 
 
-@pytest.mark.parametrize("header", [
-    None,
-    "Bearer",
-    "Basic abc",
-    "Bearer not-a-jwt",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer",
+        "Basic abc",
+        "Bearer not-a-jwt",
+    ],
+)
 def test_requests_without_a_valid_bearer_token_are_401(client, header):
     headers = {"Authorization": header} if header else {}
     response = client.get("/v1/crm/jobs", headers=headers)
@@ -37,8 +40,11 @@ def test_requests_without_a_valid_bearer_token_are_401(client, header):
 
 
 def test_an_expired_token_is_401(client):
-    token = jwt.encode({"account_id": str(ObjectId()), "uid": str(ObjectId()), "is_owner": True,
-                        "exp": int(time.time()) - 10}, JWT_SECRET, algorithm="HS256")
+    token = jwt.encode(
+        {"account_id": str(ObjectId()), "uid": str(ObjectId()), "is_owner": True, "exp": int(time.time()) - 10},
+        JWT_SECRET,
+        algorithm="HS256",
+    )
 
     response = client.get("/v1/crm/jobs", headers={"Authorization": f"Bearer {token}"})
 
@@ -46,8 +52,11 @@ def test_an_expired_token_is_401(client):
 
 
 def test_a_token_signed_with_another_secret_is_401(client):
-    token = jwt.encode({"account_id": str(ObjectId()), "uid": str(ObjectId()), "is_owner": True,
-                        "exp": int(time.time()) + 60}, "not-the-secret-not-the-secret-not-the", algorithm="HS256")
+    token = jwt.encode(
+        {"account_id": str(ObjectId()), "uid": str(ObjectId()), "is_owner": True, "exp": int(time.time()) + 60},
+        "not-the-secret-not-the-secret-not-the",
+        algorithm="HS256",
+    )
 
     assert client.get("/v1/crm/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
@@ -76,10 +85,8 @@ def test_an_unknown_or_malformed_job_id_is_404(client, tenant):
     assert client.get("/v1/crm/jobs/zzz", headers=tenant.headers()).status_code == 404
 
 
-def test_the_job_list_is_the_accounts_newest_first_filtered_and_paginated(client, db, worker, tenant,
-                                                                          other_tenant):
-    ids = [delete_tag(client, tenant, make_tag(db, tenant.account_id, f"T{i}")).get_json()["id"]
-           for i in range(3)]
+def test_the_job_list_is_the_accounts_newest_first_filtered_and_paginated(client, db, worker, tenant, other_tenant):
+    ids = [delete_tag(client, tenant, make_tag(db, tenant.account_id, f"T{i}")).get_json()["id"] for i in range(3)]
     delete_tag(client, other_tenant, make_tag(db, other_tenant.account_id, "X"))
     for job_id in ids:
         wait_for_job(db, job_id)
@@ -94,14 +101,17 @@ def test_the_job_list_is_the_accounts_newest_first_filtered_and_paginated(client
     assert queued["jobs"] == [] and queued["total"] == 0
 
 
-@pytest.mark.parametrize("query,field", [
-    ("status=bogus", "status"),
-    ("type=contacts.teleport", "type"),
-    ("page=0", "page"),
-    ("per_page=1000", "per_page"),
-    ("page=two", "page"),
-    ("colour=blue", "colour"),
-])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("status=bogus", "status"),
+        ("type=contacts.teleport", "type"),
+        ("page=0", "page"),
+        ("per_page=1000", "per_page"),
+        ("page=two", "page"),
+        ("colour=blue", "colour"),
+    ],
+)
 def test_a_bad_list_parameter_is_a_400_naming_the_field(client, tenant, query, field):
     response = client.get(f"/v1/crm/jobs?{query}", headers=tenant.headers())
 
@@ -161,8 +171,11 @@ def test_a_cancelled_running_job_stops_at_a_checkpoint_with_consistent_counts(cl
     first_beat = db["queues"].find_one({"_id": ObjectId(job_id)})["heartbeat_at"]
 
     response = client.post(f"/v1/crm/jobs/{job_id}/cancel", headers=tenant.headers())
-    wait_for(lambda: db["queues"].find_one({"_id": ObjectId(job_id)})["heartbeat_at"] > first_beat, timeout=10,
-             what="a heartbeat while the job is held")  # the heartbeat thread, with no progress written
+    wait_for(
+        lambda: db["queues"].find_one({"_id": ObjectId(job_id)})["heartbeat_at"] > first_beat,
+        timeout=10,
+        what="a heartbeat while the job is held",
+    )  # the heartbeat thread, with no progress written
     held.release_for_the_next_checkpoint_to_write()
     job = wait_for_job(db, job_id)
 
@@ -186,8 +199,7 @@ def test_cancelling_a_completed_job_is_409(client, db, worker, tenant):
 def test_a_failed_job_retried_runs_again_and_completes(client, db, broker, worker, tenant):
     tag = make_tag(db, tenant.account_id)
     seed_tagged(db, tenant.account_id, tag, contacts=3, deals=1)
-    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": "corrupted"},
-                             created_by=tenant.owner_uid)
+    job, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": "corrupted"}, created_by=tenant.owner_uid)
     enqueue_job(broker, job)
     failed = wait_for_job(db, job["_id"])
     assert failed["status"] == "failed" and failed["error"]["code"] == "bad_params"
@@ -230,12 +242,14 @@ def test_the_same_idempotency_key_returns_the_first_job_and_runs_it_once(client,
 
 def test_an_idempotency_key_lasts_24_hours_exactly_then_starts_a_new_job(client, db, worker, tenant):
     def export():
-        return client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{
-            "Idempotency-Key": "daily-export"}))
+        return client.post(
+            "/v1/crm/contacts/export", json={}, headers=tenant.headers(**{"Idempotency-Key": "daily-export"})
+        )
 
     def key_made(ago: timedelta) -> None:  # the key's clock: when it was made
-        db["crm.idempotency_keys"].update_one({"account_id": tenant.account_id, "key": "daily-export"},
-                                              {"$set": {"created_at": jobs.now() - ago}})
+        db["crm.idempotency_keys"].update_one(
+            {"account_id": tenant.account_id, "key": "daily-export"}, {"$set": {"created_at": jobs.now() - ago}}
+        )
 
     first = export().get_json()["id"]
     wait_for_job(db, first)

@@ -38,8 +38,10 @@ CITY = "Porto, " + "Rua de Santa Catarina " * 12
 
 
 def _csv(rows: int) -> bytes:
-    return ("First Name,Last Name,Email,Phone,City\n" + "".join(
-        f"Person{i},Family{i % 97},p{i}@example.com,+1415555{i % 10000:04d},{CITY}\n" for i in range(rows))).encode()
+    return (
+        "First Name,Last Name,Email,Phone,City\n"
+        + "".join(f"Person{i},Family{i % 97},p{i}@example.com,+1415555{i % 10000:04d},{CITY}\n" for i in range(rows))
+    ).encode()
 
 
 def test_an_imports_memory_does_not_grow_with_the_file(client, db, worker, monkeypatch):
@@ -66,12 +68,25 @@ def test_an_exports_memory_does_not_grow_with_the_rows(client, db, worker):
     peaks = {}
     for rows in (EXPORT_SMALL, EXPORT_BIG):
         tenant, ts = Tenant(db), now()
-        db["crm.contacts"].insert_many([{"account_id": tenant.account_id, "type": "person",
-                                         "first_name": f"Person{i}", "email": f"p{i}@example.com", "tags": [],
-                                         "created_at": ts, "updated_at": ts} for i in range(rows)])
+        db["crm.contacts"].insert_many(
+            [
+                {
+                    "account_id": tenant.account_id,
+                    "type": "person",
+                    "first_name": f"Person{i}",
+                    "email": f"p{i}@example.com",
+                    "tags": [],
+                    "created_at": ts,
+                    "updated_at": ts,
+                }
+                for i in range(rows)
+            ]
+        )
         headers = tenant.headers()
-        job, peaks[rows] = _peak_while(lambda h=headers: client.post(
-            "/v1/crm/contacts/export", json={"filter": {}}, headers=h).get_json()["id"], db)
+        job, peaks[rows] = _peak_while(
+            lambda h=headers: client.post("/v1/crm/contacts/export", json={"filter": {}}, headers=h).get_json()["id"],
+            db,
+        )
         assert job["status"] == "completed" and job["result"]["rows"] == rows
 
     assert peaks[EXPORT_BIG] < 1.5 * peaks[EXPORT_SMALL], peaks  # the cursor feeds the writer, then the upload

@@ -23,8 +23,9 @@ def own(settings):
     from crm_workers.services import stage_events
 
     hooks = list(stage_events.STAGE_ENTERED_HOOKS)  # declaring actors points them at the newest broker
-    mine = settings.with_(mongodb_db=f"{settings.mongodb_db}_metrics",
-                          redis_namespace=f"{settings.redis_namespace}-metrics")
+    mine = settings.with_(
+        mongodb_db=f"{settings.mongodb_db}_metrics", redis_namespace=f"{settings.redis_namespace}-metrics"
+    )
     db = connect(mine.mongodb_uri, mine.mongodb_db)
     ensure_indexes(db)
     broker = build_worker_broker(mine)
@@ -55,8 +56,11 @@ def tenant(db):
 def scrape(client) -> dict:
     response = client.get("/metrics")
     assert response.status_code == 200
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.data.decode()) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.data.decode())
+        for s in family.samples
+    }
 
 
 def test_metrics_count_jobs_by_type_and_status_rows_and_queues(client, db, tenant):

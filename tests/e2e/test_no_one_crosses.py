@@ -31,8 +31,13 @@ def store(settings):
 def guarded(db, store):
     """Two accounts under owner_only, each seeded (half the people owned by the plain user)."""
     mine, theirs = Tenant(db, visibility="owner_only"), Tenant(db, visibility="owner_only")
-    return {"me": mine, "them": theirs, "mine": seed(db, mine, store), "theirs": seed(db, theirs, store),
-            "theirs_before": snapshot(db, theirs.account_id)}
+    return {
+        "me": mine,
+        "them": theirs,
+        "mine": seed(db, mine, store),
+        "theirs": seed(db, theirs, store),
+        "theirs_before": snapshot(db, theirs.account_id),
+    }
 
 
 def started(response) -> str:
@@ -47,12 +52,24 @@ def owned_by(db, account_id, uid) -> list[dict]:
 # ------------------------------------------------------------------ 1. selections keep every bound
 
 
-def test_a_bulk_delete_with_created_to_deletes_only_what_the_dry_run_counted(client, db, worker, tenant,
-                                                                             other_tenant, store):
+def test_a_bulk_delete_with_created_to_deletes_only_what_the_dry_run_counted(
+    client, db, worker, tenant, other_tenant, store
+):
     seed(db, tenant, store)
     theirs_before = snapshot(db, other_tenant.account_id)
-    old = db["crm.contacts"].insert_many([{"account_id": tenant.account_id, "type": "person", "first_name": f"Old{i}",
-                                           "tags": [], "created_at": OLD, "updated_at": OLD} for i in range(3)])
+    old = db["crm.contacts"].insert_many(
+        [
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": f"Old{i}",
+                "tags": [],
+                "created_at": OLD,
+                "updated_at": OLD,
+            }
+            for i in range(3)
+        ]
+    )
     recent_before = list(db["crm.contacts"].find({"account_id": tenant.account_id, "created_at": {"$gt": OLD}}))
     body = {"filter": {"created_to": "2021-01-01T00:00:00Z"}}
 
@@ -62,15 +79,26 @@ def test_a_bulk_delete_with_created_to_deletes_only_what_the_dry_run_counted(cli
     assert counted.get_json() == {"matched": 3}
     assert job["status"] == "completed" and job["result"]["deleted"] == 3
     assert db["crm.contacts"].count_documents({"_id": {"$in": old.inserted_ids}}) == 0
-    assert list(db["crm.contacts"].find({"account_id": tenant.account_id, "created_at": {"$gt": OLD}})) == \
-        recent_before
+    assert list(db["crm.contacts"].find({"account_id": tenant.account_id, "created_at": {"$gt": OLD}})) == recent_before
     assert snapshot(db, other_tenant.account_id) == theirs_before
 
 
 def test_a_created_to_after_the_request_still_stops_at_the_request(client, db, worker, tenant):
     ts = datetime(2030, 1, 1, tzinfo=UTC)  # a bound in the future: the job's own bound is the earlier one
-    later = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "person", "first_name": "Later",
-                                           "tags": [], "created_at": ts, "updated_at": ts}).inserted_id
+    later = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": "Later",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
     body = {"filter": {"created_to": "2031-01-01T00:00:00Z"}}
 
     job = wait_for_job(db, started(client.post("/v1/crm/contacts/bulk-delete", json=body, headers=tenant.headers())))
@@ -85,10 +113,12 @@ def test_a_created_to_after_the_request_still_stops_at_the_request(client, db, w
 def test_a_non_owner_cannot_delete_structure_under_owner_only(client, db, worker, guarded, what):
     me = guarded["me"]
     before = snapshot(db, me.account_id)
-    target = {"tags": lambda: guarded["mine"]["tags"]["VIP"],
-              "fields": lambda: db["crm.fields"].find_one({"account_id": me.account_id})["_id"],
-              "stages": lambda: guarded["mine"]["stages"][2],
-              "pipelines": lambda: guarded["mine"]["pipeline"]}[what]()
+    target = {
+        "tags": lambda: guarded["mine"]["tags"]["VIP"],
+        "fields": lambda: db["crm.fields"].find_one({"account_id": me.account_id})["_id"],
+        "stages": lambda: guarded["mine"]["stages"][2],
+        "pipelines": lambda: guarded["mine"]["pipeline"],
+    }[what]()
 
     response = client.delete(f"/v1/crm/{what}/{target}", headers=me.headers(owner=False))
 
@@ -122,12 +152,16 @@ def test_another_users_deal_is_as_absent_as_no_deal_for_an_automation_trigger(cl
     hidden = next(d for d in db["crm.deals"].find({"account_id": me.account_id, "owner": me.owner_uid}))
     before = snapshot(db, me.account_id)
 
-    on_hidden = client.post("/v1/crm/automations/trigger", json={"deal_id": str(hidden["_id"]),
-                                                                  "stage_id": str(hidden["stage_id"])},
-                            headers=me.headers(owner=False))
-    on_nothing = client.post("/v1/crm/automations/trigger", json={"deal_id": str(ObjectId()),
-                                                                   "stage_id": str(hidden["stage_id"])},
-                             headers=me.headers(owner=False))
+    on_hidden = client.post(
+        "/v1/crm/automations/trigger",
+        json={"deal_id": str(hidden["_id"]), "stage_id": str(hidden["stage_id"])},
+        headers=me.headers(owner=False),
+    )
+    on_nothing = client.post(
+        "/v1/crm/automations/trigger",
+        json={"deal_id": str(ObjectId()), "stage_id": str(hidden["stage_id"])},
+        headers=me.headers(owner=False),
+    )
 
     assert on_hidden.status_code == on_nothing.status_code == 404
     assert on_hidden.get_json() == on_nothing.get_json()
@@ -138,13 +172,26 @@ def test_automation_logs_and_their_retry_show_only_the_callers_deals(client, db,
     me, ts = guarded["me"], datetime.now(UTC)
     automation = db["crm.automations"].find_one({"account_id": me.account_id})["_id"]
     deals = {d["owner"]: d["_id"] for d in db["crm.deals"].find({"account_id": me.account_id})}
-    logs = {uid: db["automation.logs"].insert_one({
-        "account_id": me.account_id, "automation_id": automation, "deal_id": deal, "event_id": f"e-{deal}",
-        "status": "failed", "actions": [], "attempt": 1, "started_at": ts}).inserted_id for uid, deal in deals.items()}
+    logs = {
+        uid: db["automation.logs"]
+        .insert_one(
+            {
+                "account_id": me.account_id,
+                "automation_id": automation,
+                "deal_id": deal,
+                "event_id": f"e-{deal}",
+                "status": "failed",
+                "actions": [],
+                "attempt": 1,
+                "started_at": ts,
+            }
+        )
+        .inserted_id
+        for uid, deal in deals.items()
+    }
 
     listed = client.get(f"/v1/crm/automations/{automation}/logs", headers=me.headers(owner=False)).get_json()
-    retry_hidden = client.post(f"/v1/crm/automations/logs/{logs[me.owner_uid]}/retry",
-                               headers=me.headers(owner=False))
+    retry_hidden = client.post(f"/v1/crm/automations/logs/{logs[me.owner_uid]}/retry", headers=me.headers(owner=False))
 
     assert [entry["id"] for entry in listed["logs"]] == [str(logs[me.user_uid])] and listed["total"] == 1
     assert retry_hidden.status_code == 404
@@ -159,20 +206,26 @@ def test_automation_logs_and_their_retry_show_only_the_callers_deals(client, db,
 
 
 def test_another_user_sending_my_key_gets_a_job_of_their_own(client, db, worker, tenant):
-    mine = started(client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{
-        "Idempotency-Key": "k-shared"})))
-    theirs = started(client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(owner=False, **{
-        "Idempotency-Key": "k-shared"})))
+    mine = started(
+        client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{"Idempotency-Key": "k-shared"}))
+    )
+    theirs = started(
+        client.post(
+            "/v1/crm/contacts/export", json={}, headers=tenant.headers(owner=False, **{"Idempotency-Key": "k-shared"})
+        )
+    )
 
     assert mine != theirs
     assert db["queues"].find_one({"_id": ObjectId(theirs)})["created_by"] == tenant.user_uid
 
 
-@pytest.mark.parametrize("path, body", [("/v1/crm/contacts/export", {"format": "xlsx"}),
-                                        ("/v1/crm/deals/export", {})])
+@pytest.mark.parametrize("path, body", [("/v1/crm/contacts/export", {"format": "xlsx"}), ("/v1/crm/deals/export", {})])
 def test_a_key_reused_on_another_request_is_a_422(client, db, worker, tenant, path, body):
-    first = started(client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{
-        "Idempotency-Key": f"k-reused-{path}"})))
+    first = started(
+        client.post(
+            "/v1/crm/contacts/export", json={}, headers=tenant.headers(**{"Idempotency-Key": f"k-reused-{path}"})
+        )
+    )
 
     again = client.post(path, json=body, headers=tenant.headers(**{"Idempotency-Key": f"k-reused-{path}"}))
 
@@ -187,8 +240,9 @@ def test_a_key_reused_with_another_file_or_another_query_string_is_a_422(client,
     other_file = upload(client, tenant, b"email\nother@example.com\n", **{"Idempotency-Key": "k-file"})
     same_file = upload(client, tenant, b"email\nfirst@example.com\n", **{"Idempotency-Key": "k-file"})
     export = client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{"Idempotency-Key": "k-q"}))
-    other_query = client.post("/v1/crm/contacts/export?format=xlsx", json={},
-                              headers=tenant.headers(**{"Idempotency-Key": "k-q"}))
+    other_query = client.post(
+        "/v1/crm/contacts/export?format=xlsx", json={}, headers=tenant.headers(**{"Idempotency-Key": "k-q"})
+    )
 
     assert first.status_code == 202 and export.status_code == 202
     assert same_file.status_code == 202 and same_file.get_json()["id"] == first.get_json()["id"]
@@ -200,10 +254,21 @@ def test_a_key_reused_with_another_file_or_another_query_string_is_a_422(client,
 def test_a_client_key_cannot_preempt_a_key_the_system_makes(client, db, worker, broker, tenant):
     db["_accounts"].update_one({"_id": tenant.account_id}, {"$set": {"preferences.timezone": "UTC"}})
     at = datetime(2026, 11, 25, 8, 5, tzinfo=UTC)
-    db["crm.reminders"].insert_one({"account_id": tenant.account_id, "title": "t", "due_at": at,
-                                    "assigned_to": [tenant.owner_uid], "status": "pending", "notified_at": at})
-    client_job = started(client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers(**{
-        "Idempotency-Key": "digest:2026-11-25"})))
+    db["crm.reminders"].insert_one(
+        {
+            "account_id": tenant.account_id,
+            "title": "t",
+            "due_at": at,
+            "assigned_to": [tenant.owner_uid],
+            "status": "pending",
+            "notified_at": at,
+        }
+    )
+    client_job = started(
+        client.post(
+            "/v1/crm/contacts/export", json={}, headers=tenant.headers(**{"Idempotency-Key": "digest:2026-11-25"})
+        )
+    )
 
     enqueue_digests(db, broker, at=at, accounts=[tenant.account_id])
 
@@ -217,8 +282,9 @@ def test_concurrent_requests_with_one_key_make_one_job(live_api, db, worker, ten
 
     def post():
         gate.wait()
-        answers.append(requests.post(f"{live_api}/v1/crm/contacts/export", data=json.dumps({}), headers=headers,
-                                     timeout=30))
+        answers.append(
+            requests.post(f"{live_api}/v1/crm/contacts/export", data=json.dumps({}), headers=headers, timeout=30)
+        )
 
     threads = [threading.Thread(target=post) for _ in range(8)]
     for t in threads:
@@ -238,8 +304,9 @@ def test_a_json_body_over_the_limit_is_a_413_before_parsing(app, client, db, ten
     limit = app.config["CRM_SETTINGS"].import_max_json_bytes
     huge = b'{"source": {"type": "records", "records": [' + b'{"a": "x"},' * (limit // 10) + b'{"a": "x"}]}}'
 
-    response = client.post("/v1/crm/contacts/import", data=huge, content_type="application/json",
-                           headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/import", data=huge, content_type="application/json", headers=tenant.headers()
+    )
 
     assert response.status_code == 413
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
@@ -254,8 +321,12 @@ def test_a_streamed_json_body_without_length_is_cut_at_the_limit(live_api, app, 
             yield b'{"a": "' + b"x" * (1024 * 1024) + b'"},'
         yield b'{"a": "x"}]}}'
 
-    response = requests.post(f"{live_api}/v1/crm/contacts/import", data=body(), timeout=60,
-                             headers=tenant.headers(**{"Content-Type": "application/json"}))
+    response = requests.post(
+        f"{live_api}/v1/crm/contacts/import",
+        data=body(),
+        timeout=60,
+        headers=tenant.headers(**{"Content-Type": "application/json"}),
+    )
 
     assert response.status_code == 413
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
@@ -264,16 +335,18 @@ def test_a_streamed_json_body_without_length_is_cut_at_the_limit(live_api, app, 
 # ------------------------------------------------------------------ 9. fields belong to their entity
 
 
-@pytest.mark.parametrize("field, value", [("status", "won"), ("expected_close_date", "2026-01-01"),
-                                          ("stage_id", "0" * 24)])
+@pytest.mark.parametrize(
+    "field, value", [("status", "won"), ("expected_close_date", "2026-01-01"), ("stage_id", "0" * 24)]
+)
 def test_a_contacts_bulk_update_refuses_deal_fields_naming_them(client, db, worker, tenant, store, field, value):
     seeded = seed(db, tenant, store)
     before = snapshot(db, tenant.account_id)
     if field == "stage_id":
         value = str(seeded["stages"][1])
 
-    response = client.post("/v1/crm/contacts/bulk-update", json={"filter": {}, "set": {field: value}},
-                           headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/bulk-update", json={"filter": {}, "set": {field: value}}, headers=tenant.headers()
+    )
 
     assert response.status_code == 400
     assert response.get_json()["error"]["details"]["field"] == f"set.{field}"

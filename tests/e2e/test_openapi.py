@@ -14,8 +14,9 @@ def test_the_openapi_document_is_valid_and_every_route_is_declared(client, app):
     validate(spec)
     assert spec["openapi"] == "3.1.0"
     documented = {op["operationId"] for ops in spec["paths"].values() for op in ops.values()}
-    routes = {r.endpoint for r in app.url_map.iter_rules()
-              if r.endpoint != "static" and not r.endpoint.startswith("docs.")}
+    routes = {
+        r.endpoint for r in app.url_map.iter_rules() if r.endpoint != "static" and not r.endpoint.startswith("docs.")
+    }
     assert routes == documented
     undeclared = sorted(e for e in routes if not hasattr(app.view_functions[e], "api_doc"))
     assert undeclared == [], "declare these routes with @api_doc (crm_api/openapi.py)"
@@ -29,8 +30,12 @@ def test_query_parameters_are_typed_and_a_route_lists_only_the_errors_it_can_giv
     jobs = {p["name"]: p["schema"] for p in paths["/v1/crm/jobs"]["get"]["parameters"]}
     assert jobs["page"]["type"] == "integer" and jobs["per_page"]["maximum"] == 200
     assert jobs["after"]["pattern"] == "^[0-9a-fA-F]{24}$" and "$ref" in jobs["status"]
-    assert next(p for p in paths["/v1/crm/jobs/{job_id}"]["get"]["parameters"]
-                if p["name"] == "job_id")["schema"]["pattern"] == "^[0-9a-fA-F]{24}$"
+    assert (
+        next(p for p in paths["/v1/crm/jobs/{job_id}"]["get"]["parameters"] if p["name"] == "job_id")["schema"][
+            "pattern"
+        ]
+        == "^[0-9a-fA-F]{24}$"
+    )
 
     def answers(path, method):
         return set(paths[path][method]["responses"])

@@ -60,10 +60,19 @@ def own_mongo():
 @pytest.fixture
 def env_for(settings, tmp_path):
     def env(valkey: EmbeddedValkey, namespace: str, mongodb_uri: str | None = None) -> dict:
-        return {**os.environ, "MONGODB_URI": mongodb_uri or settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
-                "REDIS_URL": valkey.url, "REDIS_NAMESPACE": namespace, "JWT_SECRET": JWT_SECRET,
-                "STORAGE_URL": settings.storage_url, "PUBLIC_URL": "http://127.0.0.1:1", "LOG_FORMAT": "text",
-                "JOB_HEARTBEAT_SECONDS": "1", "dramatiq_prom_port": "0"}
+        return {
+            **os.environ,
+            "MONGODB_URI": mongodb_uri or settings.mongodb_uri,
+            "MONGODB_DB": settings.mongodb_db,
+            "REDIS_URL": valkey.url,
+            "REDIS_NAMESPACE": namespace,
+            "JWT_SECRET": JWT_SECRET,
+            "STORAGE_URL": settings.storage_url,
+            "PUBLIC_URL": "http://127.0.0.1:1",
+            "LOG_FORMAT": "text",
+            "JOB_HEARTBEAT_SECONDS": "1",
+            "dramatiq_prom_port": "0",
+        }
 
     return env
 
@@ -98,8 +107,9 @@ OUTAGES = ["redis stopped", "redis frozen", "mongodb stopped"]
 @pytest.fixture
 def servers(request, settings, own_valkey):
     """This test's Valkey, and its own SecantusDB when the test stops it (the session's otherwise)."""
-    mongo = request.getfixturevalue("own_mongo") if request.node.callspec.params["outage"].startswith("mongodb") \
-        else None
+    mongo = (
+        request.getfixturevalue("own_mongo") if request.node.callspec.params["outage"].startswith("mongodb") else None
+    )
     return own_valkey, mongo, connect(mongo.uri if mongo else settings.mongodb_uri, settings.mongodb_db)
 
 
@@ -155,29 +165,67 @@ def _automation_job_calling(db, url: str) -> dict:
     """An automations.run job whose one action is a webhook to `url`."""
     account, ts = ObjectId(), now()
     pipeline = db["crm.pipelines"].insert_one({"account_id": account, "name": "Sales", "currency": "USD"}).inserted_id
-    stage = db["crm.pipeline.stages"].insert_one({"account_id": account, "pipeline_id": pipeline, "name": "Lead",
-                                                  "position": 0}).inserted_id
-    deal = db["crm.deals"].insert_one({"account_id": account, "name": "Big", "pipeline_id": pipeline,
-                                       "stage_id": stage, "tags": [], "contacts": [], "status": "open",
-                                       "created_at": ts, "updated_at": ts}).inserted_id
-    db["crm.automations"].insert_one({"account_id": account, "pipeline_id": pipeline, "stage_id": stage,
-                                      "trigger": "stage_entered", "enabled": True, "delay_seconds": 0,
-                                      "actions": [{"type": "webhook", "params": {"url": url}}], "created_at": ts})
-    job, _ = jobs.create_job(db, account, "automations.run", {"deal_id": str(deal), "stage_id": str(stage),
-                                                             "event_id": f"shutdown-{uuid.uuid4().hex}", "depth": 0})
+    stage = (
+        db["crm.pipeline.stages"]
+        .insert_one({"account_id": account, "pipeline_id": pipeline, "name": "Lead", "position": 0})
+        .inserted_id
+    )
+    deal = (
+        db["crm.deals"]
+        .insert_one(
+            {
+                "account_id": account,
+                "name": "Big",
+                "pipeline_id": pipeline,
+                "stage_id": stage,
+                "tags": [],
+                "contacts": [],
+                "status": "open",
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
+    db["crm.automations"].insert_one(
+        {
+            "account_id": account,
+            "pipeline_id": pipeline,
+            "stage_id": stage,
+            "trigger": "stage_entered",
+            "enabled": True,
+            "delay_seconds": 0,
+            "actions": [{"type": "webhook", "params": {"url": url}}],
+            "created_at": ts,
+        }
+    )
+    job, _ = jobs.create_job(
+        db,
+        account,
+        "automations.run",
+        {"deal_id": str(deal), "stage_id": str(stage), "event_id": f"shutdown-{uuid.uuid4().hex}", "depth": 0},
+    )
     return job
 
 
 @pytest.mark.parametrize("outage", OUTAGES)
 def test_a_worker_running_a_job_when_a_server_goes_away_stops_within_its_shutdown_timeout(
-        outage, servers, env_for, held_webhook, processes, tmp_path):
+    outage, servers, env_for, held_webhook, processes, tmp_path
+):
     own_valkey, own_mongo, db = servers
     namespace = f"shutdown-{uuid.uuid4().hex[:6]}"
-    env = {**env_for(own_valkey, namespace, own_mongo.uri if own_mongo else None), "WEBHOOK_ALLOW_PRIVATE": "1",
-           "APP_SECRET": "shutdown-app-secret"}
+    env = {
+        **env_for(own_valkey, namespace, own_mongo.uri if own_mongo else None),
+        "WEBHOOK_ALLOW_PRIVATE": "1",
+        "APP_SECRET": "shutdown-app-secret",
+    }
     log = tmp_path / "worker.log"
-    worker = _start(processes, ["worker", "--processes", "1", "--threads", "2",
-                                "--shutdown-timeout", str(WORKER_SHUTDOWN_SECONDS)], env, log)
+    worker = _start(
+        processes,
+        ["worker", "--processes", "1", "--threads", "2", "--shutdown-timeout", str(WORKER_SHUTDOWN_SECONDS)],
+        env,
+        log,
+    )
     job = _automation_job_calling(db, held_webhook.url)
     enqueue_job(make_broker(Settings(redis_url=own_valkey.url, redis_namespace=namespace), for_worker=False), job)
     assert held_webhook.called.wait(60), f"the job never called its webhook:\n{tail(log)}"
@@ -194,20 +242,26 @@ def test_a_worker_running_a_job_when_a_server_goes_away_stops_within_its_shutdow
 
 
 @pytest.mark.parametrize("outage", OUTAGES)
-def test_a_scheduler_whose_server_is_gone_stops_within_its_bound_and_exits_0(outage, servers, env_for, processes,
-                                                                             tmp_path):
+def test_a_scheduler_whose_server_is_gone_stops_within_its_bound_and_exits_0(
+    outage, servers, env_for, processes, tmp_path
+):
     own_valkey, own_mongo, _ = servers
     namespace = f"shutdown-{uuid.uuid4().hex[:6]}"
     log = tmp_path / "scheduler.log"
-    env = {**env_for(own_valkey, namespace, own_mongo.uri if own_mongo else None),
-           "SCHEDULER_TICK_SECONDS": "1"}  # a tick is likely under way when the stop comes
+    env = {
+        **env_for(own_valkey, namespace, own_mongo.uri if own_mongo else None),
+        "SCHEDULER_TICK_SECONDS": "1",
+    }  # a tick is likely under way when the stop comes
     scheduler = _start(processes, ["scheduler"], env, log)
     client = redis.Redis.from_url(own_valkey.url)
     wait_for(lambda: client.exists(f"{namespace}:scheduler:leader"), timeout=60, what="the scheduler to lead")
     # Leading comes before the scheduler has started its jobs; a stop before that is a plain exit with nothing
     # to hand over, not the stop this test is about.
-    wait_for(lambda: "scheduler started" in log.read_text(errors="replace"), timeout=60,
-             what="the scheduler to start its jobs")
+    wait_for(
+        lambda: "scheduler started" in log.read_text(errors="replace"),
+        timeout=60,
+        what="the scheduler to start its jobs",
+    )
     scheduler.tree = tree(scheduler.pid)
 
     _outage(outage, own_valkey, own_mongo)
@@ -222,8 +276,9 @@ def _accepted(procs, port: int) -> bool:
     """Whether a process of the API holds an accepted connection on its port (one no longer in the backlog)."""
     for proc in procs:
         try:
-            if any(c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
-                   for c in proc.net_connections(kind="tcp")):
+            if any(
+                c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED for c in proc.net_connections(kind="tcp")
+            ):
                 return True
         except psutil.NoSuchProcess:
             pass
@@ -231,13 +286,23 @@ def _accepted(procs, port: int) -> bool:
 
 
 def test_an_api_whose_redis_hangs_answers_the_request_in_flight_and_stops_within_its_grace(
-        own_valkey, env_for, processes, tmp_path):
+    own_valkey, env_for, processes, tmp_path
+):
     log = tmp_path / "api.log"
-    api = _start(processes, ["api", "--host", "127.0.0.1", "--port", "0", "--workers", "1"],
-                 env_for(own_valkey, f"shutdown-{uuid.uuid4().hex[:6]}"), log)
+    api = _start(
+        processes,
+        ["api", "--host", "127.0.0.1", "--port", "0", "--workers", "1"],
+        env_for(own_valkey, f"shutdown-{uuid.uuid4().hex[:6]}"),
+        log,
+    )
     # gunicorn binds a port of the system's choosing and names it in its log; a process of ours listens on it.
-    port = int(wait_for(lambda: re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace")),
-                        timeout=60, what="the API to name its port").group(1))
+    port = int(
+        wait_for(
+            lambda: re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace")),
+            timeout=60,
+            what="the API to name its port",
+        ).group(1)
+    )
     assert port in listening_ports(tree(api.pid))
     url = f"http://127.0.0.1:{port}/healthz"
 
@@ -264,16 +329,20 @@ def test_an_api_whose_redis_hangs_answers_the_request_in_flight_and_stops_within
     print(f"api stopped in {took:.1f} s with Redis frozen")
 
 
-@pytest.mark.parametrize("command", [["worker", "--processes", "1", "--threads", "1"],
-                                     ["api", "--host", "127.0.0.1", "--port", "0", "--workers", "1"]])
-def test_a_killed_worker_or_api_takes_the_processes_it_forked_with_it(command, own_valkey, env_for, processes,
-                                                                      tmp_path):
+@pytest.mark.parametrize(
+    "command",
+    [["worker", "--processes", "1", "--threads", "1"], ["api", "--host", "127.0.0.1", "--port", "0", "--workers", "1"]],
+)
+def test_a_killed_worker_or_api_takes_the_processes_it_forked_with_it(
+    command, own_valkey, env_for, processes, tmp_path
+):
     log = tmp_path / "out.log"
     proc = _start(processes, command, env_for(own_valkey, f"killed-{uuid.uuid4().hex[:6]}"), log)
     # Dramatiq's main process, its worker process and its metrics exporter; gunicorn's master and its worker.
     expected = 3 if command[0] == "worker" else 2
-    proc.tree = wait_for(lambda: len(t := tree(proc.pid)) >= expected and t, timeout=60,
-                         what=f"the {command[0]}'s processes")
+    proc.tree = wait_for(
+        lambda: len(t := tree(proc.pid)) >= expected and t, timeout=60, what=f"the {command[0]}'s processes"
+    )
 
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

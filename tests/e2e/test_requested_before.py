@@ -14,9 +14,22 @@ from tests.e2e.exports.test_exports import download, rows_of
 
 
 def _person(db, tenant, name: str, created_at) -> ObjectId:
-    return db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "person", "first_name": name,
-                                          "email": f"{name.lower()}@example.com", "tags": [], "businesses": [],
-                                          "created_at": created_at, "updated_at": created_at}).inserted_id
+    return (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": name,
+                "email": f"{name.lower()}@example.com",
+                "tags": [],
+                "businesses": [],
+                "created_at": created_at,
+                "updated_at": created_at,
+            }
+        )
+        .inserted_id
+    )
 
 
 @pytest.fixture
@@ -47,9 +60,20 @@ def test_a_record_created_after_the_request_is_not_exported(client, db, worker, 
 def test_a_record_created_after_the_request_is_not_updated_or_linked(client, db, worker, tenant, before_and_after):
     earlier, later = before_and_after
     ts = now()
-    business = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "business", "name": "Acme",
-                                              "tags": [], "created_at": ts - timedelta(hours=1),
-                                              "updated_at": ts}).inserted_id
+    business = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "business",
+                "name": "Acme",
+                "tags": [],
+                "created_at": ts - timedelta(hours=1),
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
     later_before = db["crm.contacts"].find_one({"_id": later})
 
     _run(client, db, tenant, "contacts/bulk-update", {"filter": {"type": "person"}, "tags_add": ["Reached"]})

@@ -29,8 +29,9 @@ def test_a_service_token_lists_two_accounts_jobs_filtered_and_by_cursor(client, 
     only_b = client.get(f"/v1/crm/jobs?account_id={b.account_id}", headers=SERVICE).get_json()
     failed_b = client.get(f"/v1/crm/jobs?account_id={b.account_id}&status=failed", headers=SERVICE).get_json()
     first = client.get(f"/v1/crm/jobs?account_id={a.account_id}&per_page=1", headers=SERVICE).get_json()
-    second = client.get(f"/v1/crm/jobs?account_id={a.account_id}&per_page=1&after={first['next_after']}",
-                        headers=SERVICE).get_json()
+    second = client.get(
+        f"/v1/crm/jobs?account_id={a.account_id}&per_page=1&after={first['next_after']}", headers=SERVICE
+    ).get_json()
 
     listed = {j["id"]: j["account_id"] for j in both["jobs"]}
     assert {i: listed.get(i) for i in a_jobs} == {i: str(a.account_id) for i in a_jobs}
@@ -61,9 +62,11 @@ def test_a_service_token_reads_cancels_and_retries_any_accounts_job(client, db, 
 
 def _fill(rule) -> str:
     """A concrete path for a route: the first choice of an `any(...)` part, an id for every other."""
+
     def part(m):
         choices = re.fullmatch(r"any\(([^)]*)\)", m.group(1) or "")
         return choices.group(1).split(",")[0].strip() if choices else str(ObjectId())
+
     return re.sub(r"<(?:([^<>]+):)?([^<>:]+)>", part, rule.rule)
 
 
@@ -74,8 +77,11 @@ def test_a_service_token_is_refused_on_every_crm_endpoint_and_creates_nothing(ap
     refused = []
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
-        if not rule.rule.startswith("/v1/crm/") or rule.endpoint.startswith("docs.") or \
-                getattr(view, "allows_service", False):
+        if (
+            not rule.rule.startswith("/v1/crm/")
+            or rule.endpoint.startswith("docs.")
+            or getattr(view, "allows_service", False)
+        ):
             continue
         path = _fill(rule).replace(str(ObjectId("0" * 24)), str(tag))
         for method in rule.methods - {"HEAD", "OPTIONS"}:
@@ -89,11 +95,14 @@ def test_a_service_token_is_refused_on_every_crm_endpoint_and_creates_nothing(ap
     assert db["queues"].count_documents({}) == before
 
 
-@pytest.mark.parametrize("claims", [
-    {"role": "admin"},
-    {"role": "service", "account_id": str(ObjectId())},
-    {"role": "Service"},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"role": "admin"},
+        {"role": "service", "account_id": str(ObjectId())},
+        {"role": "Service"},
+    ],
+)
 def test_only_role_service_without_an_account_makes_a_service_token(client, claims):
     token = jwt.encode({**claims, "exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS256")
 
@@ -103,8 +112,17 @@ def test_only_role_service_without_an_account_makes_a_service_token(client, clai
 def test_a_user_token_with_some_other_role_claim_stays_a_user_of_its_account(client, db):
     mine, theirs = Tenant(db), Tenant(db)
     queued_job(db, theirs)
-    token = jwt.encode({"role": "admin", "account_id": str(mine.account_id), "uid": str(mine.owner_uid),
-                        "is_owner": True, "exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS256")
+    token = jwt.encode(
+        {
+            "role": "admin",
+            "account_id": str(mine.account_id),
+            "uid": str(mine.owner_uid),
+            "is_owner": True,
+            "exp": int(time.time()) + 60,
+        },
+        JWT_SECRET,
+        algorithm="HS256",
+    )
     headers = {"Authorization": f"Bearer {token}"}
 
     assert client.get("/v1/crm/jobs", headers=headers).get_json()["jobs"] == []
@@ -134,19 +152,36 @@ def test_tenants_see_their_own_waiting_jobs_per_queue_and_a_service_token_the_br
     assert seen_globally["queues"]["notifications"]["dead_letter"] >= 1
 
 
-def test_the_operator_overview_shows_workers_stale_and_lost_jobs_to_a_service_token_only(client, db, worker,
-                                                                                         settings):
+def test_the_operator_overview_shows_workers_stale_and_lost_jobs_to_a_service_token_only(client, db, worker, settings):
     tenant = Tenant(db)
     stale = queued_job(db, tenant)
-    db["queues"].update_one({"_id": stale["_id"]}, {"$set": {
-        "status": "running", "heartbeat_at": jobs.now() - timedelta(seconds=settings.job_stale_seconds + 60)}})
+    db["queues"].update_one(
+        {"_id": stale["_id"]},
+        {
+            "$set": {
+                "status": "running",
+                "heartbeat_at": jobs.now() - timedelta(seconds=settings.job_stale_seconds + 60),
+            }
+        },
+    )
     lost = queued_job(db, tenant)
-    db["queues"].update_one({"_id": lost["_id"]}, {"$set": {
-        "enqueued_at": jobs.now() - timedelta(seconds=settings.job_lost_seconds + 60)}})
+    db["queues"].update_one(
+        {"_id": lost["_id"]}, {"$set": {"enqueued_at": jobs.now() - timedelta(seconds=settings.job_lost_seconds + 60)}}
+    )
     fresh = queued_job(db, tenant)
     # The busiest account of the day, whatever other tests' accounts did before: finished jobs of its own.
-    db["queues"].insert_many([{"account_id": tenant.account_id, "type": "contacts.export", "status": "completed",
-                               "created_at": jobs.now(), "finished_at": jobs.now()} for _ in range(3000)])
+    db["queues"].insert_many(
+        [
+            {
+                "account_id": tenant.account_id,
+                "type": "contacts.export",
+                "status": "completed",
+                "created_at": jobs.now(),
+                "finished_at": jobs.now(),
+            }
+            for _ in range(3000)
+        ]
+    )
 
     overview = client.get("/v1/crm/operator", headers=SERVICE).get_json()
     as_tenant = client.get("/v1/crm/operator", headers=tenant.headers())

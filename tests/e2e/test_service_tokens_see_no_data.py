@@ -32,8 +32,9 @@ def test_a_service_token_never_gets_an_exports_download_link_or_file_key(client,
     job_id = client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers()).get_json()["id"]
     result = wait_for_job(db, job_id)["result"]
     # The job also appears among the operator's stale jobs: the overview is stripped the same way.
-    db["queues"].update_one({"_id": ObjectId(job_id)}, {"$set": {"status": "running",
-                                                                 "heartbeat_at": jobs.now() - timedelta(days=1)}})
+    db["queues"].update_one(
+        {"_id": ObjectId(job_id)}, {"$set": {"status": "running", "heartbeat_at": jobs.now() - timedelta(days=1)}}
+    )
     try:
         texts = seen_by_service(client, job_id, tenant.account_id)
         assert result["download_url"] and result["file_key"]
@@ -48,18 +49,26 @@ def test_a_service_token_never_gets_an_exports_download_link_or_file_key(client,
 
 def test_a_service_token_never_gets_an_imports_storage_key_or_error_rows(client, db, worker, tenant):
     """A variant: an import from a preview's key (params.source.key) with a failed row, and a records import."""
-    preview = client.post("/v1/crm/contacts/import/preview", data={"file": (io.BytesIO(
-        b"email,first_name\nnot-an-email,Secret\n"), "c.csv")}, content_type="multipart/form-data",
-        headers=tenant.headers()).get_json()
+    preview = client.post(
+        "/v1/crm/contacts/import/preview",
+        data={"file": (io.BytesIO(b"email,first_name\nnot-an-email,Secret\n"), "c.csv")},
+        content_type="multipart/form-data",
+        headers=tenant.headers(),
+    ).get_json()
     key = preview["source"]["key"]
-    job_id = client.post("/v1/crm/contacts/import", json={"source": preview["source"]},
-                         headers=tenant.headers()).get_json()["id"]
-    records_id = client.post("/v1/crm/contacts/import", json={"source": {"type": "records", "records": [
-        {"email": "hidden-person@example.com"}]}}, headers=tenant.headers()).get_json()["id"]
+    job_id = client.post(
+        "/v1/crm/contacts/import", json={"source": preview["source"]}, headers=tenant.headers()
+    ).get_json()["id"]
+    records_id = client.post(
+        "/v1/crm/contacts/import",
+        json={"source": {"type": "records", "records": [{"email": "hidden-person@example.com"}]}},
+        headers=tenant.headers(),
+    ).get_json()["id"]
     wait_for_job(db, job_id), wait_for_job(db, records_id)
 
-    for text in seen_by_service(client, job_id, tenant.account_id) + seen_by_service(client, records_id,
-                                                                                     tenant.account_id):
+    for text in seen_by_service(client, job_id, tenant.account_id) + seen_by_service(
+        client, records_id, tenant.account_id
+    ):
         assert key not in text and "/imports/" not in text and "not-an-email" not in text
         assert "hidden-person" not in text and "errors_url" not in text
     assert client.get(f"/v1/crm/jobs/{job_id}/errors", headers=SERVICE).status_code == 403

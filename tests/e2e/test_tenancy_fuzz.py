@@ -27,8 +27,11 @@ from crm_workers.adapters.storage import storage_from_settings
 from tests.conftest import wait_for_job
 from tests.e2e.tenancy_world import Side, digest, freeze
 
-MARKER = re.compile(r"\b([AB])-(owner|user|tag\d|owner-biz|user-biz|owner-deal|user-deal|note|reminder|file|autotag)"
-                    r"-[0-9a-f]{8}", re.IGNORECASE)
+MARKER = re.compile(
+    r"\b([AB])-(owner|user|tag\d|owner-biz|user-biz|owner-deal|user-deal|note|reminder|file|autotag)"
+    r"-[0-9a-f]{8}",
+    re.IGNORECASE,
+)
 HEX = re.compile(r"\b[0-9a-f]{24}\b")
 
 
@@ -51,8 +54,9 @@ class Fuzz:
         """Jobs of B and of A's owner: a completed bulk delete (undoable), a failed and a queued one."""
         for side in (self.a, self.b):
             t = side.tenant
-            response = self.client.post("/v1/crm/contacts/bulk-delete", json={"ids": [str(side.ids["owner"][-1])]},
-                                        headers=t.headers())
+            response = self.client.post(
+                "/v1/crm/contacts/bulk-delete", json={"ids": [str(side.ids["owner"][-1])]}, headers=t.headers()
+            )
             wait_for_job(self.db, response.get_json()["id"])
             failed, _ = jobs.create_job(self.db, t.account_id, "contacts.export", {}, created_by=t.owner_uid)
             self.db["queues"].update_one({"_id": failed["_id"]}, {"$set": {"status": "failed"}})
@@ -65,22 +69,34 @@ class Fuzz:
         for side in (self.a, self.b):
             t = side.tenant
             csv = f"email,first_name\n{side.marker('owner').lower()}@example.com,{side.marker('owner')}\n".encode()
-            shown = self.client.post("/v1/crm/contacts/import/preview", data={"file": (io.BytesIO(csv), "c.csv")},
-                                     content_type="multipart/form-data", headers=t.headers()).get_json()
+            shown = self.client.post(
+                "/v1/crm/contacts/import/preview",
+                data={"file": (io.BytesIO(csv), "c.csv")},
+                content_type="multipart/form-data",
+                headers=t.headers(),
+            ).get_json()
             key = shown["source"]["key"]
             self.foreign_keys += [key, key.rsplit("/", 1)[0], side.attachment]
             export = self.client.post("/v1/crm/contacts/export", json={}, headers=t.headers()).get_json()["id"]
             self.foreign_keys.append(wait_for_job(self.db, export)["result"]["file_key"])
             for deal in side.ids["deals_owner"][:1]:
-                self.client.post("/v1/crm/automations/trigger", json={
-                    "deal_id": str(deal), "stage_id": str(side.stages[0]), "event_id": "shared-event"},
-                    headers=t.headers())
+                self.client.post(
+                    "/v1/crm/automations/trigger",
+                    json={"deal_id": str(deal), "stage_id": str(side.stages[0]), "event_id": "shared-event"},
+                    headers=t.headers(),
+                )
         a = self.a
         # The caller's own records linked to what only A's owner may see: an export must not show the links.
-        self.db["crm.contacts"].update_many({"_id": {"$in": a.ids["user"][1:]}}, {"$push": {
-            "businesses": a.ids["owner"][0]}})
-        self.db["crm.deals"].update_many({"_id": {"$in": a.ids["deals_user"]}}, {"$set": {
-            "business_id": a.ids["owner"][0]}, "$push": {"contacts": {"$each": [a.ids["owner"][1]], "$position": 0}}})
+        self.db["crm.contacts"].update_many(
+            {"_id": {"$in": a.ids["user"][1:]}}, {"$push": {"businesses": a.ids["owner"][0]}}
+        )
+        self.db["crm.deals"].update_many(
+            {"_id": {"$in": a.ids["deals_user"]}},
+            {
+                "$set": {"business_id": a.ids["owner"][0]},
+                "$push": {"contacts": {"$each": [a.ids["owner"][1]], "$position": 0}},
+            },
+        )
 
     def _settle(self):
         """Every job the set-up started (the triggered automation runs too) ended, its end's after-work done:
@@ -88,16 +104,28 @@ class Fuzz:
         from tests.conftest import wait_for
 
         accounts = [self.a.tenant.account_id, self.b.tenant.account_id]
-        wait_for(lambda: not self.db["queues"].find_one({"account_id": {"$in": accounts}, "$or": [
-            {"status": {"$in": ["queued", "running"]}}, {"events_pending": True}]}), timeout=60,
-                 what="the set-up's jobs to end")
+        wait_for(
+            lambda: (
+                not self.db["queues"].find_one(
+                    {
+                        "account_id": {"$in": accounts},
+                        "$or": [{"status": {"$in": ["queued", "running"]}}, {"events_pending": True}],
+                    }
+                )
+            ),
+            timeout=60,
+            what="the set-up's jobs to end",
+        )
 
     # ------------------------------------------------------------------ what the caller may not touch
 
     def caller_ids(self) -> set:
         a = self.a.tenant
-        return {d["_id"] for c in ("crm.contacts", "crm.deals")
-                for d in self.db[c].find({"account_id": a.account_id, "owner": a.user_uid}, {"_id": 1})}
+        return {
+            d["_id"]
+            for c in ("crm.contacts", "crm.deals")
+            for d in self.db[c].find({"account_id": a.account_id, "owner": a.user_uid}, {"_id": 1})
+        }
 
     def digest_a(self):
         return digest(self.db, self.a, whole=False, caller_ids=self.caller_ids())
@@ -120,30 +148,44 @@ class Fuzz:
     def ids(self, kind: str, as_owner: bool) -> list[str]:
         own = self.a.ids["user"] if kind == "contacts" else self.a.ids["deals_user"]
         hidden = self.a.ids["owner"] if kind == "contacts" else self.a.ids["deals_owner"]
-        foreign = self.b.ids["owner"] + self.b.ids["user"] if kind == "contacts" else \
-            self.b.ids["deals_owner"] + self.b.ids["deals_user"]
+        foreign = (
+            self.b.ids["owner"] + self.b.ids["user"]
+            if kind == "contacts"
+            else self.b.ids["deals_owner"] + self.b.ids["deals_user"]
+        )
         pools = [foreign, foreign, [ObjectId()]] + ([] if as_owner else [hidden, hidden, own])
         return self.some(self.rnd.choice(pools))
 
     def foreign_filter(self, kind: str, as_owner: bool) -> dict:
         b, a = self.b, self.a
         choices = [
-            {"owner": str(b.tenant.owner_uid)}, {"owner": str(b.tenant.user_uid)},
-            {"tags_any": self.some(b.tags)}, {"tags_all": self.some(b.tags, 1)},
+            {"owner": str(b.tenant.owner_uid)},
+            {"owner": str(b.tenant.user_uid)},
+            {"tags_any": self.some(b.tags)},
+            {"tags_all": self.some(b.tags, 1)},
             {"import_id": str(self.rnd.choice(self.b.job_ids or [ObjectId()]))},
             {"ids": self.ids(kind, as_owner)},
-            {"q": "B-owner"}, {"q": "B-"},
+            {"q": "B-owner"},
+            {"q": "B-"},
         ]
         if kind == "deals":
             choices += [{"pipeline_id": str(b.pipeline)}, {"stage_id": str(self.rnd.choice(b.stages))}]
         if not as_owner:
-            choices += [{"owner": str(a.tenant.owner_uid)}, {"q": "A-owner"}, {}, {"created_to": "2099-01-01"},
-                        {"tags_any": self.some(a.tags)}]
+            choices += [
+                {"owner": str(a.tenant.owner_uid)},
+                {"q": "A-owner"},
+                {},
+                {"created_to": "2099-01-01"},
+                {"tags_any": self.some(a.tags)},
+            ]
         return self.rnd.choice(choices)
 
     def selection(self, kind, as_owner) -> dict:
-        return {"ids": self.ids(kind, as_owner)} if self.rnd.random() < 0.5 else \
-            {"filter": self.foreign_filter(kind, as_owner)}
+        return (
+            {"ids": self.ids(kind, as_owner)}
+            if self.rnd.random() < 0.5
+            else {"filter": self.foreign_filter(kind, as_owner)}
+        )
 
     # ------------------------------------------------------------------ requests, one generator per endpoint
 
@@ -153,48 +195,108 @@ class Fuzz:
         sel = self.selection(kind, as_owner)
         ids_for = self.rnd.choice([b, b] if as_owner else [a, b, b])
         hidden_emails = b.emails["owner"] + b.emails["user"] + ([] if as_owner else a.emails["owner"])
-        records = [{"first_name": f"fz{i}", "email": self.rnd.choice(hidden_emails + [f"new-{uuid.uuid4().hex[:6]}"
-                                                                                      "@example.com"]),
-                    "tags": self.rnd.choice(["x", f"n{self.rnd.randint(0, 3)}"])} for i in range(3)]
-        deal_rows = [{"name": f"fzd{i}", "pipeline": "Sales", "contact_email": self.rnd.choice(hidden_emails)}
-                     for i in range(2)]
+        records = [
+            {
+                "first_name": f"fz{i}",
+                "email": self.rnd.choice(hidden_emails + [f"new-{uuid.uuid4().hex[:6]}@example.com"]),
+                "tags": self.rnd.choice(["x", f"n{self.rnd.randint(0, 3)}"]),
+            }
+            for i in range(3)
+        ]
+        deal_rows = [
+            {"name": f"fzd{i}", "pipeline": "Sales", "contact_email": self.rnd.choice(hidden_emails)} for i in range(2)
+        ]
         foreign_key = f"accounts/{b.tenant.account_id}/attachments/x/{uuid.uuid4().hex}.csv"
         foreign_job = str(self.rnd.choice(b.job_ids + ([] if as_owner else a.job_ids)))
         return [
             ("post", f"/v1/crm/{kind}/bulk-delete", sel),
             ("post", f"/v1/crm/{kind}/bulk-delete?dry_run=1", sel),
-            ("post", f"/v1/crm/{kind}/bulk-update", {**sel, "tags_add": self.rnd.choice([["fuzz"], self.some(b.tags)]),
-                                                     "tags_remove": self.some(b.tags + a.tags)}),
-            ("post", f"/v1/crm/{kind}/bulk-update", {**sel, "set": {"owner": str(self.rnd.choice(
-                [b.tenant.owner_uid, a.tenant.owner_uid, a.tenant.user_uid]))}}),
-            ("post", "/v1/crm/deals/bulk-update", {**self.selection("deals", as_owner), "set": {
-                "stage_id": str(self.rnd.choice(b.stages + a.stages))}}),
-            ("post", "/v1/crm/contacts/link", {**self.selection("contacts", as_owner), **self.rnd.choice([
-                {"business_id": str(self.rnd.choice(ids_for.ids["owner"][:1] + b.ids["user"][:1]))},
-                {"deal_id": str(self.rnd.choice(ids_for.ids["deals_owner"] + a.ids["deals_user"]))}])}),
+            (
+                "post",
+                f"/v1/crm/{kind}/bulk-update",
+                {
+                    **sel,
+                    "tags_add": self.rnd.choice([["fuzz"], self.some(b.tags)]),
+                    "tags_remove": self.some(b.tags + a.tags),
+                },
+            ),
+            (
+                "post",
+                f"/v1/crm/{kind}/bulk-update",
+                {
+                    **sel,
+                    "set": {"owner": str(self.rnd.choice([b.tenant.owner_uid, a.tenant.owner_uid, a.tenant.user_uid]))},
+                },
+            ),
+            (
+                "post",
+                "/v1/crm/deals/bulk-update",
+                {**self.selection("deals", as_owner), "set": {"stage_id": str(self.rnd.choice(b.stages + a.stages))}},
+            ),
+            (
+                "post",
+                "/v1/crm/contacts/link",
+                {
+                    **self.selection("contacts", as_owner),
+                    **self.rnd.choice(
+                        [
+                            {"business_id": str(self.rnd.choice(ids_for.ids["owner"][:1] + b.ids["user"][:1]))},
+                            {"deal_id": str(self.rnd.choice(ids_for.ids["deals_owner"] + a.ids["deals_user"]))},
+                        ]
+                    ),
+                },
+            ),
             ("post", f"/v1/crm/{kind}/export", {"filter": self.foreign_filter(kind, as_owner)}),
-            ("post", "/v1/crm/contacts/import", {"source": {"type": "records", "records": records},
-                                                 "options": self.rnd.choice([{}, {"mode": "update"},
-                                                                             {"dedupe": "email", "tags": ["imp"]}])}),
-            ("post", "/v1/crm/contacts/import", {"source": {"type": "records", "records": records[:1]},
-                                                 "options": {"owner": str(self.rnd.choice(
-                                                     [b.tenant.owner_uid, a.tenant.owner_uid]))}}),
+            (
+                "post",
+                "/v1/crm/contacts/import",
+                {
+                    "source": {"type": "records", "records": records},
+                    "options": self.rnd.choice([{}, {"mode": "update"}, {"dedupe": "email", "tags": ["imp"]}]),
+                },
+            ),
+            (
+                "post",
+                "/v1/crm/contacts/import",
+                {
+                    "source": {"type": "records", "records": records[:1]},
+                    "options": {"owner": str(self.rnd.choice([b.tenant.owner_uid, a.tenant.owner_uid]))},
+                },
+            ),
             ("post", "/v1/crm/deals/import", {"source": {"type": "records", "records": deal_rows}}),
             ("post", "/v1/crm/contacts/import", {"source": {"type": "storage", "key": foreign_key}}),
-            ("post", f"/v1/crm/{kind}/import/preview", {"source": {"type": "storage", "key": self.rnd.choice(
-                self.foreign_keys)}}),
-            ("post", f"/v1/crm/{kind}/import", {"source": {"type": "storage", "key": self.rnd.choice(
-                self.foreign_keys)}}),
+            (
+                "post",
+                f"/v1/crm/{kind}/import/preview",
+                {"source": {"type": "storage", "key": self.rnd.choice(self.foreign_keys)}},
+            ),
+            (
+                "post",
+                f"/v1/crm/{kind}/import",
+                {"source": {"type": "storage", "key": self.rnd.choice(self.foreign_keys)}},
+            ),
             ("post", f"/v1/crm/{kind}/export", {"filter": {}}),
-            ("post", "/v1/crm/automations/trigger", {"deal_id": str(self.rnd.choice(
-                a.ids["deals_user"] + ids_for.ids["deals_owner"])), "stage_id": str(self.rnd.choice(a.stages)),
-                "event_id": self.rnd.choice(["shared-event", "shared-event", f"e-{uuid.uuid4().hex[:6]}"])}),
+            (
+                "post",
+                "/v1/crm/automations/trigger",
+                {
+                    "deal_id": str(self.rnd.choice(a.ids["deals_user"] + ids_for.ids["deals_owner"])),
+                    "stage_id": str(self.rnd.choice(a.stages)),
+                    "event_id": self.rnd.choice(["shared-event", "shared-event", f"e-{uuid.uuid4().hex[:6]}"]),
+                },
+            ),
             ("delete", f"/v1/crm/tags/{self.rnd.choice(ids_for.tags)}", None),
             ("delete", f"/v1/crm/fields/{ids_for.field}", None),
             ("delete", f"/v1/crm/stages/{ids_for.stages[2]}?move_to={ids_for.stages[0]}", None),
             ("delete", f"/v1/crm/pipelines/{ids_for.pipeline}", None),
-            ("post", "/v1/crm/automations/trigger", {"deal_id": str(self.rnd.choice(
-                ids_for.ids["deals_owner"] + b.ids["deals_user"])), "stage_id": str(self.rnd.choice(ids_for.stages))}),
+            (
+                "post",
+                "/v1/crm/automations/trigger",
+                {
+                    "deal_id": str(self.rnd.choice(ids_for.ids["deals_owner"] + b.ids["deals_user"])),
+                    "stage_id": str(self.rnd.choice(ids_for.stages)),
+                },
+            ),
             ("post", f"/v1/crm/jobs/{foreign_job}/cancel", None),
             ("post", f"/v1/crm/jobs/{foreign_job}/retry", None),
             ("post", f"/v1/crm/jobs/{foreign_job}/undo", None),
@@ -242,8 +344,11 @@ class Fuzz:
         for text in seen:
             leaked |= {i for i in HEX.findall(text) if i in forbidden and i not in sent}
             prefixes = [f.lower() for f in forbidden if f.endswith("-")]
-            leaked |= {m.group(0) for m in MARKER.finditer(text)
-                       if any(m.group(0).lower().startswith(p) for p in prefixes) and m.group(0).lower() not in sent}
+            leaked |= {
+                m.group(0)
+                for m in MARKER.finditer(text)
+                if any(m.group(0).lower().startswith(p) for p in prefixes) and m.group(0).lower() not in sent
+            }
         if leaked:
             self.crossings.append(f"LEAK {method} {path} {body}: {sorted(leaked)[:5]}")
         if digest(self.db, self.b, whole=True, caller_ids=set()) != self.baseline_b:
@@ -263,8 +368,9 @@ class Fuzz:
         headers = {"Authorization": f"Bearer {issue_service_token(JWT_SECRET)}"}
         side = self.rnd.choice([self.a, self.b])
         job = self.rnd.choice(list(self.db["queues"].find({"account_id": side.tenant.account_id}, {"_id": 1})))
-        path = self.rnd.choice([f"/v1/crm/jobs/{job['_id']}", f"/v1/crm/jobs?account_id={side.tenant.account_id}",
-                                "/v1/crm/operator"])
+        path = self.rnd.choice(
+            [f"/v1/crm/jobs/{job['_id']}", f"/v1/crm/jobs?account_id={side.tenant.account_id}", "/v1/crm/operator"]
+        )
         response = self.client.get(path, headers=headers)
         self.tried += 1
         self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
@@ -285,8 +391,10 @@ class Fuzz:
 def _run(client, db, settings, n: int, seed: int):
     fuzz = Fuzz(client, db, settings, seed)
     fuzz.run(n)
-    print(f"\ntenancy fuzz: {fuzz.tried} requests (seed {seed}), statuses {dict(sorted(fuzz.statuses.items()))}, "
-          f"{len(fuzz.crossings)} crossings, {len(fuzz.server_errors)} 5xx")
+    print(
+        f"\ntenancy fuzz: {fuzz.tried} requests (seed {seed}), statuses {dict(sorted(fuzz.statuses.items()))}, "
+        f"{len(fuzz.crossings)} crossings, {len(fuzz.server_errors)} 5xx"
+    )
     assert fuzz.server_errors == []
     assert fuzz.crossings == [], "\n".join(fuzz.crossings)
     return fuzz

@@ -29,19 +29,35 @@ def _flaky():
 
 @pytest.fixture(scope="module")
 def flaky_actor(broker):
-    return dramatiq.actor(lambda job_id: _flaky(), broker=broker, actor_name="test_flaky", queue_name="automations",
-                          max_retries=2, min_backoff=50, max_backoff=100, throws=NOT_RETRIED)
+    return dramatiq.actor(
+        lambda job_id: _flaky(),
+        broker=broker,
+        actor_name="test_flaky",
+        queue_name="automations",
+        max_retries=2,
+        min_backoff=50,
+        max_backoff=100,
+        throws=NOT_RETRIED,
+    )
 
 
 def run_flaky(db, broker, fail_times: int) -> ObjectId:
     job, _ = jobs.create_job(db, ObjectId(), "automations.run", {"fail_times": fail_times})
-    broker.enqueue(Message(queue_name="automations", actor_name="test_flaky", args=(),
-                           kwargs={"job_id": str(job["_id"])}, options={"account_id": str(job["account_id"])}))
+    broker.enqueue(
+        Message(
+            queue_name="automations",
+            actor_name="test_flaky",
+            args=(),
+            kwargs={"job_id": str(job["_id"])},
+            options={"account_id": str(job["account_id"])},
+        )
+    )
     return job["_id"]
 
 
-def test_a_transient_failure_is_retried_and_the_job_completes_with_its_attempts_counted(db, broker, worker,
-                                                                                          flaky_actor):
+def test_a_transient_failure_is_retried_and_the_job_completes_with_its_attempts_counted(
+    db, broker, worker, flaky_actor
+):
     job = wait_for_job(db, run_flaky(db, broker, fail_times=2))
 
     assert job["status"] == "completed" and job["attempts"] == 3
@@ -52,7 +68,8 @@ def test_a_transient_failure_is_retried_and_the_job_completes_with_its_attempts_
 
 
 def test_when_retries_are_exhausted_the_job_fails_with_a_reference_and_the_details_are_logged(
-        db, broker, worker, flaky_actor, caplog):
+    db, broker, worker, flaky_actor, caplog
+):
     job = wait_for_job(db, run_flaky(db, broker, fail_times=99))
 
     assert job["status"] == "failed" and job["attempts"] == 3
@@ -64,7 +81,8 @@ def test_when_retries_are_exhausted_the_job_fails_with_a_reference_and_the_detai
 
 
 def test_an_account_runs_at_most_two_heavy_jobs_at_once_and_other_accounts_are_not_held_up(
-        client, db, worker, tenant, other_tenant, hold):
+    client, db, worker, tenant, other_tenant, hold
+):
     # Two of the account's jobs are held running; four more wait for its slots: more than the worker's four
     # threads could hold if waiting took a thread. Another account's job must still run meanwhile.
     holds = [hold(tenant.account_id) for _ in range(2)]
@@ -89,15 +107,15 @@ def test_an_account_runs_at_most_two_heavy_jobs_at_once_and_other_accounts_are_n
     busy = [wait_for_job(db, j, timeout=60) for j in busy_ids]
     assert all(j["status"] == "completed" for j in busy)
     assert all(j["attempts"] == 1 for j in busy)  # waiting for a slot is not an attempt
-    events = sorted([(j["started_at"], 1) for j in busy] + [(j["finished_at"], -1) for j in busy],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(j["started_at"], 1) for j in busy] + [(j["finished_at"], -1) for j in busy], key=lambda e: (e[0], e[1])
+    )
     running = peak = 0
     for _, step in events:
         running += step
         peak = max(peak, running)
     assert peak == 2  # never more than the limit, however the six jobs interleave
-    assert small_job["finished_at"] < min(j["started_at"] for j in busy if j["_id"] not in
-                                          {h["job_id"] for h in held})
+    assert small_job["finished_at"] < min(j["started_at"] for j in busy if j["_id"] not in {h["job_id"] for h in held})
 
 
 _let_go = threading.Event()
@@ -112,17 +130,26 @@ def _hold_slot():
 def slot_holder(broker):
     """A heavy job (on `bulk`, declared as the real actors are) that runs until the test lets it go."""
     kind = JobKind("tags.delete", Queue.BULK, time_limit_ms=120_000)
-    return dramatiq.actor(lambda job_id: _hold_slot(), broker=broker,
-                          **{**actor_options(kind), "actor_name": "test_slot_holder"})
+    return dramatiq.actor(
+        lambda job_id: _hold_slot(), broker=broker, **{**actor_options(kind), "actor_name": "test_slot_holder"}
+    )
 
 
-def test_an_account_slot_lost_with_redis_is_written_back_by_the_worker_holding_it(db, broker, worker, settings,
-                                                                                  slot_holder):
+def test_an_account_slot_lost_with_redis_is_written_back_by_the_worker_holding_it(
+    db, broker, worker, settings, slot_holder
+):
     _let_go.clear()
     account = ObjectId()
     job, _ = jobs.create_job(db, account, "tags.delete", {})
-    broker.enqueue(Message(queue_name="bulk", actor_name="test_slot_holder", args=(),
-                           kwargs={"job_id": str(job["_id"])}, options={"account_id": str(account)}))
+    broker.enqueue(
+        Message(
+            queue_name="bulk",
+            actor_name="test_slot_holder",
+            args=(),
+            kwargs={"job_id": str(job["_id"])},
+            options={"account_id": str(account)},
+        )
+    )
     slots = f"{settings.redis_namespace}:running:{account}"
     try:
         wait_for(lambda: db["queues"].find_one({"_id": job["_id"]})["status"] == "running", what="the job to run")
@@ -130,8 +157,9 @@ def test_an_account_slot_lost_with_redis_is_written_back_by_the_worker_holding_i
         broker.client.delete(slots)  # what a Redis that came back empty, or a flush, does to it
         # Slots are renewed every third of their lease (the stale window): written back within one renewal.
         renewal = max(1.0, settings.job_stale_seconds / 3)
-        wait_for(lambda: broker.client.zcard(slots) == 1, timeout=renewal + 15,
-                 what="the worker to write its slot back")
+        wait_for(
+            lambda: broker.client.zcard(slots) == 1, timeout=renewal + 15, what="the worker to write its slot back"
+        )
     finally:
         _let_go.set()
 

@@ -28,23 +28,47 @@ STALE_SECONDS = 60
 @pytest.fixture
 def own_namespace(settings):
     """Settings on a broker namespace of their own, so the in-process test worker does not take these jobs."""
-    return settings.with_(redis_namespace=f"{settings.redis_namespace}-{uuid.uuid4().hex[:6]}",
-                          job_stale_seconds=STALE_SECONDS)
+    return settings.with_(
+        redis_namespace=f"{settings.redis_namespace}-{uuid.uuid4().hex[:6]}", job_stale_seconds=STALE_SECONDS
+    )
 
 
 class WorkerProcess:
     def __init__(self, settings, *, threads: int = 2, extra_env: dict | None = None, queues: tuple = ()):
-        env = {**os.environ, "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB": settings.mongodb_db,
-               "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
-               "BULK_BATCH_SIZE": str(settings.bulk_batch_size), "JOB_HEARTBEAT_SECONDS": "1",
-               "JOB_STALE_SECONDS": str(settings.job_stale_seconds), "LOG_LEVEL": "WARNING",
-               "STORAGE_URL": settings.storage_url, "PUBLIC_URL": settings.public_url,
-               "IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows),
-               "dramatiq_prom_port": "0", "JOB_TEST_HOLDS": "1", **(extra_env or {})}
+        env = {
+            **os.environ,
+            "MONGODB_URI": settings.mongodb_uri,
+            "MONGODB_DB": settings.mongodb_db,
+            "REDIS_URL": settings.redis_url,
+            "REDIS_NAMESPACE": settings.redis_namespace,
+            "BULK_BATCH_SIZE": str(settings.bulk_batch_size),
+            "JOB_HEARTBEAT_SECONDS": "1",
+            "JOB_STALE_SECONDS": str(settings.job_stale_seconds),
+            "LOG_LEVEL": "WARNING",
+            "STORAGE_URL": settings.storage_url,
+            "PUBLIC_URL": settings.public_url,
+            "IMPORT_CHUNK_ROWS": str(settings.import_chunk_rows),
+            "dramatiq_prom_port": "0",
+            "JOB_TEST_HOLDS": "1",
+            **(extra_env or {}),
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "crm_jobs.cli", "worker", "--processes", "1", "--threads", str(threads),
-             *(["--queues", *queues] if queues else [])],
-            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "crm_jobs.cli",
+                "worker",
+                "--processes",
+                "1",
+                "--threads",
+                str(threads),
+                *(["--queues", *queues] if queues else []),
+            ],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def kill(self):
         os.killpg(self.proc.pid, signal.SIGKILL)
@@ -94,7 +118,8 @@ def test_two_worker_processes_share_a_stream_of_jobs_and_every_job_runs_once(db,
 
 
 def test_a_worker_killed_mid_job_leaves_it_to_a_new_worker_that_completes_it_exactly_once(
-        db, own_namespace, workers, hold):
+    db, own_namespace, workers, hold
+):
     broker = make_broker(own_namespace, for_worker=False)
     account = ObjectId()
     tag = make_tag(db, account)
@@ -115,8 +140,16 @@ def test_a_worker_killed_mid_job_leaves_it_to_a_new_worker_that_completes_it_exa
     workers(own_namespace)
 
     # The scheduler's sweep, as it runs once the dead run's heartbeat is older than the stale window.
-    assert requeue_stale_jobs(db, broker, stale_seconds=STALE_SECONDS, accounts=[account],
-                              at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1)) == 1
+    assert (
+        requeue_stale_jobs(
+            db,
+            broker,
+            stale_seconds=STALE_SECONDS,
+            accounts=[account],
+            at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1),
+        )
+        == 1
+    )
 
     done = wait_for_job(db, job["_id"], timeout=90)
     assert done["status"] == "completed" and done["attempts"] == 2
@@ -130,7 +163,8 @@ def test_a_worker_killed_mid_job_leaves_it_to_a_new_worker_that_completes_it_exa
 
 
 def test_a_worker_killed_mid_import_resumes_after_the_saved_row_and_leaves_one_contact_per_email(
-        db, own_namespace, workers, hold):
+    db, own_namespace, workers, hold
+):
     import io
 
     from crm_workers.adapters.storage import storage_from_settings
@@ -143,9 +177,17 @@ def test_a_worker_killed_mid_import_resumes_after_the_saved_row_and_leaves_one_c
     content = "email,first_name,tags\n" + "".join(f"p{i}@example.com,P{i},Batch;T{i % 3}\n" for i in range(rows))
     held = hold(account, after_processed=1000)  # after its tenth chunk of 100 rows is written and saved
     first = workers(own_namespace)
-    job = import_upload(db, broker, storage_from_settings(own_namespace), own_namespace,
-                        Principal(account, ObjectId(), True), "contact", stream=io.BytesIO(content.encode()),
-                        file_name="big.csv", options={})
+    job = import_upload(
+        db,
+        broker,
+        storage_from_settings(own_namespace),
+        own_namespace,
+        Principal(account, ObjectId(), True),
+        "contact",
+        stream=io.BytesIO(content.encode()),
+        file_name="big.csv",
+        options={},
+    )
     held.reached(timeout=60)
 
     first.kill()
@@ -156,18 +198,36 @@ def test_a_worker_killed_mid_import_resumes_after_the_saved_row_and_leaves_one_c
 
     workers(own_namespace)
 
-    assert requeue_stale_jobs(db, broker, stale_seconds=STALE_SECONDS, accounts=[account],
-                              at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1)) == 1
+    assert (
+        requeue_stale_jobs(
+            db,
+            broker,
+            stale_seconds=STALE_SECONDS,
+            accounts=[account],
+            at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1),
+        )
+        == 1
+    )
 
     done = wait_for_job(db, job["_id"], timeout=120)
     assert done["status"] == "completed" and done["attempts"] == 2
     assert done["result"]["counts"] == {"created": rows, "updated": 0, "skipped": 0, "failed": 0}
     # The second run read from the saved row on: no row before it was parsed or written again.
-    assert done["result"]["rows_read_per_attempt"] == [{"attempt": 1, "from_row": 0, "rows": 1000},
-                                                       {"attempt": 2, "from_row": 1000, "rows": rows - 1000}]
+    assert done["result"]["rows_read_per_attempt"] == [
+        {"attempt": 1, "from_row": 0, "rows": 1000},
+        {"attempt": 2, "from_row": 1000, "rows": rows - 1000},
+    ]
     assert sum(r["rows"] for r in done["result"]["rows_read_per_attempt"]) == rows
-    assert db["crm.contacts"].count_documents({"account_id": account, "updated_at": {"$gt": mid["heartbeat_at"]},
-                                               "created_at": {"$lt": mid["heartbeat_at"]}}) == 0
+    assert (
+        db["crm.contacts"].count_documents(
+            {
+                "account_id": account,
+                "updated_at": {"$gt": mid["heartbeat_at"]},
+                "created_at": {"$lt": mid["heartbeat_at"]},
+            }
+        )
+        == 0
+    )
     emails = [c["email"] for c in db["crm.contacts"].find({"account_id": account}, {"email": 1})]
     assert len(emails) == rows and len(set(emails)) == rows
     assert db["crm.tags"].count_documents({"account_id": account}) == 4
@@ -198,8 +258,9 @@ def test_each_worker_machine_exports_dramatiqs_prometheus_metrics(db, own_namesp
     assert "dramatiq_messages_total" in text
 
 
-def test_a_killed_workers_unacked_message_is_redelivered_by_dramatiq_once_it_is_30_s_silent(db, own_namespace,
-                                                                                            workers, hold):
+def test_a_killed_workers_unacked_message_is_redelivered_by_dramatiq_once_it_is_30_s_silent(
+    db, own_namespace, workers, hold
+):
     from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 
     from crm_workers.adapters.broker import BROKER_HEARTBEAT_TIMEOUT_MS
@@ -221,8 +282,12 @@ def test_a_killed_workers_unacked_message_is_redelivered_by_dramatiq_once_it_is_
     held.release()
     # Dramatiq's own maintenance (its dispatch script), made certain here instead of 1 % of commands, with the
     # broker's heartbeat timeout: a worker silent for less than 30 s keeps its messages.
-    maintenance = RedisBroker(client=broker.client, namespace=ns, heartbeat_timeout=broker.heartbeat_timeout,
-                              maintenance_chance=MAINTENANCE_SCALE)
+    maintenance = RedisBroker(
+        client=broker.client,
+        namespace=ns,
+        heartbeat_timeout=broker.heartbeat_timeout,
+        maintenance_chance=MAINTENANCE_SCALE,
+    )
     assert broker.heartbeat_timeout == BROKER_HEARTBEAT_TIMEOUT_MS == 30_000
     maintenance.do_qsize("bulk")
     assert broker.client.scard(acks) == 1 and broker.client.llen(f"{ns}:bulk") == 0
@@ -234,8 +299,11 @@ def test_a_killed_workers_unacked_message_is_redelivered_by_dramatiq_once_it_is_
 
     # A new worker takes the redelivered message (no sweep runs here) and, the dead run's heartbeat being stale
     # for it, resumes the job: every contact's tag taken once.
-    wait_for(lambda: (jobs.now() - db["queues"].find_one({"_id": job["_id"]})["heartbeat_at"]).total_seconds() > 3,
-             timeout=20, what="the dead run's heartbeat to be 3 s old")
+    wait_for(
+        lambda: (jobs.now() - db["queues"].find_one({"_id": job["_id"]})["heartbeat_at"]).total_seconds() > 3,
+        timeout=20,
+        what="the dead run's heartbeat to be 3 s old",
+    )
     workers(own_namespace.with_(job_stale_seconds=3))
     done = wait_for_job(db, job["_id"], timeout=90)
 

@@ -37,8 +37,7 @@ def test_secantus_binds_a_port_of_its_own_choosing_and_answers_as_our_process(st
     assert port_is_free(mongo.port)
 
 
-def test_a_valkey_whose_port_is_taken_meanwhile_starts_on_another_and_never_talks_to_the_stranger(
-        started, monkeypatch):
+def test_a_valkey_whose_port_is_taken_meanwhile_starts_on_another_and_never_talks_to_the_stranger(started, monkeypatch):
     stranger = started(EmbeddedValkey())
     redis.Redis.from_url(stranger.start()).set("owner", "stranger")
     plain_listener = socket.socket()
@@ -76,8 +75,7 @@ def test_a_restarted_valkey_keeps_its_url_but_refuses_a_stranger_that_took_its_p
     assert redis.Redis.from_url(url).info("server")["process_id"] == valkey.pid
 
 
-def test_a_restarted_secantus_keeps_its_uri_and_its_data_but_refuses_a_stranger_that_took_its_port(
-        started, tmp_path):
+def test_a_restarted_secantus_keeps_its_uri_and_its_data_but_refuses_a_stranger_that_took_its_port(started, tmp_path):
     mongo = started(EmbeddedMongo(tmp_path / "data"))
     uri = mongo.start()
     MongoClient(uri).crm.kept.insert_one({"_id": 1})

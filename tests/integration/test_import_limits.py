@@ -18,8 +18,12 @@ def claimed_import(settings, db, content: bytes):
     account = ObjectId()
     key = f"accounts/{account}/imports/{ObjectId()}/contacts.csv"
     storage_from_settings(settings).put_stream(key, io.BytesIO(content))
-    job, _ = jobs.create_job(db, account, "contacts.import", {
-        "entity": "contact", "source": {"type": "upload", "key": key, "file_name": "contacts.csv"}, "options": {}})
+    job, _ = jobs.create_job(
+        db,
+        account,
+        "contacts.import",
+        {"entity": "contact", "source": {"type": "upload", "key": key, "file_name": "contacts.csv"}, "options": {}},
+    )
     return account, jobs.claim(db, job["_id"], stale_seconds=60)
 
 

@@ -44,8 +44,7 @@ def test_a_claim_makes_the_job_running_counts_the_attempt_and_a_second_claim_get
 def test_a_running_job_without_heartbeat_can_be_claimed_again_and_the_old_run_can_no_longer_write(db, account):
     job = new_job(db, account)
     first = jobs.claim(db, job["_id"], stale_seconds=60)
-    db["queues"].update_one({"_id": job["_id"]},
-                            {"$set": {"heartbeat_at": jobs.now() - timedelta(seconds=120)}})
+    db["queues"].update_one({"_id": job["_id"]}, {"$set": {"heartbeat_at": jobs.now() - timedelta(seconds=120)}})
 
     second = jobs.claim(db, job["_id"], stale_seconds=60)
 
@@ -108,8 +107,9 @@ def test_a_retry_due_after_its_run_was_recorded_and_the_job_taken_again_leaves_t
 def test_complete_fail_and_cancel_set_finished_at_and_only_apply_to_running_jobs(db, account):
     for finish, status in ((jobs.complete, "completed"), (jobs.fail, "failed"), (jobs.cancelled, "cancelled")):
         job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
-        args = (db, job, {"total": 0}) + (({"code": "x", "message": "y"},) if finish is jobs.fail else
-                                           (None,) if finish is jobs.complete else ())
+        args = (db, job, {"total": 0}) + (
+            ({"code": "x", "message": "y"},) if finish is jobs.fail else (None,) if finish is jobs.complete else ()
+        )
         assert finish(*args) is True
         done = db["queues"].find_one({"_id": job["_id"]})
         assert done["finished_at"] is not None and done["status"] == status
@@ -233,8 +233,9 @@ def test_finished_jobs_past_retention_are_trimmed_and_others_kept(db, account):
 
 def test_a_job_whose_worker_was_lost_too_often_fails_instead_of_being_requeued_again(db, account):
     job = jobs.claim(db, new_job(db, account)["_id"], stale_seconds=60)
-    db["queues"].update_one({"_id": job["_id"]}, {"$set": {"attempts": jobs.MAX_LOST_RUNS,
-                                                           "heartbeat_at": jobs.now() - timedelta(hours=1)}})
+    db["queues"].update_one(
+        {"_id": job["_id"]}, {"$set": {"attempts": jobs.MAX_LOST_RUNS, "heartbeat_at": jobs.now() - timedelta(hours=1)}}
+    )
 
     requeued = jobs.requeue_stale(db, stale_seconds=60, accounts=[account])
 
@@ -315,8 +316,9 @@ def test_a_message_carries_its_run_so_that_its_retry_takes_the_job_from_it(db, a
 
     job = new_job(db, account)
     lifecycle = JobLifecycle(db=db, heartbeat_seconds=1, stale_seconds=60)
-    message = dramatiq.Message(queue_name="bulk", actor_name="job_tags_delete", args=(),
-                               kwargs={"job_id": str(job["_id"])}, options={})
+    message = dramatiq.Message(
+        queue_name="bulk", actor_name="job_tags_delete", args=(), kwargs={"job_id": str(job["_id"])}, options={}
+    )
     try:
         lifecycle.before_process_message(None, message)
         first = db["queues"].find_one({"_id": job["_id"]})

@@ -13,15 +13,19 @@ WHOLE_FILE = re.compile(r"every test of `(tests/[\w/]+\.py)`")
 
 def _tests_in(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
-    return {node.name for node in ast.walk(tree)
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_")}
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_")
+    }
 
 
 def test_every_test_the_claims_index_names_exists():
     index = (ROOT / "tests" / "README.md").read_text()
     named = REFERENCE.findall(index)
-    missing = [f"{path}::{name}" for path, name in named
-               if not (ROOT / path).exists() or name not in _tests_in(ROOT / path)]
+    missing = [
+        f"{path}::{name}" for path, name in named if not (ROOT / path).exists() or name not in _tests_in(ROOT / path)
+    ]
     missing += [path for path in WHOLE_FILE.findall(index) if not _tests_in(ROOT / path)]
 
     assert len(named) > 200

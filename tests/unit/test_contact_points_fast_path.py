@@ -15,24 +15,84 @@ from crm_workers.domain.contact_points import (
     parse_phone_by_library,
 )
 
-SETTINGS = settings(max_examples=int(os.environ.get("FAST_PATH_EXAMPLES", 600)), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
-COUNTRIES = st.sampled_from([None, "US", "us", "GB", "DE", "FR", "IT", "BR", "AR", "IN", "JP", "CA", "AU", "MX",
-                             "CN", "RU", "NL", "BE", "CH", "SE", "ZZ", "", "001", "XK"])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("FAST_PATH_EXAMPLES", 600)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+COUNTRIES = st.sampled_from(
+    [
+        None,
+        "US",
+        "us",
+        "GB",
+        "DE",
+        "FR",
+        "IT",
+        "BR",
+        "AR",
+        "IN",
+        "JP",
+        "CA",
+        "AU",
+        "MX",
+        "CN",
+        "RU",
+        "NL",
+        "BE",
+        "CH",
+        "SE",
+        "ZZ",
+        "",
+        "001",
+        "XK",
+    ]
+)
 ATEXT = "abcXYZ019_!#$%&'*+-/=?^`{|}~éÉüßÿ×÷ſİ\u0301"
 local_parts = st.one_of(
     st.text(alphabet=ATEXT + ".", min_size=1, max_size=70),
     st.from_regex(r"[a-z]{1,10}(\.[a-z0-9]{1,8}){0,3}", fullmatch=True),
-    st.just('"quoted local"'), st.just('"a@b"'), st.just("josé"), st.just("ü.ser"), st.just("a..b"),
+    st.just('"quoted local"'),
+    st.just('"a@b"'),
+    st.just("josé"),
+    st.just("ü.ser"),
+    st.just("a..b"),
     st.text(min_size=0, max_size=12),
 )
 domains = st.one_of(
-    st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9\-]{0,8}[a-zA-Z0-9])?(\.[a-zA-Z0-9\-]{1,10}){0,3}\.[a-zA-Z]{2,6}",
-                  fullmatch=True),
-    st.sampled_from(["example.com", "Example.COM", "localhost", "test", "x.test", "a.invalid", "b.local",
-                     "xn--mnchen-3ya.de", "münchen.de", "ÉXAMPLE.fr", "例え.jp", "1.2.3.4", "[1.2.3.4]",
-                     "a-.com", "-a.com", "a..com", "a.com.", "a.123", "a." + "b" * 64 + ".com", "a.onion",
-                     "gmail.com", "Mail.Example.co.uk", "x.y", "a_b.com", "example", "arpa"]),
+    st.from_regex(
+        r"[a-zA-Z0-9]([a-zA-Z0-9\-]{0,8}[a-zA-Z0-9])?(\.[a-zA-Z0-9\-]{1,10}){0,3}\.[a-zA-Z]{2,6}", fullmatch=True
+    ),
+    st.sampled_from(
+        [
+            "example.com",
+            "Example.COM",
+            "localhost",
+            "test",
+            "x.test",
+            "a.invalid",
+            "b.local",
+            "xn--mnchen-3ya.de",
+            "münchen.de",
+            "ÉXAMPLE.fr",
+            "例え.jp",
+            "1.2.3.4",
+            "[1.2.3.4]",
+            "a-.com",
+            "-a.com",
+            "a..com",
+            "a.com.",
+            "a.123",
+            "a." + "b" * 64 + ".com",
+            "a.onion",
+            "gmail.com",
+            "Mail.Example.co.uk",
+            "x.y",
+            "a_b.com",
+            "example",
+            "arpa",
+        ]
+    ),
     st.text(min_size=0, max_size=20),
 )
 emails = st.one_of(
@@ -40,8 +100,10 @@ emails = st.one_of(
     st.builds(lambda lp, d, pad: f"{pad}{lp}@{d}{pad}", local_parts, domains, st.sampled_from([" ", "\t", "\u00a0"])),
     st.builds(lambda a, b: f"{a} ::: {b}", st.emails(), st.text(max_size=10)),
     st.builds(lambda lp: f"{lp}@{'d' * 60}.{'e' * 60}.{'f' * 60}.com", local_parts),
-    st.builds(lambda e: f"={e}", st.emails()), st.builds(lambda e: f"Ann <{e}>", st.emails()),
-    st.emails(), st.text(max_size=40),
+    st.builds(lambda e: f"={e}", st.emails()),
+    st.builds(lambda e: f"Ann <{e}>", st.emails()),
+    st.emails(),
+    st.text(max_size=40),
 )
 
 
@@ -72,18 +134,43 @@ def _grouped(parts, seps):
     return "".join(p + s for p, s in zip(parts, seps + [""] * len(parts), strict=False))
 
 
-grouped = st.builds(_grouped, st.lists(st.text(alphabet="0123456789", min_size=1, max_size=5), min_size=1,
-                                       max_size=5), st.lists(separators, max_size=5))
+grouped = st.builds(
+    _grouped,
+    st.lists(st.text(alphabet="0123456789", min_size=1, max_size=5), min_size=1, max_size=5),
+    st.lists(separators, max_size=5),
+)
 phones = st.one_of(
-    grouped, st.builds(lambda g: "+" + g, grouped), st.builds(lambda g: "00" + g, grouped),
+    grouped,
+    st.builds(lambda g: "+" + g, grouped),
+    st.builds(lambda g: "00" + g, grouped),
     st.builds(lambda a, g: f"({a}) {g}", st.text(alphabet="0123456789", min_size=1, max_size=4), grouped),
-    st.builds(lambda g, x: f"{g} x{x}", grouped, digits), st.builds(lambda g, x: f"{g} ext. {x}", grouped, digits),
-    st.builds(lambda g: f"tel:+{g}", grouped), st.builds(lambda g: f"={g}", grouped),
-    st.builds(lambda g: "+" + g + "9" * 30, grouped), st.builds(lambda g: f"{g} ::: +1 415 555 0100", grouped),
-    st.builds(lambda n: "+" + n, digits), st.builds(lambda n: "0" + n, digits),
-    st.sampled_from(["(415) 555-0123", "+44 20 7946 0123", "415.555.0123", "+1 212 555 0123", "555-0123",
-                     "1-800-FLOWERS", "٠١٢٣٤٥٦٧٨٩", "+49 (0)30 1234567", "011 44 20 7946 0123", "+800 1234 5678",
-                     "+39 06 1234 5678", "+54 9 11 1234-5678", "0044 20 7946 0123", "+1", "++1 415 555 0123"]),
+    st.builds(lambda g, x: f"{g} x{x}", grouped, digits),
+    st.builds(lambda g, x: f"{g} ext. {x}", grouped, digits),
+    st.builds(lambda g: f"tel:+{g}", grouped),
+    st.builds(lambda g: f"={g}", grouped),
+    st.builds(lambda g: "+" + g + "9" * 30, grouped),
+    st.builds(lambda g: f"{g} ::: +1 415 555 0100", grouped),
+    st.builds(lambda n: "+" + n, digits),
+    st.builds(lambda n: "0" + n, digits),
+    st.sampled_from(
+        [
+            "(415) 555-0123",
+            "+44 20 7946 0123",
+            "415.555.0123",
+            "+1 212 555 0123",
+            "555-0123",
+            "1-800-FLOWERS",
+            "٠١٢٣٤٥٦٧٨٩",
+            "+49 (0)30 1234567",
+            "011 44 20 7946 0123",
+            "+800 1234 5678",
+            "+39 06 1234 5678",
+            "+54 9 11 1234-5678",
+            "0044 20 7946 0123",
+            "+1",
+            "++1 415 555 0123",
+        ]
+    ),
     st.text(max_size=25),
 )
 

@@ -13,9 +13,38 @@ from crm_workers.adapters import csv_fast
 from crm_workers.adapters.limits import UnreadableFile
 from crm_workers.adapters.tabular import TableInfo, _csv_rows, _fit, _row_blocks
 
-PIECES = ["a", "Ana", " b ", "", '"', '""', '"x,y"', '"line\nbreak"', '"two\n\nbreaks"', "0.0.00", "0000-00-00",
-          "00-00-0000 00:00", "10-0", "é", "日本", "'=1+2", ";", "\t", "|", " ", "x\"y", '"a""b"', "\ufeff",
-          "\u2028", "\x1c", "O'Brien", "555-0123", '"0.0.00"', "\r", "\x00"]
+PIECES = [
+    "a",
+    "Ana",
+    " b ",
+    "",
+    '"',
+    '""',
+    '"x,y"',
+    '"line\nbreak"',
+    '"two\n\nbreaks"',
+    "0.0.00",
+    "0000-00-00",
+    "00-00-0000 00:00",
+    "10-0",
+    "é",
+    "日本",
+    "'=1+2",
+    ";",
+    "\t",
+    "|",
+    " ",
+    'x"y',
+    '"a""b"',
+    "\ufeff",
+    "\u2028",
+    "\x1c",
+    "O'Brien",
+    "555-0123",
+    '"0.0.00"',
+    "\r",
+    "\x00",
+]
 
 
 def _cells(draw_cells, delimiter):
@@ -33,8 +62,11 @@ def csv_texts(draw):
             lines.append("")
         else:
             n = width if kind > 3 else draw(st.integers(1, width + 2))
-            lines.append(delimiter.join(draw(st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=6)),
-                                                      min_size=n, max_size=n))))
+            lines.append(
+                delimiter.join(
+                    draw(st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=6)), min_size=n, max_size=n))
+                )
+            )
     ending = draw(st.sampled_from(["\n", "\r\n"]))
     text = ending.join(lines) + draw(st.sampled_from(["", ending, ending * 2]))
     return text, delimiter
@@ -55,8 +87,11 @@ def _python_blocks(open_file, info):
         yield list(_csv_rows(stream, info))
 
 
-@settings(max_examples=int(os.environ.get("FAST_PATH_EXAMPLES", 500)), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("FAST_PATH_EXAMPLES", 500)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(csv_texts(), st.integers(1, 6))
 @example(("a,b\n\n1,2\n\n\n3,4\n", ","), 2)
 @example(('a,b\n"x\n\ny",2\n,\n""\n', ","), 2)
@@ -70,5 +105,5 @@ def test_the_c_engine_reads_a_csv_as_the_csv_module(case, width):
 @pytest.mark.parametrize("block_rows", [1, 3])
 def test_rows_read_across_many_blocks_keep_their_numbers(monkeypatch, block_rows):
     monkeypatch.setattr(csv_fast, "BLOCK_ROWS", block_rows)
-    text = "h1,h2\n" + "".join(f"{i},\"v\n{i}\"\n" + ("\n" if i % 4 == 0 else "") for i in range(20))
+    text = "h1,h2\n" + "".join(f'{i},"v\n{i}"\n' + ("\n" if i % 4 == 0 else "") for i in range(20))
     assert _read(_row_blocks, text, ",") == _read(_python_blocks, text, ",")

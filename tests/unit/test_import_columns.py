@@ -13,33 +13,145 @@ from crm_workers.domain.import_columns import parse_rows
 from crm_workers.domain.import_rows import RowContext, parse_row
 from crm_workers.domain.row_rules import plan
 
-TARGETS = ["email", "phone", "address.street", "address.city",
-           "first_name", "last_name", "name", "email", "phone", "website", "tags", "owner", "business", "type",
-           "company", "address.city", "address.country", "custom.size", "custom.kind", "custom.multi",
-           "custom.when", "custom.flag", "custom.mail", "custom.tel", "custom.site", "custom.note", "custom.missing",
-           "external_id", "value", "currency", "status", "expected_close_date", "pipeline", "stage", "contact_email",
-           "notes"]
+TARGETS = [
+    "email",
+    "phone",
+    "address.street",
+    "address.city",
+    "first_name",
+    "last_name",
+    "name",
+    "email",
+    "phone",
+    "website",
+    "tags",
+    "owner",
+    "business",
+    "type",
+    "company",
+    "address.city",
+    "address.country",
+    "custom.size",
+    "custom.kind",
+    "custom.multi",
+    "custom.when",
+    "custom.flag",
+    "custom.mail",
+    "custom.tel",
+    "custom.site",
+    "custom.note",
+    "custom.missing",
+    "external_id",
+    "value",
+    "currency",
+    "status",
+    "expected_close_date",
+    "pipeline",
+    "stage",
+    "contact_email",
+    "notes",
+]
 FIELDS = {
     "size": {"key": "size", "field_type": "number"},
     "kind": {"key": "kind", "field_type": "select", "options": ["Gold", {"value": "Silver"}, "bronze"]},
     "multi": {"key": "multi", "field_type": "multiselect", "options": ["A", "b", "C d"]},
-    "when": {"key": "when", "field_type": "date"}, "flag": {"key": "flag", "field_type": "checkbox"},
-    "mail": {"key": "mail", "field_type": "email"}, "tel": {"key": "tel", "field_type": "phone"},
-    "site": {"key": "site", "field_type": "url"}, "note": {"key": "note", "field_type": "text"},
+    "when": {"key": "when", "field_type": "date"},
+    "flag": {"key": "flag", "field_type": "checkbox"},
+    "mail": {"key": "mail", "field_type": "email"},
+    "tel": {"key": "tel", "field_type": "phone"},
+    "site": {"key": "site", "field_type": "url"},
+    "note": {"key": "note", "field_type": "text"},
 }
 CELLS = st.one_of(
-    st.sampled_from(["", " ", "  \t", "Ana", "ana@example.com", "ANA@Example.COM", "josé@x.fr", "a@b", "not an email",
-                     "(415) 555-0123", "+44 20 7946 0123", "555-0123", "0044 20 7946 0123", "12", "x", "business",
-                     "Person", "person", "VIP; vip, Press", '"VIP","Press"', "* myContacts, Lead", "Gold", "gold",
-                     "silver", "A; b; zz", "a, c D", "2024-05-01", "05/01/2024", "13/01/2024", "1 Jan 2024", "0.0.00",
-                     "$1,234.50", "1.234,5 EUR", "(12)", "abc", "usd", "US", "pt", "Portugal", "Closed Won", "lost",
-                     "open", "maybe", "yes", "no", "✓", "example.com", "http://x", "ftp://x.y", "'=SUM(A1)", "'+1",
-                     "=HYPERLINK(\"x\")", "'", "a ::: b", "x" * 300, str(ObjectId()), "1832.0", "Acme", "acme",
-                     "Ana Lima", "Pipeline A", "Stage 1", "2024-02-30", "2024-12-31", "31/12/2024", "12/31/2024",
-                     "1/2/0099", "01.02.2024", "2024-1-5", "-0", "-12", "007", "12.50", "-3.0", "1" * 16,
-                     "9" * 15 + ".5", "1,5", "١٢", "２０２４-01-01"]),
-    st.text(max_size=20), st.none(), st.integers(-5, 5), st.floats(allow_nan=False, allow_infinity=False),
-    st.booleans(), st.just(datetime(2024, 1, 2)),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "  \t",
+            "Ana",
+            "ana@example.com",
+            "ANA@Example.COM",
+            "josé@x.fr",
+            "a@b",
+            "not an email",
+            "(415) 555-0123",
+            "+44 20 7946 0123",
+            "555-0123",
+            "0044 20 7946 0123",
+            "12",
+            "x",
+            "business",
+            "Person",
+            "person",
+            "VIP; vip, Press",
+            '"VIP","Press"',
+            "* myContacts, Lead",
+            "Gold",
+            "gold",
+            "silver",
+            "A; b; zz",
+            "a, c D",
+            "2024-05-01",
+            "05/01/2024",
+            "13/01/2024",
+            "1 Jan 2024",
+            "0.0.00",
+            "$1,234.50",
+            "1.234,5 EUR",
+            "(12)",
+            "abc",
+            "usd",
+            "US",
+            "pt",
+            "Portugal",
+            "Closed Won",
+            "lost",
+            "open",
+            "maybe",
+            "yes",
+            "no",
+            "✓",
+            "example.com",
+            "http://x",
+            "ftp://x.y",
+            "'=SUM(A1)",
+            "'+1",
+            '=HYPERLINK("x")',
+            "'",
+            "a ::: b",
+            "x" * 300,
+            str(ObjectId()),
+            "1832.0",
+            "Acme",
+            "acme",
+            "Ana Lima",
+            "Pipeline A",
+            "Stage 1",
+            "2024-02-30",
+            "2024-12-31",
+            "31/12/2024",
+            "12/31/2024",
+            "1/2/0099",
+            "01.02.2024",
+            "2024-1-5",
+            "-0",
+            "-12",
+            "007",
+            "12.50",
+            "-3.0",
+            "1" * 16,
+            "9" * 15 + ".5",
+            "1,5",
+            "١٢",
+            "２０２４-01-01",
+        ]
+    ),
+    st.text(max_size=20),
+    st.none(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.just(datetime(2024, 1, 2)),
 )
 
 
@@ -57,17 +169,24 @@ def chunks(draw):
     # Several columns of one target read row by row, addresses by slot (domain/row_rules.py).
     if draw(st.booleans()):
         headers = [draw(st.sampled_from(["", "Business ", "Home ", "Other ", "Address 2 "])) + h for h in headers]
-        mapping = {draw(st.sampled_from(["", "Business ", "Home ", "Other ", "Address 2 "])) + h: t
-                   for h, t in mapping.items()}
+        mapping = {
+            draw(st.sampled_from(["", "Business ", "Home ", "Other ", "Address 2 "])) + h: t for h, t in mapping.items()
+        }
         mapping = {h: t for h, t in mapping.items() if h in headers} or {headers[0]: "email"}
     alternatives, slots = plan(mapping, draw(st.permutations(headers)))
-    ctx = RowContext(entity=draw(st.sampled_from(["contact", "deal"])), mapping=mapping, fields=FIELDS,
-                     country=draw(st.sampled_from([None, "US", "GB"])),
-                     day_first={h: draw(st.booleans()) for h in headers},
-                     contact_type=draw(st.sampled_from(["person", "business"])),
-                     default_pipeline=draw(st.sampled_from([None, "Sales"])),
-                     dedupe=draw(st.sampled_from(["email", "phone", "none"])), strict=draw(st.booleans()),
-                     alternatives=alternatives, slots=slots)
+    ctx = RowContext(
+        entity=draw(st.sampled_from(["contact", "deal"])),
+        mapping=mapping,
+        fields=FIELDS,
+        country=draw(st.sampled_from([None, "US", "GB"])),
+        day_first={h: draw(st.booleans()) for h in headers},
+        contact_type=draw(st.sampled_from(["person", "business"])),
+        default_pipeline=draw(st.sampled_from([None, "Sales"])),
+        dedupe=draw(st.sampled_from(["email", "phone", "none"])),
+        strict=draw(st.booleans()),
+        alternatives=alternatives,
+        slots=slots,
+    )
     tags = draw(st.sampled_from([(), ("Imported",), ("vip", "New")]))
     owner = draw(st.sampled_from([None, ObjectId("65f000000000000000000001")]))
     return ctx, headers, rows, tags, owner
@@ -77,8 +196,11 @@ def _shape(parsed):
     return (parsed, list(parsed.record), {k: list(v) for k, v in parsed.record.items() if isinstance(v, dict)})
 
 
-@settings(max_examples=int(os.environ.get("FAST_PATH_EXAMPLES", 400)), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("FAST_PATH_EXAMPLES", 400)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(chunks())
 def test_a_chunk_parsed_by_columns_equals_it_parsed_row_by_row(chunk):
     ctx, headers, rows, tags, owner = chunk
@@ -94,18 +216,32 @@ def test_a_custom_multiselect_value_is_its_rows_own_list():
     assert second.record["custom_fields"]["multi"] == ["A", "b"]
 
 
-PLAIN = st.one_of(st.from_regex(r"-?[0-9]{1,17}(\.[0-9]{0,16})?", fullmatch=True),
-                  st.from_regex(r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,5}", fullmatch=True),
-                  st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", fullmatch=True))
+PLAIN = st.one_of(
+    st.from_regex(r"-?[0-9]{1,17}(\.[0-9]{0,16})?", fullmatch=True),
+    st.from_regex(r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,5}", fullmatch=True),
+    st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", fullmatch=True),
+)
 
 
-@settings(max_examples=int(os.environ.get("FAST_PATH_EXAMPLES", 400)), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(PLAIN, min_size=1, max_size=8), st.sampled_from(["value", "expected_close_date", "custom.size",
-                                                                 "custom.when"]), st.booleans())
+@settings(
+    max_examples=int(os.environ.get("FAST_PATH_EXAMPLES", 400)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    st.lists(PLAIN, min_size=1, max_size=8),
+    st.sampled_from(["value", "expected_close_date", "custom.size", "custom.when"]),
+    st.booleans(),
+)
 def test_dates_and_numbers_read_by_their_column_equal_parse_date_and_parse_number(cells, target, day_first):
-    ctx = RowContext(entity="deal", mapping={"C": target}, fields=FIELDS, country=None, day_first={"C": day_first},
-                     default_pipeline="Sales")
+    ctx = RowContext(
+        entity="deal",
+        mapping={"C": target},
+        fields=FIELDS,
+        country=None,
+        day_first={"C": day_first},
+        default_pipeline="Sales",
+    )
     rows = [(n + 2, [cell]) for n, cell in enumerate(cells)]
     by_rows = [parse_row(ctx, n, ["C"], values) for n, values in rows]
     assert [_shape(p) for p in parse_rows(ctx, rows, ["C"])] == [_shape(p) for p in by_rows]

@@ -27,16 +27,23 @@ from crm_workers.domain.values import first_value, is_blank, parse_date, parse_n
 OID = "65f1c0ffee0000000000abcd"
 
 
-@pytest.mark.parametrize("raw,normal", [
-    ("E-Mail 2: Adresse", "email2adresse"), ("Straße geschäftlich", "strassegeschaftlich"),
-    ("Téléphone (bureau)", "telephonebureau"), ("  first_name ", "firstname"), ("Account.Name", "accountname"),
-])
+@pytest.mark.parametrize(
+    "raw,normal",
+    [
+        ("E-Mail 2: Adresse", "email2adresse"),
+        ("Straße geschäftlich", "strassegeschaftlich"),
+        ("Téléphone (bureau)", "telephonebureau"),
+        ("  first_name ", "firstname"),
+        ("Account.Name", "accountname"),
+    ],
+)
 def test_headers_are_compared_without_case_accents_or_punctuation(raw, normal):
     assert normalise_header(raw) == normal
 
 
-@pytest.mark.parametrize("entity,key,targets", [("contact", "CONTACT", CONTACT_TARGETS),
-                                                ("deal", "DEAL", DEAL_TARGETS)])
+@pytest.mark.parametrize(
+    "entity,key,targets", [("contact", "CONTACT", CONTACT_TARGETS), ("deal", "DEAL", DEAL_TARGETS)]
+)
 def test_every_label_table_names_real_targets_and_no_label_means_two_targets(entity, key, targets):
     seen: dict[str, tuple[str, str]] = {}
     for module in synonyms.MODULES:
@@ -49,24 +56,42 @@ def test_every_label_table_names_real_targets_and_no_label_means_two_targets(ent
                 seen.setdefault(normal, (target, module.SYSTEM))
 
 
-@pytest.mark.parametrize("header,target,source", [
-    ("E-mail 3 - Value", "email", "Google Contacts"), ("Organization 1 - Name", "business", "Google Contacts"),
-    ("Address 2 - Postal Code", "address.postal_code", "Google Contacts"),
-    ("Mobiltelefon", "phone", "Outlook (German)"), ("Pays/Région (domicile)", "address.country", "Outlook (French)"),
-    ("Dirección de correo electrónico", "email", "Outlook (Spanish)"), ("MailingCity", "address.city", "Salesforce"),
-    ("Person - Email - Work", "email", "Pipedrive"), ("TAGS", "tags", None), ("CC", "address.country", "Mailchimp"),
-    ("Contact ID", "external_id", "common"),
-])
+@pytest.mark.parametrize(
+    "header,target,source",
+    [
+        ("E-mail 3 - Value", "email", "Google Contacts"),
+        ("Organization 1 - Name", "business", "Google Contacts"),
+        ("Address 2 - Postal Code", "address.postal_code", "Google Contacts"),
+        ("Mobiltelefon", "phone", "Outlook (German)"),
+        ("Pays/Région (domicile)", "address.country", "Outlook (French)"),
+        ("Dirección de correo electrónico", "email", "Outlook (Spanish)"),
+        ("MailingCity", "address.city", "Salesforce"),
+        ("Person - Email - Work", "email", "Pipedrive"),
+        ("TAGS", "tags", None),
+        ("CC", "address.country", "Mailchimp"),
+        ("Contact ID", "external_id", "common"),
+    ],
+)
 def test_labels_of_other_systems_name_their_targets(header, target, source):
     found = match_by_name(header, "contact")
     assert (found.target, found.source) == (target, source)
 
 
-@pytest.mark.parametrize("header,target", [
-    ("Potential Name", "name"), ("Deal - Title", "name"), ("STAGENAME", "stage"), ("Deal Stage", "stage"),
-    ("Closing Date", "expected_close_date"), ("Deal ID", "external_id"), ("Record ID", "external_id"),
-    ("Id", "external_id"), ("Associated Contact Email", "contact_email"), ("LEADID", "external_id"),
-])
+@pytest.mark.parametrize(
+    "header,target",
+    [
+        ("Potential Name", "name"),
+        ("Deal - Title", "name"),
+        ("STAGENAME", "stage"),
+        ("Deal Stage", "stage"),
+        ("Closing Date", "expected_close_date"),
+        ("Deal ID", "external_id"),
+        ("Record ID", "external_id"),
+        ("Id", "external_id"),
+        ("Associated Contact Email", "contact_email"),
+        ("LEADID", "external_id"),
+    ],
+)
 def test_deal_labels_of_other_systems_name_their_targets(header, target):
     assert match_by_name(header, "deal").target == target
 
@@ -91,13 +116,24 @@ def test_a_column_whose_values_do_not_fit_its_target_is_left_unmatched_with_a_wa
     m = _match(["Email", "OwnerId", "Deal Status"], [["a@x.com", "005Ec000004oBPNIA2", "Junk"]], entity="deal")
 
     assert m.mapping == {"Email": "contact_email"}
-    assert m.warnings == ["`OwnerId` values are not user ids: left unmatched",
-                          "`Deal Status` values are not deal statuses (open, won, lost): left unmatched"]
+    assert m.warnings == [
+        "`OwnerId` values are not user ids: left unmatched",
+        "`Deal Status` values are not deal statuses (open, won, lost): left unmatched",
+    ]
 
 
-@pytest.mark.parametrize("header,target", [("email", "email"), ("Email", "email"), ("phone", "phone"),
-                                           ("owner", "owner"), ("custom.tier", "custom.tier"), ("tier", "custom.tier"),
-                                           ("Customer Tier", "custom.tier")])
+@pytest.mark.parametrize(
+    "header,target",
+    [
+        ("email", "email"),
+        ("Email", "email"),
+        ("phone", "phone"),
+        ("owner", "owner"),
+        ("custom.tier", "custom.tier"),
+        ("tier", "custom.tier"),
+        ("Customer Tier", "custom.tier"),
+    ],
+)
 def test_a_header_naming_a_target_or_a_custom_field_is_matched_whatever_its_values(header, target):
     fields = {"tier": {"key": "tier", "label": "Customer Tier", "field_type": "number"}}
     m = _match([header], [["not-an-email"], ["x"]], fields=fields)
@@ -112,8 +148,17 @@ def test_a_synonym_is_still_checked_by_its_values():
 
 
 def test_phones_emails_and_addresses_of_several_columns_are_all_matched_in_the_systems_order():
-    headers = ["Mobile Phone", "Primary Phone", "Business Phone", "E-mail 2 Address", "E-mail Address",
-               "Home Street", "Business Street", "Home City", "First Name"]
+    headers = [
+        "Mobile Phone",
+        "Primary Phone",
+        "Business Phone",
+        "E-mail 2 Address",
+        "E-mail Address",
+        "Home Street",
+        "Business Street",
+        "Home City",
+        "First Name",
+    ]
     m = _match(headers, [["+351 912 345 678", "", "+44 20 7946 0958", "b@x.com", "a@x.com", "h", "b", "c", "Ana"]])
 
     assert set(m.mapping) == set(headers)
@@ -153,8 +198,11 @@ def test_of_two_headers_of_a_target_read_once_the_one_with_values_in_the_first_r
 
 
 def test_the_mapping_option_decides_for_the_headers_it_names_and_none_ignores_one():
-    m = _match(["First Name", "E-mail", "Notes"], [["Ana", "a@x.com", "hi"]],
-               requested={"Notes": "custom.note", "E-mail": None, "Gone": "email"})
+    m = _match(
+        ["First Name", "E-mail", "Notes"],
+        [["Ana", "a@x.com", "hi"]],
+        requested={"Notes": "custom.note", "E-mail": None, "Gone": "email"},
+    )
 
     assert m.mapping == {"First Name": "first_name", "Notes": "custom.note"}
     assert m.matches["E-mail"] == {"target": None, "reason": "mapping option"}
@@ -178,40 +226,65 @@ def test_a_custom_field_column_fits_by_its_field_type():
     # Its label names it: its values are judged row by row (bad ones left out with a warning), never the column.
     assert _match(["Size"], [["big"], ["small"]], fields=fields).mapping == {"Size": "custom.size"}
     assert _match(["Größe"], [["big"], ["small"]], fields=fields, requested={"Größe": "custom.size"}).mapping == {
-        "Größe": "custom.size"}
+        "Größe": "custom.size"
+    }
 
 
-@pytest.mark.parametrize("rows,header", [
-    ([["Notes:"], ["When exporting your connection data, you may notice…" * 3], ["First Name", "Last Name", "URL"],
-      ["Ana", "Lima", "https://x"]], 2),
-    ([["Contacts export"], ["Generated on 2024-01-01"], ["Name", "Email"], ["Ana", "a@x.com"]], 2),
-    ([["email", "first_name"], ["a@x.com", "Ana"]], 0),
-    ([["Ana", "a@x.com"], ["Bob", "b@x.com"]], 0),  # no header we can tell: the first row, as always
-    ([["Name", "Company", ""], ["Ana", "Acme", "x"]], 0),
-    ([["email"], ["a@x.com"]], 0),
-])
+@pytest.mark.parametrize(
+    "rows,header",
+    [
+        (
+            [
+                ["Notes:"],
+                ["When exporting your connection data, you may notice…" * 3],
+                ["First Name", "Last Name", "URL"],
+                ["Ana", "Lima", "https://x"],
+            ],
+            2,
+        ),
+        ([["Contacts export"], ["Generated on 2024-01-01"], ["Name", "Email"], ["Ana", "a@x.com"]], 2),
+        ([["email", "first_name"], ["a@x.com", "Ana"]], 0),
+        ([["Ana", "a@x.com"], ["Bob", "b@x.com"]], 0),  # no header we can tell: the first row, as always
+        ([["Name", "Company", ""], ["Ana", "Acme", "x"]], 0),
+        ([["email"], ["a@x.com"]], 0),
+    ],
+)
 def test_the_header_row_is_the_first_that_heads_the_rows_below(rows, header):
     assert find_header_row(rows) == header
 
 
-@pytest.mark.parametrize("raw,iso", [
-    ("15 Apr, 2021 00:02:00", "2021-04-15T00:02:00+00:00"), ("15 Jan 2025", "2025-01-15T00:00:00+00:00"),
-    ("2006-06-15T20:47:07.000Z", "2006-06-15T20:47:07+00:00"), ("2024-01-23T02:21:49.000+0000",
-                                                                "2024-01-23T02:21:49+00:00"),
-    ("2024-01-23 02:21:49 +0000", "2024-01-23T02:21:49+00:00"),
-])
+@pytest.mark.parametrize(
+    "raw,iso",
+    [
+        ("15 Apr, 2021 00:02:00", "2021-04-15T00:02:00+00:00"),
+        ("15 Jan 2025", "2025-01-15T00:00:00+00:00"),
+        ("2006-06-15T20:47:07.000Z", "2006-06-15T20:47:07+00:00"),
+        ("2024-01-23T02:21:49.000+0000", "2024-01-23T02:21:49+00:00"),
+        ("2024-01-23 02:21:49 +0000", "2024-01-23T02:21:49+00:00"),
+    ],
+)
 def test_dates_as_other_systems_write_them(raw, iso):
     assert parse_date(raw).isoformat() == iso
 
 
-@pytest.mark.parametrize("raw,number", [("$22,700.00", (22700.0, "USD")), ("500000.0", (500000.0, None)),
-                                        ("1.234,56 €", (1234.56, "EUR"))])
+@pytest.mark.parametrize(
+    "raw,number", [("$22,700.00", (22700.0, "USD")), ("500000.0", (500000.0, None)), ("1.234,56 €", (1234.56, "EUR"))]
+)
 def test_amounts_as_other_systems_write_them(raw, number):
     assert parse_number(raw) == number
 
 
-@pytest.mark.parametrize("raw,blank", [("0.0.00", True), ("00/00/0000", True), ("0000-00-00 00:00:00", True),
-                                       (" ", True), ("0", False), ("0.5.20", False)])
+@pytest.mark.parametrize(
+    "raw,blank",
+    [
+        ("0.0.00", True),
+        ("00/00/0000", True),
+        ("0000-00-00 00:00:00", True),
+        (" ", True),
+        ("0", False),
+        ("0.5.20", False),
+    ],
+)
 def test_placeholders_for_no_date_read_as_empty(raw, blank):
     assert is_blank(raw) is blank
 
@@ -223,13 +296,17 @@ def test_lists_lose_their_quotes_and_googles_system_groups_and_multi_values_take
     assert first_value("a@x.com ::: b@x.com") == "a@x.com"
 
 
-@pytest.mark.parametrize("codec,name", [("iso8859_2", "iso-8859-2"), ("cp1251", "windows-1251"),
-                                        ("koi8_r", "koi8-r"), ("shift_jis", "shift_jis")])
+@pytest.mark.parametrize(
+    "codec,name",
+    [("iso8859_2", "iso-8859-2"), ("cp1251", "windows-1251"), ("koi8_r", "koi8-r"), ("shift_jis", "shift_jis")],
+)
 def test_legacy_encodings_are_guessed(codec, name):
-    text = {"iso8859_2": "Imię,Miasto\nŁukasz Żółć,Łódź\nMałgorzata Wiśniewska,Gdańsk\nPaweł Wójcik,Kraków\n",
-            "cp1251": "Имя,Город\nИван Петров,Москва\nМария Сидорова,Казань\n",
-            "koi8_r": "Имя,Город\nИван Петров,Москва\nМария Сидорова,Казань\n",
-            "shift_jis": "名,市区町村\n山田太郎,東京都\n鈴木花子,大阪市\n"}[codec] * 3
+    text = {
+        "iso8859_2": "Imię,Miasto\nŁukasz Żółć,Łódź\nMałgorzata Wiśniewska,Gdańsk\nPaweł Wójcik,Kraków\n",
+        "cp1251": "Имя,Город\nИван Петров,Москва\nМария Сидорова,Казань\n",
+        "koi8_r": "Имя,Город\nИван Петров,Москва\nМария Сидорова,Казань\n",
+        "shift_jis": "名,市区町村\n山田太郎,東京都\n鈴木花子,大阪市\n",
+    }[codec] * 3
     assert guess_encoding(text.encode(codec)).encoding == name
 
 
@@ -247,8 +324,9 @@ def _table(content: bytes):
 
 
 def test_rows_keep_the_numbers_a_spreadsheet_shows_under_a_preamble_and_across_blank_lines():
-    info, rows = _table(b'Notes:\n"a long note, with a comma"\n\nemail,name\n'
-                        b'a@x.com,Ana\n\nb@x.com,"B\nob"\nc@x.com,C\n')
+    info, rows = _table(
+        b'Notes:\n"a long note, with a comma"\n\nemail,name\na@x.com,Ana\n\nb@x.com,"B\nob"\nc@x.com,C\n'
+    )
 
     assert (info.header_row, info.headers) == (4, ["email", "name"])
     assert [n for n, _ in rows] == [5, 7, 8]

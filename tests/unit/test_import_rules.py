@@ -24,27 +24,46 @@ def test_headers_match_targets_ignoring_case_spaces_and_separators_with_synonyms
     headers = ["E-mail", "Email Address", "Phone Number", "Mobile", "Company", "Zip", "first_name", "LAST-NAME", "?"]
     mapping, ignored = auto_mapping(headers, "contact", ["tier"], {"tier": "Customer Tier"})
 
-    assert mapping == {"E-mail": "email", "Phone Number": "phone", "Company": "business",
-                       "Zip": "address.postal_code", "first_name": "first_name", "LAST-NAME": "last_name"}
+    assert mapping == {
+        "E-mail": "email",
+        "Phone Number": "phone",
+        "Company": "business",
+        "Zip": "address.postal_code",
+        "first_name": "first_name",
+        "LAST-NAME": "last_name",
+    }
     assert ignored == ["Email Address", "Mobile", "?"]  # a target is taken once
 
 
 def test_deal_headers_match_deal_targets_and_custom_fields_by_label():
-    mapping, _ = auto_mapping(["Deal Name", "Amount", "Close Date", "Customer Tier"], "deal", ["tier"],
-                              {"tier": "Customer Tier"})
-    assert mapping == {"Deal Name": "name", "Amount": "value", "Close Date": "expected_close_date",
-                       "Customer Tier": "custom.tier"}
+    mapping, _ = auto_mapping(
+        ["Deal Name", "Amount", "Close Date", "Customer Tier"], "deal", ["tier"], {"tier": "Customer Tier"}
+    )
+    assert mapping == {
+        "Deal Name": "name",
+        "Amount": "value",
+        "Close Date": "expected_close_date",
+        "Customer Tier": "custom.tier",
+    }
 
 
 def test_empty_and_duplicate_headers_get_usable_names():
     assert clean_headers(["Email", "", None, "email", " Name "]) == [
-        "Email", "column_2", "column_3", "email (2)", "Name"]
+        "Email",
+        "column_2",
+        "column_3",
+        "email (2)",
+        "Name",
+    ]
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("  Ana@Example.COM ", "ana@example.com"),
-    ("x.y+tag@sub.example.org", "x.y+tag@sub.example.org"),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("  Ana@Example.COM ", "ana@example.com"),
+        ("x.y+tag@sub.example.org", "x.y+tag@sub.example.org"),
+    ],
+)
 def test_emails_are_normalised_to_lower_case(raw, expected):
     assert parse_email(raw) == expected
 
@@ -55,12 +74,15 @@ def test_bad_emails_are_refused(raw):
         parse_email(raw)
 
 
-@pytest.mark.parametrize("raw,country,expected", [
-    ("(415) 555-0134", "US", "+14155550134"),
-    ("+44 20 7946 0958", None, "+442079460958"),
-    ("0044 20 7946 0958", None, "+442079460958"),
-    ("020 7946 0958", "GB", "+442079460958"),
-])
+@pytest.mark.parametrize(
+    "raw,country,expected",
+    [
+        ("(415) 555-0134", "US", "+14155550134"),
+        ("+44 20 7946 0958", None, "+442079460958"),
+        ("0044 20 7946 0958", None, "+442079460958"),
+        ("020 7946 0958", "GB", "+442079460958"),
+    ],
+)
 def test_phones_become_e164(raw, country, expected):
     assert parse_phone(raw, country) == expected
 
@@ -70,11 +92,18 @@ def test_a_national_phone_without_a_country_is_refused_with_the_reason():
         parse_phone("415 555 0134", None)
 
 
-@pytest.mark.parametrize("raw,day_first,iso", [
-    ("2024-02-01", False, "2024-02-01"), ("02/01/2024", False, "2024-02-01"), ("01/02/2024", True, "2024-02-01"),
-    ("1.2.2024", True, "2024-02-01"), ("5 Jan 2024", False, "2024-01-05"), ("Jan 5, 2024", False, "2024-01-05"),
-    ("3/4/24", False, "2024-03-04"),
-])
+@pytest.mark.parametrize(
+    "raw,day_first,iso",
+    [
+        ("2024-02-01", False, "2024-02-01"),
+        ("02/01/2024", False, "2024-02-01"),
+        ("01/02/2024", True, "2024-02-01"),
+        ("1.2.2024", True, "2024-02-01"),
+        ("5 Jan 2024", False, "2024-01-05"),
+        ("Jan 5, 2024", False, "2024-01-05"),
+        ("3/4/24", False, "2024-03-04"),
+    ],
+)
 def test_dates_in_the_common_formats(raw, day_first, iso):
     assert parse_date(raw, day_first=day_first).date().isoformat() == iso
 
@@ -91,11 +120,20 @@ def test_the_order_of_a_numeric_date_is_known_only_when_a_part_is_over_12():
     assert numeric_date_order("01/02/2024") is None and numeric_date_order("2024-01-02") is None
 
 
-@pytest.mark.parametrize("raw,number,currency", [
-    ("1,234.56", 1234.56, None), ("1.234,56", 1234.56, None), ("$1,234", 1234, "USD"), ("€ 99,90", 99.9, "EUR"),
-    ("(250)", -250, None), ("1 000 000", 1000000, None), ("12.5 USD", 12.5, "USD"), ("-3", -3, None),
-    ("1.234.567", 1234567, None),
-])
+@pytest.mark.parametrize(
+    "raw,number,currency",
+    [
+        ("1,234.56", 1234.56, None),
+        ("1.234,56", 1234.56, None),
+        ("$1,234", 1234, "USD"),
+        ("€ 99,90", 99.9, "EUR"),
+        ("(250)", -250, None),
+        ("1 000 000", 1000000, None),
+        ("12.5 USD", 12.5, "USD"),
+        ("-3", -3, None),
+        ("1.234.567", 1234567, None),
+    ],
+)
 def test_numbers_with_separators_and_currencies(raw, number, currency):
     assert parse_number(raw) == (number, currency)
 
@@ -127,8 +165,7 @@ def test_a_row_without_name_email_or_phone_fails_and_a_full_name_is_split():
 
 
 def test_every_bad_cell_of_a_row_is_reported_the_key_failing_the_row_the_others_warned():
-    ctx = RowContext(entity="contact", mapping={"E": "email", "P": "phone", "N": "first_name"}, fields={},
-                     country="US")
+    ctx = RowContext(entity="contact", mapping={"E": "email", "P": "phone", "N": "first_name"}, fields={}, country="US")
 
     row = parse_row(ctx, 9, ["E", "P", "N"], ["nope", "12", "Ana"])
 

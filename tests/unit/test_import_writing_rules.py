@@ -10,9 +10,13 @@ from crm_workers.domain.cells import safe_cell
 from crm_workers.domain.import_rows import ParsedRow, RowContext, merge_into, parse_row
 from crm_workers.services.imports.changes import MISSING, changed, previous_of
 
-DEALS = RowContext(entity="deal", mapping={"Id": "external_id", "Name": "name", "Stage": "stage",
-                                           "Status": "status", "Pipeline": "pipeline"},
-                   fields={}, country=None, default_pipeline="Sales")
+DEALS = RowContext(
+    entity="deal",
+    mapping={"Id": "external_id", "Name": "name", "Stage": "stage", "Status": "status", "Pipeline": "pipeline"},
+    fields={},
+    country=None,
+    default_pipeline="Sales",
+)
 
 
 def deal(**cells) -> ParsedRow:
@@ -20,10 +24,18 @@ def deal(**cells) -> ParsedRow:
     return parse_row(DEALS, 2, headers, [cells[h] for h in headers])
 
 
-@pytest.mark.parametrize("written,status", [
-    ("Closed Won", "won"), ("closed-lost", "lost"), ("CLOSED_WON", "won"), (" won ", "won"), ("Lost", "lost"),
-    ("Open", "open"), ("Closed - Won", "won"),
-])
+@pytest.mark.parametrize(
+    "written,status",
+    [
+        ("Closed Won", "won"),
+        ("closed-lost", "lost"),
+        ("CLOSED_WON", "won"),
+        (" won ", "won"),
+        ("Lost", "lost"),
+        ("Open", "open"),
+        ("Closed - Won", "won"),
+    ],
+)
 def test_deal_statuses_as_other_systems_write_them(written, status):
     assert deal(Name="A", Status=written).record["status"] == status
 
@@ -45,7 +57,8 @@ def test_ids_of_other_systems_are_text_without_padding_or_a_spreadsheets_decimal
 def test_a_deal_needs_a_pipeline_only_when_no_default_is_given():
     no_default = RowContext(entity="deal", mapping={"Name": "name"}, fields={}, country=None)
     assert parse_row(no_default, 5, ["Name"], ["A"]).errors == [
-        "row 5: a deal needs a pipeline (a column, or options.pipeline)"]
+        "row 5: a deal needs a pipeline (a column, or options.pipeline)"
+    ]
     assert deal(Name="A").ok
 
 
@@ -56,17 +69,33 @@ def test_merged_deal_rows_keep_the_later_lookups():
 
 
 def test_changes_are_the_paths_that_differ_and_datetimes_compare_as_stored():
-    stored = {"name": "A", "value": {"amount": 5, "currency": "USD"},
-              "due": datetime(2025, 1, 2, 3, 4, 5, 123000, tzinfo=UTC), "custom_fields": {"tier": "Gold"}}
-    values = {"name": "A", "value": {"currency": "USD", "amount": 5.0},
-              "due": datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC), "custom_fields.tier": "Silver",
-              "address.city": "Porto"}
+    stored = {
+        "name": "A",
+        "value": {"amount": 5, "currency": "USD"},
+        "due": datetime(2025, 1, 2, 3, 4, 5, 123000, tzinfo=UTC),
+        "custom_fields": {"tier": "Gold"},
+    }
+    values = {
+        "name": "A",
+        "value": {"currency": "USD", "amount": 5.0},
+        "due": datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
+        "custom_fields.tier": "Silver",
+        "address.city": "Porto",
+    }
 
     assert changed(stored, values) == {"custom_fields.tier": "Silver", "address.city": "Porto"}
-    assert previous_of(stored, ["custom_fields.tier", "address.city"]) == {"custom_fields.tier": "Gold",
-                                                                           "address.city": MISSING}
+    assert previous_of(stored, ["custom_fields.tier", "address.city"]) == {
+        "custom_fields.tier": "Gold",
+        "address.city": MISSING,
+    }
 
 
 def test_headers_are_made_formula_safe_like_cells():
     assert [safe_cell(h) for h in ["row", "=cmd", "@x", "+1", "-1", "Name"]] == [
-        "row", "'=cmd", "'@x", "'+1", "-1", "Name"]
+        "row",
+        "'=cmd",
+        "'@x",
+        "'+1",
+        "-1",
+        "Name",
+    ]

@@ -23,8 +23,10 @@ def declared(*extras: str) -> list[Requirement]:
 def pinned(lock: str) -> dict[str, str]:
     text = (ROOT / lock).read_text()
     assert "--hash=sha256:" in text
-    return {re.sub(r"[-_.]+", "-", m.group(1)).lower(): m.group(2)
-            for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==([^ ;\\]+)", text, re.M)}
+    return {
+        re.sub(r"[-_.]+", "-", m.group(1)).lower(): m.group(2)
+        for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==([^ ;\\]+)", text, re.M)
+    }
 
 
 def normal(name: str) -> str:

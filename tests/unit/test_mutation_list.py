@@ -17,7 +17,7 @@ def test_every_change_finds_its_snippet_once_and_names_tests_of_its_claim_that_e
 
 def test_every_change_is_listed_in_the_tests_readme():
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## The mutation check"):]
+    section = text[text.index("## The mutation check") :]
     listed = set(re.findall(r"^- `([a-z0-9-]+)`", section, re.M))
     assert listed == {m.id for m in MUTATIONS}
 
@@ -25,8 +25,14 @@ def test_every_change_is_listed_in_the_tests_readme():
 def test_the_checks_own_checks_catch_a_rotten_change():
     line = "- a claim → `tests/unit/test_rules.py::test_search_text_is_escaped_never_a_pattern`"
     assert named_tests(line) == {"tests/unit/test_rules.py::test_search_text_is_escaped_never_a_pattern"}
-    rotten = Mutation("rotten", "crm_workers/domain/cells.py", "no such snippet", "x", "a claim",
-                      ("tests/unit/test_rules.py::test_no_such_test",))
+    rotten = Mutation(
+        "rotten",
+        "crm_workers/domain/cells.py",
+        "no such snippet",
+        "x",
+        "a claim",
+        ("tests/unit/test_rules.py::test_no_such_test",),
+    )
     found = problems(rotten, readme=line)
     assert any("0 times" in p for p in found) and any("not named for its claim" in p for p in found)
     assert any("no test tests/unit/test_rules.py::test_no_such_test" in p for p in found)

@@ -13,8 +13,10 @@ from crm_workers.domain.import_rows import RowContext, parse_row
 from crm_workers.domain.matching import match_columns
 from crm_workers.domain.row_rules import address_slot
 
-GOOGLE = {"phone": ["Phone 1 - Value", "Phone 2 - Value", "Phone 3 - Value"],
-          "email": ["E-mail 1 - Value", "E-mail 2 - Value", "E-mail 3 - Value"]}
+GOOGLE = {
+    "phone": ["Phone 1 - Value", "Phone 2 - Value", "Phone 3 - Value"],
+    "email": ["E-mail 1 - Value", "E-mail 2 - Value", "E-mail 3 - Value"],
+}
 VALUES = {"phone": ("+44 20 7946 0958", "+442079460958"), "email": ("Late@Example.com", "late@example.com")}
 
 
@@ -34,14 +36,27 @@ def _read(headers: list[str], row: list[str], *, sample=None, **options):
     return m, by_row
 
 
-CASES = [(module.SYSTEM, target, labels) for module in synonyms.MODULES for target in ("phone", "email")
-         if len(labels := _labels(module, target)) > 1]
+CASES = [
+    (module.SYSTEM, target, labels)
+    for module in synonyms.MODULES
+    for target in ("phone", "email")
+    if len(labels := _labels(module, target)) > 1
+]
 
 
 def test_every_system_with_several_phone_or_email_columns_is_covered():
     systems = {system for system, _, _ in CASES}
-    assert {"Google Contacts", "Outlook (English)", "Outlook (German)", "Outlook (French)", "Outlook (Spanish)",
-            "HubSpot", "Salesforce", "Pipedrive", "common"} <= systems, systems
+    assert {
+        "Google Contacts",
+        "Outlook (English)",
+        "Outlook (German)",
+        "Outlook (French)",
+        "Outlook (Spanish)",
+        "HubSpot",
+        "Salesforce",
+        "Pipedrive",
+        "common",
+    } <= systems, systems
 
 
 @pytest.mark.parametrize("system,target,labels", CASES, ids=[f"{s}-{t}" for s, t, _ in CASES])
@@ -59,12 +74,15 @@ def test_a_value_only_in_a_later_column_of_its_target_is_kept_for_every_system(s
         assert all(m.mapping[label] == target for label in labels)
 
 
-@pytest.mark.parametrize("labels", [
-    ["Primary Phone", "Mobile Phone", "Business Phone", "Home Phone", "Other Phone"],
-    ["Haupttelefon", "Mobiltelefon", "Telefon geschäftlich", "Telefon privat", "Weiteres Telefon"],
-    ["Phone", "MobilePhone", "HomePhone", "OtherPhone"],
-    ["Person - Phone", "Person - Phone - Work", "Person - Phone - Mobile", "Person - Phone - Home"],
-])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        ["Primary Phone", "Mobile Phone", "Business Phone", "Home Phone", "Other Phone"],
+        ["Haupttelefon", "Mobiltelefon", "Telefon geschäftlich", "Telefon privat", "Weiteres Telefon"],
+        ["Phone", "MobilePhone", "HomePhone", "OtherPhone"],
+        ["Person - Phone", "Person - Phone - Work", "Person - Phone - Mobile", "Person - Phone - Home"],
+    ],
+)
 def test_the_first_valid_phone_in_the_systems_order_wins_whatever_the_files_order(labels):
     numbers = [f"+44 20 7946 09{n:02d}" for n in range(len(labels))]
     headers, row = list(reversed(labels)), list(reversed(numbers))
@@ -73,14 +91,29 @@ def test_the_first_valid_phone_in_the_systems_order_wins_whatever_the_files_orde
 
 
 ADDRESSES = [
-    ("Outlook (English)", ["Business Street", "Business City", "Home Street", "Home City", "Other Street",
-                           "Other City"]),
-    ("Outlook (German)", ["Straße geschäftlich", "Ort geschäftlich", "Straße privat", "Ort privat",
-                          "Weitere Straße", "Weiterer Ort"]),
-    ("Outlook (French)", ["Rue (bureau)", "Ville (bureau)", "Rue (domicile)", "Ville (domicile)", "Rue (autre)",
-                          "Ville (autre)"]),
-    ("Outlook (Spanish)", ["Calle del trabajo", "Ciudad de trabajo", "Calle del domicilio", "Ciudad del domicilio",
-                           "Otra calle", "Otra ciudad"]),
+    (
+        "Outlook (English)",
+        ["Business Street", "Business City", "Home Street", "Home City", "Other Street", "Other City"],
+    ),
+    (
+        "Outlook (German)",
+        ["Straße geschäftlich", "Ort geschäftlich", "Straße privat", "Ort privat", "Weitere Straße", "Weiterer Ort"],
+    ),
+    (
+        "Outlook (French)",
+        ["Rue (bureau)", "Ville (bureau)", "Rue (domicile)", "Ville (domicile)", "Rue (autre)", "Ville (autre)"],
+    ),
+    (
+        "Outlook (Spanish)",
+        [
+            "Calle del trabajo",
+            "Ciudad de trabajo",
+            "Calle del domicilio",
+            "Ciudad del domicilio",
+            "Otra calle",
+            "Otra ciudad",
+        ],
+    ),
     ("Salesforce", ["MailingStreet", "MailingCity", "OtherStreet", "OtherCity"]),
     ("Zoho", ["Mailing Street", "Mailing City", "Other Street", "Other City"]),
     ("Google Contacts", ["Address 1 - Street", "Address 1 - City", "Address 2 - Street", "Address 2 - City"]),
@@ -108,8 +141,10 @@ def test_a_row_takes_its_first_address_with_a_value_whole(system, headers):
 def test_a_bad_key_fails_the_row_and_other_bad_values_are_warnings():
     _, parsed = _read(["Email", "Phone", "Website", "First Name"], ["not-an-email", "12", "no web", "Ana"])
     assert [e.split(":")[0] for e in parsed.errors] == ["row 2, column 'Email', value 'not-an-email'"]
-    assert [w.split(":")[0] for w in parsed.warnings] == ["row 2, column 'Phone', value '12'",
-                                                         "row 2, column 'Website', value 'no web'"]
+    assert [w.split(":")[0] for w in parsed.warnings] == [
+        "row 2, column 'Phone', value '12'",
+        "row 2, column 'Website', value 'no web'",
+    ]
     assert parsed.legacy_key[:2] == ("email", "not-an-email") and parsed.key_pending
 
 
@@ -139,8 +174,13 @@ def test_an_invalid_first_email_falls_to_the_second_with_a_warning():
 
 
 def test_deal_rows_fail_only_for_their_id_or_name():
-    ctx = RowContext(entity="deal", mapping={"N": "name", "S": "status", "X": "external_id"}, fields={},
-                     country=None, default_pipeline="Sales")
+    ctx = RowContext(
+        entity="deal",
+        mapping={"N": "name", "S": "status", "X": "external_id"},
+        fields={},
+        country=None,
+        default_pipeline="Sales",
+    )
     bad_status = parse_row(ctx, 2, ["N", "S", "X"], ["Big", "maybe", "D1"])
     too_long_id = parse_row(ctx, 3, ["N", "S", "X"], ["Big", "won", "x" * 300])
     assert bad_status.ok and len(bad_status.warnings) == 1

@@ -17,8 +17,13 @@ from crm_workers.settings import Settings
 
 S = JobStatus
 ALLOWED = {
-    (S.QUEUED, S.RUNNING), (S.QUEUED, S.CANCELLED), (S.QUEUED, S.FAILED),  # failed: a job that can never run
-    (S.RUNNING, S.COMPLETED), (S.RUNNING, S.FAILED), (S.RUNNING, S.CANCELLED), (S.RUNNING, S.QUEUED),
+    (S.QUEUED, S.RUNNING),
+    (S.QUEUED, S.CANCELLED),
+    (S.QUEUED, S.FAILED),  # failed: a job that can never run
+    (S.RUNNING, S.COMPLETED),
+    (S.RUNNING, S.FAILED),
+    (S.RUNNING, S.CANCELLED),
+    (S.RUNNING, S.QUEUED),
     (S.FAILED, S.QUEUED),
 }
 
@@ -46,10 +51,23 @@ def test_percent_is_rounded_and_capped_and_zero_without_a_total():
 
 
 def test_every_contract_job_type_has_a_queue_and_heavy_work_is_apart_from_reminders():
-    for required in ["contacts.import", "deals.import", "contacts.bulk_delete", "deals.bulk_delete",
-                     "contacts.bulk_update", "deals.bulk_update", "contacts.link", "contacts.export",
-                     "deals.export", "tags.delete", "fields.delete", "stages.delete", "pipelines.delete",
-                     "automations.run", "reminders.notify"]:
+    for required in [
+        "contacts.import",
+        "deals.import",
+        "contacts.bulk_delete",
+        "deals.bulk_delete",
+        "contacts.bulk_update",
+        "deals.bulk_update",
+        "contacts.link",
+        "contacts.export",
+        "deals.export",
+        "tags.delete",
+        "fields.delete",
+        "stages.delete",
+        "pipelines.delete",
+        "automations.run",
+        "reminders.notify",
+    ]:
         assert required in JOB_KINDS
     assert JOB_KINDS["reminders.notify"].queue == Queue.NOTIFICATIONS
     assert JOB_KINDS["contacts.import"].queue == Queue.IMPORTS
@@ -59,7 +77,8 @@ def test_every_contract_job_type_has_a_queue_and_heavy_work_is_apart_from_remind
 def test_a_missing_required_variable_is_named_in_one_line():
     with pytest.raises(ConfigError, match="missing required environment variable JWT_SECRET"):
         Settings.from_env({"MONGODB_URI": "mongodb://x", "REDIS_URL": "redis://x"}).require(
-            "MONGODB_URI", "REDIS_URL", "JWT_SECRET")
+            "MONGODB_URI", "REDIS_URL", "JWT_SECRET"
+        )
 
 
 def test_app_secret_is_required_when_the_socket_service_is_set():
@@ -88,12 +107,15 @@ def test_a_token_round_trips_its_claims():
     assert (p.account_id, p.uid, p.is_owner) == (a, u, True)
 
 
-@pytest.mark.parametrize("claims,reason", [
-    ({"account_id": str(ObjectId()), "uid": str(ObjectId())}, "exp"),
-    ({"account_id": "nope", "uid": str(ObjectId()), "exp": int(time.time()) + 86400}, "account_id"),
-    ({"account_id": str(ObjectId()), "exp": int(time.time()) + 86400}, "uid"),
-    ({"account_id": str(ObjectId()), "uid": str(ObjectId()), "exp": int(time.time()) - 5}, "expired"),
-])
+@pytest.mark.parametrize(
+    "claims,reason",
+    [
+        ({"account_id": str(ObjectId()), "uid": str(ObjectId())}, "exp"),
+        ({"account_id": "nope", "uid": str(ObjectId()), "exp": int(time.time()) + 86400}, "account_id"),
+        ({"account_id": str(ObjectId()), "exp": int(time.time()) + 86400}, "uid"),
+        ({"account_id": str(ObjectId()), "uid": str(ObjectId()), "exp": int(time.time()) - 5}, "expired"),
+    ],
+)
 def test_tokens_without_exp_with_bad_claims_or_expired_are_refused(claims, reason):
     with pytest.raises(TokenError, match=reason):
         read_token(SECRET, jwt.encode(claims, SECRET, algorithm="HS256"))

@@ -16,8 +16,11 @@ EVERY_VARIABLE = {
     "APP_SECRET": ("a" * 32, "app_secret", "a" * 32),
     "CONVERSATION_SOCKET": ("https://socket.example.com", "conversation_socket", "https://socket.example.com"),
     "STORAGE_URL": ("s3://crm-files/prod", "storage_url", "s3://crm-files/prod"),
-    "S3_ENDPOINT_URL": ("https://s3.eu-central-1.wasabisys.com", "s3_endpoint_url",
-                        "https://s3.eu-central-1.wasabisys.com"),
+    "S3_ENDPOINT_URL": (
+        "https://s3.eu-central-1.wasabisys.com",
+        "s3_endpoint_url",
+        "https://s3.eu-central-1.wasabisys.com",
+    ),
     "S3_REGION": ("eu-central-1", "s3_region", "eu-central-1"),
     "S3_ACCESS_KEY_ID": ("AKIA", "s3_access_key_id", "AKIA"),
     "S3_SECRET_ACCESS_KEY": ("shh", "s3_secret_access_key", "shh"),
@@ -28,8 +31,11 @@ EVERY_VARIABLE = {
     "JOB_LOST_SECONDS": ("600", "job_lost_seconds", 600),
     "IMPORT_MAX_JSON_BYTES": ("1048576", "import_max_json_bytes", 1048576),
     "METRICS_TOKEN": ("scrape-me", "metrics_token", "scrape-me"),
-    "RATES_URL": ("https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml", "rates_url",
-                  "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"),
+    "RATES_URL": (
+        "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml",
+        "rates_url",
+        "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml",
+    ),
     "REPORT_MAX_AGE_SECONDS": ("60", "report_max_age_seconds", 60),
     "REPORT_NIGHT_HOUR": ("4", "report_night_hour", 4),
     "REPORT_SPREAD_MINUTES": ("90", "report_spread_minutes", 90),
@@ -65,20 +71,39 @@ def test_every_variable_is_read_into_its_typed_setting():
     settings = Settings.from_env({name: raw for name, (raw, _, _) in EVERY_VARIABLE.items()})
 
     assert {field: getattr(settings, field) for _, field, _ in EVERY_VARIABLE.values()} == {
-        field: value for _, field, value in EVERY_VARIABLE.values()}
+        field: value for _, field, value in EVERY_VARIABLE.values()
+    }
     assert set(EVERY_VARIABLE) == {name.upper() for name in Settings.model_fields}
 
 
-@pytest.mark.parametrize("raw,expected", [("true", True), ("TRUE", True), ("1", True), ("yes", True),
-                                          ("false", False), ("0", False), ("no", False), ("", False)])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("", False),
+    ],
+)
 def test_a_boolean_setting_reads_the_usual_spellings(raw, expected):
     assert Settings.from_env({"WEBHOOK_ALLOW_PRIVATE": raw}).webhook_allow_private is expected
 
 
 def test_every_malformed_value_is_reported_at_once_in_one_line():
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env({"SCHEDULER_TICK_SECONDS": "soon", "WEBHOOK_ALLOW_PRIVATE": "maybe",
-                           "STORAGE_URL": "ftp://files", "LOG_FORMAT": "xml", "JOB_LOST_SECONDS": "-5"})
+        Settings.from_env(
+            {
+                "SCHEDULER_TICK_SECONDS": "soon",
+                "WEBHOOK_ALLOW_PRIVATE": "maybe",
+                "STORAGE_URL": "ftp://files",
+                "LOG_FORMAT": "xml",
+                "JOB_LOST_SECONDS": "-5",
+            }
+        )
 
     message = str(caught.value)
     assert "\n" not in message
@@ -102,8 +127,12 @@ def test_the_dev_defaults_of_storage_and_public_url_do_not_count_as_set(required
 
     with pytest.raises(ConfigError, match="STORAGE_URL, PUBLIC_URL"):
         Settings.from_env(env).require(*required)
-    assert Settings.from_env({**env, "STORAGE_URL": "s3://b/p", "PUBLIC_URL": "https://crm.example.com"}
-                             ).require(*required).storage_url == "s3://b/p"
+    assert (
+        Settings.from_env({**env, "STORAGE_URL": "s3://b/p", "PUBLIC_URL": "https://crm.example.com"})
+        .require(*required)
+        .storage_url
+        == "s3://b/p"
+    )
 
 
 def test_keyword_settings_ignore_the_environment(monkeypatch):

@@ -38,8 +38,17 @@ def waiting_key(namespace: str, job_id: str) -> str:
 
 
 class AccountFairness(Middleware):
-    def __init__(self, *, client, queues, limit: int, lease_seconds: int, namespace: str = "crm",
-                 wait_ms: int = DEFAULT_WAIT_MS, waiting_mark_seconds: int = 300):
+    def __init__(
+        self,
+        *,
+        client,
+        queues,
+        limit: int,
+        lease_seconds: int,
+        namespace: str = "crm",
+        wait_ms: int = DEFAULT_WAIT_MS,
+        waiting_mark_seconds: int = 300,
+    ):
         self.client = client
         self.queues = frozenset(str(q) for q in queues)
         self.limit = limit
@@ -100,8 +109,13 @@ class AccountFairness(Middleware):
         job_id = message.kwargs.get("job_id")
         if job_id:  # the job's message is alive, only waiting: the lost-message sweeper leaves it alone
             self.client.set(waiting_key(self.namespace, job_id), 1, px=self.waiting_mark_ms)
-        log.debug("account %s is at its limit of %s heavy jobs; message %s waits %s ms",
-                  account_id, self.limit, message.message_id, delay)
+        log.debug(
+            "account %s is at its limit of %s heavy jobs; message %s waits %s ms",
+            account_id,
+            self.limit,
+            message.message_id,
+            delay,
+        )
         broker.enqueue(message.copy(), delay=delay)
         raise SkipMessage()
 

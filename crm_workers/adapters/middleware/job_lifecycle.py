@@ -62,8 +62,12 @@ def _error(exc: BaseException, default_code: str) -> dict:
         return {"code": "time_limit_exceeded", "message": "the job ran over its time limit and was stopped"}
     reference = uuid.uuid4().hex[:12]
     log.error("job error reference %s: %s: %s", reference, type(exc).__name__, exc, exc_info=exc)
-    return {"code": default_code, "message": f"an unexpected error occurred (reference {reference}); "
-                                             "operators find the details in the worker logs", "reference": reference}
+    return {
+        "code": default_code,
+        "message": f"an unexpected error occurred (reference {reference}); "
+        "operators find the details in the worker logs",
+        "reference": reference,
+    }
 
 
 def retry_due_within(broker, message) -> float:
@@ -101,8 +105,11 @@ class JobLifecycle(Middleware):
         while not self._stop.wait(self.heartbeat_seconds):
             # One write for every run of this process that has not written progress (also a heartbeat) lately.
             with self._lock:
-                quiet = [run for run, progress in self._runs.items()
-                         if time.monotonic() - progress.last_flush >= self.heartbeat_seconds / 2]
+                quiet = [
+                    run
+                    for run, progress in self._runs.items()
+                    if time.monotonic() - progress.last_flush >= self.heartbeat_seconds / 2
+                ]
             try:
                 jobs.heartbeat(self.db, quiet)
             except Exception:  # a database hiccup must not kill the heartbeat thread
@@ -114,8 +121,10 @@ class JobLifecycle(Middleware):
             return
         snapshot = read_snapshot(message)
         ended = message.options.get(RUN_OPTION)  # on a retry: the run it retries, ended (see `jobs.claim`)
-        job = wait_out(lambda: jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds, snapshot=snapshot,
-                                          ended_run=ended), what=f"claiming job {job_id}")
+        job = wait_out(
+            lambda: jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds, snapshot=snapshot, ended_run=ended),
+            what=f"claiming job {job_id}",
+        )
         if job is None:
             log.info("job %s is not runnable (finished, cancelled or running elsewhere); message skipped", job_id)
             raise SkipMessage()
@@ -152,8 +161,10 @@ class JobLifecycle(Middleware):
         else:
             error = _error(exception, "outage" if is_outage(exception) else "transient_error")
             within = retry_due_within(broker, message)
-            end, status = (lambda: jobs.requeue_for_retry(self.db, job, progress, error, retry_within_seconds=within)
-                           ), "waiting for retry"
+            end, status = (
+                (lambda: jobs.requeue_for_retry(self.db, job, progress, error, retry_within_seconds=within)),
+                "waiting for retry",
+            )
         # The outcome must reach the record: through a short outage it is written once the database is back.
         ended = wait_out(end, what=f"recording job {job['_id']} {status}")
         log.info("job %s (%s) %s", job["_id"], job["type"], status)

@@ -22,5 +22,17 @@ from crm_workers.domain.synonyms import (
 )
 
 #: The order matters only for a label two modules share: the first module's entry is kept.
-MODULES = (common, google, outlook_en, outlook_de, outlook_fr, outlook_es, hubspot, salesforce, zoho, pipedrive,
-           mailchimp, linkedin)
+MODULES = (
+    common,
+    google,
+    outlook_en,
+    outlook_de,
+    outlook_fr,
+    outlook_es,
+    hubspot,
+    salesforce,
+    zoho,
+    pipedrive,
+    mailchimp,
+    linkedin,
+)

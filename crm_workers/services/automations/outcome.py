@@ -17,8 +17,14 @@ NO_ERROR = "unknown error"
 
 def outcome(actions: list[dict] | None) -> str:
     """The outcome string of a log's `actions` (a JSON list of [type, status, error or null])."""
-    return json.dumps([[a.get("type"), a["status"], (a.get("error") or NO_ERROR) if a["status"] == "failed" else None]
-                       for a in actions or () if a.get("status") in COUNTED], separators=(",", ":"))
+    return json.dumps(
+        [
+            [a.get("type"), a["status"], (a.get("error") or NO_ERROR) if a["status"] == "failed" else None]
+            for a in actions or ()
+            if a.get("status") in COUNTED
+        ],
+        separators=(",", ":"),
+    )
 
 
 @lru_cache(maxsize=4096)

@@ -58,31 +58,54 @@ def event_key(deal_id, stage_id, event_id: str) -> IdempotencyKey:
     return IdempotencyKey(key=f"{deal_id}:{stage_id}:{event_id}", scope=EVENT_SCOPE)
 
 
-def trigger(db: Database, broker, principal: Principal, deal_id: str, stage_id: str, event_id: str | None, *,
-            idempotency_key=None) -> dict:
+def trigger(
+    db: Database,
+    broker,
+    principal: Principal,
+    deal_id: str,
+    stage_id: str,
+    event_id: str | None,
+    *,
+    idempotency_key=None,
+) -> dict:
     """POST /automations/trigger: the deal entered the stage; the same event of the same deal and stage again
     returns the first job, if the caller may see it (else 422 `idempotency_key_reused`)."""
     if event_id is not None and not EVENT_ID.fullmatch(event_id):
-        raise BadRequest("event_id must be 1 to 200 characters of A-Z a-z 0-9 . _ : -",
-                         details={"field": "event_id"})
+        raise BadRequest("event_id must be 1 to 200 characters of A-Z a-z 0-9 . _ : -", details={"field": "event_id"})
     if event_id and event_id.startswith(SYSTEM_EVENT_PREFIX):
-        raise BadRequest(f"event_id may not start with {SYSTEM_EVENT_PREFIX!r} (reserved for the system's events)",
-                         details={"field": "event_id"})
-    deal = oid(deal_id) and db[DEALS].find_one({"_id": oid(deal_id), "account_id": principal.account_id,
-                                                **visible(db, principal)})
+        raise BadRequest(
+            f"event_id may not start with {SYSTEM_EVENT_PREFIX!r} (reserved for the system's events)",
+            details={"field": "event_id"},
+        )
+    deal = oid(deal_id) and db[DEALS].find_one(
+        {"_id": oid(deal_id), "account_id": principal.account_id, **visible(db, principal)}
+    )
     if not deal:  # another user's deal under owner_only is as absent as a deal that does not exist
         raise NotFound("deal not found", details={"field": "deal_id"})
     stage = oid(stage_id) and db[STAGES].find_one({"_id": oid(stage_id), "account_id": principal.account_id})
     if not stage:
         raise NotFound("stage not found", details={"field": "stage_id"})
     event_id = event_id or uuid.uuid4().hex
-    job = submit_job(db, broker, principal, "automations.run",
-                     {"deal_id": str(deal["_id"]), "stage_id": str(stage["_id"]), "event_id": event_id, "depth": 0,
-                      "record_activity": True},
-                     idempotency_key=event_key(deal["_id"], stage["_id"], event_id))
+    job = submit_job(
+        db,
+        broker,
+        principal,
+        "automations.run",
+        {
+            "deal_id": str(deal["_id"]),
+            "stage_id": str(stage["_id"]),
+            "event_id": event_id,
+            "depth": 0,
+            "record_activity": True,
+        },
+        idempotency_key=event_key(deal["_id"], stage["_id"], event_id),
+    )
     if find_visible_job(db, principal, job["_id"]) is None:  # a replay of a job the caller may not see
-        raise Unprocessable("this event_id was used for this deal and stage by a request you cannot see; use a new "
-                            "event_id", code="idempotency_key_reused", details={"field": "event_id"})
+        raise Unprocessable(
+            "this event_id was used for this deal and stage by a request you cannot see; use a new event_id",
+            code="idempotency_key_reused",
+            details={"field": "event_id"},
+        )
     return job
 
 
@@ -103,12 +126,20 @@ def stage_hook(broker):
         with_automations = {}
         for deal_id, _, stage_id in moves:
             if stage_id not in with_automations:
-                with_automations[stage_id] = bool(db[AUTOMATIONS].find_one(
-                    {"account_id": account_id, "stage_id": stage_id, "enabled": True}, {"_id": 1}))
+                with_automations[stage_id] = bool(
+                    db[AUTOMATIONS].find_one(
+                        {"account_id": account_id, "stage_id": stage_id, "enabled": True}, {"_id": 1}
+                    )
+                )
             if with_automations[stage_id]:
                 event = system_event(source_job_id, deal_id, stage_id)
-                _start_job(db, broker, account_id, {"deal_id": str(deal_id), "stage_id": str(stage_id),
-                                                    "event_id": event, "depth": 0}, f"automation-event:{event}")
+                _start_job(
+                    db,
+                    broker,
+                    account_id,
+                    {"deal_id": str(deal_id), "stage_id": str(stage_id), "event_id": event, "depth": 0},
+                    f"automation-event:{event}",
+                )
 
     return on_stage_entered
 
@@ -118,9 +149,23 @@ def _open_log(db: Database, account_id, automation: dict, deal_id, stage_id, eve
     # another event, run in its own log.
     key = {"account_id": account_id, "event_id": event_id, "automation_id": automation["_id"], "deal_id": deal_id}
     actions = [{"type": a.get("type"), "status": "pending", "error": None} for a in automation.get("actions", [])]
-    db[AUTOMATION_LOGS].update_one(key, {"$setOnInsert": {
-        "deal_id": deal_id, "stage_id": stage_id, "depth": depth, "status": "running", "attempt": 0,
-        "actions": actions, "outcome": outcome(actions), "started_at": now(), "finished_at": None}}, upsert=True)
+    db[AUTOMATION_LOGS].update_one(
+        key,
+        {
+            "$setOnInsert": {
+                "deal_id": deal_id,
+                "stage_id": stage_id,
+                "depth": depth,
+                "status": "running",
+                "attempt": 0,
+                "actions": actions,
+                "outcome": outcome(actions),
+                "started_at": now(),
+                "finished_at": None,
+            }
+        },
+        upsert=True,
+    )
     return db[AUTOMATION_LOGS].find_one(key)
 
 
@@ -142,16 +187,29 @@ def _unexpected(exc: Exception) -> str:
     return f"an unexpected error occurred (reference {reference})"
 
 
-def run_log(db: Database, settings, broker, automation: dict, log: dict, event_id: str, depth: int, *,
-            final_attempt: bool = False) -> str:
+def run_log(
+    db: Database,
+    settings,
+    broker,
+    automation: dict,
+    log: dict,
+    event_id: str,
+    depth: int,
+    *,
+    final_attempt: bool = False,
+) -> str:
     """Run the log's pending actions in order; 'succeeded', 'failed', or TransientActionError to retry."""
     account_id = log["account_id"]
     db[AUTOMATION_LOGS].update_one({"_id": log["_id"]}, {"$inc": {"attempt": 1}, "$set": {"status": "running"}})
 
     def follow_up(deal_id, stage_id, next_event, next_depth):
-        _start_job(db, broker, account_id, {"deal_id": str(deal_id), "stage_id": str(stage_id),
-                                            "event_id": next_event, "depth": next_depth},
-                   f"automation-event:{next_event}")
+        _start_job(
+            db,
+            broker,
+            account_id,
+            {"deal_id": str(deal_id), "stage_id": str(stage_id), "event_id": next_event, "depth": next_depth},
+            f"automation-event:{next_event}",
+        )
 
     for index, action in enumerate(automation.get("actions") or []):
         state = log["actions"][index]
@@ -170,14 +228,24 @@ def run_log(db: Database, settings, broker, automation: dict, log: dict, event_i
         except Skipped as exc:
             change = {"status": "skipped", "error": str(exc)}
         except PermanentActionError as exc:
-            _set_log(db, log, {"status": "failed", "error": str(exc), "finished_at": now()},
-                     index=index, action={"status": "failed", "error": str(exc)})
+            _set_log(
+                db,
+                log,
+                {"status": "failed", "error": str(exc), "finished_at": now()},
+                index=index,
+                action={"status": "failed", "error": str(exc)},
+            )
             return "failed"
         except Exception as exc:  # transient, or a bug in an action: retried, and never left `running`
             reason = str(exc) if isinstance(exc, TransientActionError) else _unexpected(exc)
             if final_attempt:  # Dramatiq will not try again: the run ends failed, with the reason
-                _set_log(db, log, {"status": "failed", "error": f"gave up after the last retry: {reason}",
-                                   "finished_at": now()}, index=index, action={"status": "failed", "error": reason})
+                _set_log(
+                    db,
+                    log,
+                    {"status": "failed", "error": f"gave up after the last retry: {reason}", "finished_at": now()},
+                    index=index,
+                    action={"status": "failed", "error": reason},
+                )
             else:
                 _set_log(db, log, {"status": "retrying"}, index=index, action={"status": "retrying", "error": reason})
             raise
@@ -197,24 +265,54 @@ def run_automations(db: Database, settings, broker, job: dict, progress) -> dict
             return {"skipped": "the automation no longer exists"}
         deal = db[DEALS].find_one({"_id": log["deal_id"], "account_id": account_id}, {"stage_id": 1})
         if p.get("delayed") and (deal is None or deal["stage_id"] != log["stage_id"]):
-            _set_log(db, log, {"status": "skipped", "finished_at": now(),
-                               "error": "the deal left the stage before the delay ended"})
+            _set_log(
+                db,
+                log,
+                {"status": "skipped", "finished_at": now(), "error": "the deal left the stage before the delay ended"},
+            )
             return {"automations": {str(automation["_id"]): "skipped"}}
-        return {"automations": {str(automation["_id"]): run_log(db, settings, broker, automation, log,
-                                                                 log["event_id"], log.get("depth", 0),
-                                                                 final_attempt=final)}}
+        return {
+            "automations": {
+                str(automation["_id"]): run_log(
+                    db, settings, broker, automation, log, log["event_id"], log.get("depth", 0), final_attempt=final
+                )
+            }
+        }
     deal_id, stage_id = oid(p["deal_id"]), oid(p["stage_id"])
     deal = db[DEALS].find_one({"_id": deal_id, "account_id": account_id})
     if not can_see(db, job_principal(db, job), deal):
         return {"skipped": "the deal no longer exists"}
     if p.get("record_activity"):
-        db[ACTIVITY].update_one({"account_id": account_id, "entity_type": "deal", "entity_id": deal_id,
-                                 "type": "stage_change", "data.event_id": event_id},
-                                {"$setOnInsert": {"data": {"event_id": event_id, "to_stage_id": stage_id},
-                                                  "uid": job.get("created_by"), "created_at": now()}}, upsert=True)
-    automations = list(db[AUTOMATIONS].find({"account_id": account_id, "pipeline_id": deal["pipeline_id"],
-                                             "stage_id": stage_id, "trigger": "stage_entered", "enabled": True})
-                       .sort([("created_at", 1), ("_id", 1)]))
+        db[ACTIVITY].update_one(
+            {
+                "account_id": account_id,
+                "entity_type": "deal",
+                "entity_id": deal_id,
+                "type": "stage_change",
+                "data.event_id": event_id,
+            },
+            {
+                "$setOnInsert": {
+                    "data": {"event_id": event_id, "to_stage_id": stage_id},
+                    "uid": job.get("created_by"),
+                    "created_at": now(),
+                }
+            },
+            upsert=True,
+        )
+    automations = list(
+        db[AUTOMATIONS]
+        .find(
+            {
+                "account_id": account_id,
+                "pipeline_id": deal["pipeline_id"],
+                "stage_id": stage_id,
+                "trigger": "stage_entered",
+                "enabled": True,
+            }
+        )
+        .sort([("created_at", 1), ("_id", 1)])
+    )
     progress.total = len(automations)
     outcomes = {}
     for automation in automations:
@@ -222,14 +320,16 @@ def run_automations(db: Database, settings, broker, job: dict, progress) -> dict
         if log["status"] in DONE:
             outcomes[str(automation["_id"])] = log["status"]
         elif automation.get("delay_seconds") and not log.get("run_at"):
-            _set_log(db, log, {"status": "waiting",
-                               "run_at": now() + timedelta(seconds=int(automation["delay_seconds"]))})
+            _set_log(
+                db, log, {"status": "waiting", "run_at": now() + timedelta(seconds=int(automation["delay_seconds"]))}
+            )
             outcomes[str(automation["_id"])] = "waiting"
         elif log["status"] in ("waiting", "queued"):
             outcomes[str(automation["_id"])] = log["status"]
         else:
-            outcomes[str(automation["_id"])] = run_log(db, settings, broker, automation, log, event_id, depth,
-                                                       final_attempt=final)
+            outcomes[str(automation["_id"])] = run_log(
+                db, settings, broker, automation, log, event_id, depth, final_attempt=final
+            )
         progress.add(succeeded=1)
     return {"automations": outcomes}
 
@@ -257,17 +357,27 @@ def fire_delayed(db: Database, broker, *, at: datetime | None = None, accounts=N
         problem = _delayed_log_problem(log)
         if problem:
             logger.error("waiting automation run %s cannot fire: %s", log.get("_id"), problem)
-            db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "waiting"}, {"$set": {
-                "status": "failed", "error": problem, "failed_at": now(), "finished_at": now()}})
+            db[AUTOMATION_LOGS].update_one(
+                {"_id": log["_id"], "status": "waiting"},
+                {"$set": {"status": "failed", "error": problem, "failed_at": now(), "finished_at": now()}},
+            )
             poisoned += 1
             continue
         fire = (log.get("fire_attempts") or 0) + 1 if isinstance(log.get("fire_attempts"), int) else 1
-        if not db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "waiting"},
-                                              {"$set": {"status": "queued", "fire_attempts": fire}}).modified_count:
+        if (
+            not db[AUTOMATION_LOGS]
+            .update_one({"_id": log["_id"], "status": "waiting"}, {"$set": {"status": "queued", "fire_attempts": fire}})
+            .modified_count
+        ):
             continue
         try:  # the attempt is in the key: a job recorded as failed by a broker outage does not block the next
-            _start_job(db, broker, log["account_id"], {"log_id": str(log["_id"]), "event_id": log["event_id"],
-                                                       "delayed": True}, f"automation-log:{log['_id']}:{fire}")
+            _start_job(
+                db,
+                broker,
+                log["account_id"],
+                {"log_id": str(log["_id"]), "event_id": log["event_id"], "delayed": True},
+                f"automation-log:{log['_id']}:{fire}",
+            )
         except Exception:
             db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "queued"}, {"$set": {"status": "waiting"}})
             raise
@@ -278,31 +388,45 @@ def fire_delayed(db: Database, broker, *, at: datetime | None = None, accounts=N
 
 
 def list_logs(db: Database, principal: Principal, automation_id: str, *, page: int, per_page: int):
-    automation = oid(automation_id) and db[AUTOMATIONS].find_one({"_id": oid(automation_id),
-                                                                  "account_id": principal.account_id})
+    automation = oid(automation_id) and db[AUTOMATIONS].find_one(
+        {"_id": oid(automation_id), "account_id": principal.account_id}
+    )
     if not automation:
         raise NotFound("automation not found", details={"automation_id": automation_id})
     query = {"account_id": principal.account_id, "automation_id": automation["_id"], **visible_logs(db, principal)}
     total = db[AUTOMATION_LOGS].count_documents(query)
-    logs = list(db[AUTOMATION_LOGS].find(query).sort([("started_at", -1), ("_id", -1)])
-                .skip((page - 1) * per_page).limit(per_page))
+    logs = list(
+        db[AUTOMATION_LOGS]
+        .find(query)
+        .sort([("started_at", -1), ("_id", -1)])
+        .skip((page - 1) * per_page)
+        .limit(per_page)
+    )
     return logs, total
 
 
 def retry_log(db: Database, broker, principal: Principal, log_id: str) -> dict:
-    log = oid(log_id) and db[AUTOMATION_LOGS].find_one({"_id": oid(log_id), "account_id": principal.account_id,
-                                                        **visible_logs(db, principal)})
+    log = oid(log_id) and db[AUTOMATION_LOGS].find_one(
+        {"_id": oid(log_id), "account_id": principal.account_id, **visible_logs(db, principal)}
+    )
     if not log:
         raise NotFound("automation run not found", details={"log_id": log_id})
     if log["status"] != "failed":
         raise Conflict(f"only a failed run can be retried; this one is {log['status']}", code="not_failed")
     reset = {f"actions.{i}.status": "pending" for i, a in enumerate(log["actions"]) if a["status"] == "failed"}
     actions = [{**a, "status": "pending"} if a["status"] == "failed" else a for a in log["actions"]]
-    db[AUTOMATION_LOGS].update_one({"_id": log["_id"], "status": "failed"},
-                                   {"$set": {**reset, "outcome": outcome(actions), "status": "queued", "error": None}})
-    return submit_job(db, broker, principal, "automations.run",
-                      {"log_id": log_id, "event_id": log["event_id"]},
-                      idempotency_key=f"automation-log-retry:{log_id}:{log.get('attempt', 0)}")
+    db[AUTOMATION_LOGS].update_one(
+        {"_id": log["_id"], "status": "failed"},
+        {"$set": {**reset, "outcome": outcome(actions), "status": "queued", "error": None}},
+    )
+    return submit_job(
+        db,
+        broker,
+        principal,
+        "automations.run",
+        {"log_id": log_id, "event_id": log["event_id"]},
+        idempotency_key=f"automation-log-retry:{log_id}:{log.get('attempt', 0)}",
+    )
 
 
 def visible_logs(db: Database, principal: Principal) -> dict:
@@ -310,19 +434,30 @@ def visible_logs(db: Database, principal: Principal) -> dict:
     owner = visible(db, principal)
     if not owner:
         return {}
-    return {"deal_id": {"$in": [d["_id"] for d in db[DEALS].find({"account_id": principal.account_id, **owner},
-                                                                  {"_id": 1})]}}
+    return {
+        "deal_id": {
+            "$in": [d["_id"] for d in db[DEALS].find({"account_id": principal.account_id, **owner}, {"_id": 1})]
+        }
+    }
 
 
 def log_to_json(log: dict) -> dict:
     def ts(v):
         return v.isoformat().replace("+00:00", "Z") if v else None
 
-    return {"id": str(log["_id"]), "automation_id": str(log["automation_id"]), "deal_id": str(log["deal_id"]),
-            "event_id": log["event_id"], "status": log["status"], "error": log.get("error"),
-            "attempt": log.get("attempt", 0), "depth": log.get("depth", 0),
-            "actions": [{"type": a.get("type"), "status": a.get("status"), "error": a.get("error")}
-                        for a in log.get("actions", [])],
-            "started_at": ts(log.get("started_at")), "finished_at": ts(log.get("finished_at")),
-            "run_at": ts(log.get("run_at"))}
-
+    return {
+        "id": str(log["_id"]),
+        "automation_id": str(log["automation_id"]),
+        "deal_id": str(log["deal_id"]),
+        "event_id": log["event_id"],
+        "status": log["status"],
+        "error": log.get("error"),
+        "attempt": log.get("attempt", 0),
+        "depth": log.get("depth", 0),
+        "actions": [
+            {"type": a.get("type"), "status": a.get("status"), "error": a.get("error")} for a in log.get("actions", [])
+        ],
+        "started_at": ts(log.get("started_at")),
+        "finished_at": ts(log.get("finished_at")),
+        "run_at": ts(log.get("run_at")),
+    }

@@ -31,15 +31,20 @@ def matched(db: Database, principal: Principal, entity: str, selection: Selectio
     return db[CONTACTS if entity == "contact" else DEALS].count_documents(query)
 
 
-def request_export(db: Database, broker, principal: Principal, entity: str, request: ExportRequest, *,
-                   idempotency_key=None) -> dict:
+def request_export(
+    db: Database, broker, principal: Principal, entity: str, request: ExportRequest, *, idempotency_key=None
+) -> dict:
     selection_query(db, principal, entity, request.filter)  # unknown tags etc. answer 400 now, not in the job
     if request.columns:
         known = set(default_columns(db, principal.account_id, entity))
         unknown = [c for c in request.columns if c not in known]
         if unknown:
-            raise BadRequest(f"unknown columns: {', '.join(unknown)}", details={"field": "columns",
-                                                                               "columns": sorted(known)})
-    params = {"filter": request.filter.model_dump(mode="json", exclude_none=True), "columns": request.columns,
-              "format": request.format}
+            raise BadRequest(
+                f"unknown columns: {', '.join(unknown)}", details={"field": "columns", "columns": sorted(known)}
+            )
+    params = {
+        "filter": request.filter.model_dump(mode="json", exclude_none=True),
+        "columns": request.columns,
+        "format": request.format,
+    }
     return submit_job(db, broker, principal, ENTITY_JOB[entity], params, idempotency_key=idempotency_key)

@@ -73,6 +73,7 @@ def _path_getter(path: str):
                 return None
             doc = doc.get(part)
         return doc
+
     return get
 
 
@@ -92,8 +93,9 @@ class Names:
     def load_contacts(self, ids: set) -> None:
         missing = [i for i in ids if i not in self.contacts]
         if missing:
-            for c in self.db[CONTACTS].find({"_id": {"$in": missing}, "account_id": self.account_id,
-                                             **self.visible}, {"name": 1, "email": 1}):
+            for c in self.db[CONTACTS].find(
+                {"_id": {"$in": missing}, "account_id": self.account_id, **self.visible}, {"name": 1, "email": 1}
+            ):
                 self.contacts[c["_id"]] = c
         if len(self.contacts) > 50_000:  # keep memory flat on huge exports
             self.contacts = {i: self.contacts[i] for i in ids if i in self.contacts}
@@ -116,8 +118,9 @@ def _getter(column: str, names: Names, entity: str):
             "value": _path_getter("value.amount"),
             "currency": _path_getter("value.currency"),
             # The deal's first contact the caller can see (an invisible one is as absent as none).
-            "contact_email": lambda d: next((names.contacts[i].get("email") for i in d.get("contacts") or ()
-                                             if i in names.contacts), None),
+            "contact_email": lambda d: next(
+                (names.contacts[i].get("email") for i in d.get("contacts") or () if i in names.contacts), None
+            ),
             # Deals are matched by their id in the system they came from: a deal made here has ours, so that
             # the export imports back onto the same deals (an import matches it: services/imports/matching.py).
             "external_id": lambda d: d.get("external_id") or d.get("_id"),
@@ -130,8 +133,14 @@ def _getter(column: str, names: Names, entity: str):
 
 
 #: Columns that read other fields of the document than their own path.
-_COLUMN_FIELDS = {"business": ["businesses", "business_id"], "pipeline": ["pipeline_id"], "stage": ["stage_id"],
-                  "value": ["value"], "currency": ["value"], "contact_email": ["contacts"]}
+_COLUMN_FIELDS = {
+    "business": ["businesses", "business_id"],
+    "pipeline": ["pipeline_id"],
+    "stage": ["stage_id"],
+    "value": ["value"],
+    "currency": ["value"],
+    "contact_email": ["contacts"],
+}
 
 
 def _projection(columns: list[str], chosen: bool) -> dict | None:
@@ -146,16 +155,26 @@ def _projection(columns: list[str], chosen: bool) -> dict | None:
     return dict.fromkeys(sorted(fields), 1)
 
 
-def _rows(db: Database, collection: str, query: dict, columns: list[str], names: Names, entity: str,
-          progress: Progress, *, projection: dict | None) -> Iterator[list[list]]:
+def _rows(
+    db: Database,
+    collection: str,
+    query: dict,
+    columns: list[str],
+    names: Names,
+    entity: str,
+    progress: Progress,
+    *,
+    projection: dict | None,
+) -> Iterator[list[list]]:
     """The rows, a chunk (list of rows) at a time; names of the chunk's linked records looked up together."""
     getters = [_getter(c, names, entity) for c in columns]
     needs_contacts = bool({"business", "contact_email"} & set(columns))
     counted: list[int] = []
     # The total, counted beside the read (a count costs the server a pass of its own): known from the chunk
     # after it arrives.
-    threading.Thread(target=lambda: counted.append(db[collection].count_documents(query)), name="export-count",
-                     daemon=True).start()
+    threading.Thread(
+        target=lambda: counted.append(db[collection].count_documents(query)), name="export-count", daemon=True
+    ).start()
 
     def flush(batch: list[dict]) -> list[list]:
         if needs_contacts:
@@ -171,8 +190,7 @@ def _rows(db: Database, collection: str, query: dict, columns: list[str], names:
 
     # No sort: the index order is stable enough for a file, and a sort would be done in the server's memory.
     # The next batch is read while this one is written.
-    for batch in batches_ahead(lambda: db[collection].find(query, projection).batch_size(CURSOR_BATCH),
-                               CURSOR_BATCH):
+    for batch in batches_ahead(lambda: db[collection].find(query, projection).batch_size(CURSOR_BATCH), CURSOR_BATCH):
         if progress.total is None and counted:
             progress.total = counted[0]
         yield flush(batch)
@@ -203,17 +221,32 @@ def run_export(db: Database, settings, job: dict, progress: Progress, *, entity:
     key = f"accounts/{account_id}/exports/{job['_id']}/{file_name}"
     storage = storage_from_settings(settings)
     names = Names(db, account_id, visible(db, job_principal(db, job)))
-    rows = _rows(db, collection, query, columns, names, entity, progress,
-                 projection=_projection(columns, chosen=bool(params.get("columns"))))
+    rows = _rows(
+        db,
+        collection,
+        query,
+        columns,
+        names,
+        entity,
+        progress,
+        projection=_projection(columns, chosen=bool(params.get("columns"))),
+    )
     counter = [0]
     if fmt == "xlsx":
         size = _upload_xlsx(storage, key, columns, rows, counter)
     else:
         size = storage.put_stream(key, IterStream(_csv_bytes(columns, rows, counter)), content_type="text/csv")
     url, expires = storage.download_url(key, expires_in=settings.export_link_seconds, file_name=file_name)
-    return {"download_url": url, "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
-            "rows": counter[0], "bytes": size, "format": fmt, "columns": columns, "file_key": key,
-            "delete_after": (now() + timedelta(days=settings.export_retention_days)).isoformat()}
+    return {
+        "download_url": url,
+        "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
+        "rows": counter[0],
+        "bytes": size,
+        "format": fmt,
+        "columns": columns,
+        "file_key": key,
+        "delete_after": (now() + timedelta(days=settings.export_retention_days)).isoformat(),
+    }
 
 
 def _upload_xlsx(storage, key: str, columns: list[str], rows, counter: list[int]) -> int:
@@ -229,6 +262,6 @@ def _upload_xlsx(storage, key: str, columns: list[str], rows, counter: list[int]
     with tempfile.TemporaryFile() as tmp:
         book.save(tmp)
         tmp.seek(0)
-        return storage.put_stream(key, tmp, content_type=(
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
-
+        return storage.put_stream(
+            key, tmp, content_type=("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        )

@@ -94,8 +94,10 @@ def create_records(collection, account_id, job_id, items: list[tuple[dict, dict,
     """
     if not items:
         return set()
-    ops = [UpdateOne({"_id": doc["_id"], "account_id": account_id}, update, upsert=True) if upsert
-           else InsertOne(doc) for doc, update, upsert in items]
+    ops = [
+        UpdateOne({"_id": doc["_id"], "account_id": account_id}, update, upsert=True) if upsert else InsertOne(doc)
+        for doc, update, upsert in items
+    ]
     try:
         upserted, errors = set(collection.bulk_write(ops, ordered=False).upserted_ids), []
     except BulkWriteError as exc:
@@ -107,10 +109,19 @@ def create_records(collection, account_id, job_id, items: list[tuple[dict, dict,
     created = {i for i, (_, _, upsert) in enumerate(items) if (i in upserted if upsert else i not in there)}
     if there:
         ids = [items[i][0]["_id"] for i in there]
-        made = {d["_id"] for d in collection.find({"_id": {"$in": ids}, "account_id": account_id,
-                                                   "created_by_import": job_id}, {"_id": 1})}
+        made = {
+            d["_id"]
+            for d in collection.find(
+                {"_id": {"$in": ids}, "account_id": account_id, "created_by_import": job_id}, {"_id": 1}
+            )
+        }
         created |= {i for i in there if items[i][0]["_id"] in made}
-        updates = [({"_id": items[i][0]["_id"], "account_id": account_id},
-                    {k: v for k, v in items[i][1].items() if k != "$setOnInsert"}) for i in sorted(there)]
+        updates = [
+            (
+                {"_id": items[i][0]["_id"], "account_id": account_id},
+                {k: v for k, v in items[i][1].items() if k != "$setOnInsert"},
+            )
+            for i in sorted(there)
+        ]
         write_ops(collection, [UpdateOne(where, update) for where, update in updates if update])
     return created

@@ -75,8 +75,10 @@ class Claims:
                     retry[key] = pending[key]
                 elif doc["job_id"] == self.job_id:  # ours, from this job's last attempt at this chunk
                     if doc["record_id"] != record_id:
-                        self.db[IMPORT_CLAIMS].update_one({"_id": doc["_id"], "job_id": self.job_id},
-                                                          {"$set": {"record_id": record_id, "owner": owner}})
+                        self.db[IMPORT_CLAIMS].update_one(
+                            {"_id": doc["_id"], "job_id": self.job_id},
+                            {"$set": {"record_id": record_id, "owner": owner}},
+                        )
                     standing[key] = Claim(record_id, owner, True)
                 elif doc["expires_at"] <= self.now():  # its worker died holding it
                     self.db[IMPORT_CLAIMS].delete_one({"_id": doc["_id"], "expires_at": doc["expires_at"]})
@@ -95,9 +97,13 @@ class Claims:
         """Our claims now stand for another record (the chunk found the one to write into)."""
         if keys:
             self.db[IMPORT_CLAIMS].update_many(
-                {"account_id": self.account_id, "job_id": self.job_id,
-                 "$or": [{"kind": kind, "key": key} for kind, key in keys]},
-                {"$set": {"record_id": record_id, "owner": owner}})
+                {
+                    "account_id": self.account_id,
+                    "job_id": self.job_id,
+                    "$or": [{"kind": kind, "key": key} for kind, key in keys],
+                },
+                {"$set": {"record_id": record_id, "owner": owner}},
+            )
 
     def release(self) -> None:
         """Every claim of this job: its writes are done (or it stops), others may decide again."""
@@ -107,9 +113,18 @@ class Claims:
     def _insert(self, pending: dict) -> set:
         keys = list(pending)
         expires = self.now() + timedelta(seconds=CLAIM_LEASE_SECONDS)
-        docs = [{"account_id": self.account_id, "kind": kind, "key": key, "record_id": pending[(kind, key)][0],
-                 "owner": pending[(kind, key)][1], "job_id": self.job_id, "expires_at": expires}
-                for kind, key in keys]
+        docs = [
+            {
+                "account_id": self.account_id,
+                "kind": kind,
+                "key": key,
+                "record_id": pending[(kind, key)][0],
+                "owner": pending[(kind, key)][1],
+                "job_id": self.job_id,
+                "expires_at": expires,
+            }
+            for kind, key in keys
+        ]
         try:
             self.db[IMPORT_CLAIMS].insert_many(docs, ordered=False)
         except BulkWriteError as exc:
@@ -125,7 +140,8 @@ class Claims:
         for kind, key in keys:
             by_kind.setdefault(kind, []).append(key)
         for kind, values in by_kind.items():
-            for doc in self.db[IMPORT_CLAIMS].find({"account_id": self.account_id, "kind": kind,
-                                                    "key": {"$in": values}}):
+            for doc in self.db[IMPORT_CLAIMS].find(
+                {"account_id": self.account_id, "kind": kind, "key": {"$in": values}}
+            ):
                 found[(kind, doc["key"])] = doc
         return found

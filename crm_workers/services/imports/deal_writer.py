@@ -51,8 +51,10 @@ def _pipeline(run: ImportRun, row: ParsedRow, found: dict | None):
     if found is not None and (own := run.lookups.pipeline_by_id(found.get("pipeline_id"))):
         return own
     if run.default_pipeline:
-        return (run.lookups.pipeline(run.default_pipeline, create=run.create_missing)
-                or f"no pipeline named {run.default_pipeline!r}")
+        return (
+            run.lookups.pipeline(run.default_pipeline, create=run.create_missing)
+            or f"no pipeline named {run.default_pipeline!r}"
+        )
     return "a deal needs a pipeline (a column, or options.pipeline)"
 
 
@@ -110,10 +112,22 @@ def _create(run: ImportRun, g: Group, values: dict, contact_ids: list, tag_ids: 
     if run.owner and "owner" not in values:
         on_insert["owner"] = run.owner
     looked_up = {k: v for k, v in values.items() if "." not in k}  # values also holds the record, flattened
-    doc = {"_id": g.record_id, "account_id": run.account_id, **g.merged.record, **looked_up, **on_insert,
-           "contacts": contact_ids, "tags": tag_ids, "import_id": run.job_id, "updated_at": ts}
-    update = {"$set": {**values, "import_id": run.job_id, "updated_at": ts}, "$setOnInsert": on_insert,
-              "$addToSet": {"contacts": {"$each": contact_ids}, "tags": {"$each": tag_ids}}}
+    doc = {
+        "_id": g.record_id,
+        "account_id": run.account_id,
+        **g.merged.record,
+        **looked_up,
+        **on_insert,
+        "contacts": contact_ids,
+        "tags": tag_ids,
+        "import_id": run.job_id,
+        "updated_at": ts,
+    }
+    update = {
+        "$set": {**values, "import_id": run.job_id, "updated_at": ts},
+        "$setOnInsert": on_insert,
+        "$addToSet": {"contacts": {"$each": contact_ids}, "tags": {"$each": tag_ids}},
+    }
     return doc, update, g.into is not None
 
 

@@ -41,8 +41,11 @@ class Importers:
         without having seen it."""
         self._promise(0)
         epoch = self.db[IMPORT_CLAIMS].find_one_and_update(
-            {"account_id": self.account_id, "kind": "epoch", "key": ""}, {"$inc": {"n": 1}},
-            upsert=True, return_document=ReturnDocument.AFTER)["n"]
+            {"account_id": self.account_id, "kind": "epoch", "key": ""},
+            {"$inc": {"n": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )["n"]
         while [o for o in self._others() if o.get("seen", 0) < epoch]:
             self.ack()  # nothing written yet: promising costs nothing, and two newcomers never wait for each other
             time.sleep(JOIN_POLL_SECONDS)
@@ -62,17 +65,33 @@ class Importers:
 
     def _promise(self, seen: int) -> None:
         expires = self.now() + timedelta(seconds=PRESENCE_LEASE_SECONDS)
-        self.db[IMPORT_CLAIMS].update_one(self._me, {"$max": {"seen": seen}, "$set": {"expires_at": expires}},
-                                          upsert=True)
+        self.db[IMPORT_CLAIMS].update_one(
+            self._me, {"$max": {"seen": seen}, "$set": {"expires_at": expires}}, upsert=True
+        )
 
     def _others(self) -> list[dict]:
         """The other imports of the account still running (a dead worker's job is re-queued by the sweeper)."""
-        present = list(self.db[IMPORT_CLAIMS].find({"account_id": self.account_id, "kind": "importer",
-                                                    "key": {"$ne": str(self.job_id)},
-                                                    "expires_at": {"$gt": self.now()}}))
+        present = list(
+            self.db[IMPORT_CLAIMS].find(
+                {
+                    "account_id": self.account_id,
+                    "kind": "importer",
+                    "key": {"$ne": str(self.job_id)},
+                    "expires_at": {"$gt": self.now()},
+                }
+            )
+        )
         if not present:
             return []
-        running = {str(j["_id"]) for j in self.db[QUEUES].find(
-            {"_id": {"$in": [ObjectId(p["key"]) for p in present]}, "account_id": self.account_id,
-             "status": "running"}, {"_id": 1})}
+        running = {
+            str(j["_id"])
+            for j in self.db[QUEUES].find(
+                {
+                    "_id": {"$in": [ObjectId(p["key"]) for p in present]},
+                    "account_id": self.account_id,
+                    "status": "running",
+                },
+                {"_id": 1},
+            )
+        }
         return [p for p in present if p["key"] in running]

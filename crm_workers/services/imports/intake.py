@@ -39,8 +39,10 @@ def check_mapping(db: Database, account_id: ObjectId, entity: str, options: dict
     valid = targets_for(entity, keys)
     for header, target in mapping.items():
         if target is not None and target not in valid:  # None ignores the header
-            raise BadRequest(f"unknown import target {target!r} for column {header!r}",
-                             details={"field": f"options.mapping.{header}", "targets": sorted(valid)})
+            raise BadRequest(
+                f"unknown import target {target!r} for column {header!r}",
+                details={"field": f"options.mapping.{header}", "targets": sorted(valid)},
+            )
 
 
 def check_rights_and_pipeline(db: Database, principal: Principal, entity: str, options: dict) -> None:
@@ -48,8 +50,9 @@ def check_rights_and_pipeline(db: Database, principal: Principal, entity: str, o
     exists, or is a name to create (400 naming the field)."""
     uid = restricted_to(db, principal)
     if uid is not None and options.get("owner") not in (None, str(uid)):
-        raise Forbidden("under owner-only visibility you can only import records you own",
-                        details={"field": "options.owner"})
+        raise Forbidden(
+            "under owner-only visibility you can only import records you own", details={"field": "options.owner"}
+        )
     if entity != "deal":
         for key in ("pipeline", "create_missing"):
             if options.get(key):
@@ -59,8 +62,9 @@ def check_rights_and_pipeline(db: Database, principal: Principal, entity: str, o
     if not ref:
         return
     account_id = principal.account_id
-    found = (oid(ref) and db[PIPELINES].find_one({"_id": oid(ref), "account_id": account_id}, {"_id": 1})) or \
-        db[PIPELINES].find_one({"account_id": account_id, "name": ref}, {"_id": 1}, collation=CASE_INSENSITIVE)
+    found = (oid(ref) and db[PIPELINES].find_one({"_id": oid(ref), "account_id": account_id}, {"_id": 1})) or db[
+        PIPELINES
+    ].find_one({"account_id": account_id, "name": ref}, {"_id": 1}, collation=CASE_INSENSITIVE)
     if not found and (oid(ref) or not options.get("create_missing")):
         hint = "" if oid(ref) else " (set create_missing to create it)"
         raise BadRequest(f"no pipeline {ref!r}{hint}", details={"field": "options.pipeline"})
@@ -68,9 +72,14 @@ def check_rights_and_pipeline(db: Database, principal: Principal, entity: str, o
 
 def _submit(db, broker, principal, entity, source: dict, options: dict, idempotency_key) -> dict:
     check_rights_and_pipeline(db, principal, entity, options)
-    job = submit_job(db, broker, principal, ENTITY_JOB[entity], {"entity": entity, "source": source,
-                                                                   "options": options},
-                     idempotency_key=idempotency_key)
+    job = submit_job(
+        db,
+        broker,
+        principal,
+        ENTITY_JOB[entity],
+        {"entity": entity, "source": source, "options": options},
+        idempotency_key=idempotency_key,
+    )
     if ((job.get("params") or {}).get("source") or {}).get("key") == source["key"]:  # not a replay's first job
         stored_files.mark_used(db, principal.account_id, source["key"], job["_id"])
     return job
@@ -79,12 +88,14 @@ def _submit(db, broker, principal, entity, source: dict, options: dict, idempote
 def check_upload_type(file_name: str) -> None:
     ext = os.path.splitext(file_name or "")[1].lower()
     if ext not in UPLOAD_TYPES:
-        raise UnsupportedType(f"files of type {ext or '(none)'!r} cannot be imported; use CSV, TSV or XLSX",
-                              details={"field": "file"})
+        raise UnsupportedType(
+            f"files of type {ext or '(none)'!r} cannot be imported; use CSV, TSV or XLSX", details={"field": "file"}
+        )
 
 
-def store_upload(db, storage, settings, principal: Principal, *, stream: BinaryIO, file_name: str,
-                 kind: str = "upload") -> dict:
+def store_upload(
+    db, storage, settings, principal: Principal, *, stream: BinaryIO, file_name: str, kind: str = "upload"
+) -> dict:
     """The uploaded file stored under the account and recorded as the caller's; returns the import's `source`."""
     stored_files.check_room(db, principal)
     key = _key(principal.account_id, file_name)
@@ -97,13 +108,23 @@ def store_upload(db, storage, settings, principal: Principal, *, stream: BinaryI
     if size > settings.import_max_bytes:
         storage.delete(key)
         stored_files.forget(db, principal.account_id, key)
-        raise TooLarge(f"the file is {size} bytes; the limit is {settings.import_max_bytes}",
-                       details={"field": "file"})
+        raise TooLarge(f"the file is {size} bytes; the limit is {settings.import_max_bytes}", details={"field": "file"})
     return {"type": "upload", "key": key, "file_name": file_name, "bytes": size}
 
 
-def import_upload(db, broker, storage, settings, principal: Principal, entity: str, *, stream: BinaryIO,
-                  file_name: str, options: dict, idempotency_key=None) -> dict:
+def import_upload(
+    db,
+    broker,
+    storage,
+    settings,
+    principal: Principal,
+    entity: str,
+    *,
+    stream: BinaryIO,
+    file_name: str,
+    options: dict,
+    idempotency_key=None,
+) -> dict:
     check_upload_type(file_name)
     check_mapping(db, principal.account_id, entity, options)
     source = store_upload(db, storage, settings, principal, stream=stream, file_name=file_name)
@@ -119,8 +140,9 @@ MAX_RECORD_CELLS = 10_000_000
 
 def _flat(record: dict, prefix: str = "", depth: int = 0) -> dict:
     if depth > MAX_RECORD_DEPTH:
-        raise BadRequest(f"connector records nest deeper than {MAX_RECORD_DEPTH} levels",
-                         details={"field": "source.records"})
+        raise BadRequest(
+            f"connector records nest deeper than {MAX_RECORD_DEPTH} levels", details={"field": "source.records"}
+        )
     out = {}
     for k, v in record.items():
         if isinstance(v, dict):
@@ -144,13 +166,18 @@ def records_csv(records: list[dict]) -> bytes:
             if key not in headers:
                 headers[key] = None
                 if len(headers) > MAX_COLUMNS:
-                    raise TooLarge(f"the records have more than {MAX_COLUMNS} distinct keys; at most {MAX_COLUMNS} "
-                                   "columns can be imported", code="too_many_columns",
-                                   details={"field": "source.records", "limit": MAX_COLUMNS})
+                    raise TooLarge(
+                        f"the records have more than {MAX_COLUMNS} distinct keys; at most {MAX_COLUMNS} "
+                        "columns can be imported",
+                        code="too_many_columns",
+                        details={"field": "source.records", "limit": MAX_COLUMNS},
+                    )
         flat.append(row)
     if len(flat) * len(headers) > MAX_RECORD_CELLS:
-        raise TooLarge(f"{len(flat)} records by {len(headers)} keys is over {MAX_RECORD_CELLS} cells",
-                       details={"field": "source.records", "limit": MAX_RECORD_CELLS})
+        raise TooLarge(
+            f"{len(flat)} records by {len(headers)} keys is over {MAX_RECORD_CELLS} cells",
+            details={"field": "source.records", "limit": MAX_RECORD_CELLS},
+        )
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(list(headers))
@@ -159,12 +186,12 @@ def records_csv(records: list[dict]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def store_records(db, storage, settings, principal: Principal, *, records: list[dict],
-                  file_name: str | None) -> dict:
+def store_records(db, storage, settings, principal: Principal, *, records: list[dict], file_name: str | None) -> dict:
     """Connector records stored as a CSV under the account, recorded as the caller's; returns the `source`."""
     if len(records) > settings.import_max_rows:
-        raise TooLarge(f"{len(records)} records; the limit is {settings.import_max_rows}",
-                       details={"field": "source.records"})
+        raise TooLarge(
+            f"{len(records)} records; the limit is {settings.import_max_rows}", details={"field": "source.records"}
+        )
     body = records_csv(records)
     if len(body) > settings.import_max_bytes:
         raise TooLarge("the records are over the size limit", details={"field": "source.records"})
@@ -176,11 +203,23 @@ def store_records(db, storage, settings, principal: Principal, *, records: list[
     return {"type": "records", "key": key, "file_name": name, "bytes": len(body), "records": len(records)}
 
 
-def import_records(db, broker, storage, settings, principal: Principal, entity: str, *, records: list[dict],
-                   file_name: str | None, options: dict, idempotency_key=None) -> dict:
+def import_records(
+    db,
+    broker,
+    storage,
+    settings,
+    principal: Principal,
+    entity: str,
+    *,
+    records: list[dict],
+    file_name: str | None,
+    options: dict,
+    idempotency_key=None,
+) -> dict:
     if len(records) > settings.import_max_rows:
-        raise TooLarge(f"{len(records)} records; the limit is {settings.import_max_rows}",
-                       details={"field": "source.records"})
+        raise TooLarge(
+            f"{len(records)} records; the limit is {settings.import_max_rows}", details={"field": "source.records"}
+        )
     check_mapping(db, principal.account_id, entity, options)
     source = store_records(db, storage, settings, principal, records=records, file_name=file_name)
     return _submit(db, broker, principal, entity, source, options, idempotency_key)
@@ -195,13 +234,25 @@ def stored_source(db, storage, settings, principal: Principal, *, key: str, file
     except Exception:  # gone from storage meanwhile: as missing as a key never written
         raise NotFound("no such file", details={"field": "source.key"}) from None
     if size > settings.import_max_bytes:
-        raise TooLarge(f"the file is {size} bytes; the limit is {settings.import_max_bytes}",
-                       details={"field": "source.key"})
+        raise TooLarge(
+            f"the file is {size} bytes; the limit is {settings.import_max_bytes}", details={"field": "source.key"}
+        )
     return {"type": "storage", "key": key, "file_name": file_name or key.rsplit("/", 1)[-1], "bytes": size}
 
 
-def import_stored(db, broker, storage, settings, principal: Principal, entity: str, *, key: str,
-                  file_name: str | None, options: dict, idempotency_key=None) -> dict:
+def import_stored(
+    db,
+    broker,
+    storage,
+    settings,
+    principal: Principal,
+    entity: str,
+    *,
+    key: str,
+    file_name: str | None,
+    options: dict,
+    idempotency_key=None,
+) -> dict:
     source = stored_source(db, storage, settings, principal, key=key, file_name=file_name)
     check_mapping(db, principal.account_id, entity, options)
     return _submit(db, broker, principal, entity, source, options, idempotency_key)

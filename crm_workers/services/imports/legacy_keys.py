@@ -38,8 +38,14 @@ def _exact_texts(ctx: RowContext, headers: list[str], rows: list[ParsedRow]) -> 
     return out
 
 
-def resolve_legacy_keys(db: Database, account_id: ObjectId, collection: str, rows: list[ParsedRow],
-                        ctx: RowContext | None = None, headers: list[str] | None = None) -> None:
+def resolve_legacy_keys(
+    db: Database,
+    account_id: ObjectId,
+    collection: str,
+    rows: list[ParsedRow],
+    ctx: RowContext | None = None,
+    headers: list[str] | None = None,
+) -> None:
     """Rows whose only failure is a key some record of the account holds exactly: no longer failed. A key cell
     whose text a record holds exactly (as another service wrote it) is that record's key as it is written."""
     pending = [row for row in rows if row.key_pending]

@@ -27,9 +27,18 @@ def _first_spellings(names: list[str], known: dict) -> list[str]:
 
 
 class Lookups:
-    def __init__(self, db: Database, account_id: ObjectId, job_id: ObjectId, now, *, claims: Claims | None = None,
-                 visible: dict | None = None, restricted_uid: ObjectId | None = None,
-                 currency: str | None = None):
+    def __init__(
+        self,
+        db: Database,
+        account_id: ObjectId,
+        job_id: ObjectId,
+        now,
+        *,
+        claims: Claims | None = None,
+        visible: dict | None = None,
+        restricted_uid: ObjectId | None = None,
+        currency: str | None = None,
+    ):
         self.db, self.account_id, self.job_id, self.now = db, account_id, job_id, now
         # Tags need no claims (their names are a unique index); other jobs (bulk update, automations) use tags only.
         self.claims = claims or Claims(db, account_id, job_id, now)
@@ -45,8 +54,9 @@ class Lookups:
         """Ids of the tags named (case-insensitive), creating the missing ones once."""
         missing = _first_spellings(names, self._tags)
         if missing:
-            for doc in self.db[TAGS].find({"account_id": self.account_id, "name": {"$in": missing}},
-                                          {"name": 1}, collation=CASE_INSENSITIVE):
+            for doc in self.db[TAGS].find(
+                {"account_id": self.account_id, "name": {"$in": missing}}, {"name": 1}, collation=CASE_INSENSITIVE
+            ):
                 self._tags[doc["name"].lower()] = doc["_id"]
             for name in missing:
                 if name.lower() not in self._tags:
@@ -54,15 +64,22 @@ class Lookups:
         return [self._tags[n.lower()] for n in names]
 
     def _create_tag(self, name: str) -> ObjectId:
-        doc = {"_id": stable_id(self.job_id, "tag", name.lower()), "account_id": self.account_id, "name": name,
-               "locked": False, "created_at": self.now(), "updated_at": self.now(),
-               "created_by_import": self.job_id}
+        doc = {
+            "_id": stable_id(self.job_id, "tag", name.lower()),
+            "account_id": self.account_id,
+            "name": name,
+            "locked": False,
+            "created_at": self.now(),
+            "updated_at": self.now(),
+            "created_by_import": self.job_id,
+        }
         try:
             self.db[TAGS].insert_one(doc)
             return doc["_id"]
         except DuplicateKeyError:  # created meanwhile (another import, or this one before a retry)
-            found = self.db[TAGS].find_one({"account_id": self.account_id, "name": name}, {"_id": 1},
-                                           collation=CASE_INSENSITIVE)
+            found = self.db[TAGS].find_one(
+                {"account_id": self.account_id, "name": name}, {"_id": 1}, collation=CASE_INSENSITIVE
+            )
             return found["_id"]
 
     def _find_businesses(self, names: list[str]) -> None:
@@ -82,20 +99,30 @@ class Lookups:
 
     def _create_businesses(self, names: list[str], owner) -> None:
         kind = claim_kind("business", self.restricted_uid)
-        standing = self.claims.take({(kind, n.lower()): (stable_id(self.job_id, "business", n.lower()), owner)
-                                     for n in names})
+        standing = self.claims.take(
+            {(kind, n.lower()): (stable_id(self.job_id, "business", n.lower()), owner) for n in names}
+        )
         self._find_businesses(names)  # made by another import before our claim
         ts, ops = self.now(), []
         for name in names:
             if name.lower() in self._businesses:
                 continue
             claim = standing[(kind, name.lower())]  # ours, or the one another import is making right now
-            doc = {"type": "business", "name": name, "tags": [], "source": "import", "import_id": self.job_id,
-                   "created_by_import": self.job_id, "created_at": ts, "updated_at": ts}
+            doc = {
+                "type": "business",
+                "name": name,
+                "tags": [],
+                "source": "import",
+                "import_id": self.job_id,
+                "created_by_import": self.job_id,
+                "created_at": ts,
+                "updated_at": ts,
+            }
             if owner:
                 doc["owner"] = owner
-            ops.append(({"_id": claim.record_id, "account_id": self.account_id, **doc}, {"$setOnInsert": doc},
-                        not claim.ours))
+            ops.append(
+                ({"_id": claim.record_id, "account_id": self.account_id, **doc}, {"$setOnInsert": doc}, not claim.ours)
+            )
             self._businesses[name.lower()] = claim.record_id
         create_records(self.db[CONTACTS], self.account_id, self.job_id, ops)
 
@@ -116,20 +143,37 @@ class Lookups:
         return self.pipeline(str(pipeline_id)) if isinstance(pipeline_id, ObjectId) else None
 
     def _pipeline_named(self, name: str) -> dict | None:
-        return next(iter(self.db[PIPELINES].find({"account_id": self.account_id, "name": name},
-                                                 collation=CASE_INSENSITIVE).sort("_id", 1).limit(1)), None)
+        return next(
+            iter(
+                self.db[PIPELINES]
+                .find({"account_id": self.account_id, "name": name}, collation=CASE_INSENSITIVE)
+                .sort("_id", 1)
+                .limit(1)
+            ),
+            None,
+        )
 
     def _create_pipeline(self, name: str) -> dict:
-        claim = self.claims.take({("pipeline", name.lower()): (stable_id(self.job_id, "pipeline", name.lower()),
-                                                                None)})[("pipeline", name.lower())]
+        claim = self.claims.take(
+            {("pipeline", name.lower()): (stable_id(self.job_id, "pipeline", name.lower()), None)}
+        )[("pipeline", name.lower())]
         found = self._pipeline_named(name)
         if found is not None:
             return found
         ts = self.now()
         self.db[PIPELINES].update_one(
             {"_id": claim.record_id, "account_id": self.account_id},
-            {"$setOnInsert": {"name": name, "currency": self.currency, "created_by_import": self.job_id,
-                              "created_at": ts, "updated_at": ts}}, upsert=True)
+            {
+                "$setOnInsert": {
+                    "name": name,
+                    "currency": self.currency,
+                    "created_by_import": self.job_id,
+                    "created_at": ts,
+                    "updated_at": ts,
+                }
+            },
+            upsert=True,
+        )
         return self.db[PIPELINES].find_one({"_id": claim.record_id, "account_id": self.account_id})
 
     def stage(self, pipeline_id: ObjectId, name: str | None, *, create: bool = False) -> dict | None:
@@ -144,14 +188,24 @@ class Lookups:
                     doc = self._create_stage(pipeline_id, name.strip())
                 self._stages[key] = doc
             else:
-                self._stages[key] = next(iter(self.db[STAGES].find(query).sort([("position", 1), ("_id", 1)])
-                                              .limit(1)), None)
+                self._stages[key] = next(
+                    iter(self.db[STAGES].find(query).sort([("position", 1), ("_id", 1)]).limit(1)), None
+                )
         return self._stages[key]
 
     def _stage_named(self, pipeline_id: ObjectId, name: str) -> dict | None:
-        return next(iter(self.db[STAGES].find({"account_id": self.account_id, "pipeline_id": pipeline_id,
-                                               "name": name}, collation=CASE_INSENSITIVE)
-                         .sort("_id", 1).limit(1)), None)
+        return next(
+            iter(
+                self.db[STAGES]
+                .find(
+                    {"account_id": self.account_id, "pipeline_id": pipeline_id, "name": name},
+                    collation=CASE_INSENSITIVE,
+                )
+                .sort("_id", 1)
+                .limit(1)
+            ),
+            None,
+        )
 
     def _create_stage(self, pipeline_id: ObjectId, name: str) -> dict:
         key = ("stage", f"{pipeline_id}:{name.lower()}")
@@ -159,12 +213,28 @@ class Lookups:
         found = self._stage_named(pipeline_id, name)
         if found is not None:
             return found
-        last = next(iter(self.db[STAGES].find({"account_id": self.account_id, "pipeline_id": pipeline_id})
-                         .sort("position", -1).limit(1)), None)
+        last = next(
+            iter(
+                self.db[STAGES]
+                .find({"account_id": self.account_id, "pipeline_id": pipeline_id})
+                .sort("position", -1)
+                .limit(1)
+            ),
+            None,
+        )
         ts = self.now()
         self.db[STAGES].update_one(
             {"_id": claim.record_id, "account_id": self.account_id},
-            {"$setOnInsert": {"pipeline_id": pipeline_id, "name": name,
-                              "position": (last["position"] + 1) if last else 0,
-                              "created_by_import": self.job_id, "created_at": ts, "updated_at": ts}}, upsert=True)
+            {
+                "$setOnInsert": {
+                    "pipeline_id": pipeline_id,
+                    "name": name,
+                    "position": (last["position"] + 1) if last else 0,
+                    "created_by_import": self.job_id,
+                    "created_at": ts,
+                    "updated_at": ts,
+                }
+            },
+            upsert=True,
+        )
         return self.db[STAGES].find_one({"_id": claim.record_id, "account_id": self.account_id})

@@ -69,8 +69,13 @@ def group_rows(rows: list[ParsedRow], keys_of, job_id: ObjectId, out: ChunkOutco
         if len({id(g) for _, g in hits}) > 1:
             first = hits[0][1]
             other = next(kind for kind, g in hits if g is not first)
-            out.failed.append((row, f"row {row.row}: its {_label(hits[0][0])} and its {_label(other)} belong to "
-                                    "different rows of this file"))
+            out.failed.append(
+                (
+                    row,
+                    f"row {row.row}: its {_label(hits[0][0])} and its {_label(other)} belong to "
+                    "different rows of this file",
+                )
+            )
             continue
         group = hits[0][1] if hits else None
         if group is None:
@@ -98,8 +103,12 @@ def read_records(run: ImportRun, collection: str, keys: list[tuple[str, str]]) -
     found: dict[tuple, list[dict]] = {}
     for kind, values in by_kind.items():
         if kind == "business":
-            query = {"account_id": run.account_id, "type": "business", "name": {"$in": list(values)},
-                     **run.visible_query()}
+            query = {
+                "account_id": run.account_id,
+                "type": "business",
+                "name": {"$in": list(values)},
+                **run.visible_query(),
+            }
             cursor = run.db[collection].find(query, collation=CASE_INSENSITIVE)
         else:
             cursor = run.db[collection].find({"account_id": run.account_id, FIELDS[kind]: {"$in": list(values)}})
@@ -108,8 +117,11 @@ def read_records(run: ImportRun, collection: str, keys: list[tuple[str, str]]) -
             found.setdefault((kind, value), []).append(doc)
         if kind == "deal.external_id":  # a deal made here is exported with its own id as its external_id
             own = [ObjectId(v) for v in values if (kind, v) not in found and ObjectId.is_valid(v)]
-            for doc in run.db[collection].find({"account_id": run.account_id, "_id": {"$in": own},
-                                                "external_id": None}) if own else ():
+            for doc in (
+                run.db[collection].find({"account_id": run.account_id, "_id": {"$in": own}, "external_id": None})
+                if own
+                else ()
+            ):
                 found.setdefault((kind, str(doc["_id"])), []).append(doc)
     return found
 
@@ -200,8 +212,9 @@ def claim(run: ImportRun, groups: list[Group], noun: str, out: ChunkOutcome) -> 
             _stop(out.skipped, g, f"a {noun} with this {_label(kind)} exists")
         else:
             g.into = other
-            run.claims.point([(claim_kind(k[0], restricted), k[1]) for k, c in stands if c.ours],
-                             other.record_id, other.owner)
+            run.claims.point(
+                [(claim_kind(k[0], restricted), k[1]) for k, c in stands if c.ours], other.record_id, other.owner
+            )
 
 
 def settle(run: ImportRun, groups: list[Group], collection: str, noun: str, out: ChunkOutcome) -> list[Group]:
@@ -216,13 +229,19 @@ def settle(run: ImportRun, groups: list[Group], collection: str, noun: str, out:
     if fresh:
         candidates = read_records(run, collection, [k for g in fresh for k in g.keys])
         into = [g.into.record_id for g in fresh if g.into]
-        targets = {d["_id"]: d for d in run.db[collection].find({"_id": {"$in": into},
-                                                                 "account_id": run.account_id})} if into else {}
+        targets = (
+            {d["_id"]: d for d in run.db[collection].find({"_id": {"$in": into}, "account_id": run.account_id})}
+            if into
+            else {}
+        )
         for g in fresh:
             match = choose(run, g.keys, candidates)
             if match.doc is None and g.into and g.into.record_id in targets:
                 match = Match(doc=targets[g.into.record_id], kind=g.keys[0][0])
             if match.doc is not None and take(run, g, match, noun, out) and match.doc["_id"] != g.new_id:
-                run.claims.point([(claim_kind(k, run.restricted_uid), v) for k, v in g.claimed],
-                                 match.doc["_id"], match.doc.get("owner"))
+                run.claims.point(
+                    [(claim_kind(k, run.restricted_uid), v) for k, v in g.claimed],
+                    match.doc["_id"],
+                    match.doc.get("owner"),
+                )
     return [g for g in pending if not g.dropped]

@@ -35,23 +35,50 @@ OVER_LIMIT = {"spreadsheet_too_large", "line_too_long", "cell_too_large", "too_m
 _CELL_ERROR = re.compile(r"^row \d+, column (?P<column>'[^']*'|\"[^\"]*\"), value ")
 
 
-def preview_upload(db: Database, storage, settings, principal: Principal, entity: str, *, stream: BinaryIO,
-                   file_name: str, options: dict) -> dict:
+def preview_upload(
+    db: Database,
+    storage,
+    settings,
+    principal: Principal,
+    entity: str,
+    *,
+    stream: BinaryIO,
+    file_name: str,
+    options: dict,
+) -> dict:
     check_upload_type(file_name)
     check_mapping(db, principal.account_id, entity, options)
     source = store_upload(db, storage, settings, principal, stream=stream, file_name=file_name, kind="preview")
     return _preview(db, storage, principal, entity, source, options, drop_unreadable=True)
 
 
-def preview_records(db: Database, storage, settings, principal: Principal, entity: str, *, records: list[dict],
-                    file_name: str | None, options: dict) -> dict:
+def preview_records(
+    db: Database,
+    storage,
+    settings,
+    principal: Principal,
+    entity: str,
+    *,
+    records: list[dict],
+    file_name: str | None,
+    options: dict,
+) -> dict:
     check_mapping(db, principal.account_id, entity, options)
     source = store_records(db, storage, settings, principal, records=records, file_name=file_name)
     return _preview(db, storage, principal, entity, source, options, drop_unreadable=True)
 
 
-def preview_stored(db: Database, storage, settings, principal: Principal, entity: str, *, key: str,
-                   file_name: str | None, options: dict) -> dict:
+def preview_stored(
+    db: Database,
+    storage,
+    settings,
+    principal: Principal,
+    entity: str,
+    *,
+    key: str,
+    file_name: str | None,
+    options: dict,
+) -> dict:
     source = stored_source(db, storage, settings, principal, key=key, file_name=file_name)
     check_mapping(db, principal.account_id, entity, options)
     return _preview(db, storage, principal, entity, source, options, drop_unreadable=False)
@@ -59,8 +86,11 @@ def preview_stored(db: Database, storage, settings, principal: Principal, entity
 
 def _read(db, storage, principal, source: dict, options: dict, *, drop_unreadable: bool) -> TableInfo:
     try:
-        return describe(lambda: storage.open(source["key"]), source.get("file_name") or "upload.csv",
-                        encoding=options.get("encoding"))
+        return describe(
+            lambda: storage.open(source["key"]),
+            source.get("file_name") or "upload.csv",
+            encoding=options.get("encoding"),
+        )
     except UnreadableFile as exc:
         if drop_unreadable:
             storage.delete(source["key"])  # nobody will import it: do not keep it
@@ -69,8 +99,9 @@ def _read(db, storage, principal, source: dict, options: dict, *, drop_unreadabl
         raise error(str(exc), code=exc.code, details={"field": "file"}) from None
 
 
-def _preview(db: Database, storage, principal: Principal, entity: str, source: dict, options: dict, *,
-             drop_unreadable: bool) -> dict:
+def _preview(
+    db: Database, storage, principal: Principal, entity: str, source: dict, options: dict, *, drop_unreadable: bool
+) -> dict:
     info = _read(db, storage, principal, source, options, drop_unreadable=drop_unreadable)
     account_id = principal.account_id
     fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
@@ -78,14 +109,23 @@ def _preview(db: Database, storage, principal: Principal, entity: str, source: d
     country = options.get("country") or prefs.get("default_country")
     fix = corrector(options.get("corrections"), info.headers)
     sample = [(n, fix(n, values)) for n, values in info.sample]
-    matching = match_columns(info.headers, entity, fields=fields, sample=[v for _, v in sample],
-                             country=country, requested=options.get("mapping"))
+    matching = match_columns(
+        info.headers,
+        entity,
+        fields=fields,
+        sample=[v for _, v in sample],
+        country=country,
+        requested=options.get("mapping"),
+    )
     on_row, orders = learn_date_orders(info, date_headers(matching.mapping, fields))
     for _, values in sample:
         on_row(values)
     ctx = row_context(entity, matching.mapping, matching.order, fields, country, options, day_first=orders())
-    parsed = [parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
-              for n, values in sample[:PREVIEW_ROWS] if any(str(v).strip() for v in values)]
+    parsed = [
+        parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
+        for n, values in sample[:PREVIEW_ROWS]
+        if any(str(v).strip() for v in values)
+    ]
     resolve_legacy_keys(db, account_id, CONTACTS if entity == "contact" else DEALS, parsed, ctx, info.headers)
     rows = [_row_json(p) for p in parsed]
     return {
@@ -123,9 +163,13 @@ def _row_json(parsed: ParsedRow) -> dict:
         record["businesses"] = parsed.businesses
     for key, value in parsed.extra.items():
         record["value" if key == "amount" else key] = value
-    return {"row": parsed.row, "values": _json(list(parsed.values)), "record": _json(record),
-            "errors": [_error_json(e, "failed") for e in parsed.errors]
-            + [_error_json(w, "warning") for w in parsed.warnings]}
+    return {
+        "row": parsed.row,
+        "values": _json(list(parsed.values)),
+        "record": _json(record),
+        "errors": [_error_json(e, "failed") for e in parsed.errors]
+        + [_error_json(w, "warning") for w in parsed.warnings],
+    }
 
 
 def _error_json(message: str, problem: str) -> dict:

@@ -51,9 +51,16 @@ STATS_TIMEOUT_SECONDS = 1.0
 STATS_ID = "bridge"
 
 # Errors of a server that is down or failing over: the message waits for it and is not to blame.
-SERVER_DOWN = (ConnectionFailure, ExecutionTimeout, ConnectionError, TimeoutError, redis.exceptions.ConnectionError,
-               redis.exceptions.TimeoutError, botocore.exceptions.ConnectionError,
-               botocore.exceptions.HTTPClientError)
+SERVER_DOWN = (
+    ConnectionFailure,
+    ExecutionTimeout,
+    ConnectionError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+)
 
 
 class Malformed(Exception):
@@ -95,10 +102,16 @@ def _requested_job(deps: tuple, data: dict, message: ReceivedMessage) -> dict:
         key = f"pubsub:{message.message_id}"
         options = request.options.model_dump(exclude_none=True)
         if request.source.type == "records":
-            return import_requests.import_records(*deps, records=request.source.records, options=options,
-                                                  file_name=request.source.file_name, idempotency_key=key)
-        return import_requests.import_stored(*deps, key=request.source.key, file_name=request.source.file_name,
-                                             options=options, idempotency_key=key)
+            return import_requests.import_records(
+                *deps,
+                records=request.source.records,
+                options=options,
+                file_name=request.source.file_name,
+                idempotency_key=key,
+            )
+        return import_requests.import_stored(
+            *deps, key=request.source.key, file_name=request.source.file_name, options=options, idempotency_key=key
+        )
     if data.get("kind") == "connector_batch":
         run, batch, records = data.get("connector_import_id"), data.get("batch"), data.get("records")
         if not isinstance(run, str) or not isinstance(batch, int) or not isinstance(records, list) or not records:
@@ -107,8 +120,9 @@ def _requested_job(deps: tuple, data: dict, message: ReceivedMessage) -> dict:
             raise Malformed("connector records must be JSON objects")
         options = ImportOptions.model_validate(data.get("options") or {}).model_dump(exclude_none=True)
         name = f"{data.get('connector', 'connector')}-{run}-batch-{batch}.csv"
-        return import_requests.import_records(*deps, records=records, file_name=name, options=options,
-                                              idempotency_key=f"connector:{run}:{batch}")
+        return import_requests.import_records(
+            *deps, records=records, file_name=name, options=options, idempotency_key=f"connector:{run}:{batch}"
+        )
     raise Malformed(f"unknown kind {data.get('kind')!r}")
 
 
@@ -133,15 +147,25 @@ def job_for_message(db: Database, broker, storage, settings, message: ReceivedMe
         raise
 
 
-def dead_letter(db: Database, message: ReceivedMessage, reason: str, *, kind: str = "malformed",
-                attempts: int | None = None) -> bool:
+def dead_letter(
+    db: Database, message: ReceivedMessage, reason: str, *, kind: str = "malformed", attempts: int | None = None
+) -> bool:
     """Keep a message that will never become a job, with why; False when it was kept already (a redelivery)."""
     result = db[PUBSUB_DEADLETTERS].update_one(
         {"message_id": message.message_id},
-        {"$setOnInsert": {"data": message.data[:DEADLETTER_DATA_MAX].decode("utf-8", "replace"),
-                          "attributes": message.attributes, "kind": kind, "error": reason, "attempts": attempts,
-                          "delivery_attempt": message.delivery_attempt or None, "received_at": now()}},
-        upsert=True)
+        {
+            "$setOnInsert": {
+                "data": message.data[:DEADLETTER_DATA_MAX].decode("utf-8", "replace"),
+                "attributes": message.attributes,
+                "kind": kind,
+                "error": reason,
+                "attempts": attempts,
+                "delivery_attempt": message.delivery_attempt or None,
+                "received_at": now(),
+            }
+        },
+        upsert=True,
+    )
     return result.upserted_id is not None
 
 
@@ -149,8 +173,9 @@ def count_event(db: Database, counter: str) -> None:
     """Add one to a counter of `crm.pubsub.stats` (best effort: an outage is logged, never waited on)."""
     try:
         with pymongo.timeout(STATS_TIMEOUT_SECONDS):
-            db[PUBSUB_STATS].update_one({"_id": STATS_ID}, {"$inc": {counter: 1}, "$set": {"updated_at": now()}},
-                                        upsert=True)
+            db[PUBSUB_STATS].update_one(
+                {"_id": STATS_ID}, {"$inc": {counter: 1}, "$set": {"updated_at": now()}}, upsert=True
+            )
     except PyMongoError as exc:
         log.warning("pubsub counter %s not updated: %s", counter, exc)
 
@@ -166,8 +191,9 @@ def server_down(exc: BaseException) -> bool:
     """True for a database, broker or storage that is unreachable or failing over."""
     if isinstance(exc, CRMError):
         return exc.status >= 500
-    if isinstance(exc, PyMongoError) and (exc.has_error_label("RetryableWriteError")
-                                          or exc.has_error_label("TransientTransactionError")):
+    if isinstance(exc, PyMongoError) and (
+        exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError")
+    ):
         return True
     return isinstance(exc, SERVER_DOWN)
 
@@ -177,8 +203,9 @@ def _dead(db: Database, message: ReceivedMessage, reason: str, kind: str, attemp
         if dead_letter(db, message, reason, kind=kind, attempts=attempts):
             count_event(db, f"dead_letters.{kind}")
     except PyMongoError as exc:
-        log.warning("pubsub message %s could not be dead-lettered now (%s); it will be redelivered",
-                    message.message_id, exc)
+        log.warning(
+            "pubsub message %s could not be dead-lettered now (%s); it will be redelivered", message.message_id, exc
+        )
         return "unavailable"
     log.warning("pubsub message %s dead-lettered (%s): %s", message.message_id, kind, reason)
     return "dead"
@@ -189,23 +216,37 @@ def _failed(db: Database, message: ReceivedMessage, exc: Exception, max_attempts
     try:
         attempts = db[PUBSUB_ATTEMPTS].find_one_and_update(
             {"_id": message.message_id},
-            {"$inc": {"attempts": 1}, "$set": {"error": error, "failed_at": now(),
-                                               "delivery_attempt": message.delivery_attempt or None}},
-            upsert=True, return_document=ReturnDocument.AFTER)["attempts"]
+            {
+                "$inc": {"attempts": 1},
+                "$set": {"error": error, "failed_at": now(), "delivery_attempt": message.delivery_attempt or None},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )["attempts"]
     except PyMongoError as count_exc:
-        log.warning("pubsub message %s failed (%s) and its attempt was not counted (%s); it will be redelivered",
-                    message.message_id, error, count_exc)
+        log.warning(
+            "pubsub message %s failed (%s) and its attempt was not counted (%s); it will be redelivered",
+            message.message_id,
+            error,
+            count_exc,
+        )
         return "unavailable"
-    log.error("pubsub message %s could not be recorded (attempt %d of %d)", message.message_id, attempts,
-              max_attempts, exc_info=exc)
+    log.error(
+        "pubsub message %s could not be recorded (attempt %d of %d)",
+        message.message_id,
+        attempts,
+        max_attempts,
+        exc_info=exc,
+    )
     count_event(db, "failed_attempts")
     if attempts >= max_attempts:
         return _dead(db, message, error, "failed", attempts)
     return "retry"
 
 
-def handle(db: Database, broker, storage, settings, message: ReceivedMessage, *,
-           max_attempts: int = MAX_ATTEMPTS) -> str:
+def handle(
+    db: Database, broker, storage, settings, message: ReceivedMessage, *, max_attempts: int = MAX_ATTEMPTS
+) -> str:
     """'job' (recorded: ack), 'dead' (dead-lettered: ack), 'retry' (failed, counted: nack) or 'unavailable'
     (a server is down: nack, not counted). Never raises: one message cannot stop its neighbours."""
     try:
@@ -214,8 +255,12 @@ def handle(db: Database, broker, storage, settings, message: ReceivedMessage, *,
         return _dead(db, message, str(exc), "malformed")
     except Exception as exc:
         if server_down(exc):
-            log.warning("pubsub message %s could not be recorded now (%s: %s); it will be redelivered",
-                        message.message_id, type(exc).__name__, exc)
+            log.warning(
+                "pubsub message %s could not be recorded now (%s: %s); it will be redelivered",
+                message.message_id,
+                type(exc).__name__,
+                exc,
+            )
             count_event(db, "transient_errors.record")
             return "unavailable"
         return _failed(db, message, exc, max_attempts)
@@ -228,8 +273,15 @@ def _transient(db: Database, exc: PubSubUnavailable, failures: int, wait: float)
     count_event(db, f"transient_errors.{exc.operation}")
 
 
-def _settle(subscription: Subscription, db: Database, operation: str, ack_ids: list[str], *,
-            stop: threading.Event, backoff: Backoff) -> None:
+def _settle(
+    subscription: Subscription,
+    db: Database,
+    operation: str,
+    ack_ids: list[str],
+    *,
+    stop: threading.Event,
+    backoff: Backoff,
+) -> None:
     """Ack or nack with retries; what stays unsettled is redelivered by Pub/Sub after its ack deadline."""
     for attempt in range(1, SETTLE_TRIES + 1):
         try:
@@ -244,12 +296,16 @@ def _settle(subscription: Subscription, db: Database, operation: str, ack_ids: l
         except Exception:
             log.exception("pubsub %s failed", operation)
             break
-    log.warning("pubsub: %d message(s) not %sed; Pub/Sub redelivers them (a recorded one finds its job)",
-                len(ack_ids), operation)
+    log.warning(
+        "pubsub: %d message(s) not %sed; Pub/Sub redelivers them (a recorded one finds its job)",
+        len(ack_ids),
+        operation,
+    )
 
 
-def _record_batch(messages: list[ReceivedMessage], stop: threading.Event, drain_seconds: float,
-                  record) -> tuple[list[str], list[str], list[str]]:
+def _record_batch(
+    messages: list[ReceivedMessage], stop: threading.Event, drain_seconds: float, record
+) -> tuple[list[str], list[str], list[str]]:
     """(ack ids, nack ids, outcomes) of a batch. Nacked untried: what is left `drain_seconds` after a stop, and
     what follows a message that found a server down (each try would wait out the same outage)."""
     acks, nacks, outcomes, stopped_at = [], [], [], None
@@ -265,9 +321,20 @@ def _record_batch(messages: list[ReceivedMessage], stop: threading.Event, drain_
     return acks, nacks, outcomes
 
 
-def run_bridge(subscription: Subscription, db: Database, broker, storage, settings, *, stop: threading.Event,
-               batch: int = 10, timeout: float = 5.0, backoff: Backoff = Backoff(),
-               max_attempts: int = MAX_ATTEMPTS, drain_seconds: float = DRAIN_SECONDS) -> None:
+def run_bridge(
+    subscription: Subscription,
+    db: Database,
+    broker,
+    storage,
+    settings,
+    *,
+    stop: threading.Event,
+    batch: int = 10,
+    timeout: float = 5.0,
+    backoff: Backoff = Backoff(),
+    max_attempts: int = MAX_ATTEMPTS,
+    drain_seconds: float = DRAIN_SECONDS,
+) -> None:
     """Pull, record and settle until `stop` is set. `timeout` bounds one pull, so a stop is seen within it."""
     failures = 0
     while not stop.is_set():
@@ -283,8 +350,8 @@ def run_bridge(subscription: Subscription, db: Database, broker, storage, settin
             log.exception("pubsub pull failed for a reason a retry cannot cure; the bridge stops")
             raise
         acks, nacks, outcomes = _record_batch(
-            messages, stop, drain_seconds,
-            lambda m: handle(db, broker, storage, settings, m, max_attempts=max_attempts))
+            messages, stop, drain_seconds, lambda m: handle(db, broker, storage, settings, m, max_attempts=max_attempts)
+        )
         for operation, ids in (("ack", acks), ("nack", nacks)):
             if ids:
                 _settle(subscription, db, operation, ids, stop=stop, backoff=backoff)

@@ -41,13 +41,19 @@ ERRORS_KEPT_IN_RESULT = 100
 DATE_TARGETS = {"expected_close_date"}
 
 
-def resolve_mapping(info: TableInfo, requested: dict | None, entity: str, fields: dict[str, dict], *,
-                    country: str | None, fix=None) -> Matching:
+def resolve_mapping(
+    info: TableInfo, requested: dict | None, entity: str, fields: dict[str, dict], *, country: str | None, fix=None
+) -> Matching:
     """The mapping to use: options.mapping for the headers it names (`None` ignores one), the others matched
     by name and by their first values (domain/matching.py), as corrected (`fix`: domain/corrections.py)."""
-    return match_columns(info.headers, entity, fields=fields,
-                         sample=[fix(n, values) if fix else values for n, values in info.sample],
-                         country=country, requested=requested)
+    return match_columns(
+        info.headers,
+        entity,
+        fields=fields,
+        sample=[fix(n, values) if fix else values for n, values in info.sample],
+        country=country,
+        requested=requested,
+    )
 
 
 def read_file(open_file, source: dict, options: dict) -> TableInfo:
@@ -67,8 +73,11 @@ def _readable(rows):
 
 
 def date_headers(mapping: dict[str, str], fields: dict[str, dict]) -> list[str]:
-    return [h for h, t in mapping.items() if t in DATE_TARGETS
-            or (t.startswith("custom.") and fields.get(t[7:], {}).get("field_type") == "date")]
+    return [
+        h
+        for h, t in mapping.items()
+        if t in DATE_TARGETS or (t.startswith("custom.") and fields.get(t[7:], {}).get("field_type") == "date")
+    ]
 
 
 def learn_date_orders(info, date_headers: list[str]):
@@ -84,14 +93,31 @@ def learn_date_orders(info, date_headers: list[str]):
     return on_row, lambda: {h: orders == {"dmy"} for h, orders in seen.items()}
 
 
-def row_context(entity: str, mapping: dict[str, str], order: list[str], fields: dict, country: str | None,
-                options: dict, *, day_first: dict[str, bool]) -> RowContext:
+def row_context(
+    entity: str,
+    mapping: dict[str, str],
+    order: list[str],
+    fields: dict,
+    country: str | None,
+    options: dict,
+    *,
+    day_first: dict[str, bool],
+) -> RowContext:
     """How the rows of this import read: its mapping, its columns read row by row, its key and strictness."""
     alternatives, slots = plan(mapping, order)
-    return RowContext(entity=entity, mapping=mapping, fields=fields, country=country, day_first=day_first,
-                      contact_type=options.get("type", "person"), default_pipeline=options.get("pipeline"),
-                      dedupe=options.get("dedupe", "email"), strict=bool(options.get("strict")),
-                      alternatives=alternatives, slots=slots)
+    return RowContext(
+        entity=entity,
+        mapping=mapping,
+        fields=fields,
+        country=country,
+        day_first=day_first,
+        contact_type=options.get("type", "person"),
+        default_pipeline=options.get("pipeline"),
+        dedupe=options.get("dedupe", "email"),
+        strict=bool(options.get("strict")),
+        alternatives=alternatives,
+        slots=slots,
+    )
 
 
 def run_import(db: Database, settings, job: dict, progress: Progress, *, entity: str) -> dict:
@@ -112,8 +138,9 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
     # A resumed run keeps the mapping it started with (as pairs: headers may hold `.` or `$`).
     mapping = dict(state["mapping"]) if state.get("mapping") else matching.mapping
     if not mapping:
-        raise PermanentJobError(f"no column matches an import target (headers: {', '.join(info.headers)})",
-                                code="nothing_to_import")
+        raise PermanentJobError(
+            f"no column matches an import target (headers: {', '.join(info.headers)})", code="nothing_to_import"
+        )
     if "rows_done" not in state:
         dated = date_headers(mapping, fields)
         on_row, orders = learn_date_orders(info, dated)
@@ -122,12 +149,18 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
         if rows > (limit := settings.import_max_rows):  # counting stopped there
             raise PermanentJobError(f"the file has more than {limit} rows; the limit is {limit}", code="too_many_rows")
         progress.total = rows
-        progress.save_state(rows_done=0, day_first=orders(), headers=info.headers,
-                            mapping=[[h, t] for h, t in mapping.items()], order=matching.order,
-                            counts={"created": 0, "updated": 0, "skipped": 0, "failed": 0, "merged": 0})
+        progress.save_state(
+            rows_done=0,
+            day_first=orders(),
+            headers=info.headers,
+            mapping=[[h, t] for h, t in mapping.items()],
+            order=matching.order,
+            counts={"created": 0, "updated": 0, "skipped": 0, "failed": 0, "merged": 0},
+        )
     warnings = info.warnings() + matching.warnings + date_warnings(state["day_first"])
-    ctx = row_context(entity, mapping, state.get("order") or list(mapping), fields, country, options,
-                      day_first=state["day_first"])
+    ctx = row_context(
+        entity, mapping, state.get("order") or list(mapping), fields, country, options, day_first=state["day_first"]
+    )
     run = _import_run(db, settings, job, prefs)
     run.importers.join()  # from here on, other imports of the account claim what they write (importers.py)
     try:
@@ -136,10 +169,22 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
         run.importers.leave()
     ignored = [h for h in info.headers if h not in mapping]
     if unlinked := state["counts"].get("unlinked"):
-        warnings.append(f"{unlinked} rows name a contact_email that no contact you can see has: imported "
-                        "without the link")
-    return _finish(db, job, info, mapping, ignored, state["counts"], entity, rows=progress.total,
-                   warnings=warnings, matches=matching.matches, reads=state.get("reads", []))
+        warnings.append(
+            f"{unlinked} rows name a contact_email that no contact you can see has: imported without the link"
+        )
+    return _finish(
+        db,
+        job,
+        info,
+        mapping,
+        ignored,
+        state["counts"],
+        entity,
+        rows=progress.total,
+        warnings=warnings,
+        matches=matching.matches,
+        reads=state.get("reads", []),
+    )
 
 
 def _has_content(values: list) -> bool:
@@ -149,19 +194,25 @@ def _has_content(values: list) -> bool:
         return any(str(v).strip() for v in values)
 
 
-def parsed_chunks(open_file, info: TableInfo, ctx: RowContext, *, chunk_rows: int, start_after: int = 0, tags=(),
-                  fix=None) -> Iterator[tuple[list, list[ParsedRow]]]:
+def parsed_chunks(
+    open_file, info: TableInfo, ctx: RowContext, *, chunk_rows: int, start_after: int = 0, tags=(), fix=None
+) -> Iterator[tuple[list, list[ParsedRow]]]:
     """The file's chunks after the first `start_after` data rows, each with its rows parsed (the rows with
     nothing in them left out, the user's corrections in place: `fix`): all an import does before the database."""
     for chunk in _readable(chunks(open_file, info, chunk_rows=chunk_rows, start_after=start_after)):
         if fix is not None:
             chunk = [(n, fix(n, values)) for n, values in chunk]
-        yield chunk, parse_rows(ctx, [(n, values) for n, values in chunk if _has_content(values)], info.headers,
-                                default_tags=tags)
+        yield (
+            chunk,
+            parse_rows(
+                ctx, [(n, values) for n, values in chunk if _has_content(values)], info.headers, default_tags=tags
+            ),
+        )
 
 
-def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowContext, run: ImportRun,
-                  progress: Progress, fix=None) -> None:
+def _write_chunks(
+    db: Database, settings, job: dict, open_file, info, ctx: RowContext, run: ImportRun, progress: Progress, fix=None
+) -> None:
     """Each chunk parsed, written and counted; the counts and the data rows reached saved after each one."""
     account_id, options, counts = job["account_id"], job["params"].get("options") or {}, progress.state["counts"]
     write = write_contacts if ctx.entity == "contact" else write_deals
@@ -169,12 +220,18 @@ def _write_chunks(db: Database, settings, job: dict, open_file, info, ctx: RowCo
     # What each run read, kept with the counts: a resumed run starts where the last saved chunk ended.
     reads = progress.state.setdefault("reads", [])
     mine = {"attempt": progress.attempt, "from_row": done, "rows": 0}
-    for chunk, parsed in parsed_chunks(open_file, info, ctx, chunk_rows=settings.import_chunk_rows, start_after=done,
-                                       tags=options.get("tags") or (), fix=fix):
+    for chunk, parsed in parsed_chunks(
+        open_file,
+        info,
+        ctx,
+        chunk_rows=settings.import_chunk_rows,
+        start_after=done,
+        tags=options.get("tags") or (),
+        fix=fix,
+    ):
         progress.checkpoint()  # a cancel seen since the last chunk stops the import here, before this one is written
         counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
-        resolve_legacy_keys(db, account_id, CONTACTS if ctx.entity == "contact" else DEALS, parsed, ctx,
-                            info.headers)
+        resolve_legacy_keys(db, account_id, CONTACTS if ctx.entity == "contact" else DEALS, parsed, ctx, info.headers)
         outcome = write(run, [p for p in parsed if p.ok])
         failed = [(p, p.error_text()) for p in parsed if not p.ok] + outcome.failed
         lost = {id(p) for p, _ in failed + outcome.skipped}
@@ -206,38 +263,81 @@ def _import_run(db: Database, settings, job: dict, prefs: dict) -> ImportRun:
     default_currency = prefs.get("currency") or settings.base_currency
     claims = Claims(db, account_id, job["_id"], now)
     importers = Importers(db, account_id, job["_id"], now)
-    lookups = Lookups(db, account_id, job["_id"], now, claims=claims, visible=visible(db, principal),
-                      restricted_uid=restricted, currency=default_currency)
-    return ImportRun(db=db, account_id=account_id, job_id=job["_id"], principal=principal,
-                     dedupe=options.get("dedupe", "email"), mode=options.get("mode", "upsert"), owner=owner,
-                     base_currency=settings.base_currency, default_currency=default_currency, lookups=lookups,
-                     claims=claims, importers=importers, now=now, run_automations=bool(options.get("run_automations")),
-                     create_missing=bool(options.get("create_missing")), default_pipeline=options.get("pipeline"),
-                     rates=load_rates(settings.rates_file or None))
+    lookups = Lookups(
+        db,
+        account_id,
+        job["_id"],
+        now,
+        claims=claims,
+        visible=visible(db, principal),
+        restricted_uid=restricted,
+        currency=default_currency,
+    )
+    return ImportRun(
+        db=db,
+        account_id=account_id,
+        job_id=job["_id"],
+        principal=principal,
+        dedupe=options.get("dedupe", "email"),
+        mode=options.get("mode", "upsert"),
+        owner=owner,
+        base_currency=settings.base_currency,
+        default_currency=default_currency,
+        lookups=lookups,
+        claims=claims,
+        importers=importers,
+        now=now,
+        run_automations=bool(options.get("run_automations")),
+        create_missing=bool(options.get("create_missing")),
+        default_pipeline=options.get("pipeline"),
+        rates=load_rates(settings.rates_file or None),
+    )
 
 
 def _record_failures(db: Database, account_id, job_id, failed, skipped, warned=()) -> None:
     """The rows for the errors file: failed and skipped rows with the reason, imported rows with the values
     left out (`warning`)."""
-    rows = [(p, reason, "failed") for p, reason in failed] + [(p, reason, "skipped") for p, reason in skipped] \
+    rows = (
+        [(p, reason, "failed") for p, reason in failed]
+        + [(p, reason, "skipped") for p, reason in skipped]
         + [(p, "; ".join(p.warnings), "warning") for p in warned]
+    )
     if rows:
-        db[IMPORT_ERRORS].bulk_write([
-            UpdateOne({"account_id": account_id, "job_id": job_id, "row": p.row},
-                      {"$set": {"values": [v if isinstance(v, str) else str(v) for v in p.values], "error": reason,
-                                "kind": kind}},
-                      upsert=True)
-            for p, reason, kind in rows], ordered=False)
+        db[IMPORT_ERRORS].bulk_write(
+            [
+                UpdateOne(
+                    {"account_id": account_id, "job_id": job_id, "row": p.row},
+                    {
+                        "$set": {
+                            "values": [v if isinstance(v, str) else str(v) for v in p.values],
+                            "error": reason,
+                            "kind": kind,
+                        }
+                    },
+                    upsert=True,
+                )
+                for p, reason, kind in rows
+            ],
+            ordered=False,
+        )
 
 
-def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows, warnings=(), matches=None,
-            reads=()) -> dict:
+def _finish(
+    db: Database, job: dict, info, mapping, ignored, counts, entity, *, rows, warnings=(), matches=None, reads=()
+) -> dict:
     account_id, job_id = job["account_id"], job["_id"]
-    errors = [{"row": e["row"], "problem": problem(e), "error": e["error"]} for e in
-              db[IMPORT_ERRORS].find({"account_id": account_id, "job_id": job_id}).sort("row", 1)
-              .limit(ERRORS_KEPT_IN_RESULT)]
-    businesses = db[CONTACTS].count_documents({"account_id": account_id, "created_by_import": job_id,
-                                               "type": "business"}) if entity == "contact" else 0
+    errors = [
+        {"row": e["row"], "problem": problem(e), "error": e["error"]}
+        for e in db[IMPORT_ERRORS]
+        .find({"account_id": account_id, "job_id": job_id})
+        .sort("row", 1)
+        .limit(ERRORS_KEPT_IN_RESULT)
+    ]
+    businesses = (
+        db[CONTACTS].count_documents({"account_id": account_id, "created_by_import": job_id, "type": "business"})
+        if entity == "contact"
+        else 0
+    )
     result = {
         "counts": {k: counts[k] for k in ("created", "updated", "skipped", "failed")},
         "rows_with_warnings": counts.get("warnings", 0),
@@ -257,16 +357,35 @@ def _finish(db: Database, job: dict, info, mapping, ignored, counts, entity, *, 
     ts = now()
     db[IMPORT_RESULTS].update_one(
         {"account_id": account_id, "job_id": job_id},
-        {"$set": {"entity": entity, "file_name": job["params"]["source"].get("file_name"), "mapping": mapping,
-                  "counts": result["counts"], "rows_with_warnings": result["rows_with_warnings"],
-                  "errors": errors, "errors_file": result["errors_url"],
-                  "updated_at": ts}, "$setOnInsert": {"created_at": ts}},
-        upsert=True)
+        {
+            "$set": {
+                "entity": entity,
+                "file_name": job["params"]["source"].get("file_name"),
+                "mapping": mapping,
+                "counts": result["counts"],
+                "rows_with_warnings": result["rows_with_warnings"],
+                "errors": errors,
+                "errors_file": result["errors_url"],
+                "updated_at": ts,
+            },
+            "$setOnInsert": {"created_at": ts},
+        },
+        upsert=True,
+    )
     db[ACTIVITY].update_one(
         {"account_id": account_id, "entity_type": "import", "entity_id": job_id, "type": "import"},
-        {"$set": {"data": {"entity": entity, "counts": result["counts"],
-                           "file_name": job["params"]["source"].get("file_name")},
-                  "uid": job.get("created_by"), "updated_at": ts}, "$setOnInsert": {"created_at": ts}},
-        upsert=True)
+        {
+            "$set": {
+                "data": {
+                    "entity": entity,
+                    "counts": result["counts"],
+                    "file_name": job["params"]["source"].get("file_name"),
+                },
+                "uid": job.get("created_by"),
+                "updated_at": ts,
+            },
+            "$setOnInsert": {"created_at": ts},
+        },
+        upsert=True,
+    )
     return result
-

@@ -25,8 +25,11 @@ def undo_import(db: Database, account_id, import_job_id, progress: Progress, *, 
     finished = imported["finished_at"]
     created_q = {"account_id": account_id, "created_by_import": import_job_id}
     if progress.total is None:
-        progress.total = (db[CONTACTS].count_documents(created_q) + db[DEALS].count_documents(created_q)
-                          + db[IMPORT_UNDO].count_documents({"account_id": account_id, "job_id": import_job_id}))
+        progress.total = (
+            db[CONTACTS].count_documents(created_q)
+            + db[DEALS].count_documents(created_q)
+            + db[IMPORT_UNDO].count_documents({"account_id": account_id, "job_id": import_job_id})
+        )
     counts = progress.state.setdefault("counts", {"deleted": 0, "restored": 0, "left_changed": 0})
     left: list[str] = progress.state.setdefault("left", [])
 
@@ -67,30 +70,46 @@ def undo_import(db: Database, account_id, import_job_id, progress: Progress, *, 
         progress.checkpoint()
     # Tags the import created, now on no record.
     for tag in db[TAGS].find({"account_id": account_id, "created_by_import": import_job_id}, {"_id": 1}):
-        in_use = any(db[c].find_one({"account_id": account_id, "tags": tag["_id"]}, {"_id": 1})
-                     for c in (CONTACTS, DEALS))
+        in_use = any(
+            db[c].find_one({"account_id": account_id, "tags": tag["_id"]}, {"_id": 1}) for c in (CONTACTS, DEALS)
+        )
         if not in_use:
             db[TAGS].delete_one({"_id": tag["_id"], "account_id": account_id})
     _remove_unused_structure(db, account_id, import_job_id)
     mark_undone(db, account_id, import_job_id)
     # The same words as every undo's result (restored, not_restored with reasons), besides the counts above.
-    not_restored = [{"collection": ref.split(":", 1)[0], "id": ref.split(":", 1)[1], "code": "changed_since",
-                     "reason": "changed after the import; left as it is"} for ref in left]
-    return {"import_job_id": str(import_job_id), **counts, "left_changed_records": left,
-            "not_restored": not_restored, "not_restored_count": counts["left_changed"],
-            "complete": counts["left_changed"] == 0}
-
+    not_restored = [
+        {
+            "collection": ref.split(":", 1)[0],
+            "id": ref.split(":", 1)[1],
+            "code": "changed_since",
+            "reason": "changed after the import; left as it is",
+        }
+        for ref in left
+    ]
+    return {
+        "import_job_id": str(import_job_id),
+        **counts,
+        "left_changed_records": left,
+        "not_restored": not_restored,
+        "not_restored_count": counts["left_changed"],
+        "complete": counts["left_changed"] == 0,
+    }
 
 
 def _remove_unused_structure(db: Database, account_id, import_job_id) -> None:
     """Stages and pipelines the import created (`create_missing`), unless something uses them now."""
     for stage in db[STAGES].find({"account_id": account_id, "created_by_import": import_job_id}, {"_id": 1}):
-        used = any(db[c].find_one({"account_id": account_id, "stage_id": stage["_id"]}, {"_id": 1})
-                   for c in (DEALS, AUTOMATIONS))
+        used = any(
+            db[c].find_one({"account_id": account_id, "stage_id": stage["_id"]}, {"_id": 1})
+            for c in (DEALS, AUTOMATIONS)
+        )
         if not used:
             db[STAGES].delete_one({"_id": stage["_id"], "account_id": account_id})
     for pipeline in db[PIPELINES].find({"account_id": account_id, "created_by_import": import_job_id}, {"_id": 1}):
-        used = any(db[c].find_one({"account_id": account_id, "pipeline_id": pipeline["_id"]}, {"_id": 1})
-                   for c in (DEALS, STAGES, AUTOMATIONS))
+        used = any(
+            db[c].find_one({"account_id": account_id, "pipeline_id": pipeline["_id"]}, {"_id": 1})
+            for c in (DEALS, STAGES, AUTOMATIONS)
+        )
         if not used:
             db[PIPELINES].delete_one({"_id": pipeline["_id"], "account_id": account_id})

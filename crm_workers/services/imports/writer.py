@@ -92,13 +92,18 @@ class ChunkOutcome:
 def keep_previous(run: ImportRun, undo_ops: list, collection: str, found: dict, previous: dict, ts) -> None:
     """What this import overwrites, kept once per record: the first write's "before" is the truth."""
     if found.get("created_by_import") != run.job_id:
-        undo_ops.append(UpdateOne(
-            {"account_id": run.account_id, "job_id": run.job_id, "record_id": found["_id"]},
-            {"$setOnInsert": {"collection": collection, "previous": previous, "created_at": ts}}, upsert=True))
+        undo_ops.append(
+            UpdateOne(
+                {"account_id": run.account_id, "job_id": run.job_id, "record_id": found["_id"]},
+                {"$setOnInsert": {"collection": collection, "previous": previous, "created_at": ts}},
+                upsert=True,
+            )
+        )
 
 
-def count_written(run: ImportRun, out: ChunkOutcome, groups: list[Group], creating: list[Group],
-                  created_at: set[int]) -> None:
+def count_written(
+    run: ImportRun, out: ChunkOutcome, groups: list[Group], creating: list[Group], created_at: set[int]
+) -> None:
     """Rows counted by what happened to their record: created once, every other row an update."""
     for g in groups:
         created_before = g.found is not None and g.found.get("created_by_import") == run.job_id
@@ -166,16 +171,28 @@ def _update(run: ImportRun, g: Group, tag_ids: list, business_ids: list, ts) -> 
 def _create(run: ImportRun, g: Group, tag_ids: list, business_ids: list, ts) -> tuple[dict, dict, bool]:
     """The new contact as a document, and as an upsert for when the record may exist (see create_records)."""
     record, person = g.merged.record, g.merged.record.get("type") == "person"
-    doc = {"_id": g.record_id, "account_id": run.account_id, **record, "tags": tag_ids, "source": "import",
-           "import_id": run.job_id, "created_by_import": run.job_id, "created_at": ts, "updated_at": ts}
+    doc = {
+        "_id": g.record_id,
+        "account_id": run.account_id,
+        **record,
+        "tags": tag_ids,
+        "source": "import",
+        "import_id": run.job_id,
+        "created_by_import": run.job_id,
+        "created_at": ts,
+        "updated_at": ts,
+    }
     on_insert = {"source": "import", "created_by_import": run.job_id, "created_at": ts}
     if person:
         doc["businesses"] = business_ids
     if run.owner and "owner" not in record:
         doc["owner"] = on_insert["owner"] = run.owner
     add = {"tags": {"$each": tag_ids}} | ({"businesses": {"$each": business_ids}} if person else {})
-    update = {"$set": {**flatten(record), "import_id": run.job_id, "updated_at": ts}, "$setOnInsert": on_insert,
-              "$addToSet": add}
+    update = {
+        "$set": {**flatten(record), "import_id": run.job_id, "updated_at": ts},
+        "$setOnInsert": on_insert,
+        "$addToSet": add,
+    }
     return doc, update, g.into is not None
 
 
@@ -206,6 +223,5 @@ def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
             updates.append(UpdateOne({"_id": g.found["_id"], "account_id": run.account_id}, update))
         write_ops(run.db[IMPORT_UNDO], undo_ops)  # before the writes they describe
         write_ops(run.db[CONTACTS], updates)
-        count_written(run, out, groups, creating, create_records(run.db[CONTACTS], run.account_id, run.job_id,
-                                                                 creates))
+        count_written(run, out, groups, creating, create_records(run.db[CONTACTS], run.account_id, run.job_id, creates))
     return out

@@ -41,13 +41,15 @@ def _move_to_trash(db: Database, account_id, job_id, collection: str, docs: list
 
 def _pull_links(db: Database, account_id, job_id, collection: str, field: str, ids: list) -> None:
     gone = set(ids)
-    pulls = {d["_id"]: (d[field], [i for i in d[field] if i in gone])
-             for d in find_in(db[collection], account_id, field, ids, projection={field: 1})
-             if isinstance(d[field], list)}
+    pulls = {
+        d["_id"]: (d[field], [i for i in d[field] if i in gone])
+        for d in find_in(db[collection], account_id, field, ids, projection={field: 1})
+        if isinstance(d[field], list)
+    }
     trash.keep_pulls(db, account_id, job_id, collection, field, pulls)
     holders = list(pulls)
     for start in range(0, len(holders), LINK_BATCH):  # a business can be linked from thousands of records
-        update_by_ids(db[collection], account_id, holders[start:start + LINK_BATCH], {"$pull": {field: {"$in": ids}}})
+        update_by_ids(db[collection], account_id, holders[start : start + LINK_BATCH], {"$pull": {field: {"$in": ids}}})
 
 
 def _attachments(db: Database, storage, account_id, job_id, notes: list[dict]) -> None:
@@ -69,8 +71,9 @@ def _links(db: Database, account_id, job_id, ids: list) -> None:
     linked = find_in(db[DEALS], account_id, "business_id", ids)
     trash.keep_unsets(db, account_id, job_id, DEALS, "business_id", linked)
     if linked:
-        db[DEALS].update_many({"_id": {"$in": [d["_id"] for d in linked]}, "account_id": account_id},
-                              {"$unset": {"business_id": ""}})
+        db[DEALS].update_many(
+            {"_id": {"$in": [d["_id"] for d in linked]}, "account_id": account_id}, {"$unset": {"business_id": ""}}
+        )
 
 
 def _dependants(db: Database, storage, account_id, job_id, entity: str, ids: list, pool) -> None:
@@ -85,17 +88,24 @@ def _dependants(db: Database, storage, account_id, job_id, entity: str, ids: lis
         _move_to_trash(db, account_id, job_id, REMINDERS, find_in(db[REMINDERS], account_id, field, ids))
 
     def activity():
-        _move_to_trash(db, account_id, job_id, ACTIVITY,
-                       find_in(db[ACTIVITY], account_id, "entity_id", ids, {"entity_type": entity}))
+        _move_to_trash(
+            db,
+            account_id,
+            job_id,
+            ACTIVITY,
+            find_in(db[ACTIVITY], account_id, "entity_id", ids, {"entity_type": entity}),
+        )
 
-    kinds = [notes, reminders, activity] + ([lambda: _links(db, account_id, job_id, ids)] if entity == "contact"
-                                            else [])
+    kinds = [notes, reminders, activity] + (
+        [lambda: _links(db, account_id, job_id, ids)] if entity == "contact" else []
+    )
     for moved in [pool.submit(kind) for kind in kinds]:
         moved.result()  # every kind before the records: a failure stops the batch here, with no orphan made
 
 
-def delete_records(db: Database, storage, account_id, job_id, entity: str, query: dict, progress, *,
-                   batch_size: int) -> int:
+def delete_records(
+    db: Database, storage, account_id, job_id, entity: str, query: dict, progress, *, batch_size: int
+) -> int:
     """Delete what `query` matches (already scoped to the account), with cascades; returns how many."""
     collection = ENTITY_COLLECTION[entity]
     if progress.total is None:  # a first run: nothing deleted yet (a count is a whole pass on some servers)
@@ -119,6 +129,5 @@ def run_bulk_delete(db: Database, storage, job: dict, progress, *, entity: str, 
     """contacts.bulk_delete / deals.bulk_delete: the job's selection, with cascades, into the trash."""
     trash.refuse_if_undone(db, job["_id"])
     query = job_selection_query(db, job, entity)
-    deleted = delete_records(db, storage, job["account_id"], job["_id"], entity, query, progress,
-                             batch_size=batch_size)
+    deleted = delete_records(db, storage, job["account_id"], job["_id"], entity, query, progress, batch_size=batch_size)
     return {"deleted": deleted, "attachments_skipped": trash.files_skipped(db, job["account_id"], job["_id"])}

@@ -82,8 +82,9 @@ def _params(principal: Principal, request: MassRequest, **extra) -> dict:
 
 def request_delete(db, broker, principal, entity, request: MassRequest, *, idempotency_key=None) -> dict:
     _query(db, principal, entity, request)
-    return submit_job(db, broker, principal, f"{entity}s.bulk_delete", _params(principal, request),
-                      idempotency_key=idempotency_key)
+    return submit_job(
+        db, broker, principal, f"{entity}s.bulk_delete", _params(principal, request), idempotency_key=idempotency_key
+    )
 
 
 def _tag_refs(db, account_id, refs: list[str], field: str, *, must_exist: bool) -> tuple[list[str], list[dict]]:
@@ -101,8 +102,10 @@ def _tag_refs(db, account_id, refs: list[str], field: str, *, must_exist: bool) 
 def _set_value(db, account_id, entity, key: str, value, fields: dict):
     where = {"field": f"set.{key}"}
     if key not in SETTABLE[entity] and not key.startswith("custom."):
-        raise BadRequest(f"set.{key} cannot be set on {entity}s", details={**where, "settable": sorted(
-            SETTABLE[entity] | {"custom.<field key>"})})
+        raise BadRequest(
+            f"set.{key} cannot be set on {entity}s",
+            details={**where, "settable": sorted(SETTABLE[entity] | {"custom.<field key>"})},
+        )
     try:
         if key == "owner":
             if not (isinstance(value, str) and ObjectId.is_valid(value) and len(value) == 24):
@@ -138,11 +141,13 @@ def request_update(db, broker, principal, entity, request: BulkUpdateRequest, *,
     _, removing = _tag_refs(db, account_id, request.tags_remove, "tags_remove", must_exist=False)
     locked = sorted(t["name"] for t in removing if t.get("locked"))
     if locked:
-        raise Conflict(f"locked tags cannot be removed: {', '.join(locked)}", code="tags_locked",
-                       details={"tags": locked})
+        raise Conflict(
+            f"locked tags cannot be removed: {', '.join(locked)}", code="tags_locked", details={"tags": locked}
+        )
     _tag_refs(db, account_id, request.tags_add, "tags_add", must_exist=True)
-    params = _params(principal, request, set=sets, tags_add=request.tags_add,
-                     tags_remove=[str(t["_id"]) for t in removing])
+    params = _params(
+        principal, request, set=sets, tags_add=request.tags_add, tags_remove=[str(t["_id"]) for t in removing]
+    )
     return submit_job(db, broker, principal, f"{entity}s.bulk_update", params, idempotency_key=idempotency_key)
 
 
@@ -150,11 +155,13 @@ def request_link(db, broker, principal, request: LinkRequest, *, idempotency_key
     _query(db, principal, "contact", request)
     if request.business_id:
         target = oid(request.business_id) and db[CONTACTS].find_one(
-            {"_id": oid(request.business_id), "account_id": principal.account_id, "type": "business"})
+            {"_id": oid(request.business_id), "account_id": principal.account_id, "type": "business"}
+        )
         field = "business_id"
     else:
-        target = oid(request.deal_id) and db[DEALS].find_one({"_id": oid(request.deal_id),
-                                                             "account_id": principal.account_id})
+        target = oid(request.deal_id) and db[DEALS].find_one(
+            {"_id": oid(request.deal_id), "account_id": principal.account_id}
+        )
         field = "deal_id"
     uid = restricted_to(db, principal)
     if not target or (uid is not None and target.get("owner") != uid):
@@ -166,8 +173,9 @@ def request_link(db, broker, principal, request: LinkRequest, *, idempotency_key
 def request_tag_delete(db, broker, principal, tag_id: str, *, idempotency_key=None) -> dict:
     require_structure_rights(db, principal)
     tag = tag_for_delete(db, principal.account_id, tag_id)
-    return submit_job(db, broker, principal, "tags.delete", {"tag_id": tag_id, "name": tag["name"]},
-                      idempotency_key=idempotency_key)
+    return submit_job(
+        db, broker, principal, "tags.delete", {"tag_id": tag_id, "name": tag["name"]}, idempotency_key=idempotency_key
+    )
 
 
 def request_field_delete(db, broker, principal, field_id: str, *, idempotency_key=None) -> dict:
@@ -175,8 +183,14 @@ def request_field_delete(db, broker, principal, field_id: str, *, idempotency_ke
     field = oid(field_id) and db[FIELDS].find_one({"_id": oid(field_id), "account_id": principal.account_id})
     if not field:
         raise NotFound("field not found", details={"field_id": field_id})
-    return submit_job(db, broker, principal, "fields.delete", {"field_id": field_id, "key": field["key"]},
-                      idempotency_key=idempotency_key)
+    return submit_job(
+        db,
+        broker,
+        principal,
+        "fields.delete",
+        {"field_id": field_id, "key": field["key"]},
+        idempotency_key=idempotency_key,
+    )
 
 
 def request_stage_delete(db, broker, principal, stage_id: str, move_to: str | None, *, idempotency_key=None) -> dict:
@@ -186,22 +200,34 @@ def request_stage_delete(db, broker, principal, stage_id: str, move_to: str | No
     if not stage:
         raise NotFound("stage not found", details={"stage_id": stage_id})
     if move_to is not None:
-        target = oid(move_to) and db[STAGES].find_one({"_id": oid(move_to), "account_id": account_id,
-                                                      "pipeline_id": stage["pipeline_id"]})
+        target = oid(move_to) and db[STAGES].find_one(
+            {"_id": oid(move_to), "account_id": account_id, "pipeline_id": stage["pipeline_id"]}
+        )
         if not target or target["_id"] == stage["_id"]:
             raise BadRequest("move_to must be another stage of the same pipeline", details={"field": "move_to"})
     elif db[DEALS].count_documents({"account_id": account_id, "stage_id": stage["_id"]}, limit=1):
-        raise Conflict("the stage has deals: give move_to, the stage to move them to", code="stage_not_empty",
-                       details={"field": "move_to"})
-    return submit_job(db, broker, principal, "stages.delete", {"stage_id": stage_id, "move_to": move_to},
-                      idempotency_key=idempotency_key)
+        raise Conflict(
+            "the stage has deals: give move_to, the stage to move them to",
+            code="stage_not_empty",
+            details={"field": "move_to"},
+        )
+    return submit_job(
+        db,
+        broker,
+        principal,
+        "stages.delete",
+        {"stage_id": stage_id, "move_to": move_to},
+        idempotency_key=idempotency_key,
+    )
 
 
 def request_pipeline_delete(db, broker, principal, pipeline_id: str, *, idempotency_key=None) -> dict:
     require_structure_rights(db, principal)
-    pipeline = oid(pipeline_id) and db[PIPELINES].find_one({"_id": oid(pipeline_id),
-                                                           "account_id": principal.account_id})
+    pipeline = oid(pipeline_id) and db[PIPELINES].find_one(
+        {"_id": oid(pipeline_id), "account_id": principal.account_id}
+    )
     if not pipeline:
         raise NotFound("pipeline not found", details={"pipeline_id": pipeline_id})
-    return submit_job(db, broker, principal, "pipelines.delete", {"pipeline_id": pipeline_id},
-                      idempotency_key=idempotency_key)
+    return submit_job(
+        db, broker, principal, "pipelines.delete", {"pipeline_id": pipeline_id}, idempotency_key=idempotency_key
+    )

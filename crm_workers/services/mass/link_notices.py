@@ -38,11 +38,20 @@ def notify_linked(db: Database, settings, job: dict, count: int) -> int:
     docs = []
     for uid in users:
         dedupe_key = f"contacts.linked:{job_id}:{uid}"
-        docs.append({"_id": stable_id(dedupe_key), "account_id": account_id, "uid": uid, "type": "contacts.linked",
-                     "title": f"{count} contact{'s' if count != 1 else ''} linked to {name}",
-                     "data": {"type": "contacts.linked", "job_id": str(job_id), field: job["params"][field],
-                              "count": count},
-                     "read": False, "claim_id": claim_id, "delivered_at": None, "created_at": ts,
-                     "dedupe_key": dedupe_key})
+        docs.append(
+            {
+                "_id": stable_id(dedupe_key),
+                "account_id": account_id,
+                "uid": uid,
+                "type": "contacts.linked",
+                "title": f"{count} contact{'s' if count != 1 else ''} linked to {name}",
+                "data": {"type": "contacts.linked", "job_id": str(job_id), field: job["params"][field], "count": count},
+                "read": False,
+                "claim_id": claim_id,
+                "delivered_at": None,
+                "created_at": ts,
+                "dedupe_key": dedupe_key,
+            }
+        )
     insert_new(db[NOTIFICATIONS], docs)
     return deliver(db, settings, {"claim_id": claim_id, "account_id": account_id})

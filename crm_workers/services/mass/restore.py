@@ -31,12 +31,20 @@ PHASES = [
     {"kind": "file"},
 ]
 #: What the result calls each kind of restored entry.
-RESTORED_AS = {"doc": "documents", "pull": "links", "unset": "fields", "file": "files",
-               "deal_moved": "deals_moved_back", "automation_disabled": "automations_enabled",
-               "view_aligned": "views"}
-CHANGED_SINCE = {"deal_moved": ("moved_since", "the deal was moved since; it stays where it is"),
-                 "automation_disabled": ("changed_since", "the automation was changed since; it stays as it is"),
-                 "view_aligned": ("changed_since", "the view was changed since; it stays as it is")}
+RESTORED_AS = {
+    "doc": "documents",
+    "pull": "links",
+    "unset": "fields",
+    "file": "files",
+    "deal_moved": "deals_moved_back",
+    "automation_disabled": "automations_enabled",
+    "view_aligned": "views",
+}
+CHANGED_SINCE = {
+    "deal_moved": ("moved_since", "the deal was moved since; it stays where it is"),
+    "automation_disabled": ("changed_since", "the automation was changed since; it stays as it is"),
+    "view_aligned": ("changed_since", "the view was changed since; it stays as it is"),
+}
 
 
 class NotRestored(Exception):  # noqa: N818 — an outcome, not an error
@@ -62,16 +70,18 @@ class _Batch:
             return
         key = (need["collection"], need["record_id"])
         if key not in self.required:
-            self.required[key] = self.db[key[0]].find_one({"_id": key[1], "account_id": self.account_id},
-                                                          {"_id": 1}) is not None
+            self.required[key] = (
+                self.db[key[0]].find_one({"_id": key[1], "account_id": self.account_id}, {"_id": 1}) is not None
+            )
         if not self.required[key]:
             raise NotRestored("depends", f"{need['collection']} {need['record_id']} could not be put back")
 
     def records(self, collection: str, ids: list) -> dict:
         found = {}
         for start in range(0, len(ids), IN_CHUNK):
-            for d in self.db[collection].find({"_id": {"$in": ids[start:start + IN_CHUNK]},
-                                               "account_id": self.account_id}):
+            for d in self.db[collection].find(
+                {"_id": {"$in": ids[start : start + IN_CHUNK]}, "account_id": self.account_id}
+            ):
                 found[d["_id"]] = d
         return found
 
@@ -81,11 +91,19 @@ class _Batch:
         updates = []
         for entry, code, reason in self.outcomes:
             if code is None:
-                updates.append(UpdateOne({"_id": entry["_id"]}, {"$set": {"outcome": "restored", "restored_at": ts},
-                                                                 "$unset": {"doc": ""}}))
+                updates.append(
+                    UpdateOne(
+                        {"_id": entry["_id"]},
+                        {"$set": {"outcome": "restored", "restored_at": ts}, "$unset": {"doc": ""}},
+                    )
+                )
             else:
-                updates.append(UpdateOne({"_id": entry["_id"]}, {"$set": {
-                    "outcome": "not_restored", "code": code, "reason": reason, "restored_at": ts}}))
+                updates.append(
+                    UpdateOne(
+                        {"_id": entry["_id"]},
+                        {"$set": {"outcome": "not_restored", "code": code, "reason": reason, "restored_at": ts}},
+                    )
+                )
         if updates:
             self.db[TRASH].bulk_write(updates, ordered=False)
         failed = sum(1 for _, code, _ in self.outcomes if code is not None)
@@ -113,8 +131,11 @@ def _restore_docs(batch: _Batch, entries: list[dict]) -> None:
         for e in ready:
             if e["doc"]["_id"] in existing:  # put back by an earlier run, or made again since
                 same = existing[e["doc"]["_id"]] == e["doc"]
-                batch.outcomes.append((e, None, None) if same else
-                                      (e, "exists", "a record with this id exists again; it was left as it is"))
+                batch.outcomes.append(
+                    (e, None, None)
+                    if same
+                    else (e, "exists", "a record with this id exists again; it was left as it is")
+                )
         failed = {}
         try:
             if fresh:
@@ -129,8 +150,14 @@ def _restore_docs(batch: _Batch, entries: list[dict]) -> None:
                 batch.outcomes.append((e, None, None))
             else:
                 clash = {k: v for k, v in failed[i].items() if k != "account_id"}
-                batch.outcomes.append((e, "conflict", f"another record holds the same {', '.join(clash) or 'key'} "
-                                                      f"({', '.join(map(str, clash.values()))}) now"))
+                batch.outcomes.append(
+                    (
+                        e,
+                        "conflict",
+                        f"another record holds the same {', '.join(clash) or 'key'} "
+                        f"({', '.join(map(str, clash.values()))}) now",
+                    )
+                )
 
 
 def _insert_after(parent: dict, after_key, leaf: str, value) -> dict:
@@ -233,8 +260,9 @@ def _restore_on_records(batch: _Batch, entries: list[dict]) -> None:
     for collection, read, doc, _ in planned:
         if read is not None and doc != read:
             ops.setdefault(collection, []).append(ReplaceOne(read, doc))
-    stale = sum(len(o) for o in ops.values()) - sum(batch.db[c].bulk_write(o, ordered=False).matched_count
-                                                    for c, o in ops.items())
+    stale = sum(len(o) for o in ops.values()) - sum(
+        batch.db[c].bulk_write(o, ordered=False).matched_count for c, o in ops.items()
+    )
     for collection, read, doc, outcomes in planned:
         if stale and read is not None and doc != read:
             outcomes = _again(batch, collection, read, doc, outcomes)
@@ -242,9 +270,15 @@ def _restore_on_records(batch: _Batch, entries: list[dict]) -> None:
         for e, code, _ in outcomes:
             if code is None and e["kind"] == "set" and e["field"] == "deal_moved":
                 # The move is undone: so is the stage change it recorded.
-                batch.db[ACTIVITY].delete_many({"account_id": batch.account_id, "entity_type": "deal",
-                                                "entity_id": e["record_id"], "type": "stage_change",
-                                                "data.job_id": batch.target_id})
+                batch.db[ACTIVITY].delete_many(
+                    {
+                        "account_id": batch.account_id,
+                        "entity_type": "deal",
+                        "entity_id": e["record_id"],
+                        "type": "stage_change",
+                        "data.job_id": batch.target_id,
+                    }
+                )
 
 
 def _again(batch: _Batch, collection: str, read: dict, doc: dict, outcomes: list, tries: int = 3) -> list:
@@ -281,23 +315,46 @@ def _summary(db: Database, account_id, target_id, expected: int | None) -> dict:
     base = {"account_id": account_id, "job_id": target_id, "kind": {"$in": RESTORABLE}}
     restored = dict.fromkeys(RESTORED_AS.values(), 0)
     present = 0
-    for row in db[TRASH].aggregate([{"$match": {**base, "outcome": "restored"}},
-                                    {"$group": {"_id": {"kind": "$kind", "field": "$field"}, "n": {"$sum": 1}}}]):
+    for row in db[TRASH].aggregate(
+        [
+            {"$match": {**base, "outcome": "restored"}},
+            {"$group": {"_id": {"kind": "$kind", "field": "$field"}, "n": {"$sum": 1}}},
+        ]
+    ):
         kind = row["_id"]["kind"]
         restored[RESTORED_AS.get(row["_id"].get("field") if kind == "set" else kind, kind)] += row["n"]
         present += row["n"]
-    listed = [{"collection": e["collection"], "id": str(e["record_id"]), "kind": e["kind"], "code": e["code"],
-               "reason": e["reason"]}
-              for e in db[TRASH].find({**base, "outcome": "not_restored"}).sort("_id", 1).limit(LISTED_MAX)]
+    listed = [
+        {
+            "collection": e["collection"],
+            "id": str(e["record_id"]),
+            "kind": e["kind"],
+            "code": e["code"],
+            "reason": e["reason"],
+        }
+        for e in db[TRASH].find({**base, "outcome": "not_restored"}).sort("_id", 1).limit(LISTED_MAX)
+    ]
     not_restored = db[TRASH].count_documents({**base, "outcome": "not_restored"})
     present += not_restored
     if expected is not None and expected > present:  # entries gone before the undo reached them
         missing = expected - present
         not_restored += missing
-        listed.append({"collection": None, "id": None, "kind": None, "code": "expired",
-                       "reason": f"{missing} items had left the trash before the undo reached them"})
-    return {"job_id": str(target_id), "restored": restored, "not_restored": listed,
-            "not_restored_count": not_restored, "complete": not_restored == 0}
+        listed.append(
+            {
+                "collection": None,
+                "id": None,
+                "kind": None,
+                "code": "expired",
+                "reason": f"{missing} items had left the trash before the undo reached them",
+            }
+        )
+    return {
+        "job_id": str(target_id),
+        "restored": restored,
+        "not_restored": listed,
+        "not_restored_count": not_restored,
+        "complete": not_restored == 0,
+    }
 
 
 def restore_job(db: Database, storage, account_id, target_id, progress, *, expected: int | None = None) -> dict:

@@ -38,10 +38,12 @@ def delete_field(db: Database, account_id, field: dict, progress, *, batch_size:
     for records in trash.record_batches(db[collection], query, {"custom_fields": 1, "updated_at": 1}, batch_size):
         progress.checkpoint()
         ts = now()
-        trash.keep_unsets(db, account_id, job_id, collection, path, records, updated_at=ts,
-                          requires=(FIELDS, field["_id"]))
-        done += update_by_ids(db[collection], account_id, [r["_id"] for r in records],
-                              {"$unset": {path: ""}, "$set": {"updated_at": ts}}).modified_count
+        trash.keep_unsets(
+            db, account_id, job_id, collection, path, records, updated_at=ts, requires=(FIELDS, field["_id"])
+        )
+        done += update_by_ids(
+            db[collection], account_id, [r["_id"] for r in records], {"$unset": {path: ""}, "$set": {"updated_at": ts}}
+        ).modified_count
         progress.set(processed=done, succeeded=done)
     views = remove_field_from_views(db, account_id, job_id, field)
     trash.keep_docs(db, account_id, job_id, FIELDS, [field])
@@ -51,20 +53,37 @@ def delete_field(db: Database, account_id, field: dict, progress, *, batch_size:
 
 def _disable_moves_to(db: Database, account_id, job_id, stage_id) -> None:
     """Other automations whose `move_to_stage` points at the stage: disabled, with the reason, and kept for undo."""
-    pointing = list(db[AUTOMATIONS].find({"account_id": account_id, "enabled": True, "actions": {"$elemMatch": {
-        "type": "move_to_stage", "params.stage_id": {"$in": [stage_id, str(stage_id)]}}}}))
+    pointing = list(
+        db[AUTOMATIONS].find(
+            {
+                "account_id": account_id,
+                "enabled": True,
+                "actions": {
+                    "$elemMatch": {"type": "move_to_stage", "params.stage_id": {"$in": [stage_id, str(stage_id)]}}
+                },
+            }
+        )
+    )
     if not pointing:
         return
     ts = now()
-    after = {"enabled": False, "disabled_reason": {
-        "code": "stage_deleted", "stage_id": str(stage_id), "job_id": str(job_id),
-        "message": f"its move_to_stage action points at stage {stage_id}, deleted by job {job_id}"}, "updated_at": ts}
+    after = {
+        "enabled": False,
+        "disabled_reason": {
+            "code": "stage_deleted",
+            "stage_id": str(stage_id),
+            "job_id": str(job_id),
+            "message": f"its move_to_stage action points at stage {stage_id}, deleted by job {job_id}",
+        },
+        "updated_at": ts,
+    }
     trash.keep_sets(db, account_id, job_id, AUTOMATIONS, "automation_disabled", pointing, after)
     update_by_ids(db[AUTOMATIONS], account_id, [a["_id"] for a in pointing], {"$set": after})
 
 
-def delete_stage(db: Database, account_id, stage: dict, move_to: dict | None, job: dict, progress, *,
-                 batch_size: int) -> dict:
+def delete_stage(
+    db: Database, account_id, stage: dict, move_to: dict | None, job: dict, progress, *, batch_size: int
+) -> dict:
     """Move the stage's deals to `move_to` (they enter it), then delete the stage and its automations; other
     automations moving deals to it are disabled. All of it kept in the trash for undo."""
     job_id = job["_id"]
@@ -74,21 +93,28 @@ def delete_stage(db: Database, account_id, stage: dict, move_to: dict | None, jo
         progress.total = db[DEALS].count_documents(query)
     done = progress.processed
     if move_to is not None:
-        for deals in trash.record_batches(db[DEALS], query, {"stage_id": 1, "stage_entered_at": 1, "updated_at": 1},
-                                          batch_size):
+        for deals in trash.record_batches(
+            db[DEALS], query, {"stage_id": 1, "stage_entered_at": 1, "updated_at": 1}, batch_size
+        ):
             progress.checkpoint()
             ts = now()
             moved = {"stage_id": move_to["_id"], "stage_entered_at": ts, "updated_at": ts}
             trash.keep_sets(db, account_id, job_id, DEALS, "deal_moved", deals, moved, requires=(STAGES, stage["_id"]))
             ids = [d["_id"] for d in deals]
-            deals_entered_stage(db, account_id, [(i, stage["_id"], move_to["_id"]) for i in ids],
-                                uid=job.get("created_by"), job_id=job_id)  # before the move: see stage_events
+            deals_entered_stage(
+                db,
+                account_id,
+                [(i, stage["_id"], move_to["_id"]) for i in ids],
+                uid=job.get("created_by"),
+                job_id=job_id,
+            )  # before the move: see stage_events
             update_by_ids(db[DEALS], account_id, ids, {"$set": moved})
             done += len(ids)
             progress.set(processed=done, succeeded=done)
     if db[DEALS].count_documents(query):
-        raise PermanentJobError("deals entered the stage meanwhile and there is no stage to move them to",
-                                code="stage_not_empty")
+        raise PermanentJobError(
+            "deals entered the stage meanwhile and there is no stage to move them to", code="stage_not_empty"
+        )
     automations = list(db[AUTOMATIONS].find({"account_id": account_id, "stage_id": stage["_id"]}))
     trash.keep_docs(db, account_id, job_id, AUTOMATIONS, automations, requires=(STAGES, stage["_id"]))
     delete_by_ids(db[AUTOMATIONS], account_id, [a["_id"] for a in automations])
@@ -96,19 +122,29 @@ def delete_stage(db: Database, account_id, stage: dict, move_to: dict | None, jo
     trash.keep_docs(db, account_id, job_id, STAGES, [stage])
     db[STAGES].delete_one({"_id": stage["_id"], "account_id": account_id})
     # From the trash, not from this run: a rerun after a crash reports what the first run did too.
-    return {"stage_id": str(stage["_id"]), "moved_to": str(move_to["_id"]) if move_to else None, "deals_moved": done,
-            "automations_deleted": len(trash.kept_ids(db, account_id, job_id, AUTOMATIONS, "doc")),
-            "automations_disabled": trash.kept_ids(db, account_id, job_id, AUTOMATIONS, "set")}
+    return {
+        "stage_id": str(stage["_id"]),
+        "moved_to": str(move_to["_id"]) if move_to else None,
+        "deals_moved": done,
+        "automations_deleted": len(trash.kept_ids(db, account_id, job_id, AUTOMATIONS, "doc")),
+        "automations_disabled": trash.kept_ids(db, account_id, job_id, AUTOMATIONS, "set"),
+    }
 
 
-def delete_pipeline(db: Database, storage, account_id, pipeline: dict, job: dict, progress, *,
-                    batch_size: int) -> dict:
+def delete_pipeline(db: Database, storage, account_id, pipeline: dict, job: dict, progress, *, batch_size: int) -> dict:
     """The pipeline's deals (with their cascades), automations, stages and the pipeline itself, into the trash."""
     pid = pipeline["_id"]
     trash.refuse_if_undone(db, job["_id"])
-    deals = delete_records(db, storage, account_id, job["_id"], "deal", {"account_id": account_id,
-                                                                        "pipeline_id": pid},
-                           progress, batch_size=batch_size)
+    deals = delete_records(
+        db,
+        storage,
+        account_id,
+        job["_id"],
+        "deal",
+        {"account_id": account_id, "pipeline_id": pid},
+        progress,
+        batch_size=batch_size,
+    )
     removed = {}
     for collection in (AUTOMATIONS, STAGES):
         docs = list(db[collection].find({"account_id": account_id, "pipeline_id": pid}))
@@ -117,9 +153,13 @@ def delete_pipeline(db: Database, storage, account_id, pipeline: dict, job: dict
         removed[collection] = len(docs)
     trash.keep_docs(db, account_id, job["_id"], PIPELINES, [pipeline])
     db[PIPELINES].delete_one({"_id": pid, "account_id": account_id})
-    return {"pipeline_id": str(pid), "deals_deleted": deals, "stages_deleted": removed[STAGES],
-            "automations_deleted": removed[AUTOMATIONS],
-            "attachments_skipped": trash.files_skipped(db, account_id, job["_id"])}
+    return {
+        "pipeline_id": str(pid),
+        "deals_deleted": deals,
+        "stages_deleted": removed[STAGES],
+        "automations_deleted": removed[AUTOMATIONS],
+        "attachments_skipped": trash.files_skipped(db, account_id, job["_id"]),
+    }
 
 
 def run_field_delete(db: Database, job: dict, progress, *, batch_size: int) -> dict:
@@ -140,8 +180,9 @@ def run_stage_delete(db: Database, job: dict, progress, *, batch_size: int) -> d
 
 def run_pipeline_delete(db: Database, storage, job: dict, progress, *, batch_size: int) -> dict:
     account_id = job["account_id"]
-    pipeline = db[PIPELINES].find_one({"_id": oid(job["params"]["pipeline_id"]), "account_id": account_id},
-                                      collation=CASE_INSENSITIVE)
+    pipeline = db[PIPELINES].find_one(
+        {"_id": oid(job["params"]["pipeline_id"]), "account_id": account_id}, collation=CASE_INSENSITIVE
+    )
     if pipeline is None:
         return {"pipeline_id": job["params"]["pipeline_id"], "deals_deleted": progress.processed}
     return delete_pipeline(db, storage, account_id, pipeline, job, progress, batch_size=batch_size)

@@ -23,13 +23,17 @@ def tag_for_delete(db: Database, account_id: ObjectId, tag_id: str) -> dict:
     if not tag:
         raise NotFound("tag not found", details={"tag_id": tag_id})
     if tag.get("locked"):
-        raise Conflict(f"tag {tag['name']!r} is locked and cannot be deleted", code="tag_locked",
-                       details={"tag_id": tag_id, "name": tag["name"]})
+        raise Conflict(
+            f"tag {tag['name']!r} is locked and cannot be deleted",
+            code="tag_locked",
+            details={"tag_id": tag_id, "name": tag["name"]},
+        )
     return tag
 
 
-def _untag(db: Database, account_id, job_id, collection: str, tag_id, batch_size: int, progress, *,
-           passes: int = 2) -> int:
+def _untag(
+    db: Database, account_id, job_id, collection: str, tag_id, batch_size: int, progress, *, passes: int = 2
+) -> int:
     """Take the tag off every record of `collection`, a batch at a time, each batch kept in the trash first."""
     tagged = {"account_id": account_id, "tags": tag_id}
     done = 0
@@ -44,20 +48,34 @@ def _untag(db: Database, account_id, job_id, collection: str, tag_id, batch_size
 def _untag_batch(db: Database, account_id, job_id, collection: str, tag_id, records: list[dict]) -> int:
     listed = [r for r in records if isinstance(r.get("tags"), list)]
     scalar = [r for r in records if not isinstance(r.get("tags"), list)]  # `tags: <id>`, not a list
-    trash.keep_pulls(db, account_id, job_id, collection, "tags", {r["_id"]: (r["tags"], [tag_id]) for r in listed},
-                     requires=(TAGS, tag_id))
+    trash.keep_pulls(
+        db,
+        account_id,
+        job_id,
+        collection,
+        "tags",
+        {r["_id"]: (r["tags"], [tag_id]) for r in listed},
+        requires=(TAGS, tag_id),
+    )
     if scalar:
-        trash.keep_unsets(db, account_id, job_id, collection, "tags",
-                          list(db[collection].find({"_id": {"$in": [r["_id"] for r in scalar]},
-                                                    "account_id": account_id})), requires=(TAGS, tag_id))
-    return (update_by_ids(db[collection], account_id, [r["_id"] for r in listed],
-                          {"$pull": {"tags": tag_id}}).modified_count
-            + update_by_ids(db[collection], account_id, [r["_id"] for r in scalar],
-                            {"$unset": {"tags": ""}}).modified_count)
+        trash.keep_unsets(
+            db,
+            account_id,
+            job_id,
+            collection,
+            "tags",
+            list(db[collection].find({"_id": {"$in": [r["_id"] for r in scalar]}, "account_id": account_id})),
+            requires=(TAGS, tag_id),
+        )
+    return (
+        update_by_ids(
+            db[collection], account_id, [r["_id"] for r in listed], {"$pull": {"tags": tag_id}}
+        ).modified_count
+        + update_by_ids(db[collection], account_id, [r["_id"] for r in scalar], {"$unset": {"tags": ""}}).modified_count
+    )
 
 
-def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: Progress, *,
-               batch_size: int) -> dict:
+def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: Progress, *, batch_size: int) -> dict:
     """Pull the tag from every record in batches (a checkpoint between each), then delete it.
 
     Resumable: counts are derived from what still carries the tag, so a rerun never counts twice.
@@ -73,10 +91,14 @@ def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: P
     if totals is None:
         # One read per collection answers both "how many" and "which" when they fit in one batch (most
         # tags): it is counted only when there are more.
-        first = {name: list(db[coll].find(tagged, {"tags": 1}).sort("_id", 1).limit(batch_size + 1))
-                 for name, coll in TAGGED.items()}
-        totals = {name: len(rows) if len(rows) <= batch_size else db[TAGGED[name]].count_documents(tagged)
-                  for name, rows in first.items()}
+        first = {
+            name: list(db[coll].find(tagged, {"tags": 1}).sort("_id", 1).limit(batch_size + 1))
+            for name, coll in TAGGED.items()
+        }
+        totals = {
+            name: len(rows) if len(rows) <= batch_size else db[TAGGED[name]].count_documents(tagged)
+            for name, rows in first.items()
+        }
         progress.total = sum(totals.values())
         if progress.total:  # what a resumed run needs; a tag on nothing has nothing to resume
             progress.save_state(totals=totals, name=progress.job["params"].get("name"))

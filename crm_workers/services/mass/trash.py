@@ -44,8 +44,14 @@ KEY_MAX = 1024
 
 
 def _key(account_id, job_id, collection, record_id, kind, field=None) -> dict:
-    return {"account_id": account_id, "job_id": job_id, "collection": collection, "record_id": record_id,
-            "kind": kind, "field": field}
+    return {
+        "account_id": account_id,
+        "job_id": job_id,
+        "collection": collection,
+        "record_id": record_id,
+        "kind": kind,
+        "field": field,
+    }
 
 
 def _requires(requires) -> dict:
@@ -92,8 +98,17 @@ def _keep(db: Database, rows: list[tuple[dict, dict, dict | None]]) -> None:
 
 
 def keep_docs(db: Database, account_id, job_id, collection: str, docs: list[dict], *, requires=None) -> None:
-    _keep(db, [(_key(account_id, job_id, collection, d["_id"], "doc"),
-                {"doc": d, "deleted_at": now(), **_requires(requires)}, None) for d in docs])
+    _keep(
+        db,
+        [
+            (
+                _key(account_id, job_id, collection, d["_id"], "doc"),
+                {"doc": d, "deleted_at": now(), **_requires(requires)},
+                None,
+            )
+            for d in docs
+        ],
+    )
 
 
 def keep_doc_in_server(db: Database, account_id, job_id, collection: str, record_id) -> None:
@@ -101,21 +116,35 @@ def keep_doc_in_server(db: Database, account_id, job_id, collection: str, record
     back): what `keep_docs` does for one record, without the round trip that reads it first. An entry that
     exists already (a retried run) is kept as it is."""
     key = _key(account_id, job_id, collection, record_id, "doc")
-    db[collection].aggregate([
-        {"$match": {"_id": record_id, "account_id": account_id}},
-        {"$project": {"_id": 0, **{k: {"$literal": v} for k, v in key.items()}, "doc": "$$ROOT",
-                      "deleted_at": {"$literal": now()}}},
-        {"$merge": {"into": TRASH, "on": list(key), "whenMatched": "keepExisting", "whenNotMatched": "insert"}},
-    ])
+    db[collection].aggregate(
+        [
+            {"$match": {"_id": record_id, "account_id": account_id}},
+            {
+                "$project": {
+                    "_id": 0,
+                    **{k: {"$literal": v} for k, v in key.items()},
+                    "doc": "$$ROOT",
+                    "deleted_at": {"$literal": now()},
+                }
+            },
+            {"$merge": {"into": TRASH, "on": list(key), "whenMatched": "keepExisting", "whenNotMatched": "insert"}},
+        ]
+    )
 
 
-def keep_pulls(db: Database, account_id, job_id, collection: str, field: str, pulls: dict, *,
-               requires=None) -> None:
+def keep_pulls(db: Database, account_id, job_id, collection: str, field: str, pulls: dict, *, requires=None) -> None:
     """`pulls`: record id -> (the array as it is, the ids about to be pulled from it)."""
-    _keep(db, [(_key(account_id, job_id, collection, rid, "pull", field),
+    _keep(
+        db,
+        [
+            (
+                _key(account_id, job_id, collection, rid, "pull", field),
                 {"values": list(values), "original": list(original), "deleted_at": now(), **_requires(requires)},
-                {"$addToSet": {"values": {"$each": list(values)}}})
-               for rid, (original, values) in pulls.items()])
+                {"$addToSet": {"values": {"$each": list(values)}}},
+            )
+            for rid, (original, values) in pulls.items()
+        ],
+    )
 
 
 def _get(doc: dict, path: str):
@@ -131,15 +160,28 @@ def key_before(parent: dict, leaf: str) -> str | None:
     return keys[index - 1] if index else None
 
 
-def keep_unsets(db: Database, account_id, job_id, collection: str, path: str, docs: list[dict], *,
-                updated_at: datetime | None = None, requires=None) -> None:
+def keep_unsets(
+    db: Database,
+    account_id,
+    job_id,
+    collection: str,
+    path: str,
+    docs: list[dict],
+    *,
+    updated_at: datetime | None = None,
+    requires=None,
+) -> None:
     """`docs`: the records (with the field's parent) about to lose `path`; `updated_at`: what the job sets."""
     parent_path, _, leaf = path.rpartition(".")
     rows = []
     for d in docs:
         parent = _get(d, parent_path) if parent_path else d
-        fields = {"value": parent[leaf], "after_key": key_before(parent, leaf), "deleted_at": now(),
-                  **_requires(requires)}
+        fields = {
+            "value": parent[leaf],
+            "after_key": key_before(parent, leaf),
+            "deleted_at": now(),
+            **_requires(requires),
+        }
         latest = None
         if updated_at is not None:  # the job's last write is the one the record shows
             fields.update(touched_before=d.get("updated_at"), touched_after=updated_at)
@@ -148,13 +190,27 @@ def keep_unsets(db: Database, account_id, job_id, collection: str, path: str, do
     _keep(db, rows)
 
 
-def keep_sets(db: Database, account_id, job_id, collection: str, what: str, docs: list[dict], after: dict, *,
-              requires=None) -> None:
+def keep_sets(
+    db: Database, account_id, job_id, collection: str, what: str, docs: list[dict], after: dict, *, requires=None
+) -> None:
     """`docs`: the records (with the fields of `after`) about to get `after`; their values now are kept."""
-    _keep(db, [(_key(account_id, job_id, collection, d["_id"], "set", what),
-                {"before": {f: d[f] for f in after if f in d}, "before_missing": [f for f in after if f not in d],
-                 "after": after, "deleted_at": now(), **_requires(requires)},
-                {"$set": {"after": after}}) for d in docs])
+    _keep(
+        db,
+        [
+            (
+                _key(account_id, job_id, collection, d["_id"], "set", what),
+                {
+                    "before": {f: d[f] for f in after if f in d},
+                    "before_missing": [f for f in after if f not in d],
+                    "after": after,
+                    "deleted_at": now(),
+                    **_requires(requires),
+                },
+                {"$set": {"after": after}},
+            )
+            for d in docs
+        ],
+    )
 
 
 def trash_key(job_id, key: str) -> str:
@@ -176,17 +232,22 @@ def keep_file(db: Database, storage, account_id, job_id, key, *, note_id=None, i
     and recorded as `file_skipped`, which the job's result counts. Returns whether the key was the account's.
     """
     if not owned_key(account_id, key):
-        log.warning("attachment %s of note %s is not under accounts/%s/: left alone", str(key)[:200], note_id,
-                    account_id)
-        db[TRASH].update_one(_key(account_id, job_id, "files", f"{note_id}:{index}", "file_skipped"),
-                             {"$setOnInsert": {"key": str(key)[:KEY_MAX], "deleted_at": now()}}, upsert=True)
+        log.warning(
+            "attachment %s of note %s is not under accounts/%s/: left alone", str(key)[:200], note_id, account_id
+        )
+        db[TRASH].update_one(
+            _key(account_id, job_id, "files", f"{note_id}:{index}", "file_skipped"),
+            {"$setOnInsert": {"key": str(key)[:KEY_MAX], "deleted_at": now()}},
+            upsert=True,
+        )
         return False
     if not storage.exists(key):
         return True
     with storage.open(key) as source:
         storage.put_stream(trash_key(job_id, key), source)
-    db[TRASH].update_one(_key(account_id, job_id, "files", key, "file"),
-                         {"$setOnInsert": {"deleted_at": now()}}, upsert=True)
+    db[TRASH].update_one(
+        _key(account_id, job_id, "files", key, "file"), {"$setOnInsert": {"deleted_at": now()}}, upsert=True
+    )
     storage.delete(key)
     return True
 
@@ -197,8 +258,12 @@ def files_skipped(db: Database, account_id, job_id) -> int:
 
 def kept_ids(db: Database, account_id, job_id, collection: str, kind: str) -> list[str]:
     """The ids of the records of `collection` the job kept in the trash as `kind`."""
-    return [str(e["record_id"]) for e in db[TRASH].find({"account_id": account_id, "job_id": job_id,
-                                                          "collection": collection, "kind": kind}, {"record_id": 1})]
+    return [
+        str(e["record_id"])
+        for e in db[TRASH].find(
+            {"account_id": account_id, "job_id": job_id, "collection": collection, "kind": kind}, {"record_id": 1}
+        )
+    ]
 
 
 def count_restorable(db: Database, account_id, job_id) -> int:
@@ -238,8 +303,9 @@ def seal_finished(db: Database, *, accounts=None) -> int:
             if job is not None:
                 account_id, until = job["account_id"], expiry_of(job)
             else:  # the job record is gone: count from the last deletion instead
-                last = db[TRASH].find_one({"job_id": job_id}, {"account_id": 1, "deleted_at": 1},
-                                          sort=[("deleted_at", -1)])
+                last = db[TRASH].find_one(
+                    {"job_id": job_id}, {"account_id": 1, "deleted_at": 1}, sort=[("deleted_at", -1)]
+                )
                 account_id, until = last["account_id"], (last.get("deleted_at") or now()) + timedelta(days=TRASH_DAYS)
             keep_until(db, account_id, job_id, until)
             sealed += 1
@@ -261,15 +327,22 @@ def purge_old_files(db: Database, storage, *, at: datetime | None = None, accoun
         try:
             storage.delete(trash_key(entry["job_id"], entry["record_id"]))
         except Exception as exc:  # a bad key or a storage error: this file only
-            log.error("trash file %s of job %s could not be purged: %s", entry.get("record_id"), entry.get("job_id"),
-                      exc)
+            log.error(
+                "trash file %s of job %s could not be purged: %s", entry.get("record_id"), entry.get("job_id"), exc
+            )
             db[TRASH].update_one({"_id": entry["_id"]}, {"$set": {"error": str(exc)[:500], "failed_at": now()}})
             failed += 1
             continue
         db[TRASH].delete_one({"_id": entry["_id"]})
         # The documents expire by TTL at the same time; gone with their file at the latest.
-        db[TRASH].delete_many({"account_id": entry["account_id"], "job_id": entry["job_id"],
-                               "kind": {"$ne": "file"}, "expires_at": {"$lt": at}})
+        db[TRASH].delete_many(
+            {
+                "account_id": entry["account_id"],
+                "job_id": entry["job_id"],
+                "kind": {"$ne": "file"},
+                "expires_at": {"$lt": at},
+            }
+        )
         purged += 1
     if purged or failed:
         log.info("trash files purged: %s, failed: %s", purged, failed)

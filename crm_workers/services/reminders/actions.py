@@ -21,8 +21,9 @@ def _window_days(raw: str | None) -> int:
         return UPCOMING_DAYS
     m = re.fullmatch(r"(\d{1,3})d?", raw.strip())
     if not m or not 1 <= int(m.group(1)) <= MAX_WINDOW_DAYS:
-        raise BadRequest(f"window must be a number of days from 1 to {MAX_WINDOW_DAYS}, like 7d",
-                         details={"field": "window"})
+        raise BadRequest(
+            f"window must be a number of days from 1 to {MAX_WINDOW_DAYS}, like 7d", details={"field": "window"}
+        )
     return int(m.group(1))
 
 
@@ -37,8 +38,7 @@ def complete_reminder(db: Database, principal: Principal, reminder_id: str) -> d
     reminder = query["_id"] and db[REMINDERS].find_one(query)
     assigned = reminder.get("assigned_to") if reminder else None
     assigned = assigned if isinstance(assigned, list) else [assigned]  # written by other services: any shape
-    if not reminder or (uid is not None and uid not in assigned
-                        and reminder.get("owner") != uid):
+    if not reminder or (uid is not None and uid not in assigned and reminder.get("owner") != uid):
         raise NotFound("reminder not found", details={"reminder_id": reminder_id})
     ts = now()
     db[REMINDERS].update_one(query, {"$set": {"status": "completed", "completed_at": ts, "updated_at": ts}})

@@ -14,8 +14,9 @@ from crm_workers.jobs import now
 
 
 def store_notification(db: Database, notification: dict) -> None:
-    db[NOTIFICATIONS].update_one({"dedupe_key": notification["dedupe_key"]}, {"$setOnInsert": notification},
-                                 upsert=True)
+    db[NOTIFICATIONS].update_one(
+        {"dedupe_key": notification["dedupe_key"]}, {"$setOnInsert": notification}, upsert=True
+    )
 
 
 def deliver(db: Database, settings, query: dict) -> int:
@@ -36,10 +37,10 @@ def deliver(db: Database, settings, query: dict) -> int:
                 sent.append(n["_id"])
     finally:  # what was sent stays sent, even when a later one failed
         _each_chunk(db, sent, {"$set": {"delivered_at": now()}, "$inc": {"delivery_attempts": 1}})
-        _each_chunk(db, [n["_id"] for n in pending[len(sent):len(sent) + 1]], {"$inc": {"delivery_attempts": 1}})
+        _each_chunk(db, [n["_id"] for n in pending[len(sent) : len(sent) + 1]], {"$inc": {"delivery_attempts": 1}})
     return len(sent)
 
 
 def _each_chunk(db: Database, ids: list, update: dict) -> None:
     for start in range(0, len(ids), IN_CHUNK):
-        db[NOTIFICATIONS].update_many({"_id": {"$in": ids[start:start + IN_CHUNK]}}, update)
+        db[NOTIFICATIONS].update_many({"_id": {"$in": ids[start : start + IN_CHUNK]}}, update)

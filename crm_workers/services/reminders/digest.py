@@ -21,8 +21,15 @@ def _digest_counts(db: Database, account_id, uid, *, at, end, timezone: str) -> 
     counts: dict = {"overdue": {}, "today": {}, "upcoming": {}}
     poisoned = 0
     horizon = end + timedelta(days=UPCOMING_DAYS)
-    for r in db[REMINDERS].find({"account_id": account_id, "assigned_to": uid, "status": "pending",
-                                 "due_at": {"$lt": horizon}, "failed_at": None}):
+    for r in db[REMINDERS].find(
+        {
+            "account_id": account_id,
+            "assigned_to": uid,
+            "status": "pending",
+            "due_at": {"$lt": horizon},
+            "failed_at": None,
+        }
+    ):
         error = problem(r, timezone)
         if error:
             mark_poisoned(db, r, error)
@@ -44,27 +51,41 @@ def digest(db: Database, settings, job: dict, progress: Progress) -> dict:
     start, end = local_day_bounds(at, timezone)
     local_date = at.astimezone(ZoneInfo(timezone)).date().isoformat()
     poisoned = 0
-    users = [uid for uid in db[REMINDERS].distinct("assigned_to", {"account_id": account_id, "status": "pending",
-                                                                   "failed_at": None})
-             if isinstance(uid, ObjectId)]  # anything else is no user (its reminder is set aside when due)
+    users = [
+        uid
+        for uid in db[REMINDERS].distinct(
+            "assigned_to", {"account_id": account_id, "status": "pending", "failed_at": None}
+        )
+        if isinstance(uid, ObjectId)
+    ]  # anything else is no user (its reminder is set aside when due)
     progress.total = len(users)
     for uid in users:
         counts, set_aside = _digest_counts(db, account_id, uid, at=at, end=end, timezone=timezone)
         poisoned += set_aside
         totals = {k: sum(v.values()) for k, v in counts.items()}
-        store_notification(db, {"account_id": account_id, "uid": uid, "type": "digest",
-                    "title": f"{totals['overdue']} overdue, {totals['today']} due today, "
-                             f"{totals['upcoming']} upcoming",
-                    "data": {"date": local_date, "totals": totals, "by_category": counts}, "read": False,
-                    "claim_id": f"digest:{job['_id']}", "delivered_at": None, "created_at": now(),
-                    "dedupe_key": f"digest:{account_id}:{uid}:{local_date}"})
+        store_notification(
+            db,
+            {
+                "account_id": account_id,
+                "uid": uid,
+                "type": "digest",
+                "title": f"{totals['overdue']} overdue, {totals['today']} due today, {totals['upcoming']} upcoming",
+                "data": {"date": local_date, "totals": totals, "by_category": counts},
+                "read": False,
+                "claim_id": f"digest:{job['_id']}",
+                "delivered_at": None,
+                "created_at": now(),
+                "dedupe_key": f"digest:{account_id}:{uid}:{local_date}",
+            },
+        )
         progress.add(succeeded=1)
     delivered = deliver(db, settings, {"claim_id": f"digest:{job['_id']}", "account_id": account_id})
     return {"users": len(users), "date": local_date, "delivered": delivered, "poisoned": poisoned}
 
 
-def accounts_at_digest_time(db: Database, *, at: datetime, hour: int = 8, window_minutes: int = 15,
-                            accounts=None) -> list:
+def accounts_at_digest_time(
+    db: Database, *, at: datetime, hour: int = 8, window_minutes: int = 15, accounts=None
+) -> list:
     """Accounts whose local time is within `window_minutes` after `hour`:00 (the scheduler runs every 15 min);
     `accounts` (tests: a tick of their own) limits it to those."""
     due = []

@@ -50,8 +50,14 @@ def account_timezone(db: Database, account_id) -> str:
 
 def _set_aside_undatable(db: Database, *, batch: int) -> int:
     """Pending reminders whose `due_at` is text or a number are never due: marked, so that someone sees them."""
-    bad = list(db[REMINDERS].find({"status": "pending", "notified_at": None, "due_at": {"$type": ["string", "number"]},
-                                   "failed_at": None}, {"_id": 1}).limit(batch))
+    bad = list(
+        db[REMINDERS]
+        .find(
+            {"status": "pending", "notified_at": None, "due_at": {"$type": ["string", "number"]}, "failed_at": None},
+            {"_id": 1},
+        )
+        .limit(batch)
+    )
     for reminder in bad:
         mark_poisoned(db, reminder, "due_at is not a date")
     return len(bad)
@@ -73,13 +79,20 @@ def _claim(db: Database, ids: list, condition: dict, at: datetime) -> str | None
     """Claim what of `ids` still meets `condition` (the condition again: a reminder is claimed once)."""
     claim_id, claimed = uuid.uuid4().hex, 0
     for start in range(0, len(ids), IN_CHUNK):  # _id first: SecantusDB looks the ids up, in short $in lists
-        claimed += db[REMINDERS].update_many({"_id": {"$in": ids[start:start + IN_CHUNK]}, **condition},
-                                             {"$set": {"claim_id": claim_id, "claimed_at": at}}).modified_count
+        claimed += (
+            db[REMINDERS]
+            .update_many(
+                {"_id": {"$in": ids[start : start + IN_CHUNK]}, **condition},
+                {"$set": {"claim_id": claim_id, "claimed_at": at}},
+            )
+            .modified_count
+        )
     return claim_id if claimed else None
 
 
-def claim_due(db: Database, *, at: datetime, batch: int = CLAIM_BATCH, scan: int = CLAIM_SCAN,
-              on_claim=None, accounts=None) -> list[tuple[ObjectId, str]]:
+def claim_due(
+    db: Database, *, at: datetime, batch: int = CLAIM_BATCH, scan: int = CLAIM_SCAN, on_claim=None, accounts=None
+) -> list[tuple[ObjectId, str]]:
     """Claim every due, unnotified reminder, up to `batch` of one account per claim; returns (account_id,
     claim_id) pairs to notify. `on_claim(account_id, claim_id)` is called as each claim is made, so that its
     job starts while the next is claimed. Reminders set aside as unusable (`failed_at`) are never claimed again.
@@ -96,7 +109,7 @@ def claim_due(db: Database, *, at: datetime, batch: int = CLAIM_BATCH, scan: int
             random.shuffle(groups)  # two replicas ticking at once mostly claim other accounts, not race for one
             for account_id, ids in groups:
                 for start in range(0, len(ids), batch):
-                    claim_id = _claim(db, ids[start:start + batch], {**due, **free}, at)
+                    claim_id = _claim(db, ids[start : start + batch], {**due, **free}, at)
                     if claim_id:
                         claims.append((account_id, claim_id))
                         if on_claim is not None:
@@ -109,13 +122,24 @@ def claim_due(db: Database, *, at: datetime, batch: int = CLAIM_BATCH, scan: int
 def _notification(reminder: dict, uid, *, claim_id: str, overdue: bool, ts) -> dict:
     dedupe_key = f"reminder:{reminder['_id']}:{reminder['due_at'].isoformat()}:{uid}"
     return {
-        "_id": stable_id(dedupe_key), "account_id": reminder["account_id"], "uid": uid, "type": "reminder",
+        "_id": stable_id(dedupe_key),
+        "account_id": reminder["account_id"],
+        "uid": uid,
+        "type": "reminder",
         "title": reminder["title"],
-        "data": {"reminder_id": str(reminder["_id"]), "due_at": reminder["due_at"].isoformat(), "overdue": overdue,
-                 "category": reminder.get("category"),
-                 "contact_id": str(reminder["contact_id"]) if reminder.get("contact_id") else None,
-                 "deal_id": str(reminder["deal_id"]) if reminder.get("deal_id") else None},
-        "read": False, "claim_id": claim_id, "delivered_at": None, "created_at": ts, "dedupe_key": dedupe_key,
+        "data": {
+            "reminder_id": str(reminder["_id"]),
+            "due_at": reminder["due_at"].isoformat(),
+            "overdue": overdue,
+            "category": reminder.get("category"),
+            "contact_id": str(reminder["contact_id"]) if reminder.get("contact_id") else None,
+            "deal_id": str(reminder["deal_id"]) if reminder.get("deal_id") else None,
+        },
+        "read": False,
+        "claim_id": claim_id,
+        "delivered_at": None,
+        "created_at": ts,
+        "dedupe_key": dedupe_key,
     }
 
 
@@ -133,11 +157,23 @@ def insert_new(collection, docs: list[dict]) -> None:
 def _next_doc(reminder: dict, timezone: str, ts) -> dict:
     """The next occurrence of a recurring reminder, with an id made from this one's (so it is made once)."""
     due = next_occurrence(reminder["due_at"], reminder["recurrence"], timezone)
-    doc = {k: reminder[k] for k in ("account_id", "title", "assigned_to", "contact_id", "deal_id", "category",
-                                    "recurrence", "owner") if k in reminder}
-    doc.update({"_id": stable_id(reminder["_id"], "next"), "due_at": due, "status": "pending", "notified_at": None,
-                "claim_id": None, "series_id": reminder.get("series_id", reminder["_id"]), "created_at": ts,
-                "updated_at": ts})
+    doc = {
+        k: reminder[k]
+        for k in ("account_id", "title", "assigned_to", "contact_id", "deal_id", "category", "recurrence", "owner")
+        if k in reminder
+    }
+    doc.update(
+        {
+            "_id": stable_id(reminder["_id"], "next"),
+            "due_at": due,
+            "status": "pending",
+            "notified_at": None,
+            "claim_id": None,
+            "series_id": reminder.get("series_id", reminder["_id"]),
+            "created_at": ts,
+            "updated_at": ts,
+        }
+    )
     return doc
 
 
@@ -155,11 +191,21 @@ def schedule_next(db: Database, reminder: dict, timezone: str) -> ObjectId | Non
 
 
 def _activities(reminder: dict, ts) -> list[dict]:
-    return [{"_id": stable_id(reminder["_id"], "activity", entity_type), "account_id": reminder["account_id"],
-             "entity_type": entity_type, "entity_id": reminder[field], "type": "reminder",
-             "data": {"reminder_id": reminder["_id"], "title": reminder["title"], "due_at": reminder["due_at"]},
-             "uid": None, "created_at": ts, "updated_at": ts}
-            for entity_type, field in (("contact", "contact_id"), ("deal", "deal_id")) if reminder.get(field)]
+    return [
+        {
+            "_id": stable_id(reminder["_id"], "activity", entity_type),
+            "account_id": reminder["account_id"],
+            "entity_type": entity_type,
+            "entity_id": reminder[field],
+            "type": "reminder",
+            "data": {"reminder_id": reminder["_id"], "title": reminder["title"], "due_at": reminder["due_at"]},
+            "uid": None,
+            "created_at": ts,
+            "updated_at": ts,
+        }
+        for entity_type, field in (("contact", "contact_id"), ("deal", "deal_id"))
+        if reminder.get(field)
+    ]
 
 
 def _each_sound(db: Database, reminders: list[dict], work) -> list[dict]:
@@ -182,6 +228,7 @@ def _check(timezone: str):
         error = problem(reminder, timezone)
         if error:
             raise ValueError(error)
+
     return check
 
 
@@ -205,8 +252,10 @@ def notify_claimed(db: Database, settings, job: dict, progress: Progress) -> dic
     notifications, activities, nexts = [], [], []
 
     def prepare(r):  # every write of the reminder, or none
-        made = [_notification(r, uid, claim_id=claim_id, ts=ts, overdue=claimed_at - r["due_at"] > OVERDUE_AFTER)
-                for uid in r["assigned_to"]]
+        made = [
+            _notification(r, uid, claim_id=claim_id, ts=ts, overdue=claimed_at - r["due_at"] > OVERDUE_AFTER)
+            for uid in r["assigned_to"]
+        ]
         following = [_next_doc(r, timezone, ts)] if r.get("recurrence") else []
         notifications.extend(made)
         activities.extend(_activities(r, ts))
@@ -217,8 +266,9 @@ def notify_claimed(db: Database, settings, job: dict, progress: Progress) -> dic
     insert_new(db[ACTIVITY], activities)
     insert_new(db[REMINDERS], nexts)
     if sound:  # after the notifications: a crash before this only repeats them (as no-ops)
-        db[REMINDERS].update_many({**in_claim, "notified_at": None, "failed_at": None},
-                                  {"$set": {"notified_at": ts, "updated_at": ts}})
+        db[REMINDERS].update_many(
+            {**in_claim, "notified_at": None, "failed_at": None}, {"$set": {"notified_at": ts, "updated_at": ts}}
+        )
     notified, poisoned = told_before + len(sound), set_aside_before + len(todo) - len(sound)
     progress.set(processed=notified + poisoned, succeeded=notified, failed=poisoned)
     progress.checkpoint()
@@ -233,7 +283,8 @@ def due_counts(db: Database, account_id, uid, *, at: datetime, window_days: int 
     return {
         "overdue": db[REMINDERS].count_documents({**base, "due_at": {"$lt": at}}),
         "today": db[REMINDERS].count_documents({**base, "due_at": {"$gte": at, "$lt": end}}),
-        "upcoming": db[REMINDERS].count_documents({**base, "due_at": {"$gte": end,
-                                                                      "$lt": end + timedelta(days=window_days)}}),
+        "upcoming": db[REMINDERS].count_documents(
+            {**base, "due_at": {"$gte": end, "$lt": end + timedelta(days=window_days)}}
+        ),
         "window_days": window_days,
     }

@@ -18,8 +18,9 @@ def enqueue_due_reminders(db: Database, broker, *, at: datetime | None = None, a
     `at` and `accounts` are for tests: a tick at a time of their choosing, over their own accounts only."""
 
     def start(account_id, claim_id):  # as soon as it is claimed: workers notify while the rest is claimed
-        start_job(db, broker, account_id, "reminders.notify", {"claim_id": claim_id},
-                  idempotency_key=f"reminders:{claim_id}")
+        start_job(
+            db, broker, account_id, "reminders.notify", {"claim_id": claim_id}, idempotency_key=f"reminders:{claim_id}"
+        )
 
     return len(claim_due(db, at=at or jobs.now(), on_claim=start, accounts=accounts))
 
@@ -29,6 +30,7 @@ def enqueue_digests(db: Database, broker, *, at: datetime | None = None, account
     `accounts` are for tests, as for reminders."""
     due = accounts_at_digest_time(db, at=at or jobs.now(), accounts=accounts)
     for account_id, local_date in due:
-        start_job(db, broker, account_id, "reminders.digest", {"date": local_date},
-                  idempotency_key=f"digest:{local_date}")
+        start_job(
+            db, broker, account_id, "reminders.digest", {"date": local_date}, idempotency_key=f"digest:{local_date}"
+        )
     return len(due)

@@ -30,10 +30,12 @@ def automations_report(db: Database, account_id, visible: dict, params: dict, zo
     actions: dict = defaultdict(lambda: defaultdict(lambda: {"succeeded": 0, "failed": 0}))
     errors: dict = defaultdict(lambda: defaultdict(int))
     # One pass, no $unwind: runs with the same automation, status and outcome (their actions' results) are one row.
-    for row in db[AUTOMATION_LOGS].aggregate([
-        {"$match": match},
-        {"$group": {"_id": {"a": "$automation_id", "s": "$status", "o": "$outcome"}, "n": {"$sum": 1}}},
-    ]):
+    for row in db[AUTOMATION_LOGS].aggregate(
+        [
+            {"$match": match},
+            {"$group": {"_id": {"a": "$automation_id", "s": "$status", "o": "$outcome"}, "n": {"$sum": 1}}},
+        ]
+    ):
         key, n = row["_id"], row["n"]
         counts = runs[key["a"]]
         counts["runs"] += n
@@ -43,16 +45,26 @@ def automations_report(db: Database, account_id, visible: dict, params: dict, zo
             actions[key["a"]][kind][status] += n
             if status == "failed":
                 errors[key["a"]][error] += n
-    known = {a["_id"]: a for a in db[AUTOMATIONS].find({"account_id": account_id, "_id": {"$in": list(runs)}},
-                                                       {"pipeline_id": 1, "stage_id": 1})}
+    known = {
+        a["_id"]: a
+        for a in db[AUTOMATIONS].find(
+            {"account_id": account_id, "_id": {"$in": list(runs)}}, {"pipeline_id": 1, "stage_id": 1}
+        )
+    }
     listed = []
     for automation_id, counts in runs.items():
         automation = known.get(automation_id, {})
         top = sorted(errors[automation_id].items(), key=lambda e: (-e[1], e[0]))[:TOP_ERRORS]
-        listed.append({"automation_id": str(automation_id),
-                       "pipeline_id": _str(automation.get("pipeline_id")), "stage_id": _str(automation.get("stage_id")),
-                       **counts, "actions": {t: dict(v) for t, v in sorted(actions[automation_id].items())},
-                       "top_errors": [{"error": e, "count": n} for e, n in top]})
+        listed.append(
+            {
+                "automation_id": str(automation_id),
+                "pipeline_id": _str(automation.get("pipeline_id")),
+                "stage_id": _str(automation.get("stage_id")),
+                **counts,
+                "actions": {t: dict(v) for t, v in sorted(actions[automation_id].items())},
+                "top_errors": [{"error": e, "count": n} for e, n in top],
+            }
+        )
     listed.sort(key=lambda a: (-a["runs"], a["automation_id"]))
     totals = {key: sum(a[key] for a in listed) for key in ("runs", *STATUSES)}
     return {"automations": listed, "totals": totals}

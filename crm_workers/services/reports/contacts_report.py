@@ -40,23 +40,38 @@ def new_contacts(db: Database, account_id, owner, params: dict, zone_name: str, 
         # A small range: one pass, each contact's local day the server's $dateToString in the zone (checked
         # against zoneinfo by the tests across DST), grouped with its type, source and owner.
         day = {"$dateToString": {"format": "%Y-%m-%d", "date": "$created_at", "timezone": zone_name}}
-        for row in db[CONTACTS].aggregate([{"$match": match}, {"$group": {
-                "_id": {"d": day, "t": "$type", "s": "$source", "o": "$owner"}, "n": {"$sum": 1}}}]):
+        for row in db[CONTACTS].aggregate(
+            [
+                {"$match": match},
+                {"$group": {"_id": {"d": day, "t": "$type", "s": "$source", "o": "$owner"}, "n": {"$sum": 1}}},
+            ]
+        ):
             key = row["_id"]
-            add(period_label(date.fromisoformat(key["d"]), interval), key.get("t"), key.get("s"), key.get("o"),
-                row["n"])
+            add(
+                period_label(date.fromisoformat(key["d"]), interval), key.get("t"), key.get("s"), key.get("o"), row["n"]
+            )
     else:
         # A big one: a pass per period over its own range of the (account, created_at) index, the boundaries
         # Python's. A day expression per document costs the server more than the pass itself (bench/README.md).
         for label, begin, end in zip(labels, bounds, bounds[1:], strict=False):
-            for row in db[CONTACTS].aggregate([
+            for row in db[CONTACTS].aggregate(
+                [
                     {"$match": {**base, "created_at": {"$gte": begin, "$lt": end}}},
-                    {"$group": {"_id": {"t": "$type", "s": "$source", "o": "$owner"}, "n": {"$sum": 1}}}]):
+                    {"$group": {"_id": {"t": "$type", "s": "$source", "o": "$owner"}, "n": {"$sum": 1}}},
+                ]
+            ):
                 key = row["_id"]
                 add(label, key.get("t"), key.get("s"), key.get("o"), row["n"])
     series = list(rows.values())
-    by_owner = sorted(({"owner": str(who) if who is not None else None, "count": n} for who, n in owners.items()),
-                      key=lambda o: (-o["count"], o["owner"] or ""))
-    return {"interval": interval, "timezone": zone_name, "series": series,
-            "by_source": {str(k): n for k, n in sorted(sources.items(), key=lambda kv: str(kv[0]))},
-            "by_owner": by_owner, "total": sum(p["total"] for p in series)}
+    by_owner = sorted(
+        ({"owner": str(who) if who is not None else None, "count": n} for who, n in owners.items()),
+        key=lambda o: (-o["count"], o["owner"] or ""),
+    )
+    return {
+        "interval": interval,
+        "timezone": zone_name,
+        "series": series,
+        "by_source": {str(k): n for k, n in sorted(sources.items(), key=lambda kv: str(kv[0]))},
+        "by_owner": by_owner,
+        "total": sum(p["total"] for p in series),
+    }

@@ -21,20 +21,68 @@ def _rows(kind: str, data: dict):
         for p in data["series"]:
             yield [p["period"], p["persons"], p["businesses"], p["total"]]
     elif kind == "pipeline":
-        yield ["pipeline", "stage", "position", "open_count", "open_value", "won_count", "won_value", "lost_count",
-               "win_rate", "base_currency"]
+        yield [
+            "pipeline",
+            "stage",
+            "position",
+            "open_count",
+            "open_value",
+            "won_count",
+            "won_value",
+            "lost_count",
+            "win_rate",
+            "base_currency",
+        ]
         for p in data["pipelines"]:
             for s in p["stages"]:
-                yield [p["name"], s["name"], s["position"], s["open_count"], s["open_value"], "", "", "", "",
-                       data["base_currency"]]
-            yield [p["name"], "(all)", "", p["open_count"], p["open_value"], p["won_count"], p["won_value"],
-                   p["lost_count"], p["win_rate"], data["base_currency"]]
+                yield [
+                    p["name"],
+                    s["name"],
+                    s["position"],
+                    s["open_count"],
+                    s["open_value"],
+                    "",
+                    "",
+                    "",
+                    "",
+                    data["base_currency"],
+                ]
+            yield [
+                p["name"],
+                "(all)",
+                "",
+                p["open_count"],
+                p["open_value"],
+                p["won_count"],
+                p["won_value"],
+                p["lost_count"],
+                p["win_rate"],
+                data["base_currency"],
+            ]
     else:
-        yield ["automation_id", "pipeline_id", "stage_id", "runs", "succeeded", "failed", "skipped", "waiting",
-               "top_error"]
+        yield [
+            "automation_id",
+            "pipeline_id",
+            "stage_id",
+            "runs",
+            "succeeded",
+            "failed",
+            "skipped",
+            "waiting",
+            "top_error",
+        ]
         for a in data["automations"]:
-            yield [a["automation_id"], a["pipeline_id"], a["stage_id"], a["runs"], a["succeeded"], a["failed"],
-                   a["skipped"], a["waiting"], a["top_errors"][0]["error"] if a["top_errors"] else ""]
+            yield [
+                a["automation_id"],
+                a["pipeline_id"],
+                a["stage_id"],
+                a["runs"],
+                a["succeeded"],
+                a["failed"],
+                a["skipped"],
+                a["waiting"],
+                a["top_errors"][0]["error"] if a["top_errors"] else "",
+            ]
 
 
 def report_csv(answer: dict) -> str:

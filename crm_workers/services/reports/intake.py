@@ -18,8 +18,17 @@ def report_params(db: Database, account_id, kind: str, query: ReportQuery) -> di
     return resolve(kind, query, today_in(zone))
 
 
-def request_report(db: Database, broker, settings, principal: Principal, kind: str, query: ReportQuery, *,
-                   refresh: bool, idempotency_key=None) -> tuple[dict, int]:
+def request_report(
+    db: Database,
+    broker,
+    settings,
+    principal: Principal,
+    kind: str,
+    query: ReportQuery,
+    *,
+    refresh: bool,
+    idempotency_key=None,
+) -> tuple[dict, int]:
     """(the stored answer, 200) or (the job computing it, 202). `refresh` always starts a job."""
     principal = with_visibility(db, principal)
     params = report_params(db, principal.account_id, kind, query)
@@ -29,20 +38,36 @@ def request_report(db: Database, broker, settings, principal: Principal, kind: s
         if stored:
             return store.answer(stored), 200
         # The same report already being computed for this scope: that job, not a second one.
-        running = db[QUEUES].find_one({"account_id": principal.account_id, "type": f"reports.{kind}",
-                                       "status": {"$in": ["queued", "running"]},
-                                       "params.key": store.report_key(params, scope)}, sort=[("created_at", -1)])
+        running = db[QUEUES].find_one(
+            {
+                "account_id": principal.account_id,
+                "type": f"reports.{kind}",
+                "status": {"$in": ["queued", "running"]},
+                "params.key": store.report_key(params, scope),
+            },
+            sort=[("created_at", -1)],
+        )
         if running:
             return running, 202
-    job = submit_job(db, broker, principal, f"reports.{kind}",
-                     {"report": params, "scope": scope, "key": store.report_key(params, scope)},
-                     idempotency_key=idempotency_key)
+    job = submit_job(
+        db,
+        broker,
+        principal,
+        f"reports.{kind}",
+        {"report": params, "scope": scope, "key": store.report_key(params, scope)},
+        idempotency_key=idempotency_key,
+    )
     return job, 202
 
 
 def start_account_report(db: Database, broker, account_id, kind: str, params: dict, *, idempotency_key: str):
     """A report the system computes for a whole account (the nightly refresh)."""
     scope = store.scope_of(None)
-    return start_job(db, broker, account_id, f"reports.{kind}",
-                     {"report": params, "scope": scope, "key": store.report_key(params, scope)},
-                     idempotency_key=idempotency_key)
+    return start_job(
+        db,
+        broker,
+        account_id,
+        f"reports.{kind}",
+        {"report": params, "scope": scope, "key": store.report_key(params, scope)},
+        idempotency_key=idempotency_key,
+    )

@@ -42,7 +42,8 @@ def accounts_due(db: Database, *, at: datetime, hour: int, spread_minutes: int, 
     for account in db[ACCOUNTS].find(query, {"preferences.timezone": 1}):
         local = at.astimezone(_zone((account.get("preferences") or {}).get("timezone")))
         slot = local.replace(hour=hour, minute=0, second=0, microsecond=0) + timedelta(
-            minutes=slot_minutes(account["_id"], spread_minutes))
+            minutes=slot_minutes(account["_id"], spread_minutes)
+        )
         # Compared as instants (aware datetimes of one zone subtract as wall clocks): a slot in the hour a DST
         # change skips is still reached, and one in the hour repeated is reached once (the key is per date).
         if timedelta(0) <= at - slot.astimezone(UTC) < timedelta(minutes=CATCH_UP_MINUTES):
@@ -56,14 +57,16 @@ def nightly_key(kind: str, local_date) -> str:
 
 def enqueue_nightly_reports(db: Database, broker, settings, *, at: datetime, accounts=None) -> int:
     """Start the default reports (every kind, default parameters, whole-account scope) of the accounts due."""
-    due = accounts_due(db, at=at, hour=settings.report_night_hour, spread_minutes=settings.report_spread_minutes,
-                       accounts=accounts)
+    due = accounts_due(
+        db, at=at, hour=settings.report_night_hour, spread_minutes=settings.report_spread_minutes, accounts=accounts
+    )
     # An account stays due for CATCH_UP_MINUTES (six ticks): one read tells which reports a tick started already.
     started = keys_recorded(db, [a for a, _ in due], [nightly_key(k, d) for _, d in due for k in KINDS])
     for account_id, local_date in due:
         for kind in KINDS:
             key = nightly_key(kind, local_date)
             if (account_id, key) not in started:  # the key still guards a race with another scheduler
-                start_account_report(db, broker, account_id, kind, resolve(kind, ReportQuery(), local_date),
-                                     idempotency_key=key)
+                start_account_report(
+                    db, broker, account_id, kind, resolve(kind, ReportQuery(), local_date), idempotency_key=key
+                )
     return len(due)

@@ -58,8 +58,10 @@ def resolve(kind: str, query: ReportQuery, today: date) -> dict:
     if kind == "new_contacts":
         params["interval"] = query.interval or "day"
         if len(period_starts(first, last, params["interval"])) > MAX_PERIODS:
-            raise BadRequest(f"interval: at most {MAX_PERIODS} periods; choose a longer interval or a shorter range",
-                             details={"field": "interval"})
+            raise BadRequest(
+                f"interval: at most {MAX_PERIODS} periods; choose a longer interval or a shorter range",
+                details={"field": "interval"},
+            )
     elif kind == "pipeline":
         params["pipeline_id"] = query.pipeline_id
     else:

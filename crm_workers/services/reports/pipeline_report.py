@@ -41,32 +41,72 @@ class _Tally:
         self.days_to_win_ms = 0.0
 
 
-def pipeline_report(db: Database, account_id, owner, params: dict, zone_name: str, zone, *, base: str,
-                    account_currency: str | None, book: RateBook) -> dict:
+def pipeline_report(
+    db: Database,
+    account_id,
+    owner,
+    params: dict,
+    zone_name: str,
+    zone,
+    *,
+    base: str,
+    account_currency: str | None,
+    book: RateBook,
+) -> dict:
     first, last = date.fromisoformat(params["from"]), date.fromisoformat(params["to"])
     pipeline_id = params.get("pipeline_id")
     pid = oid(pipeline_id) if pipeline_id else None
-    pipelines = list(db[PIPELINES].find({"account_id": account_id, **({"_id": pid} if pid else {})},
-                                        {"name": 1, "currency": 1}).sort([("name", 1), ("_id", 1)]))
+    pipelines = list(
+        db[PIPELINES]
+        .find({"account_id": account_id, **({"_id": pid} if pid else {})}, {"name": 1, "currency": 1})
+        .sort([("name", 1), ("_id", 1)])
+    )
     currency_of = {p["_id"]: p.get("currency") for p in pipelines}
     stages = defaultdict(list)
-    for s in db[STAGES].find({"account_id": account_id, "pipeline_id": {"$in": [p["_id"] for p in pipelines]}},
-                             {"pipeline_id": 1, "name": 1, "position": 1}):
+    for s in db[STAGES].find(
+        {"account_id": account_id, "pipeline_id": {"$in": [p["_id"] for p in pipelines]}},
+        {"pipeline_id": 1, "name": 1, "position": 1},
+    ):
         stages[s["pipeline_id"]].append(s)
     scope = _scope(account_id, owner, pid)
     amount = {"$sum": "$value.amount"}
-    open_rows = db[DEALS].aggregate([
-        {"$match": {**scope, "status": "open"}},
-        {"$group": {"_id": {"p": "$pipeline_id", "s": "$stage_id", "o": "$owner", "c": "$value.currency"},
-                    "n": {"$sum": 1}, "amount": amount}}])
-    closed_rows = db[DEALS].aggregate([
-        {"$match": {**scope, "status": {"$in": ["won", "lost"]},
-                    "closed_at": {"$gte": start_of(first, zone), "$lt": start_of(last + timedelta(days=1), zone)}}},
-        {"$group": {"_id": {"p": "$pipeline_id", "o": "$owner", "st": "$status", "c": "$value.currency",
-                            "d": {"$dateToString": {"format": "%Y-%m-%d", "date": "$closed_at",
-                                                    "timezone": zone_name}}},
-                    "n": {"$sum": 1}, "amount": amount,
-                    "ms": {"$sum": {"$subtract": ["$closed_at", "$created_at"]}}}}])
+    open_rows = db[DEALS].aggregate(
+        [
+            {"$match": {**scope, "status": "open"}},
+            {
+                "$group": {
+                    "_id": {"p": "$pipeline_id", "s": "$stage_id", "o": "$owner", "c": "$value.currency"},
+                    "n": {"$sum": 1},
+                    "amount": amount,
+                }
+            },
+        ]
+    )
+    closed_rows = db[DEALS].aggregate(
+        [
+            {
+                "$match": {
+                    **scope,
+                    "status": {"$in": ["won", "lost"]},
+                    "closed_at": {"$gte": start_of(first, zone), "$lt": start_of(last + timedelta(days=1), zone)},
+                }
+            },
+            {
+                "$group": {
+                    "_id": {
+                        "p": "$pipeline_id",
+                        "o": "$owner",
+                        "st": "$status",
+                        "c": "$value.currency",
+                        "d": {"$dateToString": {"format": "%Y-%m-%d", "date": "$closed_at", "timezone": zone_name}},
+                    },
+                    "n": {"$sum": 1},
+                    "amount": amount,
+                    "ms": {"$sum": {"$subtract": ["$closed_at", "$created_at"]}},
+                }
+            },
+        ]
+    )
     by_pipeline: dict = defaultdict(_Tally)
     by_stage: dict = defaultdict(_Tally)
     by_owner: dict = defaultdict(_Tally)
@@ -102,23 +142,49 @@ def pipeline_report(db: Database, account_id, owner, params: dict, zone_name: st
     out_pipelines = []
     for p in pipelines:
         t = by_pipeline.get(p["_id"], _Tally())
-        out_pipelines.append({
-            "pipeline_id": str(p["_id"]), "name": p.get("name"),
-            "stages": [{"stage_id": str(s["_id"]), "name": s.get("name"), "position": s.get("position"),
+        out_pipelines.append(
+            {
+                "pipeline_id": str(p["_id"]),
+                "name": p.get("name"),
+                "stages": [
+                    {
+                        "stage_id": str(s["_id"]),
+                        "name": s.get("name"),
+                        "position": s.get("position"),
                         "open_count": by_stage.get((p["_id"], s["_id"]), _Tally()).open_count,
-                        "open_value": round(by_stage.get((p["_id"], s["_id"]), _Tally()).open_value, 2)}
-                       for s in sorted(stages[p["_id"]], key=lambda s: (s.get("position") or 0, str(s["_id"])))],
-            "open_count": t.open_count, "open_value": round(t.open_value, 2), "won_count": t.won_count,
-            "won_value": round(t.won_value, 2), "lost_count": t.lost_count,
-            "win_rate": _win_rate(t.won_count, t.lost_count)})
-    leaderboard = [{"owner": str(o) if o is not None else None, "won_count": t.won_count,
-                    "won_value": round(t.won_value, 2), "lost_count": t.lost_count, "open_count": t.open_count,
-                    "open_value": round(t.open_value, 2), "win_rate": _win_rate(t.won_count, t.lost_count),
-                    "avg_days_to_win": round(t.days_to_win_ms / t.won_count / DAY_MS, 1) if t.won_count else None}
-                   for o, t in by_owner.items()]
+                        "open_value": round(by_stage.get((p["_id"], s["_id"]), _Tally()).open_value, 2),
+                    }
+                    for s in sorted(stages[p["_id"]], key=lambda s: (s.get("position") or 0, str(s["_id"])))
+                ],
+                "open_count": t.open_count,
+                "open_value": round(t.open_value, 2),
+                "won_count": t.won_count,
+                "won_value": round(t.won_value, 2),
+                "lost_count": t.lost_count,
+                "win_rate": _win_rate(t.won_count, t.lost_count),
+            }
+        )
+    leaderboard = [
+        {
+            "owner": str(o) if o is not None else None,
+            "won_count": t.won_count,
+            "won_value": round(t.won_value, 2),
+            "lost_count": t.lost_count,
+            "open_count": t.open_count,
+            "open_value": round(t.open_value, 2),
+            "win_rate": _win_rate(t.won_count, t.lost_count),
+            "avg_days_to_win": round(t.days_to_win_ms / t.won_count / DAY_MS, 1) if t.won_count else None,
+        }
+        for o, t in by_owner.items()
+    ]
     leaderboard.sort(key=lambda r: (-r["won_value"], r["owner"] or ""))
-    data = {"base_currency": base, "rates_as_of": book.as_of(), "timezone": zone_name, "pipelines": out_pipelines,
-            "leaderboard": leaderboard}
+    data = {
+        "base_currency": base,
+        "rates_as_of": book.as_of(),
+        "timezone": zone_name,
+        "pipelines": out_pipelines,
+        "leaderboard": leaderboard,
+    }
     if unconverted:
         data["unconverted"] = dict(sorted(unconverted.items()))  # deals counted, their value left out
     return data

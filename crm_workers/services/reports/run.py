@@ -22,9 +22,17 @@ def compute(db: Database, settings, principal: Principal, kind: str, params: dic
     if kind == "new_contacts":
         return new_contacts(db, account_id, owner, params, zone_name, zone)
     if kind == "pipeline":
-        return pipeline_report(db, account_id, owner, params, zone_name, zone, base=settings.base_currency,
-                               account_currency=preferences.get("currency"),
-                               book=RateBook.load(db, settings.rates_file or None))
+        return pipeline_report(
+            db,
+            account_id,
+            owner,
+            params,
+            zone_name,
+            zone,
+            base=settings.base_currency,
+            account_currency=preferences.get("currency"),
+            book=RateBook.load(db, settings.rates_file or None),
+        )
     visible = visible_logs(db, principal) if owner is not None else {}
     return automations_report(db, account_id, visible, params, zone)
 

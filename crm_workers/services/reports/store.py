@@ -27,24 +27,46 @@ def report_key(params: dict, scope: str) -> str:
 
 def answer(doc: dict) -> dict:
     """The stored result as the API answers it (and as a report job's `result`)."""
-    return {"kind": doc["kind"], "params": doc["params"], "computed_at": doc["computed_at"].isoformat().replace(
-        "+00:00", "Z"), "job_id": str(doc["job_id"]) if doc.get("job_id") else None, "data": doc["data"]}
+    return {
+        "kind": doc["kind"],
+        "params": doc["params"],
+        "computed_at": doc["computed_at"].isoformat().replace("+00:00", "Z"),
+        "job_id": str(doc["job_id"]) if doc.get("job_id") else None,
+        "data": doc["data"],
+    }
 
 
 def fresh(db: Database, account_id, kind: str, params: dict, scope: str, max_age_seconds: int) -> dict | None:
     """The stored result computed less than `max_age_seconds` ago, or None."""
-    return db[REPORTS].find_one({"account_id": account_id, "kind": kind, "key": report_key(params, scope),
-                                 "computed_at": {"$gt": now() - timedelta(seconds=max_age_seconds)}})
+    return db[REPORTS].find_one(
+        {
+            "account_id": account_id,
+            "kind": kind,
+            "key": report_key(params, scope),
+            "computed_at": {"$gt": now() - timedelta(seconds=max_age_seconds)},
+        }
+    )
 
 
 def save(db: Database, account_id, kind: str, params: dict, scope: str, data: dict, job_id, computed_at) -> dict:
     """Store a result unless a newer one for the same key is there already (two jobs ending out of order)."""
     key = report_key(params, scope)
-    doc = {"account_id": account_id, "kind": kind, "key": key, "params": params, "scope": scope, "data": data,
-           "computed_at": computed_at, "job_id": job_id}
+    doc = {
+        "account_id": account_id,
+        "kind": kind,
+        "key": key,
+        "params": params,
+        "scope": scope,
+        "data": data,
+        "computed_at": computed_at,
+        "job_id": job_id,
+    }
     try:
-        db[REPORTS].update_one({"account_id": account_id, "kind": kind, "key": key,
-                                "computed_at": {"$lt": computed_at}}, {"$set": doc}, upsert=True)
+        db[REPORTS].update_one(
+            {"account_id": account_id, "kind": kind, "key": key, "computed_at": {"$lt": computed_at}},
+            {"$set": doc},
+            upsert=True,
+        )
     except DuplicateKeyError:
         pass  # a newer result is stored: it stays
     return doc

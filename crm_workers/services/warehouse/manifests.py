@@ -51,11 +51,25 @@ def write_manifest(db: Database, storage, manifest: dict) -> str:
 def _record(db: Database, manifest: dict, key: str) -> None:
     # Collection and column names hold dots, which MongoDB field names should not: the manifest is kept as text,
     # and its counts as a list.
-    tables = [{"collection": name, "rows": c["rows"], "deleted": c["deleted"], "files": len(c["files"]),
-               "unexpected": sum(c.get("unexpected", {}).values())} for name, c in manifest["collections"].items()]
-    doc = {"from": parse_iso(manifest["from"]), "to": parse_iso(manifest["to"]), "manifest": key,
-           "manifest_json": json.dumps(manifest), "tables": tables, "rows": sum(t["rows"] for t in tables),
-           "deleted": sum(t["deleted"] for t in tables)}
+    tables = [
+        {
+            "collection": name,
+            "rows": c["rows"],
+            "deleted": c["deleted"],
+            "files": len(c["files"]),
+            "unexpected": sum(c.get("unexpected", {}).values()),
+        }
+        for name, c in manifest["collections"].items()
+    ]
+    doc = {
+        "from": parse_iso(manifest["from"]),
+        "to": parse_iso(manifest["to"]),
+        "manifest": key,
+        "manifest_json": json.dumps(manifest),
+        "tables": tables,
+        "rows": sum(t["rows"] for t in tables),
+        "deleted": sum(t["deleted"] for t in tables),
+    }
     db[WAREHOUSE_RUNS].update_one({"_id": ObjectId(manifest["run_id"])}, {"$set": doc}, upsert=True)
 
 
@@ -63,7 +77,7 @@ def sync_from_storage(db: Database, storage) -> int:
     """Record the manifests storage has and MongoDB does not; how many there were."""
     keys = [k for k in storage.list(RUNS_PREFIX) if k.endswith(".json")]
     known = {str(d["_id"]) for d in db[WAREHOUSE_RUNS].find({}, {"_id": 1})}
-    missing = [k for k in keys if k[len(RUNS_PREFIX):-len(".json")] not in known]
+    missing = [k for k in keys if k[len(RUNS_PREFIX) : -len(".json")] not in known]
     for key in missing:
         with storage.open(key) as f:
             manifest = json.loads(f.read())
@@ -84,10 +98,21 @@ def manifests_by_run(db: Database, run_ids: list[ObjectId]) -> dict[ObjectId, di
 
 def feed_totals(db: Database) -> tuple[list[dict], datetime | None]:
     """Rows written per collection and operation over every recorded run, and the last window's end."""
-    totals = list(db[WAREHOUSE_RUNS].aggregate([
-        {"$unwind": "$tables"},
-        {"$group": {"_id": "$tables.collection", "rows": {"$sum": "$tables.rows"},
-                    "deleted": {"$sum": "$tables.deleted"}, "unexpected": {"$sum": "$tables.unexpected"}}},
-        {"$sort": {"_id": 1}}]))
+    totals = list(
+        db[WAREHOUSE_RUNS].aggregate(
+            [
+                {"$unwind": "$tables"},
+                {
+                    "$group": {
+                        "_id": "$tables.collection",
+                        "rows": {"$sum": "$tables.rows"},
+                        "deleted": {"$sum": "$tables.deleted"},
+                        "unexpected": {"$sum": "$tables.unexpected"},
+                    }
+                },
+                {"$sort": {"_id": 1}},
+            ]
+        )
+    )
     last = db[WAREHOUSE_RUNS].find_one({}, {"to": 1}, sort=[("to", -1)])
     return totals, last["to"] if last else None

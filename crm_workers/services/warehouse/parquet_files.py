@@ -23,8 +23,16 @@ class ParquetFiles:
     """`<key_prefix>-<n>.parquet`, n from 0: the same rows always give the same file names (a retried run
     rewrites its files instead of adding to them)."""
 
-    def __init__(self, storage, key_prefix: str, schema: pa.Schema, *, group_rows: int = ROW_GROUP_ROWS,
-                 file_rows: int = FILE_ROWS, uploaded: list[str] | None = None):
+    def __init__(
+        self,
+        storage,
+        key_prefix: str,
+        schema: pa.Schema,
+        *,
+        group_rows: int = ROW_GROUP_ROWS,
+        file_rows: int = FILE_ROWS,
+        uploaded: list[str] | None = None,
+    ):
         self.storage, self.key_prefix, self.schema = storage, key_prefix, schema
         self.uploaded = uploaded if uploaded is not None else []  # every key uploaded, shared by a run's tables
         self.group_rows, self.file_rows = group_rows, file_rows
@@ -63,8 +71,10 @@ class ParquetFiles:
         if self._writer is None:
             self._file = tempfile.TemporaryFile(prefix="crm-warehouse-")
             self._writer = pq.ParquetWriter(self._file, self.schema, compression=COMPRESSION)
-        self._writer.write_table(pa.Table.from_batches(self._pending, schema=self.schema),
-                                 row_group_size=max(self.group_rows, self._pending_rows))
+        self._writer.write_table(
+            pa.Table.from_batches(self._pending, schema=self.schema),
+            row_group_size=max(self.group_rows, self._pending_rows),
+        )
         self._file_rows += self._pending_rows
         self._pending, self._pending_rows = [], 0
         if self._file_rows >= self.file_rows:

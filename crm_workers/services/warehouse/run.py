@@ -65,11 +65,20 @@ def _range(window: dict) -> dict:
     return rng
 
 
-def _export_collection(db: Database, storage, collection: str, window: dict, run_id: str, progress: Progress,
-                       batch_size: int, uploaded: list[str]) -> dict:
+def _export_collection(
+    db: Database,
+    storage,
+    collection: str,
+    window: dict,
+    run_id: str,
+    progress: Progress,
+    batch_size: int,
+    uploaded: list[str],
+) -> dict:
     builder = BatchBuilder(collection, run_id)
-    files = ParquetFiles(storage, manifests.file_prefix(collection, window["day"], run_id), builder.schema,
-                         uploaded=uploaded)
+    files = ParquetFiles(
+        storage, manifests.file_prefix(collection, window["day"], run_id), builder.schema, uploaded=uploaded
+    )
     rng = _range(window)
     query: dict = {"updated_at": rng}
     projection = None
@@ -80,15 +89,27 @@ def _export_collection(db: Database, storage, collection: str, window: dict, run
         query["account_id"] = {"$ne": SYSTEM_ACCOUNT_ID}
     rows = deleted = 0
     try:
-        for batch in batches_ahead(lambda: db[collection].find(query, projection)
-                                   .sort(_CHANGE_ORDER).hint(CHANGES_INDEX).batch_size(batch_size), batch_size):
+        for batch in batches_ahead(
+            lambda: (
+                db[collection].find(query, projection).sort(_CHANGE_ORDER).hint(CHANGES_INDEX).batch_size(batch_size)
+            ),
+            batch_size,
+        ):
             files.write(builder.upserts(batch))
             rows += len(batch)
             progress.add(succeeded=len(batch))
             progress.checkpoint()
         trash = {"kind": "doc", "collection": collection, "deleted_at": rng}
-        for batch in batches_ahead(lambda: db[TRASH].find(trash, {"record_id": 1, "account_id": 1, "deleted_at": 1})
-                                   .sort(_DELETE_ORDER).hint(DELETES_INDEX).batch_size(batch_size), batch_size):
+        for batch in batches_ahead(
+            lambda: (
+                db[TRASH]
+                .find(trash, {"record_id": 1, "account_id": 1, "deleted_at": 1})
+                .sort(_DELETE_ORDER)
+                .hint(DELETES_INDEX)
+                .batch_size(batch_size)
+            ),
+            batch_size,
+        ):
             files.write(builder.deletes(batch))
             deleted += len(batch)
             progress.add(succeeded=len(batch))
@@ -101,8 +122,13 @@ def _export_collection(db: Database, storage, collection: str, window: dict, run
         keys = files.close()
     finally:
         files.abort()
-    return {"rows": rows, "deleted": deleted, "files": keys, "bytes": files.bytes,
-            "unexpected": dict(sorted(builder.unexpected.items()))}
+    return {
+        "rows": rows,
+        "deleted": deleted,
+        "files": keys,
+        "bytes": files.bytes,
+        "unexpected": dict(sorted(builder.unexpected.items())),
+    }
 
 
 def _restored(db: Database, collection: str, rng: dict, projection, batch_size: int):
@@ -111,15 +137,22 @@ def _restored(db: Database, collection: str, rng: dict, projection, batch_size: 
     when. A record whose `updated_at` is in the window was read already (once per run)."""
     entries = {"outcome": "restored", "collection": collection, "restored_at": rng}
     last = None
-    for batch in batches_ahead(lambda: db[TRASH].find(entries, {"record_id": 1}).sort(_RESTORE_ORDER)
-                               .hint(RESTORES_INDEX).batch_size(batch_size), batch_size):
+    for batch in batches_ahead(
+        lambda: (
+            db[TRASH].find(entries, {"record_id": 1}).sort(_RESTORE_ORDER).hint(RESTORES_INDEX).batch_size(batch_size)
+        ),
+        batch_size,
+    ):
         wanted = []
         for e in batch:  # sorted by record: one record's entries are neighbours
             if e["record_id"] != last:
                 wanted.append(e["record_id"])
                 last = e["record_id"]
-        docs = [d for d in db[collection].find({"_id": {"$in": wanted}}, projection)
-                if not _in_range(d.get("updated_at"), rng)]
+        docs = [
+            d
+            for d in db[collection].find({"_id": {"$in": wanted}}, projection)
+            if not _in_range(d.get("updated_at"), rng)
+        ]
         if docs:
             yield docs
 
@@ -158,21 +191,36 @@ def run_warehouse_export(db: Database, settings, job: dict, progress: Progress) 
     collections, uploaded = {}, []
     try:
         for collection in COLLECTIONS:
-            collections[collection] = _export_collection(db, storage, collection, window, run_id, progress,
-                                                         settings.warehouse_batch_size, uploaded)
+            collections[collection] = _export_collection(
+                db, storage, collection, window, run_id, progress, settings.warehouse_batch_size, uploaded
+            )
             if progress.attempt > 1:
                 _remove_leftovers(storage, collection, window, run_id, collections[collection]["files"])
         progress.checkpoint(flush=True)  # cancelled by now: no manifest
     except BaseException:
         _remove(storage, uploaded)  # files without a manifest are no part of the feed (a killed run's stay)
         raise
-    manifest = {"run_id": run_id, "from": manifests.iso(window["from"]), "to": manifests.iso(window["to"]),
-                "written_at": manifests.iso(now()), "collections": collections}
+    manifest = {
+        "run_id": run_id,
+        "from": manifests.iso(window["from"]),
+        "to": manifests.iso(window["to"]),
+        "written_at": manifests.iso(now()),
+        "collections": collections,
+    }
     key = manifests.write_manifest(db, storage, manifest)
     progress.total = progress.processed
-    log.info("warehouse run %s: %s rows, %s deletes", run_id, sum(c["rows"] for c in collections.values()),
-             sum(c["deleted"] for c in collections.values()))
-    return {"run_id": run_id, "from": manifest["from"], "to": manifest["to"], "manifest": key,
-            "rows": sum(c["rows"] for c in collections.values()),
-            "deleted": sum(c["deleted"] for c in collections.values()),
-            "unexpected": sum(sum(c["unexpected"].values()) for c in collections.values())}
+    log.info(
+        "warehouse run %s: %s rows, %s deletes",
+        run_id,
+        sum(c["rows"] for c in collections.values()),
+        sum(c["deleted"] for c in collections.values()),
+    )
+    return {
+        "run_id": run_id,
+        "from": manifest["from"],
+        "to": manifest["to"],
+        "manifest": key,
+        "rows": sum(c["rows"] for c in collections.values()),
+        "deleted": sum(c["deleted"] for c in collections.values()),
+        "unexpected": sum(sum(c["unexpected"].values()) for c in collections.values()),
+    }

@@ -15,8 +15,10 @@ _UNFINISHED = ["queued", "running"]
 
 
 def _latest(db: Database, statuses: list[str]) -> dict | None:
-    return db[QUEUES].find_one({"account_id": SYSTEM_ACCOUNT_ID, "type": JOB_TYPE, "status": {"$in": statuses}},
-                               sort=[("created_at", -1), ("_id", -1)])
+    return db[QUEUES].find_one(
+        {"account_id": SYSTEM_ACCOUNT_ID, "type": JOB_TYPE, "status": {"$in": statuses}},
+        sort=[("created_at", -1), ("_id", -1)],
+    )
 
 
 def start_run(db: Database, broker, *, requested_by: str) -> dict:
@@ -36,21 +38,39 @@ def start_run(db: Database, broker, *, requested_by: str) -> dict:
 
 def list_runs(db: Database, *, limit: int = 50) -> list[dict]:
     """The latest runs, newest first: each job's status and, once its manifest is written, its window and counts."""
-    runs = list(db[QUEUES].find({"account_id": SYSTEM_ACCOUNT_ID, "type": JOB_TYPE},
-                                sort=[("created_at", -1), ("_id", -1)], limit=limit))
+    runs = list(
+        db[QUEUES].find(
+            {"account_id": SYSTEM_ACCOUNT_ID, "type": JOB_TYPE}, sort=[("created_at", -1), ("_id", -1)], limit=limit
+        )
+    )
     written = manifests_by_run(db, [r["_id"] for r in runs])
     return [run_to_json(r, written.get(r["_id"])) for r in runs]
 
 
 def run_to_json(job: dict, manifest: dict | None) -> dict:
-    out = {"id": str(job["_id"]), "status": job["status"], "attempts": job.get("attempts", 0),
-           "requested_by": (job.get("params") or {}).get("requested_by"), "created_at": iso(job.get("created_at")),
-           "started_at": iso(job.get("started_at")), "finished_at": iso(job.get("finished_at")),
-           "error": job.get("error"), "manifest": None}
+    out = {
+        "id": str(job["_id"]),
+        "status": job["status"],
+        "attempts": job.get("attempts", 0),
+        "requested_by": (job.get("params") or {}).get("requested_by"),
+        "created_at": iso(job.get("created_at")),
+        "started_at": iso(job.get("started_at")),
+        "finished_at": iso(job.get("finished_at")),
+        "error": job.get("error"),
+        "manifest": None,
+    }
     if manifest:
         out["manifest"] = manifest["manifest"]
-        out.update({"from": iso(manifest["from"]), "to": iso(manifest["to"]), "rows": manifest["rows"],
-                    "deleted": manifest["deleted"],
-                    "collections": {t["collection"]: {k: t[k] for k in ("rows", "deleted", "files", "unexpected")}
-                                    for t in manifest["tables"]}})
+        out.update(
+            {
+                "from": iso(manifest["from"]),
+                "to": iso(manifest["to"]),
+                "rows": manifest["rows"],
+                "deleted": manifest["deleted"],
+                "collections": {
+                    t["collection"]: {k: t[k] for k in ("rows", "deleted", "files", "unexpected")}
+                    for t in manifest["tables"]
+                },
+            }
+        )
     return out

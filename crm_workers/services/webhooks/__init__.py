@@ -22,7 +22,14 @@ def attach(broker, *, db, settings) -> None:
         if isinstance(middleware, JobLifecycle):
             middleware.after_end[:] = [record_deliveries]
             middleware.events_wanted = subscribed.wants
-    broker.add_middleware(dispatcher.WebhookDispatcher(
-        db=db, senders=settings.webhook_senders, account_senders=settings.webhook_account_senders,
-        poll_seconds=settings.webhook_poll_seconds, allow_private=settings.webhook_allow_private,
-        retry_base_seconds=settings.webhook_retry_seconds, subscribed=subscribed))
+    broker.add_middleware(
+        dispatcher.WebhookDispatcher(
+            db=db,
+            senders=settings.webhook_senders,
+            account_senders=settings.webhook_account_senders,
+            poll_seconds=settings.webhook_poll_seconds,
+            allow_private=settings.webhook_allow_private,
+            retry_base_seconds=settings.webhook_retry_seconds,
+            subscribed=subscribed,
+        )
+    )

@@ -43,8 +43,17 @@ def knows_subscribed(account_id) -> bool:
 
 
 class WebhookDispatcher(Middleware):
-    def __init__(self, *, db, senders: int, account_senders: int, poll_seconds: float, allow_private: bool,
-                 retry_base_seconds: float, subscribed=None):
+    def __init__(
+        self,
+        *,
+        db,
+        senders: int,
+        account_senders: int,
+        poll_seconds: float,
+        allow_private: bool,
+        retry_base_seconds: float,
+        subscribed=None,
+    ):
         self.db, self.senders, self.account_senders = db, senders, min(account_senders, senders)
         self.poll_seconds, self.allow_private, self.retry_base_seconds = poll_seconds, allow_private, retry_base_seconds
         self._wake = threading.Event()
@@ -108,8 +117,11 @@ class WebhookDispatcher(Middleware):
             look, self._look = self._look, None
             if not look and time.monotonic() - self._looked_at >= self.poll_seconds:
                 look = "fresh"  # the poll: new deliveries of other processes' jobs, retries come due
-            if (not look and time.monotonic() - self._all_at >= self.poll_seconds / 2
-                    and not any(c["account_id"] not in full for c in self._ready.values())):
+            if (
+                not look
+                and time.monotonic() - self._all_at >= self.poll_seconds / 2
+                and not any(c["account_id"] not in full for c in self._ready.values())
+            ):
                 look = "all"  # nothing kept that a sender could take: ask the server (not at every sender's end)
         if free <= 0:
             with self._lock:
@@ -156,8 +168,9 @@ class WebhookDispatcher(Middleware):
         try:
             delivery = sender.claim(self.db, candidate["_id"])  # None: another sender took it first
             if delivery is not None:
-                sender.attempt(self.db, delivery, allow_private=self.allow_private,
-                               retry_base_seconds=self.retry_base_seconds)
+                sender.attempt(
+                    self.db, delivery, allow_private=self.allow_private, retry_base_seconds=self.retry_base_seconds
+                )
         except Exception:  # a claimed one is due again after its lease
             log.exception("webhook delivery %s failed unexpectedly", candidate["_id"])
         finally:

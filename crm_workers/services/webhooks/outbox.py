@@ -51,11 +51,29 @@ def _deliveries(job: dict, subscriptions: list[dict]) -> list[dict]:
         targets.append((CALLBACK, None, job["callback_url"]))
     ts = now()
     body = body_of(job) if targets else ""
-    return [{"_id": stable_id(end["id"], key), "account_id": job["account_id"], "subscription_id": sub_id,
-             "target": key, "url": url, "event": event, "event_id": end["id"], "job_id": job["_id"],
-             "job_type": job["type"], "body": body, "status": "pending", "attempts": 0, "last_status_code": None,
-             "last_error": None, "next_attempt_at": ts, "give_up_at": end["at"] + RETRY_WINDOW, "created_at": ts,
-             "updated_at": ts} for key, sub_id, url in targets]
+    return [
+        {
+            "_id": stable_id(end["id"], key),
+            "account_id": job["account_id"],
+            "subscription_id": sub_id,
+            "target": key,
+            "url": url,
+            "event": event,
+            "event_id": end["id"],
+            "job_id": job["_id"],
+            "job_type": job["type"],
+            "body": body,
+            "status": "pending",
+            "attempts": 0,
+            "last_status_code": None,
+            "last_error": None,
+            "next_attempt_at": ts,
+            "give_up_at": end["at"] + RETRY_WINDOW,
+            "created_at": ts,
+            "updated_at": ts,
+        }
+        for key, sub_id, url in targets
+    ]
 
 
 def _insert(db: Database, docs: list[dict]) -> None:
@@ -96,8 +114,9 @@ def record_pending_ends(db: Database, *, accounts=None) -> int:
             subscriptions = list(db[WEBHOOKS].find({"account_id": account_id}))
             docs = [d for job in ended for d in _deliveries(job, subscriptions)]
             _insert(db, docs)
-            jobs.events_recorded_many(db, [(job["_id"], job["end_event"]["id"]) for job in ended
-                                           if job.get("end_event")])
+            jobs.events_recorded_many(
+                db, [(job["_id"], job["end_event"]["id"]) for job in ended if job.get("end_event")]
+            )
             made += len(docs)
         except Exception:  # one account's trouble must not stop the others
             log.exception("recording the webhook deliveries of account %s failed", account_id)
@@ -121,8 +140,9 @@ def record_for_new_subscriptions(db: Database, *, accounts=None) -> int:
     return made
 
 
-def list_deliveries(db: Database, principal: Principal, subscription_id, *, page: int = 1,
-                    per_page: int = 50) -> tuple[list[dict], int]:
+def list_deliveries(
+    db: Database, principal: Principal, subscription_id, *, page: int = 1, per_page: int = 50
+) -> tuple[list[dict], int]:
     """A subscription's deliveries, newest first."""
     sub = get_subscription(db, principal, subscription_id)
     query = {"account_id": principal.account_id, "subscription_id": sub["_id"]}
@@ -142,11 +162,22 @@ def retry_delivery(db: Database, principal: Principal, subscription_id, delivery
         raise Conflict("this delivery was delivered already; it is never sent again", code="already_delivered")
     ts = now()
     # Only one not claimed by a sender right now (a claimed one has its next attempt in the future) or failed.
-    again = {"$set": {"status": "pending", "next_attempt_at": ts, "give_up_at": ts + RETRY_WINDOW, "updated_at": ts,
-                      "retried_at": ts}, "$unset": {"claim_id": ""}}
-    moved = db[WEBHOOK_DELIVERIES].update_one({**query, "status": "failed"}, again).matched_count or \
-        db[WEBHOOK_DELIVERIES].update_one({**query, "status": "pending", "claim_id": {"$exists": False}},
-                                          again).matched_count
+    again = {
+        "$set": {
+            "status": "pending",
+            "next_attempt_at": ts,
+            "give_up_at": ts + RETRY_WINDOW,
+            "updated_at": ts,
+            "retried_at": ts,
+        },
+        "$unset": {"claim_id": ""},
+    }
+    moved = (
+        db[WEBHOOK_DELIVERIES].update_one({**query, "status": "failed"}, again).matched_count
+        or db[WEBHOOK_DELIVERIES]
+        .update_one({**query, "status": "pending", "claim_id": {"$exists": False}}, again)
+        .matched_count
+    )
     if not moved:
         raise Conflict("the delivery is being sent right now; look again in a moment", code="in_progress")
     return db[WEBHOOK_DELIVERIES].find_one({"_id": doc["_id"]}, {"body": 0})
@@ -156,8 +187,17 @@ def delivery_to_json(doc: dict) -> dict:
     def ts(value):
         return value.isoformat().replace("+00:00", "Z") if value else None
 
-    return {"id": str(doc["_id"]), "event": doc["event"], "event_id": doc["event_id"], "job_id": str(doc["job_id"]),
-            "job_type": doc.get("job_type"), "status": doc["status"], "attempts": doc.get("attempts", 0),
-            "last_status_code": doc.get("last_status_code"), "last_error": doc.get("last_error"),
-            "next_attempt_at": ts(doc.get("next_attempt_at")) if doc["status"] == "pending" else None,
-            "created_at": ts(doc.get("created_at")), "delivered_at": ts(doc.get("delivered_at"))}
+    return {
+        "id": str(doc["_id"]),
+        "event": doc["event"],
+        "event_id": doc["event_id"],
+        "job_id": str(doc["job_id"]),
+        "job_type": doc.get("job_type"),
+        "status": doc["status"],
+        "attempts": doc.get("attempts", 0),
+        "last_status_code": doc.get("last_status_code"),
+        "last_error": doc.get("last_error"),
+        "next_attempt_at": ts(doc.get("next_attempt_at")) if doc["status"] == "pending" else None,
+        "created_at": ts(doc.get("created_at")),
+        "delivered_at": ts(doc.get("delivered_at")),
+    }

@@ -47,9 +47,13 @@ def due(db: Database, *, limit: int, skip_accounts=(), fresh_only: bool = False)
     skip = set(skip_accounts)
     fields = {"_id": 1, "account_id": 1}
     found: dict = {}
-    walks = [({"status": "pending", "next_attempt_at": {"$lte": ts}}, ASCENDING),
-             ({"status": "pending", "next_attempt_at": {"$lte": ts, "$gt": ts - timedelta(seconds=FRESH_SECONDS)}},
-              DESCENDING)]
+    walks = [
+        ({"status": "pending", "next_attempt_at": {"$lte": ts}}, ASCENDING),
+        (
+            {"status": "pending", "next_attempt_at": {"$lte": ts, "$gt": ts - timedelta(seconds=FRESH_SECONDS)}},
+            DESCENDING,
+        ),
+    ]
     for query, order in walks[1:] if fresh_only else walks:
         for d in db[WEBHOOK_DELIVERIES].find(query, fields).sort("next_attempt_at", order).limit(limit * 3):
             if d["account_id"] not in skip:
@@ -66,27 +70,34 @@ def claim(db: Database, delivery_id) -> dict | None:
     # Not findAndModify: one write and one read by _id cost SecantusDB 2 ms, its findAndModify 30 ms or more.
     taken = db[WEBHOOK_DELIVERIES].update_one(
         {"_id": delivery_id, "status": "pending", "next_attempt_at": {"$lte": ts}},
-        {"$set": {"claim_id": claim_id, "next_attempt_at": ts + LEASE, "last_attempt_at": ts, "updated_at": ts},
-         "$inc": {"attempts": 1}})
+        {
+            "$set": {"claim_id": claim_id, "next_attempt_at": ts + LEASE, "last_attempt_at": ts, "updated_at": ts},
+            "$inc": {"attempts": 1},
+        },
+    )
     return db[WEBHOOK_DELIVERIES].find_one({"_id": delivery_id, "claim_id": claim_id}) if taken.matched_count else None
 
 
 def _secret(db: Database, delivery: dict) -> str | None:
     if delivery.get("subscription_id") is None:
         return account_secret(db, delivery["account_id"])
-    sub = db[WEBHOOKS].find_one({"_id": delivery["subscription_id"], "account_id": delivery["account_id"]},
-                                {"secret": 1})
+    sub = db[WEBHOOKS].find_one(
+        {"_id": delivery["subscription_id"], "account_id": delivery["account_id"]}, {"secret": 1}
+    )
     return sub and sub["secret"]
 
 
 def headers_for(delivery: dict, secret: str, body: bytes, *, at: int) -> dict:
-    return {"Content-Type": "application/json", "User-Agent": "crm-jobs-webhooks/1",
-            "X-CRM-Event": delivery["event"], "X-CRM-Event-Id": delivery["event_id"],
-            "X-CRM-Signature": sign(secret, at, body)}
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "crm-jobs-webhooks/1",
+        "X-CRM-Event": delivery["event"],
+        "X-CRM-Event-Id": delivery["event_id"],
+        "X-CRM-Signature": sign(secret, at, body),
+    }
 
 
-def attempt(db: Database, delivery: dict, *, allow_private: bool, retry_base_seconds: float,
-            post=http.post) -> str:
+def attempt(db: Database, delivery: dict, *, allow_private: bool, retry_base_seconds: float, post=http.post) -> str:
     """POST a claimed delivery once and record how it went: `delivered`, `pending` (retried later) or `failed`."""
     status_code, error = None, None
     secret = _secret(db, delivery)
@@ -96,8 +107,9 @@ def attempt(db: Database, delivery: dict, *, allow_private: bool, retry_base_sec
         body = delivery["body"].encode()
         try:
             target = check_url(delivery["url"], allow_private=allow_private)  # resolved once, then that address
-            status_code = post(target, body, headers_for(delivery, secret, body, at=int(time.time())),
-                               timeout=TIMEOUT_SECONDS)
+            status_code = post(
+                target, body, headers_for(delivery, secret, body, at=int(time.time())), timeout=TIMEOUT_SECONDS
+            )
             result = outcome(status_code)
             if result != "delivered":
                 error = f"answered {status_code}"
@@ -108,8 +120,9 @@ def attempt(db: Database, delivery: dict, *, allow_private: bool, retry_base_sec
     return record(db, delivery, result, status_code, error, retry_base_seconds=retry_base_seconds)
 
 
-def record(db: Database, delivery: dict, result: str, status_code: int | None, error: str | None, *,
-           retry_base_seconds: float) -> str:
+def record(
+    db: Database, delivery: dict, result: str, status_code: int | None, error: str | None, *, retry_base_seconds: float
+) -> str:
     ts = now()
     fields = {"last_status_code": status_code, "last_error": error, "updated_at": ts}
     if result == "delivered":
@@ -122,8 +135,14 @@ def record(db: Database, delivery: dict, result: str, status_code: int | None, e
             fields.update(status="failed", last_error=f"{error}; retried for 24 h, given up")
     else:
         fields.update(status="failed")
-    db[WEBHOOK_DELIVERIES].update_one({"_id": delivery["_id"], "claim_id": delivery["claim_id"]},
-                                      {"$set": fields, "$unset": {"claim_id": ""}})
-    log.info("webhook delivery %s (%s, attempt %s): %s", delivery["_id"], delivery["event_id"],
-             delivery["attempts"], fields["status"])
+    db[WEBHOOK_DELIVERIES].update_one(
+        {"_id": delivery["_id"], "claim_id": delivery["claim_id"]}, {"$set": fields, "$unset": {"claim_id": ""}}
+    )
+    log.info(
+        "webhook delivery %s (%s, attempt %s): %s",
+        delivery["_id"],
+        delivery["event_id"],
+        delivery["attempts"],
+        fields["status"],
+    )
     return fields["status"]

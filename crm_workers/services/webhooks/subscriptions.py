@@ -39,8 +39,9 @@ def _checked_list(value, allowed, field: str, *, required: bool) -> list[str]:
     if value is None and not required:
         return []
     if not isinstance(value, list) or (required and not value) or not all(isinstance(v, str) for v in value):
-        raise BadRequest(f"{field}: must be a {'non-empty ' if required else ''}list of names",
-                         details={"field": field})
+        raise BadRequest(
+            f"{field}: must be a {'non-empty ' if required else ''}list of names", details={"field": field}
+        )
     unknown = [v for v in value if v not in allowed]
     if unknown:
         raise BadRequest(f"{field}: unknown {', '.join(unknown)}", details={"field": field, "allowed": list(allowed)})
@@ -59,8 +60,17 @@ def create_subscription(db: Database, principal: Principal, body: dict, *, allow
     types = _checked_list(body.get("types"), sorted(JOB_KINDS), "types", required=False)
     url = checked_url(body.get("url"), allow_private=allow_private)
     ts = now()
-    doc = {"account_id": principal.account_id, "url": url, "events": events, "types": types, "secret": new_secret(),
-           "enabled": True, "created_by": principal.uid, "created_at": ts, "updated_at": ts}
+    doc = {
+        "account_id": principal.account_id,
+        "url": url,
+        "events": events,
+        "types": types,
+        "secret": new_secret(),
+        "enabled": True,
+        "created_by": principal.uid,
+        "created_at": ts,
+        "updated_at": ts,
+    }
     db[WEBHOOKS].insert_one(doc)
     return doc
 
@@ -72,8 +82,9 @@ def list_subscriptions(db: Database, principal: Principal) -> list[dict]:
 
 def get_subscription(db: Database, principal: Principal, subscription_id) -> dict:
     require_webhook_rights(db, principal)
-    doc = oid(subscription_id) and db[WEBHOOKS].find_one({"_id": oid(subscription_id),
-                                                          "account_id": principal.account_id})
+    doc = oid(subscription_id) and db[WEBHOOKS].find_one(
+        {"_id": oid(subscription_id), "account_id": principal.account_id}
+    )
     if not doc:
         raise NotFound("webhook not found", details={"webhook_id": str(subscription_id)})
     return doc
@@ -85,15 +96,17 @@ def delete_subscription(db: Database, principal: Principal, subscription_id) -> 
     db[WEBHOOKS].delete_one({"_id": doc["_id"], "account_id": principal.account_id})
     db[WEBHOOK_DELIVERIES].update_many(
         {"account_id": principal.account_id, "subscription_id": doc["_id"], "status": "pending"},
-        {"$set": {"status": "failed", "last_error": "the subscription was deleted", "updated_at": now()}})
+        {"$set": {"status": "failed", "last_error": "the subscription was deleted", "updated_at": now()}},
+    )
 
 
 def rotate_secret(db: Database, principal: Principal, subscription_id) -> dict:
     """A new secret for the subscription (shown this once); attempts from now on are signed with it."""
     doc = get_subscription(db, principal, subscription_id)
     secret = new_secret()
-    db[WEBHOOKS].update_one({"_id": doc["_id"], "account_id": principal.account_id},
-                            {"$set": {"secret": secret, "updated_at": now()}})
+    db[WEBHOOKS].update_one(
+        {"_id": doc["_id"], "account_id": principal.account_id}, {"$set": {"secret": secret, "updated_at": now()}}
+    )
     return {**doc, "secret": secret}
 
 
@@ -102,8 +115,9 @@ def account_secret(db: Database, account_id: ObjectId) -> str:
     first = db[WEBHOOKS].find_one({"account_id": account_id}, {"secret": 1}, sort=[("created_at", ASCENDING)])
     if first:
         return first["secret"]
-    db[WEBHOOK_SECRETS].update_one({"account_id": account_id},
-                                   {"$setOnInsert": {"secret": new_secret(), "created_at": now()}}, upsert=True)
+    db[WEBHOOK_SECRETS].update_one(
+        {"account_id": account_id}, {"$setOnInsert": {"secret": new_secret(), "created_at": now()}}, upsert=True
+    )
     return db[WEBHOOK_SECRETS].find_one({"account_id": account_id})["secret"]
 
 
@@ -115,9 +129,15 @@ def callback_secret(db: Database, principal: Principal) -> str:
 
 
 def subscription_to_json(doc: dict, *, with_secret: bool = False) -> dict:
-    out = {"id": str(doc["_id"]), "url": doc["url"], "events": doc["events"], "types": doc.get("types") or [],
-           "enabled": doc.get("enabled", True), "created_by": str(doc["created_by"]) if doc.get("created_by") else None,
-           "created_at": doc["created_at"].isoformat().replace("+00:00", "Z")}
+    out = {
+        "id": str(doc["_id"]),
+        "url": doc["url"],
+        "events": doc["events"],
+        "types": doc.get("types") or [],
+        "enabled": doc.get("enabled", True),
+        "created_by": str(doc["created_by"]) if doc.get("created_by") else None,
+        "created_at": doc["created_at"].isoformat().replace("+00:00", "Z"),
+    }
     if with_secret:
         out["secret"] = doc["secret"]
     return out

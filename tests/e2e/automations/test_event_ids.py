@@ -16,24 +16,58 @@ def world(db, tenant):
     """A pipeline with a stage Qualified holding an automation (a note, a webhook later), and a deal per user."""
     a, ts = tenant.account_id, now()
     pid = db["crm.pipelines"].insert_one({"account_id": a, "name": "Sales", "currency": "USD"}).inserted_id
-    stage = db["crm.pipeline.stages"].insert_one({"account_id": a, "pipeline_id": pid, "name": "Qualified",
-                                                  "position": 0}).inserted_id
-    deals = {who: db["crm.deals"].insert_one({
-        "account_id": a, "name": f"{who}'s", "pipeline_id": pid, "stage_id": stage, "owner": uid, "tags": [],
-        "contacts": [], "status": "open", "created_at": ts, "updated_at": ts}).inserted_id
-        for who, uid in (("owner", tenant.owner_uid), ("user", tenant.user_uid))}
+    stage = (
+        db["crm.pipeline.stages"]
+        .insert_one({"account_id": a, "pipeline_id": pid, "name": "Qualified", "position": 0})
+        .inserted_id
+    )
+    deals = {
+        who: db["crm.deals"]
+        .insert_one(
+            {
+                "account_id": a,
+                "name": f"{who}'s",
+                "pipeline_id": pid,
+                "stage_id": stage,
+                "owner": uid,
+                "tags": [],
+                "contacts": [],
+                "status": "open",
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+        for who, uid in (("owner", tenant.owner_uid), ("user", tenant.user_uid))
+    }
     return pid, stage, deals
 
 
 def add_automation(db, tenant, pid, stage, actions):
-    return db["crm.automations"].insert_one({
-        "account_id": tenant.account_id, "pipeline_id": pid, "stage_id": stage, "trigger": "stage_entered",
-        "enabled": True, "delay_seconds": 0, "actions": actions, "created_at": now()}).inserted_id
+    return (
+        db["crm.automations"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "pipeline_id": pid,
+                "stage_id": stage,
+                "trigger": "stage_entered",
+                "enabled": True,
+                "delay_seconds": 0,
+                "actions": actions,
+                "created_at": now(),
+            }
+        )
+        .inserted_id
+    )
 
 
 def trigger(client, tenant, deal, stage, event_id, **who):
-    return client.post("/v1/crm/automations/trigger", json={"deal_id": str(deal), "stage_id": str(stage),
-                                                             "event_id": event_id}, headers=tenant.headers(**who))
+    return client.post(
+        "/v1/crm/automations/trigger",
+        json={"deal_id": str(deal), "stage_id": str(stage), "event_id": event_id},
+        headers=tenant.headers(**who),
+    )
 
 
 def test_another_users_trigger_with_my_event_id_runs_their_own_deal(client, db, worker, hooks):  # noqa: F811
@@ -42,8 +76,13 @@ def test_another_users_trigger_with_my_event_id_runs_their_own_deal(client, db, 
     tenant = Tenant(db, visibility="owner_only")
     pid, stage, deals = world(db, tenant)
     third = db["crm.deals"].insert_one({**db["crm.deals"].find_one({"_id": deals["user"]}), "_id": ObjectId()})
-    aid = add_automation(db, tenant, pid, stage, [{"type": "create_note", "params": {"content": "ran"}},
-                                                  {"type": "webhook", "params": {"url": hooks.url}}])
+    aid = add_automation(
+        db,
+        tenant,
+        pid,
+        stage,
+        [{"type": "create_note", "params": {"content": "ran"}}, {"type": "webhook", "params": {"url": hooks.url}}],
+    )
     event = f"evt-shared-{ObjectId()}"
 
     mine = trigger(client, tenant, deals["owner"], stage, event, owner=True)
@@ -61,7 +100,8 @@ def test_another_users_trigger_with_my_event_id_runs_their_own_deal(client, db, 
         assert db["crm.notes"].count_documents({"deal_id": deal, "content": "ran"}) == 1
         assert db["automation.logs"].count_documents({"automation_id": aid, "deal_id": deal, "event_id": event}) == 1
     assert sorted(c["body"]["deal"]["id"] for c in hooks.for_event(event)) == sorted(
-        str(d) for d in (deals["owner"], deals["user"], third.inserted_id))
+        str(d) for d in (deals["owner"], deals["user"], third.inserted_id)
+    )
 
 
 def test_a_replay_answers_the_first_job_only_to_whoever_may_see_it(client, db, worker):
@@ -95,19 +135,24 @@ def test_an_event_id_with_cr_lf_or_past_200_characters_is_a_400(client, db, tena
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 1
 
 
-def test_an_event_id_with_cr_lf_already_stored_never_reaches_a_header(client, db, broker, worker, tenant,
-                                                                      hooks):  # noqa: F811
+def test_an_event_id_with_cr_lf_already_stored_never_reaches_a_header(client, db, broker, worker, tenant, hooks):  # noqa: F811
     """Variant: an event that came another way (a job recorded before ids were checked, a follow-up) is refused
     by the webhook sender itself: the action fails for good, nothing is sent, no retry."""
     pid, stage, deals = world(db, tenant)
     aid = add_automation(db, tenant, pid, stage, [{"type": "webhook", "params": {"url": hooks.url}}])
     event = f"evt-{ObjectId()}\r\nX-Injected: yes"
-    job = start_job(db, broker, tenant.account_id, "automations.run", {
-        "deal_id": str(deals["owner"]), "stage_id": str(stage), "event_id": event, "depth": 0})
+    job = start_job(
+        db,
+        broker,
+        tenant.account_id,
+        "automations.run",
+        {"deal_id": str(deals["owner"]), "stage_id": str(stage), "event_id": event, "depth": 0},
+    )
 
     done = wait_for_job(db, job["_id"])
     [log] = list(db["automation.logs"].find({"automation_id": aid}))
     assert done["status"] == "completed" and done["attempts"] == 1
     assert log["status"] == "failed" and "webhook refused" in log["error"]
-    assert hooks.for_event(event) == [] and not any(c["event_header"] and "Injected" in c["event_header"]
-                                                   for c in hooks.calls)
+    assert hooks.for_event(event) == [] and not any(
+        c["event_header"] and "Injected" in c["event_header"] for c in hooks.calls
+    )

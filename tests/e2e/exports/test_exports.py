@@ -26,21 +26,60 @@ def seed_people(db, tenant):
     add_field(db, tenant.account_id, "balance", "number")
     add_field(db, tenant.account_id, "since", "date")
     ts = now()
-    vip = db["crm.tags"].insert_one({"account_id": tenant.account_id, "name": "VIP", "created_at": ts,
-                                     "updated_at": ts}).inserted_id
-    acme = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "business", "name": "Acme",
-                                          "tags": [], "created_at": ts, "updated_at": ts}).inserted_id
-    db["crm.contacts"].insert_many([
-        {"account_id": tenant.account_id, "type": "person", "first_name": "Zoë", "last_name": "Ångström",
-         "email": "zoe@example.com", "phone": "+14155550134", "address": {"city": "Porto", "country": "PT"},
-         "tags": [vip], "businesses": [acme], "owner": tenant.owner_uid,
-         "custom_fields": {"tier": "Gold", "balance": -12.5, "since": ts.replace(year=2023, month=5, day=1, hour=0,
-                                                                                  minute=0, second=0, microsecond=0)},
-         "created_at": ts, "updated_at": ts},
-        {"account_id": tenant.account_id, "type": "person", "first_name": "=HYPERLINK(\"http://evil\")",
-         "last_name": "@SUM(A1)", "email": "mal@example.com", "tags": [], "owner": tenant.user_uid,
-         "custom_fields": {"balance": 3}, "created_at": ts, "updated_at": ts},
-    ])
+    vip = (
+        db["crm.tags"]
+        .insert_one({"account_id": tenant.account_id, "name": "VIP", "created_at": ts, "updated_at": ts})
+        .inserted_id
+    )
+    acme = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "business",
+                "name": "Acme",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
+    db["crm.contacts"].insert_many(
+        [
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": "Zoë",
+                "last_name": "Ångström",
+                "email": "zoe@example.com",
+                "phone": "+14155550134",
+                "address": {"city": "Porto", "country": "PT"},
+                "tags": [vip],
+                "businesses": [acme],
+                "owner": tenant.owner_uid,
+                "custom_fields": {
+                    "tier": "Gold",
+                    "balance": -12.5,
+                    "since": ts.replace(year=2023, month=5, day=1, hour=0, minute=0, second=0, microsecond=0),
+                },
+                "created_at": ts,
+                "updated_at": ts,
+            },
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": '=HYPERLINK("http://evil")',
+                "last_name": "@SUM(A1)",
+                "email": "mal@example.com",
+                "tags": [],
+                "owner": tenant.user_uid,
+                "custom_fields": {"balance": 3},
+                "created_at": ts,
+                "updated_at": ts,
+            },
+        ]
+    )
 
 
 def export(client, db, tenant, body=None, **headers) -> dict:
@@ -84,17 +123,36 @@ def test_a_csv_export_has_every_standard_and_custom_column_with_names_not_ids(cl
 def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralised(client, db, worker, tenant):
     seed_people(db, tenant)
     ts = now()
-    db["crm.contacts"].insert_many([  # every start a spreadsheet runs: = + - @, a tab, a carriage return
-        {"account_id": tenant.account_id, "type": "person", "first_name": "-2+3+cmd|' /C calc'!A0",
-         "last_name": "\t=1+1", "email": "minus@example.com", "tags": [], "created_at": ts, "updated_at": ts},
-        {"account_id": tenant.account_id, "type": "person", "first_name": "\r=2+2", "last_name": "+1415",
-         "email": "cr@example.com", "tags": [], "created_at": ts, "updated_at": ts}])
+    db["crm.contacts"].insert_many(
+        [  # every start a spreadsheet runs: = + - @, a tab, a carriage return
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": "-2+3+cmd|' /C calc'!A0",
+                "last_name": "\t=1+1",
+                "email": "minus@example.com",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            },
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": "\r=2+2",
+                "last_name": "+1415",
+                "email": "cr@example.com",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            },
+        ]
+    )
 
     rows = rows_of(download(client, export(client, db, tenant)["result"]["download_url"]))
 
     by_email = {r["email"]: r for r in rows}
     mal, minus, cr = by_email["mal@example.com"], by_email["minus@example.com"], by_email["cr@example.com"]
-    assert mal["first_name"] == "'=HYPERLINK(\"http://evil\")" and mal["last_name"] == "'@SUM(A1)"
+    assert mal["first_name"] == '\'=HYPERLINK("http://evil")' and mal["last_name"] == "'@SUM(A1)"
     assert minus["first_name"] == "'-2+3+cmd|' /C calc'!A0" and minus["last_name"] == "'\t=1+1"
     assert cr["first_name"] == "'\r=2+2" and cr["last_name"] == "'+1415"
 
@@ -124,13 +182,16 @@ def test_a_filter_selects_what_is_exported_and_dry_run_counts_without_a_job(clie
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 1
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"filter": {"tags_any": ["No Such Tag"]}}, "filter.tags_any"),
-    ({"filter": {"owner": "me"}}, "filter.owner"),
-    ({"filter": {"colour": "red"}}, "filter.colour"),
-    ({"columns": ["email", "shoe_size"]}, "columns"),
-    ({"format": "pdf"}, "format"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"filter": {"tags_any": ["No Such Tag"]}}, "filter.tags_any"),
+        ({"filter": {"owner": "me"}}, "filter.owner"),
+        ({"filter": {"colour": "red"}}, "filter.colour"),
+        ({"columns": ["email", "shoe_size"]}, "columns"),
+        ({"format": "pdf"}, "format"),
+    ],
+)
 def test_a_bad_export_request_is_400_naming_the_field(client, db, tenant, body, field):
     response = client.post("/v1/crm/contacts/export", json=body, headers=tenant.headers())
 
@@ -181,8 +242,9 @@ def test_local_links_refuse_expired_tampered_and_traversing_requests(client, db,
 
 
 @pytest.mark.parametrize("file_format", ["csv", "xlsx"])
-def test_an_export_imported_back_with_no_mapping_creates_nothing_and_loses_no_field(client, db, worker, tenant,
-                                                                                    file_format):
+def test_an_export_imported_back_with_no_mapping_creates_nothing_and_loses_no_field(
+    client, db, worker, tenant, file_format
+):
     seed_people(db, tenant)
     before = {c["_id"]: c for c in contacts(db, tenant.account_id)}
     job = export(client, db, tenant, {"format": file_format})
@@ -195,23 +257,42 @@ def test_an_export_imported_back_with_no_mapping_creates_nothing_and_loses_no_fi
     assert set(after) == set(before)
     volatile = {"updated_at", "import_id"}
     for _id, doc in before.items():
-        assert {k: v for k, v in after[_id].items() if k not in volatile} == \
-               {k: v for k, v in doc.items() if k not in volatile}, doc.get("email")
+        assert {k: v for k, v in after[_id].items() if k not in volatile} == {
+            k: v for k, v in doc.items() if k not in volatile
+        }, doc.get("email")
 
 
 def test_deals_export_names_pipeline_and_stage_and_shows_both_values(client, db, worker, tenant):
     pipeline, (lead, _) = add_pipeline(db, tenant.account_id, "Sales")
     ts = now()
-    db["crm.deals"].insert_one({"account_id": tenant.account_id, "name": "Big", "pipeline_id": pipeline,
-                                "stage_id": lead, "value": {"amount": 100, "currency": "EUR"}, "base_value": 108.7,
-                                "status": "open", "contacts": [], "tags": [], "created_at": ts, "updated_at": ts})
+    db["crm.deals"].insert_one(
+        {
+            "account_id": tenant.account_id,
+            "name": "Big",
+            "pipeline_id": pipeline,
+            "stage_id": lead,
+            "value": {"amount": 100, "currency": "EUR"},
+            "base_value": 108.7,
+            "status": "open",
+            "contacts": [],
+            "tags": [],
+            "created_at": ts,
+            "updated_at": ts,
+        }
+    )
 
     response = client.post("/v1/crm/deals/export", json={}, headers=tenant.headers())
     job = wait_for_job(db, response.get_json()["id"])
 
     row = rows_of(download(client, job["result"]["download_url"]))[0]
     assert (row["name"], row["pipeline"], row["stage"], row["value"], row["currency"], row["base_value"]) == (
-        "Big", "Sales", "Lead", "100", "EUR", "108.7")
+        "Big",
+        "Sales",
+        "Lead",
+        "100",
+        "EUR",
+        "108.7",
+    )
 
 
 # ------------------------------------------------------------------ S3 (moto's server over HTTP)
@@ -224,17 +305,30 @@ def s3_settings(settings):
 
     server = AuthenticatedS3()
     key_id, secret = server.start()
-    s3 = settings.with_(storage_url="s3://crm-exports/wasabi-prefix", s3_endpoint_url=server.endpoint,
-                        s3_region="us-east-1", s3_access_key_id=key_id, s3_secret_access_key=secret)
+    s3 = settings.with_(
+        storage_url="s3://crm-exports/wasabi-prefix",
+        s3_endpoint_url=server.endpoint,
+        s3_region="us-east-1",
+        s3_access_key_id=key_id,
+        s3_secret_access_key=secret,
+    )
     storage_from_settings(s3).client.create_bucket(Bucket="crm-exports")
     yield s3
     server.stop()
 
 
 def export_to_s3(db, s3_settings, tenant, columns) -> dict:
-    job, _ = jobs.create_job(db, tenant.account_id, "contacts.export", {
-        "filter": {}, "columns": columns, "format": "csv",
-        "principal": {"uid": str(tenant.owner_uid), "is_owner": True}})
+    job, _ = jobs.create_job(
+        db,
+        tenant.account_id,
+        "contacts.export",
+        {
+            "filter": {},
+            "columns": columns,
+            "format": "csv",
+            "principal": {"uid": str(tenant.owner_uid), "is_owner": True},
+        },
+    )
     job = jobs.claim(db, job["_id"], stale_seconds=60)
     return run_export(db, s3_settings, job, jobs.Progress(db, job), entity="contact")
 
@@ -249,7 +343,8 @@ def test_s3_refuses_a_wrong_secret_so_authentication_is_really_checked(s3_settin
 
 
 def test_an_export_to_s3_downloads_through_its_presigned_link_and_a_tampered_or_expired_link_is_refused(
-        s3_settings, db):
+    s3_settings, db
+):
     tenant = Tenant(db)
     seed_people(db, tenant)
     storage = storage_from_settings(s3_settings)
@@ -267,10 +362,9 @@ def test_an_export_to_s3_downloads_through_its_presigned_link_and_a_tampered_or_
     other = result["download_url"].replace("contacts", "contactz", 1)
     url = result["download_url"]
     sig_at = url.index("X-Amz-Signature=") + len("X-Amz-Signature=")
-    tampered = url[:sig_at] + ("0" if url[sig_at] != "0" else "1") + url[sig_at + 1:]
+    tampered = url[:sig_at] + ("0" if url[sig_at] != "0" else "1") + url[sig_at + 1 :]
     expired, _ = storage.download_url(result["file_key"], expires_in=-1)
-    for bad, code in ((other, "SignatureDoesNotMatch"), (tampered, "SignatureDoesNotMatch"),
-                      (expired, "AccessDenied")):
+    for bad, code in ((other, "SignatureDoesNotMatch"), (tampered, "SignatureDoesNotMatch"), (expired, "AccessDenied")):
         refused = requests.get(bad, timeout=10)
         assert refused.status_code == 403 and f"<Code>{code}</Code>".encode() in refused.content, bad
         assert b"zoe@example.com" not in refused.content
@@ -279,9 +373,20 @@ def test_an_export_to_s3_downloads_through_its_presigned_link_and_a_tampered_or_
 def test_a_big_export_to_s3_is_uploaded_in_parts(s3_settings, db):
     tenant = Tenant(db)
     ts, note = now(), "x" * 1000
-    db["crm.contacts"].insert_many([
-        {"account_id": tenant.account_id, "type": "person", "first_name": f"P{i} {note}", "email": f"p{i}@example.com",
-         "tags": [], "created_at": ts, "updated_at": ts} for i in range(9000)])  # ~9 MB: over boto's 8 MB
+    db["crm.contacts"].insert_many(
+        [
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": f"P{i} {note}",
+                "email": f"p{i}@example.com",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+            for i in range(9000)
+        ]
+    )  # ~9 MB: over boto's 8 MB
 
     result = export_to_s3(db, s3_settings, tenant, ["email", "first_name"])
 
@@ -314,8 +419,7 @@ def test_housekeeping_deletes_export_files_past_their_retention(s3_settings, db)
     assert delete_expired_exports(db, storage, retention_days=7, accounts=[account]) == 0  # already done
 
 
-def test_an_exports_link_lives_export_link_seconds_and_its_result_says_until_when(client, db, worker, settings,
-                                                                                   tenant):
+def test_an_exports_link_lives_export_link_seconds_and_its_result_says_until_when(client, db, worker, settings, tenant):
     seed_people(db, tenant)
 
     job = export(client, db, tenant, {"format": "csv"})
@@ -327,7 +431,10 @@ def test_an_exports_link_lives_export_link_seconds_and_its_result_says_until_whe
     assert settings.export_link_seconds == 24 * 3600
     lifetime = expires - job["finished_at"].timestamp()
     assert settings.export_link_seconds - 60 <= lifetime <= settings.export_link_seconds  # signed at the end
-    stated = result["expires_at"] if isinstance(result["expires_at"], datetime) else \
-        datetime.fromisoformat(result["expires_at"])
+    stated = (
+        result["expires_at"]
+        if isinstance(result["expires_at"], datetime)
+        else datetime.fromisoformat(result["expires_at"])
+    )
     assert abs(stated.timestamp() - expires) <= 1  # the result says when the link stops working
     assert len(download(client, result["download_url"])) == result["bytes"]

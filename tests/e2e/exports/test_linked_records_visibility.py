@@ -21,22 +21,44 @@ def linked(db):
     a = t.account_id
 
     def contact(**fields):
-        return db["crm.contacts"].insert_one({"account_id": a, "tags": [], "created_at": ts, "updated_at": ts,
-                                              **fields}).inserted_id
+        return (
+            db["crm.contacts"]
+            .insert_one({"account_id": a, "tags": [], "created_at": ts, "updated_at": ts, **fields})
+            .inserted_id
+        )
 
     hidden_business = contact(type="business", name="Secret Holdings", owner=t.owner_uid)
     own_business = contact(type="business", name="Mine Ltd", owner=t.user_uid)
     hidden_person = contact(type="person", first_name="Hidden", email="hidden@secret.example", owner=t.owner_uid)
     shown_person = contact(type="person", first_name="Shown", email="shown@mine.example", owner=t.user_uid)
-    contact(type="person", first_name="Mine", email="mine@mine.example", owner=t.user_uid,
-            businesses=[hidden_business, own_business])
+    contact(
+        type="person",
+        first_name="Mine",
+        email="mine@mine.example",
+        owner=t.user_uid,
+        businesses=[hidden_business, own_business],
+    )
     pid = db["crm.pipelines"].insert_one({"account_id": a, "name": "Sales"}).inserted_id
-    stage = db["crm.pipeline.stages"].insert_one({"account_id": a, "pipeline_id": pid, "name": "Lead",
-                                                  "position": 0}).inserted_id
-    db["crm.deals"].insert_one({"account_id": a, "name": "Deal", "pipeline_id": pid, "stage_id": stage,
-                                "owner": t.user_uid, "contacts": [hidden_person, shown_person],
-                                "business_id": hidden_business, "tags": [], "status": "open",
-                                "created_at": ts, "updated_at": ts})
+    stage = (
+        db["crm.pipeline.stages"]
+        .insert_one({"account_id": a, "pipeline_id": pid, "name": "Lead", "position": 0})
+        .inserted_id
+    )
+    db["crm.deals"].insert_one(
+        {
+            "account_id": a,
+            "name": "Deal",
+            "pipeline_id": pid,
+            "stage_id": stage,
+            "owner": t.user_uid,
+            "contacts": [hidden_person, shown_person],
+            "business_id": hidden_business,
+            "tags": [],
+            "status": "open",
+            "created_at": ts,
+            "updated_at": ts,
+        }
+    )
     return t
 
 

@@ -18,12 +18,65 @@ from dataclasses import dataclass
 
 from tests.e2e.imports.test_hostile_files import CONTENT_TYPES, MAIN, RELS, ROOT_RELS, WORKBOOK
 
-HEADERS = ["email", "first_name", "last_name", "name", "phone", "website", "company", "tags", "owner",
-           "address.city", "E-mail 1 - Value", "Phone 2 - Value", "Vorname", "Nachname", "E-Mail-Adresse",
-           "expected_close_date", "value", "currency", "stage", "pipeline", "contact_email", "birthday", "notes"]
-WEIRD_TOKENS = ["", "²", "zz", "-1", "0", "1e999", "NaN", "9" * 40, "9" * 5000, "A1", "XFD1048576", "AAAA1",
-                "\u0660", "①", "\x00", "\ufeff", "&amp;", "'", '"', ";", "\t", "\r\n", "=1+1", "@SUM(A1)",
-                "𝟘𝟙", "٣", "Ω", "\ud7ff", "%s", "{{x}}", "<b>", "../../etc/passwd"]
+HEADERS = [
+    "email",
+    "first_name",
+    "last_name",
+    "name",
+    "phone",
+    "website",
+    "company",
+    "tags",
+    "owner",
+    "address.city",
+    "E-mail 1 - Value",
+    "Phone 2 - Value",
+    "Vorname",
+    "Nachname",
+    "E-Mail-Adresse",
+    "expected_close_date",
+    "value",
+    "currency",
+    "stage",
+    "pipeline",
+    "contact_email",
+    "birthday",
+    "notes",
+]
+WEIRD_TOKENS = [
+    "",
+    "²",
+    "zz",
+    "-1",
+    "0",
+    "1e999",
+    "NaN",
+    "9" * 40,
+    "9" * 5000,
+    "A1",
+    "XFD1048576",
+    "AAAA1",
+    "\u0660",
+    "①",
+    "\x00",
+    "\ufeff",
+    "&amp;",
+    "'",
+    '"',
+    ";",
+    "\t",
+    "\r\n",
+    "=1+1",
+    "@SUM(A1)",
+    "𝟘𝟙",
+    "٣",
+    "Ω",
+    "\ud7ff",
+    "%s",
+    "{{x}}",
+    "<b>",
+    "../../etc/passwd",
+]
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "cp1252", "latin-1", "shift_jis", "cp1251", "utf-32"]
 
 
@@ -78,17 +131,18 @@ def _mutate_bytes(rng: random.Random, data: bytes) -> bytes:
         if op < 0.3:
             data[at] = rng.randrange(256)
         elif op < 0.45:
-            del data[at:at + rng.randint(1, 64)]
+            del data[at : at + rng.randint(1, 64)]
         elif op < 0.6:
             data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 32)))
         elif op < 0.7:
-            chunk = data[at:at + rng.randint(1, 200)]
+            chunk = data[at : at + rng.randint(1, 200)]
             data[at:at] = chunk * rng.randint(2, 50)
         elif op < 0.8:
-            data[at:at] = rng.choice([b'"', b'""', b"\r", b"\n", b"\x00", b";", b"\t", b",", b"\xef\xbb\xbf",
-                                      b"\xff\xfe", b"\xfe\xff"])
+            data[at:at] = rng.choice(
+                [b'"', b'""', b"\r", b"\n", b"\x00", b";", b"\t", b",", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"]
+            )
         else:
-            del data[rng.randrange(len(data)):]  # cut short
+            del data[rng.randrange(len(data)) :]  # cut short
     return bytes(data)
 
 
@@ -118,7 +172,7 @@ def _cell(rng: random.Random, ref: str, value: str) -> str:
     if kind < 0.7:
         return f'<c{attrs} t="s"><v>{rng.choice(["0", "1", "2", "²", "-1", "9" * 30])}</v></c>'
     if kind < 0.85:
-        return f'<c{attrs}><v>{rng.choice(["1", "45000.5", "1e308", "abc", "", "-0", "9" * 400])}</v></c>'
+        return f"<c{attrs}><v>{rng.choice(['1', '45000.5', '1e308', 'abc', '', '-0', '9' * 400])}</v></c>"
     return f'<c{attrs} t="{rng.choice(["b", "e", "d", "str", "zz"])}"><v>{_xml_text(value)}</v></c>'
 
 
@@ -135,10 +189,16 @@ def _sheet(rng: random.Random) -> str:
 
 
 def _xlsx(rng: random.Random) -> bytes:
-    parts = {"[Content_Types].xml": CONTENT_TYPES, "_rels/.rels": ROOT_RELS, "xl/workbook.xml": WORKBOOK,
-             "xl/_rels/workbook.xml.rels": RELS, "xl/worksheets/sheet1.xml": _sheet(rng),
-             "xl/sharedStrings.xml": f"<sst {MAIN}>" + "".join(f"<si><t>{_xml_text(_value(rng))}</t></si>"
-                                                              for _ in range(3)) + "</sst>"}
+    parts = {
+        "[Content_Types].xml": CONTENT_TYPES,
+        "_rels/.rels": ROOT_RELS,
+        "xl/workbook.xml": WORKBOOK,
+        "xl/_rels/workbook.xml.rels": RELS,
+        "xl/worksheets/sheet1.xml": _sheet(rng),
+        "xl/sharedStrings.xml": f"<sst {MAIN}>"
+        + "".join(f"<si><t>{_xml_text(_value(rng))}</t></si>" for _ in range(3))
+        + "</sst>",
+    }
     if rng.random() < 0.5:  # one part's XML mutated as text: tags broken, attributes odd, a DTD
         name = rng.choice(list(parts))
         text = parts[name]
@@ -163,10 +223,12 @@ def _xlsx(rng: random.Random) -> bytes:
 
 def _record(rng: random.Random, depth: int = 0):
     if depth > 3 or rng.random() < 0.4:
-        return rng.choice([_value(rng), rng.randint(-10**6, 10**6), rng.random(), True, None, [], {},
-                           [_value(rng)], 10**30])
-    return {(_header(rng) if rng.random() < 0.7 else _value(rng)): _record(rng, depth + 1)
-            for _ in range(rng.randint(1, 5))}
+        return rng.choice(
+            [_value(rng), rng.randint(-(10**6), 10**6), rng.random(), True, None, [], {}, [_value(rng)], 10**30]
+        )
+    return {
+        (_header(rng) if rng.random() < 0.7 else _value(rng)): _record(rng, depth + 1) for _ in range(rng.randint(1, 5))
+    }
 
 
 def _records(rng: random.Random) -> list:

@@ -23,8 +23,12 @@ def four_at_once(broker):
 
 def person(i: int) -> dict:
     """Person i; every fifth has no email and is known by phone alone."""
-    return {"email": "" if i % 5 == 0 else f"p{i}@example.com", "first_name": f"P{i}",
-            "phone": f"+1 415 555 {i:04d}", "company": f"Co{i % COMPANIES}"}
+    return {
+        "email": "" if i % 5 == 0 else f"p{i}@example.com",
+        "first_name": f"P{i}",
+        "phone": f"+1 415 555 {i:04d}",
+        "company": f"Co{i % COMPANIES}",
+    }
 
 
 def people_csv(numbers) -> bytes:
@@ -61,8 +65,10 @@ def assert_each_person_once(db, account_id, numbers) -> None:
 def assert_counts_exact(jobs, rows_each, distinct) -> None:
     counts = [j["result"]["counts"] for j in jobs]
     assert sum(c["created"] for c in counts) == distinct
-    assert all(c["created"] + c["updated"] == rows and c["skipped"] == c["failed"] == 0
-               for c, rows in zip(counts, rows_each, strict=True))
+    assert all(
+        c["created"] + c["updated"] == rows and c["skipped"] == c["failed"] == 0
+        for c, rows in zip(counts, rows_each, strict=True)
+    )
 
 
 def test_two_imports_of_the_same_file_started_together_make_each_person_once(client, db, worker, tenant):
@@ -74,8 +80,9 @@ def test_two_imports_of_the_same_file_started_together_make_each_person_once(cli
     assert_counts_exact(jobs, [600, 600], 600)
 
 
-def test_four_imports_of_overlapping_files_started_together_make_each_person_once(client, db, worker, tenant,
-                                                                                  four_at_once):
+def test_four_imports_of_overlapping_files_started_together_make_each_person_once(
+    client, db, worker, tenant, four_at_once
+):
     files = [[i for i in range(400) if i % 4 != k] for k in range(4)]  # each person in three of the four
 
     jobs = finish(db, [start(client, tenant, people_csv(f)) for f in files])
@@ -110,15 +117,22 @@ def test_an_owner_and_a_non_owner_importing_the_same_people_at_once_never_cross(
     assert jobs[0]["result"]["counts"]["created"] + users_job["created"] == 400
 
 
-def test_two_deal_imports_of_the_same_file_at_once_make_each_deal_pipeline_and_stage_once(client, db, worker,
-                                                                                         tenant):
+def test_two_deal_imports_of_the_same_file_at_once_make_each_deal_pipeline_and_stage_once(client, db, worker, tenant):
     add_pipeline(db, tenant.account_id, "Sales", stages=("Lead",))
     lines = ["Deal ID,Deal Name,Pipeline,Stage,Amount"]
     lines += [f"D{i},Deal {i},{'Renewals' if i % 2 else 'Sales'},Stage {i % 7},{i}" for i in range(400)]
     content = ("\n".join(lines) + "\n").encode()
-    options = {"country": "US", "create_missing": True,
-               "mapping": {"Deal ID": "external_id", "Deal Name": "name", "Pipeline": "pipeline", "Stage": "stage",
-                           "Amount": "value"}}
+    options = {
+        "country": "US",
+        "create_missing": True,
+        "mapping": {
+            "Deal ID": "external_id",
+            "Deal Name": "name",
+            "Pipeline": "pipeline",
+            "Stage": "stage",
+            "Amount": "value",
+        },
+    }
 
     ids = [upload(client, tenant, content, "deals.csv", options, entity="deals").get_json()["id"] for _ in range(2)]
     jobs = finish(db, ids)
@@ -126,7 +140,9 @@ def test_two_deal_imports_of_the_same_file_at_once_make_each_deal_pipeline_and_s
     deals = list(db["crm.deals"].find({"account_id": tenant.account_id}))
     assert len(deals) == 400 and len({d["external_id"] for d in deals}) == 400
     assert sorted(p["name"] for p in db["crm.pipelines"].find({"account_id": tenant.account_id})) == [
-        "Renewals", "Sales"]
+        "Renewals",
+        "Sales",
+    ]
     stages = [(s["pipeline_id"], s["name"]) for s in db["crm.pipeline.stages"].find({"account_id": tenant.account_id})]
     assert len(stages) == len(set(stages)) == 1 + 7 + 7
     assert_counts_exact(jobs, [400, 400], 400)

@@ -6,14 +6,21 @@ from __future__ import annotations
 from crm_workers.jobs import now
 from tests.e2e.imports.helpers import contacts, run_import
 
-IDS = {"mapping": {"Record ID": "external_id", "First Name": "first_name", "Email": "email", "Phone": "phone"},
-       "country": "US"}
+IDS = {
+    "mapping": {"Record ID": "external_id", "First Name": "first_name", "Email": "email", "Phone": "phone"},
+    "country": "US",
+}
 
 
 def seed_contact(db, account_id, **fields):
     ts = now().replace(microsecond=0)
-    return db["crm.contacts"].insert_one({"account_id": account_id, "type": "person", "tags": [], **fields,
-                                          "created_at": ts, "updated_at": ts}).inserted_id
+    return (
+        db["crm.contacts"]
+        .insert_one(
+            {"account_id": account_id, "type": "person", "tags": [], **fields, "created_at": ts, "updated_at": ts}
+        )
+        .inserted_id
+    )
 
 
 def errors(db, job) -> dict[int, str]:
@@ -36,16 +43,26 @@ def test_dedupe_by_email_falls_back_to_the_phone_for_a_row_without_an_email(clie
 def test_dedupe_by_phone_falls_back_to_the_email_for_a_row_without_a_phone(client, db, worker, tenant):
     mailed = seed_contact(db, tenant.account_id, first_name="Mailed", email="m@example.com")
 
-    job = run_import(client, db, tenant, b"first_name,email,phone\nFound,m@example.com,\n",
-                     options={"dedupe": "phone", "country": "US"})
+    job = run_import(
+        client,
+        db,
+        tenant,
+        b"first_name,email,phone\nFound,m@example.com,\n",
+        options={"dedupe": "phone", "country": "US"},
+    )
 
     assert job["result"]["counts"]["updated"] == 1
     assert [(c["_id"], c["first_name"]) for c in contacts(db, tenant.account_id)] == [(mailed, "Found")]
 
 
 def test_rows_of_one_file_without_an_email_but_with_the_same_phone_are_one_contact(client, db, worker, tenant):
-    job = run_import(client, db, tenant, b"first_name,last_name,phone\nAnn,,+1 415 555 0100\n,Lee,4155550100\n",
-                     options={"country": "US"})
+    job = run_import(
+        client,
+        db,
+        tenant,
+        b"first_name,last_name,phone\nAnn,,+1 415 555 0100\n,Lee,4155550100\n",
+        options={"country": "US"},
+    )
 
     assert job["result"]["counts"] == {"created": 1, "updated": 1, "skipped": 0, "failed": 0}
     assert [(c["first_name"], c["last_name"]) for c in contacts(db, tenant.account_id)] == [("Ann", "Lee")]
@@ -68,8 +85,9 @@ def test_an_external_id_and_an_email_of_two_different_contacts_fail_the_row(clie
     seed_contact(db, tenant.account_id, first_name="Two", email="two@example.com")
     before = contacts(db, tenant.account_id)
 
-    job = run_import(client, db, tenant, b"Record ID,First Name,Email,Phone\nHS-1,Mixed,two@example.com,\n",
-                     options=IDS)
+    job = run_import(
+        client, db, tenant, b"Record ID,First Name,Email,Phone\nHS-1,Mixed,two@example.com,\n", options=IDS
+    )
 
     assert job["result"]["counts"] == {"created": 0, "updated": 0, "skipped": 0, "failed": 1}
     assert errors(db, job) == {2: "row 2: its id and its email belong to different contacts"}
@@ -77,8 +95,7 @@ def test_an_external_id_and_an_email_of_two_different_contacts_fail_the_row(clie
 
 
 def test_a_row_whose_keys_point_at_two_rows_of_the_file_fails(client, db, worker, tenant):
-    content = (b"Record ID,First Name,Email,Phone\nHS-1,A,a@example.com,\n,B,b@example.com,\n"
-               b"HS-1,Both,b@example.com,\n")
+    content = b"Record ID,First Name,Email,Phone\nHS-1,A,a@example.com,\n,B,b@example.com,\nHS-1,Both,b@example.com,\n"
 
     job = run_import(client, db, tenant, content, options=IDS)
 
@@ -87,23 +104,29 @@ def test_a_row_whose_keys_point_at_two_rows_of_the_file_fails(client, db, worker
 
 
 def test_a_second_import_of_a_contacts_file_creates_and_changes_nothing(client, db, worker, tenant):
-    content = (b"Record ID,First Name,Email,Phone,Company,Tags\n"
-               b"HS-1,Ann,ann@example.com,,Acme,VIP\n"
-               b",Bob,,+1 415 555 0101,Acme,\n"
-               b"HS-3,Cy,,,,Lead; VIP\n"
-               b",Dee,dee@example.com,(415) 555-0102,Globex,\n")
+    content = (
+        b"Record ID,First Name,Email,Phone,Company,Tags\n"
+        b"HS-1,Ann,ann@example.com,,Acme,VIP\n"
+        b",Bob,,+1 415 555 0101,Acme,\n"
+        b"HS-3,Cy,,,,Lead; VIP\n"
+        b",Dee,dee@example.com,(415) 555-0102,Globex,\n"
+    )
     options = {"mapping": {**IDS["mapping"], "Company": "business", "Tags": "tags"}, "country": "US"}
     first = run_import(client, db, tenant, content, options=options)
-    before = {name: list(db[name].find({"account_id": tenant.account_id}).sort("_id", 1))
-              for name in ("crm.contacts", "crm.tags")}
+    before = {
+        name: list(db[name].find({"account_id": tenant.account_id}).sort("_id", 1))
+        for name in ("crm.contacts", "crm.tags")
+    }
 
     second = run_import(client, db, tenant, content, options=options)
 
     assert first["result"]["counts"]["created"] == 4 and first["result"]["businesses_created"] == 2
     assert second["result"]["counts"] == {"created": 0, "updated": 4, "skipped": 0, "failed": 0}
     assert second["result"]["unchanged"] == 4
-    assert {name: list(db[name].find({"account_id": tenant.account_id}).sort("_id", 1))
-            for name in ("crm.contacts", "crm.tags")} == before
+    assert {
+        name: list(db[name].find({"account_id": tenant.account_id}).sort("_id", 1))
+        for name in ("crm.contacts", "crm.tags")
+    } == before
     assert db["crm.import.undo"].count_documents({"job_id": second["_id"]}) == 0
 
 

@@ -25,14 +25,20 @@ def by_id(db, account_id) -> dict:
 
 
 def structure(db, account_id) -> dict:
-    return {name: list(db[name].find({"account_id": account_id}).sort("_id", 1))
-            for name in ("crm.pipelines", "crm.pipeline.stages", "crm.contacts", "crm.tags")}
+    return {
+        name: list(db[name].find({"account_id": account_id}).sort("_id", 1))
+        for name in ("crm.pipelines", "crm.pipeline.stages", "crm.contacts", "crm.tags")
+    }
 
 
 def stage_names(db, account_id, pipeline_name) -> list[str]:
     pipeline = db["crm.pipelines"].find_one({"account_id": account_id, "name": pipeline_name})
-    return [s["name"] for s in db["crm.pipeline.stages"].find({"account_id": account_id,
-                                                               "pipeline_id": pipeline["_id"]}).sort("position", 1)]
+    return [
+        s["name"]
+        for s in db["crm.pipeline.stages"]
+        .find({"account_id": account_id, "pipeline_id": pipeline["_id"]})
+        .sort("position", 1)
+    ]
 
 
 def import_deals(client, db, tenant, content: bytes, options: dict | None = None, **kwargs) -> dict:
@@ -45,15 +51,37 @@ def import_deals(client, db, tenant, content: bytes, options: dict | None = None
 # Name` and `Closing Date`). The others are today's matches, listed because a mapping given is the whole
 # mapping until partial mappings land (then only the first entries are needed).
 SAMPLES = {
-    "hubspot-style-deals-synthetic.csv": ({"Deal ID": "external_id", "Deal Name": "name", "Deal Stage": "stage",
-                                           "Pipeline": "pipeline", "Amount": "value",
-                                           "Close Date": "expected_close_date"}, {}),
-    "salesforce-dataloader-opportunities.csv": ({"ID": "external_id", "NAME": "name", "STAGENAME": "stage",
-                                                 "AMOUNT": "value", "CLOSEDATE": "expected_close_date"},
-                                                {"pipeline": "Salesforce"}),
-    "zoho-analytics-potentials.csv": ({"LEADID": "external_id", "Potential Name": "name", "Stage": "stage",
-                                       "Amount": "value", "Closing Date": "expected_close_date"},
-                                      {"pipeline": "Zoho"}),
+    "hubspot-style-deals-synthetic.csv": (
+        {
+            "Deal ID": "external_id",
+            "Deal Name": "name",
+            "Deal Stage": "stage",
+            "Pipeline": "pipeline",
+            "Amount": "value",
+            "Close Date": "expected_close_date",
+        },
+        {},
+    ),
+    "salesforce-dataloader-opportunities.csv": (
+        {
+            "ID": "external_id",
+            "NAME": "name",
+            "STAGENAME": "stage",
+            "AMOUNT": "value",
+            "CLOSEDATE": "expected_close_date",
+        },
+        {"pipeline": "Salesforce"},
+    ),
+    "zoho-analytics-potentials.csv": (
+        {
+            "LEADID": "external_id",
+            "Potential Name": "name",
+            "Stage": "stage",
+            "Amount": "value",
+            "Closing Date": "expected_close_date",
+        },
+        {"pipeline": "Zoho"},
+    ),
 }
 
 
@@ -71,7 +99,8 @@ def _first_appearances(rows: list[dict], mapping: dict, default_pipeline: str | 
 @samples
 @pytest.mark.parametrize("sample", sorted(SAMPLES))
 def test_a_deals_export_of_another_system_imports_and_a_second_import_creates_and_changes_nothing(
-        client, db, worker, tenant, sample):
+    client, db, worker, tenant, sample
+):
     mapping, extra = SAMPLES[sample]
     content = (REALWORLD / sample).read_bytes()
     rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
@@ -107,13 +136,19 @@ def test_a_deals_export_of_another_system_imports_and_a_second_import_creates_an
 # ------------------------------------------------------------------ pipelines and stages
 
 
-def test_without_create_missing_a_row_naming_a_missing_pipeline_or_stage_fails_with_the_name(client, db, worker,
-                                                                                            tenant):
+def test_without_create_missing_a_row_naming_a_missing_pipeline_or_stage_fails_with_the_name(
+    client, db, worker, tenant
+):
     add_pipeline(db, tenant.account_id, "Sales", stages=("Lead", "Won"))
     content = b"Deal ID,Deal Name,Pipeline,Stage\n1,A,Sales,Lead\n2,B,Renewals,Lead\n3,C,Sales,Negotiation\n"
 
-    job = import_deals(client, db, tenant, content, {"mapping": {"Deal ID": "external_id", "Deal Name": "name",
-                                                                 "Pipeline": "pipeline", "Stage": "stage"}})
+    job = import_deals(
+        client,
+        db,
+        tenant,
+        content,
+        {"mapping": {"Deal ID": "external_id", "Deal Name": "name", "Pipeline": "pipeline", "Stage": "stage"}},
+    )
 
     assert job["result"]["counts"] == {"created": 1, "updated": 0, "skipped": 0, "failed": 2}
     errors = [e["error"] for e in db["crm.import.errors"].find({"job_id": job["_id"]}).sort("row", 1)]
@@ -122,11 +157,12 @@ def test_without_create_missing_a_row_naming_a_missing_pipeline_or_stage_fails_w
     assert db["crm.pipeline.stages"].count_documents({"account_id": tenant.account_id}) == 2
 
 
-def test_create_missing_makes_pipelines_and_appends_stages_in_the_order_the_file_names_them(client, db, worker,
-                                                                                           tenant):
+def test_create_missing_makes_pipelines_and_appends_stages_in_the_order_the_file_names_them(client, db, worker, tenant):
     add_pipeline(db, tenant.account_id, "Sales", stages=("Lead", "Won"))
-    content = (b"Deal Name,Pipeline,Stage\nA,Sales,Demo\nB,Renewals,Due\nC,sales,Lead\nD,Renewals,Signed\n"
-               b"E,Sales,Trial\nF,Renewals,Due\n")
+    content = (
+        b"Deal Name,Pipeline,Stage\nA,Sales,Demo\nB,Renewals,Due\nC,sales,Lead\nD,Renewals,Signed\n"
+        b"E,Sales,Trial\nF,Renewals,Due\n"
+    )
 
     job = import_deals(client, db, tenant, content, {"create_missing": True})
 
@@ -151,12 +187,15 @@ def test_options_pipeline_by_name_or_id_is_the_pipeline_of_rows_naming_none(clie
     assert placed == {"None named": (sales, lead), "Named": (other, first), "By id": (other, first)}
 
 
-@pytest.mark.parametrize("options,field", [
-    ({"pipeline": "Nowhere"}, "options.pipeline"),
-    ({"pipeline": str(ObjectId()), "create_missing": True}, "options.pipeline"),
-    ({"pipeline": ""}, "options.pipeline"),
-    ({"create_missing": "yes please"}, "options.create_missing"),
-])
+@pytest.mark.parametrize(
+    "options,field",
+    [
+        ({"pipeline": "Nowhere"}, "options.pipeline"),
+        ({"pipeline": str(ObjectId()), "create_missing": True}, "options.pipeline"),
+        ({"pipeline": ""}, "options.pipeline"),
+        ({"create_missing": "yes please"}, "options.create_missing"),
+    ],
+)
 def test_a_deals_import_whose_pipeline_option_cannot_be_used_is_400_naming_it(client, db, tenant, options, field):
     response = upload(client, tenant, b"Deal Name\nA\n", "deals.csv", options, entity="deals")
 
@@ -181,8 +220,10 @@ def test_a_row_without_a_pipeline_and_no_options_pipeline_fails_naming_both(clie
 
 # ------------------------------------------------------------------ external ids, modes, statuses
 
-IDS = {"mapping": {"Deal ID": "external_id", "Deal Name": "name", "Stage": "stage", "Amount": "value",
-                   "Status": "status"}, "pipeline": "Sales"}
+IDS = {
+    "mapping": {"Deal ID": "external_id", "Deal Name": "name", "Stage": "stage", "Amount": "value", "Status": "status"},
+    "pipeline": "Sales",
+}
 
 
 def test_modes_apply_to_deals_matched_by_external_id(client, db, worker, tenant):
@@ -208,30 +249,33 @@ def test_modes_apply_to_deals_matched_by_external_id(client, db, worker, tenant)
 
 def test_an_upsert_changes_only_what_the_file_changes_and_undo_puts_it_back(client, db, worker, tenant):
     add_pipeline(db, tenant.account_id, "Sales", stages=("Lead", "Won"))
-    import_deals(client, db, tenant, b"Deal ID,Deal Name,Stage,Amount,Status\nD1,One,Lead,100,\nD2,Two,Lead,5,\n",
-                 IDS)
-    db["crm.deals"].update_one({"account_id": tenant.account_id, "external_id": "D2"},
-                               {"$set": {"status": "won", "updated_at": now()}})  # decided in the CRM since
+    import_deals(client, db, tenant, b"Deal ID,Deal Name,Stage,Amount,Status\nD1,One,Lead,100,\nD2,Two,Lead,5,\n", IDS)
+    db["crm.deals"].update_one(
+        {"account_id": tenant.account_id, "external_id": "D2"}, {"$set": {"status": "won", "updated_at": now()}}
+    )  # decided in the CRM since
     before = deals(db, tenant.account_id)
 
-    job = import_deals(client, db, tenant, b"Deal ID,Deal Name,Stage,Amount,Status\nD1,One,Lead,250,\n"
-                                           b"D2,Two,Lead,5,\n", IDS)
+    job = import_deals(
+        client, db, tenant, b"Deal ID,Deal Name,Stage,Amount,Status\nD1,One,Lead,250,\nD2,Two,Lead,5,\n", IDS
+    )
 
     assert job["result"]["counts"] == {"created": 0, "updated": 2, "skipped": 0, "failed": 0}
     assert job["result"]["unchanged"] == 1
     after = by_id(db, tenant.account_id)
     assert after["D1"]["value"] == {"amount": 250, "currency": "USD"} and after["D1"]["base_value"] == 250
     assert after["D2"] == next(d for d in before if d["external_id"] == "D2")  # no status given: kept "won"
-    undo = wait_for_job(db, client.post(f"/v1/crm/jobs/{job['_id']}/undo", headers=tenant.headers())
-                        .get_json()["id"])
+    undo = wait_for_job(db, client.post(f"/v1/crm/jobs/{job['_id']}/undo", headers=tenant.headers()).get_json()["id"])
     assert undo["status"] == "completed" and deals(db, tenant.account_id) == before
 
 
-def test_rows_repeating_an_external_id_are_one_deal_and_rows_without_one_are_each_a_new_deal(client, db, worker,
-                                                                                             tenant):
+def test_rows_repeating_an_external_id_are_one_deal_and_rows_without_one_are_each_a_new_deal(
+    client, db, worker, tenant
+):
     add_pipeline(db, tenant.account_id, "Sales", stages=("Lead", "Won"))
-    content = (b"Deal ID,Deal Name,Stage,Amount,Status\nD1,First,Lead,1,\nD1,First again,Won,,\n"
-               b",Same name,Lead,1,\n,Same name,Lead,1,\n")
+    content = (
+        b"Deal ID,Deal Name,Stage,Amount,Status\nD1,First,Lead,1,\nD1,First again,Won,,\n"
+        b",Same name,Lead,1,\n,Same name,Lead,1,\n"
+    )
 
     job = import_deals(client, db, tenant, content, IDS)
     again = import_deals(client, db, tenant, content, IDS)
@@ -247,9 +291,11 @@ def test_rows_repeating_an_external_id_are_one_deal_and_rows_without_one_are_eac
 
 def test_deal_statuses_are_read_as_other_systems_write_them(client, db, worker, tenant):
     add_pipeline(db, tenant.account_id, "Sales", stages=("Lead", "Closed Won", "Closed Lost"))
-    content = (b"Deal ID,Deal Name,Stage,Amount,Status\n"
-               b"1,  Padded  ,Lead,1,Closed Won\n2,B,Lead,1,closed-lost\n3,C,Lead,1,WON\n4,D,Closed Lost,1,\n"
-               b"5,E,Closed Won,1,Open\n6,F,Lead,1,maybe\n")
+    content = (
+        b"Deal ID,Deal Name,Stage,Amount,Status\n"
+        b"1,  Padded  ,Lead,1,Closed Won\n2,B,Lead,1,closed-lost\n3,C,Lead,1,WON\n4,D,Closed Lost,1,\n"
+        b"5,E,Closed Won,1,Open\n6,F,Lead,1,maybe\n"
+    )
 
     job = import_deals(client, db, tenant, content, IDS)
 
@@ -263,7 +309,8 @@ def test_deal_statuses_are_read_as_other_systems_write_them(client, db, worker, 
 
 
 def test_an_external_id_is_kept_with_its_source_and_the_same_id_in_another_account_is_another_deal(
-        client, db, worker, tenant, other_tenant):
+    client, db, worker, tenant, other_tenant
+):
     for t in (tenant, other_tenant):
         add_pipeline(db, t.account_id, "Sales", stages=("Lead",))
     import_deals(client, db, other_tenant, b"Deal ID,Deal Name,Stage,Amount,Status\nD1,Theirs,Lead,1,\n", IDS)
@@ -276,17 +323,25 @@ def test_an_external_id_is_kept_with_its_source_and_the_same_id_in_another_accou
     assert deals(db, other_tenant.account_id) == theirs
 
 
-def test_undoing_a_deals_import_removes_the_pipelines_and_stages_it_created_and_nothing_else(client, db, worker,
-                                                                                            tenant):
+def test_undoing_a_deals_import_removes_the_pipelines_and_stages_it_created_and_nothing_else(
+    client, db, worker, tenant
+):
     add_pipeline(db, tenant.account_id, "Sales", stages=("Lead",))
     before = {**structure(db, tenant.account_id), "deals": deals(db, tenant.account_id)}
     content = b"Deal ID,Deal Name,Pipeline,Stage\n1,A,Sales,Demo\n2,B,Renewals,Due\n3,C,Sales,Lead\n"
-    job = import_deals(client, db, tenant, content, {"create_missing": True, "mapping": {
-        "Deal ID": "external_id", "Deal Name": "name", "Pipeline": "pipeline", "Stage": "stage"}})
+    job = import_deals(
+        client,
+        db,
+        tenant,
+        content,
+        {
+            "create_missing": True,
+            "mapping": {"Deal ID": "external_id", "Deal Name": "name", "Pipeline": "pipeline", "Stage": "stage"},
+        },
+    )
     assert job["result"]["counts"]["created"] == 3
 
-    undo = wait_for_job(db, client.post(f"/v1/crm/jobs/{job['_id']}/undo", headers=tenant.headers())
-                        .get_json()["id"])
+    undo = wait_for_job(db, client.post(f"/v1/crm/jobs/{job['_id']}/undo", headers=tenant.headers()).get_json()["id"])
 
     assert undo["status"] == "completed" and undo["result"]["deleted"] == 3
     assert {**structure(db, tenant.account_id), "deals": deals(db, tenant.account_id)} == before

@@ -31,8 +31,7 @@ def as_file(rows: list[list[str]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def test_failed_rows_come_back_with_their_row_number_and_every_cell_and_header_formula_safe(client, db, worker,
-                                                                                           tenant):
+def test_failed_rows_come_back_with_their_row_number_and_every_cell_and_header_formula_safe(client, db, worker, tenant):
     job = run_import(client, db, tenant, FILE, options={"country": "US"})
 
     table = errors_csv(client, tenant, job)
@@ -46,8 +45,7 @@ def test_failed_rows_come_back_with_their_row_number_and_every_cell_and_header_f
     assert job["result"]["counts"]["failed"] == 1 and job["result"]["rows_with_warnings"] == 1
 
 
-def test_a_bad_value_that_is_not_the_key_is_left_out_and_the_row_imported_with_a_warning(client, db, worker,
-                                                                                         tenant):
+def test_a_bad_value_that_is_not_the_key_is_left_out_and_the_row_imported_with_a_warning(client, db, worker, tenant):
     job = run_import(client, db, tenant, FILE, options={"country": "US"})
 
     person = contacts(db, tenant.account_id, email="sum@example.com")[0]
@@ -68,7 +66,8 @@ def test_strict_mode_fails_the_rows_that_would_have_a_warning(client, db, worker
 
 
 def test_an_errors_csv_fixed_and_imported_again_imports_cleanly_and_what_still_fails_comes_back_guarded_once(
-        client, db, worker, tenant):
+    client, db, worker, tenant
+):
     job = run_import(client, db, tenant, FILE, options={"country": "US"})
     table = errors_csv(client, tenant, job)
     table[1][1] = "fixed@example.com"  # row 3's email fixed; row 4's phone left as it was

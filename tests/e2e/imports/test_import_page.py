@@ -15,7 +15,6 @@ pytestmark = needs_chromium
 SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "import.png"
 
 
-
 def _outlook_german(rows: int) -> bytes:
     lines = ["Vorname;Nachname;E-Mail-Adresse;Firma;Spitzname;OwnerId"]
     for i in range(rows):
@@ -29,7 +28,8 @@ def _select(page, header: str):
 
 
 def test_the_import_page_previews_maps_starts_follows_and_hands_back_the_failed_rows(
-        live_api, browser, db, worker, tenant, tmp_path):
+    live_api, browser, db, worker, tenant, tmp_path
+):
     add_field(db, tenant.account_id, "nickname", "text", label="Nickname")
     upload = tmp_path / "Kontakte.csv"
     upload.write_bytes(_outlook_german(40))
@@ -53,15 +53,28 @@ def test_the_import_page_previews_maps_starts_follows_and_hands_back_the_failed_
 
     _select(page, "Spitzname").select_option("custom.nickname")
     _select(page, "Firma").select_option("")
-    wait_for(lambda: page.evaluate("[asked, preview.mapping.Spitzname, 'Firma' in preview.mapping]") ==
-             [3, "custom.nickname", False] and page.locator("[data-testid=preview] tbody tr").count() == 20,
-             timeout=15, interval=0.2, what="the preview read again with the chosen mapping")
+    wait_for(
+        lambda: (
+            page.evaluate("[asked, preview.mapping.Spitzname, 'Firma' in preview.mapping]")
+            == [3, "custom.nickname", False]
+            and page.locator("[data-testid=preview] tbody tr").count() == 20
+        ),
+        timeout=15,
+        interval=0.2,
+        what="the preview read again with the chosen mapping",
+    )
     assert _select(page, "Firma").input_value() == "" and _select(page, "Spitzname").input_value() == "custom.nickname"
     page.click("[data-testid=start]")
-    wait_for(lambda: page.locator("[data-testid=status]").inner_text() == "completed", timeout=60, interval=0.3,
-             what="the page to show the import completed")
-    assert "40 of 40 rows: 39 created, 0 updated, 0 skipped, 1 failed" in \
-        page.locator("[data-testid=progress]").inner_text()
+    wait_for(
+        lambda: page.locator("[data-testid=status]").inner_text() == "completed",
+        timeout=60,
+        interval=0.3,
+        what="the page to show the import completed",
+    )
+    assert (
+        "40 of 40 rows: 39 created, 0 updated, 0 skipped, 1 failed"
+        in page.locator("[data-testid=progress]").inner_text()
+    )
     with page.expect_download() as download:
         page.click("[data-testid=errors-download]")
     failed_rows = download.value.path().read_text(encoding="utf-8-sig")
@@ -85,10 +98,12 @@ FIX_SCREENSHOT = SCREENSHOT.with_name("import-fix.png")
 
 
 def test_a_failed_cell_is_fixed_in_place_in_the_preview_and_the_import_takes_the_fix(
-        live_api, browser, client, db, worker, tenant, tmp_path):
+    live_api, browser, client, db, worker, tenant, tmp_path
+):
     upload = tmp_path / "people.csv"
-    upload.write_text("Email,Phone,First Name\nana@example.com,+1 415 555 0134,Ana\nbo-at-example.com,,Bo\n"
-                      "cy@example.com,12,Cy\n")
+    upload.write_text(
+        "Email,Phone,First Name\nana@example.com,+1 415 555 0134,Ana\nbo-at-example.com,,Bo\ncy@example.com,12,Cy\n"
+    )
     page = browser.new_page()
     csp = watch_csp(page)
     assert_policy(page.goto(f"{live_api}/dashboard/import"))
@@ -102,14 +117,20 @@ def test_a_failed_cell_is_fixed_in_place_in_the_preview_and_the_import_takes_the
     failed, warned = page.locator("[data-testid=cell-3-0]"), page.locator("[data-testid=cell-4-1]")
     assert failed.get_attribute("data-problem") == "failed" and "err" in failed.get_attribute("class")
     assert warned.get_attribute("data-problem") == "warning" and "warned" in warned.get_attribute("class")
-    assert "1 would fail and 1 would be imported with a value left out" in \
-        page.locator("[data-testid=problems]").inner_text()
+    assert (
+        "1 would fail and 1 would be imported with a value left out"
+        in page.locator("[data-testid=problems]").inner_text()
+    )
 
     failed.click()
     page.fill("[data-testid=fix-3-0]", "bo@example.com")
     page.press("[data-testid=fix-3-0]", "Enter")
-    wait_for(lambda: page.evaluate("preview.rows[1].errors.length === 0 && preview.rows[1].values[0]")
-             == "bo@example.com", timeout=15, interval=0.2, what="the preview read again with the fix")
+    wait_for(
+        lambda: page.evaluate("preview.rows[1].errors.length === 0 && preview.rows[1].values[0]") == "bo@example.com",
+        timeout=15,
+        interval=0.2,
+        what="the preview read again with the fix",
+    )
     fixed = page.locator("[data-testid=cell-3-0]")
     assert fixed.get_attribute("data-problem") == "fixed" and fixed.inner_text() == "bo@example.com"
     assert page.locator("tr[data-row='3']").get_attribute("class") == ""
@@ -120,10 +141,16 @@ def test_a_failed_cell_is_fixed_in_place_in_the_preview_and_the_import_takes_the
     page.click("[data-testid=signin] button")
 
     page.click("[data-testid=start]")
-    wait_for(lambda: page.locator("[data-testid=status]").inner_text() == "completed", timeout=60, interval=0.3,
-             what="the page to show the import completed")
-    assert "3 of 3 rows: 3 created, 0 updated, 0 skipped, 0 failed; 1 imported with a value left out" in \
-        page.locator("[data-testid=progress]").inner_text()
+    wait_for(
+        lambda: page.locator("[data-testid=status]").inner_text() == "completed",
+        timeout=60,
+        interval=0.3,
+        what="the page to show the import completed",
+    )
+    assert (
+        "3 of 3 rows: 3 created, 0 updated, 0 skipped, 0 failed; 1 imported with a value left out"
+        in page.locator("[data-testid=progress]").inner_text()
+    )
     assert page.locator("[data-testid=errors-download]").inner_text() == "Download the rows with warnings (CSV)"
     job_id = page.evaluate("jobId")
     assert violations(page, csp) == []  # the fix, the preview again and the import, all under the strict CSP

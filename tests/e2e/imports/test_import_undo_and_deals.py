@@ -15,26 +15,51 @@ from tests.e2e.imports.helpers import add_field, add_pipeline, contacts, run_imp
 
 
 def snapshot(db, account_id):
-    return {name: list(db[name].find({"account_id": account_id}).sort("_id", 1))
-            for name in ("crm.contacts", "crm.deals", "crm.tags")}
+    return {
+        name: list(db[name].find({"account_id": account_id}).sort("_id", 1))
+        for name in ("crm.contacts", "crm.deals", "crm.tags")
+    }
 
 
 def seed(db, account_id):
     ts = now().replace(microsecond=0)
-    vip = db["crm.tags"].insert_one({"account_id": account_id, "name": "VIP", "locked": False, "created_at": ts,
-                                     "updated_at": ts}).inserted_id
-    db["crm.contacts"].insert_many([
-        {"account_id": account_id, "type": "person", "first_name": "Old", "last_name": "Name",
-         "email": "old@example.com", "address": {"city": "Porto"}, "tags": [vip], "created_at": ts, "updated_at": ts},
-        {"account_id": account_id, "type": "person", "first_name": "Keep", "email": "keep@example.com", "tags": [],
-         "created_at": ts, "updated_at": ts},
-    ])
+    vip = (
+        db["crm.tags"]
+        .insert_one({"account_id": account_id, "name": "VIP", "locked": False, "created_at": ts, "updated_at": ts})
+        .inserted_id
+    )
+    db["crm.contacts"].insert_many(
+        [
+            {
+                "account_id": account_id,
+                "type": "person",
+                "first_name": "Old",
+                "last_name": "Name",
+                "email": "old@example.com",
+                "address": {"city": "Porto"},
+                "tags": [vip],
+                "created_at": ts,
+                "updated_at": ts,
+            },
+            {
+                "account_id": account_id,
+                "type": "person",
+                "first_name": "Keep",
+                "email": "keep@example.com",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            },
+        ]
+    )
 
 
-UNDO_FILE = (b"email,first_name,city,tags,company\n"
-             b"old@example.com,New,Braga,Fresh,Initech\n"
-             b"brand@example.com,Brand,Faro,VIP,\n"
-             b"keep@example.com,Kept,,,\n")
+UNDO_FILE = (
+    b"email,first_name,city,tags,company\n"
+    b"old@example.com,New,Braga,Fresh,Initech\n"
+    b"brand@example.com,Brand,Faro,VIP,\n"
+    b"keep@example.com,Kept,,,\n"
+)
 
 
 def test_undo_restores_the_database_as_it_was_before_the_import(client, db, worker, tenant):
@@ -67,8 +92,10 @@ def test_undo_leaves_a_record_changed_after_the_import_and_lists_it(client, db, 
     undo = wait_for_job(db, undo_id)
 
     assert undo["result"]["left_changed"] == 2
-    assert set(undo["result"]["left_changed_records"]) == {f"crm.contacts:{changed['_id']}",
-                                                            f"crm.contacts:{brand['_id']}"}
+    assert set(undo["result"]["left_changed_records"]) == {
+        f"crm.contacts:{changed['_id']}",
+        f"crm.contacts:{brand['_id']}",
+    }
     assert contacts(db, tenant.account_id, email="old@example.com")[0]["first_name"] == "Edited"
     assert contacts(db, tenant.account_id, email="brand@example.com")  # created, then edited: kept
     assert contacts(db, tenant.account_id, email="keep@example.com")[0]["first_name"] == "Keep"  # restored
@@ -89,18 +116,31 @@ def test_an_import_is_undone_once_and_only_by_its_account(client, db, worker, te
 # ------------------------------------------------------------------ deals
 
 
-def test_deals_import_finds_pipeline_and_stage_by_name_converts_values_and_links_contacts(client, db, worker,
-                                                                                          tenant):
+def test_deals_import_finds_pipeline_and_stage_by_name_converts_values_and_links_contacts(client, db, worker, tenant):
     pipeline, (lead, won) = add_pipeline(db, tenant.account_id, "Sales", "USD")
     ts = now()
-    contact = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "person", "email": "c@x.com",
-                                             "tags": [], "created_at": ts, "updated_at": ts}).inserted_id
-    content = ("Deal Name,Pipeline,Stage,Amount,Currency,Status,Close Date,Contact Email,Company\n"
-               "Big one,sales,WON,\"€1,000.00\",,won,2025-01-31,C@X.com,Initech\n"
-               "Small,Sales,,250,GBP,,,,\n"
-               "Ghost,Nope,,1,,,,,\n"
-               ",Sales,,,,,,,\n"
-               "Orphan,Sales,,,,,,nobody@x.com,\n").encode()
+    contact = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "email": "c@x.com",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
+    content = (
+        "Deal Name,Pipeline,Stage,Amount,Currency,Status,Close Date,Contact Email,Company\n"
+        'Big one,sales,WON,"€1,000.00",,won,2025-01-31,C@X.com,Initech\n'
+        "Small,Sales,,250,GBP,,,,\n"
+        "Ghost,Nope,,1,,,,,\n"
+        ",Sales,,,,,,,\n"
+        "Orphan,Sales,,,,,,nobody@x.com,\n"
+    ).encode()
 
     job = run_import(client, db, tenant, content, "deals.csv", entity="deals")
 
@@ -146,15 +186,18 @@ def test_a_file_over_the_size_limit_is_413(settings, db, broker, tenant):
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
 
 
-@pytest.mark.parametrize("options,field", [
-    ({"dedupe": "fax"}, "options.dedupe"),
-    ({"mode": "merge"}, "options.mode"),
-    ({"owner": "bob"}, "options.owner"),
-    ({"mapping": {"Email": "e-mail-address"}}, "options.mapping.Email"),
-    ({"mapping": {"Tier": "custom.nope"}}, "options.mapping.Tier"),
-    ({"mode": "update", "dedupe": "none"}, "options"),
-    ({"colour": "red"}, "options.colour"),
-])
+@pytest.mark.parametrize(
+    "options,field",
+    [
+        ({"dedupe": "fax"}, "options.dedupe"),
+        ({"mode": "merge"}, "options.mode"),
+        ({"owner": "bob"}, "options.owner"),
+        ({"mapping": {"Email": "e-mail-address"}}, "options.mapping.Email"),
+        ({"mapping": {"Tier": "custom.nope"}}, "options.mapping.Tier"),
+        ({"mode": "update", "dedupe": "none"}, "options"),
+        ({"colour": "red"}, "options.colour"),
+    ],
+)
 def test_bad_options_are_400_naming_the_field(client, tenant, options, field):
     response = upload(client, tenant, b"email\na@example.com\n", options=options)
 
@@ -167,32 +210,38 @@ def test_bad_options_are_400_naming_the_field(client, tenant, options, field):
 
 def test_options_that_are_not_json_are_400(client, tenant):
     data = {"file": (io.BytesIO(b"email\na@b.com\n"), "c.csv"), "options": "{not json"}
-    response = client.post("/v1/crm/contacts/import", data=data, content_type="multipart/form-data",
-                           headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/import", data=data, content_type="multipart/form-data", headers=tenant.headers()
+    )
 
     assert response.status_code == 400 and response.get_json()["error"]["details"] == {"field": "options"}
 
 
 def test_a_stored_file_of_another_account_is_404(client, tenant, other_tenant):
     key = f"accounts/{other_tenant.account_id}/imports/x/contacts.csv"
-    response = client.post("/v1/crm/contacts/import", json={"source": {"type": "storage", "key": key}},
-                           headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/import", json={"source": {"type": "storage", "key": key}}, headers=tenant.headers()
+    )
 
     assert response.status_code == 404 and response.get_json()["error"]["details"] == {"field": "source.key"}
 
 
 def test_a_body_that_is_neither_multipart_nor_json_is_415(client, db, tenant):
-    response = client.post("/v1/crm/contacts/import", data="email\na@b.com", content_type="text/csv",
-                           headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/import", data="email\na@b.com", content_type="text/csv", headers=tenant.headers()
+    )
 
     assert response.status_code == 415
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
 
 
 def test_records_that_are_not_objects_are_400_naming_the_field(client, tenant):
-    response = client.post("/v1/crm/contacts/import", data=json.dumps({"source": {"type": "records",
-                                                                                 "records": ["a"]}}),
-                           content_type="application/json", headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/import",
+        data=json.dumps({"source": {"type": "records", "records": ["a"]}}),
+        content_type="application/json",
+        headers=tenant.headers(),
+    )
 
     assert response.status_code == 400
     assert response.get_json()["error"]["details"][0]["field"].startswith("source.records")
@@ -222,15 +271,26 @@ def test_rates_file_replaces_the_shipped_rates_for_base_value(client, db, settin
     # The job recorded by the API on a broker no worker listens to, then run as a worker with RATES_FILE would.
     quiet = make_broker(settings.with_(redis_namespace=f"{settings.redis_namespace}-rates"), for_worker=False)
     api = create_app(settings, db=db, broker=quiet).test_client()
-    response = api.post("/v1/crm/deals/import", headers=tenant.headers(), json={
-        "source": {"type": "records", "records": [{"name": "Euro deal", "value": 100, "currency": "EUR"},
-                                                  {"name": "Pound deal", "value": 100, "currency": "GBP"}]},
-        "options": {"pipeline": "Sales"}})
+    response = api.post(
+        "/v1/crm/deals/import",
+        headers=tenant.headers(),
+        json={
+            "source": {
+                "type": "records",
+                "records": [
+                    {"name": "Euro deal", "value": 100, "currency": "EUR"},
+                    {"name": "Pound deal", "value": 100, "currency": "GBP"},
+                ],
+            },
+            "options": {"pipeline": "Sales"},
+        },
+    )
     assert response.status_code == 202, response.get_json()
     job = jobs.claim(db, response.get_json()["id"], stale_seconds=60)
 
-    JOB_HANDLERS["deals.import"](Runtime(settings=settings.with_(rates_file=str(rates)), db=db), job,
-                                 jobs.Progress(db, job))
+    JOB_HANDLERS["deals.import"](
+        Runtime(settings=settings.with_(rates_file=str(rates)), db=db), job, jobs.Progress(db, job)
+    )
 
     deals = {d["name"]: d for d in db["crm.deals"].find({"account_id": tenant.account_id})}
     assert deals["Euro deal"]["base_value"] == pytest.approx(200.0)

@@ -75,12 +75,22 @@ def test_tags_are_created_once_case_insensitively_and_businesses_once_and_linked
     assert imported["result"]["businesses_created"] == 2
 
 
-def test_a_business_of_another_account_with_the_same_name_is_never_matched(client, db, worker, tenant,
-                                                                           other_tenant):
+def test_a_business_of_another_account_with_the_same_name_is_never_matched(client, db, worker, tenant, other_tenant):
     ts = now()
-    theirs = db["crm.contacts"].insert_one({"account_id": other_tenant.account_id, "type": "business",
-                                            "name": "Initech", "tags": [], "created_at": ts,
-                                            "updated_at": ts}).inserted_id
+    theirs = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": other_tenant.account_id,
+                "type": "business",
+                "name": "Initech",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
     theirs_before = db["crm.contacts"].find_one({"_id": theirs})
 
     job = run_import(client, db, tenant, b"E-mail,Company\nzed@example.com,Initech\n")
@@ -105,14 +115,16 @@ def test_bad_values_fail_their_row_or_are_left_out_with_row_column_value_and_rea
     assert [(e["row"], e["problem"]) for e in result["errors"]] == [(6, "failed"), (7, "warning"), (8, "warning")]
 
 
-def test_the_errors_csv_has_the_row_number_then_each_row_as_it_was_then_problem_and_error_columns(imported, client,
-                                                                                                   tenant):
+def test_the_errors_csv_has_the_row_number_then_each_row_as_it_was_then_problem_and_error_columns(
+    imported, client, tenant
+):
     response = client.get(f"/v1/crm/jobs/{imported['_id']}/errors", headers=tenant.headers())
 
     assert response.status_code == 200 and response.mimetype == "text/csv"
     lines = response.data.decode("utf-8-sig").splitlines()
-    assert lines[0] == ("row,First Name,Last Name,E-mail,Phone Number,Company,Zip,Tags,Tier,Favourite Colour,problem,"
-                        "error")
+    assert lines[0] == (
+        "row,First Name,Last Name,E-mail,Phone Number,Company,Zip,Tags,Tier,Favourite Colour,problem,error"
+    )
     assert lines[1].startswith("6,Cid,Moss,not-an-email,,,,,,,failed,") and "not a valid email" in lines[1]
     assert lines[2].startswith("7,Dee,Ray,dee@example.com,12,,,,,,warning,")
     assert lines[3].startswith("8,Eve,Kay,eve@example.com,,,,,Platinum,,warning,")
@@ -138,8 +150,17 @@ def test_running_the_same_import_again_in_upsert_mode_creates_nothing_new(import
 
 def test_another_account_with_the_same_emails_is_left_untouched(client, db, worker, tenant, other_tenant):
     ts = now()
-    db["crm.contacts"].insert_one({"account_id": other_tenant.account_id, "type": "person", "first_name": "Other",
-                                   "email": "ana@example.com", "tags": [], "created_at": ts, "updated_at": ts})
+    db["crm.contacts"].insert_one(
+        {
+            "account_id": other_tenant.account_id,
+            "type": "person",
+            "first_name": "Other",
+            "email": "ana@example.com",
+            "tags": [],
+            "created_at": ts,
+            "updated_at": ts,
+        }
+    )
     before = contacts(db, other_tenant.account_id)
 
     job = run_import(client, db, tenant, MESSY, options={"country": "US"})
@@ -162,15 +183,19 @@ def test_common_encodings_are_read(client, db, worker, tenant, encoding):
     assert job["result"]["counts"]["created"] == 2
     assert job["result"]["file"]["delimiter"] == ";"
     assert {(c["first_name"], c["last_name"]) for c in contacts(db, tenant.account_id)} == {
-        ("José", "Müller"), ("Françoise", "Ø")}
+        ("José", "Müller"),
+        ("Françoise", "Ø"),
+    }
 
 
 def test_quoted_newlines_ragged_rows_blank_lines_and_odd_headers_are_handled(client, db, worker, tenant):
-    content = (b'Email\tName\t\tEmail\n'
-               b'a@example.com\t"Ann\nMarie"\tx\tdup@example.com\n'
-               b'\n'
-               b'b@example.com\n'
-               b'c@example.com\tCarl\ty\tz\textra\textra\n')
+    content = (
+        b"Email\tName\t\tEmail\n"
+        b'a@example.com\t"Ann\nMarie"\tx\tdup@example.com\n'
+        b"\n"
+        b"b@example.com\n"
+        b"c@example.com\tCarl\ty\tz\textra\textra\n"
+    )
 
     job = run_import(client, db, tenant, content, "people.tsv")
 
@@ -181,11 +206,12 @@ def test_quoted_newlines_ragged_rows_blank_lines_and_odd_headers_are_handled(cli
     assert set(by_email) == {"a@example.com", "b@example.com", "c@example.com"}
 
 
-def test_a_pipe_delimited_file_is_detected_and_commas_and_semicolons_stay_inside_values(client, db, worker,
-                                                                                        tenant):
-    content = (b"First Name|Last Name|Email|Company|Tags\n"
-               b"Ann|Lee, Jr.|ann@example.com|Acme; Sons|VIP\n"
-               b"Bo|Ray|bo@example.com|Globex, Inc.|Press\n")
+def test_a_pipe_delimited_file_is_detected_and_commas_and_semicolons_stay_inside_values(client, db, worker, tenant):
+    content = (
+        b"First Name|Last Name|Email|Company|Tags\n"
+        b"Ann|Lee, Jr.|ann@example.com|Acme; Sons|VIP\n"
+        b"Bo|Ray|bo@example.com|Globex, Inc.|Press\n"
+    )
 
     job = run_import(client, db, tenant, content, "people.txt")
 
@@ -202,8 +228,13 @@ def test_an_xlsx_file_imports_with_dates_and_numeric_phones(client, db, worker, 
     book = Workbook()
     sheet = book.active
     sheet.append(["Email", "Mobile", "Customer Since"])
-    sheet.append(["x@example.com", 4155550134, now().replace(year=2023, month=3, day=9, hour=0, minute=0,
-                                                              second=0, microsecond=0, tzinfo=None)])
+    sheet.append(
+        [
+            "x@example.com",
+            4155550134,
+            now().replace(year=2023, month=3, day=9, hour=0, minute=0, second=0, microsecond=0, tzinfo=None),
+        ]
+    )
     sheet.append(["y@example.com", "+33 1 42 68 53 00", "2024-12-25"])
     buffer = io.BytesIO()
     book.save(buffer)
@@ -223,10 +254,12 @@ def test_dates_are_read_day_first_when_the_file_shows_it_and_numbers_lose_separa
     add_field(db, tenant.account_id, "revenue", "number")
     add_field(db, tenant.account_id, "active", "checkbox")
     add_field(db, tenant.account_id, "products", "multiselect", options=["CRM", "Mail", "Chat"])
-    content = ("email,renewal,revenue,active,products\n"
-               "a@example.com,01/02/2024,\"$1,234.50\",yes,crm; mail\n"
-               "b@example.com,25/12/2024,\"1.234.567,8 €\",0,Chat\n"
-               "c@example.com,2024-07-04,(250),x,Fax\n").encode()
+    content = (
+        "email,renewal,revenue,active,products\n"
+        'a@example.com,01/02/2024,"$1,234.50",yes,crm; mail\n'
+        'b@example.com,25/12/2024,"1.234.567,8 €",0,Chat\n'
+        "c@example.com,2024-07-04,(250),x,Fax\n"
+    ).encode()
 
     job = run_import(client, db, tenant, content)
 
@@ -257,8 +290,13 @@ def test_us_dates_stay_month_first(client, db, worker, tenant):
 
 def seed_contact(db, account_id, **fields):
     ts = now()
-    return db["crm.contacts"].insert_one({"account_id": account_id, "type": "person", "tags": [], **fields,
-                                          "created_at": ts, "updated_at": ts}).inserted_id
+    return (
+        db["crm.contacts"]
+        .insert_one(
+            {"account_id": account_id, "type": "person", "tags": [], **fields, "created_at": ts, "updated_at": ts}
+        )
+        .inserted_id
+    )
 
 
 def test_create_mode_skips_existing_contacts_and_update_mode_skips_new_ones(client, db, worker, tenant):
@@ -279,8 +317,9 @@ def test_create_mode_skips_existing_contacts_and_update_mode_skips_new_ones(clie
 def test_dedupe_by_phone_finds_the_existing_contact(client, db, worker, tenant):
     seed_contact(db, tenant.account_id, first_name="Phoney", phone="+14155550100")
 
-    job = run_import(client, db, tenant, b"phone,last_name\n(415) 555-0100,Found\n",
-                     options={"dedupe": "phone", "country": "US"})
+    job = run_import(
+        client, db, tenant, b"phone,last_name\n(415) 555-0100,Found\n", options={"dedupe": "phone", "country": "US"}
+    )
 
     assert job["result"]["counts"]["updated"] == 1
     assert [c["last_name"] for c in contacts(db, tenant.account_id)] == ["Found"]
@@ -288,8 +327,13 @@ def test_dedupe_by_phone_finds_the_existing_contact(client, db, worker, tenant):
 
 def test_options_tags_and_owner_apply_to_every_created_row(client, db, worker, tenant):
     owner = str(tenant.user_uid)
-    run_import(client, db, tenant, b"email\na@example.com\nb@example.com\n",
-               options={"tags": ["Trade Show"], "owner": owner, "dedupe": "none"})
+    run_import(
+        client,
+        db,
+        tenant,
+        b"email\na@example.com\nb@example.com\n",
+        options={"tags": ["Trade Show"], "owner": owner, "dedupe": "none"},
+    )
 
     people = contacts(db, tenant.account_id)
     tag = db["crm.tags"].find_one({"account_id": tenant.account_id, "name": "Trade Show"})
@@ -297,17 +341,29 @@ def test_options_tags_and_owner_apply_to_every_created_row(client, db, worker, t
 
 
 def test_an_explicit_mapping_is_used_and_unmapped_headers_are_listed(client, db, worker, tenant):
-    job = run_import(client, db, tenant, b"Col A,Col B\nx@example.com,Zed\n",
-                     options={"mapping": {"Col A": "email", "Col B": "first_name"}})
+    job = run_import(
+        client,
+        db,
+        tenant,
+        b"Col A,Col B\nx@example.com,Zed\n",
+        options={"mapping": {"Col A": "email", "Col B": "first_name"}},
+    )
 
     assert job["result"]["ignored_columns"] == []
     assert [(c["email"], c["first_name"]) for c in contacts(db, tenant.account_id)] == [("x@example.com", "Zed")]
 
 
 def test_records_from_a_connector_import_like_a_file(client, db, worker, tenant):
-    body = {"source": {"type": "records", "records": [
-        {"email": "r1@example.com", "first_name": "R1", "address": {"city": "Lisbon"}},
-        {"email": "r2@example.com", "first_name": "R2", "tags": ["a", "b"]}]}, "options": {}}
+    body = {
+        "source": {
+            "type": "records",
+            "records": [
+                {"email": "r1@example.com", "first_name": "R1", "address": {"city": "Lisbon"}},
+                {"email": "r2@example.com", "first_name": "R2", "tags": ["a", "b"]},
+            ],
+        },
+        "options": {},
+    }
 
     response = client.post("/v1/crm/contacts/import", json=body, headers=tenant.headers())
     job = wait_for_job(db, response.get_json()["id"])
@@ -317,8 +373,9 @@ def test_records_from_a_connector_import_like_a_file(client, db, worker, tenant)
     assert by_email["r1@example.com"]["address"] == {"city": "Lisbon"} and len(by_email["r2@example.com"]["tags"]) == 2
 
 
-def test_a_cancel_seen_when_a_chunk_is_saved_leaves_counts_equal_to_what_was_written(client, db, worker, tenant,
-                                                                                       hold, monkeypatch):
+def test_a_cancel_seen_when_a_chunk_is_saved_leaves_counts_equal_to_what_was_written(
+    client, db, worker, tenant, hold, monkeypatch
+):
     """The cancel comes while a chunk is written: its save is refused (that is how the run sees the cancel), and
     the job's saved counts still count that chunk, as its progress does and as the database holds."""
     from crm_workers.jobs import progress
@@ -351,6 +408,7 @@ def test_a_cancelled_import_stops_at_the_next_chunk_with_its_counts(client, db, 
     job = wait_for_job(db, job_id)
 
     assert job["status"] == "cancelled"
-    assert sorted(c["email"] for c in contacts(db, tenant.account_id)) == sorted(f"p{i}@example.com"
-                                                                                for i in range(200))
+    assert sorted(c["email"] for c in contacts(db, tenant.account_id)) == sorted(
+        f"p{i}@example.com" for i in range(200)
+    )
     assert job["progress"]["processed"] == job["progress"]["succeeded"] == 200 and job["progress"]["total"] == 500

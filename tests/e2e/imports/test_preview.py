@@ -14,21 +14,25 @@ from tests.e2e.imports.helpers import add_field, contacts
 OWNER_IDS = ["005Ec000004oBPNIA2", "005Ec000004oBPNIA3"]
 
 
-def preview(client, tenant, content: bytes, name: str = "contacts.csv", options: dict | None = None, *,
-            entity: str = "contacts"):
+def preview(
+    client, tenant, content: bytes, name: str = "contacts.csv", options: dict | None = None, *, entity: str = "contacts"
+):
     data = {"file": (io.BytesIO(content), name)}
     if options is not None:
         data["options"] = json.dumps(options)
-    return client.post(f"/v1/crm/{entity}/import/preview", data=data, content_type="multipart/form-data",
-                       headers=tenant.headers())
+    return client.post(
+        f"/v1/crm/{entity}/import/preview", data=data, content_type="multipart/form-data", headers=tenant.headers()
+    )
 
 
 def _people_csv(rows: int = 25) -> bytes:
     lines = ["Vorname,Nachname,E-Mail-Adresse,Mobiltelefon,Tier,Primary,OwnerId,Notes,Met On"]
     for i in range(rows):
         email = "not-an-email" if i == 3 else f"Person{i}@Example.com"
-        lines.append(f"P{i},Q{i},{email},030 1234{i:03d},Gold,alt{i}@example.org,{OWNER_IDS[i % 2]},n{i},"
-                     f"{(i % 28) + 1}/0{(i % 9) + 1}/2024")
+        lines.append(
+            f"P{i},Q{i},{email},030 1234{i:03d},Gold,alt{i}@example.org,{OWNER_IDS[i % 2]},n{i},"
+            f"{(i % 28) + 1}/0{(i % 9) + 1}/2024"
+        )
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -38,18 +42,28 @@ def _no_writes(db, tenant):
     assert db["crm.import.errors"].count_documents({"account_id": tenant.account_id}) == 0
 
 
-def test_a_preview_proposes_a_mapping_with_its_reasons_and_parses_the_first_20_rows_writing_nothing(
-        client, db, tenant):
+def test_a_preview_proposes_a_mapping_with_its_reasons_and_parses_the_first_20_rows_writing_nothing(client, db, tenant):
     add_field(db, tenant.account_id, "customer_tier", "select", options=["Gold", "Silver"], label="Tier")
     add_field(db, tenant.account_id, "met_on", "date", label="First met")
     response = preview(client, tenant, _people_csv(), options={"country": "DE"})
     body = response.get_json()
 
     assert response.status_code == 200, body
-    assert body["file"] == {"format": "csv", "encoding": "utf-8", "delimiter": ",", "header_row": 1,
-                            "name": "contacts.csv"}
-    assert body["mapping"] == {"Vorname": "first_name", "Nachname": "last_name", "E-Mail-Adresse": "email",
-                               "Mobiltelefon": "phone", "Tier": "custom.customer_tier", "Met On": "custom.met_on"}
+    assert body["file"] == {
+        "format": "csv",
+        "encoding": "utf-8",
+        "delimiter": ",",
+        "header_row": 1,
+        "name": "contacts.csv",
+    }
+    assert body["mapping"] == {
+        "Vorname": "first_name",
+        "Nachname": "last_name",
+        "E-Mail-Adresse": "email",
+        "Mobiltelefon": "phone",
+        "Tier": "custom.customer_tier",
+        "Met On": "custom.met_on",
+    }
     assert body["matches"]["E-Mail-Adresse"] == {"target": "email", "reason": "synonym", "source": "Outlook (German)"}
     assert body["matches"]["Tier"]["reason"] == "label of custom field"
     assert body["matches"]["Met On"]["reason"] == "key of custom field"
@@ -62,9 +76,14 @@ def test_a_preview_proposes_a_mapping_with_its_reasons_and_parses_the_first_20_r
     assert [r["row"] for r in body["rows"]] == list(range(2, 22))
     first = body["rows"][0]
     assert first["values"][:3] == ["P0", "Q0", "Person0@Example.com"]
-    assert first["record"] == {"type": "person", "first_name": "P0", "last_name": "Q0", "email": "person0@example.com",
-                               "phone": "+49301234000", "custom_fields": {
-                                   "customer_tier": "Gold", "met_on": "2024-01-01T00:00:00+00:00"}}
+    assert first["record"] == {
+        "type": "person",
+        "first_name": "P0",
+        "last_name": "Q0",
+        "email": "person0@example.com",
+        "phone": "+49301234000",
+        "custom_fields": {"customer_tier": "Gold", "met_on": "2024-01-01T00:00:00+00:00"},
+    }
     bad = body["rows"][3]
     assert bad["errors"][0]["column"] == "E-Mail-Adresse" and "not a valid email address" in bad["errors"][0]["message"]
     assert body["source"]["type"] == "storage" and body["source"]["key"].startswith(f"accounts/{tenant.account_id}/")
@@ -97,14 +116,16 @@ def test_options_mapping_overrides_one_header_ignores_another_and_the_rest_still
     assert "phone" not in body["rows"][0]["record"]
 
 
-def test_an_import_started_from_the_preview_key_imports_the_file_with_the_chosen_mapping(client, db, worker,
-                                                                                           tenant):
+def test_an_import_started_from_the_preview_key_imports_the_file_with_the_chosen_mapping(client, db, worker, tenant):
     add_field(db, tenant.account_id, "note", "text", label="Remark")
     body = preview(client, tenant, _people_csv(5), options={"country": "DE"}).get_json()
     mapping = {"Notes": "custom.note", "Mobiltelefon": None}
 
-    started = client.post("/v1/crm/contacts/import", headers=tenant.headers(), json={
-        "source": body["source"], "options": {"mapping": mapping, "country": "DE"}})
+    started = client.post(
+        "/v1/crm/contacts/import",
+        headers=tenant.headers(),
+        json={"source": body["source"], "options": {"mapping": mapping, "country": "DE"}},
+    )
     assert started.status_code == 202, started.get_json()
     job = wait_for_job(db, started.get_json()["id"])
 
@@ -116,10 +137,12 @@ def test_an_import_started_from_the_preview_key_imports_the_file_with_the_chosen
 
 
 def test_a_header_under_linkedin_notes_is_found_and_rows_keep_their_spreadsheet_numbers(client, tenant):
-    content = (b'Notes:\n"When exporting your connection data, you may notice that some of the email addresses '
-               b'are missing. You will only see email addresses for connections who have allowed it."\n\n'
-               b"First Name,Last Name,URL,Email Address,Company,Position,Connected On\n"
-               b"Ana,Lima,https://www.linkedin.com/in/ana,ana@example.com,Acme,CEO,15 Jan 2025\n")
+    content = (
+        b'Notes:\n"When exporting your connection data, you may notice that some of the email addresses '
+        b'are missing. You will only see email addresses for connections who have allowed it."\n\n'
+        b"First Name,Last Name,URL,Email Address,Company,Position,Connected On\n"
+        b"Ana,Lima,https://www.linkedin.com/in/ana,ana@example.com,Acme,CEO,15 Jan 2025\n"
+    )
     body = preview(client, tenant, content, "Connections.csv").get_json()
 
     assert body["file"]["header_row"] == 4
@@ -150,20 +173,33 @@ def test_an_xlsx_preview_reads_dates_and_numbers_as_the_sheet_holds_them(client,
     book.save(out)
     body = preview(client, tenant, out.getvalue(), "deals.xlsx", entity="deals").get_json()
 
-    assert body["file"] == {"format": "xlsx", "encoding": None, "delimiter": None, "header_row": 1,
-                            "name": "deals.xlsx"}
-    assert body["rows"][0]["record"] == {"name": "Big one", "value": 1200.5, "pipeline": "Sales", "stage": "Lead",
-                                         "expected_close_date": "2025-03-01T00:00:00+00:00"}
+    assert body["file"] == {
+        "format": "xlsx",
+        "encoding": None,
+        "delimiter": None,
+        "header_row": 1,
+        "name": "deals.xlsx",
+    }
+    assert body["rows"][0]["record"] == {
+        "name": "Big one",
+        "value": 1200.5,
+        "pipeline": "Sales",
+        "stage": "Lead",
+        "expected_close_date": "2025-03-01T00:00:00+00:00",
+    }
 
 
 def test_a_records_source_and_a_stored_key_preview_like_a_file(client, db, tenant, other_tenant):
-    records = client.post("/v1/crm/contacts/import/preview", headers=tenant.headers(), json={
-        "source": {"type": "records", "records": [{"email": "a@example.com", "address": {"city": "Porto"}}]}})
+    records = client.post(
+        "/v1/crm/contacts/import/preview",
+        headers=tenant.headers(),
+        json={"source": {"type": "records", "records": [{"email": "a@example.com", "address": {"city": "Porto"}}]}},
+    )
     body = records.get_json()
-    stored = client.post("/v1/crm/contacts/import/preview", headers=tenant.headers(),
-                         json={"source": body["source"]})
-    foreign = client.post("/v1/crm/contacts/import/preview", headers=other_tenant.headers(),
-                          json={"source": body["source"]})
+    stored = client.post("/v1/crm/contacts/import/preview", headers=tenant.headers(), json={"source": body["source"]})
+    foreign = client.post(
+        "/v1/crm/contacts/import/preview", headers=other_tenant.headers(), json={"source": body["source"]}
+    )
 
     assert records.status_code == 200 and body["mapping"] == {"email": "email", "address.city": "address.city"}
     assert stored.status_code == 200 and stored.get_json()["rows"] == body["rows"]

@@ -78,9 +78,15 @@ def bridges():
 
 
 def import_request(tenant, *emails) -> bytes:
-    return json.dumps({"kind": "import", "entity": "contacts", "account_id": str(tenant.account_id),
-                       "uid": str(tenant.owner_uid),
-                       "source": {"type": "records", "records": [{"email": e} for e in emails]}}).encode()
+    return json.dumps(
+        {
+            "kind": "import",
+            "entity": "contacts",
+            "account_id": str(tenant.account_id),
+            "uid": str(tenant.owner_uid),
+            "source": {"type": "records", "records": [{"email": e} for e in emails]},
+        }
+    ).encode()
 
 
 def account_jobs(db, tenant) -> list[dict]:
@@ -88,7 +94,8 @@ def account_jobs(db, tenant) -> list[dict]:
 
 
 def test_the_bridge_keeps_running_across_unavailable_pulls_and_lost_acks_and_makes_one_job_per_message(
-        settings, db, broker, worker, tenant, pubsub, subscription, bridges):
+    settings, db, broker, worker, tenant, pubsub, subscription, bridges
+):
     before = bridge_stats(db).get("transient_errors", {})
     pubsub.fail("Pull", "UNAVAILABLE", times=3)
     # Every try of the first ack fails: the recorded messages come back after their ack deadline …
@@ -118,7 +125,8 @@ def test_the_bridge_keeps_running_across_unavailable_pulls_and_lost_acks_and_mak
 
 
 def test_a_failed_nack_leaves_the_message_to_its_ack_deadline_and_it_becomes_one_job_later(
-        settings, db, broker, tenant, pubsub, subscription, bridges):
+    settings, db, broker, tenant, pubsub, subscription, bridges
+):
     from crm_workers.adapters.broker import make_broker
 
     redis_down = make_broker(settings.with_(redis_url="redis://127.0.0.1:9"), for_worker=False)
@@ -135,7 +143,8 @@ def test_a_failed_nack_leaves_the_message_to_its_ack_deadline_and_it_becomes_one
 
 
 def test_a_malformed_message_beside_good_ones_is_dead_lettered_and_acked_and_its_neighbours_become_jobs(
-        settings, db, broker, tenant, pubsub, subscription, bridges):
+    settings, db, broker, tenant, pubsub, subscription, bridges
+):
     good = [pubsub.publish(import_request(tenant, f"n{i}@example.com")) for i in range(2)]
     bad = pubsub.publish(b'{"kind": "import", "account_id": "nope"')
     good.append(pubsub.publish(import_request(tenant, "n2@example.com")))
@@ -168,7 +177,8 @@ class StorageThatBreaksOn:
 
 
 def test_a_message_whose_recording_keeps_failing_is_dead_lettered_after_its_attempts_and_does_not_loop(
-        settings, db, broker, tenant, monkeypatch, bridges):
+    settings, db, broker, tenant, monkeypatch, bridges
+):
     server = FakeSubscription(ack_deadline=3.0, delivery_attempts=True)
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", server.host)
     subscription = GoogleSubscription("crm-test", "crm-imports", rpc_timeout=2.0)
@@ -196,7 +206,8 @@ def test_a_message_whose_recording_keeps_failing_is_dead_lettered_after_its_atte
 
 
 def test_a_stop_during_a_pull_records_the_batch_in_hand_acks_it_and_ends(
-        settings, db, broker, tenant, pubsub, subscription, bridges):
+    settings, db, broker, tenant, pubsub, subscription, bridges
+):
     pubsub.hold_pulls.set()
     bridge = bridges(subscription, settings, db, broker, timeout=5.0)
     wait_for(lambda: pubsub.pulls_in_flight == 1, what="a pull to be waiting")
@@ -211,7 +222,8 @@ def test_a_stop_during_a_pull_records_the_batch_in_hand_acks_it_and_ends(
 
 
 def test_a_stop_that_leaves_no_time_to_record_nacks_the_batch_in_hand(
-        settings, db, broker, tenant, pubsub, subscription, bridges):
+    settings, db, broker, tenant, pubsub, subscription, bridges
+):
     pubsub.hold_pulls.set()
     bridge = bridges(subscription, settings, db, broker, timeout=5.0, drain_seconds=0)
     wait_for(lambda: pubsub.pulls_in_flight == 1, what="a pull to be waiting")
@@ -236,7 +248,8 @@ def test_a_stop_interrupts_a_backoff_wait(settings, db, broker, pubsub, subscrip
 
 
 def test_a_subscription_that_does_not_exist_stops_the_bridge_with_its_error(
-        settings, db, broker, pubsub, subscription, bridges):
+    settings, db, broker, pubsub, subscription, bridges
+):
     pubsub.fail("Pull", "NOT_FOUND")
 
     bridge = bridges(subscription, settings, db, broker)
@@ -247,19 +260,33 @@ def test_a_subscription_that_does_not_exist_stops_the_bridge_with_its_error(
 
 @pytest.mark.slow
 def test_crm_jobs_pubsub_turns_messages_into_jobs_through_failures_and_exits_0_on_sigterm_after_acking(
-        settings, db, tenant, pubsub, tmp_path):
+    settings, db, tenant, pubsub, tmp_path
+):
     pubsub.fail("Pull", "UNAVAILABLE", times=2)
     pubsub.fail("Acknowledge", "UNAVAILABLE", times=1)
     first = pubsub.publish(import_request(tenant, "proc0@example.com"))
-    env = {**os.environ, "PUBSUB_EMULATOR_HOST": pubsub.host, "GOOGLE_CLOUD_PROJECT_ID": "crm-test",
-           "PUBSUB_IMPORT_SUBSCRIPTION": "crm-imports", "MONGODB_URI": settings.mongodb_uri,
-           "MONGODB_DB": settings.mongodb_db, "REDIS_URL": settings.redis_url,
-           "REDIS_NAMESPACE": settings.redis_namespace, "JWT_SECRET": settings.jwt_secret,
-           "STORAGE_URL": settings.storage_url, "LOG_FORMAT": "text"}
+    env = {
+        **os.environ,
+        "PUBSUB_EMULATOR_HOST": pubsub.host,
+        "GOOGLE_CLOUD_PROJECT_ID": "crm-test",
+        "PUBSUB_IMPORT_SUBSCRIPTION": "crm-imports",
+        "MONGODB_URI": settings.mongodb_uri,
+        "MONGODB_DB": settings.mongodb_db,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_NAMESPACE": settings.redis_namespace,
+        "JWT_SECRET": settings.jwt_secret,
+        "STORAGE_URL": settings.storage_url,
+        "LOG_FORMAT": "text",
+    }
     log_path = tmp_path / "pubsub.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "crm_jobs.cli", "pubsub"], env=env, start_new_session=True,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crm_jobs.cli", "pubsub"],
+            env=env,
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for(lambda: first in pubsub.acked(), timeout=60, what="the first message to be acked")
         assert proc.poll() is None

@@ -15,9 +15,18 @@ from tests.e2e.imports.test_pubsub_bridge import bridge, message
 def guarded(db):
     t = Tenant(db, visibility="owner_only")
     ts = now()
-    db["crm.contacts"].insert_one({"account_id": t.account_id, "type": "person", "email": "boss@example.com",
-                                   "first_name": "Boss", "owner": t.owner_uid, "tags": [], "created_at": ts,
-                                   "updated_at": ts})
+    db["crm.contacts"].insert_one(
+        {
+            "account_id": t.account_id,
+            "type": "person",
+            "email": "boss@example.com",
+            "first_name": "Boss",
+            "owner": t.owner_uid,
+            "tags": [],
+            "created_at": ts,
+            "updated_at": ts,
+        }
+    )
     return t
 
 
@@ -26,8 +35,14 @@ def body(tenant, kind="import", **extra):
     common = {"entity": "contacts", "account_id": str(tenant.account_id), "uid": str(tenant.user_uid), **extra}
     if kind == "import":
         return {"kind": "import", "source": {"type": "records", "records": records}, **common}
-    return {"kind": "connector_batch", "connector": "hubspot", "connector_import_id": "sync-1", "batch": 1,
-            "records": records, **common}
+    return {
+        "kind": "connector_batch",
+        "connector": "hubspot",
+        "connector_import_id": "sync-1",
+        "batch": 1,
+        "records": records,
+        **common,
+    }
 
 
 def the_owners_contact(db, tenant):
@@ -36,8 +51,9 @@ def the_owners_contact(db, tenant):
 
 @pytest.mark.parametrize("kind", ["import", "connector_batch"])
 @pytest.mark.parametrize("is_owner", [None, "true", 1])
-def test_a_message_for_a_non_owner_never_changes_what_they_cannot_see(settings, db, broker, worker, guarded, kind,
-                                                                      is_owner):
+def test_a_message_for_a_non_owner_never_changes_what_they_cannot_see(
+    settings, db, broker, worker, guarded, kind, is_owner
+):
     """The finding's message (a plain user's import: no is_owner) and variants: a connector batch, and an
     `is_owner` that is not the JSON `true`."""
     extra = {} if is_owner is None else {"is_owner": is_owner}
@@ -49,8 +65,12 @@ def test_a_message_for_a_non_owner_never_changes_what_they_cannot_see(settings, 
     assert job["params"]["principal"]["is_owner"] is False and job["params"]["principal"]["owner_only"] is True
     assert the_owners_contact(db, guarded)["first_name"] == "Boss"  # not theirs to change
     assert done["result"]["counts"]["updated"] == 0
-    assert db["crm.contacts"].count_documents({"account_id": guarded.account_id, "first_name": "Changed",
-                                               "owner": {"$ne": guarded.user_uid}}) == 0
+    assert (
+        db["crm.contacts"].count_documents(
+            {"account_id": guarded.account_id, "first_name": "Changed", "owner": {"$ne": guarded.user_uid}}
+        )
+        == 0
+    )
 
 
 def test_a_message_that_says_the_owner_acts_as_the_owner(settings, db, broker, worker, guarded):

@@ -65,8 +65,9 @@ def fuzz(client, db, seed: int, count: int) -> dict:
     ids = [ObjectId(job_id) for _, job_id in started]
 
     def all_done():
-        return db["queues"].count_documents({"_id": {"$in": ids}, "status": {"$in": ["completed", "failed"]}}) \
-            == len(ids)
+        return db["queues"].count_documents({"_id": {"$in": ids}, "status": {"$in": ["completed", "failed"]}}) == len(
+            ids
+        )
 
     wait_for(all_done, timeout=60 + len(ids) * 0.5, interval=0.2, what="every fuzzed import to end")
     labels = dict((job_id, label) for label, job_id in started)

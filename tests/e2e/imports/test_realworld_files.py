@@ -17,10 +17,15 @@ MIN_SHARE = 0.97
 
 
 #: Every published sample, and how it imports: a contacts file, or deals with their pipelines created.
-SAMPLES = {"google-csv-utf16-roundcube.csv": "contacts", "hubspot-style-contacts-synthetic.csv": "contacts",
-           "salesforce-contacts-sfdc-assets.csv": "contacts", "zoho-analytics-leads.csv": "contacts",
-           "hubspot-style-deals-synthetic.csv": "deals", "salesforce-dataloader-opportunities.csv": "deals",
-           "zoho-analytics-potentials.csv": "deals"}
+SAMPLES = {
+    "google-csv-utf16-roundcube.csv": "contacts",
+    "hubspot-style-contacts-synthetic.csv": "contacts",
+    "salesforce-contacts-sfdc-assets.csv": "contacts",
+    "zoho-analytics-leads.csv": "contacts",
+    "hubspot-style-deals-synthetic.csv": "deals",
+    "salesforce-dataloader-opportunities.csv": "deals",
+    "zoho-analytics-potentials.csv": "deals",
+}
 EVERY_SAMPLE_SHARE = 0.97
 #: An import two tests of this module ask for with the same options runs once (the Zoho leads: 3,900 rows);
 #: the second test reads the first one's account. Either test alone still imports.
@@ -31,8 +36,10 @@ def _import_once(client, db, tenant, name: str, options: dict, entity: str = "co
     """(the tenant whose account holds the import, its job ended)."""
     key = (name, entity, tuple(sorted(options.items())))
     if key not in _ONCE:
-        _ONCE[key] = (tenant, run_import(client, db, tenant, (REALWORLD / name).read_bytes(), name, options,
-                                         entity=entity, timeout=540))
+        _ONCE[key] = (
+            tenant,
+            run_import(client, db, tenant, (REALWORLD / name).read_bytes(), name, options, entity=entity, timeout=540),
+        )
     return _ONCE[key]
 
 
@@ -61,8 +68,13 @@ def test_a_google_csv_in_utf16_lands_names_email_company_address_website_and_gro
 
     assert job["result"]["file"]["encoding"] == "utf-16"
     assert (person["first_name"], person["last_name"], person["email"]) == ("Firstname", "Lastname", "home@aaa.pl")
-    assert person["address"] == {"street": "home_street", "city": "home_city", "state_province": "home_state",
-                                 "postal_code": "home_zip", "country": "home_country"}
+    assert person["address"] == {
+        "street": "home_street",
+        "city": "home_city",
+        "state_province": "home_state",
+        "postal_code": "home_zip",
+        "country": "home_country",
+    }
     assert person["website"] == "https://test.com"
     assert _business_names(db, tenant, person) == ["company"]
     tags = {t["_id"]: t["name"] for t in db["crm.tags"].find({"account_id": tenant.account_id})}
@@ -72,7 +84,8 @@ def test_a_google_csv_in_utf16_lands_names_email_company_address_website_and_gro
 
 @samples
 def test_salesforce_contacts_by_api_names_import_with_the_mailing_address_and_owner_ids_left_out(
-        client, db, worker, tenant):
+    client, db, worker, tenant
+):
     # 11 of its 102 phones lost a digit (`447773240`): each is left out with a warning, the person imported.
     job = _import(client, db, tenant, "salesforce-contacts-sfdc-assets.csv", min_share=1.0, country="US")
     person = _person(db, tenant, email="patricia.ryan@example.com")
@@ -81,13 +94,19 @@ def test_salesforce_contacts_by_api_names_import_with_the_mailing_address_and_ow
     assert job["result"]["rows"] == 102 and job["result"]["counts"]["created"] == 102
     assert job["result"]["rows_with_warnings"] == 11 == len(errors)
     assert all(e["kind"] == "warning" for e in errors)
-    assert all(re.match(r"row \d+, column 'Phone', value '\d{9}': not a possible phone number", e["error"])
-               for e in errors)
+    assert all(
+        re.match(r"row \d+, column 'Phone', value '\d{9}': not a possible phone number", e["error"]) for e in errors
+    )
     # Rows whose `Phone` is bad take their MobilePhone, HomePhone or OtherPhone when it is good.
     assert len(contacts(db, tenant.account_id, phone={"$exists": True})) > 102 - 11
     assert (person["first_name"], person["last_name"], person["phone"]) == ("Patricia", "Ryan", "+15987002803")
-    assert person["address"] == {"street": "4228 Emily Walks", "city": "Anthonyton", "state_province": "OK",
-                                 "postal_code": "43892", "country": "US"}
+    assert person["address"] == {
+        "street": "4228 Emily Walks",
+        "city": "Anthonyton",
+        "state_province": "OK",
+        "postal_code": "43892",
+        "country": "US",
+    }
     assert "owner" not in person or person["owner"] != "005Ec000004oBPNIA2"
     assert job["result"]["mapping"]["Id"] == "external_id" and "OwnerId" in job["result"]["ignored_columns"]
     assert "`OwnerId` values are not user ids: left unmatched" in job["result"]["warnings"]
@@ -107,21 +126,32 @@ def test_every_published_sample_imports_at_least_97_percent_of_its_rows(client, 
     assert job["status"] == "completed", job.get("error")
     counts, rows = job["result"]["counts"], job["result"]["rows"]
     assert counts["created"] + counts["updated"] >= EVERY_SAMPLE_SHARE * rows, (counts, rows)
-    created = db[f"crm.{entity}"].count_documents({"account_id": tenant.account_id, "created_by_import": job["_id"],
-                                                   **({"type": "person"} if entity == "contacts" else {})})
+    created = db[f"crm.{entity}"].count_documents(
+        {
+            "account_id": tenant.account_id,
+            "created_by_import": job["_id"],
+            **({"type": "person"} if entity == "contacts" else {}),
+        }
+    )
     assert created == counts["created"]  # the counts are what is in the database
 
 
 @samples
 def test_hubspot_style_contacts_keep_zip_zeros_read_us_phones_and_leave_owner_emails_unmatched(
-        client, db, worker, tenant):
+    client, db, worker, tenant
+):
     job = _import(client, db, tenant, "hubspot-style-contacts-synthetic.csv", country="US")
     person = _person(db, tenant, email="anna72@example.net")
 
     assert job["result"]["rows"] == 950
     assert (person["first_name"], person["last_name"], person["phone"]) == ("Francisco", "Small", "+14168109897")
-    assert person["address"] == {"street": "64642 Brianna Forges", "city": "Kevinborough", "state_province": "GU",
-                                 "postal_code": "06652", "country": "Ghana"}
+    assert person["address"] == {
+        "street": "64642 Brianna Forges",
+        "city": "Kevinborough",
+        "state_province": "GU",
+        "postal_code": "06652",
+        "country": "Ghana",
+    }
     assert person["website"] == "https://wallace.com/"
     assert "`Contact Owner` values are not user ids: left unmatched" in job["result"]["warnings"]
 
@@ -152,18 +182,44 @@ def _preview_deals(client, tenant, name: str) -> dict:
 
 
 @samples
-@pytest.mark.parametrize("name,expected", [
-    ("hubspot-style-deals-synthetic.csv", {"Deal ID": "external_id", "Deal Name": "name", "Deal Stage": "stage",
-                                           "Pipeline": "pipeline", "Amount": "value",
-                                           "Close Date": "expected_close_date",
-                                           "Associated Contact Email": "contact_email"}),
-    ("salesforce-dataloader-opportunities.csv", {"ID": "external_id", "NAME": "name", "STAGENAME": "stage",
-                                                 "AMOUNT": "value", "CLOSEDATE": "expected_close_date"}),
-    ("zoho-analytics-potentials.csv", {"LEADID": "external_id", "Potential Name": "name", "Stage": "stage",
-                                       "Amount": "value", "Closing Date": "expected_close_date"}),
-])
-def test_deal_exports_match_name_value_stage_pipeline_and_ids_and_leave_owners_out(client, db, tenant, name,
-                                                                                     expected):
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        (
+            "hubspot-style-deals-synthetic.csv",
+            {
+                "Deal ID": "external_id",
+                "Deal Name": "name",
+                "Deal Stage": "stage",
+                "Pipeline": "pipeline",
+                "Amount": "value",
+                "Close Date": "expected_close_date",
+                "Associated Contact Email": "contact_email",
+            },
+        ),
+        (
+            "salesforce-dataloader-opportunities.csv",
+            {
+                "ID": "external_id",
+                "NAME": "name",
+                "STAGENAME": "stage",
+                "AMOUNT": "value",
+                "CLOSEDATE": "expected_close_date",
+            },
+        ),
+        (
+            "zoho-analytics-potentials.csv",
+            {
+                "LEADID": "external_id",
+                "Potential Name": "name",
+                "Stage": "stage",
+                "Amount": "value",
+                "Closing Date": "expected_close_date",
+            },
+        ),
+    ],
+)
+def test_deal_exports_match_name_value_stage_pipeline_and_ids_and_leave_owners_out(client, db, tenant, name, expected):
     body = _preview_deals(client, tenant, name)
 
     assert body["mapping"] == expected

@@ -41,8 +41,10 @@ def _twice(client, db, tenant, content: bytes, name: str, *, entity: str = "cont
 
 
 @samples
-@pytest.mark.parametrize("name", ["google-csv-utf16-roundcube.csv", "salesforce-contacts-sfdc-assets.csv",
-                                  "hubspot-style-contacts-synthetic.csv"])
+@pytest.mark.parametrize(
+    "name",
+    ["google-csv-utf16-roundcube.csv", "salesforce-contacts-sfdc-assets.csv", "hubspot-style-contacts-synthetic.csv"],
+)
 def test_a_contacts_sample_imported_again_creates_and_changes_nothing(client, db, worker, tenant, name):
     first = run_import(client, db, tenant, (REALWORLD / name).read_bytes(), name, timeout=180)
     counts = first["result"]["counts"]
@@ -58,18 +60,43 @@ def test_a_contacts_sample_imported_again_creates_and_changes_nothing(client, db
 WRITTEN = {
     "Kontakte.csv": lambda: _outlook(OUTLOOK_DE, delimiter=";"),
     "contactos.csv": lambda: _outlook(OUTLOOK_ES, encoding="utf-8-sig"),
-    "google.csv": lambda: _csv(GOOGLE_NEW, [
-        {"First Name": "Ana", "Last Name": "Lima", "Organization Name": "Acme", "Labels": "* myContacts ::: Friends",
-         "E-mail 1 - Value": "ana@acme.com ::: ana.lima@acme.com", "Phone 1 - Value": "+1 415-555-0134"},
-        {"First Name": "Bob", "E-mail 1 - Value": "", "Phone 1 - Value": "+44 20 7946 0958"}]),
-    "Connections.csv": lambda: LINKEDIN_PREAMBLE.encode() + _csv(
-        ["First Name", "Last Name", "URL", "Email Address", "Company"],
-        [{"First Name": "Ana", "Last Name": "Lima", "URL": "https://www.linkedin.com/in/ana",
-          "Email Address": "ana@example.com", "Company": "Acme"},
-         {"First Name": "Bob", "Email Address": "bob@example.com", "Company": "Globex"}]),
-    "audience.csv": lambda: _csv(MAILCHIMP, [
-        {"Email Address": "ana@example.com", "First Name": "Ana", "CC": "US", "TAGS": '"Lorem Editors","VIP"'},
-        {"Email Address": "bob@example.com", "First Name": "Bob", "TAGS": '"Lorem Editors"'}]),
+    "google.csv": lambda: _csv(
+        GOOGLE_NEW,
+        [
+            {
+                "First Name": "Ana",
+                "Last Name": "Lima",
+                "Organization Name": "Acme",
+                "Labels": "* myContacts ::: Friends",
+                "E-mail 1 - Value": "ana@acme.com ::: ana.lima@acme.com",
+                "Phone 1 - Value": "+1 415-555-0134",
+            },
+            {"First Name": "Bob", "E-mail 1 - Value": "", "Phone 1 - Value": "+44 20 7946 0958"},
+        ],
+    ),
+    "Connections.csv": lambda: (
+        LINKEDIN_PREAMBLE.encode()
+        + _csv(
+            ["First Name", "Last Name", "URL", "Email Address", "Company"],
+            [
+                {
+                    "First Name": "Ana",
+                    "Last Name": "Lima",
+                    "URL": "https://www.linkedin.com/in/ana",
+                    "Email Address": "ana@example.com",
+                    "Company": "Acme",
+                },
+                {"First Name": "Bob", "Email Address": "bob@example.com", "Company": "Globex"},
+            ],
+        )
+    ),
+    "audience.csv": lambda: _csv(
+        MAILCHIMP,
+        [
+            {"Email Address": "ana@example.com", "First Name": "Ana", "CC": "US", "TAGS": '"Lorem Editors","VIP"'},
+            {"Email Address": "bob@example.com", "First Name": "Bob", "TAGS": '"Lorem Editors"'},
+        ],
+    ),
 }
 
 
@@ -81,20 +108,24 @@ def test_a_written_export_imported_again_creates_and_changes_nothing(client, db,
 
 
 @samples
-@pytest.mark.parametrize("name, stage_header, value_header", [
-    ("hubspot-style-deals-synthetic.csv", "Deal Stage", "Amount"),
-    ("salesforce-dataloader-opportunities.csv", "STAGENAME", "AMOUNT"),
-    ("zoho-analytics-potentials.csv", "Stage", "Amount"),
-])
-def test_a_deals_sample_imports_with_no_mapping_and_again_changes_nothing(client, db, worker, tenant, name,
-                                                                          stage_header, value_header):
+@pytest.mark.parametrize(
+    "name, stage_header, value_header",
+    [
+        ("hubspot-style-deals-synthetic.csv", "Deal Stage", "Amount"),
+        ("salesforce-dataloader-opportunities.csv", "STAGENAME", "AMOUNT"),
+        ("zoho-analytics-potentials.csv", "Stage", "Amount"),
+    ],
+)
+def test_a_deals_sample_imports_with_no_mapping_and_again_changes_nothing(
+    client, db, worker, tenant, name, stage_header, value_header
+):
     options = {"create_missing": True, "pipeline": "Imported"}
-    first, deals = _twice(client, db, tenant, (REALWORLD / name).read_bytes(), name, entity="deals",
-                          options=options)
+    first, deals = _twice(client, db, tenant, (REALWORLD / name).read_bytes(), name, entity="deals", options=options)
 
     assert first["result"]["mapping"][stage_header] == "stage" and first["result"]["mapping"][value_header] == "value"
     stages = {s["_id"]: s["name"] for s in db["crm.pipeline.stages"].find({"account_id": tenant.account_id})}
     assert all(d.get("name") and d["stage_id"] in stages for d in deals)
-    with_amount = sum(1 for row in csv.DictReader((REALWORLD / name).open(encoding="utf-8-sig"))
-                      if row[value_header].strip())  # some rows of the samples have none
+    with_amount = sum(
+        1 for row in csv.DictReader((REALWORLD / name).open(encoding="utf-8-sig")) if row[value_header].strip()
+    )  # some rows of the samples have none
     assert sum(1 for d in deals if (d.get("value") or {}).get("amount") is not None) == with_amount

@@ -26,17 +26,41 @@ def _seed(db, tenant) -> None:
     add_field(db, tenant.account_id, "tier", "select", options=["Gold", "Silver"])
     add_field(db, tenant.account_id, "since", "date")
     ts = now().replace(microsecond=0)
-    vip = db["crm.tags"].insert_one({"account_id": tenant.account_id, "name": "VIP", "created_at": ts,
-                                     "updated_at": ts}).inserted_id
-    acme = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "business", "name": "Acme",
-                                          "tags": [], "created_at": ts, "updated_at": ts}).inserted_id
-    people = [{"first_name": f"P{i}", "last_name": "=SUM(A1)" if i == 0 else f"Q{i}", "email": email,
-               "phone": "12345" if i == 1 else f"+1415555013{i}", "tags": [vip] if i % 2 else [],
-               "businesses": [acme] if i < 2 else [], "owner": tenant.owner_uid if i % 2 else tenant.user_uid,
-               "custom_fields": {"tier": "Gold", "since": ts.replace(hour=0, minute=0, second=0)}}
-              for i, email in enumerate(RESERVED)]
-    db["crm.contacts"].insert_many([{"account_id": tenant.account_id, "type": "person", **p, "created_at": ts,
-                                     "updated_at": ts} for p in people])
+    vip = (
+        db["crm.tags"]
+        .insert_one({"account_id": tenant.account_id, "name": "VIP", "created_at": ts, "updated_at": ts})
+        .inserted_id
+    )
+    acme = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "business",
+                "name": "Acme",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
+    people = [
+        {
+            "first_name": f"P{i}",
+            "last_name": "=SUM(A1)" if i == 0 else f"Q{i}",
+            "email": email,
+            "phone": "12345" if i == 1 else f"+1415555013{i}",
+            "tags": [vip] if i % 2 else [],
+            "businesses": [acme] if i < 2 else [],
+            "owner": tenant.owner_uid if i % 2 else tenant.user_uid,
+            "custom_fields": {"tier": "Gold", "since": ts.replace(hour=0, minute=0, second=0)},
+        }
+        for i, email in enumerate(RESERVED)
+    ]
+    db["crm.contacts"].insert_many(
+        [{"account_id": tenant.account_id, "type": "person", **p, "created_at": ts, "updated_at": ts} for p in people]
+    )
 
 
 def _export(client, db, tenant, fmt: str) -> bytes:
@@ -48,13 +72,17 @@ def _export(client, db, tenant, fmt: str) -> bytes:
 
 
 def _everything(db, tenant) -> list[dict]:
-    return [d for c in ("crm.contacts", "crm.tags", "crm.fields")
-            for d in db[c].find({"account_id": tenant.account_id}).sort("_id", 1)]
+    return [
+        d
+        for c in ("crm.contacts", "crm.tags", "crm.fields")
+        for d in db[c].find({"account_id": tenant.account_id}).sort("_id", 1)
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_an_export_of_contacts_with_reserved_and_legacy_emails_imports_back_creating_and_changing_nothing(
-        client, db, worker, tenant, fmt):
+    client, db, worker, tenant, fmt
+):
     _seed(db, tenant)
     before = _everything(db, tenant)
     data = _export(client, db, tenant, fmt)
@@ -69,8 +97,7 @@ def test_an_export_of_contacts_with_reserved_and_legacy_emails_imports_back_crea
     assert _everything(db, tenant) == before  # document by document, updated_at included
 
 
-def test_an_email_column_whose_only_value_is_not_an_email_fails_its_row_and_is_not_dropped(client, db, worker,
-                                                                                          tenant):
+def test_an_email_column_whose_only_value_is_not_an_email_fails_its_row_and_is_not_dropped(client, db, worker, tenant):
     job = run_import(client, db, tenant, b"Email,First Name\nnot-an-email,Ana\n")
 
     assert job["result"]["counts"] == {"created": 0, "updated": 0, "skipped": 0, "failed": 1}
@@ -80,12 +107,25 @@ def test_an_email_column_whose_only_value_is_not_an_email_fails_its_row_and_is_n
     assert error["kind"] == "failed" and error["error"].startswith("row 2, column 'Email', value 'not-an-email'")
 
 
-def test_a_key_that_no_longer_validates_finds_the_record_holding_it_and_an_unknown_one_fails(client, db, worker,
-                                                                                            tenant):
+def test_a_key_that_no_longer_validates_finds_the_record_holding_it_and_an_unknown_one_fails(
+    client, db, worker, tenant
+):
     ts = now()
-    legacy = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "person", "first_name": "Old",
-                                            "email": "old..dots@legacy-co.com", "tags": [], "created_at": ts,
-                                            "updated_at": ts}).inserted_id
+    legacy = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": "Old",
+                "email": "old..dots@legacy-co.com",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
     content = b"email,first_name\nold..dots@legacy-co.com,Renamed\nnew..dots@legacy-co.com,Nobody\n"
 
     job = run_import(client, db, tenant, content)
@@ -98,9 +138,17 @@ def test_a_key_that_no_longer_validates_finds_the_record_holding_it_and_an_unkno
 
 def test_a_legacy_key_of_another_account_is_no_record_of_this_one(client, db, worker, tenant, other_tenant):
     ts = now()
-    db["crm.contacts"].insert_one({"account_id": other_tenant.account_id, "type": "person", "first_name": "Theirs",
-                                   "email": "old..dots@legacy-co.com", "tags": [], "created_at": ts,
-                                   "updated_at": ts})
+    db["crm.contacts"].insert_one(
+        {
+            "account_id": other_tenant.account_id,
+            "type": "person",
+            "first_name": "Theirs",
+            "email": "old..dots@legacy-co.com",
+            "tags": [],
+            "created_at": ts,
+            "updated_at": ts,
+        }
+    )
 
     job = run_import(client, db, tenant, b"email,first_name\nold..dots@legacy-co.com,Mine\n")
 
@@ -120,8 +168,7 @@ def test_a_bad_phone_is_left_out_with_a_warning_and_strict_fails_the_row(client,
     assert warning["kind"] == "warning" and "column 'Phone', value '12'" in warning["error"]
     assert "column 'Website', value 'no web'" in warning["error"]
 
-    strict = run_import(client, db, tenant, content.replace(b"ana@", b"cy@"), options={"country": "US",
-                                                                                        "strict": True})
+    strict = run_import(client, db, tenant, content.replace(b"ana@", b"cy@"), options={"country": "US", "strict": True})
     assert strict["result"]["counts"] == {"created": 0, "updated": 1, "skipped": 0, "failed": 1}
     assert contacts(db, tenant.account_id, email="cy@example.com") == []
 
@@ -131,18 +178,44 @@ def _outlook_row(labels: dict, **cells) -> bytes:
     return _csv([name(h, h) for h in OUTLOOK_EN], [{name(k, k): v for k, v in cells.items()}], "cp1252", ",")
 
 
-@pytest.mark.parametrize("labels,column", [(OUTLOOK_DE, "Business Phone"), (OUTLOOK_DE, "Home Phone"),
-                                           ({}, "Business Phone"), ({}, "Home Phone"), ({}, "Other Phone")])
-def test_an_outlook_contact_whose_only_phone_is_a_later_column_keeps_it(client, db, worker, tenant, labels,
-                                                                          column):
-    others = {"First Name": "Bo", "Last Name": "Lee", "E-mail Address": "bo@example.com",
-              "Mobile Phone": "", column: "089 7654321"}
+@pytest.mark.parametrize(
+    "labels,column",
+    [
+        (OUTLOOK_DE, "Business Phone"),
+        (OUTLOOK_DE, "Home Phone"),
+        ({}, "Business Phone"),
+        ({}, "Home Phone"),
+        ({}, "Other Phone"),
+    ],
+)
+def test_an_outlook_contact_whose_only_phone_is_a_later_column_keeps_it(client, db, worker, tenant, labels, column):
+    others = {
+        "First Name": "Bo",
+        "Last Name": "Lee",
+        "E-mail Address": "bo@example.com",
+        "Mobile Phone": "",
+        column: "089 7654321",
+    }
     content = _outlook_row(labels, **others) + b"Ana,,Lima\r\n"  # the first rows hold phones in other columns too
-    content = _csv([labels.get(h, h) for h in OUTLOOK_EN], [
-        {labels.get(k, k): v for k, v in {"First Name": "Ana", "E-mail Address": "ana@example.com",
-                                          "Mobile Phone": "0170 5550123", "Business Phone": "030 1234567",
-                                          "Home Phone": "030 7654321", "Other Phone": "030 1111111"}.items()},
-        {labels.get(k, k): v for k, v in others.items()}], "cp1252", ",")
+    content = _csv(
+        [labels.get(h, h) for h in OUTLOOK_EN],
+        [
+            {
+                labels.get(k, k): v
+                for k, v in {
+                    "First Name": "Ana",
+                    "E-mail Address": "ana@example.com",
+                    "Mobile Phone": "0170 5550123",
+                    "Business Phone": "030 1234567",
+                    "Home Phone": "030 7654321",
+                    "Other Phone": "030 1111111",
+                }.items()
+            },
+            {labels.get(k, k): v for k, v in others.items()},
+        ],
+        "cp1252",
+        ",",
+    )
 
     job = run_import(client, db, tenant, content, "Kontakte.csv", {"country": "DE"})
 
@@ -152,23 +225,35 @@ def test_an_outlook_contact_whose_only_phone_is_a_later_column_keeps_it(client, 
 
 
 def test_google_and_hubspot_files_with_numbers_only_in_the_second_or_third_phone_column_keep_them(
-        client, db, worker, tenant):
-    google = _csv(["Name", "E-mail 1 - Value", "E-mail 2 - Value", "Phone 1 - Value", "Phone 2 - Value",
-                   "Phone 3 - Value"],
-                  [{"Name": "Ana", "E-mail 1 - Value": "ana@example.com", "Phone 1 - Value": "+351 912 345 678"},
-                   {"Name": "Bo", "E-mail 2 - Value": "bo@example.com", "Phone 2 - Value": "+44 20 7946 0958"},
-                   {"Name": "Cy", "E-mail 1 - Value": "cy@example.com", "Phone 3 - Value": "+1 415 555 0134"}])
-    hubspot = _csv(["First Name", "Email", "Phone Number", "Mobile Phone Number"],
-                   [{"First Name": "Di", "Email": "di@example.com", "Phone Number": "+1 415 555 0135"},
-                    {"First Name": "Ed", "Email": "ed@example.com", "Mobile Phone Number": "+1 415 555 0136"}])
+    client, db, worker, tenant
+):
+    google = _csv(
+        ["Name", "E-mail 1 - Value", "E-mail 2 - Value", "Phone 1 - Value", "Phone 2 - Value", "Phone 3 - Value"],
+        [
+            {"Name": "Ana", "E-mail 1 - Value": "ana@example.com", "Phone 1 - Value": "+351 912 345 678"},
+            {"Name": "Bo", "E-mail 2 - Value": "bo@example.com", "Phone 2 - Value": "+44 20 7946 0958"},
+            {"Name": "Cy", "E-mail 1 - Value": "cy@example.com", "Phone 3 - Value": "+1 415 555 0134"},
+        ],
+    )
+    hubspot = _csv(
+        ["First Name", "Email", "Phone Number", "Mobile Phone Number"],
+        [
+            {"First Name": "Di", "Email": "di@example.com", "Phone Number": "+1 415 555 0135"},
+            {"First Name": "Ed", "Email": "ed@example.com", "Mobile Phone Number": "+1 415 555 0136"},
+        ],
+    )
 
     assert run_import(client, db, tenant, google, "google.csv")["result"]["counts"]["created"] == 3
     assert run_import(client, db, tenant, hubspot, "hubspot.csv")["result"]["counts"]["created"] == 2
 
     phones = {c["email"]: c.get("phone") for c in contacts(db, tenant.account_id)}
-    assert phones == {"ana@example.com": "+351912345678", "bo@example.com": "+442079460958",
-                      "cy@example.com": "+14155550134", "di@example.com": "+14155550135",
-                      "ed@example.com": "+14155550136"}
+    assert phones == {
+        "ana@example.com": "+351912345678",
+        "bo@example.com": "+442079460958",
+        "cy@example.com": "+14155550134",
+        "di@example.com": "+14155550135",
+        "ed@example.com": "+14155550136",
+    }
 
 
 def test_the_preview_says_why_each_column_is_matched_and_which_row_problems_fail_or_warn(client, db, tenant):
@@ -191,19 +276,26 @@ def test_an_xlsx_export_is_read_back_with_its_guarded_cells(client, db, worker, 
 
 
 def test_corrections_fix_cells_in_the_preview_and_the_import_and_the_fixed_rows_leave_the_errors_file(
-        client, db, worker, tenant):
+    client, db, worker, tenant
+):
     content = b"Email,Phone,First Name\nnot-an-email,12,Ana\nbo@example.com,13,Bo\ncy@example.com,,Cy\n"
     first = preview(client, tenant, content, options={"country": "US"}).get_json()
     assert [e["problem"] for e in first["rows"][0]["errors"]] == ["failed", "warning"]
     corrections = {"2": {"Email": "ana@example.com", "Phone": "+1 415 555 0134"}, "3": {"Phone": ""}}
 
-    fixed = client.post("/v1/crm/contacts/import/preview", headers=tenant.headers(), json={
-        "source": first["source"], "options": {"country": "US", "corrections": corrections}}).get_json()
+    fixed = client.post(
+        "/v1/crm/contacts/import/preview",
+        headers=tenant.headers(),
+        json={"source": first["source"], "options": {"country": "US", "corrections": corrections}},
+    ).get_json()
     assert [r["errors"] for r in fixed["rows"]] == [[], [], []]
     assert fixed["rows"][0]["record"]["email"] == "ana@example.com"
     assert fixed["rows"][0]["values"] == ["ana@example.com", "+1 415 555 0134", "Ana"]
-    started = client.post("/v1/crm/contacts/import", headers=tenant.headers(), json={
-        "source": fixed["source"], "options": {"country": "US", "corrections": corrections}})
+    started = client.post(
+        "/v1/crm/contacts/import",
+        headers=tenant.headers(),
+        json={"source": fixed["source"], "options": {"country": "US", "corrections": corrections}},
+    )
     job = wait_for_job(db, started.get_json()["id"])
 
     assert job["result"]["counts"] == {"created": 3, "updated": 0, "skipped": 0, "failed": 0}
@@ -213,13 +305,23 @@ def test_corrections_fix_cells_in_the_preview_and_the_import_and_the_fixed_rows_
     assert errors.data.decode("utf-8-sig").splitlines() == ["row,Email,Phone,First Name,problem,error"]
 
 
-@pytest.mark.parametrize("corrections,field", [({"two": {"Email": "x"}}, "options.corrections"),
-                                               ({"2": "x"}, "options.corrections.2"),
-                                               ({"0": {"Email": "x"}}, "options.corrections")])
+@pytest.mark.parametrize(
+    "corrections,field",
+    [
+        ({"two": {"Email": "x"}}, "options.corrections"),
+        ({"2": "x"}, "options.corrections.2"),
+        ({"0": {"Email": "x"}}, "options.corrections"),
+    ],
+)
 def test_corrections_that_name_no_row_are_400_naming_the_field(client, tenant, corrections, field):
-    response = client.post("/v1/crm/contacts/import/preview", headers=tenant.headers(), json={
-        "source": {"type": "records", "records": [{"email": "a@example.com"}]},
-        "options": {"corrections": corrections}})
+    response = client.post(
+        "/v1/crm/contacts/import/preview",
+        headers=tenant.headers(),
+        json={
+            "source": {"type": "records", "records": [{"email": "a@example.com"}]},
+            "options": {"corrections": corrections},
+        },
+    )
     assert response.status_code == 400, response.get_json()
     details = response.get_json()["error"]["details"]
     fields = [d["field"] for d in details] if isinstance(details, list) else [details["field"]]
@@ -238,27 +340,93 @@ def _seed_deals(db, tenant) -> None:
     sales, (lead, won) = add_pipeline(db, tenant.account_id)
     ts = now().replace(microsecond=0)
     day = ts.replace(hour=0, minute=0, second=0)
-    vip = db["crm.tags"].insert_one({"account_id": tenant.account_id, "name": "VIP", "created_at": ts,
-                                     "updated_at": ts}).inserted_id
-    acme = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "business", "name": "Acme",
-                                          "tags": [], "created_at": ts, "updated_at": ts}).inserted_id
-    ann = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "person", "first_name": "Ann",
-                                         "email": "ann@example.com", "tags": [], "created_at": ts,
-                                         "updated_at": ts}).inserted_id
+    vip = (
+        db["crm.tags"]
+        .insert_one({"account_id": tenant.account_id, "name": "VIP", "created_at": ts, "updated_at": ts})
+        .inserted_id
+    )
+    acme = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "business",
+                "name": "Acme",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
+    ann = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "person",
+                "first_name": "Ann",
+                "email": "ann@example.com",
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
     deals = [
-        {"name": "=HYPERLINK(\"x\")", "stage_id": lead, "status": "open",
-         "value": {"amount": 1200.5, "currency": "EUR"},
-         "base_value": 1300.0, "contacts": [ann], "business_id": acme, "tags": [vip], "owner": tenant.user_uid,
-         "expected_close_date": day + timedelta(days=30), "custom_fields": {"region": "North"}},
-        {"name": "Won it", "stage_id": won, "status": "won", "value": {"amount": 99, "currency": "USD"},
-         "base_value": 99.0, "contacts": [], "tags": [], "owner": tenant.owner_uid, "closed_at": ts - timedelta(days=2),
-         "expected_close_date": day - timedelta(days=9), "custom_fields": {}},
-        {"name": "Imported before", "stage_id": lead, "status": "open", "external_id": "SF-0061", "source": "import",
-         "value": {"amount": 5, "currency": "USD"}, "base_value": 5.0, "contacts": [], "tags": [],
-         "custom_fields": {}},
+        {
+            "name": '=HYPERLINK("x")',
+            "stage_id": lead,
+            "status": "open",
+            "value": {"amount": 1200.5, "currency": "EUR"},
+            "base_value": 1300.0,
+            "contacts": [ann],
+            "business_id": acme,
+            "tags": [vip],
+            "owner": tenant.user_uid,
+            "expected_close_date": day + timedelta(days=30),
+            "custom_fields": {"region": "North"},
+        },
+        {
+            "name": "Won it",
+            "stage_id": won,
+            "status": "won",
+            "value": {"amount": 99, "currency": "USD"},
+            "base_value": 99.0,
+            "contacts": [],
+            "tags": [],
+            "owner": tenant.owner_uid,
+            "closed_at": ts - timedelta(days=2),
+            "expected_close_date": day - timedelta(days=9),
+            "custom_fields": {},
+        },
+        {
+            "name": "Imported before",
+            "stage_id": lead,
+            "status": "open",
+            "external_id": "SF-0061",
+            "source": "import",
+            "value": {"amount": 5, "currency": "USD"},
+            "base_value": 5.0,
+            "contacts": [],
+            "tags": [],
+            "custom_fields": {},
+        },
     ]
-    db["crm.deals"].insert_many([{"account_id": tenant.account_id, "pipeline_id": sales, **d, "created_at": ts,
-                                  "updated_at": ts, "stage_entered_at": ts} for d in deals])
+    db["crm.deals"].insert_many(
+        [
+            {
+                "account_id": tenant.account_id,
+                "pipeline_id": sales,
+                **d,
+                "created_at": ts,
+                "updated_at": ts,
+                "stage_entered_at": ts,
+            }
+            for d in deals
+        ]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
@@ -266,8 +434,11 @@ def test_a_deals_export_imports_back_creating_and_changing_nothing(client, db, w
     """Deals are matched by external_id only: a deal made here is exported with its own id there, so the
     export imports back onto the same deals, document by document unchanged."""
     _seed_deals(db, tenant)
-    before = [d for c in ("crm.deals", "crm.contacts", "crm.tags", "crm.pipelines", "crm.pipeline.stages")
-              for d in db[c].find({"account_id": tenant.account_id}).sort("_id", 1)]
+    before = [
+        d
+        for c in ("crm.deals", "crm.contacts", "crm.tags", "crm.pipelines", "crm.pipeline.stages")
+        for d in db[c].find({"account_id": tenant.account_id}).sort("_id", 1)
+    ]
     response = client.post("/v1/crm/deals/export", json={"format": fmt}, headers=tenant.headers())
     assert response.status_code == 202, response.get_json()
     exported = wait_for_job(db, response.get_json()["id"])
@@ -278,8 +449,11 @@ def test_a_deals_export_imports_back_creating_and_changing_nothing(client, db, w
     assert again["status"] == "completed", again.get("error")
     assert again["result"]["counts"] == {"created": 0, "updated": 3, "skipped": 0, "failed": 0}, again["result"]
     assert again["result"]["unchanged"] == 3
-    after = [d for c in ("crm.deals", "crm.contacts", "crm.tags", "crm.pipelines", "crm.pipeline.stages")
-             for d in db[c].find({"account_id": tenant.account_id}).sort("_id", 1)]
+    after = [
+        d
+        for c in ("crm.deals", "crm.contacts", "crm.tags", "crm.pipelines", "crm.pipeline.stages")
+        for d in db[c].find({"account_id": tenant.account_id}).sort("_id", 1)
+    ]
     assert after == before
 
 
@@ -312,13 +486,31 @@ def test_under_owner_only_a_deal_id_of_a_deal_the_user_cannot_see_changes_nothin
     tenant = Tenant(db, visibility="owner_only")
     sales, (lead, _) = add_pipeline(db, tenant.account_id)
     ts = now().replace(microsecond=0)
-    hidden = db["crm.deals"].insert_one({"account_id": tenant.account_id, "name": "Owner's", "pipeline_id": sales,
-                                         "stage_id": lead, "status": "open", "owner": tenant.owner_uid,
-                                         "contacts": [], "tags": [], "created_at": ts, "updated_at": ts}).inserted_id
+    hidden = (
+        db["crm.deals"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "name": "Owner's",
+                "pipeline_id": sales,
+                "stage_id": lead,
+                "status": "open",
+                "owner": tenant.owner_uid,
+                "contacts": [],
+                "tags": [],
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
     before = db["crm.deals"].find_one({"_id": hidden})
-    response = client.post("/v1/crm/deals/import", data={"file": (io.BytesIO(
-        f"name,external_id,pipeline\nMine now,{hidden},Sales\n".encode()), "d.csv")},
-        content_type="multipart/form-data", headers=tenant.headers(owner=False))
+    response = client.post(
+        "/v1/crm/deals/import",
+        data={"file": (io.BytesIO(f"name,external_id,pipeline\nMine now,{hidden},Sales\n".encode()), "d.csv")},
+        content_type="multipart/form-data",
+        headers=tenant.headers(owner=False),
+    )
     assert response.status_code == 202, response.get_json()
     job = wait_for_job(db, response.get_json()["id"])
 

@@ -13,9 +13,24 @@ from tests.conftest import Tenant, wait_for, wait_for_job
 
 def _people(db, tenant, n, owner=None):
     ts = now()
-    return db["crm.contacts"].insert_many([
-        {"account_id": tenant.account_id, "type": "person", "first_name": f"P{i}", "owner": owner or tenant.owner_uid,
-         "tags": [], "created_at": ts, "updated_at": ts} for i in range(n)]).inserted_ids
+    return (
+        db["crm.contacts"]
+        .insert_many(
+            [
+                {
+                    "account_id": tenant.account_id,
+                    "type": "person",
+                    "first_name": f"P{i}",
+                    "owner": owner or tenant.owner_uid,
+                    "tags": [],
+                    "created_at": ts,
+                    "updated_at": ts,
+                }
+                for i in range(n)
+            ]
+        )
+        .inserted_ids
+    )
 
 
 def _link(client, db, tenant, body, **headers) -> dict:
@@ -29,10 +44,22 @@ def _sent(socket_receiver, uid, job_id):
 
 
 def test_linking_tells_the_caller_and_the_business_owner_once_each_with_the_count(
-        client, db, worker, tenant, socket_receiver):
+    client, db, worker, tenant, socket_receiver
+):
     people = _people(db, tenant, 4)
-    business = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "business", "name": "Initech",
-                                              "owner": tenant.user_uid, "tags": []}).inserted_id
+    business = (
+        db["crm.contacts"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "business",
+                "name": "Initech",
+                "owner": tenant.user_uid,
+                "tags": [],
+            }
+        )
+        .inserted_id
+    )
 
     job = _link(client, db, tenant, {"ids": [str(p) for p in people], "business_id": str(business)})
 
@@ -41,7 +68,11 @@ def test_linking_tells_the_caller_and_the_business_owner_once_each_with_the_coun
         [call] = _sent(socket_receiver, uid, job["_id"])
         assert call["account_id"] == str(tenant.account_id) and call["token_ok"]
         assert {k: call["data"][k] for k in ("type", "job_id", "business_id", "count")} == {
-            "type": "contacts.linked", "job_id": str(job["_id"]), "business_id": str(business), "count": 4}
+            "type": "contacts.linked",
+            "job_id": str(job["_id"]),
+            "business_id": str(business),
+            "count": 4,
+        }
     stored = list(db["crm.notifications"].find({"account_id": tenant.account_id, "data.job_id": str(job["_id"])}))
     assert sorted(n["uid"] for n in stored) == sorted([tenant.owner_uid, tenant.user_uid])
     assert all(n["delivered_at"] is not None and n["dedupe_key"].startswith("contacts.linked:") for n in stored)
@@ -49,8 +80,13 @@ def test_linking_tells_the_caller_and_the_business_owner_once_each_with_the_coun
 
 def test_a_caller_who_owns_the_deal_is_told_once(client, db, worker, tenant, socket_receiver):
     people = _people(db, tenant, 2)
-    deal = db["crm.deals"].insert_one({"account_id": tenant.account_id, "name": "Big", "owner": tenant.owner_uid,
-                                       "contacts": [], "tags": []}).inserted_id
+    deal = (
+        db["crm.deals"]
+        .insert_one(
+            {"account_id": tenant.account_id, "name": "Big", "owner": tenant.owner_uid, "contacts": [], "tags": []}
+        )
+        .inserted_id
+    )
 
     job = _link(client, db, tenant, {"ids": [str(p) for p in people], "deal_id": str(deal)})
 
@@ -59,11 +95,15 @@ def test_a_caller_who_owns_the_deal_is_told_once(client, db, worker, tenant, soc
     assert db["crm.notifications"].count_documents({"data.job_id": str(job["_id"])}) == 1
 
 
-def test_a_socket_service_failing_once_still_tells_each_user_exactly_once(
-        client, db, worker, tenant, socket_receiver):
+def test_a_socket_service_failing_once_still_tells_each_user_exactly_once(client, db, worker, tenant, socket_receiver):
     people = _people(db, tenant, 3)
-    business = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "business", "name": "Hooli",
-                                              "owner": tenant.user_uid, "tags": []}).inserted_id
+    business = (
+        db["crm.contacts"]
+        .insert_one(
+            {"account_id": tenant.account_id, "type": "business", "name": "Hooli", "owner": tenant.user_uid, "tags": []}
+        )
+        .inserted_id
+    )
     socket_receiver.fail_next[str(tenant.user_uid)] = 1  # the second user's first emit answers 503
 
     job = _link(client, db, tenant, {"ids": [str(p) for p in people], "business_id": str(business)})
@@ -78,16 +118,49 @@ def _views(db, tenant, field_key):
     ts = now()
     name = f"custom.{field_key}"
     mine = [
-        {"account_id": tenant.account_id, "uid": tenant.owner_uid, "entity": "contact", "name": "By tier",
-         "columns": ["name", name, "email"], "filters": {"custom.region": "EU", name: "gold", "owner": "me"},
-         "sort": {"field": name, "dir": "desc"}, "created_at": ts, "updated_at": ts},
-        {"account_id": tenant.account_id, "uid": tenant.user_uid, "entity": "contact", "name": "Only a column",
-         "columns": [name], "filters": {}, "sort": {"field": "name", "dir": "asc"}, "created_at": ts, "updated_at": ts},
-        {"account_id": tenant.account_id, "uid": tenant.user_uid, "entity": "contact", "name": "Untouched",
-         "columns": ["name"], "filters": {"custom.region": "EU"}, "created_at": ts, "updated_at": ts},
-        {"account_id": tenant.account_id, "uid": tenant.owner_uid, "entity": "deal", "name": "Deals with it",
-         "columns": [name], "filters": {name: "x"}, "sort": {"field": name, "dir": "asc"}, "created_at": ts,
-         "updated_at": ts},
+        {
+            "account_id": tenant.account_id,
+            "uid": tenant.owner_uid,
+            "entity": "contact",
+            "name": "By tier",
+            "columns": ["name", name, "email"],
+            "filters": {"custom.region": "EU", name: "gold", "owner": "me"},
+            "sort": {"field": name, "dir": "desc"},
+            "created_at": ts,
+            "updated_at": ts,
+        },
+        {
+            "account_id": tenant.account_id,
+            "uid": tenant.user_uid,
+            "entity": "contact",
+            "name": "Only a column",
+            "columns": [name],
+            "filters": {},
+            "sort": {"field": "name", "dir": "asc"},
+            "created_at": ts,
+            "updated_at": ts,
+        },
+        {
+            "account_id": tenant.account_id,
+            "uid": tenant.user_uid,
+            "entity": "contact",
+            "name": "Untouched",
+            "columns": ["name"],
+            "filters": {"custom.region": "EU"},
+            "created_at": ts,
+            "updated_at": ts,
+        },
+        {
+            "account_id": tenant.account_id,
+            "uid": tenant.owner_uid,
+            "entity": "deal",
+            "name": "Deals with it",
+            "columns": [name],
+            "filters": {name: "x"},
+            "sort": {"field": name, "dir": "asc"},
+            "created_at": ts,
+            "updated_at": ts,
+        },
     ]
     db["crm.views"].insert_many(mine)
     return [v["_id"] for v in mine]
@@ -98,10 +171,16 @@ def _raw(db, account_id) -> dict:
 
 
 def test_a_field_delete_takes_it_out_of_every_view_and_the_undo_restores_each_view_byte_for_byte(
-        client, db, worker, tenant):
+    client, db, worker, tenant
+):
     other = Tenant(db)
-    field = db["crm.fields"].insert_one({"account_id": tenant.account_id, "entity": "contact", "key": "tier",
-                                         "label": "Tier", "field_type": "text"}).inserted_id
+    field = (
+        db["crm.fields"]
+        .insert_one(
+            {"account_id": tenant.account_id, "entity": "contact", "key": "tier", "label": "Tier", "field_type": "text"}
+        )
+        .inserted_id
+    )
     ids = _views(db, tenant, "tier")
     theirs = _views(db, other, "tier")
     before, theirs_before = _raw(db, tenant.account_id), _raw(db, other.account_id)
@@ -126,8 +205,13 @@ def test_a_field_delete_takes_it_out_of_every_view_and_the_undo_restores_each_vi
 
 
 def test_a_view_changed_after_the_delete_is_left_as_it_is_and_listed(client, db, worker, tenant):
-    field = db["crm.fields"].insert_one({"account_id": tenant.account_id, "entity": "contact", "key": "tier",
-                                         "label": "Tier", "field_type": "text"}).inserted_id
+    field = (
+        db["crm.fields"]
+        .insert_one(
+            {"account_id": tenant.account_id, "entity": "contact", "key": "tier", "label": "Tier", "field_type": "text"}
+        )
+        .inserted_id
+    )
     ids = _views(db, tenant, "tier")
     deleted = wait_for_job(db, client.delete(f"/v1/crm/fields/{field}", headers=tenant.headers()).get_json()["id"])
     db["crm.views"].update_one({"_id": ids[1]}, {"$set": {"columns": ["phone"]}})  # its user changed it since

@@ -33,7 +33,8 @@ def assert_other_account_untouched(db, other_tenant, world):
 
 
 def test_bulk_delete_of_contacts_cascades_leaves_no_orphan_and_undo_restores_exactly(
-        client, db, worker, store, tenant, other_tenant, world):
+    client, db, worker, store, tenant, other_tenant, world
+):
     before = snapshot(db, tenant.account_id)
     doomed = [str(world["mine"]["people"][0]), str(world["mine"]["people"][1]), str(world["mine"]["business"])]
 
@@ -71,12 +72,14 @@ def test_bulk_delete_by_filter_under_owner_only_deletes_only_the_users_own(clien
 
 
 def test_bulk_delete_of_deals_takes_their_notes_reminders_and_activity_and_undo_brings_them_back(
-        client, db, worker, tenant, other_tenant, world):
+    client, db, worker, tenant, other_tenant, world
+):
     before = snapshot(db, tenant.account_id)
     stage = str(world["mine"]["stages"][0])
 
-    dry = client.post("/v1/crm/deals/bulk-delete?dry_run=1", json={"filter": {"stage_id": stage}},
-                      headers=tenant.headers())
+    dry = client.post(
+        "/v1/crm/deals/bulk-delete?dry_run=1", json={"filter": {"stage_id": stage}}, headers=tenant.headers()
+    )
     job = run(client, db, tenant, "/v1/crm/deals/bulk-delete", {"filter": {"stage_id": stage}})
 
     assert dry.get_json() == {"matched": 2} and job["result"]["deleted"] == 2
@@ -91,8 +94,9 @@ def test_bulk_delete_of_deals_takes_their_notes_reminders_and_activity_and_undo_
 def test_a_cancelled_bulk_delete_stops_between_batches_with_consistent_data(client, db, worker, tenant, hold):
     seed(db, tenant, None, people=50)
     held = hold(tenant.account_id, after_processed=20)  # between the second and the third batch of 10
-    response = client.post("/v1/crm/contacts/bulk-delete", json={"filter": {"type": "person"}},
-                           headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/bulk-delete", json={"filter": {"type": "person"}}, headers=tenant.headers()
+    )
     job_id = response.get_json()["id"]
     assert held.reached()["processed"] == 20
 
@@ -123,11 +127,16 @@ def test_a_small_job_runs_while_a_big_delete_is_running(client, db, worker, tena
     assert db["crm.contacts"].count_documents({"account_id": tenant.account_id}) == 0
 
 
-def test_bulk_update_sets_owner_and_custom_fields_and_adds_and_removes_tags(client, db, worker, tenant, other_tenant,
-                                                                            world):
+def test_bulk_update_sets_owner_and_custom_fields_and_adds_and_removes_tags(
+    client, db, worker, tenant, other_tenant, world
+):
     people = [str(p) for p in world["mine"]["people"][:3]]
-    body = {"ids": people, "set": {"owner": str(tenant.user_uid), "custom.tier": "silver"},
-            "tags_add": ["Brand New", "VIP"], "tags_remove": ["Old", str(world["mine"]["tags"]["VIP"])]}
+    body = {
+        "ids": people,
+        "set": {"owner": str(tenant.user_uid), "custom.tier": "silver"},
+        "tags_add": ["Brand New", "VIP"],
+        "tags_remove": ["Old", str(world["mine"]["tags"]["VIP"])],
+    }
 
     job = run(client, db, tenant, "/v1/crm/contacts/bulk-update", body)
 
@@ -142,15 +151,17 @@ def test_bulk_update_sets_owner_and_custom_fields_and_adds_and_removes_tags(clie
 
 
 def test_removing_a_locked_tag_by_mass_update_is_409_naming_it(client, db, tenant, world):
-    response = client.post("/v1/crm/contacts/bulk-update", json={"filter": {}, "tags_remove": ["locked"]},
-                           headers=tenant.headers())
+    response = client.post(
+        "/v1/crm/contacts/bulk-update", json={"filter": {}, "tags_remove": ["locked"]}, headers=tenant.headers()
+    )
 
     assert response.status_code == 409 and response.get_json()["error"]["details"] == {"tags": ["Locked"]}
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
 
 
-def test_moving_deals_to_a_stage_records_entry_activity_and_calls_the_automation_hook(client, db, worker, tenant,
-                                                                                   other_tenant, world):
+def test_moving_deals_to_a_stage_records_entry_activity_and_calls_the_automation_hook(
+    client, db, worker, tenant, other_tenant, world
+):
     won = world["mine"]["stages"][1]
     seen = []
     stage_events.STAGE_ENTERED_HOOKS.append(lambda db_, account, moves, job_id: seen.extend(moves))
@@ -171,8 +182,11 @@ def test_moving_deals_to_a_stage_records_entry_activity_and_calls_the_automation
 
 def test_linking_adds_without_duplicates(client, db, worker, tenant, world):
     people = [str(p) for p in world["mine"]["people"]]
-    new_biz = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "business", "name": "Initech",
-                                             "tags": []}).inserted_id
+    new_biz = (
+        db["crm.contacts"]
+        .insert_one({"account_id": tenant.account_id, "type": "business", "name": "Initech", "tags": []})
+        .inserted_id
+    )
     deal = world["mine"]["deals"][0]
 
     for _ in range(2):
@@ -196,8 +210,9 @@ def test_linking_to_another_accounts_business_is_404(client, db, tenant, other_t
     assert snapshot(db, other_tenant.account_id) == world["theirs_before"]
 
 
-def test_deleting_a_field_unsets_it_in_every_record_of_the_account_only(client, db, worker, tenant, other_tenant,
-                                                                        world):
+def test_deleting_a_field_unsets_it_in_every_record_of_the_account_only(
+    client, db, worker, tenant, other_tenant, world
+):
     field = db["crm.fields"].find_one({"account_id": tenant.account_id, "key": "tier"})
 
     job = run(client, db, tenant, f"/v1/crm/fields/{field['_id']}", None, method="delete")
@@ -226,7 +241,8 @@ def test_a_stage_with_deals_needs_move_to_and_its_deals_move_there(client, db, w
 
 
 def test_deleting_a_pipeline_takes_its_stages_and_deals_with_cascades_and_undo_restores_it(
-        client, db, worker, tenant, other_tenant, world):
+    client, db, worker, tenant, other_tenant, world
+):
     before = snapshot(db, tenant.account_id)
 
     job = run(client, db, tenant, f"/v1/crm/pipelines/{world['mine']['pipeline']}", None, method="delete")
@@ -242,15 +258,18 @@ def test_deleting_a_pipeline_takes_its_stages_and_deals_with_cascades_and_undo_r
     assert snapshot(db, tenant.account_id) == before
 
 
-@pytest.mark.parametrize("path,body,field", [
-    ("/v1/crm/contacts/bulk-delete", {}, None),
-    ("/v1/crm/contacts/bulk-delete", {"ids": ["nope"]}, "ids"),
-    ("/v1/crm/contacts/bulk-update", {"filter": {}, "set": {"shoe_size": 9}}, "set.shoe_size"),
-    ("/v1/crm/contacts/bulk-update", {"filter": {}, "set": {"custom.tier": "Bronze"}}, "set.custom.tier"),
-    ("/v1/crm/contacts/bulk-update", {"filter": {}}, None),
-    ("/v1/crm/deals/bulk-update", {"filter": {}, "set": {"status": "maybe"}}, "set.status"),
-    ("/v1/crm/contacts/link", {"filter": {}}, None),
-])
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/v1/crm/contacts/bulk-delete", {}, None),
+        ("/v1/crm/contacts/bulk-delete", {"ids": ["nope"]}, "ids"),
+        ("/v1/crm/contacts/bulk-update", {"filter": {}, "set": {"shoe_size": 9}}, "set.shoe_size"),
+        ("/v1/crm/contacts/bulk-update", {"filter": {}, "set": {"custom.tier": "Bronze"}}, "set.custom.tier"),
+        ("/v1/crm/contacts/bulk-update", {"filter": {}}, None),
+        ("/v1/crm/deals/bulk-update", {"filter": {}, "set": {"status": "maybe"}}, "set.status"),
+        ("/v1/crm/contacts/link", {"filter": {}}, None),
+    ],
+)
 def test_bad_mass_requests_are_400(client, tenant, world, path, body, field):
     response = client.post(path, json=body, headers=tenant.headers())
 
@@ -262,27 +281,31 @@ def test_bad_mass_requests_are_400(client, tenant, world, path, body, field):
 
 
 def test_dry_run_counts_the_selection_for_every_mass_operation_and_starts_nothing(client, db, tenant, world):
-    counts = [client.post(f"/v1/crm/{p}?dry_run=1", json=b, headers=tenant.headers()).get_json() for p, b in [
-        ("contacts/bulk-delete", {"filter": {"tags_any": ["VIP"]}}),
-        ("contacts/bulk-update", {"filter": {"q": "p1"}, "set": {"owner": str(tenant.owner_uid)}}),
-        ("contacts/link", {"ids": [str(world["mine"]["people"][0])], "deal_id": str(world["mine"]["deals"][0])}),
-        ("deals/bulk-delete", {"filter": {"owner": str(tenant.user_uid)}}),
-    ]]
+    counts = [
+        client.post(f"/v1/crm/{p}?dry_run=1", json=b, headers=tenant.headers()).get_json()
+        for p, b in [
+            ("contacts/bulk-delete", {"filter": {"tags_any": ["VIP"]}}),
+            ("contacts/bulk-update", {"filter": {"q": "p1"}, "set": {"owner": str(tenant.owner_uid)}}),
+            ("contacts/link", {"ids": [str(world["mine"]["people"][0])], "deal_id": str(world["mine"]["deals"][0])}),
+            ("deals/bulk-delete", {"filter": {"owner": str(tenant.user_uid)}}),
+        ]
+    ]
 
     assert counts == [{"matched": 3}, {"matched": 1}, {"matched": 1}, {"matched": 2}]
     assert db["queues"].count_documents({"account_id": tenant.account_id}) == 0
 
 
-def test_under_owner_only_a_users_update_link_and_deal_delete_touch_only_their_own_records(client, db, worker,
-                                                                                          store):
+def test_under_owner_only_a_users_update_link_and_deal_delete_touch_only_their_own_records(client, db, worker, store):
     acct = Tenant(db, visibility="owner_only")
     ids = seed(db, acct, store)
     business = ids["business"]  # owned by the owner: not visible to the user
 
-    updated = run(client, db, acct, "/v1/crm/contacts/bulk-update", {"filter": {}, "set": {"custom.tier": "Silver"}},
-                  owner=False)
-    linked = run(client, db, acct, "/v1/crm/contacts/link", {"filter": {}, "deal_id": str(ids["deals"][1])},
-                 owner=False)
+    updated = run(
+        client, db, acct, "/v1/crm/contacts/bulk-update", {"filter": {}, "set": {"custom.tier": "Silver"}}, owner=False
+    )
+    linked = run(
+        client, db, acct, "/v1/crm/contacts/link", {"filter": {}, "deal_id": str(ids["deals"][1])}, owner=False
+    )
     deleted = run(client, db, acct, "/v1/crm/deals/bulk-delete", {"filter": {}}, owner=False)
 
     assert updated["result"] == {"updated": 3} and linked["result"] == {"linked": 3}
@@ -292,13 +315,15 @@ def test_under_owner_only_a_users_update_link_and_deal_delete_touch_only_their_o
     assert {d["owner"] for d in db["crm.deals"].find({"account_id": acct.account_id})} == {acct.owner_uid}
     assert db["crm.contacts"].find_one({"_id": business})["name"] == "Acme"
     assert orphans(db, acct.account_id) == []
-    hidden = client.post("/v1/crm/contacts/link", json={"filter": {}, "business_id": str(business)},
-                         headers=acct.headers(owner=False))
+    hidden = client.post(
+        "/v1/crm/contacts/link", json={"filter": {}, "business_id": str(business)}, headers=acct.headers(owner=False)
+    )
     assert hidden.status_code == 404  # the owner's business is not visible to the user
 
 
 def test_a_job_keeps_the_rights_its_caller_had_when_asking_though_the_account_opens_up_before_it_runs(
-        client, db, worker, store, hold):
+    client, db, worker, store, hold
+):
     acct = Tenant(db, visibility="owner_only")
     seed(db, acct, store)
     # The account's two heavy slots are taken by held exports: the user's update waits for a slot, queued.
@@ -306,8 +331,11 @@ def test_a_job_keeps_the_rights_its_caller_had_when_asking_though_the_account_op
     for h in holds:
         assert client.post("/v1/crm/contacts/export", json={}, headers=acct.headers()).status_code == 202
         h.reached()
-    response = client.post("/v1/crm/contacts/bulk-update", json={"filter": {}, "set": {"custom.tier": "Silver"}},
-                           headers=acct.headers(owner=False))
+    response = client.post(
+        "/v1/crm/contacts/bulk-update",
+        json={"filter": {}, "set": {"custom.tier": "Silver"}},
+        headers=acct.headers(owner=False),
+    )
     assert response.status_code == 202
     assert db["queues"].find_one({"_id": ObjectId(response.get_json()["id"])})["status"] == "queued"
 

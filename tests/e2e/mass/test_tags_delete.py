@@ -12,19 +12,35 @@ def seed_tagged(db, account_id, tag_id, *, contacts: int, deals: int, other_tag=
     ts = now()
     tags = [tag_id] + ([other_tag] if other_tag else [])
     if contacts:
-        db["crm.contacts"].insert_many([
-            {"account_id": account_id, "type": "person", "first_name": f"P{i}", "tags": list(tags),
-             "created_at": ts, "updated_at": ts} for i in range(contacts)])
+        db["crm.contacts"].insert_many(
+            [
+                {
+                    "account_id": account_id,
+                    "type": "person",
+                    "first_name": f"P{i}",
+                    "tags": list(tags),
+                    "created_at": ts,
+                    "updated_at": ts,
+                }
+                for i in range(contacts)
+            ]
+        )
     if deals:
-        db["crm.deals"].insert_many([
-            {"account_id": account_id, "name": f"D{i}", "tags": list(tags), "created_at": ts, "updated_at": ts}
-            for i in range(deals)])
+        db["crm.deals"].insert_many(
+            [
+                {"account_id": account_id, "name": f"D{i}", "tags": list(tags), "created_at": ts, "updated_at": ts}
+                for i in range(deals)
+            ]
+        )
 
 
 def make_tag(db, account_id, name="VIP", *, locked=False) -> ObjectId:
     ts = now()
-    return db["crm.tags"].insert_one({"account_id": account_id, "name": name, "locked": locked,
-                                      "created_at": ts, "updated_at": ts}).inserted_id
+    return (
+        db["crm.tags"]
+        .insert_one({"account_id": account_id, "name": name, "locked": locked, "created_at": ts, "updated_at": ts})
+        .inserted_id
+    )
 
 
 def test_deleting_a_tag_removes_it_from_every_contact_and_deal_then_deletes_it(client, db, worker, tenant):

@@ -54,7 +54,8 @@ def persons(db, tenant) -> int:
 
 
 def test_a_cancelled_bulk_delete_is_undone_exactly_and_its_trash_expires_30_days_after_its_end(
-        client, db, worker, store, tenant, hold):
+    client, db, worker, store, tenant, hold
+):
     seed(db, tenant, store, people=50)
     before = exact_snapshot(db, tenant.account_id)
     held = hold(tenant.account_id, after_processed=20)
@@ -85,8 +86,16 @@ def test_a_bulk_delete_that_failed_part_way_is_undone_exactly(client, db, worker
     # the delete fails at that person's batch, after the batches before it (10 a batch in the tests).
     broken = f"accounts/{tenant.account_id}/attachments/{ObjectId()}/folder"
     store.path(broken).mkdir(parents=True)
-    db["crm.notes"].insert_one({"account_id": tenant.account_id, "contact_id": max(ids["people"]), "content": "x",
-                                "attachments": [{"key": broken}], "created_at": now(), "updated_at": now()})
+    db["crm.notes"].insert_one(
+        {
+            "account_id": tenant.account_id,
+            "contact_id": max(ids["people"]),
+            "content": "x",
+            "attachments": [{"key": broken}],
+            "created_at": now(),
+            "updated_at": now(),
+        }
+    )
     before = exact_snapshot(db, tenant.account_id)
 
     failed = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"filter": {"type": "person"}}, timeout=120)
@@ -142,20 +151,41 @@ def test_a_field_delete_and_every_value_is_undone_exactly(client, db, worker, st
 def stage_with_automations(db, tenant, mine) -> tuple[ObjectId, ObjectId]:
     """An automation on Lead, and the Won automation's move_to_stage pointing at Lead."""
     lead, won, _ = mine["stages"]
-    own = db["crm.automations"].insert_one({
-        "account_id": tenant.account_id, "pipeline_id": mine["pipeline"], "stage_id": lead,
-        "trigger": "stage_entered", "enabled": True, "delay_seconds": 0,
-        "actions": [{"type": "create_note", "params": {"content": "welcome"}}],
-        "created_at": now(), "updated_at": now()}).inserted_id
+    own = (
+        db["crm.automations"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "pipeline_id": mine["pipeline"],
+                "stage_id": lead,
+                "trigger": "stage_entered",
+                "enabled": True,
+                "delay_seconds": 0,
+                "actions": [{"type": "create_note", "params": {"content": "welcome"}}],
+                "created_at": now(),
+                "updated_at": now(),
+            }
+        )
+        .inserted_id
+    )
     pointing = db["crm.automations"].find_one({"account_id": tenant.account_id, "stage_id": won})["_id"]
-    db["crm.automations"].update_one({"_id": pointing}, {"$set": {"actions": [
-        {"type": "add_tags", "params": {"tags": ["Old"]}},
-        {"type": "move_to_stage", "params": {"stage_id": str(lead)}}]}})
+    db["crm.automations"].update_one(
+        {"_id": pointing},
+        {
+            "$set": {
+                "actions": [
+                    {"type": "add_tags", "params": {"tags": ["Old"]}},
+                    {"type": "move_to_stage", "params": {"stage_id": str(lead)}},
+                ]
+            }
+        },
+    )
     return own, pointing
 
 
 def test_a_stage_delete_with_its_automations_and_another_automations_move_is_undone_exactly(
-        client, db, worker, store, tenant):
+    client, db, worker, store, tenant
+):
     mine = seed(db, tenant, store)
     lead, _, lost = mine["stages"]
     own, pointing = stage_with_automations(db, tenant, mine)
@@ -180,7 +210,8 @@ def test_a_stage_delete_with_its_automations_and_another_automations_move_is_und
 
 
 def test_an_undo_moves_back_only_the_deals_still_where_the_delete_put_them_and_lists_the_others(
-        client, db, worker, store, tenant):
+    client, db, worker, store, tenant
+):
     mine = seed(db, tenant, store)
     lead, won, lost = mine["stages"]
     deleted = run(client, db, tenant, f"/v1/crm/stages/{lead}?move_to={lost}", method="delete")
@@ -213,7 +244,8 @@ def test_an_undo_cannot_bring_back_a_tag_whose_name_was_taken_since_and_says_so(
 
 
 def test_an_undo_on_the_last_day_restores_everything_and_keeps_the_trash_until_it_has_run(
-        client, db, worker, store, tenant):
+    client, db, worker, store, tenant
+):
     mine = seed(db, tenant, store)
     before = exact_snapshot(db, tenant.account_id)
     deleted = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(mine["people"][0])]})
@@ -247,8 +279,9 @@ def test_an_undo_after_30_days_is_refused(client, db, worker, tenant):
 def test_the_scheduler_sets_the_expiry_of_the_trash_of_ended_jobs(client, db, broker, worker, settings, tenant):
     seed(db, tenant)
     deleted = run(client, db, tenant, "/v1/crm/deals/bulk-delete", {"filter": {}})
-    sched, lease = build_scheduler(settings.with_(redis_namespace=f"{settings.redis_namespace}-{ObjectId()}"),
-                                   blocking=False, db=db, broker=broker)
+    sched, lease = build_scheduler(
+        settings.with_(redis_namespace=f"{settings.redis_namespace}-{ObjectId()}"), blocking=False, db=db, broker=broker
+    )
 
     acted = sched.get_job("trash-expiry").func()
 
@@ -276,11 +309,24 @@ def test_a_trash_file_that_cannot_be_purged_is_marked_and_the_others_are_purged(
     mine = seed(db, tenant, store)
     deleted = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(mine["people"][0])]})
     past = now() - timedelta(days=1)
-    bad = db["crm.trash"].insert_one({"account_id": tenant.account_id, "job_id": deleted["_id"], "collection": "files",
-                                      "record_id": "../../outside", "kind": "file", "field": None,
-                                      "purge_at": past}).inserted_id
-    db["crm.trash"].update_many({"job_id": deleted["_id"], "kind": "file", "_id": {"$ne": bad}},
-                                {"$set": {"purge_at": past}})
+    bad = (
+        db["crm.trash"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "job_id": deleted["_id"],
+                "collection": "files",
+                "record_id": "../../outside",
+                "kind": "file",
+                "field": None,
+                "purge_at": past,
+            }
+        )
+        .inserted_id
+    )
+    db["crm.trash"].update_many(
+        {"job_id": deleted["_id"], "kind": "file", "_id": {"$ne": bad}}, {"$set": {"purge_at": past}}
+    )
 
     purged = trash.purge_old_files(db, store, accounts=[tenant.account_id])
 
@@ -316,15 +362,27 @@ def test_a_cancelled_undo_run_again_continues_and_completes_exactly(client, db, 
 
 
 def test_a_note_attachment_key_of_another_account_is_never_touched_and_is_counted(
-        client, db, worker, store, tenant, other_tenant, caplog):
+    client, db, worker, store, tenant, other_tenant, caplog
+):
     mine, theirs = seed(db, tenant, store), seed(db, other_tenant, store)
     their_key = theirs["attachment"]
     their_bytes = store.open(their_key).read()
     person = mine["people"][2]
-    sneaky = [{"key": their_key}, {"key": f"accounts/{tenant.account_id}/../{other_tenant.account_id}/x.pdf"},
-              {"key": 42}]
-    db["crm.notes"].insert_one({"account_id": tenant.account_id, "contact_id": person, "content": "x",
-                                "attachments": sneaky, "created_at": now(), "updated_at": now()})
+    sneaky = [
+        {"key": their_key},
+        {"key": f"accounts/{tenant.account_id}/../{other_tenant.account_id}/x.pdf"},
+        {"key": 42},
+    ]
+    db["crm.notes"].insert_one(
+        {
+            "account_id": tenant.account_id,
+            "contact_id": person,
+            "content": "x",
+            "attachments": sneaky,
+            "created_at": now(),
+            "updated_at": now(),
+        }
+    )
     theirs_before = exact_snapshot(db, other_tenant.account_id)
     caplog.set_level(logging.WARNING, logger="crm.trash")
 
@@ -337,8 +395,16 @@ def test_a_note_attachment_key_of_another_account_is_never_touched_and_is_counte
     # A trash entry naming another account's key (an old one, or forged) is not written back either.
     planted = f"accounts/{other_tenant.account_id}/attachments/planted.pdf"
     store.put_stream(trash.trash_key(deleted["_id"], planted), io.BytesIO(b"planted"))
-    db["crm.trash"].insert_one({"account_id": tenant.account_id, "job_id": deleted["_id"], "collection": "files",
-                                "record_id": planted, "kind": "file", "field": None})
+    db["crm.trash"].insert_one(
+        {
+            "account_id": tenant.account_id,
+            "job_id": deleted["_id"],
+            "collection": "files",
+            "record_id": planted,
+            "kind": "file",
+            "field": None,
+        }
+    )
     done = undo(client, db, tenant, deleted["_id"])
     assert [e["code"] for e in done["result"]["not_restored"]] == ["key_outside_account"]
     assert not store.exists(planted) and store.open(their_key).read() == their_bytes
@@ -347,20 +413,23 @@ def test_a_note_attachment_key_of_another_account_is_never_touched_and_is_counte
 
 
 def test_a_deleted_attachment_waits_under_the_trash_prefix_until_the_scheduler_purges_it_with_its_entries(
-        client, db, broker, worker, settings, store, tenant):
+    client, db, broker, worker, settings, store, tenant
+):
     mine = seed(db, tenant, store)
     key = mine["attachment"]
     deleted = run(client, db, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(mine["people"][0])]})
     in_trash = f"trash/{deleted['_id']}/{key}"  # the README's layout, spelled out rather than asked of the code
 
     assert not store.exists(key) and store.open(in_trash).read() == b"%PDF contract"
-    sched, lease = build_scheduler(settings.with_(redis_namespace=f"{settings.redis_namespace}-{ObjectId()}"),
-                                   blocking=False, db=db, broker=broker)
+    sched, lease = build_scheduler(
+        settings.with_(redis_namespace=f"{settings.redis_namespace}-{ObjectId()}"), blocking=False, db=db, broker=broker
+    )
     try:
         sched.get_job("trash-expiry").func()  # seals: expiry from the job's end, 30 days away
         assert store.exists(in_trash) and entries(db, deleted["_id"], kind="file")
-        db["queues"].update_one({"_id": deleted["_id"]},
-                                {"$set": {"finished_at": now() - DAYS_30 - timedelta(minutes=1)}})
+        db["queues"].update_one(
+            {"_id": deleted["_id"]}, {"$set": {"finished_at": now() - DAYS_30 - timedelta(minutes=1)}}
+        )
         # As if the job had ended 30 days ago and nothing was sealed yet: one run seals from that end and purges.
         db["crm.trash"].update_many({"job_id": deleted["_id"]}, {"$unset": {"expires_at": "", "purge_at": ""}})
         acted = sched.get_job("trash-expiry").func()

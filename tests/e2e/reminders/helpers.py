@@ -12,10 +12,18 @@ from tests.conftest import wait_for_job
 
 def add_reminder(db, tenant, *, due_in: timedelta, assigned=None, **extra) -> ObjectId:
     ts = now()
-    doc = {"account_id": tenant.account_id, "title": extra.pop("title", "Call back"), "due_at": ts + due_in,
-           "assigned_to": assigned if assigned is not None else [tenant.owner_uid, tenant.user_uid],
-           "status": "pending", "notified_at": None, "category": extra.pop("category", "call"),
-           "created_at": ts, "updated_at": ts, **extra}
+    doc = {
+        "account_id": tenant.account_id,
+        "title": extra.pop("title", "Call back"),
+        "due_at": ts + due_in,
+        "assigned_to": assigned if assigned is not None else [tenant.owner_uid, tenant.user_uid],
+        "status": "pending",
+        "notified_at": None,
+        "category": extra.pop("category", "call"),
+        "created_at": ts,
+        "updated_at": ts,
+        **extra,
+    }
     return db["crm.reminders"].insert_one(doc).inserted_id
 
 

@@ -27,10 +27,21 @@ def own_db(settings):
 
 def _due(db, tenant, count: int):
     ts = now()
-    db["crm.reminders"].insert_many([
-        {"account_id": tenant.account_id, "title": f"R{i}", "due_at": ts - timedelta(minutes=1),
-         "assigned_to": [tenant.owner_uid], "status": "pending", "notified_at": None, "created_at": ts,
-         "updated_at": ts} for i in range(count)])
+    db["crm.reminders"].insert_many(
+        [
+            {
+                "account_id": tenant.account_id,
+                "title": f"R{i}",
+                "due_at": ts - timedelta(minutes=1),
+                "assigned_to": [tenant.owner_uid],
+                "status": "pending",
+                "notified_at": None,
+                "created_at": ts,
+                "updated_at": ts,
+            }
+            for i in range(count)
+        ]
+    )
 
 
 def test_due_reminders_are_claimed_in_batches_of_1000_with_one_claim_per_account_and_batch(own_db):
@@ -58,8 +69,9 @@ def test_a_claim_whose_job_was_lost_is_taken_again_after_10_minutes(own_db):
 
     # Its job may still be on its way:
     assert claim_due(own_db, at=claimed_at + timedelta(minutes=9), accounts=[tenant.account_id]) == []
-    [(account, again)] = claim_due(own_db, at=claimed_at + timedelta(minutes=10, seconds=1),
-                                   accounts=[tenant.account_id])
+    [(account, again)] = claim_due(
+        own_db, at=claimed_at + timedelta(minutes=10, seconds=1), accounts=[tenant.account_id]
+    )
 
     assert account == tenant.account_id and again != first
     assert own_db["crm.reminders"].find_one({"_id": rid})["claim_id"] == again

@@ -44,7 +44,8 @@ def malformed(db, tenant, change: dict) -> ObjectId:
 
 
 def test_ten_good_reminders_beside_malformed_ones_are_all_notified_and_each_bad_one_is_set_aside(
-        db, broker, worker, tenant, socket_receiver):
+    db, broker, worker, tenant, socket_receiver
+):
     good = [add_reminder(db, tenant, due_in=timedelta(seconds=-1), assigned=[tenant.owner_uid]) for _ in range(10)]
     bad = {name: malformed(db, tenant, change) for name, change in MALFORMED.items()}
 
@@ -86,17 +87,47 @@ def test_a_malformed_waiting_automation_log_does_not_stop_the_others_firing(db, 
     a, ts = tenant.account_id, now()
     pipeline = db["crm.pipelines"].insert_one({"account_id": a, "name": "Sales"}).inserted_id
     stage = db["crm.pipeline.stages"].insert_one({"account_id": a, "pipeline_id": pipeline, "name": "Lead"}).inserted_id
-    deal = db["crm.deals"].insert_one({"account_id": a, "name": "D", "pipeline_id": pipeline, "stage_id": stage,
-                                       "tags": []}).inserted_id
-    automation = db["crm.automations"].insert_one({
-        "account_id": a, "pipeline_id": pipeline, "stage_id": stage, "trigger": "stage_entered", "enabled": True,
-        "delay_seconds": 60, "actions": [{"type": "create_note", "params": {"content": "later"}}]}).inserted_id
-    waiting = {"account_id": a, "automation_id": automation, "deal_id": deal, "stage_id": stage, "depth": 0,
-               "status": "waiting", "run_at": ts - timedelta(minutes=1), "attempt": 0, "started_at": ts,
-               "actions": [{"type": "create_note", "status": "pending", "error": None}], "finished_at": None}
-    bad = [db["automation.logs"].insert_one({**waiting, **change}).inserted_id for change in (
-        {"account_id": str(a), "event_id": "evt-bad-account"}, {"deal_id": None, "event_id": "evt-bad-deal"},
-        {"automation_id": automation})]  # no event_id at all
+    deal = (
+        db["crm.deals"]
+        .insert_one({"account_id": a, "name": "D", "pipeline_id": pipeline, "stage_id": stage, "tags": []})
+        .inserted_id
+    )
+    automation = (
+        db["crm.automations"]
+        .insert_one(
+            {
+                "account_id": a,
+                "pipeline_id": pipeline,
+                "stage_id": stage,
+                "trigger": "stage_entered",
+                "enabled": True,
+                "delay_seconds": 60,
+                "actions": [{"type": "create_note", "params": {"content": "later"}}],
+            }
+        )
+        .inserted_id
+    )
+    waiting = {
+        "account_id": a,
+        "automation_id": automation,
+        "deal_id": deal,
+        "stage_id": stage,
+        "depth": 0,
+        "status": "waiting",
+        "run_at": ts - timedelta(minutes=1),
+        "attempt": 0,
+        "started_at": ts,
+        "actions": [{"type": "create_note", "status": "pending", "error": None}],
+        "finished_at": None,
+    }
+    bad = [
+        db["automation.logs"].insert_one({**waiting, **change}).inserted_id
+        for change in (
+            {"account_id": str(a), "event_id": "evt-bad-account"},
+            {"deal_id": None, "event_id": "evt-bad-deal"},
+            {"automation_id": automation},
+        )
+    ]  # no event_id at all
     good = db["automation.logs"].insert_one({**waiting, "event_id": f"evt-good-{ObjectId()}"}).inserted_id
 
     fire_delayed(db, broker, at=now(), accounts=[a, str(a)])
@@ -109,8 +140,7 @@ def test_a_malformed_waiting_automation_log_does_not_stop_the_others_firing(db, 
     assert [db["automation.logs"].find_one({"_id": b}) for b in bad] == set_aside
 
 
-def test_a_stale_job_no_worker_knows_does_not_stop_the_other_stale_jobs_from_being_requeued(db, broker, worker,
-                                                                                           tenant):
+def test_a_stale_job_no_worker_knows_does_not_stop_the_other_stale_jobs_from_being_requeued(db, broker, worker, tenant):
     tag = db["crm.tags"].insert_one({"account_id": tenant.account_id, "name": "Stale"}).inserted_id
     good, _ = jobs.create_job(db, tenant.account_id, "tags.delete", {"tag_id": str(tag)})
     long_ago = now() - timedelta(hours=1)
@@ -138,8 +168,9 @@ def test_an_export_with_a_bad_file_key_does_not_stop_the_other_old_exports_from_
     old = now() - timedelta(days=8)
     bad, good = (jobs.create_job(db, tenant.account_id, "contacts.export", {})[0]["_id"] for _ in range(2))
     for job_id, file_key in ((bad, "../../etc/passwd"), (good, key)):
-        db["queues"].update_one({"_id": job_id}, {"$set": {"status": "completed", "finished_at": old,
-                                                           "result": {"file_key": file_key}}})
+        db["queues"].update_one(
+            {"_id": job_id}, {"$set": {"status": "completed", "finished_at": old, "result": {"file_key": file_key}}}
+        )
 
     delete_expired_exports(db, storage, retention_days=7, accounts=[tenant.account_id])
 
@@ -149,7 +180,8 @@ def test_an_export_with_a_bad_file_key_does_not_stop_the_other_old_exports_from_
 
 
 def test_completing_a_reminder_whose_recurrence_is_malformed_completes_it_and_says_why_there_is_no_next(
-        client, db, tenant):
+    client, db, tenant
+):
     rid = malformed(db, tenant, {"recurrence": {"every": 1, "unit": "days"}})
 
     response = client.post(f"/v1/crm/reminders/{rid}/complete", headers=tenant.headers())

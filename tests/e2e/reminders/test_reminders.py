@@ -34,10 +34,14 @@ def test_only_pending_unnotified_reminders_that_are_due_are_claimed(db, tenant):
 
 
 def test_a_due_reminder_notifies_each_assignee_once_and_reaches_the_socket_with_a_valid_jwt(
-        db, broker, worker, tenant, socket_receiver):
+    db, broker, worker, tenant, socket_receiver
+):
     ts = now()
-    contact = db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "person", "tags": [],
-                                             "created_at": ts, "updated_at": ts}).inserted_id
+    contact = (
+        db["crm.contacts"]
+        .insert_one({"account_id": tenant.account_id, "type": "person", "tags": [], "created_at": ts, "updated_at": ts})
+        .inserted_id
+    )
     reminder = add_reminder(db, tenant, due_in=timedelta(seconds=-1), contact_id=contact)
 
     enqueue_due_reminders(db, broker, accounts=[tenant.account_id])
@@ -51,12 +55,15 @@ def test_a_due_reminder_notifies_each_assignee_once_and_reaches_the_socket_with_
         [call] = socket_receiver.delivered(str(uid))
         assert call["token_ok"] and call["event"] == "notification" and call["account_id"] == str(tenant.account_id)
     assert db["crm.reminders"].find_one({"_id": reminder})["notified_at"] is not None
-    assert db["crm.activity"].count_documents({"account_id": tenant.account_id, "entity_id": contact,
-                                               "type": "reminder"}) == 1
+    assert (
+        db["crm.activity"].count_documents({"account_id": tenant.account_id, "entity_id": contact, "type": "reminder"})
+        == 1
+    )
 
 
-def test_two_scheduler_replicas_ticking_at_once_notify_each_reminder_exactly_once(db, broker, worker, tenant,
-                                                                                   socket_receiver):
+def test_two_scheduler_replicas_ticking_at_once_notify_each_reminder_exactly_once(
+    db, broker, worker, tenant, socket_receiver
+):
     ids = [add_reminder(db, tenant, due_in=timedelta(seconds=-1), assigned=[tenant.owner_uid]) for _ in range(30)]
     start = threading.Barrier(2)
 
@@ -71,8 +78,10 @@ def test_two_scheduler_replicas_ticking_at_once_notify_each_reminder_exactly_onc
         t.join()
     jobs = notify_jobs(db, tenant.account_id)
 
-    wait_for(lambda: db["crm.reminders"].count_documents({"_id": {"$in": ids}, "notified_at": None}) == 0,
-             what="every reminder notified")
+    wait_for(
+        lambda: db["crm.reminders"].count_documents({"_id": {"$in": ids}, "notified_at": None}) == 0,
+        what="every reminder notified",
+    )
     # Each notify job's claim is its own: none finds its batch taken from under it by the other replica's claim.
     assert jobs and all(j["status"] == "completed" and j["result"]["reminders"] > 0 for j in jobs), jobs
     assert sum(j["result"]["reminders"] for j in jobs) == 30
@@ -109,7 +118,8 @@ def test_reminders_that_fell_due_during_downtime_are_notified_on_start_marked_ov
 
 
 def test_a_failing_socket_is_retried_with_backoff_and_the_notification_is_stored_and_delivered_once(
-        db, broker, worker, tenant, socket_receiver):
+    db, broker, worker, tenant, socket_receiver
+):
     socket_receiver.fail_next[str(tenant.owner_uid)] = 1
     add_reminder(db, tenant, due_in=timedelta(seconds=-1), assigned=[tenant.owner_uid])
 
@@ -127,13 +137,27 @@ def test_a_weekly_reminder_at_nine_stays_at_nine_local_time_across_the_dst_chang
     tenant = Tenant(db)
     db["_accounts"].update_one({"_id": tenant.account_id}, {"$set": {"preferences.timezone": "Europe/Lisbon"}})
     due = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)  # Monday 9:00 in Lisbon (UTC+0); DST starts on the 29th
-    assert next_occurrence(due, {"every": 1, "unit": "week"}, "Europe/Lisbon") == datetime(2026, 3, 30, 8, 0,
-                                                                                             tzinfo=UTC)
+    assert next_occurrence(due, {"every": 1, "unit": "week"}, "Europe/Lisbon") == datetime(
+        2026, 3, 30, 8, 0, tzinfo=UTC
+    )
     ts = now()
-    rid = db["crm.reminders"].insert_one({
-        "account_id": tenant.account_id, "title": "Weekly", "due_at": due, "assigned_to": [tenant.owner_uid],
-        "status": "pending", "notified_at": None, "recurrence": {"every": 1, "unit": "week"}, "created_at": ts,
-        "updated_at": ts}).inserted_id
+    rid = (
+        db["crm.reminders"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "title": "Weekly",
+                "due_at": due,
+                "assigned_to": [tenant.owner_uid],
+                "status": "pending",
+                "notified_at": None,
+                "recurrence": {"every": 1, "unit": "week"},
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
 
     # The tick at the time it fell due, whatever today is; over this account only.
     enqueue_due_reminders(db, broker, at=due + timedelta(minutes=1), accounts=[tenant.account_id])
@@ -197,7 +221,8 @@ def test_the_due_badge_counts_the_callers_reminders_only(client, db, tenant, oth
 
 
 def test_completing_a_recurring_reminder_creates_the_next_one_once_and_not_for_another_account(
-        client, db, tenant, other_tenant):
+    client, db, tenant, other_tenant
+):
     rid = add_reminder(db, tenant, due_in=timedelta(days=1), recurrence={"every": 1, "unit": "day"})
 
     first = client.post(f"/v1/crm/reminders/{rid}/complete", headers=tenant.headers())

@@ -19,8 +19,13 @@ class Died(Exception):
 
 def _run(db, settings, claim, attempt: int) -> dict:
     account_id, claim_id = claim
-    job = {"_id": ObjectId(), "account_id": account_id, "params": {"claim_id": claim_id}, "created_at": now(),
-           "attempts": attempt}
+    job = {
+        "_id": ObjectId(),
+        "account_id": account_id,
+        "params": {"claim_id": claim_id},
+        "created_at": now(),
+        "attempts": attempt,
+    }
     return notify_claimed(db, settings, job, Progress(db, job, clock=lambda: 0.0))  # never flushes: no job record
 
 
@@ -42,23 +47,36 @@ def _told_once(db, tenant, socket_receiver, reminders: list) -> None:
     assert len(stored) == 2 * len(reminders) == len({n["dedupe_key"] for n in stored})
     assert all(n["delivered_at"] is not None for n in stored)
     for uid in (tenant.owner_uid, tenant.user_uid):
-        assert sorted(c["data"]["reminder_id"] for c in socket_receiver.delivered(str(uid))) == \
-            sorted(str(r) for r in reminders)
+        assert sorted(c["data"]["reminder_id"] for c in socket_receiver.delivered(str(uid))) == sorted(
+            str(r) for r in reminders
+        )
     assert db["crm.reminders"].count_documents({"_id": {"$in": reminders}, "notified_at": None}) == 0
     assert db["crm.activity"].count_documents({"account_id": tenant.account_id, "type": "reminder"}) == len(reminders)
 
 
 def _contact(db, tenant) -> ObjectId:
     ts = now()
-    return db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "person", "tags": [],
-                                          "created_at": ts, "updated_at": ts}).inserted_id
+    return (
+        db["crm.contacts"]
+        .insert_one({"account_id": tenant.account_id, "type": "person", "tags": [], "created_at": ts, "updated_at": ts})
+        .inserted_id
+    )
 
 
 @pytest.mark.parametrize("inserts_done", [0, 1], ids=["before-the-notifications", "after-the-notifications"])
-def test_a_claim_retried_after_its_job_died_notifies_each_assignee_once(db, settings, tenant, socket_receiver,
-                                                                        monkeypatch, inserts_done):
-    reminders = [add_reminder(db, tenant, due_in=timedelta(seconds=-1), contact_id=_contact(db, tenant),
-                              recurrence={"every": 1, "unit": "day"}) for _ in range(5)]
+def test_a_claim_retried_after_its_job_died_notifies_each_assignee_once(
+    db, settings, tenant, socket_receiver, monkeypatch, inserts_done
+):
+    reminders = [
+        add_reminder(
+            db,
+            tenant,
+            due_in=timedelta(seconds=-1),
+            contact_id=_contact(db, tenant),
+            recurrence={"every": 1, "unit": "day"},
+        )
+        for _ in range(5)
+    ]
     [claim] = claim_due(db, at=now(), accounts=[tenant.account_id])
     _die_at_insert(monkeypatch, after=inserts_done)
 
@@ -77,9 +95,11 @@ def test_a_claim_retried_after_its_job_died_notifies_each_assignee_once(db, sett
 
 
 def test_a_claim_whose_job_died_before_its_inserts_is_taken_again_once_stale_and_notified_once(
-        db, settings, tenant, socket_receiver, monkeypatch):
-    reminders = [add_reminder(db, tenant, due_in=timedelta(seconds=-1), contact_id=_contact(db, tenant))
-                 for _ in range(3)]
+    db, settings, tenant, socket_receiver, monkeypatch
+):
+    reminders = [
+        add_reminder(db, tenant, due_in=timedelta(seconds=-1), contact_id=_contact(db, tenant)) for _ in range(3)
+    ]
     [claim] = claim_due(db, at=now(), accounts=[tenant.account_id])
     _die_at_insert(monkeypatch, after=0)
     with pytest.raises(Died):

@@ -48,24 +48,41 @@ def eight_in_the_morning(tmp_path):
 
 
 def test_the_scheduler_process_notifies_due_reminders_and_digests_through_a_worker_process(
-        own_world, eight_in_the_morning, socket_receiver, tmp_path):  # noqa: F811
+    own_world,  # noqa: F811 (the fixture, imported)
+    eight_in_the_morning,
+    socket_receiver,
+    tmp_path,
+):
     db, own = own_world["db"], own_world["settings"]
     tenant = Tenant(db)
     db["_accounts"].update_one({"_id": tenant.account_id}, {"$set": {"preferences.timezone": ZONE}})
     due = add_reminder(db, tenant, due_in=timedelta(minutes=-2), assigned=[tenant.owner_uid], title="Call Ann")
     add_reminder(db, tenant, due_in=timedelta(days=2), assigned=[tenant.owner_uid], category="email")
     own_world["start"](PYTHONTZPATH=eight_in_the_morning)
-    env = {**os.environ, "MONGODB_URI": own.mongodb_uri, "MONGODB_DB": own.mongodb_db, "REDIS_URL": own.redis_url,
-           "REDIS_NAMESPACE": own.redis_namespace, "SCHEDULER_TICK_SECONDS": "1", "LOG_LEVEL": "INFO",
-           "PYTHONTZPATH": eight_in_the_morning}
+    env = {
+        **os.environ,
+        "MONGODB_URI": own.mongodb_uri,
+        "MONGODB_DB": own.mongodb_db,
+        "REDIS_URL": own.redis_url,
+        "REDIS_NAMESPACE": own.redis_namespace,
+        "SCHEDULER_TICK_SECONDS": "1",
+        "LOG_LEVEL": "INFO",
+        "PYTHONTZPATH": eight_in_the_morning,
+    }
     log = tmp_path / "scheduler.log"
     leases, lease_key = redis.Redis.from_url(own.redis_url), f"{own.redis_namespace}:scheduler:leader"
     scheduler = crm_jobs_process(["scheduler"], env=env, log=log)
     try:
-        notify = wait_for(lambda: db["queues"].find_one({"account_id": tenant.account_id, "type": "reminders.notify"}),
-                          timeout=60, what=f"the scheduler's first tick\n{tail(log)}")
-        digest = wait_for(lambda: db["queues"].find_one({"account_id": tenant.account_id, "type": "reminders.digest"}),
-                          timeout=60, what=f"the scheduler's digest run at start\n{tail(log)}")
+        notify = wait_for(
+            lambda: db["queues"].find_one({"account_id": tenant.account_id, "type": "reminders.notify"}),
+            timeout=60,
+            what=f"the scheduler's first tick\n{tail(log)}",
+        )
+        digest = wait_for(
+            lambda: db["queues"].find_one({"account_id": tenant.account_id, "type": "reminders.digest"}),
+            timeout=60,
+            what=f"the scheduler's digest run at start\n{tail(log)}",
+        )
         notified, digested = wait_for_job(db, notify["_id"], timeout=60), wait_for_job(db, digest["_id"], timeout=60)
         held = leases.get(lease_key)  # the running scheduler is the leader
     finally:

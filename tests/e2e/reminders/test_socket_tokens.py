@@ -14,8 +14,12 @@ from tests.conftest import APP_SECRET
 
 
 def _post(receiver, token: str, uid: str) -> int:
-    return requests.post(f"{receiver.url}/emit", json={"event": "notification", "uid": uid, "data": {}},
-                         headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code
+    return requests.post(
+        f"{receiver.url}/emit",
+        json={"event": "notification", "uid": uid, "data": {}},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ).status_code
 
 
 def test_the_socket_service_gets_tokens_that_live_two_minutes_and_refuses_longer_ones(socket_receiver):
@@ -30,8 +34,7 @@ def test_the_socket_service_gets_tokens_that_live_two_minutes_and_refuses_longer
     no_iat = jwt.encode({"exp": now + 60}, APP_SECRET, algorithm="HS256")
     assert _post(socket_receiver, five_minutes, uid) == 401  # the contract's 5 minutes are more than we promise
     assert _post(socket_receiver, no_iat, uid) == 401
-    assert _post(socket_receiver, jwt.encode({"iat": now, "exp": now + 120}, APP_SECRET, algorithm="HS256"),
-                 uid) == 200
+    assert _post(socket_receiver, jwt.encode({"iat": now, "exp": now + 120}, APP_SECRET, algorithm="HS256"), uid) == 200
 
 
 def test_a_refused_token_is_a_socket_failure_to_retry(socket_receiver):

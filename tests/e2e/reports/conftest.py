@@ -11,7 +11,8 @@ from tests.e2e.reports.world import RATE_DAYS
 def stored_rates(db):
     """The seeded days of exchange rates (global, not per account), removed after the test."""
     db["crm.currency.rates"].delete_many({})
-    db["crm.currency.rates"].insert_many([{"date": d, "base": "EUR", "rates": {"EUR": 1.0, **r}, "source": "test"}
-                                          for d, r in RATE_DAYS.items()])
+    db["crm.currency.rates"].insert_many(
+        [{"date": d, "base": "EUR", "rates": {"EUR": 1.0, **r}, "source": "test"} for d, r in RATE_DAYS.items()]
+    )
     yield
     db["crm.currency.rates"].delete_many({})

@@ -5,16 +5,20 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-ECB_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<gesmes:Envelope xmlns:gesmes="http://www.gesmes.org/xml/'
-            '2002-08-01" xmlns="http://www.ecb.int/vocabulary/2002-08-01/eurofxref">\n<gesmes:subject>Reference '
-            'rates</gesmes:subject><gesmes:Sender><gesmes:name>European Central Bank</gesmes:name></gesmes:Sender>'
-            '\n<Cube>\n')
+ECB_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<gesmes:Envelope xmlns:gesmes="http://www.gesmes.org/xml/'
+    '2002-08-01" xmlns="http://www.ecb.int/vocabulary/2002-08-01/eurofxref">\n<gesmes:subject>Reference '
+    "rates</gesmes:subject><gesmes:Sender><gesmes:name>European Central Bank</gesmes:name></gesmes:Sender>"
+    "\n<Cube>\n"
+)
 
 
 def ecb_xml(days: dict[str, dict[str, float]]) -> bytes:
     """An ECB file (daily: one day; history: many, newest first) of {day: {currency: per EUR}}."""
-    body = "".join(f'<Cube time="{day}">' + "".join(f'<Cube currency="{c}" rate="{r}"/>' for c, r in rates.items())
-                   + "</Cube>\n" for day, rates in sorted(days.items(), reverse=True))
+    body = "".join(
+        f'<Cube time="{day}">' + "".join(f'<Cube currency="{c}" rate="{r}"/>' for c, r in rates.items()) + "</Cube>\n"
+        for day, rates in sorted(days.items(), reverse=True)
+    )
     return (ECB_HEAD + body + "</Cube>\n</gesmes:Envelope>\n").encode()
 
 

@@ -17,14 +17,30 @@ LONG_AGO = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 def deal(db, tenant, pipeline, stage, name, **fields) -> ObjectId:
     ts = fields.pop("created_at", now())
-    return db["crm.deals"].insert_one({"account_id": tenant.account_id, "name": name, "pipeline_id": pipeline,
-                                       "stage_id": stage, "status": "open", "created_at": ts, "updated_at": ts,
-                                       **fields}).inserted_id
+    return (
+        db["crm.deals"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "name": name,
+                "pipeline_id": pipeline,
+                "stage_id": stage,
+                "status": "open",
+                "created_at": ts,
+                "updated_at": ts,
+                **fields,
+            }
+        )
+        .inserted_id
+    )
 
 
 def bulk_status(client, db, tenant, ids, status) -> dict:
-    response = client.post("/v1/crm/deals/bulk-update", headers=tenant.headers(),
-                           json={"filter": {"ids": [str(i) for i in ids]}, "set": {"status": status}})
+    response = client.post(
+        "/v1/crm/deals/bulk-update",
+        headers=tenant.headers(),
+        json={"filter": {"ids": [str(i) for i in ids]}, "set": {"status": status}},
+    )
     assert response.status_code == 202, response.get_json()
     return wait_for_job(db, response.get_json()["id"])
 
@@ -48,10 +64,12 @@ def test_a_bulk_update_closing_deals_dates_them_once_and_reopening_clears_it(cli
 def test_an_import_takes_a_closed_deals_close_date_and_an_open_deal_has_none(client, db, worker, tenant):
     add_pipeline(db, tenant.account_id, "Sales", "USD", stages=("Lead", "Won", "Lost"))
     before = now()
-    content = (b"Deal Name,Pipeline,Stage,Amount,Status,Close Date,Deal ID\n"
-               b"Dated win,Sales,Won,100,won,2025-01-31,d1\n"
-               b"Undated loss,Sales,Lost,50,lost,,d2\n"
-               b"Open one,Sales,Lead,10,open,2027-05-01,d3\n")
+    content = (
+        b"Deal Name,Pipeline,Stage,Amount,Status,Close Date,Deal ID\n"
+        b"Dated win,Sales,Won,100,won,2025-01-31,d1\n"
+        b"Undated loss,Sales,Lost,50,lost,,d2\n"
+        b"Open one,Sales,Lead,10,open,2027-05-01,d3\n"
+    )
 
     job = run_import(client, db, tenant, content, "deals.csv", entity="deals")
 
@@ -64,8 +82,9 @@ def test_an_import_takes_a_closed_deals_close_date_and_an_open_deal_has_none(cli
     # The same file again changes nothing; then the open deal, won in the file, is dated by the import.
     again = run_import(client, db, tenant, content, "deals.csv", entity="deals")
     assert again["result"]["unchanged"] == 3, again["result"]
-    later = run_import(client, db, tenant, content.replace(b"Lead,10,open,2027-05-01", b"Won,10,won,"),
-                       "deals.csv", entity="deals")
+    later = run_import(
+        client, db, tenant, content.replace(b"Lead,10,open,2027-05-01", b"Won,10,won,"), "deals.csv", entity="deals"
+    )
     assert later["result"]["unchanged"] == 2, later["result"]
     assert db["crm.deals"].find_one({"_id": got["Open one"]["_id"]})["closed_at"] >= before - timedelta(seconds=1)
 
@@ -77,8 +96,15 @@ def test_the_migration_dates_deals_closed_before_from_their_last_stage_change_el
     db["crm.deals"].update_one({"_id": quiet}, {"$set": {"updated_at": LONG_AGO}})
     still_open = deal(db, tenant, pipeline, lead, "open")
     for days in (5, 3):  # its last stage change counts
-        db["crm.activity"].insert_one({"account_id": tenant.account_id, "entity_type": "deal", "entity_id": moved,
-                                       "type": "stage_change", "created_at": LONG_AGO - timedelta(days=days)})
+        db["crm.activity"].insert_one(
+            {
+                "account_id": tenant.account_id,
+                "entity_type": "deal",
+                "entity_id": moved,
+                "type": "stage_change",
+                "created_at": LONG_AGO - timedelta(days=days),
+            }
+        )
 
     changed = backfill_closed_at(db)
 

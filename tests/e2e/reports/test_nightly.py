@@ -32,8 +32,7 @@ def test_an_accounts_default_reports_are_computed_once_in_its_own_night(db, brok
     started = enqueue_nightly_reports(db, broker, settings, at=tokyo_slot + timedelta(minutes=2), accounts=accounts)
     seen = Commands()
     watched = MongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[seen])[settings.mongodb_db]
-    again = enqueue_nightly_reports(watched, broker, settings, at=tokyo_slot + timedelta(minutes=7),
-                                    accounts=accounts)
+    again = enqueue_nightly_reports(watched, broker, settings, at=tokyo_slot + timedelta(minutes=7), accounts=accounts)
     watched.client.close()
 
     assert (started, again) == (1, 1)  # the next tick still finds it due, and makes no second job
@@ -47,23 +46,37 @@ def test_an_accounts_default_reports_are_computed_once_in_its_own_night(db, brok
         assert done["status"] == "completed" and done["result"]["params"]["to"] == "2026-11-25"
     # What the nightly job stored is what a user's GET with the default parameters finds (same params, scope).
     stored = db["crm.reports"].find_one({"account_id": tokyo.account_id, "kind": "pipeline"})
-    assert stored["scope"] == "account" and stored["params"] == {"from": "2026-10-27", "to": "2026-11-25",
-                                                                "pipeline_id": None}
-    assert enqueue_nightly_reports(db, broker, settings, at=tokyo_slot - timedelta(minutes=1),
-                                   accounts=accounts) == 0  # before its slot: nothing
+    assert stored["scope"] == "account" and stored["params"] == {
+        "from": "2026-10-27",
+        "to": "2026-11-25",
+        "pipeline_id": None,
+    }
+    assert (
+        enqueue_nightly_reports(db, broker, settings, at=tokyo_slot - timedelta(minutes=1), accounts=accounts) == 0
+    )  # before its slot: nothing
 
 
 def test_a_slot_in_the_hour_a_dst_change_skips_is_still_reached_once(db, settings):
     # 2026-03-29 in Berlin: 02:00 CET jumps to 03:00 CEST, so 02:xx never shows on a clock there.
     account_id = next(i for i in iter(ObjectId, None) if slot_minutes(i, settings.report_spread_minutes) < 50)
     db["_accounts"].insert_one({"_id": account_id, "preferences": {"timezone": "Europe/Berlin"}})
-    slot = datetime(2026, 3, 29, 1, 0, tzinfo=UTC) + timedelta(minutes=slot_minutes(account_id,
-                                                                                  settings.report_spread_minutes))
+    slot = datetime(2026, 3, 29, 1, 0, tzinfo=UTC) + timedelta(
+        minutes=slot_minutes(account_id, settings.report_spread_minutes)
+    )
     midnight = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
 
     ticks = [midnight + timedelta(minutes=t) for t in range(0, 24 * 60, 5)]
-    hits = [t for t in ticks if accounts_due(db, at=t, hour=settings.report_night_hour,
-                                             spread_minutes=settings.report_spread_minutes, accounts=[account_id])]
+    hits = [
+        t
+        for t in ticks
+        if accounts_due(
+            db,
+            at=t,
+            hour=settings.report_night_hour,
+            spread_minutes=settings.report_spread_minutes,
+            accounts=[account_id],
+        )
+    ]
 
     assert hits and slot <= hits[0] < slot + timedelta(minutes=5)  # the first tick after its slot (as an instant)
     assert all(h - hits[0] < timedelta(minutes=30) for h in hits)  # the catch-up window only: one local date

@@ -14,9 +14,11 @@ from crm_workers.services.rates import RateBook, refresh_rates
 from tests.conftest import wait_for_job
 from tests.e2e.reports.ecb_server import EcbServer, ecb_xml
 
-HISTORY = {"2026-11-02": {"USD": 1.10, "GBP": 0.85, "JPY": 160.0},
-           "2026-11-03": {"USD": 1.20, "GBP": 0.86, "JPY": 161.0},
-           "2026-11-05": {"USD": 1.25, "GBP": 0.87, "JPY": 162.0}}
+HISTORY = {
+    "2026-11-02": {"USD": 1.10, "GBP": 0.85, "JPY": 160.0},
+    "2026-11-03": {"USD": 1.20, "GBP": 0.86, "JPY": 161.0},
+    "2026-11-05": {"USD": 1.25, "GBP": 0.87, "JPY": 162.0},
+}
 
 
 @pytest.fixture
@@ -60,14 +62,17 @@ def test_the_90_day_file_then_the_daily_file_store_each_day_once(db, settings, e
     assert stored["2026-11-06"]["source"] == ecb.url + "/daily.xml"
 
 
-@pytest.mark.parametrize("answer, reason", [
-    ((200, b"<html><body>Service temporarily unavailable</body></html>"), "malformed"),
-    ((200, ecb_xml(HISTORY)[:300]), "malformed"),  # cut off mid-file
-    ((200, ecb_xml({"2026-11-07": {"USD": "1,30"}})), "malformed"),  # one bad rate costs the whole file
-    ((200, ecb_xml({"2026-11-07": {"USD": -1}})), "malformed"),
-    ((503, b"busy"), "http_status"),
-    (None, "unreachable"),  # nothing listens
-])
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ((200, b"<html><body>Service temporarily unavailable</body></html>"), "malformed"),
+        ((200, ecb_xml(HISTORY)[:300]), "malformed"),  # cut off mid-file
+        ((200, ecb_xml({"2026-11-07": {"USD": "1,30"}})), "malformed"),  # one bad rate costs the whole file
+        ((200, ecb_xml({"2026-11-07": {"USD": -1}})), "malformed"),
+        ((503, b"busy"), "http_status"),
+        (None, "unreachable"),  # nothing listens
+    ],
+)
 def test_garbage_or_an_outage_stores_nothing_fails_nothing_and_is_counted(db, settings, ecb, rates, answer, reason):
     ecb.answers["/hist-90d.xml"] = (200, ecb_xml(HISTORY))
     refresh_rates(db, settings.with_(rates_url=ecb.url + "/hist-90d.xml"))
@@ -87,8 +92,7 @@ def test_garbage_or_an_outage_stores_nothing_fails_nothing_and_is_counted(db, se
     assert book.convert(125, "USD", "EUR") == pytest.approx(100)
 
 
-def test_conversions_use_the_latest_stored_day_on_or_before_the_date_then_the_shipped_table(db, settings, ecb,
-                                                                                             rates):
+def test_conversions_use_the_latest_stored_day_on_or_before_the_date_then_the_shipped_table(db, settings, ecb, rates):
     ecb.answers["/hist-90d.xml"] = (200, ecb_xml(HISTORY))
     refresh_rates(db, settings.with_(rates_url=ecb.url + "/hist-90d.xml"))
     book = RateBook.load(db)

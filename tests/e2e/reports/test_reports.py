@@ -40,10 +40,13 @@ def report_jobs(db, tenant, kind) -> int:
 
 
 @pytest.mark.parametrize("per_period", [False, True], ids=["one pass", "a pass per period"])
-@pytest.mark.parametrize("tz, interval", [("Europe/Berlin", "day"), ("America/New_York", "week"),
-                                          ("Asia/Kolkata", "month"), ("America/New_York", "day")])
-def test_new_contacts_match_an_independent_count_per_local_period(client, db, worker, tenant, other_tenant, tz,
-                                                                 interval, per_period, monkeypatch):
+@pytest.mark.parametrize(
+    "tz, interval",
+    [("Europe/Berlin", "day"), ("America/New_York", "week"), ("Asia/Kolkata", "month"), ("America/New_York", "day")],
+)
+def test_new_contacts_match_an_independent_count_per_local_period(
+    client, db, worker, tenant, other_tenant, tz, interval, per_period, monkeypatch
+):
     """Either way of reading (one pass with the server's local day, or a pass per period on Python's boundaries,
     for big ranges) gives the same independent numbers."""
     from crm_workers.services.reports import contacts_report
@@ -56,13 +59,15 @@ def test_new_contacts_match_an_independent_count_per_local_period(client, db, wo
 
     assert got["kind"] == "new_contacts" and got["params"] == {**RANGE, "interval": interval}
     assert got["data"] == expected_new_contacts(world, FIRST, LAST, interval)
-    assert got["data"]["series"][0]["period"] == ("2026-03-03" if interval == "day" else
-                                                  "2026-03-02" if interval == "week" else "2026-03-01")
+    assert got["data"]["series"][0]["period"] == (
+        "2026-03-03" if interval == "day" else "2026-03-02" if interval == "week" else "2026-03-01"
+    )
 
 
 @pytest.mark.parametrize("tz, account_currency", [("Europe/Berlin", "EUR"), ("America/New_York", None)])
 def test_the_pipeline_report_matches_independent_sums_in_base_currency_by_closing_day(
-        client, db, worker, tenant, other_tenant, stored_rates, tz, account_currency):
+    client, db, worker, tenant, other_tenant, stored_rates, tz, account_currency
+):
     world = seed_account(db, tenant, tz=tz, currency=account_currency, seed=3)
     seed_account(db, other_tenant, tz=tz, seed=4, n=40)
 
@@ -99,8 +104,9 @@ def test_the_automations_report_matches_independent_counts(client, db, worker, t
     assert [a["automation_id"] for a in only["data"]["automations"]] == [str(one)]
 
 
-def test_under_owner_only_a_user_sees_only_their_own_and_never_shares_the_owners_result(client, db, worker,
-                                                                                       stored_rates):
+def test_under_owner_only_a_user_sees_only_their_own_and_never_shares_the_owners_result(
+    client, db, worker, stored_rates
+):
     tenant = Tenant(db, visibility="owner_only")
     world = seed_account(db, tenant, tz="Europe/Berlin", seed=21)
     mine = tenant.user_uid
@@ -131,10 +137,12 @@ def test_a_fresh_result_is_served_at_once_and_a_stale_one_is_computed_again(clie
 
     assert cached == first and report_jobs(db, tenant, "new_contacts") == 1  # not recomputed
     # New data is not in a cached answer; once it is older than REPORT_MAX_AGE_SECONDS, it is recomputed.
-    db["crm.contacts"].insert_one({"account_id": tenant.account_id, "type": "person",
-                                   "created_at": datetime(2026, 3, 15, 12, tzinfo=UTC)})
+    db["crm.contacts"].insert_one(
+        {"account_id": tenant.account_id, "type": "person", "created_at": datetime(2026, 3, 15, 12, tzinfo=UTC)}
+    )
     stale = db["crm.reports"].find_one({"account_id": tenant.account_id})["computed_at"] - timedelta(
-        seconds=settings.report_max_age_seconds + 1)
+        seconds=settings.report_max_age_seconds + 1
+    )
     db["crm.reports"].update_many({"account_id": tenant.account_id}, {"$set": {"computed_at": stale}})
     recomputed = report(client, db, tenant, "new_contacts", RANGE)
     assert recomputed["job_id"] != first["job_id"] and recomputed["data"]["total"] == first["data"]["total"] + 1
@@ -163,11 +171,18 @@ def test_the_default_range_is_the_last_30_days_in_the_accounts_timezone(client, 
     assert date.fromisoformat(days[-1]) - date.fromisoformat(days[0]) == timedelta(days=29)
 
 
-@pytest.mark.parametrize("query, field", [
-    ({"from": "2026-13-01"}, "from"), ({"from": "2026-05-02", "to": "2026-05-01"}, "from"),
-    ({"interval": "hour"}, "interval"), ({"pipeline_id": "nope"}, "pipeline_id"), ({"shoe": "9"}, "shoe"),
-    ({"from": "2000-01-01", "to": "2026-01-01"}, "from"), ({"from": "2020-01-01", "to": "2026-01-01"}, "interval"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({"from": "2026-13-01"}, "from"),
+        ({"from": "2026-05-02", "to": "2026-05-01"}, "from"),
+        ({"interval": "hour"}, "interval"),
+        ({"pipeline_id": "nope"}, "pipeline_id"),
+        ({"shoe": "9"}, "shoe"),
+        ({"from": "2000-01-01", "to": "2026-01-01"}, "from"),
+        ({"from": "2020-01-01", "to": "2026-01-01"}, "interval"),
+    ],
+)
 def test_bad_parameters_are_a_400_naming_the_field(client, tenant, query, field):
     response = client.get("/v1/crm/reports/new_contacts", query_string=query, headers=tenant.headers())
 

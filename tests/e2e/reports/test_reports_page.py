@@ -20,10 +20,10 @@ from tests.e2e.test_cli import crm_jobs
 SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "reports.png"
 
 
-
 @needs_chromium
-def test_the_reports_page_draws_every_report_for_the_range_under_the_strict_csp(live_api, browser, db, worker,
-                                                                                tenant, other_tenant, tmp_path):
+def test_the_reports_page_draws_every_report_for_the_range_under_the_strict_csp(
+    live_api, browser, db, worker, tenant, other_tenant, tmp_path
+):
     world = seed_account(db, tenant, tz="Europe/Berlin", seed=61, n=120)
     seed_account(db, other_tenant, tz="UTC", seed=62, n=30)
     want = expected_new_contacts(world, FIRST, LAST, "week")
@@ -32,19 +32,28 @@ def test_the_reports_page_draws_every_report_for_the_range_under_the_strict_csp(
     assert_policy(page.goto(f"{live_api}/dashboard/reports"))
     page.fill("[data-testid=token]", tenant.headers()["Authorization"].removeprefix("Bearer "))
     page.click("[data-testid=signin] button")  # the last 30 days first
-    wait_for(lambda: "computed" in page.inner_text("[data-testid=report-status]"), timeout=PAGE_SECONDS,
-             interval=0.2, what="the default range drawn")
+    wait_for(
+        lambda: "computed" in page.inner_text("[data-testid=report-status]"),
+        timeout=PAGE_SECONDS,
+        interval=0.2,
+        what="the default range drawn",
+    )
 
     page.fill("[data-testid=from]", FIRST.isoformat())
     page.fill("[data-testid=to]", LAST.isoformat())
     page.select_option("[data-testid=interval]", "week")
     page.click("[data-testid=load]")
-    wait_for(lambda: FIRST.isoformat() in page.inner_text("[data-testid=report-status]"), timeout=PAGE_SECONDS,
-             interval=0.2, what="the chosen range drawn")
+    wait_for(
+        lambda: FIRST.isoformat() in page.inner_text("[data-testid=report-status]"),
+        timeout=PAGE_SECONDS,
+        interval=0.2,
+        what="the chosen range drawn",
+    )
 
     bars = page.locator("[data-testid=contacts-chart] [data-testid=bar]")
     assert [int(v) for v in bars.evaluate_all("bs => bs.map(b => b.dataset.value)")] == [
-        p["total"] for p in want["series"]]
+        p["total"] for p in want["series"]
+    ]
     assert f"{want['total']} new contacts" in page.inner_text("[data-testid=contacts-total]")
     funnels = page.locator("[data-testid=funnel]")
     assert funnels.count() == 2 and "Lead" in funnels.first.inner_html()
@@ -80,19 +89,22 @@ def test_the_cli_prints_a_report_as_text_json_and_csv(live_api, db, worker, tena
     assert text.returncode == 0 and "leaderboard" in text.stdout and "Renewals" in text.stdout
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert [(r["period"], int(r["total"])) for r in rows] == [
-        (p["period"], p["total"]) for p in expected_new_contacts(world, FIRST, LAST, "month")["series"]]
+        (p["period"], p["total"]) for p in expected_new_contacts(world, FIRST, LAST, "month")["series"]
+    ]
     assert bad.returncode != 0 and "from" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_the_csv_of_a_stored_report_is_formula_safe_and_another_accounts_is_not_theirs(client, db, worker, tenant,
-                                                                                     other_tenant):
+def test_the_csv_of_a_stored_report_is_formula_safe_and_another_accounts_is_not_theirs(
+    client, db, worker, tenant, other_tenant
+):
     seed_account(db, tenant, tz="UTC", seed=81, n=20)
-    db["crm.pipelines"].update_many({"account_id": tenant.account_id}, {"$set": {"name": "=HYPERLINK(\"x\")"}})
+    db["crm.pipelines"].update_many({"account_id": tenant.account_id}, {"$set": {"name": '=HYPERLINK("x")'}})
     report(client, db, tenant, "pipeline", RANGE)
 
     mine = client.get("/v1/crm/reports/pipeline", query_string={**RANGE, "format": "csv"}, headers=tenant.headers())
-    theirs = client.get("/v1/crm/reports/pipeline", query_string={**RANGE, "format": "csv"},
-                        headers=other_tenant.headers())
+    theirs = client.get(
+        "/v1/crm/reports/pipeline", query_string={**RANGE, "format": "csv"}, headers=other_tenant.headers()
+    )
 
     assert mine.status_code == 200 and mine.mimetype == "text/csv"
     first = list(csv.DictReader(io.StringIO(mine.get_data(as_text=True))))[0]

@@ -51,8 +51,11 @@ def test_the_first_run_exports_every_seeded_document_once_with_the_documented_ty
     assert (person["address.city"], person["address.country"], person["address.street"]) == ("Porto", "PT", None)
     assert person["tags"] == oid_text(doc["tags"]) and person["businesses"] == oid_text(doc["businesses"])
     assert person["created_at"] == doc["created_at"] and person["_op"] == "upsert" and person["_deleted_at"] is None
-    assert json.loads(person["custom_fields"]) == {"tier": "Gold", "n": 1.5,
-                                                   "since": doc["custom_fields"]["since"].isoformat()}
+    assert json.loads(person["custom_fields"]) == {
+        "tier": "Gold",
+        "n": 1.5,
+        "since": doc["custom_fields"]["since"].isoformat(),
+    }
     deal = world.rows(manifest, "crm.deals")[0]
     assert (deal["value.amount"], deal["value.currency"], deal["base_value"]) == (100.0, "EUR", 108.7)
     assert world.table(manifest, "crm.deals").schema.field("closed_at").type == TS
@@ -77,12 +80,27 @@ def test_a_document_of_an_unexpected_shape_still_exports_with_the_value_as_text_
     account = ObjectId()
     seed_account(world.db, account)
     ts = now()
-    odd_reminder = world.db["crm.reminders"].insert_one({
-        "account_id": account, "title": "odd", "due_at": "next tuesday", "assigned_to": "me",
-        "created_at": ts, "updated_at": ts}).inserted_id
-    odd_deal = world.db["crm.deals"].insert_one({
-        "account_id": account, "name": 42, "value": "12 EUR", "stage_id": 7, "created_at": ts,
-        "updated_at": ts}).inserted_id
+    odd_reminder = (
+        world.db["crm.reminders"]
+        .insert_one(
+            {
+                "account_id": account,
+                "title": "odd",
+                "due_at": "next tuesday",
+                "assigned_to": "me",
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+        .inserted_id
+    )
+    odd_deal = (
+        world.db["crm.deals"]
+        .insert_one(
+            {"account_id": account, "name": 42, "value": "12 EUR", "stage_id": 7, "created_at": ts, "updated_at": ts}
+        )
+        .inserted_id
+    )
 
     manifest = world.run()
 
@@ -90,11 +108,19 @@ def test_a_document_of_an_unexpected_shape_still_exports_with_the_value_as_text_
     assert reminder["due_at"] is None and reminder["assigned_to"] is None and reminder["title"] == "odd"
     assert json.loads(reminder["_unexpected"]) == {"due_at": "next tuesday", "assigned_to": "me"}
     deal = next(r for r in world.rows(manifest, "crm.deals") if r["_id"] == str(odd_deal))
-    assert json.loads(deal["_unexpected"]) == {"name": "42", "value.amount": "12 EUR", "value.currency": "12 EUR",
-                                               "stage_id": "7"}
+    assert json.loads(deal["_unexpected"]) == {
+        "name": "42",
+        "value.amount": "12 EUR",
+        "value.currency": "12 EUR",
+        "stage_id": "7",
+    }
     assert manifest["collections"]["crm.reminders"]["unexpected"] == {"assigned_to": 1, "due_at": 1}
-    assert manifest["collections"]["crm.deals"]["unexpected"] == {"name": 1, "stage_id": 1, "value.amount": 1,
-                                                                  "value.currency": 1}
+    assert manifest["collections"]["crm.deals"]["unexpected"] == {
+        "name": 1,
+        "stage_id": 1,
+        "value.amount": 1,
+        "value.currency": 1,
+    }
     assert manifest["collections"]["crm.deals"]["rows"] == 2  # the seeded deal and the odd one
     assert all(r["_unexpected"] is None for r in world.rows(manifest, "crm.contacts"))
 
@@ -124,8 +150,13 @@ def test_updates_and_bulk_deletes_are_in_the_next_run_and_nothing_unchanged_is(w
     people = mine["crm.contacts"][1:]  # [0] is the business
     client = world.client()
 
-    updated = run_api(world, client, tenant, "/v1/crm/contacts/bulk-update",
-                      {"ids": [str(p) for p in people[:3]], "set": {"owner": str(tenant.user_uid)}})
+    updated = run_api(
+        world,
+        client,
+        tenant,
+        "/v1/crm/contacts/bulk-update",
+        {"ids": [str(p) for p in people[:3]], "set": {"owner": str(tenant.user_uid)}},
+    )
     deleted = run_api(world, client, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(p) for p in people[3:8]]})
     manifest = world.run()
 
@@ -187,8 +218,13 @@ def test_a_write_landing_during_a_run_is_in_the_next_run_once(world):
     held.reached()
 
     ts = now()  # after the run's window ended (its start): the next run's
-    late = world.db["crm.contacts"].insert_one({"account_id": account, "type": "person", "email": "late@example.com",
-                                                "created_at": ts, "updated_at": ts}).inserted_id
+    late = (
+        world.db["crm.contacts"]
+        .insert_one(
+            {"account_id": account, "type": "person", "email": "late@example.com", "created_at": ts, "updated_at": ts}
+        )
+        .inserted_id
+    )
     for person in (people[0], people[-1]):  # one the run has read already, one it has not
         world.db["crm.contacts"].update_one({"_id": person}, {"$set": {"first_name": "Changed", "updated_at": ts}})
     held.release()

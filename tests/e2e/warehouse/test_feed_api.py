@@ -65,8 +65,7 @@ def test_user_tokens_get_403_on_both_endpoints_and_never_see_a_run(world):
     assert len(feed_jobs(world)) == 1
     # A user token naming the system's account is no way in: refused as a token.
     forged = issue_token(JWT_SECRET, account_id=str(SYSTEM_ACCOUNT_ID), uid=str(ObjectId()), is_owner=True)
-    assert client.get(f"/v1/crm/jobs/{run['run_id']}", headers={"Authorization": f"Bearer {forged}"}
-                      ).status_code == 401
+    assert client.get(f"/v1/crm/jobs/{run['run_id']}", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
 
 
 def test_two_schedulers_never_run_the_feed_twice_at_once(world):
@@ -114,8 +113,12 @@ def test_the_feed_runs_every_warehouse_interval_and_0_turns_it_off(world):
             sched.shutdown(wait=False)
             lease.release()
 
-    assert planned(world.settings.with_(warehouse_interval_seconds=3600))[
-        "warehouse-feed"].trigger.interval.total_seconds() == 3600
+    assert (
+        planned(world.settings.with_(warehouse_interval_seconds=3600))[
+            "warehouse-feed"
+        ].trigger.interval.total_seconds()
+        == 3600
+    )
     assert "warehouse-feed" not in planned(world.settings.with_(warehouse_interval_seconds=0))
 
 

@@ -25,9 +25,19 @@ STALE_SECONDS = 60
 def world(settings, tmp_path):
     made, stop = build_world(settings, tmp_path, worker=False, job_stale_seconds=STALE_SECONDS)
     processes: list[WorkerProcess] = []
-    made.worker_process = lambda: processes.append(WorkerProcess(made.settings, extra_env={
-        "WAREHOUSE_BATCH_SIZE": str(made.settings.warehouse_batch_size), "WAREHOUSE_LAG_SECONDS": "0",
-        "JOB_STALE_SECONDS": str(STALE_SECONDS)})) or processes[-1]
+    made.worker_process = lambda: (
+        processes.append(
+            WorkerProcess(
+                made.settings,
+                extra_env={
+                    "WAREHOUSE_BATCH_SIZE": str(made.settings.warehouse_batch_size),
+                    "WAREHOUSE_LAG_SECONDS": "0",
+                    "JOB_STALE_SECONDS": str(STALE_SECONDS),
+                },
+            )
+        )
+        or processes[-1]
+    )
     yield made
     made.release_holds()
     for p in processes:
@@ -55,8 +65,16 @@ def test_a_worker_killed_mid_run_leaves_no_manifest_and_the_retry_writes_the_sam
     before = pq.read_table(world.storage.path(written[0])).to_pylist()
 
     world.worker_process()
-    assert requeue_stale_jobs(world.db, world.broker, stale_seconds=STALE_SECONDS, accounts=[SYSTEM_ACCOUNT_ID],
-                              at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1)) == 1
+    assert (
+        requeue_stale_jobs(
+            world.db,
+            world.broker,
+            stale_seconds=STALE_SECONDS,
+            accounts=[SYSTEM_ACCOUNT_ID],
+            at=jobs.now() + timedelta(seconds=STALE_SECONDS + 1),
+        )
+        == 1
+    )
     done = wait_for_job(world.db, run["_id"], timeout=90)
 
     assert done["status"] == "completed" and done["attempts"] == 2

@@ -32,8 +32,14 @@ def test_the_cli_starts_a_run_watches_it_to_its_end_and_lists_runs(world):
     started = crm_jobs("warehouse", "run", "--json", env=env)
     table = crm_jobs("warehouse", "runs", env=env)
     listed = crm_jobs("warehouse", "runs", "--json", env=env)
-    user = crm_jobs("warehouse", "runs", env={**env, "CRM_TOKEN": issue_token(
-        JWT_SECRET, account_id=str(ObjectId()), uid=str(ObjectId()), is_owner=True)})
+    user = crm_jobs(
+        "warehouse",
+        "runs",
+        env={
+            **env,
+            "CRM_TOKEN": issue_token(JWT_SECRET, account_id=str(ObjectId()), uid=str(ObjectId()), is_owner=True),
+        },
+    )
 
     assert started.returncode == 0, started.stderr
     job = json.loads(started.stdout)
@@ -67,7 +73,8 @@ def test_the_operator_view_lists_warehouse_runs_and_starts_one(world, browser):
     page.locator("[data-testid=warehouse-started]", has_text="run ").wait_for(timeout=PAGE_SECONDS * 1000)
     started = page.locator("[data-testid=warehouse-started]").inner_text().split()[1]
     wait_for(lambda: world.manifest(started), timeout=PAGE_SECONDS, what="the run started from the page")
-    page.locator(f"[data-testid=warehouse] [data-warehouse-run='{started}'] td",
-                 has_text="completed").wait_for(timeout=PAGE_SECONDS * 1000)
+    page.locator(f"[data-testid=warehouse] [data-warehouse-run='{started}'] td", has_text="completed").wait_for(
+        timeout=PAGE_SECONDS * 1000
+    )
     assert violations(page, csp) == []
     page.close()

@@ -30,7 +30,7 @@ def world(settings, tmp_path):
 
 def readme_duckdb_sql(root: Path) -> list[str]:
     text = README.read_text()
-    block = re.search(r"```sql\n-- duckdb:.*?\n(.*?)```", text[text.index("#### Querying the feed"):], re.S).group(1)
+    block = re.search(r"```sql\n-- duckdb:.*?\n(.*?)```", text[text.index("#### Querying the feed") :], re.S).group(1)
     return [s.strip() for s in block.replace(".crm-data/files", str(root)).split(";") if s.strip()]
 
 
@@ -40,17 +40,24 @@ def test_the_readmes_duckdb_view_gives_the_contacts_as_mongodb_has_them(world):
     seed_account(world.db, ObjectId(), contacts=3)
     first = world.run()
     client = world.client()
-    run_api(world, client, tenant, "/v1/crm/contacts/bulk-update",
-            {"ids": [str(p) for p in people[:4]], "set": {"owner": str(tenant.user_uid)}})
+    run_api(
+        world,
+        client,
+        tenant,
+        "/v1/crm/contacts/bulk-update",
+        {"ids": [str(p) for p in people[:4]], "set": {"owner": str(tenant.user_uid)}},
+    )
     run_api(world, client, tenant, "/v1/crm/contacts/bulk-delete", {"ids": [str(p) for p in people[4:7]]})
     world.run()
     # A later run killed before its manifest: its file lies in the feed's folders and must not count.
     written = world.storage.path(first["collections"]["crm.contacts"]["files"][0])
     killed = pq.read_table(written)
-    killed = killed.set_column(killed.schema.get_field_index("_run"), "_run",
-                               pa.array([str(ObjectId())] * killed.num_rows))
-    killed = killed.set_column(killed.schema.get_field_index("email"), "email",
-                               pa.array(["killed@example.com"] * killed.num_rows))
+    killed = killed.set_column(
+        killed.schema.get_field_index("_run"), "_run", pa.array([str(ObjectId())] * killed.num_rows)
+    )
+    killed = killed.set_column(
+        killed.schema.get_field_index("email"), "email", pa.array(["killed@example.com"] * killed.num_rows)
+    )
     pq.write_table(killed, written.with_name(f"{ObjectId()}-0.parquet"))
     root = world.storage.path("warehouse").parent
     statements = readme_duckdb_sql(root)
@@ -65,6 +72,7 @@ def test_the_readmes_duckdb_view_gives_the_contacts_as_mongodb_has_them(world):
     assert [r[0] for r in rows] == [str(d["_id"]) for d in docs]  # the deleted three gone, nobody twice
     assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
         (str(d["account_id"]), d.get("email"), d.get("owner") and str(d["owner"]), [str(t) for t in d["tags"]])
-        for d in docs]
+        for d in docs
+    ]
     assert [r[5] for r in rows] == [d["updated_at"] for d in docs]  # UTC timestamps, to the millisecond
     assert by_city == [("Porto", 10), (None, 2)]  # 7 + 3 people in Porto, the two businesses without an address

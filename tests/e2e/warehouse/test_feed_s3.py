@@ -21,8 +21,13 @@ def world(settings, tmp_path):
 
     server = AuthenticatedS3()
     key_id, secret = server.start()
-    s3 = dict(storage_url="s3://crm-feed/wasabi-prefix", s3_endpoint_url=server.endpoint, s3_region="us-east-1",
-              s3_access_key_id=key_id, s3_secret_access_key=secret)
+    s3 = dict(
+        storage_url="s3://crm-feed/wasabi-prefix",
+        s3_endpoint_url=server.endpoint,
+        s3_region="us-east-1",
+        s3_access_key_id=key_id,
+        s3_secret_access_key=secret,
+    )
     storage_from_settings(settings.with_(**s3)).client.create_bucket(Bucket="crm-feed")
     made, stop = build_world(settings, tmp_path, **s3)
     yield made

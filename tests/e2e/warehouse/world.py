@@ -39,8 +39,9 @@ class World:
         from crm_workers.domain.job_types import SYSTEM_ACCOUNT_ID
         from tests.conftest import Hold
 
-        self.holds.append(Hold(self.db, SYSTEM_ACCOUNT_ID, job_type="warehouse.export",
-                               after_processed=after_processed))
+        self.holds.append(
+            Hold(self.db, SYSTEM_ACCOUNT_ID, job_type="warehouse.export", after_processed=after_processed)
+        )
         return self.holds[-1]
 
     def release_holds(self) -> None:
@@ -61,8 +62,7 @@ class World:
 
         from crm_api import create_app
 
-        server = make_server("127.0.0.1", 0, create_app(self.settings, db=self.db, broker=self.broker),
-                             threaded=True)
+        server = make_server("127.0.0.1", 0, create_app(self.settings, db=self.db, broker=self.broker), threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.servers.append(server)
         return f"http://127.0.0.1:{server.server_port}"
@@ -97,9 +97,16 @@ def build_world(settings, tmp_path, *, worker: bool = True, **changes) -> tuple[
     from crm_workers.bootstrap import build_worker_broker
 
     run = uuid.uuid4().hex[:8]
-    own = settings.with_(**{"mongodb_db": f"{settings.mongodb_db}_wh{run}", "storage_url": f"file://{tmp_path}/storage",
-                            "redis_namespace": f"{settings.redis_namespace}-wh{run}", "warehouse_lag_seconds": 0,
-                            "warehouse_batch_size": 50, **changes})
+    own = settings.with_(
+        **{
+            "mongodb_db": f"{settings.mongodb_db}_wh{run}",
+            "storage_url": f"file://{tmp_path}/storage",
+            "redis_namespace": f"{settings.redis_namespace}-wh{run}",
+            "warehouse_lag_seconds": 0,
+            "warehouse_batch_size": 50,
+            **changes,
+        }
+    )
     from crm_workers.adapters.broker import make_broker
     from crm_workers.adapters.mongo import connect, ensure_indexes
 

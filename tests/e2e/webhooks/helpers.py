@@ -24,8 +24,11 @@ def subscribe(client, tenant, url, events=("job.completed", "job.failed", "job.c
 
 def make_tag(db, account_id, name="VIP") -> ObjectId:
     ts = now()
-    return db["crm.tags"].insert_one({"account_id": account_id, "name": name, "locked": False,
-                                      "created_at": ts, "updated_at": ts}).inserted_id
+    return (
+        db["crm.tags"]
+        .insert_one({"account_id": account_id, "name": name, "locked": False, "created_at": ts, "updated_at": ts})
+        .inserted_id
+    )
 
 
 def delete_tag(client, db, tenant, *, query: str = "") -> str:
@@ -48,5 +51,8 @@ def deliveries(db, job_id) -> list[dict]:
 
 
 def wait_for_calls(receiver, job_id, n=1, timeout=30.0) -> list[dict]:
-    return wait_for(lambda: len(calls := receiver.for_job(job_id)) >= n and calls, timeout=timeout,
-                    what=f"{n} call(s) for job {job_id}")
+    return wait_for(
+        lambda: len(calls := receiver.for_job(job_id)) >= n and calls,
+        timeout=timeout,
+        what=f"{n} call(s) for job {job_id}",
+    )

@@ -17,7 +17,8 @@ from tests.e2e.webhooks.helpers import delete_tag, deliveries, subscribe, verify
 
 
 def test_a_job_end_is_delivered_signed_with_the_subscription_secret_and_the_job_json(
-        client, db, worker, tenant, hook_receiver):
+    client, db, worker, tenant, hook_receiver
+):
     sub = subscribe(client, tenant, hook_receiver.url)
     job_id = delete_tag(client, db, tenant)
 
@@ -39,7 +40,8 @@ def test_a_job_end_is_delivered_signed_with_the_subscription_secret_and_the_job_
 
 
 def test_a_subscription_gets_only_the_events_and_job_types_it_asked_for(
-        client, db, worker, tenant, hook_receiver, hold):
+    client, db, worker, tenant, hook_receiver, hold
+):
     subscribe(client, tenant, hook_receiver.url + "?tags", types=["tags.delete"], events=["job.completed"])
     subscribe(client, tenant, hook_receiver.url + "?cancelled", events=["job.cancelled"])
     subscribe(client, tenant, hook_receiver.url + "?exports", types=["contacts.export"])
@@ -49,6 +51,7 @@ def test_a_subscription_gets_only_the_events_and_job_types_it_asked_for(
     held = hold(tenant.account_id, job_type="tags.delete", after_processed=0)
     from tests.e2e.mass.test_tags_delete import seed_tagged
     from tests.e2e.webhooks.helpers import make_tag
+
     tag = make_tag(db, tenant.account_id, "Held")
     seed_tagged(db, tenant.account_id, tag, contacts=30, deals=0)
     cancelled = client.delete(f"/v1/crm/tags/{tag}", headers=tenant.headers()).get_json()["id"]
@@ -65,7 +68,8 @@ def test_a_subscription_gets_only_the_events_and_job_types_it_asked_for(
 
 
 def test_a_receiver_failing_twice_gets_the_third_attempt_with_the_same_event_id(
-        client, db, worker, tenant, hook_receiver):
+    client, db, worker, tenant, hook_receiver
+):
     sub = subscribe(client, tenant, hook_receiver.url)
     hook_receiver.statuses += [503, 429]
     job_id = delete_tag(client, db, tenant)
@@ -83,7 +87,8 @@ def test_a_receiver_failing_twice_gets_the_third_attempt_with_the_same_event_id(
 
 
 def test_an_answer_other_than_5xx_or_429_fails_it_and_the_retry_button_sends_it_again_once(
-        client, db, worker, tenant, hook_receiver):
+    client, db, worker, tenant, hook_receiver
+):
     sub = subscribe(client, tenant, hook_receiver.url)
     hook_receiver.statuses += [410]
     job_id = delete_tag(client, db, tenant)
@@ -120,8 +125,11 @@ def test_a_callback_url_in_a_json_body_goes_with_the_job(client, db, worker, ten
     from tests.e2e.webhooks.helpers import make_tag
 
     tag = make_tag(db, tenant.account_id)
-    response = client.post("/v1/crm/contacts/bulk-update", headers=tenant.headers(), json={
-        "filter": {"ids": []}, "tags_add": [str(tag)], "callback_url": hook_receiver.url})
+    response = client.post(
+        "/v1/crm/contacts/bulk-update",
+        headers=tenant.headers(),
+        json={"filter": {"ids": []}, "tags_add": [str(tag)], "callback_url": hook_receiver.url},
+    )
     assert response.status_code == 202, response.get_json()
     job_id = response.get_json()["id"]
 
@@ -130,15 +138,15 @@ def test_a_callback_url_in_a_json_body_goes_with_the_job(client, db, worker, ten
     assert call["body"]["type"] == "contacts.bulk_update" and "callback_url" not in call["body"]["params"]
 
 
-def test_a_slow_receiver_gets_one_post_per_delivery_while_it_takes_its_time(
-        client, db, worker, tenant, hook_receiver):
+def test_a_slow_receiver_gets_one_post_per_delivery_while_it_takes_its_time(client, db, worker, tenant, hook_receiver):
     """Two workers' senders look for due deliveries every 0.2 s while the receiver takes 1.5 s: one POST."""
     from crm_workers.services.webhooks.dispatcher import WebhookDispatcher
 
     subscribe(client, tenant, hook_receiver.url)
     hook_receiver.delay = 1.5
-    other = WebhookDispatcher(db=db, senders=4, account_senders=4, poll_seconds=0.1, allow_private=True,
-                              retry_base_seconds=0.2)  # a second worker process's senders
+    other = WebhookDispatcher(
+        db=db, senders=4, account_senders=4, poll_seconds=0.1, allow_private=True, retry_base_seconds=0.2
+    )  # a second worker process's senders
     other.after_worker_boot(None, None)
     try:
         job_id = delete_tag(client, db, tenant)
@@ -158,7 +166,8 @@ def _readme_recipe(kind: str) -> str:
 
 
 def test_a_delivery_verifies_with_the_readmes_python_and_openssl_recipes(
-        client, db, worker, tenant, hook_receiver, tmp_path):
+    client, db, worker, tenant, hook_receiver, tmp_path
+):
     sub = subscribe(client, tenant, hook_receiver.url)
     job_id = delete_tag(client, db, tenant)
     call = wait_for_calls(hook_receiver, job_id)[0]
@@ -168,8 +177,9 @@ def test_a_delivery_verifies_with_the_readmes_python_and_openssl_recipes(
 
     def shell(secret, sig):
         env = {**os.environ, "SECRET": secret, "SIG": sig}
-        return subprocess.run(["sh", "-c", _readme_recipe("shell")], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["sh", "-c", _readme_recipe("shell")], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     sig = call["headers"]["X-CRM-Signature"]
     assert recipe["verify"](sub["secret"], sig, call["raw"]) is True

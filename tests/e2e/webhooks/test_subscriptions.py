@@ -32,17 +32,20 @@ def test_a_subscription_shows_its_secret_once_and_rotation_replaces_it(client, d
     assert client.get("/v1/crm/webhooks", headers=tenant.headers()).get_json()["webhooks"] == []
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"url": "http://127.0.0.1:9/h", "events": "job.completed"}, "events"),
-    ({"url": "http://127.0.0.1:9/h", "events": []}, "events"),
-    ({"url": "http://127.0.0.1:9/h", "events": ["job.started"]}, "events"),
-    ({"url": "http://127.0.0.1:9/h", "events": ["job.failed"], "types": ["contacts.explode"]}, "types"),
-    ({"url": "http://127.0.0.1:9/h", "events": ["job.failed"], "types": "contacts.import"}, "types"),
-    ({"url": "ftp://example.com/h", "events": ["job.failed"]}, "url"),
-    ({"url": "http://user:pw@example.com/h", "events": ["job.failed"]}, "url"),
-    ({"events": ["job.failed"]}, "url"),
-    ({"url": "http://127.0.0.1:9/h", "events": ["job.failed"], "secret": "mine"}, "secret"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "http://127.0.0.1:9/h", "events": "job.completed"}, "events"),
+        ({"url": "http://127.0.0.1:9/h", "events": []}, "events"),
+        ({"url": "http://127.0.0.1:9/h", "events": ["job.started"]}, "events"),
+        ({"url": "http://127.0.0.1:9/h", "events": ["job.failed"], "types": ["contacts.explode"]}, "types"),
+        ({"url": "http://127.0.0.1:9/h", "events": ["job.failed"], "types": "contacts.import"}, "types"),
+        ({"url": "ftp://example.com/h", "events": ["job.failed"]}, "url"),
+        ({"url": "http://user:pw@example.com/h", "events": ["job.failed"]}, "url"),
+        ({"events": ["job.failed"]}, "url"),
+        ({"url": "http://127.0.0.1:9/h", "events": ["job.failed"], "secret": "mine"}, "secret"),
+    ],
+)
 def test_a_bad_subscription_is_a_400_naming_the_field(client, db, tenant, body, field):
     response = client.post("/v1/crm/webhooks", json=body, headers=tenant.headers())
 
@@ -51,12 +54,21 @@ def test_a_bad_subscription_is_a_400_naming_the_field(client, db, tenant, body, 
     assert db["crm.webhooks"].count_documents({"account_id": tenant.account_id}) == 0
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "http://169.254.169.254/latest/meta-data/",
-                                 "http://10.0.0.7/hook", "http://[::ffff:127.0.0.1]/hook", "http://localhost/hook",
-                                 "http://[fd00:ec2::254]/hook"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.7/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://localhost/hook",
+        "http://[fd00:ec2::254]/hook",
+    ],
+)
 def test_a_url_to_a_private_or_metadata_address_is_refused(guarded, db, tenant, url):
-    subscribed = guarded.post("/v1/crm/webhooks", json={"url": url, "events": ["job.completed"]},
-                              headers=tenant.headers())
+    subscribed = guarded.post(
+        "/v1/crm/webhooks", json={"url": url, "events": ["job.completed"]}, headers=tenant.headers()
+    )
     tag = db["crm.tags"].insert_one({"account_id": tenant.account_id, "name": "X"}).inserted_id
     callback = guarded.delete(f"/v1/crm/tags/{tag}?callback_url={url}", headers=tenant.headers())
 
@@ -69,14 +81,15 @@ def test_a_url_to_a_private_or_metadata_address_is_refused(guarded, db, tenant, 
 def test_another_accounts_subscription_is_not_found_and_never_changed(client, db, tenant, other_tenant):
     theirs = subscribe(client, other_tenant, "http://127.0.0.1:9/hook")
     delete_tag(client, db, other_tenant)
-    delivery = db["crm.webhook.deliveries"].find_one({"subscription_id": ObjectId(theirs["id"])}) or {
-        "_id": ObjectId()}
+    delivery = db["crm.webhook.deliveries"].find_one({"subscription_id": ObjectId(theirs["id"])}) or {"_id": ObjectId()}
     base = f"/v1/crm/webhooks/{theirs['id']}"
 
-    answers = [client.delete(base, headers=tenant.headers()),
-               client.post(f"{base}/rotate", headers=tenant.headers()),
-               client.get(f"{base}/deliveries", headers=tenant.headers()),
-               client.post(f"{base}/deliveries/{delivery['_id']}/retry", headers=tenant.headers())]
+    answers = [
+        client.delete(base, headers=tenant.headers()),
+        client.post(f"{base}/rotate", headers=tenant.headers()),
+        client.get(f"{base}/deliveries", headers=tenant.headers()),
+        client.post(f"{base}/deliveries/{delivery['_id']}/retry", headers=tenant.headers()),
+    ]
 
     assert [a.status_code for a in answers] == [404, 404, 404, 404]
     assert client.get("/v1/crm/webhooks", headers=tenant.headers()).get_json()["webhooks"] == []
@@ -88,8 +101,20 @@ def test_another_accounts_subscription_is_not_found_and_never_changed(client, db
 def test_a_delivery_of_another_subscription_cannot_be_retried_through_ours(client, db, tenant):
     ours = subscribe(client, tenant, "http://127.0.0.1:9/a")
     other = subscribe(client, tenant, "http://127.0.0.1:9/b")
-    d = db["crm.webhook.deliveries"].insert_one({"account_id": tenant.account_id, "subscription_id": ObjectId(
-        other["id"]), "status": "failed", "event": "job.failed", "event_id": "evt_x", "job_id": ObjectId()}).inserted_id
+    d = (
+        db["crm.webhook.deliveries"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "subscription_id": ObjectId(other["id"]),
+                "status": "failed",
+                "event": "job.failed",
+                "event_id": "evt_x",
+                "job_id": ObjectId(),
+            }
+        )
+        .inserted_id
+    )
 
     answer = client.post(f"/v1/crm/webhooks/{ours['id']}/deliveries/{d}/retry", headers=tenant.headers())
 
@@ -103,12 +128,15 @@ def test_under_owner_only_a_non_owner_is_refused_every_webhook_endpoint(client, 
     user = tenant.headers(owner=False)
     base = f"/v1/crm/webhooks/{made['id']}"
 
-    answers = [client.post("/v1/crm/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["job.failed"]},
-                           headers=user),
-               client.get("/v1/crm/webhooks", headers=user), client.delete(base, headers=user),
-               client.post(f"{base}/rotate", headers=user), client.get(f"{base}/deliveries", headers=user),
-               client.post(f"{base}/deliveries/{ObjectId()}/retry", headers=user),
-               client.get("/v1/crm/webhooks/secret", headers=user)]
+    answers = [
+        client.post("/v1/crm/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["job.failed"]}, headers=user),
+        client.get("/v1/crm/webhooks", headers=user),
+        client.delete(base, headers=user),
+        client.post(f"{base}/rotate", headers=user),
+        client.get(f"{base}/deliveries", headers=user),
+        client.post(f"{base}/deliveries/{ObjectId()}/retry", headers=user),
+        client.get("/v1/crm/webhooks/secret", headers=user),
+    ]
 
     assert [a.status_code for a in answers] == [403] * 7
     assert all(a.get_json()["error"]["code"] == "forbidden" for a in answers)

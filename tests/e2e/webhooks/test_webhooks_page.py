@@ -15,7 +15,8 @@ pytestmark = needs_chromium
 
 
 def test_the_webhooks_page_subscribes_shows_the_log_and_retries_a_failed_delivery(
-        live_api, browser, client, db, worker, tenant, hook_receiver):
+    live_api, browser, client, db, worker, tenant, hook_receiver
+):
     hook_receiver.statuses += [410]  # the first delivery fails for good: the page's retry button sends it again
     page = browser.new_page()
     csp = watch_csp(page)
@@ -31,18 +32,31 @@ def test_the_webhooks_page_subscribes_shows_the_log_and_retries_a_failed_deliver
     assert sub["secret"] in page.inner_text("[data-testid=secret]")
     assert sub["events"] == ["job.completed", "job.failed"] and sub["types"] == []
     from crm_workers.services.webhooks.dispatcher import knows_subscribed
+
     wait_for(lambda: knows_subscribed(tenant.account_id), what="the worker to know of the subscription")
     job_id = delete_tag(client, db, tenant)
-    delivery = wait_for(lambda: (d := db["crm.webhook.deliveries"].find_one({"job_id": ObjectId(job_id)}))
-                        and d["status"] == "failed" and d, what="the failed delivery")
+    delivery = wait_for(
+        lambda: (
+            (d := db["crm.webhook.deliveries"].find_one({"job_id": ObjectId(job_id)})) and d["status"] == "failed" and d
+        ),
+        what="the failed delivery",
+    )
     status = page.locator(f"[data-testid=status-{delivery['_id']}]")
-    wait_for(lambda: status.count() and status.inner_text() == "failed", timeout=PAGE_SECONDS, interval=0.2,
-             what="the page to show the failed delivery")
+    wait_for(
+        lambda: status.count() and status.inner_text() == "failed",
+        timeout=PAGE_SECONDS,
+        interval=0.2,
+        what="the page to show the failed delivery",
+    )
 
     page.click(f"[data-testid=retry-{delivery['_id']}]")
 
-    wait_for(lambda: status.inner_text() == "delivered", timeout=PAGE_SECONDS, interval=0.2,
-             what="the page to show it delivered")
+    wait_for(
+        lambda: status.inner_text() == "delivered",
+        timeout=PAGE_SECONDS,
+        interval=0.2,
+        what="the page to show it delivered",
+    )
     assert page.inner_text(f"[data-testid=attempts-{delivery['_id']}]") == "2"
     assert [c["status"] for c in hook_receiver.for_job(job_id)] == [410, 200]
     page.click(f"[data-testid=rotate-{sub['_id']}]")
