@@ -12,8 +12,7 @@ from crm_workers.services.visibility import with_visibility
 class NotAllowed(CRMError):
     """Raised when a service token calls an endpoint for users (CRM data), or a user one for services."""
 
-    status = 403
-    code = "forbidden"
+    kind = code = "forbidden"
 
 
 def allows_service(view):

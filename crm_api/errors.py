@@ -15,20 +15,27 @@ from crm_workers.errors import BrokerUnavailable, CRMError, DatabaseUnavailable
 
 log = logging.getLogger("crm.api")
 
+#: The HTTP status of each kind of error (`crm_workers/errors.py`): the one place where errors meet HTTP.
+STATUS_OF_KIND = {
+    "invalid_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "unprocessable": 422,
+    "unreadable_file": 422,
+    "too_many_requests": 429,
+    "broker_unavailable": 503,
+    "database_unavailable": 503,
+}
 #: The code of an error raised by the framework (werkzeug), the same as our own errors use for that status:
 #: a client sees one code per status whoever refused the request (a body over MAX_CONTENT_LENGTH is `too_large`,
 #: as an upload over IMPORT_MAX_BYTES is).
 HTTP_CODES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    429: "too_many_requests",
-}
+    status: kind for kind, status in STATUS_OF_KIND.items() if kind not in ("unreadable_file", "database_unavailable")
+} | {405: "method_not_allowed"}
 
 
 def error_response(status: int, code: str, message: str, details=None, *, retry_after: int | None = None):
@@ -49,7 +56,7 @@ def validation_details(exc: ValidationError) -> list[dict]:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CRMError)
     def crm_error(exc: CRMError):
-        return error_response(exc.status, exc.code, exc.message, exc.details, retry_after=exc.retry_after)
+        return error_response(STATUS_OF_KIND[exc.kind], exc.code, exc.message, exc.details, retry_after=exc.retry_after)
 
     @app.errorhandler(PyMongoConnectionFailure)
     def database_down(exc):

@@ -1,13 +1,18 @@
-"""One hierarchy for the errors our services raise; the API maps them to HTTP once."""
+"""One hierarchy for the errors our services raise, each with a code and no HTTP in it.
+
+Every error has a `kind` (its general code: `not_found`, `conflict`…) and a `code`, the kind unless the error
+names its reason (`tag_locked`, `not_failed`). The API maps kinds to HTTP statuses in one table
+(`crm_api/errors.py`); the workers and the Pub/Sub bridge decide by kind (`BAD_INPUT`, `UNAVAILABLE`).
+"""
 
 from __future__ import annotations
 
 
 class CRMError(Exception):
-    """Raised when a request cannot be served; carries the HTTP status and a stable code."""
+    """Raised when a request cannot be served; carries its kind and a stable code."""
 
-    status = 400
-    code = "invalid_request"  # the one code of a 400, as for a body that fails validation
+    kind = "invalid_request"  # the one code of a request that is wrong, as for a body that fails validation
+    code = "invalid_request"
 
     #: Seconds a client should wait before trying again (sent as `Retry-After`), when it applies.
     retry_after: int | None = None
@@ -27,65 +32,56 @@ class BadRequest(CRMError):
 class Unauthorized(CRMError):
     """Raised when the bearer token is missing, expired or badly signed."""
 
-    status = 401
-    code = "unauthorized"
+    kind = code = "unauthorized"
 
 
 class Forbidden(CRMError):
     """Raised when the caller may not do this at all (a structure delete by a non-owner under owner_only)."""
 
-    status = 403
-    code = "forbidden"
+    kind = code = "forbidden"
 
 
 class NotFound(CRMError):
     """Raised when a record does not exist in the caller's account (or is not visible to the caller)."""
 
-    status = 404
-    code = "not_found"
+    kind = code = "not_found"
 
 
 class Conflict(CRMError):
     """Raised when the record's state forbids the request (locked tag, finished job...)."""
 
-    status = 409
-    code = "conflict"
+    kind = code = "conflict"
 
 
 class Unprocessable(CRMError):
     """Raised when a request is well-formed but cannot be taken (an idempotency key reused for another request)."""
 
-    status = 422
-    code = "unprocessable"
+    kind = code = "unprocessable"
 
 
 class TooLarge(CRMError):
     """Raised when a file or a batch of records is over the import limits."""
 
-    status = 413
-    code = "too_large"
+    kind = code = "too_large"
 
 
 class UnsupportedType(CRMError):
     """Raised when an upload or a request body is of a type we do not take."""
 
-    status = 415
-    code = "unsupported_media_type"
+    kind = code = "unsupported_media_type"
 
 
 class BrokerUnavailable(CRMError):
     """Raised when the broker (Redis) cannot take a job's message now; nothing was recorded."""
 
-    status = 503
-    code = "broker_unavailable"
+    kind = code = "broker_unavailable"
     retry_after = 30
 
 
 class DatabaseUnavailable(CRMError):
     """Raised when MongoDB cannot be reached now (a restart, an election)."""
 
-    status = 503
-    code = "database_unavailable"
+    kind = code = "database_unavailable"
     retry_after = 30
 
 
@@ -114,12 +110,26 @@ class PermanentJobError(Exception):
 class UnreadableUpload(CRMError):
     """Raised when an uploaded file is not a table we can read, or is over a reading limit (a preview)."""
 
-    status = 422
-    code = "unreadable_file"
+    kind = code = "unreadable_file"
 
 
 class TooManyRequests(CRMError):
     """Raised when a caller holds too much of something at once (e.g. uploads no import used yet)."""
 
-    status = 429
-    code = "too_many_requests"
+    kind = code = "too_many_requests"
+
+
+#: Kinds that say the request or its file is wrong: the same request fails the same way, so it is never retried
+#: as transient, and a Pub/Sub message of such a kind can never be a job.
+BAD_INPUT = frozenset(
+    {"invalid_request", "not_found", "too_large", "unsupported_media_type", "unprocessable", "unreadable_file"}
+)
+#: Kinds the caller may not have: refused, never retried.
+REFUSED = frozenset({"unauthorized", "forbidden", "conflict"})
+#: Kinds that say a server we need is down: try again later.
+UNAVAILABLE = frozenset({"broker_unavailable", "database_unavailable"})
+
+
+def kind_of(exc: BaseException) -> str | None:
+    """The kind of one of our errors; None for any other exception."""
+    return exc.kind if isinstance(exc, CRMError) else None

@@ -42,10 +42,10 @@ def is_bad_input(exc: BaseException) -> bool:
     """True for errors that say the request or its file is wrong (a 4xx of ours other than 429, a file the
     readers refuse): a retry reads the same bytes and fails the same way, so it never counts as transient."""
     from crm_workers.adapters.limits import UnreadableFile
-    from crm_workers.errors import CRMError
+    from crm_workers.errors import BAD_INPUT, REFUSED, kind_of
 
-    if isinstance(exc, CRMError):
-        return exc.status < 500 and exc.status != 429
+    if kind_of(exc) is not None:
+        return kind_of(exc) in BAD_INPUT | REFUSED
     return isinstance(exc, UnreadableFile)
 
 

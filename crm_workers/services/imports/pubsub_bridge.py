@@ -33,7 +33,7 @@ from crm_workers.adapters.mongo import PUBSUB_ATTEMPTS, PUBSUB_DEADLETTERS, PUBS
 from crm_workers.adapters.pubsub import PubSubUnavailable, ReceivedMessage, Subscription
 from crm_workers.domain.import_requests import ImportOptions, ImportRequest
 from crm_workers.domain.principal import Principal
-from crm_workers.errors import CRMError
+from crm_workers.errors import BAD_INPUT, UNAVAILABLE, CRMError
 from crm_workers.jobs import now
 from crm_workers.services.imports import intake as import_requests
 
@@ -142,7 +142,7 @@ def job_for_message(db: Database, broker, storage, settings, message: ReceivedMe
     except ValidationError as exc:
         raise Malformed(f"invalid request: {exc.errors(include_url=False)}") from None
     except CRMError as exc:
-        if exc.status in (400, 404, 413, 415, 422):
+        if exc.kind in BAD_INPUT:
             raise Malformed(f"{exc.code}: {exc.message}") from None
         raise
 
@@ -190,7 +190,7 @@ def bridge_stats(db: Database) -> dict:
 def server_down(exc: BaseException) -> bool:
     """True for a database, broker or storage that is unreachable or failing over."""
     if isinstance(exc, CRMError):
-        return exc.status >= 500
+        return exc.kind in UNAVAILABLE
     if isinstance(exc, PyMongoError) and (
         exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError")
     ):
