@@ -36,7 +36,7 @@ from crm_workers.adapters.mongo import connect, ensure_indexes  # noqa: E402
 from crm_workers.bootstrap import build_worker_broker  # noqa: E402
 from crm_workers.settings import Settings  # noqa: E402
 
-#: Contacts (each with a note and a reminder) deleted per second (issue 15: twice the 128/s measured before).
+#: Contacts (each with a note and a reminder) deleted per second (twice the 128/s measured at first).
 GOAL_CONTACTS_PER_S = 256
 
 

@@ -12,13 +12,13 @@ import json
 import random
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 from bson import ObjectId
 
 from crm_workers.domain.principal import issue_token
 from crm_workers.jobs import now
+from tests.http_receiver import LocalServer, Request
 
 FINISHED = ("completed", "failed", "cancelled")
 ROWS = 40  # per import: 35 new people, 3 repeated inside the file, 2 bad rows
@@ -27,26 +27,20 @@ ROWS = 40  # per import: 35 new people, 3 repeated inside the file, 2 bad rows
 class WebhookReceiver:
     """Counts deliveries per (event, automation); a repeat is a duplicate delivery."""
 
-    def __init__(self):
-        self.deliveries: dict[tuple, int] = {}
+    def __init__(self, path: str = "/hook"):
+        self.deliveries: dict[tuple | str, int] = {}
         self.lock = threading.Lock()
-        receiver = self
+        self.server = LocalServer(self._answer, path=path)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                key = (body["event_id"], body["automation_id"])
-                with receiver.lock:
-                    receiver.deliveries[key] = receiver.deliveries.get(key, 0) + 1
-                self.send_response(200)
-                self.end_headers()
+    def key(self, body: dict):
+        return body["event_id"], body["automation_id"]
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, request: Request) -> int:
+        key = self.key(json.loads(request.body))
+        with self.lock:
+            self.deliveries[key] = self.deliveries.get(key, 0) + 1
+        return 200
 
     def duplicates(self) -> int:
         with self.lock:
@@ -57,25 +51,10 @@ class SocketReceiver(WebhookReceiver):
     """The socket emit service: counts deliveries per notification id."""
 
     def __init__(self):
-        self.deliveries = {}
-        self.lock = threading.Lock()
-        receiver = self
+        super().__init__(path="")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                key = body["data"].get("id")
-                with receiver.lock:
-                    receiver.deliveries[key] = receiver.deliveries.get(key, 0) + 1
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def key(self, body: dict):
+        return body["data"].get("id")
 
 
 class Client:

@@ -6,7 +6,7 @@
 --no-db: read + parse + normalise + validate (the import's own code: describe, the counting pass,
 `parsed_chunks`), one core, beside pandas' C-engine `read_csv` of the same file in the same run. Times are CPU
 seconds of this process (best of 3; the machine may be shared, CPU time is what one core spends), wall
-seconds printed beside. Goal (issue 15): >= 100k rows/s, i.e. a ratio (pandas time / pipeline time) >= 0.065
+seconds printed beside. Goal: >= 100k rows/s, i.e. a ratio (pandas time / pipeline time) >= 0.065
 — the ratio is the rule, as it holds on any machine; the exit status is 1 when it is missed. Then the peak RSS
 of the pipeline alone, in a fresh process, for a small and a large file: memory must not grow with the file
 (exit 1 when the large file's peak exceeds the small one's by more than 25 %).

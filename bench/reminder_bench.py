@@ -33,7 +33,7 @@ from crm_workers.settings import Settings  # noqa: E402
 from tests.socket_receiver import SocketReceiver  # noqa: E402
 
 SECRET = "bench-app-secret-bench-app-secret"
-#: Seconds for 10,000 reminders due in one minute, all notified and delivered (issue 15).
+#: Seconds for 10,000 reminders due in one minute, all notified and delivered.
 GOAL_SECONDS_PER_10K = 60
 
 

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import Goals, PeakRSS, drop, opcounters, ops_between, servers  # noqa: E402
 from crm_workers import jobs  # noqa: E402
 from crm_workers.adapters.mongo import connect, ensure_indexes  # noqa: E402
+from crm_workers.services.automations.outcome import outcome  # noqa: E402
 from crm_workers.services.reports import store  # noqa: E402
 from crm_workers.services.reports.nightly import enqueue_nightly_reports, slot_minutes  # noqa: E402
 from crm_workers.services.reports.periods import start_of  # noqa: E402
@@ -123,14 +124,19 @@ def seed_big(db, account, n_contacts, n_deals, n_logs):
                     "deal_id": deal_ids[i % len(deal_ids)],
                     "event_id": f"e{i}",
                     "status": (st := ("succeeded", "failed", "skipped", "waiting")[i % 4]),
-                    "actions": [
-                        {
-                            "type": t,
-                            "status": "failed" if st == "failed" and t == "webhook" else "succeeded",
-                            "error": f"webhook answered {500 + i % 3}" if st == "failed" and t == "webhook" else None,
-                        }
-                        for t in ("add_tags", "webhook", "notify")
-                    ],
+                    "actions": (
+                        actions := [
+                            {
+                                "type": t,
+                                "status": "failed" if st == "failed" and t == "webhook" else "succeeded",
+                                "error": f"webhook answered {500 + i % 3}"
+                                if st == "failed" and t == "webhook"
+                                else None,
+                            }
+                            for t in ("add_tags", "webhook", "notify")
+                        ]
+                    ),
+                    "outcome": outcome(actions),  # as every run's writes keep it
                     "attempt": 1,
                     "started_at": _when(rnd),
                     "finished_at": None,
@@ -287,6 +293,7 @@ def nightly(db, settings, goals, n_accounts):
                     "event_id": f"{a}-{j}",
                     "status": "succeeded",
                     "actions": [],
+                    "outcome": outcome([]),
                     "started_at": night - timedelta(days=2),
                 }
                 for j, d in enumerate(deal_ids)

@@ -34,7 +34,7 @@ def authenticate() -> None:
     except TokenError as exc:
         raise Unauthorized(str(exc), details={"header": "Authorization"}) from None
     if isinstance(g.principal, Service):
-        view = current_app.view_functions.get(request.endpoint)
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint is not None else None
         if not getattr(view, "allows_service", False):
             raise NotAllowed(
                 "a service token may only list, read, cancel and retry jobs and read queue depths",

@@ -80,8 +80,9 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         code = HTTP_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
         response = error_response(status, code, exc.description or exc.name)
-        if getattr(exc, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        valid_methods = getattr(exc, "valid_methods", None)
+        if valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
         return response
 
     @app.errorhandler(Exception)

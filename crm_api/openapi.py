@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask
 from pydantic import BaseModel
@@ -105,7 +106,7 @@ def _path(rule) -> tuple[str, list[dict]]:
 
     def repl(match):
         converter, name = match.group(1), match.group(2)
-        schema = dict(OBJECT_ID) if name.endswith("_id") else {"type": "string"}
+        schema: dict[str, Any] = dict(OBJECT_ID) if name.endswith("_id") else {"type": "string"}
         if converter and converter.startswith("any("):
             schema = {"type": "string", "enum": [v.strip() for v in converter[4:-1].split(",")]}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
@@ -202,9 +203,9 @@ def _operation(rule, view, method: str, components: dict) -> dict:
             )
             answer["content"] = {doc.media: {"schema": schema}}
         op["responses"][status] = answer
-    for status in sorted(_error_statuses(doc, view)):
-        op["responses"][str(status)] = {
-            "description": ERRORS[status],
+    for error_status in sorted(_error_statuses(doc, view)):
+        op["responses"][str(error_status)] = {
+            "description": ERRORS[error_status],
             "content": {"application/json": {"schema": _schema(ErrorResponse, components)}},
         }
     if not doc.public:
@@ -237,6 +238,7 @@ def build_spec(app: Flask) -> dict:
             continue
         view = app.view_functions[rule.endpoint]
         path = _path(rule)[0]
+        assert rule.methods is not None, "Flask gives every rule its methods"
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             paths.setdefault(path, {})[method.lower()] = _operation(rule, view, method, components)
     return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonValue
 
 from crm_workers.domain.import_requests import ImportOptions, ImportRequest, UploadOptions  # noqa: F401
 from crm_workers.domain.job_types import JOB_KINDS
@@ -19,7 +20,9 @@ OBJECT_ID = r"^[0-9a-fA-F]{24}$"
 class JobListQuery(Strict):
     status: JobStatus | None = Field(default=None, description="only jobs in this status")
     type: str | None = Field(
-        default=None, json_schema_extra={"enum": sorted(JOB_KINDS)}, description="only jobs of this type"
+        default=None,
+        json_schema_extra={"enum": list[JsonValue](sorted(JOB_KINDS))},
+        description="only jobs of this type",
     )
     page: int = Field(default=1, ge=1, le=100_000, description="page number (ignored with `after`)")
     per_page: int = Field(default=50, ge=1, le=200, description="jobs per page")

@@ -72,7 +72,7 @@ def forked_children_die_with_this_process() -> None:
     ends, even by SIGKILL. Call once, before forking (forked children inherit the rule for their own forks)."""
     if _prctl is None:
         return
-    forker = {"pid": None}
+    forker: dict[str, int | None] = {"pid": None}
 
     def before() -> None:
         forker["pid"] = os.getpid() if threading.current_thread() is threading.main_thread() else None

@@ -161,6 +161,7 @@ def cmd_dev(args) -> None:
     from crm_jobs.dev import run_dev
 
     secret = os.environ.get("JWT_SECRET") or _dev_secret(args.data_dir, create=True)
+    assert secret is not None, "create=True always gives one"
     sys.exit(run_dev(data_dir=args.data_dir, port=args.port, jwt_secret=secret))
 
 

@@ -39,7 +39,7 @@ class Client:
             raise ClientError("give --token or set CRM_TOKEN (crm-jobs token … prints one)", USAGE)
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
-        self._etags: dict[str, tuple[str, object]] = {}
+        self._etags: dict[str, tuple[str, dict]] = {}
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         try:

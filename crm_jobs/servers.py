@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from crm_jobs import children
 
@@ -74,6 +75,7 @@ class _EmbeddedServer:
         return offset
 
     def _check_alive(self, offset: int) -> None:
+        assert self.process is not None, "checked only after _spawn"
         if self.process.poll() is not None:
             code, self.process = self.process.returncode, None
             raise _StartFailed(
@@ -100,8 +102,10 @@ class EmbeddedValkey(_EmbeddedServer):
         self.persistent = data_dir is not None
         self.data_dir = Path(data_dir).resolve() if data_dir else None
 
+    # Read-only here (it follows data_dir); the base declares it as the attribute EmbeddedMongo sets.
     @property
-    def log_path(self) -> Path:
+    def log_path(self) -> Path:  # type: ignore[override]
+        assert self.data_dir is not None, "set by start()"
         return self.data_dir / "valkey.log"
 
     def _binary(self) -> str:
@@ -122,6 +126,7 @@ class EmbeddedValkey(_EmbeddedServer):
             "loglevel": "notice",
             "appendonly": "yes" if self.persistent else "no",
         }
+        assert self.data_dir is not None, "set by start()"
         path = self.data_dir / "valkey.conf"
         path.write_text("".join(f"{key} {value}\n" for key, value in lines.items()))
         return path
@@ -133,7 +138,7 @@ class EmbeddedValkey(_EmbeddedServer):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fixed = self.port is not None
         for attempt in range(1 if fixed else PORT_ATTEMPTS):
-            port = self.port if fixed else free_port()
+            port = self.port if self.port is not None else free_port()  # a port of its own only when fixed
             offset = self._spawn([self._binary(), str(self._config(port))], cwd=self.data_dir)
             try:
                 self._wait_until_ours(port, offset)
@@ -153,14 +158,15 @@ class EmbeddedValkey(_EmbeddedServer):
         """Until `INFO server` on the port names valkey and our process id: a PONG from anyone is not enough."""
         import redis
 
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, retry=None)
+        # retry=None: no retry; redis-py accepts it though its hint says Retry.
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, retry=None)  # type: ignore[arg-type]
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         try:
             while time.monotonic() < deadline:
                 self._check_alive(offset)
                 try:
                     info = client.info("server")
-                    if info.get("process_id") == self.process.pid and "valkey_version" in info:
+                    if info.get("process_id") == self.pid and "valkey_version" in info:
                         return
                 except (redis.RedisError, OSError):
                     pass
@@ -259,7 +265,7 @@ class EmbeddedMongo(_EmbeddedServer):
         from pymongo import MongoClient
         from pymongo.errors import PyMongoError
 
-        client = MongoClient(
+        client: MongoClient[dict[str, Any]] = MongoClient(
             f"mongodb://127.0.0.1:{port}/?directConnection=true", serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
         )
         try:
@@ -268,7 +274,7 @@ class EmbeddedMongo(_EmbeddedServer):
                 try:
                     build = client.admin.command("buildInfo")
                     status = client.admin.command("serverStatus")
-                    if "secantusVersion" in build and status.get("pid") == self.process.pid:
+                    if "secantusVersion" in build and status.get("pid") == self.pid:
                         return
                     raise _StartFailed(
                         f"port {port} answers, but not as the secantusd-py we started "

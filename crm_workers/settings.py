@@ -1,4 +1,4 @@
-"""Settings: one typed object built once from the environment (CONTRACT §2 and our own knobs).
+"""Settings: one typed object built once from the environment (docs/contract.md §2 and our own knobs).
 
 `Settings.from_env()` reads the environment (one variable per field, the field's name in capitals) and
 reports every malformed value at once; `Settings(**kwargs)` is exactly what it is given (tests, benchmarks).
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from crm_workers.errors import ConfigError
@@ -50,7 +51,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=False)
 
-    # CONTRACT §2
+    # docs/contract.md §2
     mongodb_uri: str = ""
     mongodb_db: str = "crm"
     redis_url: str = ""
@@ -171,7 +172,7 @@ class Settings(BaseSettings):
         return type(self)(**{**{k: getattr(self, k) for k in self.model_fields_set}, **changes})
 
 
-def _problem(error: dict) -> str:
+def _problem(error: ErrorDetails) -> str:
     name = str(error["loc"][0]).upper() if error["loc"] else "?"
     message = error["msg"].removeprefix("Value error, ")
     return f"{name}: {message} (got {error.get('input')!r})"

@@ -2,7 +2,7 @@
 
 Answers with the statuses queued for it (then 200), optionally after `delay` seconds; a queued "slow" answers 200
 only after the automation webhook's timeout; records every call with its raw body and headers. `connections`
-bounds how many requests it serves at once, as a small receiver would.
+bounds how many requests it serves at once, as a small receiver would. Built on `tests/http_receiver.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.http_receiver import Answer, LocalServer, Request
 
 
 class HookReceiver:
@@ -18,59 +19,43 @@ class HookReceiver:
         self.calls: list[dict] = []
         self.statuses: list[int | str] = []
         self.delay = delay
+        self.signed_with = signed_with
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(connections) if connections else None
-        receiver = self
+        self._server = LocalServer(self._answer, path="/hook", connections=connections)
+        self.url = self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                if receiver._slots:
-                    receiver._slots.acquire()
-                try:
-                    self._answer()
-                finally:
-                    if receiver._slots:
-                        receiver._slots.release()
+    def _answer(self, request: Request) -> Answer:
+        raw = request.body
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            status = self.statuses.pop(0) if self.statuses else 200
+        if status == "slow":  # answers (200) only once the sender's timeout is over
+            from crm_workers.services.automations.actions import WEBHOOK_TIMEOUT_SECONDS
 
-            def _answer(self):
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                with receiver._lock:
-                    status = receiver.statuses.pop(0) if receiver.statuses else 200
-                if status == "slow":  # answers (200) only once the sender's timeout is over
-                    from crm_workers.services.automations.actions import WEBHOOK_TIMEOUT_SECONDS
+            time.sleep(WEBHOOK_TIMEOUT_SECONDS + 1)
+        with self._lock:
+            call = {
+                "body": json.loads(raw),
+                "raw": raw,
+                "status": status,
+                "path": request.path,
+                "host": request.headers.get("Host"),
+                "headers": request.headers,
+                "event_header": request.headers.get("X-CRM-Event-Id"),
+                "at": time.time(),
+            }
+            if self.signed_with is not None:  # automation webhooks: `sha256=<hex>` of the body
+                from crm_workers.domain.webhooks import signature
 
-                    time.sleep(WEBHOOK_TIMEOUT_SECONDS + 1)
-                with receiver._lock:
-                    call = {
-                        "body": json.loads(raw),
-                        "raw": raw,
-                        "status": status,
-                        "path": self.path,
-                        "host": self.headers.get("Host"),
-                        "headers": dict(self.headers.items()),
-                        "event_header": self.headers.get("X-CRM-Event-Id"),
-                        "at": time.time(),
-                    }
-                    if signed_with is not None:  # automation webhooks: `sha256=<hex>` of the body
-                        from crm_workers.domain.webhooks import signature
-
-                        call["signed"] = self.headers.get("X-CRM-Signature") == signature(signed_with, raw)
-                    receiver.calls.append(call)
-                self.send_response(200 if status == "slow" else status)
-                if status != "slow" and 300 <= status < 400:  # somewhere else to go, for a client that would follow it
-                    self.send_header("Location", receiver.url.replace("/hook", "/elsewhere"))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+                call["signed"] = request.headers.get("X-CRM-Signature") == signature(self.signed_with, raw)
+            self.calls.append(call)
+        if status == "slow":
+            return 200
+        assert isinstance(status, int)
+        if 300 <= status < 400:  # somewhere else to go, for a client that would follow it
+            return status, {"Location": self.url.replace("/hook", "/elsewhere")}, b""
+        return status
 
     def for_event(self, event_id) -> list[dict]:
         """Automation webhooks: the calls whose body carries this event id."""
@@ -87,4 +72,4 @@ class HookReceiver:
             return [c for c in self.calls if c["body"].get("id") == job_id]
 
     def stop(self):
-        self.server.shutdown()
+        self._server.stop()

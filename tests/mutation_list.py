@@ -164,8 +164,8 @@ MUTATIONS: list[M] = [
     M(
         "job-list-without-account",
         "crm_workers/jobs/record.py",
-        '    query: dict = {"account_id": account_id}\n    if owner_uid is not None:',
-        "    query: dict = {}\n    if owner_uid is not None:",
+        '    query: dict[str, Any] = {"account_id": account_id}\n    if owner_uid is not None:',
+        "    query: dict[str, Any] = {}\n    if owner_uid is not None:",
         JOBS_API,
         (f"{JOBS}::test_the_job_list_is_the_accounts_newest_first_filtered_and_paginated",),
     ),
@@ -628,6 +628,14 @@ MUTATIONS: list[M] = [
         (f"{WH_JOBS}::test_a_slow_receiver_gets_one_post_per_delivery_while_it_takes_its_time",),
     ),
     M(
+        "webhook-claim-of-a-copy-a-retry-changed",
+        "crm_workers/services/webhooks/sender.py",
+        '            "updated_at": candidate.get("updated_at"),\n',
+        "",
+        "each attempt claimed atomically",
+        ("tests/integration/test_webhook_claims.py::test_a_copy_read_before_a_retry_reset_its_window_is_not_claimed",),
+    ),
+    M(
         "webhook-resent-after-2xx",
         "crm_workers/services/webhooks/outbox.py",
         '    if doc["status"] == "delivered":\n',
@@ -665,8 +673,8 @@ MUTATIONS: list[M] = [
         "crm_workers/domain/job_events.py",
         '    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()',
         "    mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()",
-        "the README's verification recipes",
-        (f"{WH_JOBS}::test_a_delivery_verifies_with_the_readmes_python_and_openssl_recipes",),
+        "the verification recipes of the webhooks page",
+        (f"{WH_JOBS}::test_a_delivery_verifies_with_the_docs_python_and_openssl_recipes",),
     ),
     M(
         "link-notice-twice",

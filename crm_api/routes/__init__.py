@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from typing import cast
 
+from bson import ObjectId
 from flask import Blueprint, current_app, g, jsonify, request
 
 from crm_api.auth import authenticate, principal
 from crm_workers.errors import BadRequest, UnsupportedType
-from crm_workers.jobs import IdempotencyKey, client_key, job_for_key, job_to_json
+from crm_workers.jobs import IdempotencyKey, JobJSON, JobRecord, client_key, job_for_key, job_to_json
 from crm_workers.services.job_submission import CALLBACK_URL
 from crm_workers.services.webhooks.subscriptions import checked_url
 
@@ -54,7 +56,7 @@ def request_fingerprint() -> str:
             digest.update(f"form {name}={value}\n".encode())
         for name, upload in sorted(request.files.items(multi=True), key=lambda item: str(item[0])):
             digest.update(f"file {name}={upload.filename}\n".encode())
-            for block in iter(lambda stream=upload.stream: stream.read(1024 * 1024), b""):
+            for block in iter(functools.partial(upload.stream.read, 1024 * 1024), b""):
                 digest.update(block)
             upload.stream.seek(0)
     else:
@@ -67,7 +69,12 @@ def idempotency_key() -> IdempotencyKey | None:
     if "idempotency_key" not in g:
         key = request.headers.get("Idempotency-Key", "").strip()[:IDEMPOTENCY_KEY_MAX]
         g.idempotency_key = (
-            client_key(principal().uid, key, request_fingerprint(), seconds=settings().idempotency_key_seconds)
+            client_key(
+                cast(ObjectId, principal().uid),  # a token always names its user
+                key,
+                request_fingerprint(),
+                seconds=settings().idempotency_key_seconds,
+            )
             if key
             else None
         )
@@ -79,7 +86,7 @@ def dry_run() -> bool:
     return request.args.get("dry_run") in ("1", "true", "yes")
 
 
-def job_json(job: dict) -> dict:
+def job_json(job: JobRecord) -> JobJSON:
     """The job as the caller may see it: a service token never gets its links, keys or rows (CONTRACT §3)."""
     from crm_api.auth import caller
     from crm_workers.domain.principal import Service
@@ -113,7 +120,7 @@ def paged(name: str, fetch, to_json):
     return jsonify({name: [to_json(i) for i in items], "page": page.page, "per_page": page.per_page, "total": total})
 
 
-def job_response(job: dict, status: int = 200):
+def job_response(job: JobRecord, status: int = 200):
     """The job as JSON; a 202 (a job started) says where to poll it in `Location`."""
     headers = {"Location": f"{API_PREFIX}/jobs/{job['_id']}"} if status == 202 else {}
     return jsonify(job_json(job)), status, headers

@@ -2,6 +2,8 @@
 POST /…/import/preview: the same body, answered at once with the proposed mapping and the first rows parsed.
 GET /dashboard/import: the page that previews, maps and starts an import."""
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel
 
@@ -33,7 +35,7 @@ class ImportPreview(BaseModel):
 
 
 def _import(entity: str):
-    common = {"idempotency_key": idempotency_key()}
+    common: dict[str, Any] = {"idempotency_key": idempotency_key()}
     deps = (db(), broker(), storage(), settings(), principal(), entity)
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")

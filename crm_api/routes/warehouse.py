@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import jsonify
 from pydantic import BaseModel, Field
 
@@ -69,4 +71,4 @@ def list_runs():
 )
 def start_run():
     _services_only()
-    return job_response(service.start_run(db(), broker(), requested_by=f"service:{caller().name}"), 202)
+    return job_response(service.start_run(db(), broker(), requested_by=f"service:{cast(Service, caller()).name}"), 202)

@@ -53,7 +53,8 @@ def declare_actors(broker, runtime: Runtime) -> dict[str, dramatiq.Actor]:
     stage_events.STAGE_ENTERED_HOOKS[:] = [automation_service.stage_hook(broker)]
     actors = {}
     for job_type, handler in {**JOB_HANDLERS, **automations.handlers(broker)}.items():
-        actors[job_type] = dramatiq.actor(
-            _job_actor(runtime, handler), broker=broker, **actor_options(job_kind(job_type))
+        # The decorator form: dramatiq's overloads take a function or options, not both at once.
+        actors[job_type] = dramatiq.actor(broker=broker, **actor_options(job_kind(job_type)))(
+            _job_actor(runtime, handler)
         )
     return actors

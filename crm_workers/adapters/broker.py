@@ -6,14 +6,16 @@ import os
 import socket
 import time
 import uuid
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
-from dramatiq import Message
+from dramatiq import Broker, Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
     CurrentMessage,
+    Middleware,
     Pipelines,
     Retries,
     ShutdownNotifications,
@@ -27,6 +29,11 @@ from crm_workers.adapters.middleware.job_lifecycle import JobLifecycle
 from crm_workers.domain.job_types import HEAVY_QUEUES, MAX_BACKOFF_MS, MIN_BACKOFF_MS, Queue, job_kind
 from crm_workers.jobs.snapshot import job_snapshot
 from crm_workers.settings import Settings
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+    from crm_workers.jobs.types import JobRecord
 
 #: A worker that has not heartbeated to the broker for this long (ms) is dead: its unacked messages
 #: go back to their queue at the next maintenance. Dramatiq's default is 60 s.
@@ -61,13 +68,15 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> RedisBroker:
+def make_broker(
+    settings: Settings, *, db: Database[dict[str, Any]] | None = None, for_worker: bool = True
+) -> RedisBroker:
     """The broker; a worker's (with `db`) carries the job lifecycle and fairness middleware."""
     client = redis_client(settings)
     # Order matters. Before-hooks run in list order: fairness decides first, then the job is claimed.
     # After-hooks run in reverse: Retries marks an exhausted message failed, then the lifecycle writes
     # the outcome, then fairness frees the account's slot (so the next job starts after this one ended).
-    middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines()]
+    middleware: list[Middleware] = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines()]
     if for_worker:
         if db is None:
             raise ValueError("a worker's broker needs the database")
@@ -88,7 +97,8 @@ def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> Redi
         Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS),
         CurrentMessage(),
     ]
-    broker = RedisBroker(
+    # dramatiq leaves RedisBroker.__init__ unannotated
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
         client=client,
         namespace=f"{settings.redis_namespace}-dramatiq",
         middleware=middleware,
@@ -102,7 +112,7 @@ def make_broker(settings: Settings, *, db=None, for_worker: bool = True) -> Redi
     return broker
 
 
-def job_message(job: dict) -> Message:
+def job_message(job: JobRecord) -> Message[Any]:
     """The message that runs a job: its id and, for a small fresh job, the job as recorded; never files."""
     kind = job_kind(job["type"])
     options = {"account_id": str(job["account_id"])}
@@ -118,16 +128,16 @@ def job_message(job: dict) -> Message:
     )
 
 
-def enqueue_job(broker, job: dict) -> None:
+def enqueue_job(broker: Broker, job: JobRecord) -> None:
     broker.enqueue(job_message(job))
 
 
-def queue_depths(broker) -> dict[str, int]:
+def queue_depths(broker: RedisBroker) -> dict[str, int]:
     """Messages waiting in each of our queues, delayed ones included (every account's: for operators)."""
     return {queue: d["waiting"] + d["delayed"] for queue, d in broker_depths(broker).items()}
 
 
-def broker_depths(broker) -> dict[str, dict[str, int]]:
+def broker_depths(broker: RedisBroker) -> dict[str, dict[str, int]]:
     """Per queue, every account's messages: `waiting`, `delayed` (retry back-offs and fairness waits, Dramatiq's
     `.DQ` list) and `dead_letter` (messages Dramatiq gave up on, its `.XQ` sorted set)."""
     client, ns = broker.client, broker.namespace
@@ -143,18 +153,17 @@ def broker_depths(broker) -> dict[str, dict[str, int]]:
     }
 
 
-def live_workers(broker) -> list[dict]:
+def live_workers(broker: RedisBroker) -> list[dict[str, Any]]:
     """Worker processes that heartbeated to the broker within its heartbeat timeout (Dramatiq keeps each
     process's last heartbeat in `<namespace>:__heartbeats__`), with the messages each holds unacknowledged."""
     client, ns = broker.client, broker.namespace
     now_ms = int(time.time() * 1000)  # the clock Dramatiq stamps heartbeats with
-    beats = [
-        (worker_id, score)
-        for worker_id, score in client.zrangebyscore(
-            f"{ns}:__heartbeats__", now_ms - broker.heartbeat_timeout, "+inf", withscores=True
-        )
-        if worker_id.startswith(b"worker:")
-    ]
+    # (member, score) pairs; the broker's client does not decode responses, so members are bytes
+    heartbeats = cast(
+        "list[tuple[bytes, float]]",
+        client.zrangebyscore(f"{ns}:__heartbeats__", now_ms - broker.heartbeat_timeout, "+inf", withscores=True),
+    )
+    beats = [(worker_id, score) for worker_id, score in heartbeats if worker_id.startswith(b"worker:")]
     pipe = client.pipeline(transaction=False)
     for worker_id, _ in beats:
         for q in Queue:

@@ -15,8 +15,9 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from itertools import repeat
+from typing import Any
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the environment
 
 from crm_workers.adapters.limits import MAX_CELL_CHARS, MAX_LINE_CHARS
 
@@ -42,7 +43,7 @@ class _Guard(io.TextIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> str:
+    def read(self, size: int | None = -1) -> str:
         block = self._text.read(size if size and size > 0 else 1 << 18)
         if block.endswith("\r"):
             block += self._text.read(1)
@@ -87,11 +88,11 @@ def _zero_date_in(text: str) -> bool:
     return False
 
 
-def _block(frame: pd.DataFrame, first: int, guard: _Guard, numbers_only: bool) -> list[tuple[int, list]]:
+def _block(frame: pd.DataFrame, first: int, guard: _Guard, numbers_only: bool) -> list[tuple[int, list[Any]]]:
     columns = [frame[c].tolist() for c in frame.columns]
     if max((max(map(len, c), default=0) for c in columns), default=0) > MAX_CELL_CHARS:
         raise _Refused  # the csv reader refuses the file with the reason
-    blank = []
+    blank: list[int] = []
     if guard.blank_lines:
         first_cells = columns[0]
         at = -1
@@ -105,7 +106,7 @@ def _block(frame: pd.DataFrame, first: int, guard: _Guard, numbers_only: bool) -
         for cells in columns:  # a quoted cell holding a blank line
             if _BLANK_LINE in "".join(cells):
                 cells[:] = [v.replace(_BLANK_LINE, "") for v in cells]
-    numbered = list(
+    numbered: list[tuple[int, Any]] = list(  # the values: a list, or None when `numbers_only`
         zip(
             range(first, first + len(frame)),
             repeat(None) if numbers_only else map(list, zip(*columns, strict=True)),
@@ -120,11 +121,11 @@ def _block(frame: pd.DataFrame, first: int, guard: _Guard, numbers_only: bool) -
 def csv_blocks(
     text: io.TextIOBase,
     delimiter: str,
-    fallback: Callable[[int], Iterator[tuple[int, list]]],
+    fallback: Callable[[int], Iterator[tuple[int, list[Any]]]],
     *,
-    clean: Callable[[list], list],
+    clean: Callable[[list[Any]], list[Any]],
     numbers_only: bool = False,
-) -> Iterator[list[tuple[int, list]]]:
+) -> Iterator[list[tuple[int, list[Any]]]]:
     """Lists of (row number, values) as tabular's csv reader gives them; `fallback(n)` gives the rows after
     row n the csv way, for the rest of a file pandas may not read the same way. `numbers_only`: the values
     may be left out (None), for a pass that only counts."""
@@ -154,7 +155,7 @@ def csv_blocks(
         return
     except (_Refused, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError):
         pass
-    batch = []
+    batch: list[tuple[int, list[Any]]] = []
     for row in fallback(done):
         batch.append(row)
         if len(batch) == BLOCK_ROWS:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+
+import redis
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -22,7 +25,9 @@ return 0
 class LeaderLease:
     """Call `refresh()` more often than `lease_seconds`; act only while `is_leader()`."""
 
-    def __init__(self, client, key: str, *, lease_seconds: float, clock=time.monotonic):
+    def __init__(
+        self, client: redis.Redis, key: str, *, lease_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
         self.key = key
         self.lease_ms = int(lease_seconds * 1000)

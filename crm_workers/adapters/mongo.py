@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
@@ -50,16 +53,16 @@ CASE_INSENSITIVE = {"locale": "en", "strength": 2}
 
 
 @cache
-def _client(uri: str) -> MongoClient:
+def _client(uri: str) -> MongoClient[dict[str, Any]]:
     return MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=15_000)
 
 
-def connect(uri: str, db_name: str) -> Database:
+def connect(uri: str, db_name: str) -> Database[dict[str, Any]]:
     """The database, with one shared client per URI in this process."""
     return _client(uri)[db_name]
 
 
-def oid(value) -> ObjectId | None:
+def oid(value: object) -> ObjectId | None:
     """An ObjectId from a 24-hex string (or an ObjectId); None when it is not one."""
     if isinstance(value, ObjectId):
         return value
@@ -68,7 +71,7 @@ def oid(value) -> ObjectId | None:
     return None
 
 
-def _ix(*keys, **kwargs) -> IndexModel:
+def _ix(*keys: tuple[str, int], **kwargs: Any) -> IndexModel:
     return IndexModel(list(keys), **kwargs)
 
 
@@ -203,7 +206,7 @@ RETIRED_INDEXES: dict[str, list[str]] = {
 }
 
 
-def ensure_indexes(db: Database) -> None:
+def ensure_indexes(db: Database[dict[str, Any]]) -> None:
     """Create every index; safe to run at every start and from several processes at once."""
     existing = set(db.list_collection_names())
     for name, retired in RETIRED_INDEXES.items():
@@ -221,9 +224,9 @@ def ensure_indexes(db: Database) -> None:
         db[name].create_indexes(models)
 
 
-def id_batches(collection, query: dict, batch_size: int):
+def id_batches(collection: Collection[dict[str, Any]], query: dict[str, Any], batch_size: int) -> Iterator[list[Any]]:
     """The `_id`s matching `query`, in `_id` order, as lists of `batch_size`, from one cursor."""
-    batch = []
+    batch: list[Any] = []
     for doc in collection.find(query, {"_id": 1}).sort("_id", ASCENDING).batch_size(batch_size):
         batch.append(doc["_id"])
         if len(batch) == batch_size:
@@ -237,27 +240,37 @@ def id_batches(collection, query: dict, batch_size: int):
 IN_CHUNK = 100
 
 
-def _chunks(ids: list):
+def _chunks(ids: list[Any]) -> Iterator[list[Any]]:
     for start in range(0, len(ids), IN_CHUNK):
         yield ids[start : start + IN_CHUNK]
 
 
 def find_in(
-    collection, account_id, field: str, values: list, query: dict | None = None, projection: dict | None = None
-) -> list[dict]:
+    collection: Collection[dict[str, Any]],
+    account_id: ObjectId,
+    field: str,
+    values: list[Any],
+    query: dict[str, Any] | None = None,
+    projection: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """The account's documents whose `field` is one of `values` (and match `query`), read in `$in` chunks."""
-    found = []
+    found: list[dict[str, Any]] = []
     for chunk in _chunks(values):
         found += collection.find({**(query or {}), field: {"$in": chunk}, "account_id": account_id}, projection)
     return found
 
 
 class _Counts:
-    def __init__(self):
+    def __init__(self) -> None:
         self.modified_count = self.deleted_count = 0
 
 
-def update_by_ids(collection, account_id, ids: list, update: dict):
+def update_by_ids(
+    collection: Collection[dict[str, Any]],
+    account_id: ObjectId,
+    ids: list[Any],
+    update: Mapping[str, Any] | Sequence[Mapping[str, Any]],  # an update document, or an update pipeline
+) -> _Counts:
     """update_many on a batch of one account's ids, through the `_id` index.
 
     The filter is `_id` first and nothing but `account_id` besides, on purpose: SecantusDB's planner
@@ -272,7 +285,7 @@ def update_by_ids(collection, account_id, ids: list, update: dict):
     return total
 
 
-def delete_by_ids(collection, account_id, ids: list):
+def delete_by_ids(collection: Collection[dict[str, Any]], account_id: ObjectId, ids: list[Any]) -> _Counts:
     total = _Counts()
     for chunk in _chunks(ids):
         total.deleted_count += collection.delete_many({"_id": {"$in": chunk}, "account_id": account_id}).deleted_count

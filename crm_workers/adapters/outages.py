@@ -1,4 +1,4 @@
-"""Telling a passing outage of MongoDB or Redis (a restart, an election, a network blip) from a real error.
+"""Telling a passing outage of MongoDB, Redis or storage (a restart, an election, a network blip) from a real error.
 
 Such errors are transient: a job retries them (more times than its own errors, see `retry_policy`) and the
 job lifecycle's own writes wait them out, instead of turning an outage into permanent failures.
@@ -7,15 +7,20 @@ job lifecycle's own writes wait them out, instead of turning an outage into perm
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, WriteConcernError
+import botocore.exceptions
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError, WriteConcernError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from crm_workers.domain.backoff import Backoff
+
 log = logging.getLogger("crm.outages")
+
+_T = TypeVar("_T")
 
 #: Retries of a job failing on an outage (backoff 2 s doubling to 5 min: about half an hour in all).
 OUTAGE_MAX_RETRIES = 12
@@ -25,10 +30,29 @@ LIFECYCLE_WAIT_SECONDS = 60.0
 _TRANSIENT_CODES = {6, 7, 89, 91, 189, 10107, 11600, 11602, 13435, 13436, 262, 9001}
 
 
+#: Errors of a server we need that is unreachable or not answering in time: MongoDB (AutoReconnect, NotPrimaryError,
+#: NetworkTimeout, ServerSelectionTimeoutError…, an operation over its time), Redis, storage, a socket.
+_SERVER_DOWN = (
+    ConnectionFailure,
+    ExecutionTimeout,
+    RedisConnectionError,
+    RedisTimeoutError,
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    ConnectionError,
+    TimeoutError,
+)
+#: How the job lifecycle waits out an outage for one of its own writes.
+LIFECYCLE_BACKOFF = Backoff(initial=0.2, maximum=5.0)
+
+
 def is_outage(exc: BaseException) -> bool:
-    """True for errors that say the server is unreachable or changing hands, not that the request is wrong."""
-    if isinstance(exc, ConnectionFailure | RedisConnectionError | RedisTimeoutError):
-        return True  # AutoReconnect, NotPrimaryError, NetworkTimeout, ServerSelectionTimeoutError…
+    """True for errors that say a server we need (MongoDB, Redis, storage) is unreachable or changing hands, not
+    that the request is wrong: the one classifier of the workers, the job lifecycle and the Pub/Sub bridge."""
+    from crm_workers.errors import UNAVAILABLE, kind_of
+
+    if isinstance(exc, _SERVER_DOWN) or kind_of(exc) in UNAVAILABLE:
+        return True
     if isinstance(exc, WriteConcernError | OperationFailure) and getattr(exc, "code", None) in _TRANSIENT_CODES:
         return True
     if isinstance(exc, PyMongoError) and (
@@ -61,16 +85,23 @@ def retry_policy(max_retries: int) -> Callable[[int, BaseException], bool]:
     return retry_when
 
 
-def wait_out(fn: Callable, *, what: str, seconds: float = LIFECYCLE_WAIT_SECONDS, sleep=time.sleep):
-    """Call `fn()`, retrying through an outage for up to `seconds` (backoff 0.2 s doubling to 5 s)."""
+def wait_out(
+    fn: Callable[[], _T],
+    *,
+    what: str,
+    seconds: float = LIFECYCLE_WAIT_SECONDS,
+    sleep: Callable[[float], object] = time.sleep,
+) -> _T:
+    """Call `fn()`, retrying through an outage for up to `seconds` (`LIFECYCLE_BACKOFF`: 0.2 s doubling to 5 s)."""
     deadline = time.monotonic() + seconds
-    delay = 0.2
+    failures = 0
     while True:
         try:
             return fn()
         except Exception as exc:
-            if not is_outage(exc) or time.monotonic() + delay > deadline:
+            failures += 1
+            ceiling = LIFECYCLE_BACKOFF.ceiling(failures)
+            if not is_outage(exc) or time.monotonic() + ceiling > deadline:
                 raise
-            log.warning("%s: %s; trying again in %.1f s", what, type(exc).__name__, delay)
-            sleep(delay * (0.5 + random.random() / 2))
-            delay = min(delay * 2, 5.0)
+            log.warning("%s: %s; trying again in %.1f s", what, type(exc).__name__, ceiling)
+            sleep(LIFECYCLE_BACKOFF.delay(failures))

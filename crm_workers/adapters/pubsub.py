@@ -8,8 +8,12 @@ so that the bridge owns the retrying: with backoff it can log, count and interru
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from google.api_core.exceptions import GoogleAPICallError
 
 
 @dataclass
@@ -17,7 +21,7 @@ class ReceivedMessage:
     ack_id: str
     message_id: str
     data: bytes
-    attributes: dict = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
     #: Pub/Sub's count of deliveries, set only on subscriptions with a dead-letter policy (0 otherwise).
     delivery_attempt: int = 0
 
@@ -38,7 +42,7 @@ class Subscription(Protocol):
     def nack(self, ack_ids: list[str]) -> None: ...
 
 
-def _transient_types():
+def _transient_types() -> tuple[type[GoogleAPICallError], ...]:
     from google.api_core import exceptions as e
 
     # UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ABORTED, RESOURCE_EXHAUSTED, UNKNOWN
@@ -56,7 +60,7 @@ class GoogleSubscription:
         self.rpc_timeout = rpc_timeout
         self._transient = _transient_types()
 
-    def _call(self, operation: str, method, request: dict, timeout: float):
+    def _call(self, operation: str, method: Callable[..., Any], request: dict[str, Any], timeout: float) -> Any:
         try:
             return method(request=request, retry=None, timeout=timeout)
         except self._transient as exc:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 _END = object()
 
 
-def batches_ahead(open_cursor: Callable[[], Iterator[dict]], size: int, *, depth: int = 2) -> Iterator[list[dict]]:
-    waiting: queue.Queue = queue.Queue(maxsize=depth)
+def batches_ahead(
+    open_cursor: Callable[[], Iterator[dict[str, Any]]], size: int, *, depth: int = 2
+) -> Iterator[list[dict[str, Any]]]:
+    waiting: queue.Queue[Any] = queue.Queue(maxsize=depth)  # a batch, an exception to raise, or _END
     stop = threading.Event()
 
-    def put(item) -> bool:
+    def put(item: object) -> bool:
         while not stop.is_set():
             try:
                 waiting.put(item, timeout=0.2)
@@ -27,11 +30,11 @@ def batches_ahead(open_cursor: Callable[[], Iterator[dict]], size: int, *, depth
                 continue
         return False
 
-    def read():
-        cursor = None
+    def read() -> None:
+        cursor: Iterator[dict[str, Any]] | None = None
         try:
             cursor = open_cursor()
-            batch: list[dict] = []
+            batch: list[dict[str, Any]] = []
             for doc in cursor:
                 batch.append(doc)
                 if len(batch) == size:

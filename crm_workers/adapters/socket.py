@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 import requests
@@ -25,7 +27,7 @@ def _token(app_secret: str, account_id: str, at: int) -> str:
 class SocketClient:
     """A run of emits through one HTTP session (its connections kept alive) and one token per account."""
 
-    def __init__(self, base_url: str, app_secret: str, *, clock=time.time):
+    def __init__(self, base_url: str, app_secret: str, *, clock: Callable[[], float] = time.time) -> None:
         self.url = f"{base_url.rstrip('/')}/emit"
         self._secret, self._clock = app_secret, clock
         self._session = requests.Session()
@@ -34,7 +36,7 @@ class SocketClient:
     def __enter__(self) -> SocketClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._session.close()
 
     def _bearer(self, account_id: str) -> str:
@@ -45,8 +47,8 @@ class SocketClient:
             self._tokens[account_id] = (made, token)
         return token
 
-    def emit(self, *, account_id: str, uid: str, data: dict) -> None:
-        body = {"event": "notification", "account_id": account_id, "uid": uid, "data": data}
+    def emit(self, *, account_id: str, uid: str, data: dict[str, Any]) -> None:
+        body: dict[str, Any] = {"event": "notification", "account_id": account_id, "uid": uid, "data": data}
         try:
             response = self._session.post(
                 self.url,
@@ -60,7 +62,7 @@ class SocketClient:
             raise SocketUnavailable(f"socket service answered {response.status_code}")
 
 
-def emit(base_url: str, app_secret: str, *, account_id: str, uid: str, data: dict) -> None:
+def emit(base_url: str, app_secret: str, *, account_id: str, uid: str, data: dict[str, Any]) -> None:
     """One emit on its own (a run of them goes through one `SocketClient`)."""
     with SocketClient(base_url, app_secret) as client:
         client.emit(account_id=account_id, uid=uid, data=data)

@@ -12,11 +12,15 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urlencode, urlparse
 
 from crm_workers.errors import ConfigError
+
+if TYPE_CHECKING:
+    from crm_workers.settings import Settings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -42,8 +46,10 @@ def link_signature(secret: str, key: str, expires: int) -> str:
     return hmac.new(secret.encode(), f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def check_link(secret: str, key: str, expires: str, signature: str, *, at: float | None = None) -> bool:
+def check_link(secret: str, key: str, expires: str | None, signature: str | None, *, at: float | None = None) -> bool:
     """True when a local download link is authentic and not expired."""
+    if expires is None:  # the link has no `expires`
+        return False
     try:
         expiry = int(expires)
     except (TypeError, ValueError):
@@ -75,7 +81,7 @@ class LocalStorage:
             raise InvalidKey(f"invalid storage key {key!r}")
         return path
 
-    def put_stream(self, key: str, stream: BinaryIO, content_type: str | None = None) -> int:
+    def put_stream(self, key: str, stream: BinaryIO | io.RawIOBase, content_type: str | None = None) -> int:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
@@ -107,7 +113,7 @@ class LocalStorage:
 
 
 class S3Storage:
-    def __init__(self, *, bucket: str, prefix: str, client):
+    def __init__(self, *, bucket: str, prefix: str, client: Any) -> None:  # a boto3 S3 client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.client = client
@@ -115,7 +121,7 @@ class S3Storage:
     def object_key(self, key: str) -> str:
         return f"{self.prefix}/{_check_key(key)}" if self.prefix else _check_key(key)
 
-    def put_stream(self, key: str, stream: BinaryIO, content_type: str | None = None) -> int:
+    def put_stream(self, key: str, stream: BinaryIO | io.RawIOBase, content_type: str | None = None) -> int:
         extra = {"ContentType": content_type} if content_type else None
         # upload_fileobj switches to a multipart upload for big files on its own, if a read of its threshold
         # (8 MB) returns 8 MB: a raw stream (IterStream) answers each read with one chunk, and a short first read
@@ -126,10 +132,12 @@ class S3Storage:
         return self.size(key)
 
     def open(self, key: str) -> BinaryIO:
-        return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"]
+        body: BinaryIO = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"]  # StreamingBody
+        return body
 
     def size(self, key: str) -> int:
-        return self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))["ContentLength"]
+        length: int = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))["ContentLength"]
+        return length
 
     def exists(self, key: str) -> bool:
         try:
@@ -157,7 +165,7 @@ class S3Storage:
         return url, int(time.time()) + expires_in
 
 
-def storage_from_settings(settings) -> LocalStorage | S3Storage:
+def storage_from_settings(settings: Settings) -> LocalStorage | S3Storage:
     url = urlparse(settings.storage_url)
     if url.scheme == "file":
         return LocalStorage(
@@ -184,7 +192,7 @@ def storage_from_settings(settings) -> LocalStorage | S3Storage:
 class IterStream(io.RawIOBase):
     """A readable file over an iterator of bytes: lets an upload pull a file while it is being written."""
 
-    def __init__(self, chunks):
+    def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
         self._buffer = b""
 
@@ -206,7 +214,8 @@ class IterStream(io.RawIOBase):
             wanted -= len(part)
         return b"".join(parts)
 
-    def readinto(self, target) -> int:
+    # io calls it with a bytearray or a memoryview only; typeshed allows any writable buffer.
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buffer:
             try:
                 self._buffer = next(self._chunks)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from crm_workers.adapters.csv_fast import BLOCK_ROWS, csv_blocks
 from crm_workers.adapters.encodings import detect_encoding, guess_encoding  # noqa: F401 (re-exported)
@@ -40,9 +40,9 @@ class TableInfo:
     encoding_sure: bool = True
     rows: int = 0
     day_first: dict[str, bool] = field(default_factory=dict)
-    sample: list[tuple[int, list]] = field(default_factory=list)  # the first data rows, as chunks() gives them
+    sample: list[tuple[int, list[Any]]] = field(default_factory=list)  # the first data rows, as chunks() gives them
 
-    def file_json(self) -> dict:
+    def file_json(self) -> dict[str, Any]:
         return {
             "format": self.format,
             "encoding": self.encoding,
@@ -68,11 +68,11 @@ def detect_delimiter(text: str, file_name: str) -> str:
     except csv.Error:
         # A preamble (`Notes:`) confuses the sniffer: count on the widest lines instead.
         counts = {d: max((line.count(d) for line in lines), default=0) for d in DELIMITERS}
-        best = max(DELIMITERS, key=counts.get)
+        best = max(DELIMITERS, key=counts.__getitem__)
         return best if counts[best] else ","
 
 
-def _text(stream: BinaryIO, encoding: str) -> io.TextIOBase:
+def _text(stream: BinaryIO, encoding: str | None) -> io.TextIOBase:
     # Bytes the encoding cannot read become U+FFFD: a bad byte never stops an import.
     return io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
 
@@ -97,9 +97,10 @@ def _lines(text: io.TextIOBase) -> Iterator[str]:
         yield line
 
 
-def _csv_rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
+def _csv_rows(stream: BinaryIO, info: TableInfo) -> Generator[tuple[int, list[Any]], None, None]:
     number = 0
-    reader = csv.reader(_lines(_text(stream, info.encoding)), delimiter=info.delimiter)
+    # A CSV's TableInfo always has its delimiter (describe() detects it).
+    reader = csv.reader(_lines(_text(stream, info.encoding)), delimiter=cast(str, info.delimiter))
     try:
         for record in reader:
             number += 1
@@ -117,7 +118,7 @@ def _csv_rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
         raise UnreadableFile(f"row {number + 1} is not readable CSV ({exc})") from None
 
 
-def _rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
+def _rows(stream: BinaryIO, info: TableInfo) -> Generator[tuple[int, list[Any]], None, None]:
     if info.format != "xlsx":
         return _csv_rows(stream, info)
     return (
@@ -126,7 +127,7 @@ def _rows(stream: BinaryIO, info: TableInfo) -> Iterator[tuple[int, list]]:
     )
 
 
-def _filled(values: list) -> bool:
+def _filled(values: list[Any]) -> bool:
     return any(v is not None and str(v).strip() for v in values)
 
 
@@ -170,18 +171,18 @@ def describe(open_file: Callable[[], BinaryIO], file_name: str, *, encoding: str
     return info
 
 
-def _fit(values: list, width: int) -> list:
+def _fit(values: list[Any], width: int) -> list[Any]:
     values = values[:width]
     return values + [""] * (width - len(values))
 
 
-def _clean(values: list) -> list:
+def _clean(values: list[Any]) -> list[Any]:
     return [("" if v[:1] == "0" and is_blank(v) else v) for v in values]
 
 
 def _row_blocks(
     open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
-) -> Iterator[list[tuple[int, list]]]:
+) -> Generator[list[tuple[int, list[Any]]], None, None]:
     """The file's rows in lists: a CSV by pandas' C engine where it reads as the csv module (csv_fast.py).
     `numbers_only`: the values of a CSV's rows may be left out (None), for a pass that only counts."""
     with open_file() as stream:
@@ -191,7 +192,7 @@ def _row_blocks(
                 yield block
             return
 
-        def fallback(after: int) -> Iterator[tuple[int, list]]:
+        def fallback(after: int) -> Iterator[tuple[int, list[Any]]]:
             with open_file() as again:
                 rows = _csv_rows(again, info)
                 try:
@@ -200,13 +201,13 @@ def _row_blocks(
                     rows.close()
 
         yield from csv_blocks(
-            _text(stream, info.encoding), info.delimiter, fallback, clean=_clean, numbers_only=numbers_only
+            _text(stream, info.encoding), cast(str, info.delimiter), fallback, clean=_clean, numbers_only=numbers_only
         )
 
 
 def data_blocks(
     open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
-) -> Iterator[list[tuple[int, list]]]:
+) -> Iterator[list[tuple[int, list[Any]]]]:
     """The rows under the header in lists, as (row number, values padded or cut to the headers)."""
     width, header_row = len(info.headers), info.header_row
     blocks = _row_blocks(open_file, info, numbers_only=numbers_only)
@@ -227,7 +228,7 @@ def data_blocks(
 def scan(
     open_file: Callable[[], BinaryIO],
     info: TableInfo,
-    on_row: Callable[[list], None] | None = None,
+    on_row: Callable[[list[Any]], None] | None = None,
     *,
     limit: int | None = None,
 ) -> int:
@@ -236,7 +237,7 @@ def scan(
     rows = 0
     for block in data_blocks(open_file, info, numbers_only=on_row is None):
         over = limit is not None and rows + len(block) > limit
-        if over:
+        if over and limit is not None:  # (`over` implies a limit)
             block = block[: limit + 1 - rows]  # one past the limit: enough to refuse the file
         if on_row:
             for _, values in block[:-1] if over else block:
@@ -250,10 +251,10 @@ def scan(
 
 def chunks(
     open_file: Callable[[], BinaryIO], info: TableInfo, *, chunk_rows: int, start_after: int = 0
-) -> Iterator[list[tuple[int, list]]]:
+) -> Iterator[list[tuple[int, list[Any]]]]:
     """Lists of (row number, values), `chunk_rows` at a time, after the first `start_after` data rows (so a
     resumed import starts where the last one stopped)."""
-    batch: list = []
+    batch: list[tuple[int, list[Any]]] = []
     for block in data_blocks(open_file, info):
         if start_after >= len(block):
             start_after -= len(block)

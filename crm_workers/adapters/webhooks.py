@@ -6,6 +6,8 @@ the real server name for SNI and certificate checks.
 
 from __future__ import annotations
 
+from typing import Any
+
 import urllib3
 
 from crm_workers.domain.webhooks import WebhookTarget
@@ -15,7 +17,7 @@ class BadHeader(ValueError):
     """Raised when a header value would not be one header (CR, LF or another control character in it)."""
 
 
-def _check_headers(headers: dict) -> None:
+def _check_headers(headers: dict[str, Any]) -> None:
     # An id with CR LF in it would end the header and start another (header injection): refused, never sent.
     for name, value in headers.items():
         text = str(value)
@@ -27,21 +29,26 @@ class WebhookUnreachable(Exception):
     """Raised when the webhook's server could not be reached or did not answer in time."""
 
 
-def post(target: WebhookTarget, body: bytes, headers: dict, *, timeout: float) -> int:
+def post(target: WebhookTarget, body: bytes, headers: dict[str, Any], *, timeout: float) -> int:
     """POST `body` to the checked target; the HTTP status it answered (redirects are not followed)."""
     _check_headers(headers)
-    options = {"timeout": urllib3.Timeout(connect=timeout, read=timeout), "retries": False, "maxsize": 1}
+    limit = urllib3.Timeout(connect=timeout, read=timeout)
+    # A checked target always has its address; urllib3 refuses an empty host ("No host specified") as it does None.
+    address = target.address or ""
+    pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
-            target.address,
+            address,
             target.port,
             server_hostname=target.host,
             assert_hostname=target.host,
             cert_reqs="CERT_REQUIRED",
-            **options,
+            timeout=limit,
+            retries=False,
+            maxsize=1,
         )
     else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, **options)
+        pool = urllib3.HTTPConnectionPool(address, target.port, timeout=limit, retries=False, maxsize=1)
     try:
         response = pool.urlopen(
             "POST",

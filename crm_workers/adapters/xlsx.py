@@ -14,9 +14,9 @@ import functools
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
@@ -82,7 +82,7 @@ def _column(letters: str) -> int | None:
 class _Capped:
     """A part read whole, but no more than `limit` bytes of it."""
 
-    def __init__(self, stream, limit: int, name: str):
+    def __init__(self, stream: IO[bytes], limit: int, name: str) -> None:
         self.stream, self.left, self.name = stream, limit, name
 
     def read(self, n: int) -> bytes:
@@ -93,7 +93,7 @@ class _Capped:
         return data
 
 
-def _small_xml(book: zipfile.ZipFile, name: str | None, on_start) -> None:
+def _small_xml(book: zipfile.ZipFile, name: str | None, on_start: Callable[[str, dict[str, str]], None]) -> None:
     if name not in book.NameToInfo:
         return
     parser = safe_parser()
@@ -105,16 +105,18 @@ def _small_xml(book: zipfile.ZipFile, name: str | None, on_start) -> None:
 
 def _workbook_parts(book: zipfile.ZipFile) -> tuple[str, str | None, str | None, bool]:
     """(first worksheet, shared strings, styles, 1904 dates) from the workbook and its relationships."""
-    sheets, rels, flags = [], {}, {}
+    sheets: list[str | None] = []
+    rels: dict[str | None, tuple[str, str]] = {}
+    flags: dict[str, bool] = {}
 
-    def on_workbook(name, attrs):
+    def on_workbook(name: str, attrs: dict[str, str]) -> None:
         tag = local_name(name)
         if tag == "sheet":
             sheets.append(next((v for k, v in attrs.items() if k.endswith(":id")), None))
         elif tag == "workbookPr":
             flags["1904"] = attrs.get("date1904") in ("1", "true")
 
-    def on_rels(name, attrs):
+    def on_rels(name: str, attrs: dict[str, str]) -> None:
         if local_name(name) == "Relationship":
             target = attrs.get("Target", "")
             path = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
@@ -132,9 +134,11 @@ def _workbook_parts(book: zipfile.ZipFile) -> tuple[str, str | None, str | None,
 
 def _date_styles(book: zipfile.ZipFile, styles: str | None) -> set[int]:
     """Indexes of the cell styles whose number format is a date."""
-    custom, xfs, inside = {}, [], [""]
+    custom: dict[int | None, str] = {}
+    xfs: list[int | None] = []
+    inside = [""]
 
-    def on_start(name, attrs):
+    def on_start(name: str, attrs: dict[str, str]) -> None:
         tag = local_name(name)
         if tag == "numFmt":
             custom[_index(attrs.get("numFmtId"))] = attrs.get("formatCode", "")  # not a number: no format
@@ -152,17 +156,18 @@ class _Sheet:
 
     def __init__(self, strings: SharedStrings, date_styles: set[int], epoch: datetime):
         self.strings, self.date_styles, self.epoch = strings, date_styles, epoch
-        self.done: list[tuple[int, list]] = []
+        self.done: list[tuple[int, list[Any]]] = []
         self.row = 0
         self.cells: dict[int, object] = {}
-        self.column = self.style = 0
+        self.column = 0
+        self.style: int | None = 0
         self.kind = "n"
         self.text: list[str] = []
         self.chars_read = 0
         self.collecting = False
         self.skip = 0
 
-    def open(self, name, attrs):
+    def open(self, name: str, attrs: dict[str, str]) -> None:
         tag = local_name(name)
         if tag == "c":
             ref = attrs.get("r")
@@ -179,7 +184,7 @@ class _Sheet:
         elif tag == "rPh":
             self.skip += 1
 
-    def close(self, name):
+    def close(self, name: str) -> None:
         tag = local_name(name)
         if tag == "c":
             value = self._value()
@@ -199,7 +204,7 @@ class _Sheet:
         elif tag == "rPh":
             self.skip -= 1
 
-    def chars(self, data):
+    def chars(self, data: str) -> None:
         if self.collecting:
             self.chars_read += len(data)
             if self.chars_read > MAX_CELL_CHARS:  # refused while it is read, not once it is all in memory
@@ -208,7 +213,7 @@ class _Sheet:
                 )
             self.text.append(data)
 
-    def _value(self):
+    def _value(self) -> object:
         raw, kind = "".join(self.text), self.kind
         if kind == "s":
             index = _index(raw)
@@ -239,7 +244,7 @@ class _Sheet:
         return number
 
 
-def read_rows(stream: BinaryIO) -> Iterator[tuple[int, list]]:
+def read_rows(stream: BinaryIO) -> Iterator[tuple[int, list[Any]]]:
     """(row number as the sheet shows it, values) of the first worksheet's non-empty rows."""
     # zipfile needs a seekable file: an S3 body is spooled to disk first (to disk, not to memory).
     with tempfile.TemporaryFile() as tmp:
@@ -261,7 +266,7 @@ def read_rows(stream: BinaryIO) -> Iterator[tuple[int, list]]:
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
 
 
-def _sheet_rows(book: zipfile.ZipFile) -> Iterator[tuple[int, list]]:
+def _sheet_rows(book: zipfile.ZipFile) -> Iterator[tuple[int, list[Any]]]:
     check_directory(book)
     sheet_name, strings_name, styles_name, mac_dates = _workbook_parts(book)
     strings = SharedStrings(book.open(strings_name) if strings_name in book.NameToInfo else None)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from array import array
-from typing import BinaryIO
+from collections.abc import Iterator
+from typing import IO
 
 from crm_workers.adapters.limits import MAX_CELL_CHARS, UnreadableFile
 from crm_workers.adapters.xml_stream import feed, local_name, safe_parser
@@ -20,10 +22,10 @@ CACHED_BYTES = 4 * 1024 * 1024  # …and no more characters than this in all
 
 
 class SharedStrings:
-    def __init__(self, stream: BinaryIO | None):
+    def __init__(self, stream: IO[bytes] | None) -> None:
         self._memory: list[str] = []
         self._memory_bytes = 0
-        self._disk = None
+        self._disk: io.FileIO | None = None
         self._starts = array("Q")  # where each string on disk begins
         self._pending = bytearray()  # written, not yet flushed
         self._flushed = 0
@@ -32,26 +34,26 @@ class SharedStrings:
         self._chars = 0  # of the string being read
         self._parts: list[str] | None = None
         self._skip = 0  # inside <rPh> (a phonetic hint, not the text)
-        self._feeding = iter(()) if stream is None else self._start(stream)
+        self._feeding: Iterator[None] = iter(()) if stream is None else self._start(stream)
 
     def __len__(self) -> int:
         return len(self._memory) + len(self._starts)
 
-    def _start(self, stream: BinaryIO):
+    def _start(self, stream: IO[bytes]) -> Iterator[None]:
         parser = safe_parser()
         parser.StartElementHandler = self._open
         parser.EndElementHandler = self._close
         parser.CharacterDataHandler = self._text
         return feed(parser, stream)
 
-    def _open(self, name, _attrs):
+    def _open(self, name: str, _attrs: dict[str, str]) -> None:
         tag = local_name(name)
         if tag == "si":
             self._parts, self._chars = [], 0
         elif tag == "rPh":
             self._skip += 1
 
-    def _close(self, name):
+    def _close(self, name: str) -> None:
         tag = local_name(name)
         if tag == "rPh":
             self._skip -= 1
@@ -59,7 +61,7 @@ class SharedStrings:
             self._add("".join(self._parts))
             self._parts = None
 
-    def _text(self, data):
+    def _text(self, data: str) -> None:
         if self._parts is not None and not self._skip:
             self._chars += len(data)
             if self._chars > MAX_CELL_CHARS:  # refused as it is read: one string cannot fill the memory
@@ -82,6 +84,7 @@ class SharedStrings:
             self._flush()
 
     def _flush(self) -> None:
+        assert self._disk is not None  # made by _add before it writes anything
         view = memoryview(self._pending)
         while view:
             view = view[self._disk.write(view) :]
@@ -104,6 +107,7 @@ class SharedStrings:
         end = self._starts[i + 1] if i + 1 < len(self._starts) else self._flushed + len(self._pending)
         if end > self._flushed:
             self._flush()
+        assert self._disk is not None  # the string is on disk
         text = os.pread(self._disk.fileno(), end - start, start).decode("utf-8")
         if len(self._cache) >= CACHED or self._cache_bytes + len(text) > CACHED_BYTES:
             self._cache.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import NoReturn, Protocol
 from xml.parsers import expat
 
 from crm_workers.adapters.limits import UnreadableFile
@@ -14,6 +14,12 @@ READ_BYTES = 256 * 1024
 #: Element names remembered: a real workbook uses a few dozen; a hostile one invents millions, and a cache
 #: without a bound kept every one for the life of the worker (issue 24: 186 -> 274 MB over three files).
 NAMES_CACHED = 512
+
+
+class Readable(Protocol):
+    """What `feed` reads from: a zip part, or anything with `read(n) -> bytes`."""
+
+    def read(self, n: int, /) -> bytes: ...
 
 
 @functools.lru_cache(maxsize=NAMES_CACHED)
@@ -25,7 +31,7 @@ def local_name(name: str) -> str:
 def safe_parser() -> expat.XMLParserType:
     parser = expat.ParserCreate()
 
-    def refuse(*_):
+    def refuse(*_: object) -> NoReturn:
         raise UnreadableFile("the spreadsheet declares a DTD; XLSX files never do", code="unsafe_spreadsheet")
 
     parser.StartDoctypeDeclHandler = refuse
@@ -34,7 +40,7 @@ def safe_parser() -> expat.XMLParserType:
     return parser
 
 
-def feed(parser: expat.XMLParserType, stream: BinaryIO) -> Iterator[None]:
+def feed(parser: expat.XMLParserType, stream: Readable) -> Iterator[None]:
     """Feed `stream` to `parser` a block at a time, yielding after each block."""
     import zipfile
 

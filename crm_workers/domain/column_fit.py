@@ -6,6 +6,8 @@ non-empty values would import; otherwise it is left unmatched with a warning ins
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from bson import ObjectId
 
 from crm_workers.domain.import_rows import DEAL_STATUSES
@@ -23,29 +25,35 @@ FIT_SHARE = 0.5  # at least this share of the sampled values must fit
 LOOKALIKE_SHARE = 0.8  # an unnamed column is matched by its values when this share looks like the target
 
 
-def _owner(value, **_):
+class _Check(Protocol):
+    """Raises ValueError when `value` would not import into its target."""
+
+    def __call__(self, value: Any, /, *, country: str | None) -> object: ...
+
+
+def _owner(value: object, **_: object) -> None:
     if not (ObjectId.is_valid(str(value).strip()) and len(str(value).strip()) == 24):
         raise ValueError
 
 
-def _status(value, **_):
+def _status(value: object, **_: object) -> None:
     if str(value).strip().lower() not in DEAL_STATUSES:
         raise ValueError
 
 
-def _currency(value, **_):
+def _currency(value: object, **_: object) -> None:
     text = str(value).strip()
     if len(text) != 3 or not text.isalpha():
         raise ValueError
 
 
-def _type(value, **_):
+def _type(value: object, **_: object) -> None:
     if str(value).strip().lower() not in ("person", "business"):
         raise ValueError
 
 
 # target -> (check raising ValueError, what the values should have been)
-_CHECKS = {
+_CHECKS: dict[str, tuple[_Check, str]] = {
     "email": (lambda v, **_: parse_email(str(v)), "email addresses"),
     "contact_email": (lambda v, **_: parse_email(str(v)), "email addresses"),
     "phone": (lambda v, country, **_: parse_phone(str(v), country), "phone numbers"),
@@ -59,7 +67,7 @@ _CHECKS = {
 }
 
 
-def fits(target: str, value, *, fields: dict[str, dict], country: str | None) -> bool:
+def fits(target: str, value: object, *, fields: dict[str, dict[str, Any]], country: str | None) -> bool:
     """Would this one value import into `target`?"""
     if target.startswith("custom."):
         field = fields.get(target[7:])
@@ -83,7 +91,7 @@ def fits(target: str, value, *, fields: dict[str, dict], country: str | None) ->
         return target == "expected_close_date" and _parses_day_first(value)
 
 
-def _parses_day_first(value) -> bool:
+def _parses_day_first(value: object) -> bool:
     try:
         parse_date(value, day_first=True)
         return True
@@ -91,14 +99,16 @@ def _parses_day_first(value) -> bool:
         return False
 
 
-def what_fits(target: str, fields: dict[str, dict]) -> str:
+def what_fits(target: str, fields: dict[str, dict[str, Any]]) -> str:
     if target.startswith("custom."):
         kind = fields.get(target[7:], {}).get("field_type", "text")
         return f"values of a {kind} field"
     return _CHECKS.get(target, (None, "values of this target"))[1]
 
 
-def column_misfit(target: str, values: list, *, fields: dict[str, dict], country: str | None) -> str | None:
+def column_misfit(
+    target: str, values: list[Any], *, fields: dict[str, dict[str, Any]], country: str | None
+) -> str | None:
     """None when the column fits `target` (or has nothing to judge); else what its values are not."""
     present = [v for v in values if not is_blank(v)]
     if target == "external_id":
@@ -115,7 +125,7 @@ def column_misfit(target: str, values: list, *, fields: dict[str, dict], country
     return noun
 
 
-def looks_like(target: str, values: list, *, country: str | None) -> bool:
+def looks_like(target: str, values: list[Any], *, country: str | None) -> bool:
     """An unnamed column whose values are plainly of `target` (emails; phones written with +)."""
     present = [str(v).strip() for v in values if not is_blank(v)]
     if not present:

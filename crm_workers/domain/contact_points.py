@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from enum import Enum
 from functools import lru_cache
+from typing import Final, Literal
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -36,7 +38,7 @@ PLAIN_EMAIL = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@([A-Za-z0-9](?:[A-Za-z
 _domains: dict[str, str | None] = {}
 
 
-def first_value(value) -> str:
+def first_value(value: object) -> str:
     """The first of Google's ` ::: `-separated values (`a@x.com ::: b@x.com` → `a@x.com`)."""
     return str(value).split(MULTI_VALUE_SEPARATOR, 1)[0].strip()
 
@@ -57,7 +59,7 @@ def plain_domains() -> dict[str, str | None]:
 
 def _plain_domain(domain: str) -> str | None:
     """The domain lower-cased when the library accepts it as it is (no IDNA change), else None."""
-    known = _domains.get(domain, False)
+    known: str | None | Literal[False] = _domains.get(domain, False)
     if known is not False:
         return known
     try:
@@ -71,18 +73,24 @@ def _plain_domain(domain: str) -> str | None:
     return answer
 
 
-def parse_email(value) -> str:
-    text = first_value(value)
+def plain_email(text: str, domain_ok: Callable[[str], str | None] = _plain_domain) -> str | None:
+    """The one email check's fast path: `text` lower-cased when it is a plain address (dot-atoms, at most 254
+    bytes) of a domain `domain_ok` accepts as it is; None when only the library can say."""
     if (
         (m := PLAIN_EMAIL.fullmatch(text))
         and (len(text) if text.isascii() else len(text.encode())) <= EMAIL_MAX_LENGTH
-        and _plain_domain(m.group(1))
+        and domain_ok(m.group(1))
     ):
         return text.lower()
-    return email_by_library(text)
+    return None
 
 
-def _phone_text(value) -> str:
+def parse_email(value: object) -> str:
+    text = first_value(value)
+    return plain_email(text) or email_by_library(text)
+
+
+def _phone_text(value: object) -> str:
     raw = first_value(value)
     return "+" + raw[2:] if raw.startswith("00") else raw
 
@@ -108,13 +116,23 @@ _SEPARATORS = str.maketrans("", "", " .-()")
 _MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' bounds on a national number's length
 
 
-_UNKNOWN = object()
-_calling_codes: dict[str, tuple[frozenset[int], re.Pattern | None] | None] = {}
-_regions: dict[str | None, tuple | None] = {}
+class _Unknown(Enum):
+    """Not looked up yet (None in the caches below is an answer)."""
+
+    UNKNOWN = 0
+
+
+_UNKNOWN: Final = _Unknown.UNKNOWN
+#: A calling code's possible national number lengths and its national prefix pattern.
+_CodeRules = tuple[frozenset[int], re.Pattern[str] | None]
+#: A region's calling code, international and national prefix patterns, and its calling code's rules.
+_RegionRules = tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, _CodeRules | None]
+_calling_codes: dict[str, _CodeRules | None] = {}
+_regions: dict[str | None, _RegionRules | None] = {}
 _CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 
-def _calling_code_rules(code: str) -> tuple[frozenset[int], re.Pattern | None] | None:
+def _calling_code_rules(code: str) -> _CodeRules | None:
     """For a calling code: the national number lengths phonenumbers calls possible, and its national prefix
     pattern (a number it matches may be read without the prefix: left to the library). None: not a code."""
     rules = _calling_codes.get(code, _UNKNOWN)
@@ -137,7 +155,7 @@ def _calling_code_rules(code: str) -> tuple[frozenset[int], re.Pattern | None] |
     return rules
 
 
-def _region_rules(region: str | None) -> tuple | None:
+def _region_rules(region: str | None) -> _RegionRules | None:
     """For a default region: its calling code, international and national prefix patterns, and its calling
     code's rules. None: not a region phonenumbers reads national numbers in."""
     rules = _regions.get(region, _UNKNOWN)
@@ -162,7 +180,7 @@ def _region_rules(region: str | None) -> tuple | None:
     return rules
 
 
-def _possible(rules, national: str) -> bool:
+def _possible(rules: _CodeRules | None, national: str) -> bool:
     return (
         rules is not None
         and national[:1] not in ("", "0")
@@ -217,17 +235,17 @@ def phone_reader(country: str | None) -> Callable[[str], str | None]:
     return read
 
 
-def parse_phone(value, country: str | None) -> str:
+def parse_phone(value: object, country: str | None) -> str:
     """E.164, reading numbers without a leading + in `country` (ISO 3166 alpha-2)."""
     raw = _phone_text(value)
     return phone_reader(country)(raw) or phone_by_library(raw, country)
 
 
-def parse_phone_by_library(value, country: str | None) -> str:
+def parse_phone_by_library(value: object, country: str | None) -> str:
     """The reference for parse_phone: the library on every value."""
     return phone_by_library.__wrapped__(_phone_text(value), country)
 
 
-def parse_email_by_library(value) -> str:
+def parse_email_by_library(value: object) -> str:
     """The reference for parse_email: the library on every value."""
     return email_by_library.__wrapped__(first_value(value))

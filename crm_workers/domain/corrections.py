@@ -1,4 +1,4 @@
-"""`options.corrections` (CONTRACT §7): `{"<row number>": {"<header>": "<new value>"}}`, cells a user fixed in
+"""`options.corrections` (docs/contract.md §7): `{"<row number>": {"<header>": "<new value>"}}`, cells a user fixed in
 the preview, put in place before anything reads the row (matching, dates, parsing), so the import reads the
 file as the user fixed it. Rows are numbered as the spreadsheet shows them, as the preview and errors file say.
 """
@@ -6,9 +6,12 @@ file as the user fixed it. Rows are numbered as the spreadsheet shows them, as t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 
-def corrector(corrections: dict | None, headers: list[str]) -> Callable[[int, list], list]:
+def corrector(
+    corrections: dict[str, dict[str, Any]] | None, headers: list[str]
+) -> Callable[[int, list[Any]], list[Any]]:
     """For (row number, values): the values with that row's corrections in place (the same list when none).
     A header that is not a column of the file is left alone (the intake refuses it)."""
     if not corrections:
@@ -20,7 +23,7 @@ def corrector(corrections: dict | None, headers: list[str]) -> Callable[[int, li
     }
     fixes = {row: cells for row, cells in fixes.items() if cells}
 
-    def fix(n: int, values: list) -> list:
+    def fix(n: int, values: list[Any]) -> list[Any]:
         cells = fixes.get(n)
         if not cells:
             return values
@@ -32,7 +35,7 @@ def corrector(corrections: dict | None, headers: list[str]) -> Callable[[int, li
     return fix
 
 
-def unknown_columns(corrections: dict | None, headers: list[str]) -> list[str]:
+def unknown_columns(corrections: dict[str, dict[str, Any]] | None, headers: list[str]) -> list[str]:
     """The headers corrections name that the file does not have."""
     known = set(headers)
     return sorted({h for cells in (corrections or {}).values() for h in cells if h not in known})

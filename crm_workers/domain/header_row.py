@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import Any
 
 HEADER_SEARCH_ROWS = 20  # the header is looked for among this many first non-blank rows
 ROWS_BELOW = 5  # how many rows below a candidate it is compared with
@@ -19,18 +20,18 @@ _NUMBER = re.compile(r"^[+-]?[\d\s.,'$€£%()/:-]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def _filled(row: list) -> list:
+def _filled(row: list[Any]) -> list[Any]:
     return [v for v in row if v is not None and str(v).strip()]
 
 
-def _label_like(value) -> bool:
+def _label_like(value: Any) -> bool:
     if isinstance(value, bool | int | float | date | datetime):
         return False
     text = str(value).strip()
     return len(text) <= MAX_LABEL_CHARS and not _NUMBER.match(text) and not _EMAIL.match(text)
 
 
-def looks_like_header(row: list, below: list[list]) -> bool:
+def looks_like_header(row: list[Any], below: list[list[Any]]) -> bool:
     cells = _filled(row)
     if not cells or not all(_label_like(c) for c in cells):
         return False
@@ -39,7 +40,7 @@ def looks_like_header(row: list, below: list[list]) -> bool:
     return 2 * len(cells) > widest_below
 
 
-def find_header_row(rows: list[list]) -> int:
+def find_header_row(rows: list[list[Any]]) -> int:
     """The index in `rows` (non-blank rows from the top of the file) of the header; 0 when none looks better."""
     for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
         if looks_like_header(row, rows[i + 1 : i + 1 + ROWS_BELOW]):

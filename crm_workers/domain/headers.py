@@ -1,4 +1,4 @@
-"""Import targets (CONTRACT §7) and what a header's name says about its target.
+"""Import targets (docs/contract.md §7) and what a header's name says about its target.
 
 The labels of other systems' exports are data, in `domain/synonyms/`; this module only compares names.
 Which header finally gets which target (values checked, one header per target) is `domain/matching.py`.
@@ -10,6 +10,7 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from crm_workers.domain import synonyms
 from crm_workers.domain.cells import FORMULA_STARTS
@@ -60,7 +61,7 @@ class NameMatch:
     source: str | None = None
 
 
-def normalise_header(header) -> str:
+def normalise_header(header: object) -> str:
     """Letters and digits only, accents dropped, case folded: `E-Mail 2: Adresse` → `email2adresse`."""
     text = unicodedata.normalize("NFKD", str(header))
     return "".join(c for c in text if c.isalnum() and not unicodedata.combining(c)).casefold()
@@ -84,7 +85,7 @@ def _label_table(entity: str) -> dict[str, NameMatch]:
 
 
 @functools.cache
-def _patterns(entity: str) -> list[tuple[re.Pattern, str, str]]:
+def _patterns(entity: str) -> list[tuple[re.Pattern[str], str, str]]:
     return [
         (re.compile(pattern, re.I), target, module.SYSTEM)
         for module in synonyms.MODULES
@@ -92,7 +93,7 @@ def _patterns(entity: str) -> list[tuple[re.Pattern, str, str]]:
     ]
 
 
-def match_by_name(header: str, entity: str, fields: dict[str, dict] | None = None) -> NameMatch | None:
+def match_by_name(header: str, entity: str, fields: dict[str, dict[str, Any]] | None = None) -> NameMatch | None:
     """The target a header names: a target or a synonym of one, a numbered label (`Phone 2 - Value`), or a
     custom field's key or label; None when it names none."""
     key = normalise_header(header)
@@ -122,7 +123,7 @@ def preferred_order(headers: list[str], target: str, entity: str) -> list[str]:
     ]
     lists.sort(key=lambda labels: -sum(k in labels for k in keys.values()))  # stable: earlier modules on ties
 
-    def key(header: str):
+    def key(header: str) -> tuple[int, int]:
         for labels in lists:
             if keys[header] in labels:
                 return labels.index(keys[header]), headers.index(header)
@@ -153,11 +154,11 @@ def _unguard(name: str) -> str:
     return name[1:] if len(name) > 1 and name[0] == "'" and name[1] in FORMULA_STARTS else name
 
 
-def clean_headers(raw: list) -> list[str]:
+def clean_headers(raw: list[Any]) -> list[str]:
     """Headers made usable: trimmed, formula guard removed, empty ones named `column_<n>`, duplicates
     suffixed ` (2)`, ` (3)`…"""
     seen: dict[str, int] = {}
-    headers = []
+    headers: list[str] = []
     for i, value in enumerate(raw):
         # A NUL cannot be in a field name of MongoDB's (the result keys matches by header): a job whose header
         # had one could not even record its end. It is no character of a header anyway.

@@ -7,6 +7,6 @@ import hashlib
 from bson import ObjectId
 
 
-def stable_id(*parts) -> ObjectId:
+def stable_id(*parts: object) -> ObjectId:
     digest = hashlib.sha1(":".join(str(p) for p in parts).encode()).hexdigest()
     return ObjectId(digest[:24])

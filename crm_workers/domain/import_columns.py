@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
 
 from crm_workers.domain.contact_points import (
-    EMAIL_MAX_LENGTH,
     MULTI_VALUE_SEPARATOR,
-    PLAIN_EMAIL,
     phone_reader,
     plain_domains,
+    plain_email,
 )
 from crm_workers.domain.import_rows import (
     EXTRA_TARGETS,
@@ -45,11 +47,11 @@ _RECORD, _NESTED, _EXTRA, _TAGS, _BUSINESS, _AMOUNT = range(6)
 class _Failed:
     __slots__ = ("reason",)
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str) -> None:
         self.reason = reason
 
 
-def _text_column(cells: list) -> list:
+def _text_column(cells: Sequence[Any]) -> list[Any]:
     """A plain text column: each cell stripped, its formula guard undone (what cell_value gives for text)."""
     return [
         (
@@ -63,24 +65,19 @@ def _text_column(cells: list) -> list:
     ]
 
 
-def _email_column(ctx: RowContext, header: str, target: str, cells: list) -> list:
-    """The plain addresses of a known domain answered here (contact_points.parse_email's own fast path, without
-    a call per cell); the others by parse_email."""
-    out = []
-    append, plain, domains = out.append, PLAIN_EMAIL.fullmatch, plain_domains()
+def _email_column(ctx: RowContext, header: str, target: str, cells: Sequence[Any]) -> list[Any]:
+    """The plain addresses of a domain already known answered by parse_email's own fast path (`plain_email`),
+    without the library; the others by parse_email."""
+    out: list[Any] = []
+    append, known = out.append, plain_domains().get
     for value in cells:
         if value.__class__ is str:
             text = value.strip()
             if not text:
                 append(_BLANK)
                 continue
-            if (
-                text[0] != "'"
-                and (m := plain(text))
-                and domains.get(m.group(1))
-                and (len(text) if text.isascii() else len(text.encode())) <= EMAIL_MAX_LENGTH
-            ):
-                append(text.lower())
+            if text[0] != "'" and (address := plain_email(text, known)):
+                append(address)
                 continue
             if text[0] == "'":
                 text = unneutralise(text)
@@ -96,9 +93,10 @@ def _email_column(ctx: RowContext, header: str, target: str, cells: list) -> lis
     return out
 
 
-def _phone_column(ctx: RowContext, header: str, cells: list) -> list:
+def _phone_column(ctx: RowContext, header: str, cells: Sequence[Any]) -> list[Any]:
     """The numbers in the fast path's shapes answered by contact_points.phone_fast; the others by parse_phone."""
-    out, fast = [], phone_reader(ctx.country)
+    out: list[Any] = []
+    fast = phone_reader(ctx.country)
     append = out.append
     for value in cells:
         if value.__class__ is str:
@@ -136,7 +134,7 @@ def _plain_reader(ctx: RowContext, header: str, target: str) -> Callable[[str], 
     if target == "expected_close_date" or field.get("field_type") == "date":
         day_first = ctx.day_first.get(header, False)
 
-        def read_date(text: str):
+        def read_date(text: str) -> datetime | None:
             if m := _ISO_DAY.fullmatch(text):
                 year, month, day = m.groups()
             elif (m := _NUMERIC_DAY.fullmatch(text)) and int(m.group(3)) >= 100:  # 2-digit years: parse_date
@@ -152,7 +150,8 @@ def _plain_reader(ctx: RowContext, header: str, target: str) -> Callable[[str], 
     if target == "value" or field.get("field_type") == "number":
         pair = target == "value"
 
-        def read_number(text: str):
+        def read_number(text: str) -> int | float | tuple[int | float, None] | None:
+            number: int | float
             if _INTEGER.fullmatch(text):
                 number = int(text)
             elif _DECIMAL.fullmatch(text):
@@ -165,7 +164,7 @@ def _plain_reader(ctx: RowContext, header: str, target: str) -> Callable[[str], 
     return None
 
 
-def _read_column(ctx: RowContext, header: str, target: str, cells: list) -> list:
+def _read_column(ctx: RowContext, header: str, target: str, cells: Sequence[Any]) -> list[Any]:
     """Per row: _BLANK, a _Failed with the reason, or the value read."""
     if target not in READ_TARGETS and not target.startswith("custom."):  # cell_value gives the text itself
         return _text_column(cells)
@@ -174,7 +173,9 @@ def _read_column(ctx: RowContext, header: str, target: str, cells: list) -> list
     if target == "phone":
         return _phone_column(ctx, header, cells)
     fast = _plain_reader(ctx, header, target)
-    out, seen, remember = [], {}, target not in _NOT_REMEMBERED
+    out: list[Any] = []
+    seen: dict[str, object] = {}
+    remember = target not in _NOT_REMEMBERED
     append = out.append
     for value in cells:
         if value.__class__ is str:
@@ -204,7 +205,7 @@ def _read_column(ctx: RowContext, header: str, target: str, cells: list) -> list
     return out
 
 
-def _special(answers: list) -> bool:
+def _special(answers: list[Any]) -> bool:
     """Whether a column holds a blank or a failed cell (the others are put in their rows without a look)."""
     return _BLANK in answers or _Failed in map(type, answers)
 
@@ -225,7 +226,12 @@ def _placement(target: str) -> tuple[int, str, str | None]:
 
 
 def parse_rows(
-    ctx: RowContext, rows: list[tuple[int, list]], headers: list[str], *, default_tags=(), owner=None
+    ctx: RowContext,
+    rows: list[tuple[int, list[Any]]],
+    headers: list[str],
+    *,
+    default_tags: Collection[str] = (),
+    owner: ObjectId | None = None,
 ) -> list[ParsedRow]:
     """`[parse_row(ctx, n, headers, values, …) for n, values in rows]`, column by column."""
     # Tens of thousands of small objects, none of them in a cycle: the cyclic collector would only walk them.
@@ -239,7 +245,12 @@ def parse_rows(
 
 
 def _parse_rows(
-    ctx: RowContext, rows: list[tuple[int, list]], headers: list[str], *, default_tags, owner
+    ctx: RowContext,
+    rows: list[tuple[int, list[Any]]],
+    headers: list[str],
+    *,
+    default_tags: Collection[str],
+    owner: ObjectId | None,
 ) -> list[ParsedRow]:
     width = len(headers)
     table = [values for _, values in rows]
@@ -253,7 +264,7 @@ def _parse_rows(
     parsed = [ParsedRow(row=number, values=values) for number, values in rows]
     records = [row.record for row in parsed]
     alternative = {h for hs in ctx.alternatives.values() for h in hs} if ctx.alternatives else ()
-    pending: list[dict] = [{} for _ in parsed] if alternative else []
+    pending: list[dict[str, Any]] = [{} for _ in parsed] if alternative else []
     # Column by column, each row's values, problems, tags and businesses still come in the order of its cells.
     for i, header, how, key, inner, answers in columns:
         if header in alternative:  # read row by row once every column is read (domain/row_rules.py)

@@ -1,9 +1,9 @@
-"""The shape of an import request (CONTRACT §6, §7), shared by the API and the Pub/Sub bridge."""
+"""The shape of an import request (docs/contract.md §6, §7), shared by the API and the Pub/Sub bridge."""
 
 from __future__ import annotations
 
 import codecs
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,7 +31,9 @@ class ImportOptions(Strict):
 
     @field_validator("corrections")
     @classmethod
-    def corrections_name_rows(cls, value):
+    def corrections_name_rows(
+        cls, value: dict[str, dict[str, str | None]] | None
+    ) -> dict[str, dict[str, str | None]] | None:
         for row, cells in (value or {}).items():
             if not row.isdigit() or not 0 < int(row) < 10**8:
                 raise ValueError(f"{row!r} is not a row number (as the spreadsheet numbers it)")
@@ -69,7 +71,7 @@ class ImportOptions(Strict):
         return value.upper() if value else value
 
     @model_validator(mode="after")
-    def update_needs_a_key(self):
+    def update_needs_a_key(self) -> Self:
         if self.mode == "update" and self.dedupe == "none":
             raise ValueError("mode 'update' needs dedupe 'email' or 'phone' to find the records")
         return self

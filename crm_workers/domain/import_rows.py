@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from bson import ObjectId
 
@@ -26,11 +28,11 @@ ENDING_STAGES = {"closedwon": "won", "won": "won", "closedlost": "lost", "lost":
 EXTERNAL_ID_MAX = 200
 
 
-def _letters(text) -> str:
+def _letters(text: object) -> str:
     return re.sub(r"[^a-z]", "", str(text).lower())
 
 
-def _external_id(value) -> str:
+def _external_id(value: object) -> str:
     """An id from another system as text (a spreadsheet's 1832.0 is 1832)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -46,7 +48,7 @@ class RowContext:
 
     entity: str  # "contact" | "deal"
     mapping: dict[str, str]  # header -> target
-    fields: dict[str, dict]  # custom field key -> crm.fields document
+    fields: dict[str, dict[str, Any]]  # custom field key -> crm.fields document
     country: str | None
     day_first: dict[str, bool] = field(default_factory=dict)  # header -> True when the column is d/m/y
     contact_type: str = "person"
@@ -60,15 +62,19 @@ class RowContext:
 @dataclass
 class ParsedRow:
     row: int
-    values: list  # the row as it was in the file
-    record: dict = field(default_factory=dict)  # standard fields, "address" and "custom_fields" nested
+    values: list[Any]  # the row as it was in the file
+    record: dict[str, Any] = field(default_factory=dict)  # standard fields, "address" and "custom_fields" nested
     tags: list[str] = field(default_factory=list)
     businesses: list[str] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)  # deal-only lookups: pipeline, stage, amount, currency, contact_email
+    extra: dict[str, Any] = field(
+        default_factory=dict
+    )  # deal-only lookups: pipeline, stage, amount, currency, contact_email
     errors: list[str] = field(default_factory=list)  # why the row fails
     warnings: list[str] = field(default_factory=list)  # the values left out of an imported row, and why
-    problems: list[tuple] = field(default_factory=list)  # (target, header, value, reason) until settled
-    legacy_key: tuple | None = None  # (target, text, error): a bad key that an existing record may hold
+    problems: list[tuple[str, str, Any, str]] = field(
+        default_factory=list
+    )  # (target, header, value, reason) until settled
+    legacy_key: tuple[str, str, str] | None = None  # (target, text, error): a bad key that an existing record may hold
 
     @property
     def ok(self) -> bool:
@@ -83,7 +89,7 @@ class ParsedRow:
         return "; ".join(self.errors)
 
 
-def _set(record: dict, target: str, value) -> None:
+def _set(record: dict[str, Any], target: str, value: Any) -> None:
     if target.startswith("address."):
         record.setdefault("address", {})[target.split(".", 1)[1]] = value
     elif target.startswith("custom."):
@@ -119,8 +125,9 @@ READ_TARGETS = frozenset(
 )
 
 
-def cell_value(ctx: RowContext, header: str, target: str, text):
-    """One non-blank cell (stripped, formula guard undone) read for its target, or ValueError(reason)."""
+def cell_value(ctx: RowContext, header: str, target: str, text: Any) -> Any:
+    """One non-blank cell (stripped, formula guard undone) read for its target, or ValueError(reason).
+    The value's type depends on the target (text, an ObjectId, a datetime, (amount, currency), a list of tags…)."""
     if target == "type":
         kind = str(text).lower()
         if kind not in ("person", "business"):
@@ -164,7 +171,7 @@ def cell_value(ctx: RowContext, header: str, target: str, text):
     return str(text)  # business, pipeline, stage and the plain text fields
 
 
-def apply_cell(parsed: ParsedRow, target: str, value) -> None:
+def apply_cell(parsed: ParsedRow, target: str, value: Any) -> None:
     """A cell's value put where its target says (record, extra, tags, businesses)."""
     if target == "tags":
         parsed.tags.extend(t for t in value if t.lower() not in {x.lower() for x in parsed.tags})
@@ -185,11 +192,19 @@ def apply_cell(parsed: ParsedRow, target: str, value) -> None:
 EXTRA_TARGETS = frozenset({"contact_email", "currency", "pipeline", "stage"})
 
 
-def parse_row(ctx: RowContext, row: int, headers: list[str], values: list, *, default_tags=(), owner=None) -> ParsedRow:
+def parse_row(
+    ctx: RowContext,
+    row: int,
+    headers: list[str],
+    values: list[Any],
+    *,
+    default_tags: Collection[str] = (),
+    owner: ObjectId | None = None,
+) -> ParsedRow:
     """Every mapped cell parsed and validated; a bad value is a failure or a warning naming row, column and
     value (domain/row_rules.py)."""
     parsed = ParsedRow(row=row, values=values)
-    pending = {}
+    pending: dict[str, Any] = {}
     alternative = {h for hs in ctx.alternatives.values() for h in hs} if ctx.alternatives else ()
     for header, value in zip(headers, values, strict=False):
         target = ctx.mapping.get(header)
@@ -211,14 +226,16 @@ def parse_row(ctx: RowContext, row: int, headers: list[str], values: list, *, de
     return parsed
 
 
-def finish_cells(ctx: RowContext, parsed: ParsedRow, pending: dict) -> None:
+def finish_cells(ctx: RowContext, parsed: ParsedRow, pending: dict[str, Any]) -> None:
     """After a row's cells: its alternatives chosen, its bad values settled as failures or warnings."""
     if pending:
         row_rules.choose(ctx, parsed, pending, apply_cell)
     row_rules.settle(ctx, parsed)
 
 
-def complete_row(ctx: RowContext, parsed: ParsedRow, *, default_tags=(), owner=None) -> None:
+def complete_row(
+    ctx: RowContext, parsed: ParsedRow, *, default_tags: Collection[str] = (), owner: ObjectId | None = None
+) -> None:
     """After its cells: the import's default tags and owner, then what a whole contact or deal needs."""
     for tag in default_tags:
         if tag.lower() not in {t.lower() for t in parsed.tags}:

@@ -1,4 +1,4 @@
-"""Job events for webhooks (CONTRACT §10): their names, the signature, which answers end a delivery, and the
+"""Job events for webhooks (docs/contract.md §10): their names, the signature, which answers end a delivery, and the
 backoff between attempts. No I/O.
 
 Signature: `X-CRM-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the secret>`, as Stripe
@@ -11,7 +11,11 @@ import hashlib
 import hmac
 import random
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
+
+from crm_workers.domain.backoff import Backoff
 
 #: The events a subscription may ask for: a job that ended, one per final status.
 EVENTS = ("job.completed", "job.failed", "job.cancelled")
@@ -62,13 +66,12 @@ def outcome(status_code: int | None) -> str:
     return "delivered" if 200 <= status_code < 300 else "failed"
 
 
-def backoff_seconds(attempts: int, base_seconds: float, *, jitter=random.random) -> float:
+def backoff_seconds(attempts: int, base_seconds: float, *, jitter: Callable[[], float] = random.random) -> float:
     """The wait after the `attempts`-th failed attempt: doubling from `base_seconds`, at most an hour, +0-10%."""
-    wait = min(MAX_BACKOFF_SECONDS, base_seconds * 2 ** max(0, attempts - 1))
-    return wait * (1 + jitter() / 10)
+    return Backoff(base_seconds, MAX_BACKOFF_SECONDS, spread=(1.0, 1.1)).delay(attempts, rand=jitter)
 
 
-def wants(subscription: dict, event: str, job_type: str) -> bool:
+def wants(subscription: dict[str, Any], event: str, job_type: str) -> bool:
     """Whether a subscription asked for this event of this job type (no `types`: every type)."""
     types = subscription.get("types") or []
     return (

@@ -3,7 +3,9 @@ against the column's first values, then unnamed columns whose values say what th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from crm_workers.domain.column_fit import column_misfit, looks_like
 from crm_workers.domain.headers import match_by_name, preferred_order
@@ -17,7 +19,7 @@ LOOKALIKES = {"contact": (("email", "emails"), ("phone", "phone numbers")), "dea
 @dataclass
 class Matching:
     mapping: dict[str, str]  # header -> target, in the file's order
-    matches: dict[str, dict]  # header -> {"target": target | None, "reason": …, "source"?: system}
+    matches: dict[str, dict[str, Any]]  # header -> {"target": target | None, "reason": …, "source"?: system}
     ignored: list[str]
     warnings: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # the mapped headers, preferred first (row_rules.plan)
@@ -27,8 +29,8 @@ def match_columns(
     headers: list[str],
     entity: str,
     *,
-    fields: dict[str, dict],
-    sample: list[list],
+    fields: dict[str, dict[str, Any]],
+    sample: list[list[Any]],
     country: str | None,
     requested: dict[str, str | None] | None = None,
 ) -> Matching:
@@ -36,12 +38,12 @@ def match_columns(
     (`None` ignores one); the others are matched by name when their sampled values fit, or by their values."""
     requested = requested or {}
 
-    def column(header: str) -> list:
+    def column(header: str) -> list[Any]:
         i = headers.index(header)
         return [row[i] for row in sample if i < len(row)]
 
     mapping: dict[str, str] = {}
-    matches: dict[str, dict] = {}
+    matches: dict[str, dict[str, Any]] = {}
     warnings = [
         f"options.mapping names `{h}`, which is not a column of the file" for h in requested if h not in headers
     ]
@@ -102,7 +104,7 @@ def match_columns(
     )
 
 
-def _say_alternatives(mapping: dict[str, str], matches: dict[str, dict], order: list[str]) -> None:
+def _say_alternatives(mapping: dict[str, str], matches: dict[str, dict[str, Any]], order: list[str]) -> None:
     """The headers of a target read row by row say so, and in which order they are tried."""
     groups, slots = plan(mapping, order)
     for target, group in groups.items():
@@ -134,12 +136,18 @@ def _nth(n: int) -> str:
     return {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
 
 
-def _has_values(values: list) -> bool:
+def _has_values(values: list[Any]) -> bool:
     return any(not is_blank(v) for v in values)
 
 
-def _notes(entity, mapping, matches, column, country) -> list[str]:
-    notes = []
+def _notes(
+    entity: str,
+    mapping: dict[str, str],
+    matches: dict[str, dict[str, Any]],
+    column: Callable[[str], list[Any]],
+    country: str | None,
+) -> list[str]:
+    notes: list[str] = []
     by_target = {t: h for h, t in mapping.items()}
     if entity == "contact" and "name" in by_target and not {"first_name", "last_name"} & set(by_target):
         matches[by_target["name"]]["note"] = "split into first_name and last_name"

@@ -1,9 +1,10 @@
-"""Who is calling: the claims of a bearer token, and how tokens are made and read (CONTRACT §3)."""
+"""Who is calling: the claims of a bearer token, and how tokens are made and read (docs/contract.md §3)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from bson import ObjectId
@@ -36,12 +37,12 @@ class Principal:
             raise ValueError("the account's visibility is not known yet (see services.visibility)")
         return self.uid if self.owner_only and not self.is_owner else None
 
-    def as_params(self) -> dict:
+    def as_params(self) -> dict[str, Any]:
         """What a job keeps of its caller."""
         return {"uid": str(self.uid) if self.uid else None, "is_owner": self.is_owner, "owner_only": self.owner_only}
 
     @classmethod
-    def from_params(cls, account_id: ObjectId, params: dict | None) -> Principal:
+    def from_params(cls, account_id: ObjectId, params: dict[str, Any] | None) -> Principal:
         """The caller a job acts for; a job the system started itself acts for the whole account."""
         if not params or not params.get("uid"):
             return cls(account_id, None, True, False)

@@ -1,4 +1,4 @@
-"""What a row's values make of it (CONTRACT §7): alternatives read row by row, and what a bad value costs.
+"""What a row's values make of it (docs/contract.md §7): alternatives read row by row, and what a bad value costs.
 
 - Several columns of one target (`Phone`, `Mobile`, `Business Phone`; `E-mail 1/2/3`; business, home and
   other addresses) are read row by row: the row takes the first valid value in the system's order. Addresses
@@ -13,7 +13,8 @@ No I/O.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from crm_workers.domain.headers import normalise_header
 
@@ -51,7 +52,7 @@ class Bad:
 
     __slots__ = ("reason", "value")
 
-    def __init__(self, reason: str, value):
+    def __init__(self, reason: str, value: object) -> None:
         self.reason, self.value = reason, value
 
 
@@ -78,7 +79,9 @@ def plan(mapping: dict[str, str], order: list[str]) -> tuple[dict[str, list[str]
     return groups, slots
 
 
-def choose(ctx: RowContext, parsed: ParsedRow, pending: dict, apply) -> None:
+def choose(
+    ctx: RowContext, parsed: ParsedRow, pending: dict[str, Any], apply: Callable[[ParsedRow, str, Any], None]
+) -> None:
     """The row's value of each target read row by row: the first valid one (of its first address with a value).
     Bad values met before it are the row's problems; the ones after it are not read."""
     slot = min((ctx.slots[h] for h in pending if h in ctx.slots), default=None) if ctx.slots else None
@@ -95,7 +98,7 @@ def choose(ctx: RowContext, parsed: ParsedRow, pending: dict, apply) -> None:
             break
 
 
-def _has(record: dict, target: str) -> bool:
+def _has(record: dict[str, Any], target: str) -> bool:
     return bool(record.get(target))
 
 
@@ -111,11 +114,11 @@ def key_targets(ctx: RowContext, parsed: ParsedRow) -> set[str]:
     return keys
 
 
-def cell_message(row: int, header: str, value, reason: str) -> str:
+def cell_message(row: int, header: str, value: object, reason: str) -> str:
     return f"row {row}, column {header!r}, value {str(value)!r}: {reason}"
 
 
-def legacy_text(value) -> str:
+def legacy_text(value: object) -> str:
     """A key cell as text, as a record would hold it (formula guard undone)."""
     from crm_workers.domain.import_rows import unneutralise
 

@@ -1,9 +1,10 @@
-"""A selection of contacts or deals (CONTRACT §6): what every mass operation and export acts on."""
+"""A selection of contacts or deals (docs/contract.md §6): what every mass operation and export acts on."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -37,16 +38,16 @@ class Selection(BaseModel):
 
     @field_validator("ids")
     @classmethod
-    def ids_are_ids(cls, value):
+    def ids_are_ids(cls, value: list[str] | None) -> list[str] | None:
         return _id_list(value) if value is not None else value
 
     @field_validator("owner", "pipeline_id", "stage_id", "import_id")
     @classmethod
-    def one_id(cls, value):
+    def one_id(cls, value: str | None) -> str | None:
         return _id_list([value])[0] if value is not None else value
 
 
-def text_query(q: str, fields: list[str]) -> dict:
+def text_query(q: str, fields: list[str]) -> dict[str, Any]:
     """A case-insensitive match of `q` in any of `fields`; user text is escaped, never a pattern."""
     pattern = {"$regex": re.escape(q.strip()), "$options": "i"}
     return {"$or": [{f: pattern} for f in fields]}

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from typing import Any, cast
 from urllib.parse import urlparse
 
-from dateutil import parser as dateparser
+# No stubs: types-python-dateutil is not among the locked dev dependencies.
+from dateutil import parser as dateparser  # type: ignore[import-untyped]
 
-from crm_workers.domain.contact_points import (  # noqa: F401 (re-exported)
-    MULTI_VALUE_SEPARATOR,
-    first_value,
-    parse_email,
-    parse_phone,
-)
+# Re-exported (`x as x`): other modules import these from here.
+from crm_workers.domain.contact_points import MULTI_VALUE_SEPARATOR as MULTI_VALUE_SEPARATOR
+from crm_workers.domain.contact_points import first_value as first_value
+from crm_workers.domain.contact_points import parse_email as parse_email
+from crm_workers.domain.contact_points import parse_phone as parse_phone
 
 CURRENCY_SYMBOLS = {
     "$": "USD",
@@ -34,7 +35,7 @@ _CODE = re.compile(r"\b([A-Z]{3})\b")
 _NULL_DATE = re.compile(r"^0{1,4}(?P<sep>[./-])0{1,2}(?P=sep)0{1,4}([ T]0{1,2}:0{2}(:0{2})?)?$")
 
 
-def is_blank(value) -> bool:
+def is_blank(value: object) -> bool:
     """An empty cell, or one holding a placeholder that means empty (`0.0.00`, `0000-00-00`)."""
     if value is None:
         return True
@@ -61,7 +62,7 @@ def numeric_date_order(value: str) -> str | None:
     return None
 
 
-def parse_date(value, *, day_first: bool = False) -> datetime:
+def parse_date(value: object, *, day_first: bool = False) -> datetime:
     """A date (UTC midnight) or datetime from ISO, US (m/d/y), European (d/m/y or d.m.y) or '5 Jan 2024'."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -89,7 +90,7 @@ def parse_date(value, *, day_first: bool = False) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def parse_number(value) -> tuple[float | int, str | None]:
+def parse_number(value: object) -> tuple[float | int, str | None]:
     """A number from text with thousands separators, currency symbols or codes; returns (number, currency)."""
     if isinstance(value, bool):
         raise ValueError("not a number")
@@ -127,7 +128,7 @@ _TRUE = {"true", "yes", "y", "1", "x", "✓", "on", "checked"}
 _FALSE = {"false", "no", "n", "0", "", "off", "unchecked"}
 
 
-def parse_checkbox(value) -> bool:
+def parse_checkbox(value: object) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -162,19 +163,26 @@ def split_list(value: str) -> list[str]:
     return out
 
 
-def _options(field: dict) -> list[str]:
-    return [o.get("value", o.get("label")) if isinstance(o, dict) else str(o) for o in field.get("options") or []]
+def _options(field: dict[str, Any]) -> list[str]:
+    # An option stored as an object: its `value` (else `label`), the text the field's editor saved.
+    return [
+        cast(str, o.get("value", o.get("label"))) if isinstance(o, dict) else str(o) for o in field.get("options") or []
+    ]
 
 
-def _option(field: dict, value: str) -> str:
+def _option(field: dict[str, Any], value: str) -> str:
     for option in _options(field):
         if option.lower() == value.strip().lower():
             return option
     raise ValueError(f"not one of the options ({', '.join(_options(field))})")
 
 
-def parse_custom(field: dict, value, *, country: str | None, day_first: bool):
-    """A custom field's value by its field_type (CONTRACT §4 crm.fields)."""
+#: What parse_custom reads, by field_type: number, date, select, multiselect, checkbox, the text types.
+CustomValue = int | float | datetime | str | list[str] | bool
+
+
+def parse_custom(field: dict[str, Any], value: Any, *, country: str | None, day_first: bool) -> CustomValue:
+    """A custom field's value by its field_type (docs/contract.md §4 crm.fields)."""
     kind = field.get("field_type", "text")
     if kind == "number":
         return parse_number(value)[0]

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, cast
 
 import pyarrow as pa
 from bson import ObjectId
@@ -166,7 +167,7 @@ class _Unfit:
 UNFIT = _Unfit()
 
 
-def _json_default(value):
+def _json_default(value: object) -> str:
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, datetime | date):
@@ -174,34 +175,34 @@ def _json_default(value):
     return str(value)
 
 
-def as_json(value) -> str | None:
+def as_json(value: object) -> str | None:
     return None if value is None else json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
 
 
-def _as_id(v):
+def _as_id(v: object) -> str | _Unfit:
     return str(v) if isinstance(v, ObjectId) else v if isinstance(v, str) else UNFIT
 
 
-def _as_ids(v):
+def _as_ids(v: object) -> list[str] | _Unfit:
     if not isinstance(v, list):
         return UNFIT
     out = [_as_id(x) for x in v if x is not None]
-    return UNFIT if any(x is UNFIT for x in out) else out
+    return UNFIT if any(x is UNFIT for x in out) else cast(list[str], out)  # no UNFIT left in it
 
 
-def _as_ts(v):
+def _as_ts(v: object) -> datetime | _Unfit:
     return v if isinstance(v, datetime) else UNFIT
 
 
-def _as_str(v):
+def _as_str(v: object) -> str | _Unfit:
     return v if isinstance(v, str) else UNFIT
 
 
-def _as_float(v):
+def _as_float(v: object) -> float | _Unfit:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else UNFIT
 
 
-def _as_int(v):
+def _as_int(v: object) -> int | _Unfit:
     if isinstance(v, bool):
         return UNFIT
     if isinstance(v, int):
@@ -209,11 +210,11 @@ def _as_int(v):
     return int(v) if isinstance(v, float) and v.is_integer() else UNFIT
 
 
-def _as_bool(v):
+def _as_bool(v: object) -> bool | _Unfit:
     return v if isinstance(v, bool) else UNFIT
 
 
-_CONVERT: dict[str, Callable] = {
+_CONVERT: dict[str, Callable[[object], object]] = {
     "id": _as_id,
     "ids": _as_ids,
     "ts": _as_ts,
@@ -225,16 +226,16 @@ _CONVERT: dict[str, Callable] = {
 }
 
 
-def _text(value) -> str:
+def _text(value: object) -> str | None:
     return value if isinstance(value, str) else as_json(value)
 
 
-def _getter(name: str) -> Callable[[dict], object]:
+def _getter(name: str) -> Callable[[dict[str, Any]], object]:
     if "." not in name:
         return lambda d: d.get(name)
     top, sub = name.split(".", 1)
 
-    def get(d):
+    def get(d: dict[str, Any]) -> object:
         inner = d.get(top)
         return inner.get(sub) if isinstance(inner, dict) else (UNFIT if inner is not None else None)
 
@@ -248,15 +249,15 @@ class BatchBuilder:
     collection: str
     run_id: str
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.schema = arrow_schema(self.collection)
         self.own = TABLES[self.collection]
         self.getters = [_getter(name) for name, _ in self.own]
         self.unexpected: dict[str, int] = {}
 
-    def upserts(self, docs: list[dict]) -> pa.RecordBatch:
+    def upserts(self, docs: list[dict[str, Any]]) -> pa.RecordBatch:
         n = len(docs)
-        odd: list[dict | None] = [None] * n
+        odd: list[dict[str, str | None] | None] = [None] * n
         arrays = [
             pa.array(["upsert"] * n, pa.string()),
             pa.array([self.run_id] * n, pa.string()),
@@ -270,7 +271,7 @@ class BatchBuilder:
         arrays.append(pa.array([None if o is None else as_json(o) for o in odd], pa.string()))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
-    def deletes(self, entries: list[dict]) -> pa.RecordBatch:
+    def deletes(self, entries: list[dict[str, Any]]) -> pa.RecordBatch:
         """Rows for records removed by a job: trash entries (`record_id`, `account_id`, `deleted_at`)."""
         n = len(entries)
         values = {
@@ -283,7 +284,14 @@ class BatchBuilder:
         arrays = [pa.array(values[f.name], f.type) if f.name in values else pa.nulls(n, f.type) for f in self.schema]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
-    def _column(self, docs: list[dict], name: str, kind: str, get, odd: list) -> pa.Array:
+    def _column(
+        self,
+        docs: list[dict[str, Any]],
+        name: str,
+        kind: str,
+        get: Callable[[dict[str, Any]], object],
+        odd: list[dict[str, str | None] | None],
+    ) -> pa.Array:
         values = [get(d) for d in docs]
         typ = _TYPES[kind]
         if kind in ("str", "ts"):  # Arrow checks these types itself: the common case stays in C
@@ -292,7 +300,7 @@ class BatchBuilder:
             except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError, ValueError, OverflowError):
                 pass
         convert = _CONVERT[kind]
-        out = []
+        out: list[object] = []
         for i, v in enumerate(values):
             if v is None:
                 out.append(None)
@@ -300,14 +308,15 @@ class BatchBuilder:
             c = UNFIT if v is UNFIT else convert(v)
             if c is UNFIT:
                 raw = docs[i].get(name.split(".", 1)[0]) if v is UNFIT else v
-                if odd[i] is None:
-                    odd[i] = {}
-                odd[i][name] = _text(raw)
+                row_odd = odd[i]
+                if row_odd is None:
+                    row_odd = odd[i] = {}
+                row_odd[name] = _text(raw)
                 self.unexpected[name] = self.unexpected.get(name, 0) + 1
                 c = None
             out.append(c)
         return pa.array(out, typ)
 
 
-def _id_text(value) -> str | None:
+def _id_text(value: object) -> str | None:
     return None if value is None else str(value)

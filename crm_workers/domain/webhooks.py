@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import ipaddress
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from urllib3.exceptions import LocationParseError
@@ -95,7 +97,11 @@ def check_address(address: str) -> None:
             )
 
 
-def check_url(url: str, *, allow_private: bool, resolve=socket.getaddrinfo) -> WebhookTarget:
+#: `socket.getaddrinfo(host, port)`: entries whose fifth item starts with the address.
+Resolver = Callable[[str, int], Iterable[tuple[Any, Any, Any, Any, tuple[Any, ...]]]]
+
+
+def check_url(url: str, *, allow_private: bool, resolve: Resolver = socket.getaddrinfo) -> WebhookTarget:
     """The target to connect to: the URL checked, its host resolved once and every address checked."""
     target = parse_target(url)
     try:

@@ -4,7 +4,8 @@
 - `record`: creating, reading and listing jobs, what users do to them (cancel, retry), housekeeping marks;
 - `idempotency`: idempotency keys;
 - `runs`: the worker's side (claim, heartbeat, how a run ends, stale runs);
-- `progress`: the handle a running job reports through.
+- `progress`: the handle a running job reports through;
+- `types`: the job record as stored (`JobRecord`) and as the API shows it (`JobJSON`), as typed dicts.
 
 Everything public is re-exported here: `from crm_workers import jobs; jobs.claim(...)`.
 """
@@ -48,6 +49,7 @@ from crm_workers.jobs.runs import (
     worker_name,
 )
 from crm_workers.jobs.status import ALLOWED_TRANSITIONS, FINISHED, JobStatus, check_transition, now
+from crm_workers.jobs.types import ExportFile, JobJSON, JobProgress, JobRecord, LostJob
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -64,6 +66,7 @@ __all__ = [
     "ended_with_events_pending",
     "events_recorded",
     "events_recorded_many",
+    "ExportFile",
     "exports_past_retention",
     "fail",
     "get_job",
@@ -72,11 +75,15 @@ __all__ = [
     "IdempotencyKey",
     "job_for_key",
     "job_to_json",
+    "JobJSON",
+    "JobProgress",
+    "JobRecord",
     "JobStatus",
     "link_undo_job",
     "list_jobs",
     "list_jobs_of_every_account",
     "lost_candidates",
+    "LostJob",
     "mark_file_deleted",
     "mark_reenqueued",
     "mark_undo_requested",

@@ -15,9 +15,12 @@ taken for a stale one. A hold pauses and does nothing else: it writes nothing to
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
+
+from crm_workers.jobs.types import JobRecord
 
 HOLDS = "test.job_holds"
 #: A held job goes on by itself after this long, so a test that forgot to release cannot wedge a worker.
@@ -34,11 +37,16 @@ def enable(on: bool = True) -> None:
 
 
 def hold(
-    db: Database, account_id: ObjectId, *, job_type: str | None = None, after_processed: int = 1, at: str = "checkpoint"
+    db: Database[dict[str, Any]],
+    account_id: ObjectId,
+    *,
+    job_type: str | None = None,
+    after_processed: int = 1,
+    at: str = "checkpoint",
 ) -> ObjectId:
     """Hold the account's next job (of `job_type`, if given) at its first checkpoint past `after_processed` (or,
     `at="ended"`, right after its end)."""
-    return (
+    hold_id: ObjectId = (
         db[HOLDS]
         .insert_one(
             {
@@ -54,19 +62,20 @@ def hold(
         )
         .inserted_id
     )
+    return hold_id
 
 
-def held(db: Database, hold_id: ObjectId) -> dict | None:
+def held(db: Database[dict[str, Any]], hold_id: ObjectId) -> dict[str, Any] | None:
     """The hold once a job waits at it (`job_id`, `processed`: its count there); None before."""
     doc = db[HOLDS].find_one({"_id": hold_id})
     return doc if doc and doc["job_id"] is not None and not doc["released"] else None
 
 
-def release(db: Database, hold_id: ObjectId) -> None:
+def release(db: Database[dict[str, Any]], hold_id: ObjectId) -> None:
     db[HOLDS].update_one({"_id": hold_id}, {"$set": {"released": True}})
 
 
-def take(db: Database, job: dict, processed: int, *, at: str = "checkpoint") -> ObjectId | None:
+def take(db: Database[dict[str, Any]], job: JobRecord, processed: int, *, at: str = "checkpoint") -> ObjectId | None:
     """The hold that matches this job here, now taken by it; None when there is none."""
     query = {
         "account_id": job["account_id"],
@@ -80,7 +89,7 @@ def take(db: Database, job: dict, processed: int, *, at: str = "checkpoint") -> 
     return found["_id"] if found else None
 
 
-def wait(db: Database, hold_id: ObjectId, job: dict, processed: int) -> None:
+def wait(db: Database[dict[str, Any]], hold_id: ObjectId, job: JobRecord, processed: int) -> None:
     """Tell the test the job waits (on the hold, not the job), and wait until the hold is released."""
     db[HOLDS].update_one({"_id": hold_id}, {"$set": {"job_id": job["_id"], "processed": processed}})
     deadline = time.monotonic() + HOLD_LIMIT_SECONDS
@@ -90,7 +99,7 @@ def wait(db: Database, hold_id: ObjectId, job: dict, processed: int) -> None:
         time.sleep(_POLL_SECONDS)
 
 
-def wait_at(db: Database, job: dict, at: str) -> None:
+def wait_at(db: Database[dict[str, Any]], job: JobRecord, at: str) -> None:
     """A checkpoint outside the job's batches (`at`: "ended"): wait there if a test holds the job."""
     if enabled and (hold_id := take(db, job, 1 << 62, at=at)):
         wait(db, hold_id, job, 0)

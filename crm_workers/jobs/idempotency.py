@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast, overload
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -23,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from crm_workers.adapters.mongo import IDEMPOTENCY_KEYS, IDEMPOTENCY_TTL_SECONDS, QUEUES
 from crm_workers.errors import Unprocessable
 from crm_workers.jobs.status import now
+from crm_workers.jobs.types import JobRecord
 
 SYSTEM_SCOPE = "system"
 #: How long a request waits for the job of a concurrent request that took the same key first (seconds).
@@ -44,12 +46,16 @@ def client_key(uid: ObjectId, key: str, fingerprint: str, *, seconds: int = IDEM
     return IdempotencyKey(key=key, scope=f"user:{uid}", fingerprint=fingerprint, seconds=seconds)
 
 
+@overload
+def as_key(key: str | IdempotencyKey) -> IdempotencyKey: ...
+@overload
+def as_key(key: None) -> None: ...
 def as_key(key: str | IdempotencyKey | None) -> IdempotencyKey | None:
     """A plain string is a key the system made for itself."""
     return IdempotencyKey(key=key) if isinstance(key, str) else key
 
 
-def _find(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> dict | None:
+def _find(db: Database[dict[str, Any]], account_id: ObjectId, ik: IdempotencyKey) -> dict[str, Any] | None:
     """The key as recorded, if it has not expired."""
     return db[IDEMPOTENCY_KEYS].find_one(
         {
@@ -61,7 +67,9 @@ def _find(db: Database, account_id: ObjectId, ik: IdempotencyKey) -> dict | None
     )
 
 
-def keys_recorded(db: Database, account_ids: list, keys: list[str], *, scope: str = SYSTEM_SCOPE) -> set[tuple]:
+def keys_recorded(
+    db: Database[dict[str, Any]], account_ids: list[ObjectId], keys: list[str], *, scope: str = SYSTEM_SCOPE
+) -> set[tuple[ObjectId, str]]:
     """(account id, key) of those keys recorded and not expired, for many accounts in one query (`_find`'s
     condition): a caller that would try many keys again learns first which are taken."""
     if not account_ids or not keys:
@@ -81,7 +89,7 @@ def keys_recorded(db: Database, account_ids: list, keys: list[str], *, scope: st
     }
 
 
-def _take_expired(db: Database, account_id: ObjectId, ik: IdempotencyKey, doc: dict) -> bool:
+def _take_expired(db: Database[dict[str, Any]], account_id: ObjectId, ik: IdempotencyKey, doc: dict[str, Any]) -> bool:
     """An expired key not yet removed by the TTL index is taken for a new request (one request wins)."""
     return (
         db[IDEMPOTENCY_KEYS]
@@ -99,7 +107,7 @@ def _take_expired(db: Database, account_id: ObjectId, ik: IdempotencyKey, doc: d
     )
 
 
-def _check_same_request(seen: dict, ik: IdempotencyKey) -> None:
+def _check_same_request(seen: dict[str, Any], ik: IdempotencyKey) -> None:
     if seen.get("fingerprint") != ik.fingerprint:
         raise Unprocessable(
             "this Idempotency-Key was used for another request (another path or body); use a new key for a new request",
@@ -108,11 +116,13 @@ def _check_same_request(seen: dict, ik: IdempotencyKey) -> None:
         )
 
 
-def _job(db: Database, account_id: ObjectId, job_id) -> dict | None:
-    return db[QUEUES].find_one({"_id": job_id, "account_id": account_id})
+def _job(db: Database[dict[str, Any]], account_id: ObjectId, job_id: ObjectId) -> JobRecord | None:
+    return cast(JobRecord | None, db[QUEUES].find_one({"_id": job_id, "account_id": account_id}))
 
 
-def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, job_id: ObjectId) -> dict | None:
+def reserve_key(
+    db: Database[dict[str, Any]], account_id: ObjectId, key: str | IdempotencyKey, job_id: ObjectId
+) -> JobRecord | None:
     """Take the key for the job about to be made (None: go on and make it), or the first request's job."""
     ik = as_key(key)
     doc = {
@@ -153,7 +163,7 @@ def reserve_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, j
         deadline = time.monotonic() + FIRST_JOB_WAIT_SECONDS
 
 
-def job_for_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey) -> dict | None:
+def job_for_key(db: Database[dict[str, Any]], account_id: ObjectId, key: str | IdempotencyKey) -> JobRecord | None:
     """The job a request with this key made within the key's life (24 h), if it is recorded; 422 for another
     request's key."""
     ik = as_key(key)
@@ -164,7 +174,9 @@ def job_for_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey) -
     return _job(db, account_id, seen["job_id"])
 
 
-def remember_key(db: Database, account_id: ObjectId, key: str | IdempotencyKey, job_id: ObjectId) -> bool:
+def remember_key(
+    db: Database[dict[str, Any]], account_id: ObjectId, key: str | IdempotencyKey, job_id: ObjectId
+) -> bool:
     """Record a key for a request about an existing job (a retry); False when that request was seen already."""
     ik = as_key(key)
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, cast
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -12,6 +14,7 @@ from crm_workers.domain.progress import progress_doc
 from crm_workers.errors import JobCancelled
 from crm_workers.jobs import holds
 from crm_workers.jobs.status import S, now
+from crm_workers.jobs.types import JobProgress, JobRecord
 
 #: Progress is written at most this often (seconds), never per row.
 PROGRESS_FLUSH_SECONDS = 1.0
@@ -23,7 +26,9 @@ class Progress:
     Writes reach MongoDB at most once per PROGRESS_FLUSH_SECONDS and at the end, never per row.
     """
 
-    def __init__(self, db: Database, job: dict, *, clock=time.monotonic):
+    def __init__(
+        self, db: Database[dict[str, Any]], job: JobRecord, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._db = db
         self._job = job
         self._clock = clock
@@ -32,7 +37,7 @@ class Progress:
         self.processed = p.get("processed", 0)
         self.succeeded = p.get("succeeded", 0)
         self.failed = p.get("failed", 0)
-        self.state: dict = dict(job.get("state") or {})
+        self.state: dict[str, Any] = dict(job.get("state") or {})
         self._last_flush = clock()
 
     @property
@@ -43,8 +48,8 @@ class Progress:
     def attempt(self) -> int:
         return self._job.get("attempts", 1)
 
-    def as_doc(self) -> dict:
-        return progress_doc(self.total, self.processed, self.succeeded, self.failed)
+    def as_doc(self) -> JobProgress:
+        return cast(JobProgress, progress_doc(self.total, self.processed, self.succeeded, self.failed))
 
     def set(self, *, processed: int, succeeded: int, failed: int = 0) -> None:
         self.processed, self.succeeded, self.failed = processed, succeeded, failed
@@ -54,7 +59,7 @@ class Progress:
         self.failed += failed
         self.processed += succeeded + failed
 
-    def save_state(self, **state) -> None:
+    def save_state(self, **state: Any) -> None:
         """Remember where the work stands, so a retried or resumed run can continue from there."""
         self.state.update(state)
         self.flush()
@@ -73,7 +78,7 @@ class Progress:
             holds.wait(self._db, hold_id, self._job, self.processed)
 
     @property
-    def job(self) -> dict:
+    def job(self) -> JobRecord:
         """The job as it was claimed for this run."""
         return self._job
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
+from bson import ObjectId
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import QUEUES, oid
 from crm_workers.jobs.status import FINISHED, JobStatus, S, end_marks, move, now, sources, update_and_get
+from crm_workers.jobs.types import JobProgress, JobRecord, LostJob
 
 
 def worker_name() -> str:
@@ -41,7 +45,7 @@ _FRESH_FIELDS = frozenset(
 )
 
 
-def _as_recorded(snapshot: dict) -> dict | None:
+def _as_recorded(snapshot: dict[str, Any]) -> dict[str, Any] | None:
     """The condition that the record is exactly the copy, in every field the claim then trusts (all of them: the
     worker runs from the copy). Each value compared with `$eq`, so that a forged value can never be an operator
     (`{"$exists": true}` would match any record); a field name that is no plain name is no fresh job's copy
@@ -56,8 +60,13 @@ def _as_recorded(snapshot: dict) -> dict | None:
 
 
 def claim(
-    db: Database, job_id, *, stale_seconds: int, snapshot: dict | None = None, ended_run: str | None = None
-) -> dict | None:
+    db: Database[dict[str, Any]],
+    job_id: str | ObjectId,
+    *,
+    stale_seconds: int,
+    snapshot: dict[str, Any] | None = None,
+    ended_run: str | None = None,
+) -> JobRecord | None:
     """Atomically take a queued job (or a running one whose worker stopped heartbeating) for a new run.
 
     Returns the job with a fresh `run_id`, or None when the message must not run (finished,
@@ -72,8 +81,7 @@ def claim(
     """
     ts = now()
     run_id = uuid.uuid4().hex
-    fresh = snapshot is not None and str(snapshot.get("_id")) == str(job_id) and _as_recorded(snapshot)
-    if fresh:
+    if snapshot is not None and str(snapshot.get("_id")) == str(job_id) and (fresh := _as_recorded(snapshot)):
         taken = {
             "status": str(S.RUNNING),
             "run_id": run_id,
@@ -84,8 +92,8 @@ def claim(
             "updated_at": ts,
         }
         if db[QUEUES].update_one(fresh, {"$set": taken}).matched_count:
-            return {**snapshot, **taken}
-    claim_it = [
+            return cast(JobRecord, {**snapshot, **taken})  # the record is the copy: `fresh` matched every field
+    claim_it: list[dict[str, Any]] = [
         {
             "$set": {
                 "status": str(S.RUNNING),
@@ -102,7 +110,7 @@ def claim(
     # Plain conditions tried in turn rather than one $or, which SecantusDB answers with a collection scan. A
     # retry's ended run is tried before `queued`: that run's record can only move from running to queued meanwhile,
     # so one of the two sees it.
-    conditions = [
+    conditions: list[dict[str, Any]] = [
         {"status": str(S.QUEUED)},
         {"status": str(S.RUNNING), "heartbeat_at": {"$lt": ts - timedelta(seconds=stale_seconds)}},
     ]
@@ -115,7 +123,9 @@ def claim(
     return None
 
 
-def _finish(db: Database, job: dict, target: JobStatus, fields: dict, *, events: bool = True) -> bool:
+def _finish(
+    db: Database[dict[str, Any]], job: JobRecord, target: JobStatus, fields: dict[str, Any], *, events: bool = True
+) -> bool:
     """End this run (one write, nothing read back); False when the run had lost the job."""
     ts = now()
     fields = {**fields, "status": str(target), "updated_at": ts}
@@ -130,15 +140,31 @@ def _finish(db: Database, job: dict, target: JobStatus, fields: dict, *, events:
 
 # `events`: whether the end may have webhook deliveries to record (False only when the worker knows that nobody
 # subscribed: services/webhooks/interest.py).
-def complete(db: Database, job: dict, progress: dict, result, *, events: bool = True) -> bool:
+def complete(
+    db: Database[dict[str, Any]],
+    job: JobRecord,
+    progress: JobProgress,
+    result: dict[str, Any] | None,
+    *,
+    events: bool = True,
+) -> bool:
     return _finish(db, job, S.COMPLETED, {"progress": progress, "result": result, "finished_at": now()}, events=events)
 
 
-def fail(db: Database, job: dict, progress: dict, error: dict, *, events: bool = True) -> bool:
+def fail(
+    db: Database[dict[str, Any]], job: JobRecord, progress: JobProgress, error: dict[str, Any], *, events: bool = True
+) -> bool:
     return _finish(db, job, S.FAILED, {"progress": progress, "error": error, "finished_at": now()}, events=events)
 
 
-def cancelled(db: Database, job: dict, progress: dict, *, events: bool = True, state: dict | None = None) -> bool:
+def cancelled(
+    db: Database[dict[str, Any]],
+    job: JobRecord,
+    progress: JobProgress,
+    *,
+    events: bool = True,
+    state: dict[str, Any] | None = None,
+) -> bool:
     """`state`: the run's own, as it stood when the cancel stopped it. The chunk written just before the run saw
     the cancel had its save refused (the cancel is the refusal), so the saved state would lag that chunk."""
     fields = {"progress": progress, "finished_at": now(), **({"state": state} if state is not None else {})}
@@ -146,18 +172,23 @@ def cancelled(db: Database, job: dict, progress: dict, *, events: bool = True, s
 
 
 def requeue_for_retry(
-    db: Database, job: dict, progress: dict, error: dict, *, retry_within_seconds: float | None = None
+    db: Database[dict[str, Any]],
+    job: JobRecord,
+    progress: JobProgress,
+    error: dict[str, Any],
+    *,
+    retry_within_seconds: float | None = None,
 ) -> bool:
     """A transient failure: the job waits for Dramatiq's next attempt, its last error kept. `retry_by`: when
     that attempt is due at the latest (after it, a job still queued has lost its message)."""
     ts = now()
-    fields = {"progress": progress, "last_error": error, "enqueued_at": ts}
+    fields: dict[str, Any] = {"progress": progress, "last_error": error, "enqueued_at": ts}
     if retry_within_seconds is not None:
         fields["retry_by"] = ts + timedelta(seconds=retry_within_seconds)
     return _finish(db, job, S.QUEUED, fields)
 
 
-def heartbeat(db: Database, run_ids: list[str]) -> None:
+def heartbeat(db: Database[dict[str, Any]], run_ids: list[str]) -> None:
     """Tell the world these runs are alive."""
     if run_ids:
         db[QUEUES].update_many(
@@ -169,16 +200,22 @@ def heartbeat(db: Database, run_ids: list[str]) -> None:
 MAX_LOST_RUNS = 5
 
 
-def _of(accounts) -> dict:
+def _of(accounts: Iterable[ObjectId] | None) -> dict[str, Any]:
     """A sweep over every account, or (tests: a sweep of their own) over `accounts` only."""
     return {} if accounts is None else {"account_id": {"$in": list(accounts)}}
 
 
-def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = None, accounts=None) -> list[dict]:
+def requeue_stale(
+    db: Database[dict[str, Any]],
+    *,
+    stale_seconds: int,
+    at: datetime | None = None,
+    accounts: Iterable[ObjectId] | None = None,
+) -> list[JobRecord]:
     """Running jobs whose heartbeat stopped go back to queued (returned, for re-enqueueing), or fail after
     MAX_LOST_RUNS attempts."""
     stale_before = (at or now()) - timedelta(seconds=stale_seconds)
-    requeued = []
+    requeued: list[JobRecord] = []
     for doc in db[QUEUES].find(
         {"status": str(S.RUNNING), "heartbeat_at": {"$lt": stale_before}, **_of(accounts)}, {"_id": 1, "attempts": 1}
     ):
@@ -204,8 +241,13 @@ def requeue_stale(db: Database, *, stale_seconds: int, at: datetime | None = Non
 
 
 def lost_candidates(
-    db: Database, *, lost_seconds: int, retry_wait_seconds: int, at: datetime | None = None, accounts=None
-) -> list[dict]:
+    db: Database[dict[str, Any]],
+    *,
+    lost_seconds: int,
+    retry_wait_seconds: int,
+    at: datetime | None = None,
+    accounts: Iterable[ObjectId] | None = None,
+) -> list[LostJob]:
     """Queued jobs whose message may be lost: enqueued longer ago than `lost_seconds`; a job waiting for a
     retry, `lost_seconds` after its retry was due (`retry_by`), or without one, after the longest backoff too."""
     at = at or now()
@@ -226,10 +268,10 @@ def lost_candidates(
             fields,
         )
     )
-    return found
+    return cast(list[LostJob], found)
 
 
-def mark_reenqueued(db: Database, job: dict, *, reason: str) -> dict | None:
+def mark_reenqueued(db: Database[dict[str, Any]], job: LostJob, *, reason: str) -> JobRecord | None:
     """Record that a queued job's message is sent again (only if nothing else moved it meanwhile)."""
     ts = now()
     again = {

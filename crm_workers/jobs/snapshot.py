@@ -8,15 +8,18 @@ re-queued after a lost run, a big job) is claimed the long way, with a read.
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 from bson import json_util
 from dramatiq import Message
+
+from crm_workers.jobs.types import JobRecord
 
 SNAPSHOT_MAX_BYTES = 4096
 _SNAPSHOT_JSON = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True, tzinfo=UTC)
 
 
-def job_snapshot(job: dict) -> str | None:
+def job_snapshot(job: JobRecord) -> str | None:
     """A fresh job as recorded, for the worker to claim it with one write and no read back (None when the job
     is not fresh or too big to travel: its worker then reads it). The claim only matches when the record is
     still exactly this, so the copy can never be out of date or made up."""
@@ -29,7 +32,7 @@ def job_snapshot(job: dict) -> str | None:
     return text if len(text) <= SNAPSHOT_MAX_BYTES else None
 
 
-def read_snapshot(message: Message) -> dict | None:
+def read_snapshot(message: Message[Any]) -> dict[str, Any] | None:
     """The job the message carries; None when it carries none, or something unreadable (claimed the long way)."""
     text = message.options.get("job")
     if not isinstance(text, str):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any, cast
 
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import QUEUES
 from crm_workers.domain.job_events import new_event_id
 from crm_workers.errors import InvalidTransition
+from crm_workers.jobs.types import JobRecord
 
 
 class JobStatus(StrEnum):
@@ -48,18 +51,22 @@ def now() -> datetime:
     return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
-def end_marks(target: JobStatus, ts: datetime, *, events_pending: bool = True) -> dict:
+def end_marks(target: JobStatus, ts: datetime, *, events_pending: bool = True) -> dict[str, Any]:
     """Written with every job end, in that same write: the event the end is (its id is the webhooks'
     `X-CRM-Event-Id`) and, when someone may want it, `events_pending`: the outbox's mark that its deliveries are
     still to be recorded. So an end can never be without its deliveries, whatever dies right after it (see
     services/webhooks/outbox.py)."""
-    marks: dict = {"end_event": {"id": new_event_id(), "status": str(target), "at": ts}}
+    marks: dict[str, Any] = {"end_event": {"id": new_event_id(), "status": str(target), "at": ts}}
     if events_pending:
         marks["events_pending"] = True
     return marks
 
 
-def update_and_get(db: Database, query: dict, update) -> dict | None:
+def update_and_get(
+    db: Database[dict[str, Any]],
+    query: dict[str, Any],
+    update: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+) -> JobRecord | None:
     """update_one on one job (`query` has its `_id`), then the job as it is now; None when nothing matched.
 
     Two plain operations instead of find_one_and_update, whose cost on SecantusDB grows with the
@@ -67,10 +74,12 @@ def update_and_get(db: Database, query: dict, update) -> dict | None:
     """
     if not db[QUEUES].update_one(query, update).matched_count:
         return None
-    return db[QUEUES].find_one({"_id": query["_id"]})
+    return cast(JobRecord | None, db[QUEUES].find_one({"_id": query["_id"]}))
 
 
-def move(db: Database, query: dict, target: JobStatus, update: dict) -> dict | None:
+def move(
+    db: Database[dict[str, Any]], query: dict[str, Any], target: JobStatus, update: dict[str, Any]
+) -> JobRecord | None:
     """The job matching `query` moved to `target`, if its status allows it; None otherwise."""
     ts = now()
     update.setdefault("$set", {}).update({"status": str(target), "updated_at": ts})

@@ -4,13 +4,14 @@ queue depths; and for operators (service tokens) stale and lost jobs and the bus
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import ACCOUNTS, AUTOMATION_LOGS, QUEUES
 from crm_workers.domain.job_types import Queue
 from crm_workers.domain.principal import Principal
-from crm_workers.jobs import now
+from crm_workers.jobs import JobRecord, now
 from crm_workers.services.visibility import restricted_to
 
 THROUGHPUT_MINUTES = 60
@@ -53,19 +54,23 @@ def account_queue_depths(db: Database, principal: Principal) -> dict[str, dict[s
     return {str(q): {"waiting": waiting.get(str(q), 0)} for q in Queue}
 
 
-def stale_jobs(db: Database, *, stale_seconds: int, limit: int = OPERATOR_LIST_LIMIT) -> list[dict]:
+def stale_jobs(db: Database, *, stale_seconds: int, limit: int = OPERATOR_LIST_LIMIT) -> list[JobRecord]:
     """Running jobs whose heartbeat stopped: their worker may be dead (the scheduler re-queues them)."""
     cutoff = now() - timedelta(seconds=stale_seconds)
-    return list(
-        db[QUEUES].find({"status": "running", "heartbeat_at": {"$lt": cutoff}}).sort("heartbeat_at", 1).limit(limit)
+    return cast(
+        "list[JobRecord]",
+        list(
+            db[QUEUES].find({"status": "running", "heartbeat_at": {"$lt": cutoff}}).sort("heartbeat_at", 1).limit(limit)
+        ),
     )
 
 
-def lost_jobs(db: Database, *, lost_seconds: int, limit: int = OPERATOR_LIST_LIMIT) -> list[dict]:
+def lost_jobs(db: Database, *, lost_seconds: int, limit: int = OPERATOR_LIST_LIMIT) -> list[JobRecord]:
     """Jobs still queued long after their last enqueue: their broker message may be lost."""
     cutoff = now() - timedelta(seconds=lost_seconds)
-    return list(
-        db[QUEUES].find({"status": "queued", "enqueued_at": {"$lt": cutoff}}).sort("enqueued_at", 1).limit(limit)
+    return cast(
+        "list[JobRecord]",
+        list(db[QUEUES].find({"status": "queued", "enqueued_at": {"$lt": cutoff}}).sort("enqueued_at", 1).limit(limit)),
     )
 
 

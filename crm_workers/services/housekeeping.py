@@ -14,9 +14,10 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from crm_workers import jobs
-from crm_workers.adapters.broker import MAX_BACKOFF_MS, enqueue_job
+from crm_workers.adapters.broker import enqueue_job
 from crm_workers.adapters.middleware.account_fairness import waiting_key
 from crm_workers.adapters.storage import InvalidKey
+from crm_workers.domain.job_types import MAX_BACKOFF_MS
 
 log = logging.getLogger("crm.housekeeping")
 

@@ -21,7 +21,7 @@ CALLBACK_URL: contextvars.ContextVar[str | None] = contextvars.ContextVar("crm_c
 log = logging.getLogger("crm.jobs")
 
 
-def _enqueue(db: Database, broker, job: dict, *, on_failure: str) -> None:
+def _enqueue(db: Database, broker, job: jobs.JobRecord, *, on_failure: str) -> None:
     """Hand the job's message to the broker. When the broker is down, a caller's job is withdrawn (nothing
     half-made; the caller is told to try again) and a job the system made stays queued for the lost-message
     sweeper to send once the broker is back."""
@@ -47,7 +47,7 @@ def submit_job(
     params: dict,
     *,
     idempotency_key: jobs.IdempotencyKey | str | None = None,
-) -> dict:
+) -> jobs.JobRecord:
     """Record a queued job for a caller and enqueue it; the same idempotency key returns the first job untouched.
 
     The job keeps who asked and with what rights (`params.principal`): the worker acts for them, as they
@@ -76,7 +76,7 @@ def start_job(
     params: dict,
     *,
     idempotency_key: jobs.IdempotencyKey | str | None = None,
-) -> dict:
+) -> jobs.JobRecord:
     """The same for jobs the system starts itself (scheduler, hooks): no caller, the account given. Never
     refused: if the broker is down the job waits, queued, for the lost-message sweeper."""
     job, created = jobs.create_job(db, account_id, job_type, params, idempotency_key=idempotency_key)
@@ -85,7 +85,7 @@ def start_job(
     return job
 
 
-def find_job(db: Database, caller: Principal | Service, job_id: str) -> dict:
+def find_job(db: Database, caller: Principal | Service, job_id: str) -> jobs.JobRecord:
     """One job the caller may see: of their account (and their own under owner_only); any job for a service."""
     if isinstance(caller, Service):
         return jobs.get_job_of_any_account(db, job_id)
@@ -94,7 +94,7 @@ def find_job(db: Database, caller: Principal | Service, job_id: str) -> dict:
 
 def list_jobs(
     db: Database, caller: Principal | Service, *, account_id: ObjectId | None = None, **filters
-) -> tuple[list[dict], int | None]:
+) -> tuple[list[jobs.JobRecord], int | None]:
     """The jobs the caller may see, newest first; `account_id` narrows a service's listing to one account."""
     if isinstance(caller, Service):
         return jobs.list_jobs_of_every_account(db, account_id=account_id, **filters)
@@ -103,7 +103,7 @@ def list_jobs(
     return jobs.list_jobs(db, caller.account_id, owner_uid=restricted_to(db, caller), **filters)
 
 
-def cancel_job(db: Database, caller: Principal | Service, job_id: str) -> dict:
+def cancel_job(db: Database, caller: Principal | Service, job_id: str) -> jobs.JobRecord:
     job = jobs.request_cancel(db, find_job(db, caller, job_id))
     if job.get("events_pending"):  # a queued job, cancelled here: its webhook deliveries are recorded now
         outbox.record_job_end(db, job["_id"])
@@ -111,8 +111,13 @@ def cancel_job(db: Database, caller: Principal | Service, job_id: str) -> dict:
 
 
 def retry_job(
-    db: Database, broker, caller: Principal | Service, job_id: str, *, idempotency_key: str | None = None
-) -> dict:
+    db: Database,
+    broker,
+    caller: Principal | Service,
+    job_id: str,
+    *,
+    idempotency_key: str | jobs.IdempotencyKey | None = None,
+) -> jobs.JobRecord:
     job = find_job(db, caller, job_id)
     # A service's retry needs no key: retrying a job that is no longer failed is a 409 anyway.
     if (

@@ -4,6 +4,7 @@ cancelled or failed undo left."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
 from pymongo.database import Database
 
@@ -11,7 +12,7 @@ from crm_workers import jobs
 from crm_workers.adapters.mongo import QUEUES, TRASH_DAYS
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import BrokerUnavailable, Conflict
-from crm_workers.jobs import now
+from crm_workers.jobs import JobRecord, now
 from crm_workers.services.job_submission import find_job, submit_job
 from crm_workers.services.mass import trash
 
@@ -36,12 +37,13 @@ UNDOABLE = {"imports.undo": ("completed",), "trash.restore": ("completed", "canc
 UNDO_AGAIN = ("cancelled", "failed")
 
 
-def _previous_undo(db: Database, job: dict) -> dict | None:
+def _previous_undo(db: Database, job: JobRecord) -> dict | None:
     """The undo that was asked for before, if it ended cancelled or failed (it can be run again); Conflict else."""
     if not job.get("undo_requested_at"):
         return None
-    previous = job.get("undo_job_id") and db[QUEUES].find_one(
-        {"_id": job["undo_job_id"], "account_id": job["account_id"]}
+    previous = cast(
+        "dict | None",
+        job.get("undo_job_id") and db[QUEUES].find_one({"_id": job["undo_job_id"], "account_id": job["account_id"]}),
     )
     if previous is None or previous["status"] not in UNDO_AGAIN:
         raise Conflict(
@@ -55,7 +57,7 @@ def _previous_undo(db: Database, job: dict) -> dict | None:
     return previous
 
 
-def request_undo(db: Database, broker, principal: Principal, job_id: str, *, idempotency_key=None) -> dict:
+def request_undo(db: Database, broker, principal: Principal, job_id: str, *, idempotency_key=None) -> JobRecord:
     """Check the job can be undone, mark it, and start the job that undoes it."""
     job = find_job(db, principal, job_id)
     undo_type = UNDO_JOB.get(job["type"])
@@ -67,12 +69,13 @@ def request_undo(db: Database, broker, principal: Principal, job_id: str, *, ide
             code="not_undoable",
             details={"status": job["status"]},
         )
+    assert job["finished_at"] is not None, "an undoable status is an end"
     if job["finished_at"] < now() - timedelta(days=UNDO_WINDOW_DAYS):
         raise Conflict(f"jobs can be undone within {UNDO_WINDOW_DAYS} days of their end", code="undo_expired")
     previous = _previous_undo(db, job)
     if not jobs.mark_undo_requested(db, job["_id"], replacing=previous["_id"] if previous else None):
         raise Conflict("this job was undone already", code="already_undone")
-    params = {"job_id": str(job["_id"]), "type": job["type"]}
+    params: dict[str, Any] = {"job_id": str(job["_id"]), "type": job["type"]}
     if undo_type == "trash.restore":
         # Asked for in time: the trash stays until the undo has run, even if that is after the window.
         trash.keep_until(db, job["account_id"], job["_id"], max(trash.expiry_of(job), now() + trash.RESTORE_GRACE))

@@ -1,4 +1,4 @@
-"""Issue 24, finding 7: bad input gets a 4xx with a code (the API) or fails its job at once with a code (the
+"""Bad input gets a 4xx with a code (the API) or fails its job at once with a code (the
 worker), never a 500 nor a retry counted as transient. Each test sends the finding's exact request and a variant."""
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def test_a_malformed_body_is_refused_never_read_as_no_filter(client, db, tenant,
 
 
 def test_an_export_with_no_body_still_exports_everything_visible(client, db, tenant):
-    """No body at all stays what it was: no filter (the CONTRACT's default), a job made."""
+    """No body at all stays what it was: no filter (the contract's default, docs/contract.md), a job made."""
     response = client.post("/v1/crm/contacts/export", headers=tenant.headers())
 
     assert response.status_code == 202, response.get_json()

@@ -14,6 +14,7 @@ from bson import ObjectId
 
 from crm_workers.domain.principal import Service, read_token
 from crm_workers.jobs import now
+from tests.http_receiver import LocalServer
 
 # PYTHONPATH: the code under test, not whatever checkout the virtualenv was installed from.
 CLEAN_ENV = {
@@ -157,29 +158,14 @@ def test_watch_exits_1_for_a_job_that_did_not_complete_and_errors_are_one_line(l
 @pytest.mark.parametrize("status", [502, 503, 504])
 def test_an_api_answering_502_503_or_504_exits_3_in_one_line(status, tmp_path):
     # A proxy in front of the API answering that it cannot serve: as good as unreachable (3), not a failed job (1).
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Unavailable(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            body = b'{"error": {"code": "unavailable", "message": "try later"}}'
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    body = b'{"error": {"code": "unavailable", "message": "try later"}}'
+    server = LocalServer(lambda request: (status, {"Content-Type": "application/json"}, body))
     try:
-        env = {"CRM_URL": f"http://127.0.0.1:{server.server_port}", "CRM_TOKEN": "any"}
+        env = {"CRM_URL": server.url, "CRM_TOKEN": "any"}
         listed = crm_jobs("jobs", env=env, cwd=tmp_path)
         watched = crm_jobs("watch", str(ObjectId()), env=env, cwd=tmp_path)
     finally:
-        server.shutdown()
+        server.stop()
 
     for result in (listed, watched):
         assert result.returncode == 3, (result.returncode, result.stderr)

@@ -258,7 +258,7 @@ def test_dev_started_again_on_its_data_dir_finds_what_the_last_run_left(tmp_path
     try:
         first.wait_until_up()
         env = first.env()
-        # The secret that signs tokens and the file holding a bearer token: for their owner only (issue 24).
+        # The secret that signs tokens and the file holding a bearer token: for their owner only.
         assert private(tmp_path / "jwt-secret") and private(tmp_path / "dev.env")
         created = requests.delete(
             f"{env['CRM_URL']}/v1/crm/tags/{env['CRM_TAG']}",

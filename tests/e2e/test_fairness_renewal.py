@@ -1,4 +1,4 @@
-"""Issue 24, finding 12 (found by review): the account-fairness renewal copied the held slots, a release removed
+"""The account-fairness renewal copied the held slots, a release removed
 one meanwhile, and the renewal wrote it back: a phantom slot for the lease's length, the account running one
 heavy job fewer. On a real Valkey, a release that comes while a renewal is writing leaves no slot behind, and the
 account can take its full limit right after."""

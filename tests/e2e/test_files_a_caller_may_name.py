@@ -1,5 +1,5 @@
-"""Issue 24, findings 1 and 10: an import or preview names only a file the caller's own upload, preview or records
-stored (CONTRACT §3); any other key answers 404 exactly like a missing one; uploads no import used are deleted
+"""An import or preview names only a file the caller's own upload, preview or records
+stored (docs/contract.md §3); any other key answers 404 exactly like a missing one; uploads no import used are deleted
 after 24 h and a user cannot pile them up."""
 
 from __future__ import annotations

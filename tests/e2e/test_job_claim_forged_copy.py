@@ -1,4 +1,4 @@
-"""Issue 24, finding 8: the claim from a message's copy trusted fields it never compared (`created_at`, `state`):
+"""The claim from a message's copy trusted fields it never compared (`created_at`, `state`):
 a forged copy moved a selection's cut-off or where a run resumes. Every field the worker runs from is compared
 with the record now, each as a value (`$eq`: a forged operator matches nothing); a copy that differs is claimed
 the long way, from the record."""

@@ -1,4 +1,4 @@
-"""No one crosses (issue 12): what a job touches is exactly what its caller selected and may see.
+"""No one crosses: what a job touches is exactly what its caller selected and may see.
 
 Each test goes through the API and the in-process worker and checks MongoDB afterwards: the other user's and
 the other account's records byte-for-byte unchanged.

@@ -1,4 +1,4 @@
-"""Nothing lost (issue 13): lost broker messages, Redis or MongoDB down, outages inside a job."""
+"""Nothing lost: lost broker messages, Redis or MongoDB down, outages inside a job."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 import pytest
@@ -27,6 +26,7 @@ from crm_workers.settings import Settings
 from scheduler.app import SHUTDOWN_SECONDS as SCHEDULER_SHUTDOWN_SECONDS
 from tests.conftest import JWT_SECRET, wait_for
 from tests.e2e.process_tree import crm_jobs_process, kill_all, listening_ports, still_running, tail, tree
+from tests.http_receiver import LocalServer, Request
 
 pytestmark = pytest.mark.slow
 
@@ -132,26 +132,17 @@ class HeldWebhook:
 
     def __init__(self):
         self.called, self.release = threading.Event(), threading.Event()
-        hook = self
+        self.server = LocalServer(self._answer, path="/hook")
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                self.rfile.read(int(self.headers["Content-Length"]))
-                hook.called.set()
-                hook.release.wait(60)
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, request: Request) -> int:
+        self.called.set()
+        self.release.wait(60)
+        return 200
 
     def close(self):
         self.release.set()
-        self.server.shutdown()
+        self.server.stop()
 
 
 @pytest.fixture

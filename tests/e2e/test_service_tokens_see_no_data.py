@@ -1,4 +1,4 @@
-"""Issue 24, finding 2: a service token reads job records, never CRM data (CONTRACT §3). No download link,
+"""A service token reads job records, never CRM data (docs/contract.md §3). No download link,
 storage key, connector record or error row reaches it, through the job routes or the operator overview."""
 
 from __future__ import annotations

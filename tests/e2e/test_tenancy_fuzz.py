@@ -5,7 +5,7 @@ touch has changed, and no answer, exported file or errors file carries a record 
 Two accounts under owner_only, each with an owner and a user. The caller is A's user (who may touch only
 what they own in A) or A's owner aiming at B (who may touch nothing of B). `CRM_FUZZ_REQUESTS` sets how many
 requests the soak run (`pytest -m soak`) sends (default 2,000); the quick run sends 150. It prints how many it tried.
-Since issue 24 it also names others' stored files (previews, exports, attachments, folders), exports records
+It also names others' stored files (previews, exports, attachments, folders), exports records
 linked to ones only A's owner sees, triggers with event ids others used, and reads jobs as a service token (one
 request in ten: never a download link, a storage key or a marked record).
 """
@@ -63,7 +63,7 @@ class Fuzz:
             side.ids["owner"].pop()
 
     def _foreign_files_links_and_events(self):
-        """Issue 24: stored files of others (B's and A's owner's previews, an export, an attachment), links from the
+        """Stored files of others (B's and A's owner's previews, an export, an attachment), links from the
         caller's records to records only A's owner may see, and event ids others used."""
         self.foreign_keys = []
         for side in (self.a, self.b):

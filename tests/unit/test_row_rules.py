@@ -1,4 +1,4 @@
-"""The row rules (CONTRACT §7), pure: several columns of one target read row by row in each system's order,
+"""The row rules (docs/contract.md §7), pure: several columns of one target read row by row in each system's order,
 addresses taken whole, a bad key failing its row, any other bad value left out with a warning (or failing the
 row under strict), a bad key kept pending for the record that may hold it."""
 

@@ -12,8 +12,14 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from dramatiq.middleware import Middleware, SkipMessage
+
+if TYPE_CHECKING:
+    import redis
+    from dramatiq import Broker, MessageProxy, Worker
 
 log = logging.getLogger("crm.fairness")
 
@@ -41,14 +47,14 @@ class AccountFairness(Middleware):
     def __init__(
         self,
         *,
-        client,
-        queues,
+        client: redis.Redis,
+        queues: Iterable[object],
         limit: int,
         lease_seconds: int,
         namespace: str = "crm",
         wait_ms: int = DEFAULT_WAIT_MS,
         waiting_mark_seconds: int = 300,
-    ):
+    ) -> None:
         self.client = client
         self.queues = frozenset(str(q) for q in queues)
         self.limit = limit
@@ -65,14 +71,14 @@ class AccountFairness(Middleware):
     def key(self, account_id: str) -> str:
         return f"{self.namespace}:running:{account_id}"
 
-    def after_worker_boot(self, broker, worker):
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         self._stop.clear()
         threading.Thread(target=self._renew_loop, name="crm-fairness-lease", daemon=True).start()
 
-    def before_worker_shutdown(self, broker, worker):
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         self._stop.set()
 
-    def _renew_loop(self):
+    def _renew_loop(self) -> None:
         while not self._stop.wait(max(1.0, self.lease_ms / 3000)):
             try:
                 self.renew()
@@ -94,7 +100,7 @@ class AccountFairness(Middleware):
                 pipe.pexpire(key, self.lease_ms * 2)  # the key outlives the slots it holds
             pipe.execute()
 
-    def before_process_message(self, broker, message):
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         self._local.token = None
         account_id = message.options.get("account_id")
         if not account_id or message.queue_name not in self.queues or self.limit <= 0:
@@ -119,7 +125,7 @@ class AccountFairness(Middleware):
         broker.enqueue(message.copy(), delay=delay)
         raise SkipMessage()
 
-    def _release(self):
+    def _release(self) -> None:
         token = getattr(self._local, "token", None)
         if token is None:
             return
@@ -129,8 +135,10 @@ class AccountFairness(Middleware):
             if key:
                 self.client.zrem(key, token)
 
-    def after_process_message(self, broker, message, *, result=None, exception=None):
+    def after_process_message(
+        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
         self._release()
 
-    def after_skip_message(self, broker, message):
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         self._release()

@@ -12,6 +12,8 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from dramatiq.middleware import Middleware, SkipMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
@@ -19,11 +21,18 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from crm_workers import jobs
 from crm_workers.adapters.limits import UnreadableFile
 from crm_workers.adapters.outages import is_bad_input, is_outage, wait_out
+from crm_workers.domain.backoff import Backoff
 from crm_workers.domain.job_types import MAX_BACKOFF_MS, MIN_BACKOFF_MS
 from crm_workers.errors import CRMError, JobCancelled, PermanentJobError
 from crm_workers.jobs import holds
 from crm_workers.jobs.snapshot import read_snapshot
 from crm_workers.logs import job_context
+
+if TYPE_CHECKING:
+    from dramatiq import Broker, Message, MessageProxy, Worker
+    from pymongo.database import Database
+
+    from crm_workers.jobs.types import JobRecord
 
 log = logging.getLogger("crm.jobs")
 
@@ -39,21 +48,21 @@ RUN_OPTION = "crm_run_id"
 class CurrentJob:
     """What the running actor sees of its job: the record, the progress handle and a result slot."""
 
-    def __init__(self, job: dict, progress: jobs.Progress):
+    def __init__(self, job: JobRecord, progress: jobs.Progress) -> None:
         self.job = job
         self.progress = progress
-        self.result = None
+        self.result: dict[str, Any] | None = None
 
 
 def current_job() -> CurrentJob:
     """The job of the message this thread is running; RuntimeError outside a job message."""
-    current = getattr(_current, "job", None)
+    current: CurrentJob | None = getattr(_current, "job", None)
     if current is None:
         raise RuntimeError("no job is running in this thread")
     return current
 
 
-def _error(exc: BaseException, default_code: str) -> dict:
+def _error(exc: BaseException, default_code: str) -> dict[str, Any]:
     """What the job record says of an error: our own messages as they are; anything else by a reference only
     (the exception's text may carry internals: hosts, queries, paths), its details in the logs."""
     if isinstance(exc, PermanentJobError | JobCancelled | CRMError | UnreadableFile):
@@ -70,17 +79,17 @@ def _error(exc: BaseException, default_code: str) -> dict:
     }
 
 
-def retry_due_within(broker, message) -> float:
+def retry_due_within(broker: Broker, message: MessageProxy) -> float:
     """The latest the retry Dramatiq just scheduled is due (seconds): its backoff with the most jitter."""
     actor = broker.get_actor(message.actor_name)
-    factor = actor.options.get("min_backoff") or MIN_BACKOFF_MS
-    ceiling = actor.options.get("max_backoff") or MAX_BACKOFF_MS
+    factor: int = actor.options.get("min_backoff") or MIN_BACKOFF_MS
+    ceiling: int = actor.options.get("max_backoff") or MAX_BACKOFF_MS
     retries = int(message.options.get("retries", 1))
-    return min(ceiling, factor * 2 ** min(retries, 32)) / 1000 + 5
+    return Backoff(factor / 1000, ceiling / 1000).ceiling(retries + 1) + 5
 
 
 class JobLifecycle(Middleware):
-    def __init__(self, *, db, heartbeat_seconds: int, stale_seconds: int):
+    def __init__(self, *, db: Database[dict[str, Any]], heartbeat_seconds: int, stale_seconds: int) -> None:
         self.db = db
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_seconds = stale_seconds
@@ -89,19 +98,19 @@ class JobLifecycle(Middleware):
         self._stop = threading.Event()
         #: Called with each job this process ended, right after its end is recorded (webhook deliveries). A hook
         #: that fails or never runs (the process died) is caught up by the scheduler's sweep.
-        self.after_end: list = []
+        self.after_end: list[Callable[[JobRecord], object]] = []
         #: Whether a job's end may have webhook deliveries (someone subscribed, or a callback): when it says no,
         #: the end is written without the outbox mark and costs nothing more. Unknown: yes.
-        self.events_wanted = None
+        self.events_wanted: Callable[[JobRecord], object] | None = None
 
-    def after_worker_boot(self, broker, worker):
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         self._stop.clear()
         threading.Thread(target=self._heartbeat_loop, name="crm-job-heartbeat", daemon=True).start()
 
-    def before_worker_shutdown(self, broker, worker):
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         self._stop.set()
 
-    def _heartbeat_loop(self):
+    def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.heartbeat_seconds):
             # One write for every run of this process that has not written progress (also a heartbeat) lately.
             with self._lock:
@@ -115,11 +124,11 @@ class JobLifecycle(Middleware):
             except Exception:  # a database hiccup must not kill the heartbeat thread
                 log.exception("job heartbeat failed")
 
-    def before_process_message(self, broker, message):
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         job_id = message.kwargs.get("job_id")
         if job_id is None:
             return
-        snapshot = read_snapshot(message)
+        snapshot = read_snapshot(cast("Message[Any]", message))  # a MessageProxy reads as the Message it wraps
         ended = message.options.get(RUN_OPTION)  # on a retry: the run it retries, ended (see `jobs.claim`)
         job = wait_out(
             lambda: jobs.claim(self.db, job_id, stale_seconds=self.stale_seconds, snapshot=snapshot, ended_run=ended),
@@ -135,11 +144,13 @@ class JobLifecycle(Middleware):
         with self._lock:
             self._runs[job["run_id"]] = progress
         _current.job = CurrentJob(job, progress)
-        job_context(job)
+        job_context(cast("dict[str, Any]", job))  # job_context takes a plain dict; the record is one at runtime
         log.info("job %s (%s) started, attempt %s", job_id, job["type"], job["attempts"])
 
-    def after_process_message(self, broker, message, *, result=None, exception=None):
-        current = getattr(_current, "job", None)
+    def after_process_message(
+        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        current: CurrentJob | None = getattr(_current, "job", None)
         if current is None:
             return
         _current.job = None
@@ -177,13 +188,13 @@ class JobLifecycle(Middleware):
                     log.exception("after the end of job %s: %s failed", job["_id"], getattr(hook, "__name__", hook))
         job_context(None)
 
-    def _events_wanted(self, job: dict) -> bool:
+    def _events_wanted(self, job: JobRecord) -> bool:
         try:
             return self.events_wanted is None or bool(self.events_wanted(job))
         except Exception:  # not known: the end carries the outbox mark, which costs one more write at most
             log.exception("could not tell whether job %s has webhook subscribers", job["_id"])
             return True
 
-    def after_skip_message(self, broker, message):
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         _current.job = None
         job_context(None)

@@ -12,6 +12,7 @@ import logging
 import re
 import uuid
 from datetime import datetime, timedelta
+from typing import cast
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -20,7 +21,7 @@ from crm_workers.adapters.mongo import ACTIVITY, AUTOMATION_LOGS, AUTOMATIONS, D
 from crm_workers.domain.job_types import job_kind
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import BadRequest, Conflict, NotFound, Unprocessable
-from crm_workers.jobs import IdempotencyKey, now
+from crm_workers.jobs import IdempotencyKey, JobRecord, now
 from crm_workers.services.automations.actions import (
     ACTIONS,
     ActionContext,
@@ -37,7 +38,7 @@ DONE = ("succeeded", "failed", "skipped")
 SYSTEM_EVENT_PREFIX = "sys:"
 
 
-def _start_job(db: Database, broker, account_id, params: dict, key: str) -> dict:
+def _start_job(db: Database, broker, account_id, params: dict, key: str) -> JobRecord:
     return start_job(db, broker, account_id, "automations.run", params, idempotency_key=key)
 
 
@@ -67,7 +68,7 @@ def trigger(
     event_id: str | None,
     *,
     idempotency_key=None,
-) -> dict:
+) -> JobRecord:
     """POST /automations/trigger: the deal entered the stage; the same event of the same deal and stage again
     returns the first job, if the caller may see it (else 422 `idempotency_key_reused`)."""
     if event_id is not None and not EVENT_ID.fullmatch(event_id):
@@ -109,7 +110,7 @@ def trigger(
     return job
 
 
-def find_visible_job(db: Database, principal: Principal, job_id) -> dict | None:
+def find_visible_job(db: Database, principal: Principal, job_id) -> JobRecord | None:
     from crm_workers.jobs import get_job
     from crm_workers.services.visibility import restricted_to
 
@@ -166,7 +167,7 @@ def _open_log(db: Database, account_id, automation: dict, deal_id, stage_id, eve
         },
         upsert=True,
     )
-    return db[AUTOMATION_LOGS].find_one(key)
+    return cast(dict, db[AUTOMATION_LOGS].find_one(key))
 
 
 def _set_log(db: Database, log: dict, fields: dict, *, index: int | None = None, action: dict | None = None) -> None:
@@ -263,6 +264,7 @@ def run_automations(db: Database, settings, broker, job: dict, progress) -> dict
         automation = log and db[AUTOMATIONS].find_one({"_id": log["automation_id"], "account_id": account_id})
         if not automation:
             return {"skipped": "the automation no longer exists"}
+        assert log is not None, "found with the automation"
         deal = db[DEALS].find_one({"_id": log["deal_id"], "account_id": account_id}, {"stage_id": 1})
         if p.get("delayed") and (deal is None or deal["stage_id"] != log["stage_id"]):
             _set_log(
@@ -282,6 +284,7 @@ def run_automations(db: Database, settings, broker, job: dict, progress) -> dict
     deal = db[DEALS].find_one({"_id": deal_id, "account_id": account_id})
     if not can_see(db, job_principal(db, job), deal):
         return {"skipped": "the deal no longer exists"}
+    assert deal is not None, "can_see sees no missing deal"
     if p.get("record_activity"):
         db[ACTIVITY].update_one(
             {
@@ -405,7 +408,7 @@ def list_logs(db: Database, principal: Principal, automation_id: str, *, page: i
     return logs, total
 
 
-def retry_log(db: Database, broker, principal: Principal, log_id: str) -> dict:
+def retry_log(db: Database, broker, principal: Principal, log_id: str) -> JobRecord:
     log = oid(log_id) and db[AUTOMATION_LOGS].find_one(
         {"_id": oid(log_id), "account_id": principal.account_id, **visible_logs(db, principal)}
     )

@@ -11,6 +11,7 @@ from crm_workers.adapters.mongo import CONTACTS, DEALS
 from crm_workers.domain.principal import Principal
 from crm_workers.domain.selection import Selection
 from crm_workers.errors import BadRequest
+from crm_workers.jobs import JobRecord
 from crm_workers.services.exports.run import default_columns
 from crm_workers.services.job_submission import submit_job
 from crm_workers.services.selection import selection_query
@@ -33,7 +34,7 @@ def matched(db: Database, principal: Principal, entity: str, selection: Selectio
 
 def request_export(
     db: Database, broker, principal: Principal, entity: str, request: ExportRequest, *, idempotency_key=None
-) -> dict:
+) -> JobRecord:
     selection_query(db, principal, entity, request.filter)  # unknown tags etc. answer 400 now, not in the job
     if request.columns:
         known = set(default_columns(db, principal.account_id, entity))

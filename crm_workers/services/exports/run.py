@@ -178,7 +178,7 @@ def _rows(
 
     def flush(batch: list[dict]) -> list[list]:
         if needs_contacts:
-            refs = set()
+            refs: set = set()
             for d in batch:
                 refs.update(d.get("businesses") or ())
                 refs.update(filter(None, [d.get("business_id"), *(d.get("contacts") or [])[:CONTACTS_LOOKED_UP]]))

@@ -168,6 +168,7 @@ def write_deals(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
         run.lookups.tag_ids([t for g in groups for t in g.merged.tags])
         run.lookups.business_ids([g.merged.businesses[0] for g in groups if g.merged.businesses], owner=run.owner)
         ts = run.now()
+        undo_ops: list[UpdateOne]
         undo_ops, updates, creates, creating, written, entered = [], [], [], [], [], []
         for g in settle(run, groups, DEALS, "deal", out):
             resolved = _values(run, g, contacts)

@@ -12,6 +12,7 @@ from crm_workers.adapters.mongo import IMPORT_ERRORS
 from crm_workers.domain.cells import safe_cell
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import NotFound
+from crm_workers.jobs import JobRecord
 from crm_workers.services.job_submission import find_job
 
 IMPORT_TYPES = {"contacts.import", "deals.import"}
@@ -23,7 +24,7 @@ def problem(doc: dict) -> str:
     return "warning" if doc.get("kind") == "warning" else "failed"
 
 
-def error_rows_csv(db: Database, principal: Principal, job_id: str) -> tuple[dict, Iterator[str]]:
+def error_rows_csv(db: Database, principal: Principal, job_id: str) -> tuple[JobRecord, Iterator[str]]:
     """The job, and the CSV (UTF-8 with BOM): `row` (as the spreadsheet numbers it), the file's columns as they
     were, `problem` (`failed`: not imported; `warning`: imported with the values named left out), then `error`;
     every cell and header formula-safe (an import of this file strips the guard again)."""

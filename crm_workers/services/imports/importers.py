@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import cast
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -40,11 +41,14 @@ class Importers:
         """This import writes into the account from now on; returns once no other import can be writing
         without having seen it."""
         self._promise(0)
-        epoch = self.db[IMPORT_CLAIMS].find_one_and_update(
-            {"account_id": self.account_id, "kind": "epoch", "key": ""},
-            {"$inc": {"n": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        epoch = cast(
+            dict,
+            self.db[IMPORT_CLAIMS].find_one_and_update(
+                {"account_id": self.account_id, "kind": "epoch", "key": ""},
+                {"$inc": {"n": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            ),
         )["n"]
         while [o for o in self._others() if o.get("seen", 0) < epoch]:
             self.ack()  # nothing written yet: promising costs nothing, and two newcomers never wait for each other

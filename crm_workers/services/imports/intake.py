@@ -7,7 +7,7 @@ import io
 import json
 import os
 import uuid
-from typing import BinaryIO
+from typing import IO
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -18,6 +18,7 @@ from crm_workers.adapters.storage import safe_name
 from crm_workers.domain.headers import targets_for
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedType
+from crm_workers.jobs import JobRecord
 from crm_workers.services import stored_files
 from crm_workers.services.job_submission import submit_job
 from crm_workers.services.visibility import restricted_to
@@ -70,7 +71,7 @@ def check_rights_and_pipeline(db: Database, principal: Principal, entity: str, o
         raise BadRequest(f"no pipeline {ref!r}{hint}", details={"field": "options.pipeline"})
 
 
-def _submit(db, broker, principal, entity, source: dict, options: dict, idempotency_key) -> dict:
+def _submit(db, broker, principal, entity, source: dict, options: dict, idempotency_key) -> JobRecord:
     check_rights_and_pipeline(db, principal, entity, options)
     job = submit_job(
         db,
@@ -94,7 +95,7 @@ def check_upload_type(file_name: str) -> None:
 
 
 def store_upload(
-    db, storage, settings, principal: Principal, *, stream: BinaryIO, file_name: str, kind: str = "upload"
+    db, storage, settings, principal: Principal, *, stream: IO[bytes], file_name: str, kind: str = "upload"
 ) -> dict:
     """The uploaded file stored under the account and recorded as the caller's; returns the import's `source`."""
     stored_files.check_room(db, principal)
@@ -120,11 +121,11 @@ def import_upload(
     principal: Principal,
     entity: str,
     *,
-    stream: BinaryIO,
+    stream: IO[bytes],
     file_name: str,
     options: dict,
     idempotency_key=None,
-) -> dict:
+) -> JobRecord:
     check_upload_type(file_name)
     check_mapping(db, principal.account_id, entity, options)
     source = store_upload(db, storage, settings, principal, stream=stream, file_name=file_name)
@@ -159,7 +160,8 @@ def records_csv(records: list[dict]) -> bytes:
 
     The columns are counted as the records are flattened and the table's size is known before it is written:
     too many columns (MAX_COLUMNS, as for a file) or cells is refused (413) before the work, not after it."""
-    flat, headers = [], {}
+    flat: list[dict] = []
+    headers: dict[str, None] = {}
     for record in records:
         row = _flat(record)
         for key in row:
@@ -215,7 +217,7 @@ def import_records(
     file_name: str | None,
     options: dict,
     idempotency_key=None,
-) -> dict:
+) -> JobRecord:
     if len(records) > settings.import_max_rows:
         raise TooLarge(
             f"{len(records)} records; the limit is {settings.import_max_rows}", details={"field": "source.records"}
@@ -252,7 +254,7 @@ def import_stored(
     file_name: str | None,
     options: dict,
     idempotency_key=None,
-) -> dict:
+) -> JobRecord:
     source = stored_source(db, storage, settings, principal, key=key, file_name=file_name)
     check_mapping(db, principal.account_id, entity, options)
     return _submit(db, broker, principal, entity, source, options, idempotency_key)

@@ -54,6 +54,7 @@ def resolve_legacy_keys(
         return
     wanted: dict[str, set[str]] = {}
     for row in pending:
+        assert row.legacy_key is not None, "a pending key"
         kind, text, _ = row.legacy_key
         wanted.setdefault(kind, set()).add(text)
     for _, kind, text in exact:
@@ -63,6 +64,7 @@ def resolve_legacy_keys(
         for doc in db[collection].find({"account_id": account_id, kind: {"$in": sorted(values)}}, {kind: 1}):
             held.add((kind, doc.get(kind)))
     for row in pending:
+        assert row.legacy_key is not None, "a pending key"
         kind, text, message = row.legacy_key
         if (kind, text) in held:
             row.errors.remove(message)

@@ -7,6 +7,8 @@ at once make one.
 
 from __future__ import annotations
 
+from typing import cast
+
 from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -80,7 +82,7 @@ class Lookups:
             found = self.db[TAGS].find_one(
                 {"account_id": self.account_id, "name": name}, {"_id": 1}, collation=CASE_INSENSITIVE
             )
-            return found["_id"]
+            return cast(dict, found)["_id"]
 
     def _find_businesses(self, names: list[str]) -> None:
         query = {"account_id": self.account_id, "type": "business", "name": {"$in": names}, **self.visible}
@@ -174,7 +176,7 @@ class Lookups:
             },
             upsert=True,
         )
-        return self.db[PIPELINES].find_one({"_id": claim.record_id, "account_id": self.account_id})
+        return cast(dict, self.db[PIPELINES].find_one({"_id": claim.record_id, "account_id": self.account_id}))
 
     def stage(self, pipeline_id: ObjectId, name: str | None, *, create: bool = False) -> dict | None:
         """The stage named in the pipeline, or its first stage when no name is given; a missing stage is
@@ -237,4 +239,4 @@ class Lookups:
             },
             upsert=True,
         )
-        return self.db[STAGES].find_one({"_id": claim.record_id, "account_id": self.account_id})
+        return cast(dict, self.db[STAGES].find_one({"_id": claim.record_id, "account_id": self.account_id}))

@@ -31,9 +31,10 @@ class Group:
     """Rows of one chunk that are one record (they share a key), merged."""
 
     rows: list[ParsedRow]
-    merged: ParsedRow | None = None
+    # merged and new_id are set by group_rows, which makes every group, before any use.
+    merged: ParsedRow = None  # type: ignore[assignment]
     keys: list[tuple[str, str]] = field(default_factory=list)  # most telling first
-    new_id: ObjectId | None = None  # the record's id if this group creates it
+    new_id: ObjectId = None  # type: ignore[assignment]  # the record's id if this group creates it
     found: dict | None = None  # the existing record it writes into
     into: Claim | None = None  # or the record another import is creating with its key right now
     claimed: list[tuple[str, str]] = field(default_factory=list)
@@ -67,8 +68,8 @@ def group_rows(rows: list[ParsedRow], keys_of, job_id: ObjectId, out: ChunkOutco
         keys = keys_of(row.record)
         hits = [(kind, by_key[(kind, value)]) for kind, value in keys if (kind, value) in by_key]
         if len({id(g) for _, g in hits}) > 1:
-            first = hits[0][1]
-            other = next(kind for kind, g in hits if g is not first)
+            first_hit = hits[0][1]
+            other = next(kind for kind, g in hits if g is not first_hit)
             out.failed.append(
                 (
                     row,
@@ -140,6 +141,7 @@ def choose(run: ImportRun, keys: list[tuple[str, str]], candidates: dict) -> Mat
                 return Match(blocked=kind)
             first, first_kind = seen[0], kind
         elif all(d["_id"] != first["_id"] for d in docs):
+            assert first_kind is not None, "set with first"
             if not any(run.can_see(d) for d in docs):
                 return Match(blocked=kind)
             return Match(conflict=(first_kind, kind))
@@ -165,6 +167,7 @@ def take(run: ImportRun, group: Group, match: Match, noun: str, out: ChunkOutcom
             kind = group.keys[0][0] if group.keys else ("deal.external_id" if noun == "deal" else run.dedupe)
             return _stop(out.skipped, group, f"no {noun} with this {_label(kind)} to update")
         return True
+    assert match.kind is not None, "a match's doc comes with its kind"
     if found.get("created_by_import") != run.job_id and run.mode == "create":
         return _stop(out.skipped, group, f"a {noun} with this {_label(match.kind)} exists")
     group.found = found

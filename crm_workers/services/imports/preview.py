@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import BinaryIO
+from typing import IO
 
 from bson import ObjectId
 from pymongo.database import Database
 
+from crm_workers.adapters.limits import UnreadableFile
 from crm_workers.adapters.mongo import ACCOUNTS, CONTACTS, DEALS, FIELDS
-from crm_workers.adapters.tabular import TableInfo, UnreadableFile, describe
+from crm_workers.adapters.tabular import TableInfo, describe
 from crm_workers.domain.corrections import corrector
 from crm_workers.domain.headers import targets_for
 from crm_workers.domain.import_rows import ParsedRow, parse_row
@@ -42,7 +43,7 @@ def preview_upload(
     principal: Principal,
     entity: str,
     *,
-    stream: BinaryIO,
+    stream: IO[bytes],
     file_name: str,
     options: dict,
 ) -> dict:

@@ -15,26 +15,25 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
-from dataclasses import dataclass
+from typing import cast
 
-import botocore.exceptions
 import pymongo
-import redis.exceptions
 from bson import ObjectId
 from pydantic import ValidationError
 from pymongo import ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
+from pymongo.errors import PyMongoError
 
 from crm_workers.adapters.mongo import PUBSUB_ATTEMPTS, PUBSUB_DEADLETTERS, PUBSUB_STATS
+from crm_workers.adapters.outages import is_outage
 from crm_workers.adapters.pubsub import PubSubUnavailable, ReceivedMessage, Subscription
+from crm_workers.domain.backoff import Backoff
 from crm_workers.domain.import_requests import ImportOptions, ImportRequest
 from crm_workers.domain.principal import Principal
-from crm_workers.errors import BAD_INPUT, UNAVAILABLE, CRMError
-from crm_workers.jobs import now
+from crm_workers.errors import BAD_INPUT, CRMError
+from crm_workers.jobs import JobRecord, now
 from crm_workers.services.imports import intake as import_requests
 
 log = logging.getLogger("crm.pubsub")
@@ -50,33 +49,13 @@ SETTLE_TRIES = 4
 STATS_TIMEOUT_SECONDS = 1.0
 STATS_ID = "bridge"
 
-# Errors of a server that is down or failing over: the message waits for it and is not to blame.
-SERVER_DOWN = (
-    ConnectionFailure,
-    ExecutionTimeout,
-    ConnectionError,
-    TimeoutError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    botocore.exceptions.ConnectionError,
-    botocore.exceptions.HTTPClientError,
-)
-
 
 class Malformed(Exception):
     """Raised when a message can never become a job; it goes to the dead letters."""
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential waits between tries, jittered so that replicas do not retry in step (seconds)."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-
-    def delay(self, failures: int) -> float:
-        ceiling = min(self.maximum, self.initial * 2 ** min(max(failures, 1) - 1, 32))
-        return random.uniform(ceiling / 2, ceiling)
+#: The bridge's waits between tries of Pub/Sub and of a message (the system's one backoff).
+BRIDGE_BACKOFF = Backoff(initial=0.5, maximum=30.0)
 
 
 def _principal(data: dict) -> Principal:
@@ -96,7 +75,7 @@ def _entity(data: dict) -> str:
     return entity
 
 
-def _requested_job(deps: tuple, data: dict, message: ReceivedMessage) -> dict:
+def _requested_job(deps: tuple, data: dict, message: ReceivedMessage) -> JobRecord:
     if data.get("kind", "import") == "import":
         request = ImportRequest.model_validate({k: data[k] for k in ("source", "options") if k in data})
         key = f"pubsub:{message.message_id}"
@@ -126,7 +105,7 @@ def _requested_job(deps: tuple, data: dict, message: ReceivedMessage) -> dict:
     raise Malformed(f"unknown kind {data.get('kind')!r}")
 
 
-def job_for_message(db: Database, broker, storage, settings, message: ReceivedMessage) -> dict:
+def job_for_message(db: Database, broker, storage, settings, message: ReceivedMessage) -> JobRecord:
     """The job a message asks for (recorded and enqueued); Malformed when it can never be one."""
     try:
         data = json.loads(message.data)
@@ -187,17 +166,6 @@ def bridge_stats(db: Database) -> dict:
     return {k: v for k, v in doc.items() if k not in ("_id", "updated_at")}
 
 
-def server_down(exc: BaseException) -> bool:
-    """True for a database, broker or storage that is unreachable or failing over."""
-    if isinstance(exc, CRMError):
-        return exc.kind in UNAVAILABLE
-    if isinstance(exc, PyMongoError) and (
-        exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError")
-    ):
-        return True
-    return isinstance(exc, SERVER_DOWN)
-
-
 def _dead(db: Database, message: ReceivedMessage, reason: str, kind: str, attempts: int | None = None) -> str:
     try:
         if dead_letter(db, message, reason, kind=kind, attempts=attempts):
@@ -214,14 +182,17 @@ def _dead(db: Database, message: ReceivedMessage, reason: str, kind: str, attemp
 def _failed(db: Database, message: ReceivedMessage, exc: Exception, max_attempts: int) -> str:
     error = f"{type(exc).__name__}: {exc}"[:DEADLETTER_DATA_MAX]
     try:
-        attempts = db[PUBSUB_ATTEMPTS].find_one_and_update(
-            {"_id": message.message_id},
-            {
-                "$inc": {"attempts": 1},
-                "$set": {"error": error, "failed_at": now(), "delivery_attempt": message.delivery_attempt or None},
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        attempts = cast(
+            dict,
+            db[PUBSUB_ATTEMPTS].find_one_and_update(
+                {"_id": message.message_id},
+                {
+                    "$inc": {"attempts": 1},
+                    "$set": {"error": error, "failed_at": now(), "delivery_attempt": message.delivery_attempt or None},
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            ),
         )["attempts"]
     except PyMongoError as count_exc:
         log.warning(
@@ -254,7 +225,7 @@ def handle(
     except Malformed as exc:
         return _dead(db, message, str(exc), "malformed")
     except Exception as exc:
-        if server_down(exc):
+        if is_outage(exc):
             log.warning(
                 "pubsub message %s could not be recorded now (%s: %s); it will be redelivered",
                 message.message_id,
@@ -308,6 +279,7 @@ def _record_batch(
 ) -> tuple[list[str], list[str], list[str]]:
     """(ack ids, nack ids, outcomes) of a batch. Nacked untried: what is left `drain_seconds` after a stop, and
     what follows a message that found a server down (each try would wait out the same outage)."""
+    acks: list[str]
     acks, nacks, outcomes, stopped_at = [], [], [], None
     for message in messages:
         if stop.is_set():
@@ -331,7 +303,7 @@ def run_bridge(
     stop: threading.Event,
     batch: int = 10,
     timeout: float = 5.0,
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = BRIDGE_BACKOFF,
     max_attempts: int = MAX_ATTEMPTS,
     drain_seconds: float = DRAIN_SECONDS,
 ) -> None:

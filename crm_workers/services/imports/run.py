@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pymongo import UpdateOne
 from pymongo.database import Database
 
+from crm_workers.adapters.limits import UnreadableFile
 from crm_workers.adapters.mongo import (
     ACCOUNTS,
     ACTIVITY,
@@ -18,7 +19,7 @@ from crm_workers.adapters.mongo import (
     oid,
 )
 from crm_workers.adapters.storage import storage_from_settings
-from crm_workers.adapters.tabular import TableInfo, UnreadableFile, chunks, describe, scan
+from crm_workers.adapters.tabular import TableInfo, chunks, describe, scan
 from crm_workers.domain.corrections import corrector
 from crm_workers.domain.currency import load_rates
 from crm_workers.domain.import_columns import parse_rows
@@ -82,7 +83,7 @@ def date_headers(mapping: dict[str, str], fields: dict[str, dict]) -> list[str]:
 
 def learn_date_orders(info, date_headers: list[str]):
     """A column is read day-first when one of its values can only be d/m/y (and none only m/d/y)."""
-    seen = {h: set() for h in date_headers}
+    seen: dict[str, set[str]] = {h: set() for h in date_headers}
     positions = {h: info.headers.index(h) for h in date_headers}
 
     def on_row(values):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import (
@@ -21,7 +23,7 @@ LISTED_MAX = 100
 
 
 def undo_import(db: Database, account_id, import_job_id, progress: Progress, *, batch_size: int) -> dict:
-    imported = db[QUEUES].find_one({"_id": import_job_id, "account_id": account_id})
+    imported = cast(dict, db[QUEUES].find_one({"_id": import_job_id, "account_id": account_id}))
     finished = imported["finished_at"]
     created_q = {"account_id": account_id, "created_by_import": import_job_id}
     if progress.total is None:

@@ -7,9 +7,11 @@ what the last attempt wrote and neither creates a second record nor changes anyt
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import cast
 
 from bson import ObjectId
 from pymongo import UpdateOne
@@ -50,7 +52,7 @@ class ImportRun:
     lookups: Lookups
     claims: Claims
     importers: Importers
-    now: object
+    now: Callable[[], datetime]
     run_automations: bool = False
     rates: dict | None = None  # units per USD (RATES_FILE); None: the shipped table
     create_missing: bool = False  # deals: pipelines and stages the file names are created
@@ -107,7 +109,7 @@ def count_written(
     """Rows counted by what happened to their record: created once, every other row an update."""
     for g in groups:
         created_before = g.found is not None and g.found.get("created_by_import") == run.job_id
-        if created_before and g.found["_id"] == g.new_id:  # by this chunk's previous attempt
+        if created_before and cast(dict, g.found)["_id"] == g.new_id:  # by this chunk's previous attempt
             out.created += 1
             out.updated += len(g.rows) - 1
         elif g.found is not None:
@@ -149,6 +151,7 @@ def contact_keys(run: ImportRun, record: dict) -> list[tuple[str, str]]:
 
 def _update(run: ImportRun, g: Group, tag_ids: list, business_ids: list, ts) -> tuple[dict | None, dict]:
     found = g.found
+    assert found is not None, "an update is for a record found"
     sets = changed(found, {p: v for p, v in flatten(g.merged.record).items() if p != "type"})
     new_tags = added(found, "tags", tag_ids)
     new_businesses = added(found, "businesses", business_ids) if found.get("type", "person") == "person" else []
@@ -206,6 +209,7 @@ def write_contacts(run: ImportRun, rows: list[ParsedRow]) -> ChunkOutcome:
         run.lookups.business_ids([b for g in groups for b in g.merged.businesses], owner=run.owner)
         groups = settle(run, groups, CONTACTS, "contact", out)
         ts = run.now()
+        undo_ops: list[UpdateOne]
         undo_ops, updates, creates, creating = [], [], [], []
         for g in groups:
             tag_ids = run.lookups.tag_ids(g.merged.tags)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -119,12 +120,13 @@ def change_from_params(db: Database, job: dict, entity: str) -> dict:
     """The job's params made ready to write: ids, dates and paths."""
     p, account_id = job["params"], job["account_id"]
     fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
+    sets: dict[str, Any]
     sets, stage = {}, None
     for key, value in (p.get("set") or {}).items():
         if key == "owner":
             sets["owner"] = ObjectId(value)
         elif key == "stage_id":
-            found = db[STAGES].find_one({"_id": ObjectId(value), "account_id": account_id})
+            found = cast(dict, db[STAGES].find_one({"_id": ObjectId(value), "account_id": account_id}))
             stage = {"_id": found["_id"], "pipeline_id": found["pipeline_id"]}
         elif key == "expected_close_date":
             sets[key] = datetime.fromisoformat(value)

@@ -13,6 +13,7 @@ from crm_workers.domain.principal import Principal
 from crm_workers.domain.selection import MAX_IDS, Selection
 from crm_workers.domain.values import parse_custom, parse_date
 from crm_workers.errors import BadRequest, Conflict, NotFound
+from crm_workers.jobs import JobRecord
 from crm_workers.services.job_submission import submit_job
 from crm_workers.services.mass.tags import tag_for_delete
 from crm_workers.services.selection import selection_query
@@ -80,7 +81,7 @@ def _params(principal: Principal, request: MassRequest, **extra) -> dict:
     return {"selection": request.selection().model_dump(mode="json", exclude_none=True), **extra}
 
 
-def request_delete(db, broker, principal, entity, request: MassRequest, *, idempotency_key=None) -> dict:
+def request_delete(db, broker, principal, entity, request: MassRequest, *, idempotency_key=None) -> JobRecord:
     _query(db, principal, entity, request)
     return submit_job(
         db, broker, principal, f"{entity}s.bulk_delete", _params(principal, request), idempotency_key=idempotency_key
@@ -126,14 +127,14 @@ def _set_value(db, account_id, entity, key: str, value, fields: dict):
             definition = fields.get(key[7:])
             if definition is None:
                 raise ValueError("no such custom field")
-            parsed = parse_custom(definition, value, country=None, day_first=False) if value is not None else None
+            parsed: Any = parse_custom(definition, value, country=None, day_first=False) if value is not None else None
             return key, parsed.isoformat() if hasattr(parsed, "isoformat") else parsed
     except ValueError as exc:
         raise BadRequest(f"set.{key}: {exc}", details=where) from None
     raise BadRequest(f"set.{key} cannot be set here", details={**where, "settable": sorted(SETTABLE[entity])})
 
 
-def request_update(db, broker, principal, entity, request: BulkUpdateRequest, *, idempotency_key=None) -> dict:
+def request_update(db, broker, principal, entity, request: BulkUpdateRequest, *, idempotency_key=None) -> JobRecord:
     _query(db, principal, entity, request)
     account_id = principal.account_id
     fields = {f["key"]: f for f in db[FIELDS].find({"account_id": account_id, "entity": entity})}
@@ -151,7 +152,7 @@ def request_update(db, broker, principal, entity, request: BulkUpdateRequest, *,
     return submit_job(db, broker, principal, f"{entity}s.bulk_update", params, idempotency_key=idempotency_key)
 
 
-def request_link(db, broker, principal, request: LinkRequest, *, idempotency_key=None) -> dict:
+def request_link(db, broker, principal, request: LinkRequest, *, idempotency_key=None) -> JobRecord:
     _query(db, principal, "contact", request)
     if request.business_id:
         target = oid(request.business_id) and db[CONTACTS].find_one(
@@ -170,7 +171,7 @@ def request_link(db, broker, principal, request: LinkRequest, *, idempotency_key
     return submit_job(db, broker, principal, "contacts.link", params, idempotency_key=idempotency_key)
 
 
-def request_tag_delete(db, broker, principal, tag_id: str, *, idempotency_key=None) -> dict:
+def request_tag_delete(db, broker, principal, tag_id: str, *, idempotency_key=None) -> JobRecord:
     require_structure_rights(db, principal)
     tag = tag_for_delete(db, principal.account_id, tag_id)
     return submit_job(
@@ -178,7 +179,7 @@ def request_tag_delete(db, broker, principal, tag_id: str, *, idempotency_key=No
     )
 
 
-def request_field_delete(db, broker, principal, field_id: str, *, idempotency_key=None) -> dict:
+def request_field_delete(db, broker, principal, field_id: str, *, idempotency_key=None) -> JobRecord:
     require_structure_rights(db, principal)
     field = oid(field_id) and db[FIELDS].find_one({"_id": oid(field_id), "account_id": principal.account_id})
     if not field:
@@ -193,7 +194,9 @@ def request_field_delete(db, broker, principal, field_id: str, *, idempotency_ke
     )
 
 
-def request_stage_delete(db, broker, principal, stage_id: str, move_to: str | None, *, idempotency_key=None) -> dict:
+def request_stage_delete(
+    db, broker, principal, stage_id: str, move_to: str | None, *, idempotency_key=None
+) -> JobRecord:
     require_structure_rights(db, principal)
     account_id = principal.account_id
     stage = oid(stage_id) and db[STAGES].find_one({"_id": oid(stage_id), "account_id": account_id})
@@ -221,7 +224,7 @@ def request_stage_delete(db, broker, principal, stage_id: str, move_to: str | No
     )
 
 
-def request_pipeline_delete(db, broker, principal, pipeline_id: str, *, idempotency_key=None) -> dict:
+def request_pipeline_delete(db, broker, principal, pipeline_id: str, *, idempotency_key=None) -> JobRecord:
     require_structure_rights(db, principal)
     pipeline = oid(pipeline_id) and db[PIPELINES].find_one(
         {"_id": oid(pipeline_id), "account_id": principal.account_id}

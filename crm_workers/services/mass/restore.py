@@ -12,6 +12,7 @@ document, then links, values and moves on records that stayed, then files.
 from __future__ import annotations
 
 import copy
+from typing import Any, cast
 
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.database import Database
@@ -24,7 +25,7 @@ from crm_workers.services.mass.trash import RESTORABLE, RESTORE_GRACE, keep_unti
 RESTORE_BATCH = 100
 LISTED_MAX = 100
 STRUCTURE = [TAGS, FIELDS, PIPELINES, STAGES]
-PHASES = [
+PHASES: list[dict[str, Any]] = [
     {"kind": "doc", "collection": {"$in": STRUCTURE}},
     {"kind": "doc", "collection": {"$nin": STRUCTURE}},
     {"kind": {"$in": ["pull", "unset", "set"]}},
@@ -175,7 +176,7 @@ def _insert_after(parent: dict, after_key, leaf: str, value) -> dict:
 def _undo_unset(e: dict, doc: dict) -> None:
     path = e["field"]
     parent_path, _, leaf = path.rpartition(".")
-    parents = [doc]
+    parents: list[Any] = [doc]
     for part in parent_path.split(".") if parent_path else []:
         parents.append(parents[-1].get(part) if isinstance(parents[-1], dict) else None)
     parent = parents[-1]
@@ -232,7 +233,7 @@ UNDO_ON_RECORD = {"pull": _undo_pull, "unset": _undo_unset, "set": _undo_set}
 def _apply(batch: _Batch, record: dict | None, entries: list[dict]) -> tuple[dict | None, list]:
     """The record with every entry of it undone, in memory, and each entry's outcome."""
     doc = copy.deepcopy(record) if record is not None else None
-    outcomes = []
+    outcomes: list[tuple[dict, str | None, str | None]] = []
     for e in entries:
         try:
             batch.requirement_met(e)
@@ -281,7 +282,7 @@ def _restore_on_records(batch: _Batch, entries: list[dict]) -> None:
                 )
 
 
-def _again(batch: _Batch, collection: str, read: dict, doc: dict, outcomes: list, tries: int = 3) -> list:
+def _again(batch: _Batch, collection: str, read: dict, doc: dict | None, outcomes: list, tries: int = 3) -> list:
     """A record changed between the read and the write (rare): done again on what it is now."""
     for _ in range(tries):
         current = batch.db[collection].find_one({"_id": read["_id"], "account_id": batch.account_id})
@@ -289,7 +290,12 @@ def _again(batch: _Batch, collection: str, read: dict, doc: dict, outcomes: list
             return outcomes  # the first write went through
         entries = [e for e, _, _ in outcomes]
         doc, outcomes = _apply(batch, current, entries)
-        if current is None or doc == current or batch.db[collection].replace_one(current, doc).matched_count:
+        # doc is None only when current is: _apply undoes a record it is given.
+        if (
+            current is None
+            or doc == current
+            or batch.db[collection].replace_one(current, cast(dict, doc)).matched_count
+        ):
             return outcomes
     return [(e, "busy", "the record kept changing during the undo") for e, _, _ in outcomes]
 

@@ -75,7 +75,9 @@ def _untag_batch(db: Database, account_id, job_id, collection: str, tag_id, reco
     )
 
 
-def delete_tag(db: Database, account_id: ObjectId, tag_id: ObjectId, progress: Progress, *, batch_size: int) -> dict:
+def delete_tag(
+    db: Database, account_id: ObjectId, tag_id: ObjectId | None, progress: Progress, *, batch_size: int
+) -> dict:
     """Pull the tag from every record in batches (a checkpoint between each), then delete it.
 
     Resumable: counts are derived from what still carries the tag, so a rerun never counts twice.

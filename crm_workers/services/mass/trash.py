@@ -24,7 +24,9 @@ them at least RESTORE_GRACE longer, so that an undo asked for on the last day ca
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from pymongo import UpdateOne
 from pymongo.database import Database
@@ -147,7 +149,7 @@ def keep_pulls(db: Database, account_id, job_id, collection: str, field: str, pu
     )
 
 
-def _get(doc: dict, path: str):
+def _get(doc: Any, path: str):
     for part in path.split("."):
         doc = doc.get(part) if isinstance(doc, dict) else None
     return doc
@@ -273,7 +275,7 @@ def count_restorable(db: Database, account_id, job_id) -> int:
 # ---------------------------------------------------------------- expiry
 
 
-def expiry_of(job: dict) -> datetime:
+def expiry_of(job: Mapping[str, Any]) -> datetime:
     """When a job's trash expires: 30 days after the job ended (whatever its end status)."""
     return job["finished_at"] + timedelta(days=TRASH_DAYS)
 
@@ -303,8 +305,11 @@ def seal_finished(db: Database, *, accounts=None) -> int:
             if job is not None:
                 account_id, until = job["account_id"], expiry_of(job)
             else:  # the job record is gone: count from the last deletion instead
-                last = db[TRASH].find_one(
-                    {"job_id": job_id}, {"account_id": 1, "deleted_at": 1}, sort=[("deleted_at", -1)]
+                last = cast(
+                    dict,
+                    db[TRASH].find_one(
+                        {"job_id": job_id}, {"account_id": 1, "deleted_at": 1}, sort=[("deleted_at", -1)]
+                    ),
                 )
                 account_id, until = last["account_id"], (last.get("deleted_at") or now()) + timedelta(days=TRASH_DAYS)
             keep_until(db, account_id, job_id, until)

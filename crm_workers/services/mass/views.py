@@ -3,6 +3,8 @@ account for its entity (`columns`, `filters`, `sort`), each change kept in the t
 
 from __future__ import annotations
 
+from typing import Any
+
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import FIELDS, VIEWS
@@ -15,7 +17,7 @@ VIEW_ALIGNED = "view_aligned"
 
 def without_field(view: dict, name: str) -> dict:
     """What changes in the view once `name` (`custom.<key>`) is gone: only the parts that named it."""
-    change = {}
+    change: dict[str, Any] = {}
     columns = view.get("columns")
     if isinstance(columns, list) and name in columns:
         change["columns"] = [c for c in columns if c != name]

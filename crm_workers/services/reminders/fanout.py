@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
@@ -99,7 +100,7 @@ def claim_due(
     `accounts` (tests: a tick of their own) limits the claim to those accounts."""
     claims: list[tuple[ObjectId, str]] = []
     _set_aside_undatable(db, batch=batch)
-    due = {"status": "pending", "notified_at": None, "due_at": {"$lte": at}, "failed_at": None}
+    due: dict[str, Any] = {"status": "pending", "notified_at": None, "due_at": {"$lte": at}, "failed_at": None}
     if accounts is not None:
         due["account_id"] = {"$in": list(accounts)}
     for free in ({"claim_id": None}, {"claimed_at": {"$lt": at - CLAIM_STALE}}):

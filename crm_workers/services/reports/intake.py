@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import QUEUES
 from crm_workers.domain.principal import Principal
+from crm_workers.jobs import JobRecord
 from crm_workers.services.job_submission import start_job, submit_job
 from crm_workers.services.reports import store
 from crm_workers.services.reports.params import ReportQuery, resolve
@@ -28,7 +31,7 @@ def request_report(
     *,
     refresh: bool,
     idempotency_key=None,
-) -> tuple[dict, int]:
+) -> tuple[dict | JobRecord, int]:
     """(the stored answer, 200) or (the job computing it, 202). `refresh` always starts a job."""
     principal = with_visibility(db, principal)
     params = report_params(db, principal.account_id, kind, query)
@@ -48,7 +51,7 @@ def request_report(
             sort=[("created_at", -1)],
         )
         if running:
-            return running, 202
+            return cast(JobRecord, running), 202
     job = submit_job(
         db,
         broker,

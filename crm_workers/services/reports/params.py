@@ -4,7 +4,7 @@ put in one canonical form, so that the same question always finds the same store
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,7 +54,7 @@ def resolve(kind: str, query: ReportQuery, today: date) -> dict:
         raise BadRequest("from: must be on or before to", details={"field": "from"})
     if (last - first).days >= MAX_RANGE_DAYS:
         raise BadRequest(f"from: the range is at most {MAX_RANGE_DAYS} days", details={"field": "from"})
-    params = {"from": first.isoformat(), "to": last.isoformat()}
+    params: dict[str, Any] = {"from": first.isoformat(), "to": last.isoformat()}
     if kind == "new_contacts":
         params["interval"] = query.interval or "day"
         if len(period_starts(first, last, params["interval"])) > MAX_PERIODS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, timedelta
+from typing import Any
 
 from pymongo.database import Database
 
@@ -178,7 +179,7 @@ def pipeline_report(
         for o, t in by_owner.items()
     ]
     leaderboard.sort(key=lambda r: (-r["won_value"], r["owner"] or ""))
-    data = {
+    data: dict[str, Any] = {
         "base_currency": base,
         "rates_as_of": book.as_of(),
         "timezone": zone_name,

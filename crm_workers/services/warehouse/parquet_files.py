@@ -7,6 +7,7 @@ for big files): memory holds one row group at most, whatever the table's size.
 from __future__ import annotations
 
 import tempfile
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,7 +41,7 @@ class ParquetFiles:
         self.bytes = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
-        self._file = None
+        self._file: IO[bytes] | None = None
         self._writer: pq.ParquetWriter | None = None
         self._file_rows = 0
 
@@ -84,6 +85,7 @@ class ParquetFiles:
         if self._writer is None:
             return
         self._writer.close()
+        assert self._file is not None, "opened with the writer"
         key = f"{self.key_prefix}-{len(self.keys)}.parquet"
         self._file.seek(0)
         self.bytes += self.storage.put_stream(key, self._file, content_type=CONTENT_TYPE)

@@ -188,6 +188,7 @@ def run_warehouse_export(db: Database, settings, job: dict, progress: Progress) 
     ensure_change_indexes(db)
     window = _window(db, settings, storage, progress)
     progress.set(processed=0, succeeded=0)  # a retry starts the run again: same window, same file names
+    uploaded: list[str]
     collections, uploaded = {}, []
     try:
         for collection in COLLECTIONS:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from pymongo.database import Database
 
 from crm_workers import jobs
 from crm_workers.adapters.mongo import QUEUES
 from crm_workers.domain.job_types import SYSTEM_ACCOUNT_ID
+from crm_workers.jobs import JobRecord
 from crm_workers.services.job_submission import start_job
 from crm_workers.services.warehouse.manifests import iso, manifests_by_run
 
@@ -14,14 +17,17 @@ JOB_TYPE = "warehouse.export"
 _UNFINISHED = ["queued", "running"]
 
 
-def _latest(db: Database, statuses: list[str]) -> dict | None:
-    return db[QUEUES].find_one(
-        {"account_id": SYSTEM_ACCOUNT_ID, "type": JOB_TYPE, "status": {"$in": statuses}},
-        sort=[("created_at", -1), ("_id", -1)],
+def _latest(db: Database, statuses: list[str]) -> JobRecord | None:
+    return cast(
+        "JobRecord | None",
+        db[QUEUES].find_one(
+            {"account_id": SYSTEM_ACCOUNT_ID, "type": JOB_TYPE, "status": {"$in": statuses}},
+            sort=[("created_at", -1), ("_id", -1)],
+        ),
     )
 
 
-def start_run(db: Database, broker, *, requested_by: str) -> dict:
+def start_run(db: Database, broker, *, requested_by: str) -> JobRecord:
     """The run to wait for: the one queued or running, else a new one.
 
     Two starters at once (two scheduler replicas in a lease hand-over, an operator's request beside a tick) make

@@ -61,9 +61,9 @@ class WebhookDispatcher(Middleware):
         self._lock = threading.Lock()
         self._busy: Counter = Counter()  # account -> attempts in flight
         self._handed: set = set()  # deliveries handed to a sender and not done yet
-        self._ready: dict = {}  # due deliveries read and not handed yet, oldest first: _id -> {_id, account_id}
+        self._ready: dict = {}  # due deliveries read and not handed yet, oldest first: _id -> the delivery
         self._looked_at = self._all_at = 0.0
-        self._look = "all"  # at the next dispatch, ask the server: "all" due, "fresh" only, or None
+        self._look: str | None = "all"  # at the next dispatch, ask the server: "all" due, "fresh" only, or None
         self._pool: ThreadPoolExecutor | None = None
         self.subscribed = subscribed  # interest.SubscribedAccounts, read again from this thread
 
@@ -140,6 +140,7 @@ class WebhookDispatcher(Middleware):
                     self._ready.pop(next(reversed(self._ready)))
         started = 0
         for candidate in self._take(free):
+            assert self._pool is not None, "made in after_worker_boot, before the loop starts"
             try:
                 self._pool.submit(self._send, candidate)
             except RuntimeError:  # shutting down: what was not claimed stays due for another sender
@@ -150,7 +151,7 @@ class WebhookDispatcher(Middleware):
 
     def _take(self, free: int) -> list[dict]:
         """Up to `free` kept deliveries whose account has a sender left, counted as busy."""
-        taken = []
+        taken: list[dict] = []
         with self._lock:
             for delivery_id, candidate in list(self._ready.items()):
                 if len(taken) == free:
@@ -166,7 +167,7 @@ class WebhookDispatcher(Middleware):
 
     def _send(self, candidate: dict) -> None:
         try:
-            delivery = sender.claim(self.db, candidate["_id"])  # None: another sender took it first
+            delivery = sender.claim(self.db, candidate)  # None: another sender took it first, or it changed
             if delivery is not None:
                 sender.attempt(
                     self.db, delivery, allow_private=self.allow_private, retry_base_seconds=self.retry_base_seconds

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from pymongo.database import Database
 
@@ -35,7 +37,7 @@ class SubscribedAccounts:
         with self._lock:
             self._accounts, self._read_at = accounts, self._clock()
 
-    def wants(self, job: dict) -> bool:
+    def wants(self, job: Mapping[str, Any]) -> bool:
         """Whether the job's end may have deliveries: a callback, a subscribed account, or not known."""
         if job.get("callback_url"):
             return True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from typing import cast
 
 from bson import ObjectId
 from pymongo import DESCENDING
@@ -35,12 +36,12 @@ log = logging.getLogger("crm.webhooks")
 CALLBACK = "callback"
 
 
-def body_of(job: dict) -> str:
+def body_of(job: jobs.JobRecord) -> str:
     """What a delivery sends: the job's JSON (CONTRACT §5), compact."""
     return json.dumps(jobs.job_to_json(job), separators=(",", ":"), default=str)
 
 
-def _deliveries(job: dict, subscriptions: list[dict]) -> list[dict]:
+def _deliveries(job: jobs.JobRecord, subscriptions: list[dict]) -> list[dict]:
     """The deliveries the job's last end calls for, given its account's subscriptions."""
     end = job.get("end_event")
     if not end:
@@ -86,7 +87,7 @@ def _insert(db: Database, docs: list[dict]) -> None:
             raise
 
 
-def record_deliveries(db: Database, job: dict) -> int:
+def record_deliveries(db: Database, job: jobs.JobRecord) -> int:
     """Record the deliveries of the job's last end (idempotent); how many it calls for."""
     if not job.get("end_event"):
         return 0
@@ -98,7 +99,7 @@ def record_deliveries(db: Database, job: dict) -> int:
 
 def record_job_end(db: Database, job_id: ObjectId) -> int:
     """Right after a job ended: its deliveries, if they are still to be recorded."""
-    job = db[QUEUES].find_one({"_id": job_id, "events_pending": True})
+    job = cast("jobs.JobRecord | None", db[QUEUES].find_one({"_id": job_id, "events_pending": True}))
     return record_deliveries(db, job) if job else 0
 
 
@@ -180,7 +181,7 @@ def retry_delivery(db: Database, principal: Principal, subscription_id, delivery
     )
     if not moved:
         raise Conflict("the delivery is being sent right now; look again in a moment", code="in_progress")
-    return db[WEBHOOK_DELIVERIES].find_one({"_id": doc["_id"]}, {"body": 0})
+    return cast(dict, db[WEBHOOK_DELIVERIES].find_one({"_id": doc["_id"]}, {"body": 0}))
 
 
 def delivery_to_json(doc: dict) -> dict:

@@ -6,6 +6,8 @@ account's first subscription's secret or, without one, with an account secret ma
 
 from __future__ import annotations
 
+from typing import cast
+
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.database import Database
@@ -118,7 +120,7 @@ def account_secret(db: Database, account_id: ObjectId) -> str:
     db[WEBHOOK_SECRETS].update_one(
         {"account_id": account_id}, {"$setOnInsert": {"secret": new_secret(), "created_at": now()}}, upsert=True
     )
-    return db[WEBHOOK_SECRETS].find_one({"account_id": account_id})["secret"]
+    return cast(dict, db[WEBHOOK_SECRETS].find_one({"account_id": account_id}))["secret"]
 
 
 def callback_secret(db: Database, principal: Principal) -> str:

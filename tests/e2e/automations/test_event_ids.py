@@ -1,4 +1,4 @@
-"""Issue 24, findings 5 and 9: automation event ids are scoped to their deal and stage (CONTRACT §3), at most 200
+"""Automation event ids are scoped to their deal and stage (docs/contract.md §3), at most 200
 characters of `A-Z a-z 0-9 . _ : -`; a replay answers with the first job only to a caller who may see it (else 422
 `idempotency_key_reused`); no event id reaches the webhook's `X-CRM-Event-Id` header with CR LF."""
 

@@ -1,4 +1,4 @@
-"""Issue 24, finding 6: an export shows linked records under the caller's visibility. `contact_email` of deals
+"""An export shows linked records under the caller's visibility. `contact_email` of deals
 and `business` of contacts (and of deals) were looked up without the rule: a non-owner under `owner_only` got
 the email and name of records only the owner may see."""
 

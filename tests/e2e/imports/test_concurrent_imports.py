@@ -1,5 +1,5 @@
 """Imports of one account running at the same time: one email, phone or external id is one record, whatever
-they write together, and their counts add up exactly (issue 13, point 6)."""
+they write together, and their counts add up exactly."""
 
 from __future__ import annotations
 

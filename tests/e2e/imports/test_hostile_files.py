@@ -1,4 +1,4 @@
-"""Hostile spreadsheets and CSVs (issue 12, point 7): each is answered in seconds with a clear code, the
+"""Hostile spreadsheets and CSVs: each is answered in seconds with a clear code, the
 worker is not taken, and the next import runs. The files are generated here, small on disk."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Imports under owner_only (CONTRACT §3): a non-owner matches, updates and links only their own records,
+"""Imports under owner_only (docs/contract.md §3): a non-owner matches, updates and links only their own records,
 is told neutrally when a row names a record they cannot change, and owns what they import."""
 
 from __future__ import annotations

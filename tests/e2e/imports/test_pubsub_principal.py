@@ -1,4 +1,4 @@
-"""Issue 24, finding 11: the Pub/Sub bridge acted as an owner for every message (`Principal(…, is_owner=True)`),
+"""The Pub/Sub bridge acted as an owner for every message (`Principal(…, is_owner=True)`),
 so a connector acting for a non-owner under `owner_only` updated records that user cannot see. It now acts with
 the message's real principal: an owner only for the JSON value `true` of `is_owner`, as for a token."""
 

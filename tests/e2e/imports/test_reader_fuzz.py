@@ -1,4 +1,4 @@
-"""Issue 24: a fuzz of the readers. Seeded inputs (tests/e2e/imports/reader_fuzz.py: mutated CSV, TSV, XLSX and
+"""A fuzz of the readers. Seeded inputs (tests/e2e/imports/reader_fuzz.py: mutated CSV, TSV, XLSX and
 connector records) go to the preview and to the import path (the API, then the in-process worker). The only
 outcomes allowed: a 4xx with a code, a job that completes (its bad rows failed, each with its reason) or fails
 once with a code of ours. Never a 500, never an exception not ours (the job would carry a `reference`), never a

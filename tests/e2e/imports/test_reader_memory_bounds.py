@@ -1,4 +1,4 @@
-"""Issue 24, finding 3: hostile XLSX files left the readers' caches (element names, column references) holding
+"""Hostile XLSX files left the readers' caches (element names, column references) holding
 every name they invented, for the life of the worker (186 -> 274 MB over three 700 KB files). Every cache in the
 readers is bounded: what three such files leave behind is measured, through the preview and through the import."""
 

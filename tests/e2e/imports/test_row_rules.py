@@ -1,4 +1,4 @@
-"""Imports keep every person (issue 23, CONTRACT §6–§7), through the API and a worker, checked in MongoDB: a
+"""Imports keep every person (docs/contract.md §6–§7), through the API and a worker, checked in MongoDB: a
 column named as a target is never dropped for its values; a bad key fails its row unless a record holds it
 exactly; any other bad value is left out with a warning (or fails the row under strict); phones, emails and
 addresses of several columns are read row by row; an export imports back creating and changing nothing."""

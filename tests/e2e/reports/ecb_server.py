@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tests.http_receiver import Answer, LocalServer, Request
 
 ECB_HEAD = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<gesmes:Envelope xmlns:gesmes="http://www.gesmes.org/xml/'
@@ -28,25 +27,13 @@ class EcbServer:
     def __init__(self):
         self.answers: dict[str, tuple[int, bytes]] = {}
         self.requests: list[str] = []
-        server = self
+        self._server = LocalServer(self._answer)
+        self.url = self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                server.requests.append(self.path)
-                status, body = server.answers.get(self.path, (404, b"not found"))
-                self.send_response(status)
-                self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def _answer(self, request: Request) -> Answer:
+        self.requests.append(request.path)
+        status, body = self.answers.get(request.path, (404, b"not found"))
+        return status, {"Content-Type": "text/xml"}, body
 
     def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._server.stop()

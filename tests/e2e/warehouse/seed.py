@@ -1,4 +1,4 @@
-"""Documents of every CRM collection the feed covers, shaped as CONTRACT §4 describes them."""
+"""Documents of every CRM collection the feed covers, shaped as docs/contract.md §4 describes them."""
 
 from __future__ import annotations
 

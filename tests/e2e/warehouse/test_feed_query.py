@@ -17,7 +17,7 @@ from tests.e2e.warehouse.test_feed import run_api
 from tests.e2e.warehouse.world import build_world
 
 duckdb = pytest.importorskip("duckdb")
-README = Path(__file__).resolve().parents[3] / "README.md"
+README = Path(__file__).resolve().parents[3] / "docs" / "warehouse.md"
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def world(settings, tmp_path):
 
 def readme_duckdb_sql(root: Path) -> list[str]:
     text = README.read_text()
-    block = re.search(r"```sql\n-- duckdb:.*?\n(.*?)```", text[text.index("#### Querying the feed") :], re.S).group(1)
+    block = re.search(r"```sql\n-- duckdb:.*?\n(.*?)```", text[text.index("## Querying the feed") :], re.S).group(1)
     return [s.strip() for s in block.replace(".crm-data/files", str(root)).split(";") if s.strip()]
 
 

@@ -160,12 +160,12 @@ def test_a_slow_receiver_gets_one_post_per_delivery_while_it_takes_its_time(clie
 
 
 def _readme_recipe(kind: str) -> str:
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "docs" / "webhooks.md").read_text()
     block = readme.split(f"<!-- recipe:{kind} -->\n", 1)[1]
     return block.split("```", 2)[1].split("\n", 1)[1]
 
 
-def test_a_delivery_verifies_with_the_readmes_python_and_openssl_recipes(
+def test_a_delivery_verifies_with_the_docs_python_and_openssl_recipes(
     client, db, worker, tenant, hook_receiver, tmp_path
 ):
     sub = subscribe(client, tenant, hook_receiver.url)
