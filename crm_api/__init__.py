@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, db=None, broker=None) -> Fla
     @app.after_request
     def security_headers(response):
         # Every answer, pages and JSON alike: scripts and styles only from the package's own files (no inline
-        # script, handler or style), nothing framed, no plugins, no <base> rewriting (CONTRACT §3; issue 24).
+        # script, handler or style), nothing framed, no plugins, no <base> rewriting (docs/contract.md §3).
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

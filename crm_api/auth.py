@@ -1,4 +1,4 @@
-"""Bearer-token authentication for /v1/crm (CONTRACT §3): user tokens of one account, and service tokens."""
+"""Bearer-token authentication for /v1/crm (docs/contract.md §3): user tokens of one account, and service tokens."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@
     python -m tests.mutations -k fence     # only the changes whose id contains "fence"
     python -m tests.mutations --list       # the changes, nothing run
     python -m tests.mutations --readme     # the list as tests/README.md gives it
+    python -m tests.mutations --jobs 2     # two changes at a time, each in a copy of its own
 
 Each change (tests/mutation_list.py) is one exact snippet of one product file and its replacement, and names a
 claim of tests/README.md and the tests of that claim to run (a few of the tests README names for it, or all).
@@ -19,13 +20,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the changes and run nothing")
     parser.add_argument("--log", default=None, help="write every pytest run's output to this file")
     parser.add_argument("--readme", action="store_true", help="print the list as tests/README.md gives it")
+    parser.add_argument("--jobs", type=int, default=1, help="changes tried at once, each in its own copy")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if args.k in m.id]
     wrong = [p for m in chosen for p in problems(m)]
@@ -197,25 +202,44 @@ def main(argv: list[str] | None = None) -> int:
         for m in chosen:
             print(f"{m.id}: {m.file} — {' '.join(m.tests)}")
         return 0
-    log = open(args.log, "w", encoding="utf-8") if args.log else subprocess.DEVNULL  # noqa: SIM115
+    log = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115
     outcomes: dict[str, str] = {}
     started = time.monotonic()
+    lock = threading.Lock()
+    done = iter(range(1, len(chosen) + 1))
     try:
         with tempfile.TemporaryDirectory(prefix="crm-mutations-") as tmp:
-            tree = Path(tmp)
-            _copy_tree(tree)
-            for number, mutation in enumerate(chosen, 1):
-                if log is not subprocess.DEVNULL:
-                    log.write(f"\n===== {mutation.id} =====\n")
-                    log.flush()
-                outcome, took = _run_one(tree, mutation, log)
-                outcomes[mutation.id] = outcome
-                print(f"[{number}/{len(chosen)}] {mutation.id}: {outcome} ({took:.0f} s)", flush=True)
+            trees: queue.Queue[Path] = queue.Queue()
+            for n in range(max(1, args.jobs)):
+                tree = Path(tmp) / f"tree{n}"
+                tree.mkdir()
+                _copy_tree(tree)
+                trees.put(tree)
+
+            def attempt(mutation: Mutation) -> None:
+                tree = trees.get()
+                try:
+                    with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
+                        outcome, took = _run_one(tree, mutation, out)
+                        out.seek(0)
+                        text = out.read()
+                finally:
+                    trees.put(tree)
+                with lock:
+                    outcomes[mutation.id] = outcome
+                    if log is not None:
+                        log.write(f"\n===== {mutation.id} =====\n{text}")
+                        log.flush()
+                    print(f"[{next(done)}/{len(chosen)}] {mutation.id}: {outcome} ({took:.0f} s)", flush=True)
+
+            with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+                for future in [pool.submit(attempt, m) for m in chosen]:
+                    future.result()
     except KeyboardInterrupt:
         print("interrupted: the working tree was never changed", file=sys.stderr)
         return 130
     finally:
-        if log is not subprocess.DEVNULL:
+        if log is not None:
             log.close()
     survived = [i for i, o in outcomes.items() if o == "survived"]
     errors = [f"{i} ({o})" for i, o in outcomes.items() if o.startswith("error")]

@@ -87,7 +87,7 @@ def dry_run() -> bool:
 
 
 def job_json(job: JobRecord) -> JobJSON:
-    """The job as the caller may see it: a service token never gets its links, keys or rows (CONTRACT §3)."""
+    """The job as the caller may see it: a service token never gets its links, keys or rows (docs/contract.md §3)."""
     from crm_api.auth import caller
     from crm_workers.domain.principal import Service
 

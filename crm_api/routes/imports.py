@@ -20,7 +20,7 @@ page = Blueprint("import_page", __name__)
 
 
 class ImportPreview(BaseModel):
-    """What an import would do with a file, from its first rows (CONTRACT §6)."""
+    """What an import would do with a file, from its first rows (docs/contract.md §6)."""
 
     entity: str
     file: dict  # format, encoding, delimiter, header_row, name

@@ -1,4 +1,4 @@
-"""The warehouse feed's runs, for service tokens: list them with their counts, start one (CONTRACT §9)."""
+"""The warehouse feed's runs, for service tokens: list them with their counts, start one (docs/contract.md §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook subscriptions for job events (CONTRACT §10): create, list, delete, rotate, deliveries, retry, secret."""
+"""Webhook subscriptions for job events (docs/contract.md §10): create, list, delete, rotate, deliveries, retry."""
 
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, Field

@@ -1,5 +1,5 @@
 """What an uploaded table may be: the sizes past which a file fails at once with a clear code, rather than
-occupy a worker (see issue 12: spreadsheet bombs)."""
+occupy a worker (spreadsheet bombs)."""
 
 from __future__ import annotations
 

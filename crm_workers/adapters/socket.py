@@ -1,4 +1,4 @@
-"""The socket emit service: one POST per user, with a short-lived JWT signed with APP_SECRET (CONTRACT §4)."""
+"""The socket emit service: one POST per user, with a short-lived JWT signed with APP_SECRET (docs/contract.md §4)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from crm_workers.adapters.limits import UnreadableFile
 
 READ_BYTES = 256 * 1024
 #: Element names remembered: a real workbook uses a few dozen; a hostile one invents millions, and a cache
-#: without a bound kept every one for the life of the worker (issue 24: 186 -> 274 MB over three files).
+#: without a bound kept every one for the life of the worker (measured: 186 -> 274 MB over three files).
 NAMES_CACHED = 512
 
 

@@ -15,7 +15,7 @@ from crm_workers.errors import BadRequest, BrokerUnavailable
 from crm_workers.services.visibility import restricted_to, with_visibility
 from crm_workers.services.webhooks import outbox
 
-#: The `callback_url` of the request being served (CONTRACT §10), checked by the API: the job it creates keeps it.
+#: The `callback_url` of the request being served (docs/contract.md §10), checked by the API: its job keeps it.
 CALLBACK_URL: contextvars.ContextVar[str | None] = contextvars.ContextVar("crm_callback_url", default=None)
 
 log = logging.getLogger("crm.jobs")

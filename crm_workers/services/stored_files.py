@@ -1,4 +1,4 @@
-"""Which stored files a caller may name (CONTRACT §3): the one place that decides it.
+"""Which stored files a caller may name (docs/contract.md §3): the one place that decides it.
 
 Every file an upload, a preview or a connector's records stored for an import is recorded here with its account
 and user (`crm.uploads`). An import or preview that names a storage key gets it only when such a record exists in

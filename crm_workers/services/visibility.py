@@ -1,4 +1,4 @@
-"""Owner visibility (CONTRACT §3): under `owner_only`, a non-owner sees and acts only on what they own.
+"""Owner visibility (docs/contract.md §3): under `owner_only`, a non-owner sees and acts only on what they own.
 
 The one place that decides it, for the API and the workers alike: a request resolves the account's
 visibility once (`with_visibility`), a job keeps the caller as they were then (`job_principal`), and every

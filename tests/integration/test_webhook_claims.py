@@ -85,3 +85,24 @@ def test_a_copy_read_before_a_retry_reset_its_window_is_not_claimed(own_db):
     claimed = sender.claim(own_db, fresh)
     assert claimed["give_up_at"] == own_db[WEBHOOK_DELIVERIES].find_one({"_id": delivery_id})["give_up_at"]
     assert claimed["attempts"] == 1
+
+
+def test_a_rotated_secret_signs_every_attempt_made_a_second_after_the_rotation(own_db):
+    from crm_workers.adapters.mongo import WEBHOOKS
+
+    account = ObjectId()
+    sub = own_db[WEBHOOKS].insert_one({"account_id": account, "secret": "old-secret", "created_at": now()}).inserted_id
+    delivery = {"account_id": account, "subscription_id": sub}
+    assert sender._secret(own_db, delivery) == "old-secret"
+    own_db[WEBHOOKS].update_one({"_id": sub}, {"$set": {"secret": "new-secret"}})  # rotated
+
+    within = sender._secret(own_db, delivery)
+    key = (account, sub)
+    kept_at, kept = sender._secrets[key]
+    sender._secrets[key] = (kept_at - sender.SECRET_SECONDS, kept)  # as a second later
+    after = sender._secret(own_db, delivery)
+    own_db[WEBHOOKS].delete_one({"_id": sub})
+    sender._secrets[key] = (kept_at - sender.SECRET_SECONDS, kept)
+    deleted = sender._secret(own_db, delivery)
+
+    assert (within, after, deleted) == ("old-secret", "new-secret", None)

@@ -1,4 +1,4 @@
-"""The actions an automation runs on a deal (CONTRACT §4). Each is idempotent for its (log, action index)."""
+"""The actions an automation runs on a deal (docs/contract.md §4). Each is idempotent for its (log, action index)."""
 
 from __future__ import annotations
 

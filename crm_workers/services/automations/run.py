@@ -47,7 +47,7 @@ def system_event(*parts) -> str:
     return SYSTEM_EVENT_PREFIX + ":".join(str(p) for p in parts)
 
 
-#: What a client's event id may be (CONTRACT §3): it reaches headers (`X-CRM-Event-Id`) and keys.
+#: What a client's event id may be (docs/contract.md §3): it reaches headers (`X-CRM-Event-Id`) and keys.
 EVENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 #: The scope of clients' event ids among idempotency keys: apart from the system's and from Idempotency-Keys.
 EVENT_SCOPE = "automation-event"

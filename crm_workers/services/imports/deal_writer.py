@@ -91,7 +91,7 @@ def _values(run: ImportRun, g: Group, contacts: dict):
             return f"unknown currency {currency!r}"
         values["value"] = {"amount": row.extra["amount"], "currency": currency}
     if values.get("status") in CLOSED:
-        # A closed deal's close date is when it closed (CONTRACT §4); without one, the import's time (_create,
+        # A closed deal's close date is when it closed (docs/contract.md §4); without one, the import's time (_create,
         # _update) for a deal that was not closed already.
         if row.record.get("expected_close_date"):
             values["closed_at"] = row.record["expected_close_date"]

@@ -1,4 +1,4 @@
-"""Keys that no longer validate but name a record (CONTRACT §7): `old..dots@legacy-co.com`, written by another
+"""Keys that no longer validate but name a record (docs/contract.md §7): `old..dots@legacy-co.com`, written by another
 service or by older rules, is that record's email exactly, so the row is that record, not a failure.
 
 A row whose key did not validate carries it as `legacy_key` (domain/row_rules.py) and fails unless a record

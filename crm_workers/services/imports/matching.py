@@ -2,7 +2,7 @@
 that exist, claimed against imports running at the same time (see claims.py).
 
 Only records the caller may see are matched; a key whose records the caller cannot see stops the row
-with a reason that says no more than that (CONTRACT §3).
+with a reason that says no more than that (docs/contract.md §3).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ BRIDGE_BACKOFF = Backoff(initial=0.5, maximum=30.0)
 
 def _principal(data: dict) -> Principal:
     """Who the connector acts for, as a token would say it: an owner only for the JSON value `true` of
-    `is_owner` (CONTRACT §3). It was always an owner, so a connector acting for a non-owner under `owner_only`
+    `is_owner` (docs/contract.md §3). It was always an owner, so a connector acting for a non-owner under `owner_only`
     matched, updated and linked records that user cannot see."""
     ids = [data.get("account_id"), data.get("uid")]
     if not all(isinstance(v, str) and ObjectId.is_valid(v) and len(v) == 24 for v in ids):

@@ -1,5 +1,5 @@
-"""contacts.link tells the users concerned through the socket service (CONTRACT §10): the caller and the owner of
-the business or deal, one notification each per job.
+"""contacts.link tells the users concerned through the socket service (docs/contract.md §10): the caller and the
+owner of the business or deal, one notification each per job.
 
 Stored like reminder notifications (services/reminders/delivery.py): one document per job and user with a unique
 `dedupe_key` (and an `_id` made from it) before anything is sent, marked once sent. A retried job (the socket

@@ -1,4 +1,4 @@
-"""Webhooks for job events (CONTRACT §10): subscriptions, the outbox of deliveries, and sending them.
+"""Webhooks for job events (docs/contract.md §10): subscriptions, the outbox of deliveries, and sending them.
 
 - `subscriptions`: an account's subscriptions and secrets;
 - `outbox`: the deliveries a job's end calls for, recorded in MongoDB before anything is sent;

@@ -117,12 +117,11 @@ class WebhookDispatcher(Middleware):
             look, self._look = self._look, None
             if not look and time.monotonic() - self._looked_at >= self.poll_seconds:
                 look = "fresh"  # the poll: new deliveries of other processes' jobs, retries come due
-            if (
-                not look
-                and time.monotonic() - self._all_at >= self.poll_seconds / 2
-                and not any(c["account_id"] not in full for c in self._ready.values())
-            ):
-                look = "all"  # nothing kept that a sender could take: ask the server (not at every sender's end)
+            if not look and not self._ready and time.monotonic() - self._all_at >= self.poll_seconds / 2:
+                # Nothing kept: ask the server for all that is due (at most twice a poll). Not while what is kept
+                # waits for its account's senders: on a server that sorts after fetching, a look at all that is due
+                # reads the whole backlog, and looks at every sender's end took the server from everyone else.
+                look = "all"
         if free <= 0:
             with self._lock:
                 self._look = self._look or look  # asked for, not done: at the next dispatch

@@ -37,7 +37,7 @@ CALLBACK = "callback"
 
 
 def body_of(job: jobs.JobRecord) -> str:
-    """What a delivery sends: the job's JSON (CONTRACT §5), compact."""
+    """What a delivery sends: the job's JSON (docs/contract.md §5), compact."""
     return json.dumps(jobs.job_to_json(job), separators=(",", ":"), default=str)
 
 

@@ -9,6 +9,7 @@ makes it `delivered`, which no claim takes again: never a second POST after a 2x
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -99,7 +100,30 @@ def claim(db: Database, candidate: dict) -> dict | None:
     }
 
 
+#: How long a sender keeps a subscription's secret (seconds): a rotation signs every delivery sent this long after
+#: it (receivers check against both secrets for that long); a delivery a second costs one read fewer.
+SECRET_SECONDS = 1.0
+_secrets: dict[tuple, tuple[float, str | None]] = {}
+_secrets_lock = threading.Lock()
+
+
 def _secret(db: Database, delivery: dict) -> str | None:
+    """What signs the delivery: its subscription's secret (None: the subscription was deleted), or the account's
+    for a callback; read again after `SECRET_SECONDS`."""
+    key = (delivery["account_id"], delivery.get("subscription_id"))
+    with _secrets_lock:
+        kept = _secrets.get(key)
+    if kept is not None and time.monotonic() - kept[0] < SECRET_SECONDS:
+        return kept[1]
+    secret = _read_secret(db, delivery)
+    with _secrets_lock:
+        if len(_secrets) >= 10_000:
+            _secrets.clear()
+        _secrets[key] = (time.monotonic(), secret)
+    return secret
+
+
+def _read_secret(db: Database, delivery: dict) -> str | None:
     if delivery.get("subscription_id") is None:
         return account_secret(db, delivery["account_id"])
     sub = db[WEBHOOKS].find_one(
