@@ -2,7 +2,8 @@
 all in BASE_CURRENCY with the rates of the day each deal closed.
 
 Two aggregations on the (account, status, closed_at) index: open deals grouped by pipeline, stage, owner and
-currency; closed deals by pipeline, owner, status, currency and local closing day (the day picks the rates).
+currency; closed deals by pipeline, owner, status, currency and local closing day (the day picks the rates; many
+deals: a pass per day instead of a day expression per deal).
 Only those groups come to Python, where each group's sum is converted (a sum of conversions at one rate is the
 conversion of the sum) and the totals rounded to cents at the end.
 """
@@ -10,6 +11,7 @@ conversion of the sum) and the totals rounded to cents at the end.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,6 +22,10 @@ from crm_workers.services.rates import RateBook
 from crm_workers.services.reports.periods import start_of
 
 DAY_MS = 86_400_000
+#: Deals closed in the range (estimated from its middle day) from which the report reads day by day, for ranges of
+#: at most PER_DAY_MAX_DAYS days (bench/report_bench.py).
+PER_DAY_FROM = 10_000
+PER_DAY_MAX_DAYS = 400
 
 
 def _scope(account_id, owner, pipeline_id) -> dict:
@@ -83,31 +89,45 @@ def pipeline_report(
             },
         ]
     )
-    closed_rows = db[DEALS].aggregate(
-        [
-            {
-                "$match": {
-                    **scope,
-                    "status": {"$in": ["won", "lost"]},
-                    "closed_at": {"$gte": start_of(first, zone), "$lt": start_of(last + timedelta(days=1), zone)},
-                }
-            },
-            {
-                "$group": {
-                    "_id": {
-                        "p": "$pipeline_id",
-                        "o": "$owner",
-                        "st": "$status",
-                        "c": "$value.currency",
-                        "d": {"$dateToString": {"format": "%Y-%m-%d", "date": "$closed_at", "timezone": zone_name}},
-                    },
-                    "n": {"$sum": 1},
-                    "amount": amount,
-                    "ms": {"$sum": {"$subtract": ["$closed_at", "$created_at"]}},
-                }
-            },
-        ]
+    closed = {**scope, "status": {"$in": ["won", "lost"]}}
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    bounds = [start_of(d, zone) for d in days] + [start_of(last + timedelta(days=1), zone)]
+    group = {"p": "$pipeline_id", "o": "$owner", "st": "$status", "c": "$value.currency"}
+    tallies = {"n": {"$sum": 1}, "amount": amount, "ms": {"$sum": {"$subtract": ["$closed_at", "$created_at"]}}}
+    # How many deals closed in the range, from its middle day alone (the last is often today, under way; a count of
+    # the whole range is a pass over every deal on a server that fetches before it counts).
+    middle = len(days) // 2
+    sample = sum(
+        db[DEALS].count_documents(
+            {**scope, "status": status, "closed_at": {"$gte": bounds[middle], "$lt": bounds[middle + 1]}}
+        )
+        for status in ("won", "lost")
     )
+    closed_rows: Iterable[dict[str, Any]]
+    if max(sample, 1) * len(days) < PER_DAY_FROM or len(days) > PER_DAY_MAX_DAYS:
+        # A small range: one pass, each deal's local closing day the server's $dateToString in the zone.
+        day = {"$dateToString": {"format": "%Y-%m-%d", "date": "$closed_at", "timezone": zone_name}}
+        closed_rows = db[DEALS].aggregate(
+            [
+                {"$match": {**closed, "closed_at": {"$gte": bounds[0], "$lt": bounds[-1]}}},
+                {"$group": {"_id": {**group, "d": day}, **tallies}},
+            ]
+        )
+    else:
+        # A big one: a pass per local day over its own range of the (account, status, closed_at) index, the
+        # boundaries Python's: a day expression per deal costs the server more than the pass itself.
+        # Each status apart: `$in` with a range is a scan of the account's deals on SecantusDB, an equality is not.
+        closed_rows = (
+            {**row, "_id": {**row["_id"], "d": d.isoformat()}}
+            for d, begin, end in zip(days, bounds, bounds[1:], strict=False)
+            for status in ("won", "lost")
+            for row in db[DEALS].aggregate(
+                [
+                    {"$match": {**scope, "status": status, "closed_at": {"$gte": begin, "$lt": end}}},
+                    {"$group": {"_id": group, **tallies}},
+                ]
+            )
+        )
     by_pipeline: dict = defaultdict(_Tally)
     by_stage: dict = defaultdict(_Tally)
     by_owner: dict = defaultdict(_Tally)

@@ -64,10 +64,14 @@ def test_new_contacts_match_an_independent_count_per_local_period(
     )
 
 
+@pytest.mark.parametrize("per_day", [False, True], ids=["one pass", "a pass per day"])
 @pytest.mark.parametrize("tz, account_currency", [("Europe/Berlin", "EUR"), ("America/New_York", None)])
 def test_the_pipeline_report_matches_independent_sums_in_base_currency_by_closing_day(
-    client, db, worker, tenant, other_tenant, stored_rates, tz, account_currency
+    client, db, worker, tenant, other_tenant, stored_rates, tz, account_currency, per_day, monkeypatch
 ):
+    from crm_workers.services.reports import pipeline_report
+
+    monkeypatch.setattr(pipeline_report, "PER_DAY_FROM", 1 if per_day else 10_000)
     world = seed_account(db, tenant, tz=tz, currency=account_currency, seed=3)
     seed_account(db, other_tenant, tz=tz, seed=4, n=40)
 
