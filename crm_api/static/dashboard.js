@@ -27,12 +27,13 @@ $('clear-find').addEventListener('click', () => { $('find').value = ''; found = 
 
 function jobRow(j) {
   const failed = j.status === 'failed';
+  const p = j.progress || {};  // a malformed record is listed, never the end of the list
   return `<tr data-job="${esc(j.id)}">
     <td class="operator-only">${failed ? `<input type="checkbox" data-testid="pick-${esc(j.id)}" value="${esc(j.id)}">` : ''}</td>
     <td><a href="#${esc(j.id)}" data-show="${esc(j.id)}">${esc(j.id)}</a></td>
     <td class="operator-only"><a href="#" data-account="${esc(j.account_id)}">${esc(j.account_id)}</a></td>
     <td>${esc(j.type)}</td><td class="status-${esc(j.status)}">${esc(j.status)}</td>
-    <td data-testid="progress-${esc(j.id)}">${bar(j.progress)} ${j.progress.processed}/${j.progress.total ?? '?'}</td>
+    <td data-testid="progress-${esc(j.id)}">${bar(p)} ${esc(p.processed ?? '?')}/${esc(p.total ?? '?')}</td>
     <td>${esc(j.created_at)}</td></tr>`;
 }
 function filterAccount(id) { $('account').value = id; refresh(); }

@@ -241,6 +241,44 @@ def test_the_operator_view_pages_through_every_account_by_cursor(live_api, brows
     page.close()
 
 
+def test_a_malformed_job_record_is_listed_and_never_ends_the_list(live_api, browser, db):
+    """A record without `progress` (written by hand, or by an old version) once threw in the page's row drawing:
+    the list stopped refreshing for every account. It is listed as it is, beside the others."""
+    from crm_workers import jobs
+    from crm_workers.domain.principal import issue_service_token
+    from tests.conftest import JWT_SECRET, Tenant
+
+    tenant = Tenant(db)
+    good = str(jobs.create_job(db, tenant.account_id, "contacts.link", {})[0]["_id"])
+    bare = str(
+        db["queues"]
+        .insert_one(
+            {
+                "account_id": tenant.account_id,
+                "type": "contacts.export",
+                "status": "completed",
+                "created_at": jobs.now(),
+                "finished_at": jobs.now(),
+            }
+        )
+        .inserted_id
+    )
+    page = browser.new_page()
+    page.goto(f"{live_api}/dashboard")
+    page.fill("[data-testid=token]", issue_service_token(JWT_SECRET))
+    page.click("[data-testid=signin] button")
+    page.locator("[data-testid=mode]", has_text="operator view").wait_for(timeout=PAGE_SECONDS * 1000)
+    page.fill("[data-testid=account]", str(tenant.account_id))
+    page.dispatch_event("[data-testid=account]", "change")
+
+    def shown():
+        return page.eval_on_selector_all("#jobs tr[data-job]", "rows => rows.map(r => r.dataset.job)")
+
+    wait_for(lambda: shown() == [bare, good], timeout=PAGE_SECONDS, interval=0.2, what="both jobs listed")
+    assert page.locator(f"[data-testid=progress-{bare}]").inner_text().strip().endswith("?/?")
+    page.close()
+
+
 def test_every_page_is_served_with_a_strict_csp_that_the_browser_enforces(live_api, browser):
     """The policy is real, not decoration: a script injected inline into the page and an inline handler are refused
     and reported; the pages' own files load under it with no violation."""
