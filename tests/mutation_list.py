@@ -622,8 +622,8 @@ MUTATIONS: list[M] = [
     M(
         "webhook-claim-without-lease",
         "crm_workers/services/webhooks/sender.py",
-        '"$set": {"claim_id": claim_id, "next_attempt_at": ts + LEASE, "last_attempt_at"',
-        '"$set": {"claim_id": claim_id, "last_attempt_at"',
+        'fields = {"claim_id": claim_id, "next_attempt_at": ts + LEASE, "last_attempt_at"',
+        'fields = {"claim_id": claim_id, "last_attempt_at"',
         "each attempt claimed atomically",
         (f"{WH_JOBS}::test_a_slow_receiver_gets_one_post_per_delivery_while_it_takes_its_time",),
     ),

@@ -75,6 +75,7 @@ def claim(db: Database, candidate: dict) -> dict | None:
     """
     ts = now()
     claim_id = uuid.uuid4().hex
+    fields = {"claim_id": claim_id, "next_attempt_at": ts + LEASE, "last_attempt_at": ts, "updated_at": ts}
     taken = db[WEBHOOK_DELIVERIES].update_one(
         {
             "_id": candidate["_id"],
@@ -83,21 +84,11 @@ def claim(db: Database, candidate: dict) -> dict | None:
             "updated_at": candidate.get("updated_at"),
             "attempts": candidate.get("attempts"),  # the same millisecond as another claim: told apart by this
         },
-        {
-            "$set": {"claim_id": claim_id, "next_attempt_at": ts + LEASE, "last_attempt_at": ts, "updated_at": ts},
-            "$inc": {"attempts": 1},
-        },
+        {"$set": fields, "$inc": {"attempts": 1}},
     )
     if not taken.matched_count:
         return None
-    return {
-        **candidate,
-        "claim_id": claim_id,
-        "next_attempt_at": ts + LEASE,
-        "last_attempt_at": ts,
-        "updated_at": ts,
-        "attempts": (candidate.get("attempts") or 0) + 1,
-    }
+    return {**candidate, **fields, "attempts": (candidate.get("attempts") or 0) + 1}
 
 
 #: How long a sender keeps a subscription's secret (seconds): a rotation signs every delivery sent this long after
