@@ -184,9 +184,9 @@ def test_a_records_import_is_refused_before_its_table_is_built(client, db, tenan
     variant: the preview route, and a body of many records that each bring new keys."""
     records = [{f"k{i}": "v"} for i in range(6000)]
     for path in ("/v1/crm/contacts/import", "/v1/crm/contacts/import/preview"):
-        started = time.monotonic()
+        started = time.thread_time()  # this thread's CPU: the refusal's own work, not the machine's load
         response = client.post(path, json={"source": {"type": "records", "records": records}}, headers=tenant.headers())
-        assert time.monotonic() - started < 2.0
+        assert time.thread_time() - started < 2.0
         assert_4xx(response, 413, "too_many_columns")
         assert response.get_json()["error"]["details"]["field"] == "source.records"
     wide = [{f"c{j}": "v" for j in range(i * 40, i * 40 + 40)} for i in range(30)]  # 1,200 keys over 30 records

@@ -234,10 +234,10 @@ def test_a_50_mb_cell_fails_the_csv_with_the_reason_in_seconds(client, db, worke
 def test_counting_rows_stops_past_the_limit():
     content = b"email\n" + b"".join(b"p%d@example.com\n" % i for i in range(200_000))
     info = describe(lambda: io.BytesIO(content), "many.csv")
-    started = time.monotonic()
+    started = time.thread_time()  # this thread's CPU: the scan's own work, not the machine's load
 
     assert scan(lambda: io.BytesIO(content), info, limit=5) == 6
-    assert time.monotonic() - started < 0.5
+    assert time.thread_time() - started < 0.5
 
 
 @pytest.mark.slow  # tracemalloc makes it slow
