@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
 
 from crm_workers.adapters.mongo import CONTACTS, DEALS, FIELDS, STAGES, id_batches, oid, update_by_ids
+from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import now
 from crm_workers.services.imports.lookups import Lookups
 from crm_workers.services.mass.link_notices import notify_linked
@@ -126,7 +127,12 @@ def change_from_params(db: Database, job: dict, entity: str) -> dict:
         if key == "owner":
             sets["owner"] = ObjectId(value)
         elif key == "stage_id":
-            found = cast(dict, db[STAGES].find_one({"_id": ObjectId(value), "account_id": account_id}))
+            found = db[STAGES].find_one({"_id": oid(value), "account_id": account_id})
+            if found is None:  # checked at the request, deleted since (or with its pipeline): before any write
+                raise PermanentJobError(
+                    f"stage {value} not found: deleted since the update was requested, or not of this account",
+                    code="stage_not_found",
+                )
             stage = {"_id": found["_id"], "pipeline_id": found["pipeline_id"]}
         elif key == "expected_close_date":
             sets[key] = datetime.fromisoformat(value)

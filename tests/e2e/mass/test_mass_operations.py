@@ -7,8 +7,8 @@ from bson import ObjectId
 
 from crm_workers.adapters.storage import storage_from_settings
 from crm_workers.services import stage_events
-from tests.conftest import Tenant, wait_for_job
-from tests.e2e.mass.seed import orphans, seed, snapshot
+from tests.conftest import Tenant, wait_for, wait_for_job
+from tests.e2e.mass.seed import exact_snapshot, orphans, seed, snapshot
 
 
 @pytest.fixture
@@ -177,6 +177,75 @@ def test_moving_deals_to_a_stage_records_entry_activity_and_calls_the_automation
     assert moved == {world["mine"]["deals"][0], world["mine"]["deals"][2]}  # the two already in Won did not move
     assert sorted(m[0] for m in seen) == sorted(moved)
     assert db["crm.activity"].count_documents({"account_id": tenant.account_id, "type": "stage_change"}) == 2
+    assert_other_account_untouched(db, other_tenant, world)
+
+
+def queued_behind_held_exports(client, db, tenant, hold, path, body) -> tuple[ObjectId, list]:
+    """The account's two heavy slots taken by held exports: the job asked for waits queued, not yet run."""
+    holds = [hold(tenant.account_id, job_type="contacts.export") for _ in range(2)]
+    for h in holds:
+        assert client.post("/v1/crm/contacts/export", json={}, headers=tenant.headers()).status_code == 202
+        h.reached()
+    response = client.post(path, json=body, headers=tenant.headers())
+    assert response.status_code == 202, response.get_json()
+    job_id = ObjectId(response.get_json()["id"])
+    assert db["queues"].find_one({"_id": job_id})["status"] == "queued"
+    return job_id, holds
+
+
+def first_run_ended(db, job_id, holds) -> dict:
+    """Release the slots and wait for the end of the job's first run: failed, completed, or queued for a retry."""
+    for h in holds:
+        h.release()
+    return wait_for(
+        lambda: (doc := db["queues"].find_one({"_id": job_id}))["attempts"] >= 1 and doc["status"] != "running" and doc,
+        timeout=60,
+        what=f"the first run of job {job_id} to end",
+    )
+
+
+def assert_failed_once_naming_the_stage(job, stage) -> None:
+    assert job["status"] == "failed" and job["attempts"] == 1  # at once: never sent back for a retry
+    assert job["error"]["code"] == "stage_not_found" and "reference" not in job["error"]  # ours, not internal
+    assert str(stage) in job["error"]["message"]
+
+
+def test_a_bulk_update_to_a_stage_deleted_before_it_runs_fails_once_naming_it_and_changes_nothing(
+    client, db, worker, tenant, other_tenant, world, hold
+):
+    lost = world["mine"]["stages"][2]  # no deal is in it yet
+    body = {"filter": {}, "set": {"stage_id": str(lost), "status": "won"}, "tags_add": ["Brand New"]}
+    job_id, holds = queued_behind_held_exports(client, db, tenant, hold, "/v1/crm/deals/bulk-update", body)
+    db["crm.pipeline.stages"].delete_one({"_id": lost, "account_id": tenant.account_id})
+    before = exact_snapshot(db, tenant.account_id)
+
+    job = first_run_ended(db, job_id, holds)
+
+    assert_failed_once_naming_the_stage(job, lost)
+    seen = client.get(f"/v1/crm/jobs/{job_id}", headers=tenant.headers()).get_json()
+    assert seen["status"] == "failed" and seen["error"] == job["error"]  # what the user is shown
+    assert exact_snapshot(db, tenant.account_id) == before  # no deal moved or won, no tag created
+    assert_other_account_untouched(db, other_tenant, world)
+
+
+def test_a_bulk_update_job_naming_another_accounts_stage_fails_once_and_touches_neither_account(
+    client, db, worker, tenant, other_tenant, world, hold
+):
+    theirs = world["theirs"]["stages"][2]
+    refused = client.post(
+        "/v1/crm/deals/bulk-update", json={"filter": {}, "set": {"stage_id": str(theirs)}}, headers=tenant.headers()
+    )
+    assert refused.status_code == 404 and refused.get_json()["error"]["details"] == {"field": "set.stage_id"}
+    # The API refuses it, so only a record written some other way names it: the worker must refuse it too.
+    body = {"filter": {}, "set": {"stage_id": str(world["mine"]["stages"][2])}}
+    job_id, holds = queued_behind_held_exports(client, db, tenant, hold, "/v1/crm/deals/bulk-update", body)
+    db["queues"].update_one({"_id": job_id}, {"$set": {"params.set.stage_id": str(theirs)}})
+    before = exact_snapshot(db, tenant.account_id)
+
+    job = first_run_ended(db, job_id, holds)
+
+    assert_failed_once_naming_the_stage(job, theirs)
+    assert exact_snapshot(db, tenant.account_id) == before
     assert_other_account_untouched(db, other_tenant, world)
 
 
