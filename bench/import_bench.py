@@ -75,13 +75,8 @@ def pipeline(path: Path) -> tuple[int, int]:
     """What the import does before the database (services/imports/run.py): (rows, rows that are valid)."""
     from crm_workers.adapters.tabular import scan
     from crm_workers.domain.import_rows import RowContext
-    from crm_workers.services.imports.run import (
-        date_headers,
-        learn_date_orders,
-        parsed_chunks,
-        read_file,
-        resolve_mapping,
-    )
+    from crm_workers.services.imports.chunks import parsed_chunks
+    from crm_workers.services.imports.run import date_headers, learn_date_orders, read_file, resolve_mapping
 
     def open_file():
         return open(path, "rb")

@@ -1,4 +1,5 @@
-"""CSV rows read by pandas' C engine, exactly as tabular.py's csv reader numbers and gives them.
+"""CSV rows read by pandas' C engine into Arrow-backed string columns (Blocks, domain/blocks.py), exactly as
+tabular.py's csv reader numbers and gives them.
 
 pandas reads the text through `_Guard`, which looks at every block first and stops the C engine at the first
 one it could read differently from the csv module (a lone `\\r`, a NUL, a byte-order mark, a line over the
@@ -14,12 +15,15 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator
-from itertools import repeat
 from typing import Any
 
+import numpy as np
 import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the environment
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_workers.adapters.limits import MAX_CELL_CHARS, MAX_LINE_CHARS
+from crm_workers.domain.blocks import Block, strings
 
 BLOCK_ROWS = 10_000  # rows pandas reads at a time (the import's chunks are cut from these)
 _BLANK_LINE = "\ufdd0"  # a Unicode noncharacter: never in a file (a file holding one is read by the csv module)
@@ -36,6 +40,7 @@ class _Refused(Exception):
 class _Guard(io.TextIOBase):
     def __init__(self, text: io.TextIOBase):
         self._text, self._line, self._after_line_end, self._first = text, 0, True, True
+        self.cell_chars = MAX_LINE_CHARS  # a counting pass reads one column: longer lines are the csv reader's
         self.blank_lines = False
         self._tail = ""
         self.zero_dates = False
@@ -59,7 +64,9 @@ class _Guard(io.TextIOBase):
         self._first = False
         end = block.rfind("\n")
         self._line = self._line + len(block) if end < 0 else len(block) - end - 1
-        if self._line > MAX_LINE_CHARS:
+        if self._line > self.cell_chars or (
+            self.cell_chars < MAX_LINE_CHARS and max(map(len, block.split("\n"))) > self.cell_chars
+        ):
             raise _Refused
         marked = _BLANK_LINE + block if self._after_line_end and block[0] in "\r\n" else block
         for ends in ("\n\n", "\n\r\n"):
@@ -88,34 +95,48 @@ def _zero_date_in(text: str) -> bool:
     return False
 
 
-def _block(frame: pd.DataFrame, first: int, guard: _Guard, numbers_only: bool) -> list[tuple[int, list[Any]]]:
-    columns = [frame[c].tolist() for c in frame.columns]
-    if max((max(map(len, c), default=0) for c in columns), default=0) > MAX_CELL_CHARS:
+def _block(
+    frame: pd.DataFrame, first: int, guard: _Guard, clean: Callable[[str], str] | None, numbers_only: bool
+) -> Block:
+    """The frame's rows as a Block of Arrow string columns; blank lines out, placeholder dates emptied (`clean`,
+    when the guard saw one). `numbers_only`: the rows' numbers, without their cells."""
+    columns = [pa.chunked_array([pa.array(frame[c].array)]) for c in frame.columns]
+    if any(_longest(c) > MAX_CELL_CHARS for c in columns):
         raise _Refused  # the csv reader refuses the file with the reason
-    blank: list[int] = []
+    numbers = list(range(first, first + len(frame)))
     if guard.blank_lines:
-        first_cells = columns[0]
-        at = -1
-        while True:  # a blank line's row: the marker alone in its first cell
-            try:
-                at = first_cells.index(_BLANK_LINE, at + 1)
-            except ValueError:
-                break
-            blank.append(at)
-            first_cells[at] = ""
-        for cells in columns:  # a quoted cell holding a blank line
-            if _BLANK_LINE in "".join(cells):
-                cells[:] = [v.replace(_BLANK_LINE, "") for v in cells]
-    numbered: list[tuple[int, Any]] = list(  # the values: a list, or None when `numbers_only`
-        zip(
-            range(first, first + len(frame)),
-            repeat(None) if numbers_only else map(list, zip(*columns, strict=True)),
-            strict=False,
-        )
-    )
-    for at in reversed(blank):
-        del numbered[at]
-    return numbered
+        # A blank line's row is the marker alone in its first cell; a quoted cell holding a blank line keeps it.
+        kept = ~np.asarray(pc.equal(columns[0], _BLANK_LINE).to_numpy(zero_copy_only=False), dtype=bool)
+        if not numbers_only:
+            columns = [
+                pc.replace_substring(c, _BLANK_LINE, "") if pc.any(pc.match_substring(c, _BLANK_LINE)).as_py() else c
+                for c in columns
+            ]
+        if not kept.all():
+            numbers = [n for n, keep in zip(numbers, kept, strict=True) if keep]
+            columns = [c.filter(pa.array(kept)) for c in columns]
+    if numbers_only:
+        return Block(numbers, columns=[])
+    if clean is not None:
+        columns = [_cleaned(c, clean) for c in columns]
+    return Block(numbers, columns=columns)
+
+
+def _longest(column: pa.ChunkedArray) -> int:
+    """The most characters a cell holds (bytes first: no cell holds more characters than bytes)."""
+    most = pc.max(pc.binary_length(column)).as_py() or 0
+    return most if most <= MAX_CELL_CHARS else pc.max(pc.utf8_length(column)).as_py() or 0
+
+
+def _cleaned(column: pa.ChunkedArray, clean: Callable[[str], str]) -> pa.ChunkedArray:
+    """`clean` on the cells that start with a zero (a placeholder date reads as empty), the others as they are."""
+    zeros = np.asarray(pc.starts_with(column, "0").to_numpy(zero_copy_only=False), dtype=bool)
+    if not zeros.any():
+        return column
+    values = strings(column)
+    for i in np.flatnonzero(zeros):
+        values[i] = clean(values[i])
+    return pa.chunked_array([pa.array(values, type=column.type)])
 
 
 def csv_blocks(
@@ -123,19 +144,22 @@ def csv_blocks(
     delimiter: str,
     fallback: Callable[[int], Iterator[tuple[int, list[Any]]]],
     *,
-    clean: Callable[[list[Any]], list[Any]],
+    clean: Callable[[str], str],
     numbers_only: bool = False,
-) -> Iterator[list[tuple[int, list[Any]]]]:
-    """Lists of (row number, values) as tabular's csv reader gives them; `fallback(n)` gives the rows after
-    row n the csv way, for the rest of a file pandas may not read the same way. `numbers_only`: the values
-    may be left out (None), for a pass that only counts."""
+) -> Iterator[Block]:
+    """The rows as tabular's csv reader numbers and gives them, in Blocks; `fallback(n)` gives the rows after
+    row n the csv way, for the rest of a file pandas may not read the same way. `numbers_only`: the cells may
+    be left out, for a pass that only counts."""
     guard, done = _Guard(text), 0
+    if numbers_only:  # pandas reads the first column alone: a line long enough to hold a cell over the limit
+        guard.cell_chars = MAX_CELL_CHARS  # is read by the csv reader, which checks every cell
     try:
         reader = pd.read_csv(
             guard,
+            usecols=[0] if numbers_only else None,
             sep=delimiter,
             header=None,
-            dtype=object,
+            dtype="string[pyarrow]",
             na_filter=False,
             engine="c",
             skip_blank_lines=False,
@@ -147,11 +171,9 @@ def csv_blocks(
             encoding_errors="strict",
         )
         for frame in reader:
-            rows = _block(frame, done + 1, guard, numbers_only)
-            if guard.zero_dates and not numbers_only:
-                rows = [(n, clean(r)) for n, r in rows]
+            block = _block(frame, done + 1, guard, clean if guard.zero_dates else None, numbers_only)
             done += len(frame)
-            yield rows
+            yield block
         return
     except (_Refused, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError):
         pass
@@ -159,7 +181,7 @@ def csv_blocks(
     for row in fallback(done):
         batch.append(row)
         if len(batch) == BLOCK_ROWS:
-            yield batch
+            yield Block.from_rows(batch)
             batch = []
     if batch:
-        yield batch
+        yield Block.from_rows(batch)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import csv
 import io
+from bisect import bisect_right
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import itemgetter
 from typing import Any, BinaryIO, cast
 
 from crm_workers.adapters.csv_fast import BLOCK_ROWS, csv_blocks
 from crm_workers.adapters.encodings import detect_encoding, guess_encoding  # noqa: F401 (re-exported)
 from crm_workers.adapters.limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_LINE_CHARS, UnreadableFile
 from crm_workers.adapters.xlsx import read_rows as xlsx_rows
+from crm_workers.domain.blocks import Block
 from crm_workers.domain.header_row import HEADER_SEARCH_ROWS, find_header_row
 from crm_workers.domain.headers import clean_headers
 from crm_workers.domain.values import is_blank
@@ -176,20 +177,20 @@ def _fit(values: list[Any], width: int) -> list[Any]:
     return values + [""] * (width - len(values))
 
 
-def _clean(values: list[Any]) -> list[Any]:
-    return [("" if v[:1] == "0" and is_blank(v) else v) for v in values]
+def _clean(value: str) -> str:
+    return "" if value[:1] == "0" and is_blank(value) else value
 
 
 def _row_blocks(
     open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
-) -> Generator[list[tuple[int, list[Any]]], None, None]:
-    """The file's rows in lists: a CSV by pandas' C engine where it reads as the csv module (csv_fast.py).
-    `numbers_only`: the values of a CSV's rows may be left out (None), for a pass that only counts."""
+) -> Generator[Block, None, None]:
+    """The file's rows in Blocks: a CSV by pandas' C engine where it reads as the csv module (csv_fast.py).
+    `numbers_only`: the cells of a CSV's rows may be left out, for a pass that only counts."""
     with open_file() as stream:
         if info.format == "xlsx":
             rows = _rows(stream, info)
             while block := list(islice(rows, BLOCK_ROWS)):
-                yield block
+                yield Block.from_rows(block)
             return
 
         def fallback(after: int) -> Iterator[tuple[int, list[Any]]]:
@@ -206,21 +207,22 @@ def _row_blocks(
 
 
 def data_blocks(
-    open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False
-) -> Iterator[list[tuple[int, list[Any]]]]:
-    """The rows under the header in lists, as (row number, values padded or cut to the headers)."""
+    open_file: Callable[[], BinaryIO], info: TableInfo, *, numbers_only: bool = False, start_after: int = 0
+) -> Iterator[Block]:
+    """The rows under the header in Blocks, cut or padded to the headers, after the first `start_after` data
+    rows (so that a resumed import starts where the last one stopped)."""
     width, header_row = len(info.headers), info.header_row
     blocks = _row_blocks(open_file, info, numbers_only=numbers_only)
     try:
         for block in blocks:
-            if block and block[0][0] <= header_row:
-                block = [row for row in block if row[0] > header_row]
-            if numbers_only or set(map(len, map(itemgetter(1), block))) <= {width}:
-                rows = block
-            else:
-                rows = [(n, v if len(v) == width else _fit(v, width)) for n, v in block]
-            if rows:
-                yield rows
+            if block.numbers and block.numbers[0] <= header_row:
+                block = block.slice(bisect_right(block.numbers, header_row))
+            if start_after:
+                skipped = min(start_after, len(block))
+                start_after -= skipped
+                block = block.slice(skipped)
+            if len(block):
+                yield block if numbers_only else block.fitted(width)
     finally:
         blocks.close()
 
@@ -238,9 +240,9 @@ def scan(
     for block in data_blocks(open_file, info, numbers_only=on_row is None):
         over = limit is not None and rows + len(block) > limit
         if over and limit is not None:  # (`over` implies a limit)
-            block = block[: limit + 1 - rows]  # one past the limit: enough to refuse the file
+            block = block.slice(0, limit + 1 - rows)  # one past the limit: enough to refuse the file
         if on_row:
-            for _, values in block[:-1] if over else block:
+            for values in block.rows()[:-1] if over else block.rows():
                 on_row(values)
         rows += len(block)
         if over:
@@ -252,15 +254,10 @@ def scan(
 def chunks(
     open_file: Callable[[], BinaryIO], info: TableInfo, *, chunk_rows: int, start_after: int = 0
 ) -> Iterator[list[tuple[int, list[Any]]]]:
-    """Lists of (row number, values), `chunk_rows` at a time, after the first `start_after` data rows (so a
-    resumed import starts where the last one stopped)."""
+    """Lists of (row number, values), `chunk_rows` at a time, after the first `start_after` data rows."""
     batch: list[tuple[int, list[Any]]] = []
-    for block in data_blocks(open_file, info):
-        if start_after >= len(block):
-            start_after -= len(block)
-            continue
-        batch.extend(block[start_after:] if start_after else block)
-        start_after = 0
+    for block in data_blocks(open_file, info, start_after=start_after):
+        batch.extend(block.numbered())
         while len(batch) >= chunk_rows:
             yield batch[:chunk_rows]
             batch = batch[chunk_rows:]

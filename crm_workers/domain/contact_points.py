@@ -57,7 +57,7 @@ def plain_domains() -> dict[str, str | None]:
     return _domains
 
 
-def _plain_domain(domain: str) -> str | None:
+def plain_domain(domain: str) -> str | None:
     """The domain lower-cased when the library accepts it as it is (no IDNA change), else None."""
     known: str | None | Literal[False] = _domains.get(domain, False)
     if known is not False:
@@ -73,7 +73,7 @@ def _plain_domain(domain: str) -> str | None:
     return answer
 
 
-def plain_email(text: str, domain_ok: Callable[[str], str | None] = _plain_domain) -> str | None:
+def plain_email(text: str, domain_ok: Callable[[str], str | None] = plain_domain) -> str | None:
     """The one email check's fast path: `text` lower-cased when it is a plain address (dot-atoms, at most 254
     bytes) of a domain `domain_ok` accepts as it is; None when only the library can say."""
     if (
@@ -132,7 +132,7 @@ _regions: dict[str | None, _RegionRules | None] = {}
 _CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 
-def _calling_code_rules(code: str) -> _CodeRules | None:
+def calling_code_rules(code: str) -> _CodeRules | None:
     """For a calling code: the national number lengths phonenumbers calls possible, and its national prefix
     pattern (a number it matches may be read without the prefix: left to the library). None: not a code."""
     rules = _calling_codes.get(code, _UNKNOWN)
@@ -155,7 +155,7 @@ def _calling_code_rules(code: str) -> _CodeRules | None:
     return rules
 
 
-def _region_rules(region: str | None) -> _RegionRules | None:
+def region_rules(region: str | None) -> _RegionRules | None:
     """For a default region: its calling code, international and national prefix patterns, and its calling
     code's rules. None: not a region phonenumbers reads national numbers in."""
     rules = _regions.get(region, _UNKNOWN)
@@ -173,11 +173,16 @@ def _region_rules(region: str | None) -> _RegionRules | None:
                     code,
                     re.compile(idd) if idd else None,
                     re.compile(prefix) if prefix else None,
-                    _calling_code_rules(code),
+                    calling_code_rules(code),
                 )
         if len(_regions) < 1024:  # regions come from options: a hostile caller may not grow this
             _regions[region] = rules
     return rules
+
+
+def calling_codes() -> frozenset[str]:
+    """The calling codes phonenumbers knows (1 to 3 digits)."""
+    return _CODES
 
 
 def _possible(rules: _CodeRules | None, national: str) -> bool:
@@ -194,7 +199,7 @@ def _fast_international(digits: str) -> str | None:
         return None
     for size in (1, 2, 3):  # phonenumbers takes the shortest prefix that is a calling code
         if digits[:size] in _CODES:
-            return "+" + digits if _possible(_calling_code_rules(digits[:size]), digits[size:]) else None
+            return "+" + digits if _possible(calling_code_rules(digits[:size]), digits[size:]) else None
     return None
 
 
@@ -202,7 +207,7 @@ def _fast_international(digits: str) -> str | None:
 def phone_reader(country: str | None) -> Callable[[str], str | None]:
     """For numbers read in `country`: E.164 for a stripped cell in one of the fast path's shapes, None when the
     library must read it."""
-    rules = _region_rules(country) if country else None
+    rules = region_rules(country) if country else None
     if rules is not None:
         code, idd, prefix, code_rules = rules
         lengths, code_prefix = code_rules if code_rules is not None else ((), None)

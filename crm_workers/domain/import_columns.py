@@ -1,28 +1,27 @@
-"""A chunk of import rows parsed column by column: the same ParsedRows as parse_row gives row by row, faster.
+"""Import rows parsed column by column: the one parser of import rows (parse_row is it on one row).
 
-Each mapped column is read once, as a list: blanks found, cells stripped and their formula guard undone, each
-value read by `cell_value` (import_rows.py) — remembered within the chunk for the columns whose values repeat
-(types, tags, owners, dates, numbers, custom fields…). Rows are then put together from the columns' answers,
-in the column order parse_row follows, so records, errors and their order are the same
-(tests/unit/test_import_columns.py compares both on generated rows).
+Each mapped column is read once. A block's text columns (a CSV's Arrow strings, or lists of text) are read
+with vectorised operations (domain/column_cells.py): cells stripped, blanks found, the formula guard undone,
+plain emails, phones, dates and numbers decided; `cell_value` (import_rows.py, the libraries behind it) reads
+the rest, each distinct text once. A short block, or a spreadsheet's column holding numbers or dates, is read
+a cell at a time by `cell_value`. Rows are then put together from the columns' answers, in the order of their
+cells, so that records, errors and their order do not depend on the way a column was read
+(tests/unit/test_import_columns.py compares both ways on generated rows).
 """
 
 from __future__ import annotations
 
 import gc
-import re
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from bson import ObjectId
 
-from crm_workers.domain.contact_points import (
-    MULTI_VALUE_SEPARATOR,
-    phone_reader,
-    plain_domains,
-    plain_email,
-)
+from crm_workers.domain import column_cells
+from crm_workers.domain.blocks import Block, strings
 from crm_workers.domain.import_rows import (
     EXTRA_TARGETS,
     READ_TARGETS,
@@ -37,8 +36,8 @@ from crm_workers.domain.import_rows import (
 from crm_workers.domain.row_rules import Bad
 
 _BLANK = object()
-# Targets whose values are unique or cheap to read: remembering them costs more than it saves.
-_NOT_REMEMBERED = frozenset({"email", "contact_email", "phone"})
+#: From how many rows a block's text columns are read by vectorised operations (each costs a few calls).
+VECTOR_ROWS = 64
 
 # How a column's value is put into its row.
 _RECORD, _NESTED, _EXTRA, _TAGS, _BUSINESS, _AMOUNT = range(6)
@@ -51,131 +50,22 @@ class _Failed:
         self.reason = reason
 
 
-def _text_column(cells: Sequence[Any]) -> list[Any]:
-    """A plain text column: each cell stripped, its formula guard undone (what cell_value gives for text)."""
-    return [
-        (
-            (_BLANK if not (t := v.strip()) else unneutralise(t) if t[0] == "'" else t)
-            if v.__class__ is str
-            else _BLANK
-            if v is None
-            else str(v)
-        )
-        for v in cells
-    ]
-
-
-def _email_column(ctx: RowContext, header: str, target: str, cells: Sequence[Any]) -> list[Any]:
-    """The plain addresses of a domain already known answered by parse_email's own fast path (`plain_email`),
-    without the library; the others by parse_email."""
-    out: list[Any] = []
-    append, known = out.append, plain_domains().get
-    for value in cells:
-        if value.__class__ is str:
-            text = value.strip()
-            if not text:
-                append(_BLANK)
-                continue
-            if text[0] != "'" and (address := plain_email(text, known)):
-                append(address)
-                continue
-            if text[0] == "'":
-                text = unneutralise(text)
-        elif value is None:
-            append(_BLANK)
-            continue
-        else:
-            text = value
-        try:
-            append(cell_value(ctx, header, target, text))
-        except ValueError as exc:
-            append(_Failed(str(exc)))
-    return out
-
-
-def _phone_column(ctx: RowContext, header: str, cells: Sequence[Any]) -> list[Any]:
-    """The numbers in the fast path's shapes answered by contact_points.phone_fast; the others by parse_phone."""
-    out: list[Any] = []
-    fast = phone_reader(ctx.country)
-    append = out.append
-    for value in cells:
-        if value.__class__ is str:
-            text = value.strip()
-            if not text:
-                append(_BLANK)
-                continue
-            if text[0] != "'" and MULTI_VALUE_SEPARATOR not in text and (e164 := fast(text)):
-                append(e164)
-                continue
-            if text[0] == "'":
-                text = unneutralise(text)
-        elif value is None:
-            append(_BLANK)
-            continue
-        else:
-            text = value
-        try:
-            append(cell_value(ctx, header, "phone", text))
-        except ValueError as exc:
-            append(_Failed(str(exc)))
-    return out
-
-
-_ISO_DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_NUMERIC_DAY = re.compile(r"([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4})")
-_INTEGER = re.compile(r"-?[0-9]{1,15}")  # a float holds 15 digits exactly: parse_number's int(float(text))
-_DECIMAL = re.compile(r"-?[0-9]{1,15}\.[0-9]{1,15}")
-
-
-def _plain_reader(ctx: RowContext, header: str, target: str) -> Callable[[str], object] | None:
-    """For a date or number column, once its day order is learnt: the value of a cell in the plainest shapes
-    (`2024-05-01`, `01/05/2024`, `-12`, `3.50`) as parse_date and parse_number give it, None for the others."""
-    field = ctx.fields.get(target[7:], {}) if target.startswith("custom.") else {}
-    if target == "expected_close_date" or field.get("field_type") == "date":
-        day_first = ctx.day_first.get(header, False)
-
-        def read_date(text: str) -> datetime | None:
-            if m := _ISO_DAY.fullmatch(text):
-                year, month, day = m.groups()
-            elif (m := _NUMERIC_DAY.fullmatch(text)) and int(m.group(3)) >= 100:  # 2-digit years: parse_date
-                day, month, year = m.groups() if day_first else (m.group(2), m.group(1), m.group(3))
-            else:
-                return None
-            try:
-                return datetime(int(year), int(month), int(day), tzinfo=UTC)
-            except ValueError:
-                return None  # parse_date says why
-
-        return read_date
-    if target == "value" or field.get("field_type") == "number":
-        pair = target == "value"
-
-        def read_number(text: str) -> int | float | tuple[int | float, None] | None:
-            number: int | float
-            if _INTEGER.fullmatch(text):
-                number = int(text)
-            elif _DECIMAL.fullmatch(text):
-                number = float(text)
-            else:
-                return None
-            return (number, None) if pair else number
-
-        return read_number
-    return None
-
-
-def _read_column(ctx: RowContext, header: str, target: str, cells: Sequence[Any]) -> list[Any]:
-    """Per row: _BLANK, a _Failed with the reason, or the value read."""
+def _read_cells(ctx: RowContext, header: str, target: str, cells: Sequence[Any]) -> list[Any]:
+    """Per row: _BLANK, a _Failed with the reason, or the value read, a cell at a time by `cell_value` (each
+    distinct text once): a short block, or a column holding numbers or dates (a spreadsheet's)."""
     if target not in READ_TARGETS and not target.startswith("custom."):  # cell_value gives the text itself
-        return _text_column(cells)
-    if target in ("email", "contact_email"):
-        return _email_column(ctx, header, target, cells)
-    if target == "phone":
-        return _phone_column(ctx, header, cells)
-    fast = _plain_reader(ctx, header, target)
+        return [
+            (
+                (_BLANK if not (t := v.strip()) else unneutralise(t) if t[0] == "'" else t)
+                if v.__class__ is str
+                else _BLANK
+                if v is None
+                else str(v)
+            )
+            for v in cells
+        ]
     out: list[Any] = []
     seen: dict[str, object] = {}
-    remember = target not in _NOT_REMEMBERED
     append = out.append
     for value in cells:
         if value.__class__ is str:
@@ -183,7 +73,7 @@ def _read_column(ctx: RowContext, header: str, target: str, cells: Sequence[Any]
             if not text:
                 append(_BLANK)
                 continue
-            if remember and (known := seen.get(text)) is not None:
+            if (known := seen.get(text)) is not None:
                 append(known)
                 continue
             key = text
@@ -194,20 +84,82 @@ def _read_column(ctx: RowContext, header: str, target: str, cells: Sequence[Any]
             continue
         else:
             key, text = None, value  # a spreadsheet's number or date: 1 == 1.0 == True, not a safe key
-        try:
-            if fast is None or key is None or (read := fast(text)) is None:
-                read = cell_value(ctx, header, target, text)
-        except ValueError as exc:
-            read = _Failed(str(exc))
-        if remember and key is not None:
+        read = _cell(ctx, header, target, text)
+        if key is not None:
             seen[key] = read
         append(read)
     return out
 
 
-def _special(answers: list[Any]) -> bool:
-    """Whether a column holds a blank or a failed cell (the others are put in their rows without a look)."""
-    return _BLANK in answers or _Failed in map(type, answers)
+def _cell(ctx: RowContext, header: str, target: str, text: Any) -> Any:
+    try:
+        return cell_value(ctx, header, target, text)
+    except ValueError as exc:
+        return _Failed(str(exc))
+
+
+def _vector_reader(ctx: RowContext, header: str, target: str) -> Callable[..., Any] | None:
+    """The vectorised reading of a target's plain values (domain/column_cells.py), None when it has none."""
+    field = ctx.fields.get(target[7:], {}) if target.startswith("custom.") else {}
+    if target in ("email", "contact_email"):
+        return column_cells.emails
+    if target == "phone":
+        return lambda text, todo: column_cells.phones(text, todo, ctx.country)
+    if target == "expected_close_date" or field.get("field_type") == "date":
+        return lambda text, todo: column_cells.dates(text, todo, ctx.day_first.get(header, False))
+    if target == "value":
+        return lambda text, todo: _pairs(*column_cells.numbers(text, todo))
+    if field.get("field_type") == "number":
+        return column_cells.numbers
+    return None
+
+
+def _pairs(done: Any, numbers: list[Any]) -> tuple[Any, list[Any]]:
+    return done, [(n, None) for n in numbers] if len(numbers) else numbers
+
+
+def _read_column(ctx: RowContext, header: str, target: str, cells: Any, vectorise: bool) -> _Answers:
+    """Per row: _BLANK, a _Failed with the reason, or the value read."""
+    arrow = isinstance(cells, pa.ChunkedArray)
+    column = (cells if arrow else column_cells.texts(cells)) if vectorise else None
+    if column is None:
+        answers = _read_cells(ctx, header, target, strings(cells) if arrow else cells)
+        return _Answers(answers, [i for i, a in enumerate(answers) if a is not _BLANK], _Failed in map(type, answers))
+    text, blank = column_cells.stripped(column)
+    present = None if not blank.any() else np.flatnonzero(~blank).tolist()
+    out = np.empty(len(text), dtype=object)
+    if target not in READ_TARGETS and not target.startswith("custom."):  # cell_value gives the text itself
+        out[:] = strings(text)
+        out[blank] = _BLANK
+        return _Answers(out.tolist(), present, False)
+    todo = ~blank
+    reader = _vector_reader(ctx, header, target)
+    if reader is not None:
+        done, values = reader(text, todo)
+        if done.any():
+            out[:] = values
+            todo &= ~done
+    out[blank] = _BLANK
+    if todo.any():  # the rest by cell_value, each distinct text once
+        encoded = pc.dictionary_encode(pc.filter(text, todo)).combine_chunks()
+        read = [_cell(ctx, header, target, t) for t in strings(encoded.dictionary)]
+        failed = _Failed in map(type, read)
+        distinct = np.empty(len(read), dtype=object)
+        distinct[:] = read
+        out[todo] = distinct[encoded.indices.to_numpy()]
+    else:
+        failed = False
+    return _Answers(out.tolist(), present, failed)
+
+
+class _Answers:
+    """A column's answers: per row _BLANK, a _Failed with the reason, or the value read; the positions of the
+    rows that are not blank (None: all of them); whether one is a _Failed."""
+
+    __slots__ = ("values", "present", "failed")
+
+    def __init__(self, values: list[Any], present: list[int] | None, failed: bool) -> None:
+        self.values, self.present, self.failed = values, present, failed
 
 
 def _placement(target: str) -> tuple[int, str, str | None]:
@@ -227,64 +179,86 @@ def _placement(target: str) -> tuple[int, str, str | None]:
 
 def parse_rows(
     ctx: RowContext,
-    rows: list[tuple[int, list[Any]]],
+    rows: list[tuple[int, list[Any]]] | Block,
     headers: list[str],
     *,
     default_tags: Collection[str] = (),
     owner: ObjectId | None = None,
+    vectorise: bool | None = None,
 ) -> list[ParsedRow]:
-    """`[parse_row(ctx, n, headers, values, …) for n, values in rows]`, column by column."""
+    """Each row's cells parsed and validated, column by column: a ParsedRow a row, in their order.
+    `vectorise`: read text columns with vectorised operations (by default from VECTOR_ROWS rows on)."""
+    block = rows if isinstance(rows, Block) else Block.from_rows(rows)
+    if vectorise is None:
+        vectorise = len(block) >= VECTOR_ROWS
     # Tens of thousands of small objects, none of them in a cycle: the cyclic collector would only walk them.
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _parse_rows(ctx, rows, headers, default_tags=default_tags, owner=owner)
+        return _parse_rows(ctx, block, headers, default_tags=default_tags, owner=owner, vectorise=vectorise)
     finally:
         if paused:
             gc.enable()
 
 
+def parse_row(
+    ctx: RowContext,
+    row: int,
+    headers: list[str],
+    values: list[Any],
+    *,
+    default_tags: Collection[str] = (),
+    owner: ObjectId | None = None,
+) -> ParsedRow:
+    """One row's cells parsed and validated; a bad value is a failure or a warning naming row, column and
+    value (domain/row_rules.py)."""
+    return parse_rows(ctx, [(row, values)], headers, default_tags=default_tags, owner=owner)[0]
+
+
 def _parse_rows(
     ctx: RowContext,
-    rows: list[tuple[int, list[Any]]],
+    block: Block,
     headers: list[str],
     *,
     default_tags: Collection[str],
     owner: ObjectId | None,
+    vectorise: bool,
 ) -> list[ParsedRow]:
-    width = len(headers)
-    table = [values for _, values in rows]
-    transposed = list(zip(*table, strict=True)) if table and set(map(len, table)) == {width} else None
+    cells = block.columns(len(headers))
     columns = []
     for i, header in enumerate(headers):
         target = ctx.mapping.get(header)
         if target is not None:
-            cells = transposed[i] if transposed else [values[i] if i < len(values) else None for values in table]
-            columns.append((i, header, *_placement(target), _read_column(ctx, header, target, cells)))
-    parsed = [ParsedRow(row=number, values=values) for number, values in rows]
+            columns.append((i, header, *_placement(target), _read_column(ctx, header, target, cells[i], vectorise)))
+    parsed = [ParsedRow(row=number, values=values) for number, values in block.numbered()]
     records = [row.record for row in parsed]
     alternative = {h for hs in ctx.alternatives.values() for h in hs} if ctx.alternatives else ()
     pending: list[dict[str, Any]] = [{} for _ in parsed] if alternative else []
     # Column by column, each row's values, problems, tags and businesses still come in the order of its cells.
-    for i, header, how, key, inner, answers in columns:
+    for i, header, how, key, inner, read in columns:
+        answers = read.values
         if header in alternative:  # read row by row once every column is read (domain/row_rules.py)
             for row_pending, row, value in zip(pending, parsed, answers, strict=True):
                 if value is not _BLANK:
                     row_pending[header] = Bad(value.reason, row.values[i]) if value.__class__ is _Failed else value
             continue
-        if how == _RECORD and not _special(answers):
-            for record, value in zip(records, answers, strict=True):
-                record[key] = value
+        if how == _RECORD and not read.failed:
+            if read.present is None:
+                for record, value in zip(records, answers, strict=True):
+                    record[key] = value
+            else:
+                for at in read.present:
+                    records[at][key] = answers[at]
             continue
-        if how == _NESTED and not _special(answers) and inner and key == "address":
-            for record, value in zip(records, answers, strict=True):
+        if how == _NESTED and not read.failed and inner and key == "address":
+            for at in range(len(records)) if read.present is None else read.present:
+                record = records[at]
                 if (nested := record.get(key)) is None:
                     nested = record[key] = {}
-                nested[inner] = value
+                nested[inner] = answers[at]
             continue
-        for row, value in zip(parsed, answers, strict=True):
-            if value is _BLANK:
-                continue
+        for at in range(len(parsed)) if read.present is None else read.present:
+            row, value = parsed[at], answers[at]
             if value.__class__ is _Failed:
                 row.problems.append((ctx.mapping[header], header, row.values[i], value.reason))
             elif how == _RECORD:

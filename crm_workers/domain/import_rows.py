@@ -192,40 +192,6 @@ def apply_cell(parsed: ParsedRow, target: str, value: Any) -> None:
 EXTRA_TARGETS = frozenset({"contact_email", "currency", "pipeline", "stage"})
 
 
-def parse_row(
-    ctx: RowContext,
-    row: int,
-    headers: list[str],
-    values: list[Any],
-    *,
-    default_tags: Collection[str] = (),
-    owner: ObjectId | None = None,
-) -> ParsedRow:
-    """Every mapped cell parsed and validated; a bad value is a failure or a warning naming row, column and
-    value (domain/row_rules.py)."""
-    parsed = ParsedRow(row=row, values=values)
-    pending: dict[str, Any] = {}
-    alternative = {h for hs in ctx.alternatives.values() for h in hs} if ctx.alternatives else ()
-    for header, value in zip(headers, values, strict=False):
-        target = ctx.mapping.get(header)
-        if target is None or value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        text = value if not isinstance(value, str) else unneutralise(value.strip())
-        try:
-            read = cell_value(ctx, header, target, text)
-        except ValueError as exc:
-            read = row_rules.Bad(str(exc), value)
-        if header in alternative:
-            pending[header] = read
-        elif read.__class__ is row_rules.Bad:
-            parsed.problems.append((target, header, value, read.reason))
-        else:
-            apply_cell(parsed, target, read)
-    finish_cells(ctx, parsed, pending)
-    complete_row(ctx, parsed, default_tags=default_tags, owner=owner)
-    return parsed
-
-
 def finish_cells(ctx: RowContext, parsed: ParsedRow, pending: dict[str, Any]) -> None:
     """After a row's cells: its alternatives chosen, its bad values settled as failures or warnings."""
     if pending:

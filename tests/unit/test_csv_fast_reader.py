@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from crm_workers.adapters import csv_fast
 from crm_workers.adapters.limits import UnreadableFile
 from crm_workers.adapters.tabular import TableInfo, _csv_rows, _fit, _row_blocks
+from crm_workers.domain.blocks import Block
 
 PIECES = [
     "a",
@@ -77,9 +78,14 @@ def _read(reader, text, delimiter, width=3):
     info = TableInfo(format="csv", headers=["h"] * width, encoding="utf-8", delimiter=delimiter)
     data = text.encode("utf-8")
     try:
-        return "rows", [(n, _fit(v, width)) for block in reader(lambda: io.BytesIO(data), info) for n, v in block]
+        blocks = reader(lambda: io.BytesIO(data), info)
+        return "rows", [(n, _fit(v, width)) for block in blocks for n, v in _numbered(block)]
     except UnreadableFile as exc:
         return "unreadable", exc.code, str(exc)
+
+
+def _numbered(block):
+    return block.numbered() if isinstance(block, Block) else block
 
 
 def _python_blocks(open_file, info):

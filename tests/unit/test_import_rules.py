@@ -7,7 +7,8 @@ import pytest
 from crm_workers.adapters.tabular import detect_delimiter, detect_encoding
 from crm_workers.domain.currency import convert
 from crm_workers.domain.headers import auto_mapping, clean_headers
-from crm_workers.domain.import_rows import RowContext, parse_row
+from crm_workers.domain.import_columns import parse_row
+from crm_workers.domain.import_rows import RowContext
 from crm_workers.domain.values import (
     numeric_date_order,
     parse_checkbox,

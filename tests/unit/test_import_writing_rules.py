@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from crm_workers.domain.cells import safe_cell
-from crm_workers.domain.import_rows import ParsedRow, RowContext, merge_into, parse_row
+from crm_workers.domain.import_columns import parse_row
+from crm_workers.domain.import_rows import ParsedRow, RowContext, merge_into
 from crm_workers.services.imports.changes import MISSING, changed, previous_of
 
 DEALS = RowContext(

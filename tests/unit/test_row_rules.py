@@ -8,8 +8,8 @@ import pytest
 
 from crm_workers.domain import synonyms
 from crm_workers.domain.headers import match_by_name
-from crm_workers.domain.import_columns import parse_rows
-from crm_workers.domain.import_rows import RowContext, parse_row
+from crm_workers.domain.import_columns import parse_row, parse_rows
+from crm_workers.domain.import_rows import RowContext
 from crm_workers.domain.matching import match_columns
 from crm_workers.domain.row_rules import address_slot
 

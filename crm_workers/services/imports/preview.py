@@ -15,7 +15,8 @@ from crm_workers.adapters.mongo import ACCOUNTS, CONTACTS, DEALS, FIELDS
 from crm_workers.adapters.tabular import TableInfo, describe
 from crm_workers.domain.corrections import corrector
 from crm_workers.domain.headers import targets_for
-from crm_workers.domain.import_rows import ParsedRow, parse_row
+from crm_workers.domain.import_columns import parse_rows
+from crm_workers.domain.import_rows import ParsedRow
 from crm_workers.domain.matching import date_warnings, match_columns
 from crm_workers.domain.principal import Principal
 from crm_workers.errors import TooLarge, UnreadableUpload
@@ -122,11 +123,12 @@ def _preview(
     for _, values in sample:
         on_row(values)
     ctx = row_context(entity, matching.mapping, matching.order, fields, country, options, day_first=orders())
-    parsed = [
-        parse_row(ctx, n, info.headers, values, default_tags=options.get("tags") or ())
-        for n, values in sample[:PREVIEW_ROWS]
-        if any(str(v).strip() for v in values)
-    ]
+    parsed = parse_rows(
+        ctx,
+        [(n, values) for n, values in sample[:PREVIEW_ROWS] if any(str(v).strip() for v in values)],
+        info.headers,
+        default_tags=options.get("tags") or (),
+    )
     resolve_legacy_keys(db, account_id, CONTACTS if entity == "contact" else DEALS, parsed, ctx, info.headers)
     rows = [_row_json(p) for p in parsed]
     return {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from pymongo import UpdateOne
 from pymongo.database import Database
 
@@ -19,16 +17,16 @@ from crm_workers.adapters.mongo import (
     oid,
 )
 from crm_workers.adapters.storage import storage_from_settings
-from crm_workers.adapters.tabular import TableInfo, chunks, describe, scan
+from crm_workers.adapters.tabular import TableInfo, describe, scan
 from crm_workers.domain.corrections import corrector
 from crm_workers.domain.currency import load_rates
-from crm_workers.domain.import_columns import parse_rows
-from crm_workers.domain.import_rows import ParsedRow, RowContext
+from crm_workers.domain.import_rows import RowContext
 from crm_workers.domain.matching import Matching, date_warnings, match_columns
 from crm_workers.domain.row_rules import plan
 from crm_workers.domain.values import numeric_date_order
 from crm_workers.errors import PermanentJobError
 from crm_workers.jobs import Progress, now
+from crm_workers.services.imports.chunks import parsed_chunks
 from crm_workers.services.imports.claims import Claims
 from crm_workers.services.imports.deal_writer import write_deals
 from crm_workers.services.imports.errors_file import problem
@@ -61,14 +59,6 @@ def read_file(open_file, source: dict, options: dict) -> TableInfo:
     """The file described (format, encoding, header row, first rows), or the job failed with the reason."""
     try:
         return describe(open_file, source.get("file_name") or "upload.csv", encoding=options.get("encoding"))
-    except UnreadableFile as exc:
-        raise PermanentJobError(str(exc), code=exc.code) from None
-
-
-def _readable(rows):
-    """A reading pass whose file turns out unreadable further down fails the job with the reason."""
-    try:
-        yield from rows
     except UnreadableFile as exc:
         raise PermanentJobError(str(exc), code=exc.code) from None
 
@@ -188,29 +178,6 @@ def run_import(db: Database, settings, job: dict, progress: Progress, *, entity:
     )
 
 
-def _has_content(values: list) -> bool:
-    try:
-        return bool("".join(values).strip())  # a CSV row: text only
-    except TypeError:
-        return any(str(v).strip() for v in values)
-
-
-def parsed_chunks(
-    open_file, info: TableInfo, ctx: RowContext, *, chunk_rows: int, start_after: int = 0, tags=(), fix=None
-) -> Iterator[tuple[list, list[ParsedRow]]]:
-    """The file's chunks after the first `start_after` data rows, each with its rows parsed (the rows with
-    nothing in them left out, the user's corrections in place: `fix`): all an import does before the database."""
-    for chunk in _readable(chunks(open_file, info, chunk_rows=chunk_rows, start_after=start_after)):
-        if fix is not None:
-            chunk = [(n, fix(n, values)) for n, values in chunk]
-        yield (
-            chunk,
-            parse_rows(
-                ctx, [(n, values) for n, values in chunk if _has_content(values)], info.headers, default_tags=tags
-            ),
-        )
-
-
 def _write_chunks(
     db: Database, settings, job: dict, open_file, info, ctx: RowContext, run: ImportRun, progress: Progress, fix=None
 ) -> None:
@@ -221,7 +188,7 @@ def _write_chunks(
     # What each run read, kept with the counts: a resumed run starts where the last saved chunk ended.
     reads = progress.state.setdefault("reads", [])
     mine = {"attempt": progress.attempt, "from_row": done, "rows": 0}
-    for chunk, parsed in parsed_chunks(
+    for size, parsed in parsed_chunks(
         open_file,
         info,
         ctx,
@@ -231,7 +198,7 @@ def _write_chunks(
         fix=fix,
     ):
         progress.checkpoint()  # a cancel seen since the last chunk stops the import here, before this one is written
-        counts["skipped"] += len(chunk) - len(parsed)  # rows with nothing in them
+        counts["skipped"] += size - len(parsed)  # rows with nothing in them
         resolve_legacy_keys(db, account_id, CONTACTS if ctx.entity == "contact" else DEALS, parsed, ctx, info.headers)
         outcome = write(run, [p for p in parsed if p.ok])
         failed = [(p, p.error_text()) for p in parsed if not p.ok] + outcome.failed
@@ -246,10 +213,10 @@ def _write_chunks(
         counts["merged"] += outcome.merged
         counts["unchanged"] = counts.get("unchanged", 0) + outcome.unchanged
         counts["unlinked"] = counts.get("unlinked", 0) + outcome.unlinked
-        done += len(chunk)  # data rows, not row numbers: blank lines and a preamble are numbered, not counted
+        done += size  # data rows, not row numbers: blank lines and a preamble are numbered, not counted
         if mine["rows"] == 0:
             reads.append(mine)
-        mine["rows"] += len(chunk)
+        mine["rows"] += size
         progress.set(processed=done, succeeded=counts["created"] + counts["updated"], failed=counts["failed"])
         progress.save_state(rows_done=done, counts=counts)  # also the cancellation checkpoint
 

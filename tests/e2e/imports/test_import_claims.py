@@ -13,7 +13,8 @@ from pymongo.errors import BulkWriteError
 
 from crm_workers import jobs
 from crm_workers.domain.ids import stable_id
-from crm_workers.domain.import_rows import RowContext, parse_row
+from crm_workers.domain.import_columns import parse_row
+from crm_workers.domain.import_rows import RowContext
 from crm_workers.domain.principal import Principal
 from crm_workers.jobs import now
 from crm_workers.services.imports.claims import Claims
