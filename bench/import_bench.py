@@ -6,8 +6,8 @@
 --no-db: read + parse + normalise + validate (the import's own code: describe, the counting pass,
 `parsed_chunks`), one core, beside pandas' C-engine `read_csv` of the same file in the same run. Times are CPU
 seconds of this process (best of 3; the machine may be shared, CPU time is what one core spends), wall
-seconds printed beside. Goal: >= 100k rows/s, i.e. a ratio (pandas time / pipeline time) >= 0.065
-— the ratio is the rule, as it holds on any machine; the exit status is 1 when it is missed. Then the peak RSS
+seconds printed beside. Goal: a ratio (pandas time / pipeline time) >= 0.2 — the ratio is the rule, as it holds
+on any machine; the exit status is 1 when it is missed. Then the peak RSS
 of the pipeline alone, in a fresh process, for a small and a large file: memory must not grow with the file
 (exit 1 when the large file's peak exceeds the small one's by more than 25 %).
 
@@ -38,7 +38,7 @@ from bench.common import PeakRSS, drop, servers  # noqa: E402
 FIRST = ["Ana", "Bob", "Chloé", "Dmitri", "Eve", "François", "Grace", "Hiro", "Inés", "José", "Kofi", "Lena"]
 LAST = ["Lima", "Stone", "Müller", "O'Brien", "Nguyen", "Smith", "García", "Kowalski", "Okafor", "Rossi"]
 PHONES = ["(415) 555-{:04d}", "+44 20 7946 {:04d}", "415.555.{:04d}", "+1 212 555 {:04d}", "555-{:04d}"]
-PIPELINE_GOAL_RATIO = 0.065  # 100k rows/s against pandas' 1.58M rows/s on the issue's machine
+PIPELINE_GOAL_RATIO = 0.2  # the pipeline at a fifth of pandas' own C read of the file
 END_TO_END_GOAL = 1.3
 ROUNDS = 2  # end to end: the ratio is of the rounds' summed times (the server's pace drifts on a shared machine)
 RSS_GROWTH_ALLOWED = 1.25
@@ -133,10 +133,7 @@ def no_db(n: int) -> int:
             f"({pandas_cpu:.2f} s CPU, {pandas_wall:.2f} s wall)"
         )
         met = ratio >= PIPELINE_GOAL_RATIO
-        print(
-            f"ratio {ratio:.3f} (goal >= {PIPELINE_GOAL_RATIO}: {'met' if met else 'MISSED'}); "
-            f"{rows / cpu:,.0f} rows/s {'>=' if rows / cpu >= 100_000 else '<'} 100k rows/s on this machine"
-        )
+        print(f"ratio {ratio:.3f} (goal >= {PIPELINE_GOAL_RATIO}: {'met' if met else 'MISSED'})")
         small, large = Path(tmp) / "small.csv", Path(tmp) / "large.csv"
         messy_csv(small, 50_000)
         messy_csv(large, 200_000)
