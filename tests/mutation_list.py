@@ -24,6 +24,8 @@ WH_JOBS = "tests/e2e/webhooks/test_job_webhooks.py"
 WH_SUBS = "tests/e2e/webhooks/test_subscriptions.py"
 LINK_VIEWS = "tests/e2e/mass/test_link_notices_and_views.py"
 REPORTS = "tests/e2e/reports/test_reports.py"
+COLUMNS = "tests/unit/test_import_columns.py"
+MASS = "tests/e2e/mass/test_mass_operations.py"
 REUSED = "tests/e2e/test_no_one_crosses.py::test_a_key_reused_with_another_file_or_another_query_string_is_a_422"
 
 MUTATIONS: list[M] = [
@@ -245,6 +247,15 @@ MUTATIONS: list[M] = [
         "always the caller's account and, under",
         (f"{EXPORTS}::test_under_owner_only_a_user_exports_only_their_own_records",),
     ),
+    # ------------------------------------------------------------------ a deleted stage is no crash
+    M(
+        "bulk-update-to-a-deleted-stage-crashes",
+        "crm_workers/services/mass/bulk_update.py",
+        "            if found is None:  # checked at the request, deleted since (or with its pipeline): before any write",
+        "            if found is None and False:",
+        "bulk update: a stage deleted after the request",
+        (f"{MASS}::test_a_bulk_update_to_a_stage_deleted_before_it_runs_fails_once_naming_it_and_changes_nothing",),
+    ),
     # ------------------------------------------------------------------ the selection as it was when asked
     M(
         "selection-after-the-request",
@@ -462,6 +473,31 @@ MUTATIONS: list[M] = [
         "return name",
         "an export's formula guard is taken off",
         ("tests/unit/test_import_matching.py::test_a_header_keeps_no_formula_guard",),
+    ),
+    M(
+        "column-reading-keeps-the-formula-guard",
+        "crm_workers/domain/column_cells.py",
+        "    if guarded.any():\n        text = pc.if_else(guarded, pc.utf8_slice_codeunits(text, 1), text)\n",
+        "",
+        "text columns read by vectorised operations give what each cell gives",
+        (f"{COLUMNS}::test_every_sample_cell_reads_the_same_by_its_column_and_alone",),
+    ),
+    # ------------------------------------------------------------------ fast paths answer as the libraries
+    M(
+        "column-reading-takes-any-length-of-email",
+        "crm_workers/domain/column_cells.py",
+        "    shaped &= _mask(pc.less_equal(pc.binary_length(text), EMAIL_MAX_LENGTH))\n",
+        "",
+        "text columns read by vectorised operations give what each cell gives",
+        (f"{COLUMNS}::test_every_sample_cell_reads_the_same_by_its_column_and_alone",),
+    ),
+    M(
+        "column-reading-of-two-digit-years",
+        "crm_workers/domain/column_cells.py",
+        "        if is_numeric[i] and int(years[i]) < 100:",
+        "        if False:",
+        "text columns read by vectorised operations give what each cell gives",
+        (f"{COLUMNS}::test_every_sample_cell_reads_the_same_by_its_column_and_alone",),
     ),
     # ------------------------------------------------------------------ SSRF guard
     M(
