@@ -251,7 +251,7 @@ MUTATIONS: list[M] = [
     M(
         "bulk-update-to-a-deleted-stage-crashes",
         "crm_workers/services/mass/bulk_update.py",
-        "            if found is None:  # checked at the request, deleted since (or with its pipeline): before any write",
+        "            if found is None:  # checked at the request, deleted since",
         "            if found is None and False:",
         "bulk update: a stage deleted after the request",
         (f"{MASS}::test_a_bulk_update_to_a_stage_deleted_before_it_runs_fails_once_naming_it_and_changes_nothing",),

@@ -63,7 +63,12 @@ class _Guard(io.TextIOBase):
             raise _Refused
         self._first = False
         end = block.rfind("\n")
-        self._line = self._line + len(block) if end < 0 else len(block) - end - 1
+        if end < 0:
+            self._line += len(block)
+        elif self._line + block.find("\n") > self.cell_chars:  # the line the last block left open, whole
+            raise _Refused
+        else:
+            self._line = len(block) - end - 1
         if self._line > self.cell_chars or (
             self.cell_chars < MAX_LINE_CHARS and max(map(len, block.split("\n"))) > self.cell_chars
         ):

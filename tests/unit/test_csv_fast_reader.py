@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crm_workers.adapters import csv_fast
-from crm_workers.adapters.limits import UnreadableFile
+from crm_workers.adapters.limits import MAX_LINE_CHARS, UnreadableFile
 from crm_workers.adapters.tabular import TableInfo, _csv_rows, _fit, _row_blocks
 from crm_workers.domain.blocks import Block
 
@@ -113,3 +113,19 @@ def test_rows_read_across_many_blocks_keep_their_numbers(monkeypatch, block_rows
     monkeypatch.setattr(csv_fast, "BLOCK_ROWS", block_rows)
     text = "h1,h2\n" + "".join(f'{i},"v\n{i}"\n' + ("\n" if i % 4 == 0 else "") for i in range(20))
     assert _read(_row_blocks, text, ",") == _read(_python_blocks, text, ",")
+
+
+@pytest.mark.parametrize("before", [2**18 - 100, 2**17, 2**18 + 5000, 10])
+def test_a_line_over_the_cap_across_blocks_is_refused_as_the_csv_module_refuses_it(before):
+    """A line over MAX_LINE_CHARS (1,000 cells of 1,100 characters: none over its own limit) that starts in one
+    block the guard reads and ends in a later one (the blocks between hold no line end): the csv module refuses
+    it (`line_too_long`), so pandas must not read it. Before, the guard measured only the part of a line after
+    the last line end it had seen."""
+    header = ",".join(["h"] * 1000)
+    long_line = ",".join(["z" * 1100] * 1000)
+    assert len(long_line) > MAX_LINE_CHARS
+    filler = ("y" * 999 + "\n") * (before // 1000) + "y" * (before % 1000 or 1)  # short lines of one cell
+    text = header + "\n" + filler + "\n" + long_line + "\na\n"
+    expected = _read(_python_blocks, text, ",", 1)
+    assert expected[:2] == ("unreadable", "line_too_long")
+    assert _read(_row_blocks, text, ",", 1) == expected
