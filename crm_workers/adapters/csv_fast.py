@@ -40,7 +40,6 @@ class _Refused(Exception):
 class _Guard(io.TextIOBase):
     def __init__(self, text: io.TextIOBase):
         self._text, self._line, self._after_line_end, self._first = text, 0, True, True
-        self.cell_chars = MAX_LINE_CHARS  # a counting pass reads one column: longer lines are the csv reader's
         self.blank_lines = False
         self._tail = ""
         self.zero_dates = False
@@ -65,13 +64,11 @@ class _Guard(io.TextIOBase):
         end = block.rfind("\n")
         if end < 0:
             self._line += len(block)
-        elif self._line + block.find("\n") > self.cell_chars:  # the line the last block left open, whole
+        elif self._line + block.find("\n") > MAX_LINE_CHARS:  # the line the last block left open, whole
             raise _Refused
         else:
             self._line = len(block) - end - 1
-        if self._line > self.cell_chars or (
-            self.cell_chars < MAX_LINE_CHARS and max(map(len, block.split("\n"))) > self.cell_chars
-        ):
+        if self._line > MAX_LINE_CHARS:
             raise _Refused
         marked = _BLANK_LINE + block if self._after_line_end and block[0] in "\r\n" else block
         for ends in ("\n\n", "\n\r\n"):
@@ -156,12 +153,9 @@ def csv_blocks(
     row n the csv way, for the rest of a file pandas may not read the same way. `numbers_only`: the cells may
     be left out, for a pass that only counts."""
     guard, done = _Guard(text), 0
-    if numbers_only:  # pandas reads the first column alone: a line long enough to hold a cell over the limit
-        guard.cell_chars = MAX_CELL_CHARS  # is read by the csv reader, which checks every cell
     try:
         reader = pd.read_csv(
             guard,
-            usecols=[0] if numbers_only else None,
             sep=delimiter,
             header=None,
             dtype="string[pyarrow]",

@@ -57,7 +57,7 @@ def texts(cells: list[Any]) -> pa.ChunkedArray | None:
     """The column as Arrow strings (None for a missing cell), or None when it holds another type."""
     try:
         return pa.chunked_array([pa.array(cells, type=pa.large_string())])
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError):  # UnicodeError: a lone surrogate
         return None
 
 

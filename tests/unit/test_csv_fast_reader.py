@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from crm_workers.adapters import csv_fast
 from crm_workers.adapters.limits import MAX_LINE_CHARS, UnreadableFile
-from crm_workers.adapters.tabular import TableInfo, _csv_rows, _fit, _row_blocks
+from crm_workers.adapters.tabular import TableInfo, _csv_rows, _fit, _row_blocks, describe, scan
 from crm_workers.domain.blocks import Block
 
 PIECES = [
@@ -129,3 +129,15 @@ def test_a_line_over_the_cap_across_blocks_is_refused_as_the_csv_module_refuses_
     expected = _read(_python_blocks, text, ",", 1)
     assert expected[:2] == ("unreadable", "line_too_long")
     assert _read(_row_blocks, text, ",", 1) == expected
+
+
+def test_the_counting_pass_refuses_a_long_quoted_cell_of_many_short_lines_in_any_column():
+    """A quoted cell of 140 lines of 1,000 characters in the second column: over the cell limit, no line over
+    any. The counting pass refuses the file before anything is written, as the csv module does (it once read
+    the first column alone and counted the rows)."""
+    text = "h,i\n" + "a,b\n" * 300 + 'x,"' + ("y" * 1000 + "\n") * 140 + '"\n' + "c,d\n"
+    data = text.encode()
+    info = describe(lambda: io.BytesIO(data), "f.csv")
+    with pytest.raises(UnreadableFile) as refused:
+        scan(lambda: io.BytesIO(data), info, None, limit=1000)
+    assert refused.value.code == "cell_too_large"

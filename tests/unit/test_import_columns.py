@@ -343,3 +343,12 @@ def test_every_sample_cell_reads_the_same_by_its_column_and_alone(target, countr
         by_rows = [parse_row(ctx, n, ["C", "N"], values) for n, values in rows]
         by_column = parse_rows(ctx, rows, ["C", "N"], vectorise=True)
         assert [_shape(p) for p in by_column] == [_shape(p) for p in by_rows]
+
+
+def test_a_lone_surrogate_in_a_text_column_is_read_as_each_cell_alone():
+    """A str Arrow cannot hold (a lone surrogate, which a correction or a connector may carry): the column is
+    read a cell at a time, as parse_row reads it, instead of failing the block."""
+    ctx = RowContext(entity="contact", mapping={"C": "first_name", "E": "email"}, fields={}, country=None)
+    rows = [(n + 2, ["\ud800" if n % 2 else "Ana", "\ud800@x.com"]) for n in range(70)]
+    by_rows = [parse_row(ctx, n, ["C", "E"], values) for n, values in rows]
+    assert [_shape(p) for p in parse_rows(ctx, rows, ["C", "E"], vectorise=True)] == [_shape(p) for p in by_rows]
