@@ -20,7 +20,7 @@ from crm_workers.adapters.csv_fast import BLOCK_ROWS, csv_blocks
 from crm_workers.adapters.encodings import detect_encoding, guess_encoding  # noqa: F401 (re-exported)
 from crm_workers.adapters.limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_LINE_CHARS, UnreadableFile
 from crm_workers.adapters.xlsx import read_rows as xlsx_rows
-from crm_workers.domain.blocks import Block
+from crm_workers.domain.blocks import Block, fit
 from crm_workers.domain.header_row import HEADER_SEARCH_ROWS, find_header_row
 from crm_workers.domain.headers import clean_headers
 from crm_workers.domain.values import is_blank
@@ -41,7 +41,7 @@ class TableInfo:
     encoding_sure: bool = True
     rows: int = 0
     day_first: dict[str, bool] = field(default_factory=dict)
-    sample: list[tuple[int, list[Any]]] = field(default_factory=list)  # the first data rows, as chunks() gives them
+    sample: list[tuple[int, list[Any]]] = field(default_factory=list)  # the first data rows, fitted to the headers
 
     def file_json(self) -> dict[str, Any]:
         return {
@@ -168,13 +168,8 @@ def describe(open_file: Callable[[], BinaryIO], file_name: str, *, encoding: str
         )
     info.headers = clean_headers(raw)
     width = len(info.headers)
-    info.sample = [(n, _fit(values, width)) for n, values in top if n > info.header_row][:SAMPLE_ROWS]
+    info.sample = [(n, fit(values, width)) for n, values in top if n > info.header_row][:SAMPLE_ROWS]
     return info
-
-
-def _fit(values: list[Any], width: int) -> list[Any]:
-    values = values[:width]
-    return values + [""] * (width - len(values))
 
 
 def _clean(value: str) -> str:
@@ -249,17 +244,3 @@ def scan(
             break
     info.rows = rows
     return rows
-
-
-def chunks(
-    open_file: Callable[[], BinaryIO], info: TableInfo, *, chunk_rows: int, start_after: int = 0
-) -> Iterator[list[tuple[int, list[Any]]]]:
-    """Lists of (row number, values), `chunk_rows` at a time, after the first `start_after` data rows."""
-    batch: list[tuple[int, list[Any]]] = []
-    for block in data_blocks(open_file, info, start_after=start_after):
-        batch.extend(block.numbered())
-        while len(batch) >= chunk_rows:
-            yield batch[:chunk_rows]
-            batch = batch[chunk_rows:]
-    if batch:
-        yield batch

@@ -23,6 +23,12 @@ def strings(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     return values
 
 
+def fit(values: list[Any], width: int) -> list[Any]:
+    """A row cut or padded (empty cells) to `width` cells, as the headers are."""
+    values = values[:width]
+    return values + [""] * (width - len(values))
+
+
 class Block:
     """Rows `numbers` (their numbers in the file) of a table, by `columns` or by `rows`: each is made from the
     other when asked for, once."""
@@ -46,12 +52,6 @@ class Block:
 
     def __len__(self) -> int:
         return len(self.numbers)
-
-    @property
-    def width(self) -> int:
-        if self._columns is not None:
-            return len(self._columns)
-        return max(map(len, self._rows or ()), default=0)
 
     def columns(self, width: int) -> list[Column]:
         """One column per header: cells a row lacks are None (the rows are not cut or padded here)."""
@@ -108,7 +108,7 @@ class Block:
             rows = self._rows
             if all(len(values) == width for values in rows):
                 return self
-            return Block(self.numbers, rows=[(v + [""] * (width - len(v)))[:width] for v in rows])
+            return Block(self.numbers, rows=[fit(values, width) for values in rows])
         columns = self._columns or []
         if len(columns) == width:
             return self

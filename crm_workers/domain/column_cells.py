@@ -20,7 +20,9 @@ import pyarrow.compute as pc
 
 from crm_workers.domain.blocks import strings
 from crm_workers.domain.contact_points import (
+    E164_SHAPE,
     EMAIL_MAX_LENGTH,
+    NATIONAL_SHAPE,
     PLAIN_EMAIL,
     calling_code_rules,
     calling_codes,
@@ -29,8 +31,6 @@ from crm_workers.domain.contact_points import (
 )
 
 _GUARDED = "^'[=+\\-@\t\r]"  # domain/cells.py's FORMULA_STARTS behind the guard's quote
-_E164_BODY = r"^[0-9]+(?:[ .\-][0-9]+)*$"
-_NATIONAL = r"^(?:\([0-9]+\) ?|[0-9]+[ .\-])?[0-9]+(?:[ .\-][0-9]+)*$"
 _ISO_DAY = r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})$"
 _NUMERIC_DAY = r"^(?P<a>[0-9]{1,2})[/.\-](?P<b>[0-9]{1,2})[/.\-](?P<y>[0-9]{4})$"
 _INTEGER = r"^-?[0-9]{1,15}$"  # a float holds 15 digits exactly: parse_number's int(float(text))
@@ -51,6 +51,10 @@ def _re2(pattern: str) -> str:
 
 
 _EMAIL = _re2(PLAIN_EMAIL.pattern)
+_E164 = _re2(E164_SHAPE.pattern)
+_NATIONAL = _re2(NATIONAL_SHAPE.pattern)
+#: phonenumbers' calling codes by their number of digits (1 to 3).
+_CODES_BY_SIZE = {size: sorted(c for c in calling_codes() if len(c) == size) for size in (1, 2, 3)}
 
 
 def texts(cells: list[Any]) -> pa.ChunkedArray | None:
@@ -127,7 +131,7 @@ def phones(text: pa.ChunkedArray, todo: np.ndarray, country: str | None) -> tupl
     todo = todo & ~_mask(pc.greater(pc.utf8_length(text), 40))
     plus = _mask(pc.starts_with(text, "+"))
     body = pc.utf8_slice_codeunits(text, 1)
-    shaped = todo & plus & _mask(pc.match_substring_regex(body, _E164_BODY))
+    shaped = todo & plus & _mask(pc.match_substring_regex(text, _E164))
     digits = pc.if_else(plus, body, text)
     for separator in " .-()":  # contact_points' _SEPARATORS (literal replaces: a regex costs twice theirs)
         digits = pc.replace_substring(digits, separator, "")
@@ -156,10 +160,9 @@ def _international(digits: pa.ChunkedArray) -> np.ndarray:
     then the national number's length and national prefix (contact_points._fast_international)."""
     ok = np.zeros(len(digits), dtype=bool)
     left = ~_mask(pc.starts_with(digits, "0"))
-    codes = sorted(calling_codes())
-    for size in (1, 2, 3):
+    for size, codes in _CODES_BY_SIZE.items():
         prefix = pc.utf8_slice_codeunits(digits, 0, size)
-        here = left & _is_in(prefix, [c for c in codes if len(c) == size])
+        here = left & _is_in(prefix, codes)
         if not here.any():
             continue
         left &= ~here

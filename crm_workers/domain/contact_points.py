@@ -110,8 +110,8 @@ def phone_by_library(raw: str, country: str | None) -> str:
 
 
 # Digits in groups of single spaces, dots or dashes; a national number's first group may sit in parentheses.
-_E164 = re.compile(r"\+([0-9]+(?:[ .\-][0-9]+)*)")
-_NATIONAL = re.compile(r"(?:\([0-9]+\) ?|[0-9]+[ .\-])?([0-9]+(?:[ .\-][0-9]+)*)")
+E164_SHAPE = re.compile(r"\+([0-9]+(?:[ .\-][0-9]+)*)")
+NATIONAL_SHAPE = re.compile(r"(?:\([0-9]+\) ?|[0-9]+[ .\-])?([0-9]+(?:[ .\-][0-9]+)*)")
 _SEPARATORS = str.maketrans("", "", " .-()")
 _MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' bounds on a national number's length
 
@@ -211,7 +211,7 @@ def phone_reader(country: str | None) -> Callable[[str], str | None]:
     if rules is not None:
         code, idd, prefix, code_rules = rules
         lengths, code_prefix = code_rules if code_rules is not None else ((), None)
-    international, national, separators = _E164.fullmatch, _NATIONAL.fullmatch, _SEPARATORS
+    international, national, separators = E164_SHAPE.fullmatch, NATIONAL_SHAPE.fullmatch, _SEPARATORS
 
     def read(text: str) -> str | None:
         if len(text) > 40:

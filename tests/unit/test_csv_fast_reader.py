@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from crm_workers.adapters import csv_fast
 from crm_workers.adapters.limits import MAX_LINE_CHARS, UnreadableFile
-from crm_workers.adapters.tabular import TableInfo, _csv_rows, _fit, _row_blocks, describe, scan
-from crm_workers.domain.blocks import Block
+from crm_workers.adapters.tabular import TableInfo, _csv_rows, _row_blocks, describe, scan
+from crm_workers.domain.blocks import Block, fit
 
 PIECES = [
     "a",
@@ -79,7 +79,7 @@ def _read(reader, text, delimiter, width=3):
     data = text.encode("utf-8")
     try:
         blocks = reader(lambda: io.BytesIO(data), info)
-        return "rows", [(n, _fit(v, width)) for block in blocks for n, v in _numbered(block)]
+        return "rows", [(n, fit(v, width)) for block in blocks for n, v in _numbered(block)]
     except UnreadableFile as exc:
         return "unreadable", exc.code, str(exc)
 

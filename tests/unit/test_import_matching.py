@@ -9,7 +9,7 @@ import pytest
 
 from crm_workers.adapters.encodings import guess_encoding
 from crm_workers.adapters.limits import UnreadableFile
-from crm_workers.adapters.tabular import chunks, describe
+from crm_workers.adapters.tabular import data_blocks, describe
 from crm_workers.domain import synonyms
 from crm_workers.domain.column_fit import column_misfit
 from crm_workers.domain.header_row import find_header_row
@@ -320,7 +320,7 @@ def _table(content: bytes):
         return io.BytesIO(content)
 
     info = describe(open_file, "f.csv")
-    return info, [row for chunk in chunks(open_file, info, chunk_rows=2) for row in chunk]
+    return info, [row for block in data_blocks(open_file, info) for row in block.numbered()]
 
 
 def test_rows_keep_the_numbers_a_spreadsheet_shows_under_a_preamble_and_across_blank_lines():
@@ -336,7 +336,7 @@ def test_rows_keep_the_numbers_a_spreadsheet_shows_under_a_preamble_and_across_b
 def test_a_resumed_read_starts_after_the_rows_done():
     content = b"email\n" + b"".join(b"p%d@x.com\n" % i for i in range(5))
     info = describe(lambda: io.BytesIO(content), "f.csv")
-    rest = [row for chunk in chunks(lambda: io.BytesIO(content), info, chunk_rows=10, start_after=3) for row in chunk]
+    rest = [row for block in data_blocks(lambda: io.BytesIO(content), info, start_after=3) for row in block.numbered()]
     assert rest == [(5, ["p3@x.com"]), (6, ["p4@x.com"])]
 
 
